@@ -1,0 +1,1 @@
+"""agentgraph_nb."""

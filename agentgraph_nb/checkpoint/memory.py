@@ -1,0 +1,75 @@
+"""In-memory checkpoint store: fast, per process, gone when the process ends."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from agentgraph_nb.checkpoint.base import BaseCheckpointer, CheckpointRecord, PendingWrite
+
+__all__ = ["MemoryCheckpointer"]
+
+
+class MemoryCheckpointer(BaseCheckpointer):
+    """Keeps checkpoints in a dict. Values are stored by reference: the engine never mutates a
+    state it has checkpointed, so a snapshot per step costs no copy.
+
+    Example:
+        >>> app = graph.compile(checkpointer=MemoryCheckpointer())  # or checkpointer="memory"
+    """
+
+    snapshot_every = 1
+
+    def __init__(self) -> None:
+        self._threads: dict[str, dict[str, CheckpointRecord]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, record: CheckpointRecord) -> None:
+        with self._lock:
+            self._threads.setdefault(record.thread_id, {})[record.checkpoint_id] = record
+
+    def put_writes(self, thread_id: str, checkpoint_id: str, writes: Sequence[PendingWrite]) -> None:
+        with self._lock:
+            rec = self._threads.get(thread_id, {}).get(checkpoint_id)
+            if rec is None:
+                raise KeyError(f"no checkpoint {checkpoint_id!r} in thread {thread_id!r}")
+            rec.pending_writes = [*rec.pending_writes, *writes]
+
+    def get(self, thread_id: str, checkpoint_id: str | None = None) -> CheckpointRecord | None:
+        with self._lock:
+            recs = self._threads.get(thread_id)
+            if not recs:
+                return None
+            if checkpoint_id is None:
+                return recs[next(reversed(recs))]
+            return recs.get(checkpoint_id)
+
+    def list(
+        self,
+        thread_id: str,
+        *,
+        before: str | None = None,
+        limit: int | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+    ) -> Iterator[CheckpointRecord]:
+        with self._lock:
+            recs = list(self._threads.get(thread_id, {}).values())
+        n = 0
+        for rec in reversed(recs):
+            if before is not None and rec.checkpoint_id >= before:
+                continue
+            if metadata_filter and any(rec.metadata.get(k) != v for k, v in metadata_filter.items()):
+                continue
+            if limit is not None and n >= limit:
+                return
+            n += 1
+            yield rec
+
+    def list_threads(self) -> list[str]:
+        with self._lock:
+            return list(self._threads)
+
+    def delete_thread(self, thread_id: str) -> None:
+        with self._lock:
+            self._threads.pop(thread_id, None)

@@ -1,0 +1,253 @@
+"""Public value types: routing (:class:`Send`, :class:`Command`), :class:`RetryPolicy`,
+:class:`StateSnapshot`, :class:`Interrupt` and the run :class:`Event`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "EVENT_KINDS",
+    "Command",
+    "Event",
+    "EventKind",
+    "Interrupt",
+    "RetryPolicy",
+    "Send",
+    "StateSnapshot",
+    "default_retry_on",
+]
+
+
+class Send:
+    """Run ``node`` once with ``arg`` as its input (instead of the state) in the next superstep.
+
+    Return a list of these from a router for dynamic fan-out (map-reduce); the results merge back
+    through the reducers in the order the ``Send`` objects were emitted.
+
+    Example:
+        >>> def fan_out(state):
+        ...     return [Send("summarize", {"doc": d}) for d in state["docs"]]
+    """
+
+    __slots__ = ("arg", "node")
+
+    def __init__(self, node: str, arg: Any) -> None:
+        self.node = node
+        self.arg = arg
+
+    def __repr__(self) -> str:
+        return f"Send(node={self.node!r}, arg={self.arg!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Send) and other.node == self.node and other.arg == self.arg
+
+    def __hash__(self) -> int:
+        return hash(self.node)
+
+
+@dataclass(frozen=True)
+class Command:
+    """Returned by a node to update the state *and* choose what runs next; passed to
+    ``invoke`` to resume an interrupted thread.
+
+    Attributes:
+        update: a partial state update, as a node would return it.
+        goto: a node name, a :class:`Send`, or a sequence of them, to run next
+            (in addition to the node's static edges).
+        resume: the answer to a pending :func:`~agentgraph_nb.interrupt` (input to ``invoke``),
+            or a mapping of interrupt id to answer when several are pending.
+
+    Example:
+        >>> def review(state):
+        ...     return Command(update={"ok": True}, goto="publish")
+    """
+
+    update: Mapping[str, Any] | None = None
+    goto: str | Send | Sequence[str | Send] = ()
+    resume: Any = None
+
+
+def default_retry_on(exc: BaseException) -> bool:
+    """The default retry rule: retry what looks transient, never a programming error.
+
+    Retried: ``ConnectionError``, ``TimeoutError`` and any exception not listed below.
+    Not retried: ``ValueError``, ``TypeError``, ``LookupError``, ``RuntimeError``,
+    ``ArithmeticError``, ``AttributeError``, ``NameError``, other ``OSError``s, and anything
+    that is not an ``Exception`` (interrupts, cancellation, ``KeyboardInterrupt``).
+    """
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    if not isinstance(exc, Exception) or isinstance(exc, asyncio.CancelledError):
+        return False
+    return not isinstance(
+        exc,
+        (
+            OSError,
+            ValueError,
+            TypeError,
+            LookupError,
+            RuntimeError,
+            ArithmeticError,
+            AttributeError,
+            NameError,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failing node is retried, with exponential backoff.
+
+    The wait before retry ``n`` (0-based) is
+    ``min(initial_interval * backoff_factor ** n, max_interval)``, plus up to half of that again
+    at random when ``jitter`` is on (from the run's seeded random generator).
+
+    Attributes:
+        max_attempts: attempts in all, the first included (1 = never retry).
+        initial_interval: seconds before the first retry.
+        backoff_factor: multiplier per further retry.
+        max_interval: cap on any one wait, in seconds.
+        jitter: add random spread to each wait so many runs do not retry in lockstep.
+        retry_on: an exception type, a tuple of them, or a predicate ``exc -> bool``.
+
+    Example:
+        >>> RetryPolicy(max_attempts=5, initial_interval=0.1, retry_on=ConnectionError)
+        RetryPolicy(max_attempts=5, initial_interval=0.1, ...)
+    """
+
+    max_attempts: int = 3
+    initial_interval: float = 0.5
+    backoff_factor: float = 2.0
+    max_interval: float = 128.0
+    jitter: bool = True
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool] = (
+        default_retry_on
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise ValueError(f"RetryPolicy.max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        for name in ("initial_interval", "max_interval"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or v < 0:
+                raise ValueError(f"RetryPolicy.{name} must be a number >= 0, got {v!r}")
+        if not isinstance(self.backoff_factor, (int, float)) or self.backoff_factor < 1:
+            raise ValueError(f"RetryPolicy.backoff_factor must be >= 1, got {self.backoff_factor!r}")
+
+    def __repr__(self) -> str:
+        return (
+            f"RetryPolicy(max_attempts={self.max_attempts}, initial_interval={self.initial_interval}, ...)"
+        )
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is worth another attempt under this policy."""
+        r = self.retry_on
+        if isinstance(r, type) or isinstance(r, tuple):
+            return isinstance(exc, r)  # type: ignore[arg-type]
+        return bool(r(exc))
+
+    def interval(self, retry_index: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number ``retry_index`` (0-based)."""
+        wait = min(self.initial_interval * self.backoff_factor**retry_index, self.max_interval)
+        if self.jitter and wait > 0:
+            wait += (rng or random).uniform(0, 0.5 * wait)
+        return wait
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """A pending pause: what a node asked the human, and the id to answer it by.
+
+    Attributes:
+        value: the payload passed to :func:`~agentgraph_nb.interrupt` (or, for
+            ``interrupt_before``/``interrupt_after``, a short description).
+        id: stable id; answer several at once with ``Command(resume={id: value})``.
+        node: the node that paused.
+        when: ``"during"`` (``interrupt()`` in the node), ``"before"`` or ``"after"``.
+    """
+
+    value: Any
+    id: str
+    node: str = ""
+    when: Literal["during", "before", "after"] = "during"
+
+
+@dataclass(frozen=True)
+class StateSnapshot:
+    """The state of a thread at one checkpoint.
+
+    Attributes:
+        values: the state values.
+        next: names of the nodes that run next (empty when the run is done).
+        step: the superstep that produced this checkpoint (0 = the input).
+        checkpoint_id: this checkpoint's id (pass it to ``invoke``/``update_state`` to fork).
+        parent_id: the checkpoint before it, or None for the first.
+        created_at: ISO-8601 wall-clock time of creation (UTC).
+        writes: the updates merged at this step, as ``{node: update}`` (lists of updates
+            for nodes that ran several times, e.g. through ``Send``).
+        interrupts: pending interrupts, if the thread is paused.
+        thread_id: the thread.
+        metadata: source (``input``, ``loop``, ``update``, ``fork``), run id, and so on.
+    """
+
+    values: dict[str, Any]
+    next: tuple[str, ...]
+    step: int
+    checkpoint_id: str | None
+    parent_id: str | None
+    created_at: str | None
+    writes: dict[str, Any]
+    interrupts: tuple[Interrupt, ...]
+    thread_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+EventKind = Literal[
+    "run_start",
+    "step_start",
+    "node_start",
+    "node_end",
+    "node_error",
+    "node_retry",
+    "state_update",
+    "checkpoint",
+    "interrupt",
+    "run_end",
+]
+EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened during a run. Listeners and ``stream(mode="events")`` get these.
+
+    Attributes:
+        kind: what happened (see ``EVENT_KINDS``).
+        run_id: the run (one ``invoke``/``stream`` call).
+        thread_id: the thread, or None for a run without one.
+        step: the superstep (0 = the input).
+        node: the node, for node events; "" otherwise.
+        ts: ``time.perf_counter()`` when it happened (monotonic, seconds).
+        duration: seconds, for ``node_end``/``node_error``/``node_retry``/``run_end``; else 0.
+        attempt: the attempt number (1-based), for node events.
+        task_id: identifies one execution of a node within a step.
+        data: the update (``node_end``/``state_update``), the error (``node_error``,
+            ``node_retry``), the checkpoint id (``checkpoint``), interrupts (``interrupt``),
+            the node's input (``node_start``) or the final values (``run_end``).
+    """
+
+    kind: str
+    run_id: str
+    thread_id: str | None
+    step: int
+    node: str = ""
+    ts: float = 0.0
+    duration: float = 0.0
+    attempt: int = 0
+    task_id: str = ""
+    data: Any = None
