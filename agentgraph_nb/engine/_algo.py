@@ -1,0 +1,190 @@
+"""Pure, deterministic pieces of a superstep: normalising node results, merging writes through
+the reducers in a fixed order, and working out which tasks run next."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from agentgraph_nb.constants import END
+from agentgraph_nb.errors import InvalidUpdateError, did_you_mean
+from agentgraph_nb.types import Command, Send
+
+if TYPE_CHECKING:
+    from agentgraph_nb.engine._plan import Plan, PNode
+    from agentgraph_nb.state._schema import StateSchema
+
+__all__ = ["NOARG", "apply_writes", "normalize_result", "resolve_targets"]
+
+
+class _NoArg:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOARG"
+
+
+NOARG: Any = _NoArg()
+"""Marks a task that reads the state (as opposed to a ``Send`` task with its own input)."""
+
+
+def normalize_result(node: str, out: Any) -> tuple[dict[str, Any] | None, Any]:
+    """Split what a node returned into (update, goto). ``goto`` is ``()`` when there is none."""
+    if out is None:
+        return None, ()
+    if type(out) is dict:
+        return out, ()
+    if isinstance(out, Command):
+        upd = out.update
+        if upd is not None and not isinstance(upd, dict):
+            upd = dict(upd)
+        return upd, out.goto
+    if isinstance(out, dict):
+        return dict(out), ()
+    raise InvalidUpdateError(
+        f"node {node!r} returned {type(out).__name__} {_short(out)}: a node must return a dict of state "
+        "updates, None, or Command(update=..., goto=...)",
+        node=node,
+    )
+
+
+def _short(v: Any, n: int = 60) -> str:
+    r = repr(v)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
+def apply_writes(
+    schema: StateSchema, values: dict[str, Any], writes: Sequence[tuple[str, Any]], *, check: bool = True
+) -> dict[str, Any]:
+    """Return new values: ``values`` with each ``(node, update)`` merged in order.
+
+    Keys with a reducer are folded through it; plain keys take the written value, and two
+    writes to one plain key in the same call raise :class:`InvalidUpdateError` naming both
+    writers. ``values`` itself is never modified.
+    """
+    new = dict(values)
+    reducers = schema.reducers
+    open_keys = schema.kind == "dict"
+    writers: dict[str, str] | None = None
+    for name, upd in writes:
+        if not upd:
+            continue
+        if not isinstance(upd, dict):
+            raise InvalidUpdateError(
+                f"node {name!r} wrote {type(upd).__name__} {_short(upd)}: an update must be a dict", node=name
+            )
+        for k, v in upd.items():
+            try:
+                r = reducers[k]
+            except KeyError:
+                if open_keys:
+                    r = None
+                else:
+                    raise InvalidUpdateError(
+                        f"node {name!r} wrote unknown state key {k!r}.{did_you_mean(k, schema.keys)} "
+                        f"State {schema.name} has keys: {', '.join(schema.keys)}",
+                        node=name,
+                        key=k,
+                    ) from None
+            except TypeError:
+                raise InvalidUpdateError(
+                    f"node {name!r} wrote a non-string key {k!r}; state keys are strings", node=name
+                ) from None
+            if r is None:
+                if check:
+                    if writers is None:
+                        writers = {}
+                    prev = writers.get(k)
+                    if prev is not None:
+                        who = f"node {prev!r} (twice)" if prev == name else f"nodes {prev!r} and {name!r}"
+                        raise InvalidUpdateError(
+                            f"{who} both wrote state key {k!r} in the same superstep, and {k!r} has no "
+                            f"reducer to merge them. Declare it as Annotated[T, reducer] (e.g. operator.add "
+                            "for lists) or let only one branch write it.",
+                            node=prev,
+                            key=k,
+                        )
+                    writers[k] = name
+                new[k] = v
+            elif k in new:
+                try:
+                    new[k] = r(new[k], v)
+                except Exception as exc:
+                    raise InvalidUpdateError(
+                        f"node {name!r}: the reducer of key {k!r} ({schema.reducer_names[k]}) failed on "
+                        f"{_short(v)}: {exc}",
+                        node=name,
+                        key=k,
+                    ) from exc
+            else:
+                new[k] = v
+    return new
+
+
+def resolve_targets(
+    plan: Plan,
+    source: str,
+    out: Any,
+    *,
+    declared: frozenset[str] | None,
+    path_map: dict[Hashable, str] | None,
+    what: str,
+    plain: set[int],
+    sends: list[tuple[PNode, Any]],
+) -> None:
+    """Add what a router (or ``Command.goto``) returned to the next step's tasks.
+
+    ``out`` may be a name, a Send, or a list of them; names may go through ``path_map``.
+    Raises :class:`InvalidUpdateError` for undeclared or unknown targets.
+    """
+    if isinstance(out, (str, Send)) or (path_map is not None and not isinstance(out, (list, tuple))):
+        items: Sequence[Any] = (out,)
+    elif isinstance(out, (list, tuple)):
+        items = out
+    elif out is None:
+        raise InvalidUpdateError(f"{what} returned None; return a node name, a list of names, Send(...) or END", node=source)
+    else:
+        raise InvalidUpdateError(
+            f"{what} returned {type(out).__name__} {_short(out)}; expected a node name, a list of names, Send(...) or END",
+            node=source,
+        )
+    by_name = plan.by_name
+    for item in items:
+        if isinstance(item, Send):
+            target = plan.by_name.get(item.node)
+            if target is None:
+                raise InvalidUpdateError(
+                    f"{what} sent to unknown node {item.node!r}.{did_you_mean(item.node, by_name)}", node=source
+                )
+            sends.append((target, item.arg))
+            continue
+        name = item
+        if path_map is not None:
+            try:
+                name = path_map[item]
+            except (KeyError, TypeError):
+                raise InvalidUpdateError(
+                    f"{what} returned {item!r}, which is not one of its declared routes "
+                    f"{list(path_map)!r}.{did_you_mean(str(item), [str(k) for k in path_map])}",
+                    node=source,
+                ) from None
+        if name == END:
+            continue
+        if declared is not None and name not in declared:
+            raise InvalidUpdateError(
+                f"{what} returned {name!r}, which is not one of its declared targets "
+                f"{sorted(declared)!r}.{did_you_mean(str(name), declared)}",
+                node=source,
+            )
+        target = by_name.get(name) if isinstance(name, str) else None
+        if target is None:
+            raise InvalidUpdateError(
+                f"{what} returned unknown node {name!r}.{did_you_mean(str(name), by_name)}", node=source
+            )
+        plain.add(target.index)
+
+
+def pick_weighted(names: tuple[str, ...], cum: list[float], r: float) -> str:
+    """The name whose cumulative-weight slot contains ``r`` (``0 <= r < total``)."""
+    return names[bisect.bisect_right(cum, r)]

@@ -1,0 +1,709 @@
+"""One run of a compiled graph: the superstep loop.
+
+The loop is a single async generator, :func:`run_loop`. It yields only what a stream asked for.
+Sync graphs are driven without an event loop at all (the generator never suspends: sync nodes
+run inline, parallel ones on a thread pool, retries sleep with ``time.sleep``), so a plain
+``invoke()`` pays no asyncio cost and works inside a running notebook loop; graphs with async
+nodes are driven on an event loop by the runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import hashlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from agentgraph_nb.checkpoint.base import CheckpointRecord, PendingWrite, new_checkpoint_id
+from agentgraph_nb.constants import END
+from agentgraph_nb.engine._algo import NOARG, apply_writes, normalize_result, pick_weighted, resolve_targets
+from agentgraph_nb.errors import (
+    GraphInterrupt,
+    GraphRecursionError,
+    InvalidUpdateError,
+    NodeError,
+    NodeTimeoutError,
+)
+from agentgraph_nb.types import Event, Interrupt
+
+if TYPE_CHECKING:
+    from agentgraph_nb.checkpoint.base import BaseCheckpointer
+    from agentgraph_nb.engine._plan import Plan, PNode
+
+__all__ = ["INTERRUPT_KEY", "Run", "interrupt", "run_loop"]
+
+logger = logging.getLogger("agentgraph_nb")
+
+INTERRUPT_KEY = "__interrupt__"
+_IW = "__interrupt__"  # pending-write node name for recorded interrupts
+_RW = "__resume__"  # pending-write node name for resume answers
+
+_current: contextvars.ContextVar[_Scratch | None] = contextvars.ContextVar("agentgraph_nb_task", default=None)
+
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _thread_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="agentgraph_nb")
+    return _pool
+
+
+class _Scratch:
+    """Per-execution context a node's ``interrupt()`` calls read."""
+
+    __slots__ = ("counter", "index", "node", "run")
+
+    def __init__(self, run: Run, node: str, index: int) -> None:
+        self.run = run
+        self.node = node
+        self.index = index
+        self.counter = 0
+
+
+def interrupt(value: Any) -> Any:
+    """Pause the running node and ask a human: ``answer = interrupt({"question": ...})``.
+
+    The first time, the run stops and ``invoke`` returns the state with an ``"__interrupt__"``
+    entry (``get_state(...).interrupts`` lists it). Resume with
+    ``invoke(Command(resume=answer), thread_id=...)``: the node runs again from its first line and
+    this call returns ``answer``. Several ``interrupt()`` calls in one node are answered in order.
+
+    Raises:
+        RuntimeError: when called outside a running node.
+    """
+    scratch = _current.get()
+    if scratch is None:
+        raise RuntimeError("interrupt() can only be called inside a node while a graph runs")
+    n = scratch.counter
+    scratch.counter += 1
+    run = scratch.run
+    iid = run.interrupt_id(scratch.index, n)
+    answers = run.resume_values.get(iid, _MISSING)
+    if answers is not _MISSING:
+        return answers
+    raise GraphInterrupt((Interrupt(value, iid, scratch.node, "during"),))
+
+
+_MISSING: Any = object()
+
+
+class _Failure(Exception):
+    """Internal: carries a task failure out of the step with its task index."""
+
+    def __init__(self, index: int, exc: BaseException) -> None:
+        super().__init__(index, exc)
+        self.index = index
+        self.exc = exc
+
+
+class Run:
+    """The mutable state of one run. Built by the compiled graph, consumed by :func:`run_loop`."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        run_id: str,
+        thread_id: str | None,
+        store: BaseCheckpointer | None,
+        durability: str,
+        listeners: list[Callable[[Event], Any]],
+        modes: frozenset[str],
+        seed: int | None,
+        sync: bool,
+        recursion_limit: int,
+        interrupt_before: frozenset[str],
+        interrupt_after: frozenset[str],
+        metrics: bool,
+        run_stats: Any,
+    ) -> None:
+        self.plan = plan
+        self.schema = plan.schema
+        self.run_id = run_id
+        self.thread_id = thread_id
+        self.store = store
+        self.durability = durability
+        self.listeners = listeners
+        self.emit: Callable[..., None] | None = self._emit if (listeners or "events" in modes) else None
+        self.modes = modes
+        self.stream_updates = "updates" in modes
+        self.stream_values = "values" in modes
+        self.stream_events = "events" in modes
+        self.out: list[tuple[str, Any]] = []  # stream items waiting to be yielded
+        self.seed = seed if seed is not None else random.randrange(2**63)
+        self.rng = random.Random(self.seed)
+        self.sync = sync
+        self.recursion_limit = recursion_limit
+        self.interrupt_before = interrupt_before
+        self.interrupt_after = interrupt_after
+        self.metrics = metrics
+        self.run_stats = run_stats
+        self.debug_log = logger.isEnabledFor(logging.DEBUG)
+        # position
+        self.values: dict[str, Any] = {}
+        self.tasks: list[tuple[PNode, Any]] = []
+        self.barriers: dict[str, frozenset[str]] = {}
+        self.step = 0
+        self.checkpoint_id: str | None = None
+        self.since_snapshot = 0
+        self.pending: dict[int, tuple[Any, Any]] = {}  # task index -> (update, goto) already done
+        self.resume_values: dict[str, Any] = {}
+        self.skip_before = False
+        self.buffer: list[CheckpointRecord] = []  # durability="exit"
+        self.interrupts: tuple[Interrupt, ...] = ()
+        self.last_step_writes: list[tuple[str, Any]] = []
+        self.t0 = time.perf_counter()
+        self.start_input: dict[str, Any] | None = None  # set: route from START and save the input first
+
+    # -- events -----------------------------------------------------------------------------------
+    def _emit(self, kind: str, step: int, node: str = "", duration: float = 0.0, attempt: int = 0,
+              task_id: str = "", data: Any = None) -> None:
+        ev = Event(kind, self.run_id, self.thread_id, step, node, time.perf_counter(), duration, attempt, task_id, data)
+        if self.stream_events:
+            self.out.append(("events", ev))
+        for cb in self.listeners:
+            try:
+                cb(ev)
+            except Exception:  # a broken listener must not break the run
+                logger.exception("agentgraph_nb listener %r failed on %s", cb, kind)
+
+    def _log_extra(self, step: int, node: str = "") -> dict[str, Any]:
+        return {"run_id": self.run_id, "thread_id": self.thread_id, "step": step, "node": node}
+
+    def interrupt_id(self, index: int, n: int) -> str:
+        raw = f"{self.thread_id}|{self.checkpoint_id}|{index}|{n}"
+        return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def save(self, writes: list[tuple[str, Any]], source: str, extra: dict[str, Any] | None = None) -> None:
+        """Record a checkpoint of the current position (no-op without a store)."""
+        store = self.store
+        if store is None:
+            return
+        snap = self.checkpoint_id is None or self.since_snapshot + 1 >= store.snapshot_every
+        self.since_snapshot = 0 if snap else self.since_snapshot + 1
+        cid = new_checkpoint_id()
+        meta = {"source": source, "run_id": self.run_id}
+        if extra:
+            meta.update(extra)
+        rec = CheckpointRecord(
+            thread_id=self.thread_id,  # type: ignore[arg-type]
+            checkpoint_id=cid,
+            parent_id=self.checkpoint_id,
+            step=self.step,
+            created_at=datetime.now(timezone.utc).isoformat(),
+            writes=[[n, u] for n, u in writes],
+            values=self.values if snap else None,
+            next=[[t[0].name] if t[1] is NOARG else [t[0].name, t[1]] for t in self.tasks],
+            barriers={k: sorted(v) for k, v in self.barriers.items()},
+            metadata=meta,
+        )
+        d = self.durability
+        if d == "sync":
+            store.put(rec)
+        elif d == "async":
+            store.put_nowait(rec)
+        else:
+            self.buffer.append(rec)
+        self.checkpoint_id = cid
+        if self.emit is not None:
+            self.emit("checkpoint", self.step, data=cid)
+
+    def flush(self) -> None:
+        store = self.store
+        if store is None:
+            return
+        if self.buffer:
+            store.put_many(self.buffer)
+            self.buffer = []
+        if self.durability == "async":
+            store.flush()
+
+    def save_pending(self, writes: list[PendingWrite]) -> None:
+        if self.store is None or self.checkpoint_id is None or not writes:
+            return
+        self.flush()
+        self.store.put_writes(self.thread_id, self.checkpoint_id, writes)  # type: ignore[arg-type]
+
+
+# -- executing one task ---------------------------------------------------------------------------
+def _error_for(run: Run, node: PNode, step: int, attempt: int, exc: BaseException) -> NodeError:
+    if isinstance(exc, NodeTimeoutError):
+        return exc
+    if isinstance(exc, InvalidUpdateError):
+        return NodeError(f"node {node.name!r} failed at step {step}: {exc}", node=node.name, step=step, attempt=attempt)
+    return NodeError(
+        f"node {node.name!r} failed at step {step} (attempt {attempt}): {type(exc).__name__}: {exc}",
+        node=node.name, step=step, attempt=attempt,
+    )
+
+
+def _on_retry(run: Run, node: PNode, step: int, attempt: int, exc: BaseException, index: int) -> float:
+    delay = node.retry.interval(attempt - 1, run.rng)  # type: ignore[union-attr]
+    node.stats.retries += 1
+    logger.warning(
+        "node %r failed (attempt %d, %s: %s); retrying in %.3gs", node.name, attempt, type(exc).__name__, exc, delay,
+        extra=run._log_extra(step, node.name),
+    )
+    if run.emit is not None:
+        run.emit("node_retry", step, node.name, 0.0, attempt, f"{step}:{index}", exc)
+    return delay
+
+
+def _timeout_error(node: PNode, step: int, attempt: int) -> NodeTimeoutError:
+    return NodeTimeoutError(
+        f"node {node.name!r} timed out after {node.timeout:g}s at step {step} (attempt {attempt})",
+        node=node.name, step=step, attempt=attempt,
+    )
+
+
+def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str, Any], step: int) -> tuple[Any, Any]:
+    """Run a sync node in this thread (timeouts via a worker thread), with retries."""
+    inp = run.schema.make_input(values) if arg is NOARG else arg
+    fn = node.fn
+    retry = node.retry
+    emit = run.emit
+    attempt = 1
+    while True:
+        scratch = _Scratch(run, node.name, index)
+        if emit is not None:
+            emit("node_start", step, node.name, 0.0, attempt, f"{step}:{index}", inp)
+        t = time.perf_counter()
+        token = _current.set(scratch)
+        try:
+            if node.timeout is None:
+                out = fn(inp)  # type: ignore[misc]
+            else:
+                ctx = contextvars.copy_context()
+                fut = _thread_pool().submit(ctx.run, fn, inp)  # type: ignore[arg-type]
+                try:
+                    out = fut.result(node.timeout)
+                except concurrent.futures.TimeoutError:
+                    node.stats.timeouts += 1
+                    raise _timeout_error(node, step, attempt) from None
+            res = normalize_result(node.name, out)
+        except GraphInterrupt:
+            raise
+        except Exception as exc:
+            dt = time.perf_counter() - t
+            if retry is not None and attempt < retry.max_attempts and retry.should_retry(exc):
+                time.sleep(_on_retry(run, node, step, attempt, exc, index))
+                attempt += 1
+                continue
+            _record_failure(run, node, step, attempt, dt, index, exc)
+            raise _error_for(run, node, step, attempt, exc) from exc
+        finally:
+            _current.reset(token)
+        dt = time.perf_counter() - t
+        st = node.stats
+        st.count += 1
+        st.total += dt
+        st.latencies.append(dt)
+        if emit is not None:
+            emit("node_end", step, node.name, dt, attempt, f"{step}:{index}", res[0])
+        if run.debug_log:
+            logger.debug("node %r done in %.6fs", node.name, dt, extra=run._log_extra(step, node.name))
+        return res
+
+
+def _record_failure(run: Run, node: PNode, step: int, attempt: int, dt: float, index: int, exc: BaseException) -> None:
+    node.stats.errors += 1
+    node.stats.count += 1
+    logger.error(
+        "node %r failed at step %d after %d attempt(s): %s: %s", node.name, step, attempt, type(exc).__name__, exc,
+        extra=run._log_extra(step, node.name),
+    )
+    if run.emit is not None:
+        run.emit("node_error", step, node.name, dt, attempt, f"{step}:{index}", exc)
+
+
+async def run_async_task(
+    run: Run, node: PNode, arg: Any, index: int, values: dict[str, Any], step: int
+) -> tuple[Any, Any]:
+    """Run any node on the event loop: async nodes awaited, sync ones inline or (with a
+    timeout) on a worker thread. Retries with ``asyncio.sleep``."""
+    inp = run.schema.make_input(values) if arg is NOARG else arg
+    fn = node.fn
+    retry = node.retry
+    emit = run.emit
+    attempt = 1
+    while True:
+        scratch = _Scratch(run, node.name, index)
+        if emit is not None:
+            emit("node_start", step, node.name, 0.0, attempt, f"{step}:{index}", inp)
+        t = time.perf_counter()
+        token = _current.set(scratch)
+        try:
+            if node.is_async:
+                if node.timeout is None:
+                    out = await fn(inp)  # type: ignore[misc]
+                else:
+                    try:
+                        out = await asyncio.wait_for(fn(inp), node.timeout)  # type: ignore[misc]
+                    except asyncio.TimeoutError:
+                        node.stats.timeouts += 1
+                        raise _timeout_error(node, step, attempt) from None
+            elif node.timeout is None:
+                out = fn(inp)  # type: ignore[misc]
+                if asyncio.iscoroutine(out):  # a proxy that now points at an async function
+                    out = await out
+            else:
+                ctx = contextvars.copy_context()
+                loop = asyncio.get_running_loop()
+                fut = loop.run_in_executor(_thread_pool(), ctx.run, fn, inp)
+                try:
+                    out = await asyncio.wait_for(fut, node.timeout)
+                except asyncio.TimeoutError:
+                    node.stats.timeouts += 1
+                    raise _timeout_error(node, step, attempt) from None
+            res = normalize_result(node.name, out)
+        except GraphInterrupt:
+            raise
+        except Exception as exc:
+            dt = time.perf_counter() - t
+            if retry is not None and attempt < retry.max_attempts and retry.should_retry(exc):
+                await asyncio.sleep(_on_retry(run, node, step, attempt, exc, index))
+                attempt += 1
+                continue
+            _record_failure(run, node, step, attempt, dt, index, exc)
+            raise _error_for(run, node, step, attempt, exc) from exc
+        finally:
+            _current.reset(token)
+        dt = time.perf_counter() - t
+        st = node.stats
+        st.count += 1
+        st.total += dt
+        st.latencies.append(dt)
+        if emit is not None:
+            emit("node_end", step, node.name, dt, attempt, f"{step}:{index}", res[0])
+        if run.debug_log:
+            logger.debug("node %r done in %.6fs", node.name, dt, extra=run._log_extra(step, node.name))
+        return res
+
+
+# -- routing ----------------------------------------------------------------------------------------
+def _route(run: Run, node: PNode, view: dict[str, Any], goto: Any, plain: set[int], sends: list[Any],
+           barriers: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    """Add the tasks ``node``'s completion triggers; return the (possibly copied) barriers."""
+    if node.branches:
+        inp = run.schema.make_input(view)
+        for b in node.branches:
+            _resolve_branch(run, node, b, b.router(inp), plain, sends)
+    return _route_rest(run, node, goto, plain, sends, barriers)
+
+
+async def _route_async(run: Run, node: PNode, view: dict[str, Any], goto: Any, plain: set[int], sends: list[Any],
+                       barriers: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    if node.branches:
+        inp = run.schema.make_input(view)
+        for b in node.branches:
+            out = b.router(inp)
+            if asyncio.iscoroutine(out):
+                out = await out
+            _resolve_branch(run, node, b, out, plain, sends)
+    return _route_rest(run, node, goto, plain, sends, barriers)
+
+
+def _resolve_branch(run: Run, node: PNode, b: Any, out: Any, plain: set[int], sends: list[Any]) -> None:
+    if asyncio.iscoroutine(out):
+        out.close()
+        raise TypeError(f"router {b.name!r} is async; it can only run under ainvoke/astream or an event loop")
+    resolve_targets(run.plan, node.name, out, declared=b.declared, path_map=b.path_map,
+                    what=f"router {b.name!r} of node {node.name!r}", plain=plain, sends=sends)
+
+
+def _route_rest(run: Run, node: PNode, goto: Any, plain: set[int], sends: list[Any],
+                barriers: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    """Static edges, joins, weighted edges and Command.goto of a finished node."""
+    plain.update(node.succ)
+    for j in node.joins:
+        seen = barriers.get(j.key, frozenset()) | {node.name}
+        if barriers is run.barriers:
+            barriers = dict(barriers)
+        if seen >= j.sources:
+            barriers.pop(j.key, None)
+            if j.target >= 0:
+                plain.add(j.target)
+        else:
+            barriers[j.key] = seen
+    for names, cum, total in node.weighted:
+        name = pick_weighted(names, cum, run.rng.random() * total)
+        if name != END:
+            plain.add(run.plan.by_name[name].index)
+    if goto:
+        resolve_targets(run.plan, node.name, goto, declared=None, path_map=None,
+                        what=f"Command(goto=...) of node {node.name!r}", plain=plain, sends=sends)
+    return barriers
+
+
+# -- the loop -------------------------------------------------------------------------------------
+async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
+    """Run supersteps until no task is left, yielding stream items ``(mode, payload)``.
+
+    On return ``run.values`` holds the final state and ``run.interrupts`` any pending interrupts.
+    """
+    plan = run.plan
+    schema = run.schema
+    nodes = plan.nodes
+    emit = run.emit
+    sync = run.sync
+    limit_step = run.step + run.recursion_limit
+    out = run.out
+    if run.start_input is not None:
+        plain: set[int] = set()
+        sends: list[Any] = []
+        try:
+            if sync:
+                run.barriers = _route(run, plan.start, run.values, (), plain, sends, run.barriers)
+            else:
+                run.barriers = await _route_async(run, plan.start, run.values, (), plain, sends, run.barriers)
+        except InvalidUpdateError:
+            raise
+        except Exception as exc:
+            raise InvalidUpdateError(f"routing from START failed: {type(exc).__name__}: {exc}", node="__start__") from exc
+        run.tasks = [nodes[i].task for i in sorted(plain)] + sends
+        if run.store is not None:
+            run.save([("__input__", run.start_input)], "input")
+        run.start_input = None
+    if run.stream_values:
+        out.append(("values", run.values))
+    if out:
+        for item in out:
+            yield item
+        out.clear()
+    while run.tasks:
+        tasks = run.tasks
+        values = run.values
+        step = run.step + 1
+        if step > limit_step:
+            raise GraphRecursionError(
+                f"graph {plan.name!r} reached the recursion limit of {run.recursion_limit} supersteps "
+                f"without finishing (next: {', '.join(t[0].name for t in tasks)}). If the loop is intended, "
+                "pass a larger recursion_limit=...; otherwise check the routing that keeps it going."
+            )
+        # interrupt_before
+        if run.interrupt_before and not run.skip_before:
+            hit = [i for i, t in enumerate(tasks) if t[0].name in run.interrupt_before or "*" in run.interrupt_before]
+            if hit:
+                intr = tuple(
+                    Interrupt({"reason": "interrupt_before", "node": tasks[i][0].name}, run.interrupt_id(i, -1),
+                              tasks[i][0].name, "before")
+                    for i in hit
+                )
+                _stop_for_interrupts(run, intr, [])
+                return
+        run.skip_before = False
+        if emit is not None:
+            emit("step_start", step, data=[t[0].name for t in tasks])
+        n = len(tasks)
+        pending = run.pending
+        if n == 1 and not pending:
+            node, arg = tasks[0]
+            try:
+                if sync:
+                    res = run_sync_task(run, node, arg, 0, values, step)
+                else:
+                    res = await run_async_task(run, node, arg, 0, values, step)
+            except GraphInterrupt as gi:
+                _stop_for_interrupts(run, gi.interrupts, [])
+                return
+            results: list[Any] = [res]
+            if run.stream_updates:
+                out.append(("updates", {node.name: res[0]}))
+        else:
+            results = [None] * n
+            for i, done in pending.items():
+                results[i] = done
+            todo = [i for i in range(n) if results[i] is None]
+            errors: list[_Failure] = []
+            intrs: list[Interrupt] = []
+            if sync:
+                _run_parallel_sync(run, tasks, todo, values, step, results, errors, intrs)
+            else:
+                await _run_parallel_async(run, tasks, todo, values, step, results, errors, intrs)
+            if errors or intrs:
+                saved = [
+                    PendingWrite(i, tasks[i][0].name, results[i][0], _goto_list(results[i][1]))
+                    for i in todo
+                    if results[i] is not None
+                ]
+                if errors:
+                    run.save_pending(saved)
+                    raise errors[0].exc from errors[0].exc.__cause__
+                _stop_for_interrupts(run, tuple(intrs), saved)
+                return
+        # merge in the fixed order, then route
+        writes = [(t[0].name, r[0]) for t, r in zip(tasks, results)]
+        try:
+            if n == 1:
+                upd = writes[0][1]
+                new_values = values if not upd else apply_writes(schema, values, writes, check=False)
+            else:
+                new_values = apply_writes(schema, values, writes)
+        except InvalidUpdateError as exc:
+            node_name = exc.node or tasks[0][0].name
+            raise NodeError(
+                f"node {node_name!r} failed at step {step}: {exc}", node=node_name, step=step, attempt=1
+            ) from exc
+        barriers = run.barriers
+        if n == 1 and tasks[0][0].simple and not results[0][1]:
+            next_tasks = tasks[0][0].static_next
+        else:
+            plain: set[int] = set()
+            sends: list[Any] = []
+            for i, (t, r) in enumerate(zip(tasks, results)):
+                node = t[0]
+                if node.simple and not r[1]:
+                    plain.update(node.succ)
+                    continue
+                view = new_values if n == 1 else (
+                    apply_writes(schema, values, [writes[i]], check=False) if node.branches else values
+                )
+                try:
+                    if sync:
+                        barriers = _route(run, node, view, r[1], plain, sends, barriers)
+                    else:
+                        barriers = await _route_async(run, node, view, r[1], plain, sends, barriers)
+                except Exception as exc:
+                    saved = [
+                        PendingWrite(k, tasks[k][0].name, results[k][0], _goto_list(results[k][1]))
+                        for k in range(n) if k != i
+                    ]
+                    run.save_pending(saved)
+                    raise NodeError(
+                        f"node {node.name!r} failed at step {step}: routing after it failed: {type(exc).__name__}: {exc}",
+                        node=node.name, step=step, attempt=1,
+                    ) from exc
+            next_tasks = [nodes[k].task for k in sorted(plain)] + sends
+        # commit
+        run.values = new_values
+        run.tasks = next_tasks
+        run.barriers = barriers
+        run.step = step
+        run.pending = {}
+        run.resume_values = {}
+        run.last_step_writes = writes
+        if emit is not None:
+            emit("state_update", step, data=dict(writes) if n > 1 else {writes[0][0]: writes[0][1]})
+        if run.store is not None:
+            run.save(writes, "loop")
+        if run.stream_values:
+            out.append(("values", new_values))
+        if out:
+            for item in out:
+                yield item
+            out.clear()
+        # interrupt_after
+        if run.interrupt_after:
+            hit_names = [t[0].name for t in tasks if t[0].name in run.interrupt_after or "*" in run.interrupt_after]
+            if hit_names:
+                intr = tuple(
+                    Interrupt({"reason": "interrupt_after", "node": name}, run.interrupt_id(-1 - k, -1), name, "after")
+                    for k, name in enumerate(dict.fromkeys(hit_names))
+                )
+                if run.tasks:
+                    _stop_for_interrupts(run, intr, [])
+                    return
+
+
+def _goto_list(goto: Any) -> list[Any]:
+    from agentgraph_nb.types import Send
+
+    if not goto:
+        return []
+    items = (goto,) if isinstance(goto, (str, Send)) else goto
+    return [[g.node, g.arg] if isinstance(g, Send) else [g] for g in items]
+
+
+def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: list[PendingWrite]) -> None:
+    run.interrupts = intrs
+    writes = list(saved)
+    for it in intrs:
+        idx = next((i for i, t in enumerate(run.tasks) if t[0].name == it.node), -1)
+        writes.append(PendingWrite(idx, _IW, {"value": it.value, "id": it.id, "node": it.node, "when": it.when}, []))
+    run.save_pending(writes)
+    if run.emit is not None:
+        run.emit("interrupt", run.step, intrs[0].node if intrs else "", data=intrs)
+    logger.info("run paused by %d interrupt(s) at step %d", len(intrs), run.step, extra=run._log_extra(run.step))
+
+
+def _run_parallel_sync(run: Run, tasks: list[Any], todo: list[int], values: dict[str, Any], step: int,
+                       results: list[Any], errors: list[_Failure], intrs: list[Interrupt]) -> None:
+    pool = _thread_pool()
+    futs = {}
+    for i in todo:
+        node, arg = tasks[i]
+        ctx = contextvars.copy_context()
+        futs[pool.submit(ctx.run, run_sync_task, run, node, arg, i, values, step)] = i
+    # sync work cannot be cancelled: wait for all, in completion order for the stream
+    for fut in concurrent.futures.as_completed(futs):
+        i = futs[fut]
+        try:
+            res = fut.result()
+        except GraphInterrupt as gi:
+            intrs.extend(gi.interrupts)
+            continue
+        except BaseException as exc:
+            errors.append(_Failure(i, exc))
+            continue
+        results[i] = res
+        if run.stream_updates:
+            run.out.append(("updates", {tasks[i][0].name: res[0]}))
+    errors.sort(key=lambda f: f.index)
+
+
+async def _run_parallel_async(run: Run, tasks: list[Any], todo: list[int], values: dict[str, Any], step: int,
+                              results: list[Any], errors: list[_Failure], intrs: list[Interrupt]) -> None:
+    loop = asyncio.get_running_loop()
+    pool = _thread_pool()
+    futs: dict[asyncio.Future[Any], int] = {}
+    for i in todo:
+        node, arg = tasks[i]
+        if node.is_async or not node.inline:
+            f = asyncio.ensure_future(run_async_task(run, node, arg, i, values, step))
+        else:
+            ctx = contextvars.copy_context()
+            f = loop.run_in_executor(pool, ctx.run, run_sync_task, run, node, arg, i, values, step)
+        futs[f] = i
+    pending_f = set(futs)
+    try:
+        while pending_f:
+            done, pending_f = await asyncio.wait(pending_f, return_when=asyncio.FIRST_COMPLETED)
+            for f in done:
+                i = futs[f]
+                if f.cancelled():
+                    continue
+                exc = f.exception()
+                if exc is None:
+                    results[i] = f.result()
+                    if run.stream_updates:
+                        run.out.append(("updates", {tasks[i][0].name: results[i][0]}))
+                elif isinstance(exc, GraphInterrupt):
+                    intrs.extend(exc.interrupts)
+                else:
+                    errors.append(_Failure(i, exc))
+            if errors and pending_f:
+                # cancel async siblings; threads cannot be cancelled, so wait for them and keep their writes
+                for f in pending_f:
+                    if isinstance(f, asyncio.Task):
+                        f.cancel()
+                await asyncio.wait(pending_f)
+                for f in pending_f:
+                    i = futs[f]
+                    if not f.cancelled() and f.exception() is None:
+                        results[i] = f.result()
+                pending_f = set()
+    except BaseException:
+        for f in pending_f:
+            if isinstance(f, asyncio.Task):
+                f.cancel()
+        raise
+    errors.sort(key=lambda fl: fl.index)

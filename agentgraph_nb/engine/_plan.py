@@ -1,0 +1,143 @@
+"""The immutable plan a graph compiles to: integer node ids, successor tuples, joins, routers.
+
+The hot loop reads these slots directly: no name lookups, no per-step allocation for the
+common case of static edges.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+from agentgraph_nb.constants import END, START
+from agentgraph_nb.engine._algo import NOARG
+from agentgraph_nb.graph.state import is_async_callable
+from agentgraph_nb.observe.metrics import NodeStats
+
+if TYPE_CHECKING:
+    from agentgraph_nb.graph.state import StateGraph
+    from agentgraph_nb.state._schema import StateSchema
+    from agentgraph_nb.types import RetryPolicy
+
+__all__ = ["PBranch", "PJoin", "PNode", "Plan"]
+
+
+class PBranch:
+    """A conditional edge, compiled."""
+
+    __slots__ = ("declared", "is_async", "name", "path_map", "router")
+
+    def __init__(
+        self, router: Callable[..., Any], declared: frozenset[str] | None, path_map: dict[Hashable, str] | None
+    ) -> None:
+        self.router = router
+        self.declared = declared
+        self.path_map = path_map
+        self.is_async = is_async_callable(router)
+        self.name = getattr(router, "__name__", None) or type(router).__name__
+
+
+class PJoin:
+    """A join: ``target`` runs once every source has run since it last ran."""
+
+    __slots__ = ("index", "key", "sources", "target")
+
+    def __init__(self, index: int, sources: tuple[str, ...], target: int) -> None:
+        self.index = index
+        self.sources = frozenset(sources)
+        self.target = target  # node index, or -1 for END
+        self.key = f"{'+'.join(sources)}"
+
+
+class PNode:
+    """A node, compiled. ``START`` compiles to a PNode with index -1 and no function."""
+
+    __slots__ = (
+        "branches",
+        "fn",
+        "index",
+        "inline",
+        "is_async",
+        "joins",
+        "name",
+        "retry",
+        "simple",
+        "static_next",
+        "stats",
+        "succ",
+        "task",
+        "timeout",
+        "weighted",
+    )
+
+    def __init__(self, index: int, name: str, fn: Callable[..., Any] | None, retry: RetryPolicy | None,
+                 timeout: float | None) -> None:
+        self.index = index
+        self.name = name
+        self.fn = fn
+        self.retry = retry
+        self.timeout = timeout
+        self.is_async = fn is not None and is_async_callable(fn)
+        self.inline = not self.is_async and timeout is None
+        self.succ: tuple[int, ...] = ()
+        self.joins: tuple[PJoin, ...] = ()
+        self.branches: tuple[PBranch, ...] = ()
+        self.weighted: tuple[tuple[tuple[str, ...], list[float], float], ...] = ()
+        self.static_next: list[tuple[PNode, Any]] = []
+        self.simple = True  # only static successors: next tasks are static_next
+        self.stats = NodeStats(name)
+        self.task: tuple[PNode, Any] = (self, NOARG)
+
+    def __repr__(self) -> str:
+        return f"<node {self.name}>"
+
+
+class Plan:
+    """Everything the loop needs, frozen at compile time."""
+
+    def __init__(self, g: StateGraph) -> None:
+        self.name = g.name
+        self.schema: StateSchema = g.state
+        self.nodes: list[PNode] = [
+            PNode(i, s.name, s.fn, s.retry, s.timeout) for i, s in enumerate(g.nodes.values())
+        ]
+        self.by_name: dict[str, PNode] = {n.name: n for n in self.nodes}
+        self.start = PNode(-1, START, None, None, None)
+        idx = {n.name: n.index for n in self.nodes}
+
+        def node(name: str) -> PNode:
+            return self.start if name == START else self.by_name[name]
+
+        succ: dict[int, list[int]] = {}
+        for s, t in g.edges:
+            if t != END:
+                succ.setdefault(node(s).index, []).append(idx[t])
+        self.joins: list[PJoin] = []
+        joins_of: dict[int, list[PJoin]] = {}
+        for i, (srcs, t) in enumerate(g.joins):
+            j = PJoin(i, srcs, -1 if t == END else idx[t])
+            self.joins.append(j)
+            for s in dict.fromkeys(srcs):
+                joins_of.setdefault(idx[s], []).append(j)
+        branches: dict[int, list[PBranch]] = {}
+        for b in g.branches:
+            declared = frozenset(b.targets) if b.targets is not None else None
+            branches.setdefault(node(b.source).index, []).append(PBranch(b.router, declared, b.path_map))
+        weighted: dict[int, list[Any]] = {}
+        for s, weights in g.weighted:
+            names = tuple(weights)
+            cum = list(itertools.accumulate(weights.values()))
+            weighted.setdefault(node(s).index, []).append((names, cum, cum[-1]))
+        self.joins_by_key = {j.key: j for j in self.joins}
+
+        for n in [self.start, *self.nodes]:
+            n.succ = tuple(sorted(set(succ.get(n.index, ()))))
+            n.joins = tuple(joins_of.get(n.index, ()))
+            n.branches = tuple(branches.get(n.index, ()))
+            n.weighted = tuple(weighted.get(n.index, ()))
+            n.static_next = [self.nodes[i].task for i in n.succ]
+            n.simple = not (n.joins or n.branches or n.weighted)
+        self.all_sync = all(not n.is_async for n in self.nodes) and all(
+            not b.is_async for n in [self.start, *self.nodes] for b in n.branches
+        )

@@ -1,0 +1,141 @@
+"""Drivers: how a run's async generator is consumed from sync code, async code and notebooks.
+
+* A graph whose nodes and routers are all sync is driven **without an event loop**: the loop's
+  generator never suspends, so each item is taken with ``send(None)``. This works the same in a
+  script, a thread, or a notebook cell whose event loop is already running.
+* A graph with async nodes under a sync call gets a private event loop when none is running.
+* Inside a running loop (a notebook cell), a sync call on an async graph runs the nodes **on the
+  notebook's own loop** by making that loop re-entrant with ``nest_asyncio2`` (ipykernel 7
+  depends on it), so async clients created at the notebook's top level keep working. Set
+  ``agentgraph_nb.engine._runner.NESTED = "thread"`` to use a worker thread with its own loop
+  instead (no patching, but loop-bound objects such as a client created in the notebook's loop
+  fail there). Without ``nest_asyncio2`` installed the thread is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal
+
+__all__ = ["NESTED", "iterate_sync"]
+
+NESTED: Literal["nest", "thread"] = "nest"
+
+_DONE = object()
+
+
+def _drive_no_loop(agen: AsyncIterator[Any]) -> Iterator[Any]:
+    """Consume an async generator that never suspends, without an event loop."""
+    try:
+        while True:
+            aw = agen.__anext__()
+            try:
+                aw.send(None)  # type: ignore[attr-defined]
+            except StopIteration as stop:
+                yield stop.value
+                continue
+            except StopAsyncIteration:
+                return
+            aw.close()  # type: ignore[attr-defined]
+            raise RuntimeError("internal error: a sync run tried to wait on the event loop")
+    finally:
+        _close_no_loop(agen)
+
+
+def _close_no_loop(agen: Any) -> None:
+    aw = agen.aclose()
+    try:
+        aw.send(None)
+    except (StopIteration, StopAsyncIteration):
+        pass
+    except RuntimeError:
+        pass
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _drive_private_loop(agen: AsyncIterator[Any]) -> Iterator[Any]:
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                item = loop.run_until_complete(agen.__anext__())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        try:
+            loop.run_until_complete(agen.aclose())  # type: ignore[attr-defined]
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def _drive_nested(loop: asyncio.AbstractEventLoop, agen: AsyncIterator[Any]) -> Iterator[Any]:
+    import nest_asyncio2  # type: ignore[import-untyped]
+
+    if not getattr(loop, "_nest_patched", False):
+        nest_asyncio2.apply(loop)
+    try:
+        while True:
+            try:
+                item = loop.run_until_complete(agen.__anext__())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        loop.run_until_complete(agen.aclose())  # type: ignore[attr-defined]
+
+
+def _drive_thread(agen: AsyncIterator[Any]) -> Iterator[Any]:
+    q: queue.Queue[Any] = queue.Queue(maxsize=1024)
+    stop = threading.Event()
+
+    async def pump() -> None:
+        try:
+            async for item in agen:
+                q.put(("item", item))
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # delivered to the caller's thread
+            q.put(("error", exc))
+        finally:
+            q.put(("done", None))
+
+    t = threading.Thread(target=lambda: asyncio.run(pump()), name="agentgraph_nb-loop", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, payload = q.get()
+            if kind == "item":
+                yield payload
+            elif kind == "error":
+                raise payload
+            else:
+                return
+    finally:
+        stop.set()
+
+
+def iterate_sync(agen: AsyncIterator[Any], *, needs_loop: bool) -> Iterator[Any]:
+    """Consume the run generator from sync code with the cheapest driver that works."""
+    if not needs_loop:
+        return _drive_no_loop(agen)
+    loop = _running_loop()
+    if loop is None:
+        return _drive_private_loop(agen)
+    if NESTED == "nest":
+        try:
+            import nest_asyncio2  # type: ignore[import-untyped]  # noqa: F401
+        except ImportError:
+            return _drive_thread(agen)
+        return _drive_nested(loop, agen)
+    return _drive_thread(agen)

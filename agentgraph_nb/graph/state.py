@@ -1,0 +1,326 @@
+"""The builder: :class:`StateGraph` collects nodes and edges; ``compile()`` validates them and
+returns the runnable :class:`~agentgraph_nb.graph.compiled.CompiledGraph`."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, overload
+
+from agentgraph_nb.constants import END, RESERVED, START
+from agentgraph_nb.errors import GraphValidationError, did_you_mean
+from agentgraph_nb.types import RetryPolicy
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from agentgraph_nb.checkpoint.base import BaseCheckpointer
+    from agentgraph_nb.graph.compiled import CompiledGraph
+
+__all__ = ["StateGraph"]
+
+
+def is_async_callable(fn: Any) -> bool:
+    """True for ``async def`` functions and objects whose ``__call__`` is one (or that say so
+    through an ``is_async`` attribute, like the notebook's hot-reload proxies)."""
+    flag = getattr(type(fn), "is_async", None)
+    if isinstance(flag, property) or flag is not None:
+        try:
+            return bool(fn.is_async)
+        except Exception:
+            return False
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def target_name(fn: Any) -> str:
+    """``module:qualname`` of a callable, for exports."""
+    mod = getattr(fn, "__module__", None) or type(fn).__module__
+    qn = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{mod}:{qn}"
+
+
+@dataclass
+class NodeSpec:
+    """A node as declared (before compile)."""
+
+    name: str
+    fn: Callable[..., Any]
+    retry: RetryPolicy | None = None
+    timeout: float | None = None
+    destinations: tuple[str, ...] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BranchSpec:
+    """A conditional edge: ``router(state)`` picks the next node(s)."""
+
+    source: str
+    router: Callable[..., Any]
+    targets: tuple[str, ...] | None
+    path_map: dict[Hashable, str] | None
+
+
+class StateGraph:
+    """Builds a graph of nodes over a shared state.
+
+    Args:
+        schema: a TypedDict, dataclass or pydantic model. Keys annotated
+            ``Annotated[T, reducer]`` merge parallel writes with the reducer.
+        name: the graph's name, used in displays and exports.
+
+    Example:
+        >>> g = StateGraph(State, name="research")
+        >>> g.add_node("plan", plan).add_edge(START, "plan").add_edge("plan", END)
+        >>> app = g.compile()
+        >>> app.invoke({"question": "why?"})
+    """
+
+    def __init__(self, schema: Any = dict, *, name: str | None = None) -> None:
+        from agentgraph_nb.state._schema import read_schema
+
+        self.schema = schema
+        self.state = read_schema(schema)
+        self.name = name or getattr(schema, "__name__", "graph")
+        self.nodes: dict[str, NodeSpec] = {}
+        self.edges: list[tuple[str, str]] = []
+        self.joins: list[tuple[tuple[str, ...], str]] = []
+        self.branches: list[BranchSpec] = []
+        self.weighted: list[tuple[str, dict[str, float]]] = []
+
+    # -- nodes ------------------------------------------------------------------------------------
+    def add_node(
+        self,
+        node: str | Callable[..., Any],
+        fn: Callable[..., Any] | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        destinations: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Self:
+        """Add a node: a sync or async callable taking the state and returning an update dict,
+        ``None`` or a :class:`~agentgraph_nb.Command`.
+
+        Args:
+            node: the node's name, or the callable itself (named after ``__name__``).
+            fn: the callable, when ``node`` is a name.
+            retry: how to retry it when it fails (default: no retry).
+            timeout: seconds after which an attempt fails with ``NodeTimeoutError``.
+            destinations: nodes it may send to with ``Command(goto=...)`` (for drawing and checks).
+            metadata: free-form data kept with the node (shown in exports).
+        """
+        if fn is None:
+            if isinstance(node, str):
+                raise GraphValidationError(f"add_node({node!r}): missing the callable to run")
+            fn = node
+            node = getattr(fn, "__name__", None) or type(fn).__name__
+        if not isinstance(node, str) or not node:
+            raise GraphValidationError(f"node names must be non-empty strings, got {node!r}")
+        if node in RESERVED:
+            raise GraphValidationError(f"{node!r} is a reserved name (START/END); choose another node name")
+        if node in self.nodes:
+            raise GraphValidationError(f"node {node!r} is already in graph {self.name!r}; node names must be unique")
+        if not callable(fn):
+            raise GraphValidationError(
+                f"node {node!r}: expected a function or callable object, got {type(fn).__name__} {fn!r}"
+            )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise GraphValidationError(f"node {node!r}: retry= must be a RetryPolicy, got {retry!r}")
+        if timeout is not None and (
+            not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0 or math.isinf(timeout)
+        ):
+            raise GraphValidationError(f"node {node!r}: timeout= must be a positive number of seconds, got {timeout!r}")
+        self.nodes[node] = NodeSpec(
+            node, fn, retry, float(timeout) if timeout is not None else None,
+            tuple(destinations) if destinations is not None else None, dict(metadata or {}),
+        )
+        return self
+
+    @overload
+    def node(self, fn: Callable[..., Any], /) -> Callable[..., Any]: ...
+    @overload
+    def node(
+        self, name: str | None = None, /, *, retry: RetryPolicy | None = None, timeout: float | None = None,
+        destinations: Sequence[str] | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
+
+    def node(self, name: Any = None, /, **options: Any) -> Any:
+        """Decorator form of :meth:`add_node`: ``@g.node`` or ``@g.node("name", retry=...)``.
+
+        Example:
+            >>> @g.node(retry=RetryPolicy(max_attempts=3))
+            ... def search(state): ...
+        """
+        if callable(name) and not isinstance(name, str):
+            self.add_node(name)
+            return name
+
+        def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.add_node(name or fn.__name__, fn, **options)
+            return fn
+
+        return deco
+
+    # -- edges ------------------------------------------------------------------------------------
+    def add_edge(self, source: str | Sequence[str], target: str) -> Self:
+        """Add an edge. Several edges from one node run their targets in parallel; a list of
+        sources makes a join: ``add_edge(["a", "b"], "c")`` runs ``c`` once both have run."""
+        if isinstance(source, str):
+            self._check_name(source, "source")
+            self._check_name(target, "target")
+            self.edges.append((source, target))
+        else:
+            sources = tuple(source)
+            if not sources:
+                raise GraphValidationError(f"add_edge([], {target!r}): a join needs at least one source")
+            for s in sources:
+                self._check_name(s, "source")
+            self._check_name(target, "target")
+            if len(sources) == 1:
+                self.edges.append((sources[0], target))
+            else:
+                self.joins.append((sources, target))
+        return self
+
+    def add_conditional_edges(
+        self,
+        source: str,
+        router: Callable[..., Any],
+        targets: Sequence[str] | Mapping[Hashable, str] | None = None,
+    ) -> Self:
+        """Route from ``source`` by calling ``router(state)`` after it runs.
+
+        The router returns a node name, a list of names (run in parallel), :class:`Send`
+        objects (dynamic fan-out), or ``END``. ``targets`` declares what it may return (a list
+        of node names, or a mapping from the router's return values to node names); without it,
+        any node is allowed and checked when the router returns.
+        """
+        self._check_name(source, "source")
+        if not callable(router):
+            raise GraphValidationError(f"add_conditional_edges({source!r}, ...): router {router!r} is not callable")
+        path_map: dict[Hashable, str] | None = None
+        tgt: tuple[str, ...] | None = None
+        if isinstance(targets, Mapping):
+            path_map = dict(targets)
+            tgt = tuple(dict.fromkeys(path_map.values()))
+        elif targets is not None:
+            if isinstance(targets, str):
+                targets = [targets]
+            tgt = tuple(targets)
+        self.branches.append(BranchSpec(source, router, tgt, path_map))
+        return self
+
+    def add_weighted_edges(self, source: str, weights: Mapping[str, float]) -> Self:
+        """After ``source``, run one of the targets picked at random with these weights.
+
+        Picks come from the run's random generator: ``invoke(..., seed=7)`` is reproducible.
+
+        Example:
+            >>> g.add_weighted_edges("explore", {"a": 0.7, "b": 0.3})
+        """
+        self._check_name(source, "source")
+        if not isinstance(weights, Mapping) or not weights:
+            raise GraphValidationError(f"add_weighted_edges({source!r}, ...): weights must be a non-empty dict of node -> weight")
+        clean: dict[str, float] = {}
+        for t, w in weights.items():
+            self._check_name(t, "target")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 or math.isinf(w):
+                raise GraphValidationError(f"add_weighted_edges({source!r}): weight of {t!r} must be a number >= 0, got {w!r}")
+            clean[t] = float(w)
+        if sum(clean.values()) <= 0:
+            raise GraphValidationError(f"add_weighted_edges({source!r}): the weights add up to 0")
+        self.weighted.append((source, clean))
+        return self
+
+    def set_entry_point(self, node: str) -> Self:
+        """Same as ``add_edge(START, node)``."""
+        return self.add_edge(START, node)
+
+    def set_finish_point(self, node: str) -> Self:
+        """Same as ``add_edge(node, END)``."""
+        return self.add_edge(node, END)
+
+    def _check_name(self, name: Any, role: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise GraphValidationError(f"edge {role} must be a node name (str), got {name!r}")
+
+    # -- compile ----------------------------------------------------------------------------------
+    def validate(self) -> list[str]:
+        """Check the graph; raise :class:`GraphValidationError` for definite mistakes and return
+        the warnings (unreachable nodes, nodes with no way to END)."""
+        from agentgraph_nb.graph._validate import validate
+
+        return validate(self)
+
+    def compile(
+        self,
+        checkpointer: BaseCheckpointer | str | None = "memory",
+        *,
+        interrupt_before: Sequence[str] | str = (),
+        interrupt_after: Sequence[str] | str = (),
+        name: str | None = None,
+        metrics: bool = True,
+    ) -> CompiledGraph:
+        """Validate and freeze the graph into a runnable :class:`CompiledGraph`.
+
+        Args:
+            checkpointer: where checkpoints go: ``"memory"`` (default), ``"sqlite:///path.db"``,
+                a store object, or ``None`` for no checkpoints at all. Runs are checkpointed only
+                when they have a ``thread_id``.
+            interrupt_before: nodes to pause before (``"*"`` for all).
+            interrupt_after: nodes to pause after (``"*"`` for all).
+            name: overrides the graph's name.
+            metrics: collect per-node metrics (``app.metrics``).
+
+        Raises:
+            GraphValidationError: unknown nodes in edges, undeclared router targets, no entry.
+        """
+        import warnings
+
+        from agentgraph_nb.errors import GraphValidationWarning
+        from agentgraph_nb.graph.compiled import CompiledGraph
+
+        for w in self.validate():
+            warnings.warn(w, GraphValidationWarning, stacklevel=2)
+        for label, names in (("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after)):
+            if isinstance(names, str):
+                names = [names]
+            for n in names:
+                if n != "*" and n not in self.nodes:
+                    raise GraphValidationError(
+                        f"{label}: unknown node {n!r}.{did_you_mean(n, self.nodes)}"
+                    )
+        return CompiledGraph(
+            self,
+            checkpointer=checkpointer,
+            interrupt_before=interrupt_before,
+            interrupt_after=interrupt_after,
+            name=name,
+            metrics=metrics,
+        )
+
+    # -- export -----------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The graph as a JSON-able dict (format ``agentgraph_nb/graph`` v1)."""
+        from agentgraph_nb.export.json import graph_to_json
+
+        return graph_to_json(self)
+
+    @classmethod
+    def from_json(
+        cls, data: Mapping[str, Any] | str, *, schema: Any = None, namespace: Mapping[str, Any] | None = None
+    ) -> StateGraph:
+        """Rebuild a builder from :meth:`to_json` output. Callables are found by name in
+        ``namespace`` or imported from their ``module:qualname`` target."""
+        from agentgraph_nb.export.json import graph_from_json
+
+        return graph_from_json(cls, data, schema=schema, namespace=namespace)
+
+    def __repr__(self) -> str:
+        return f"StateGraph({self.name!r}: {len(self.nodes)} nodes)"
