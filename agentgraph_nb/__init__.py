@@ -1,1 +1,95 @@
-"""agentgraph_nb."""
+"""agentgraph_nb: build, run and debug stateful agent graphs, in plain Python and in Jupyter.
+
+Example:
+    >>> from agentgraph_nb import StateGraph, START, END
+    >>> g = StateGraph(dict, name="hello")
+    >>> g.add_node("greet", lambda s: {"text": "hi"}).add_edge(START, "greet").add_edge("greet", END)
+    >>> g.compile().invoke({})
+    {'text': 'hi'}
+
+In a notebook: ``%load_ext agentgraph_nb`` then the ``%%agentgraph`` cell magic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentgraph_nb.constants import END, START
+from agentgraph_nb.engine._loop import interrupt
+from agentgraph_nb.errors import (
+    AgentGraphError,
+    AgentGraphWarning,
+    CheckpointError,
+    GraphInterrupt,
+    GraphRecursionError,
+    GraphValidationError,
+    GraphValidationWarning,
+    InvalidInputError,
+    InvalidUpdateError,
+    NodeError,
+    NodeTimeoutError,
+)
+from agentgraph_nb.graph.compiled import CompiledGraph
+from agentgraph_nb.graph.state import StateGraph
+from agentgraph_nb.types import Command, Event, Interrupt, RetryPolicy, Send, StateSnapshot
+
+__version__ = "0.3.0.dev0"
+
+__all__ = [
+    "END",
+    "START",
+    "AgentGraphError",
+    "AgentGraphWarning",
+    "CheckpointError",
+    "Command",
+    "CompiledGraph",
+    "Event",
+    "GraphInterrupt",
+    "GraphRecursionError",
+    "GraphValidationError",
+    "GraphValidationWarning",
+    "Interrupt",
+    "InvalidInputError",
+    "InvalidUpdateError",
+    "MemoryCheckpointer",
+    "NodeError",
+    "NodeTimeoutError",
+    "RetryPolicy",
+    "Send",
+    "SqliteCheckpointer",
+    "StateGraph",
+    "StateSnapshot",
+    "__version__",
+    "interrupt",
+    "load_ipython_extension",
+]
+
+_LAZY = {
+    "MemoryCheckpointer": ("agentgraph_nb.checkpoint.memory", "MemoryCheckpointer"),
+    "SqliteCheckpointer": ("agentgraph_nb.checkpoint.sqlite", "SqliteCheckpointer"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        mod, attr = _LAZY[name]
+        value = getattr(importlib.import_module(mod), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'agentgraph_nb' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext agentgraph_nb``: registers the ``%%agentgraph`` and ``%agentgraph`` magics."""
+    from agentgraph_nb.notebook.magics import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext agentgraph_nb``."""
+    from agentgraph_nb.notebook.magics import unload_ipython_extension as _unload
+
+    _unload(ipython)

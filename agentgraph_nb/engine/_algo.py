@@ -49,6 +49,14 @@ def normalize_result(node: str, out: Any) -> tuple[dict[str, Any] | None, Any]:
     )
 
 
+def _who(name: str) -> str:
+    if name == "__input__":
+        return "the input"
+    if name == "__update__":
+        return "update_state"
+    return f"node {name!r}"
+
+
 def _short(v: Any, n: int = 60) -> str:
     r = repr(v)
     return r if len(r) <= n else r[: n - 3] + "..."
@@ -82,7 +90,7 @@ def apply_writes(
                     r = None
                 else:
                     raise InvalidUpdateError(
-                        f"node {name!r} wrote unknown state key {k!r}.{did_you_mean(k, schema.keys)} "
+                        f"{_who(name)} wrote unknown state key {k!r}.{did_you_mean(k, schema.keys)} "
                         f"State {schema.name} has keys: {', '.join(schema.keys)}",
                         node=name,
                         key=k,

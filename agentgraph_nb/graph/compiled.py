@@ -1,0 +1,657 @@
+"""The compiled graph: run it (``invoke``/``stream``/``batch`` and async twins), inspect and edit
+its checkpoints (``get_state``, ``get_state_history``, ``update_state``), observe it
+(``listen``, ``metrics``) and export it (``to_json``, ``to_dot``, ``to_mermaid``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from agentgraph_nb.checkpoint.base import BaseCheckpointer, CheckpointRecord, PendingWrite
+from agentgraph_nb.constants import END
+from agentgraph_nb.engine._algo import NOARG, apply_writes
+from agentgraph_nb.engine._loop import _IW, _RW, INTERRUPT_KEY, Run, _route, run_loop
+from agentgraph_nb.engine._plan import Plan
+from agentgraph_nb.engine._runner import iterate_sync
+from agentgraph_nb.errors import CheckpointError, GraphValidationError, InvalidInputError, did_you_mean
+from agentgraph_nb.observe.metrics import Metrics, RunStats
+from agentgraph_nb.types import Command, Event, Interrupt, Send, StateSnapshot
+
+if TYPE_CHECKING:
+    from agentgraph_nb.graph.state import StateGraph
+
+__all__ = ["CompiledGraph"]
+
+logger = logging.getLogger("agentgraph_nb")
+
+_MODES = frozenset({"values", "updates", "events"})
+_DURABILITY = ("sync", "async", "exit")
+
+
+def _open_store(spec: Any) -> BaseCheckpointer | None:
+    if spec is None:
+        return None
+    if isinstance(spec, BaseCheckpointer):
+        return spec
+    if spec == "memory":
+        from agentgraph_nb.checkpoint.memory import MemoryCheckpointer
+
+        return MemoryCheckpointer()
+    from agentgraph_nb.checkpoint import open_checkpointer
+
+    return open_checkpointer(spec)
+
+
+class CompiledGraph:
+    """A validated, runnable graph. Made by :meth:`StateGraph.compile`.
+
+    Example:
+        >>> app = g.compile(checkpointer="sqlite:///runs.db")
+        >>> app.invoke({"question": "q"}, thread_id="t1")
+        >>> for update in app.stream({"question": "q"}, mode="updates"):
+        ...     print(update)
+    """
+
+    def __init__(
+        self,
+        builder: StateGraph,
+        *,
+        checkpointer: Any = "memory",
+        interrupt_before: Sequence[str] | str = (),
+        interrupt_after: Sequence[str] | str = (),
+        name: str | None = None,
+        metrics: bool = True,
+    ) -> None:
+        self.builder = builder
+        self.name = name or builder.name
+        self.plan = Plan(builder)
+        self.plan.name = self.name
+        self.schema = builder.state
+        self.checkpointer = _open_store(checkpointer)
+        ser = getattr(self.checkpointer, "serializer", None)
+        reg = getattr(ser, "register_from_annotations", None)
+        if callable(reg) and self.schema.kind != "dict":
+            reg(self.schema.cls)
+        self.interrupt_before = frozenset([interrupt_before] if isinstance(interrupt_before, str) else interrupt_before)
+        self.interrupt_after = frozenset([interrupt_after] if isinstance(interrupt_after, str) else interrupt_after)
+        self._listeners: list[Callable[[Event], Any]] = []
+        self._run_stats = RunStats()
+        self.metrics = Metrics((n.stats for n in self.plan.nodes), self._run_stats)
+        self._collect_metrics = metrics
+        self.last_run_id: str | None = None
+        self.last_thread_id: str | None = None
+
+    # -- listeners --------------------------------------------------------------------------------
+    def listen(self, callback: Callable[[Event], Any]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event of every run; returns a function that stops it.
+
+        Callbacks run on the engine's thread (or a worker thread, for retries of parallel sync
+        nodes); a failing callback is logged and never breaks the run.
+        """
+        self._listeners = [*self._listeners, callback]
+
+        def unsubscribe() -> None:
+            self._listeners = [c for c in self._listeners if c is not callback]
+
+        return unsubscribe
+
+    # -- preparing a run --------------------------------------------------------------------------
+    def _prepare(
+        self,
+        input: Any,
+        thread_id: str | None,
+        *,
+        sync: bool,
+        modes: frozenset[str] = frozenset(),
+        checkpoint_id: str | None = None,
+        seed: int | None = None,
+        recursion_limit: int = 10_000,
+        durability: str | None = None,
+        interrupt_before: Sequence[str] | None = None,
+        interrupt_after: Sequence[str] | None = None,
+        listeners: Sequence[Callable[[Event], Any]] | None = None,
+    ) -> Run:
+        if not isinstance(recursion_limit, int) or recursion_limit < 1:
+            raise InvalidInputError(f"recursion_limit must be a positive int, got {recursion_limit!r}")
+        store = self.checkpointer if thread_id is not None else None
+        if thread_id is not None and not isinstance(thread_id, str):
+            thread_id = str(thread_id)
+        if durability is None:
+            durability = store.durability if store is not None else "sync"
+        if durability not in _DURABILITY:
+            raise InvalidInputError(f"durability must be one of {_DURABILITY}, got {durability!r}")
+        if checkpoint_id is not None and store is None:
+            raise InvalidInputError("checkpoint_id= needs a thread_id= (and a graph compiled with a checkpointer)")
+        lst = self._listeners
+        if listeners:
+            lst = [*lst, *listeners]
+        run = Run(
+            self.plan,
+            run_id=uuid.uuid4().hex,
+            thread_id=thread_id,
+            store=store,
+            durability=durability,
+            listeners=lst,
+            modes=modes,
+            seed=seed,
+            sync=sync,
+            recursion_limit=recursion_limit,
+            interrupt_before=frozenset(interrupt_before) if interrupt_before is not None else self.interrupt_before,
+            interrupt_after=frozenset(interrupt_after) if interrupt_after is not None else self.interrupt_after,
+            metrics=self._collect_metrics,
+            run_stats=self._run_stats,
+        )
+        schema = self.schema
+        if isinstance(input, Command):
+            self._prepare_resume(run, input, checkpoint_id)
+        elif input is None:
+            loaded = self._load_into(run, checkpoint_id) if store is not None else None
+            if loaded is None or not run.tasks:
+                where = f"thread {thread_id!r}" if thread_id is not None else "a run without thread_id"
+                what = "has no checkpoint" if loaded is None else "has nothing left to run"
+                raise InvalidInputError(
+                    f"invoke(None) resumes a paused or failed run, but {where} {what}. "
+                    "Pass an input dict to start a run."
+                )
+            run.skip_before = True
+        else:
+            update = schema.coerce_input(input)
+            base = self._load_into(run, checkpoint_id) if store is not None else None
+            if base is None:
+                if checkpoint_id is not None:
+                    raise InvalidInputError(f"thread {thread_id!r} has no checkpoint {checkpoint_id!r}")
+                run.values = apply_writes(schema, schema.initial, [("__input__", update)], check=False)
+            else:
+                run.values = apply_writes(schema, run.values, [("__input__", update)], check=False)
+                run.step += 1
+                run.pending = {}
+                run.resume_values = {}
+            run.tasks = []
+            run.start_input = update
+        return run
+
+    def _load(self, thread_id: str, checkpoint_id: str | None) -> tuple[CheckpointRecord, dict[str, Any], int] | None:
+        store = self.checkpointer
+        if store is None:
+            return None
+        chain = store.get_chain(thread_id, checkpoint_id)
+        if not chain:
+            return None
+        if chain[0].values is None:
+            raise CheckpointError(
+                f"thread {thread_id!r}: checkpoint {chain[0].checkpoint_id!r} has neither values nor a parent; "
+                "the store is incomplete"
+            )
+        values = chain[0].values
+        schema = self.schema
+        for rec in chain[1:]:
+            values = apply_writes(schema, values, [(w[0], w[1]) for w in rec.writes], check=False)
+        return chain[-1], values, len(chain) - 1
+
+    def _load_into(self, run: Run, checkpoint_id: str | None) -> CheckpointRecord | None:
+        loaded = self._load(run.thread_id, checkpoint_id)  # type: ignore[arg-type]
+        if loaded is None:
+            if checkpoint_id is not None:
+                raise InvalidInputError(f"thread {run.thread_id!r} has no checkpoint {checkpoint_id!r}")
+            return None
+        rec, values, since = loaded
+        by_name = self.plan.by_name
+
+        def node(name: str) -> Any:
+            try:
+                return by_name[name]
+            except KeyError:
+                raise CheckpointError(
+                    f"checkpoint {rec.checkpoint_id!r} of thread {run.thread_id!r} names node {name!r}, which "
+                    f"graph {self.name!r} does not have.{did_you_mean(name, by_name)}"
+                ) from None
+
+        run.values = values
+        run.step = rec.step
+        run.checkpoint_id = rec.checkpoint_id
+        run.since_snapshot = since
+        run.barriers = {k: frozenset(v) for k, v in rec.barriers.items()}
+        run.tasks = [node(t[0]).task if len(t) == 1 else (node(t[0]), t[1]) for t in rec.next]
+        run.pending = {}
+        run.resume_values = {}
+        intrs: list[Interrupt] = []
+        for pw in rec.pending_writes:
+            if pw.node == _IW:
+                d = pw.update
+                intrs.append(Interrupt(d["value"], d["id"], d.get("node", ""), d.get("when", "during")))
+            elif pw.node == _RW:
+                run.resume_values[pw.update["id"]] = pw.update["value"]
+            elif 0 <= pw.task_index < len(run.tasks):
+                goto = [Send(g[0], g[1]) if len(g) > 1 else g[0] for g in (pw.goto or [])]
+                run.pending[pw.task_index] = (pw.update, goto)
+        run.interrupts = tuple(i for i in intrs if i.id not in run.resume_values)
+        return rec
+
+    def _prepare_resume(self, run: Run, cmd: Command, checkpoint_id: str | None) -> None:
+        if run.store is None:
+            raise InvalidInputError("Command(resume=...) needs the thread_id= of the paused run")
+        rec = self._load_into(run, checkpoint_id)
+        if rec is None or not run.tasks:
+            raise InvalidInputError(f"thread {run.thread_id!r} is not paused: there is nothing to resume")
+        pending = [i for i in run.interrupts if i.when == "during"]
+        answers: dict[str, Any] = {}
+        if cmd.resume is not None or pending:
+            if isinstance(cmd.resume, dict) and cmd.resume and all(k in {i.id for i in pending} for k in cmd.resume):
+                answers = dict(cmd.resume)
+            elif len(pending) == 1:
+                answers = {pending[0].id: cmd.resume}
+            elif len(pending) > 1:
+                ids = ", ".join(f"{i.id} ({i.node})" for i in pending)
+                raise InvalidInputError(
+                    f"thread {run.thread_id!r} has {len(pending)} pending interrupts ({ids}); answer them with "
+                    "Command(resume={interrupt_id: value, ...})"
+                )
+        if answers:
+            run.resume_values.update(answers)
+            run.save_pending([PendingWrite(-1, _RW, {"id": k, "value": v}, []) for k, v in answers.items()])
+        if cmd.update:
+            run.values = apply_writes(self.schema, run.values, [("__input__", dict(cmd.update))], check=False)
+        run.skip_before = True
+
+    # -- running ----------------------------------------------------------------------------------
+    async def _lifecycle(self, run: Run) -> AsyncIterator[tuple[str, Any]]:
+        stats = self._run_stats
+        stats.started += 1
+        self.last_run_id = run.run_id
+        self.last_thread_id = run.thread_id
+        emit = run.emit
+        if emit is not None:
+            emit("run_start", run.step, data={"graph": self.name, "seed": run.seed})
+        logger.info("run %s of graph %r started (thread %s)", run.run_id, self.name, run.thread_id,
+                    extra=run._log_extra(run.step))
+        outcome = "failed"
+        err: BaseException | None = None
+        try:
+            async for item in run_loop(run):
+                yield item
+            outcome = "interrupted" if run.interrupts else "completed"
+        except BaseException as exc:
+            err = exc
+            raise
+        finally:
+            dt = time.perf_counter() - run.t0
+            try:
+                run.flush()
+            except Exception as exc:
+                if err is None:
+                    raise
+                logger.error("could not flush checkpoints after a failed run: %s", exc)
+            if outcome == "completed":
+                stats.completed += 1
+            elif outcome == "interrupted":
+                stats.interrupted += 1
+            else:
+                stats.failed += 1
+            stats.durations.append(dt)
+            stats.ends.append(time.perf_counter())
+            if emit is not None:
+                emit("run_end", run.step, duration=dt,
+                     data={"status": outcome, "values": run.values, "error": err})
+            log = logger.info if outcome != "failed" else logger.error
+            log("run %s of graph %r %s in %.6fs at step %d", run.run_id, self.name, outcome, dt, run.step,
+                extra=run._log_extra(run.step))
+        if run.out:  # events emitted after the last step (run_end)
+            for item in run.out:
+                yield item
+            run.out.clear()
+
+    def _result(self, run: Run) -> dict[str, Any]:
+        values = dict(run.values)
+        if run.interrupts:
+            values[INTERRUPT_KEY] = list(run.interrupts)
+        return values
+
+    def invoke(self, input: Any, thread_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Run the graph to the end (or to an interrupt) and return the final state as a dict.
+
+        Args:
+            input: a dict of initial values (through the reducers), ``None`` to resume a paused
+                or failed thread, or ``Command(resume=...)`` to answer an interrupt.
+            thread_id: the thread whose checkpoints this run reads and extends. Without it, the
+                run is independent and not checkpointed.
+            checkpoint_id: start from this checkpoint instead of the thread's newest (a fork).
+            seed: seeds weighted routing and retry jitter (reproducible runs).
+            recursion_limit: maximum supersteps in this call (default 10,000).
+            durability: ``"sync"``, ``"async"`` or ``"exit"`` (default: the store's).
+            interrupt_before, interrupt_after: override the compiled ones for this call.
+            listeners: extra event callbacks for this call only.
+
+        Works in scripts and inside a running event loop (a notebook cell).
+        """
+        run = self._prepare(input, thread_id, sync=self.plan.all_sync, **kwargs)
+        for _ in iterate_sync(self._lifecycle(run), needs_loop=not run.sync):
+            pass
+        return self._result(run)
+
+    async def ainvoke(self, input: Any, thread_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Async :meth:`invoke`: runs on the caller's event loop (``await app.ainvoke(...)``)."""
+        run = self._prepare(input, thread_id, sync=False, **kwargs)
+        async for _ in self._lifecycle(run):
+            pass
+        return self._result(run)
+
+    @staticmethod
+    def _modes(mode: str | Sequence[str]) -> tuple[frozenset[str], bool]:
+        modes = [mode] if isinstance(mode, str) else list(mode)
+        bad = [m for m in modes if m not in _MODES]
+        if bad or not modes:
+            raise InvalidInputError(
+                f"unknown stream mode {bad[0] if bad else mode!r}.{did_you_mean(bad[0], _MODES) if bad else ''} "
+                f"Modes: {', '.join(sorted(_MODES))}"
+            )
+        return frozenset(modes), not isinstance(mode, str)
+
+    def stream(
+        self, input: Any, thread_id: str | None = None, *, mode: str | Sequence[str] = "updates", **kwargs: Any
+    ) -> Iterator[Any]:
+        """Run the graph and yield as it goes.
+
+        ``mode="updates"``: ``{node: update}`` once per node as it finishes; ``"values"``: the
+        state after the input and after every superstep; ``"events"``: every :class:`Event`.
+        A list of modes yields ``(mode, payload)`` pairs. Takes the keywords of :meth:`invoke`.
+        """
+        modes, tagged = self._modes(mode)
+        run = self._prepare(input, thread_id, sync=self.plan.all_sync, modes=modes, **kwargs)
+        for m, payload in iterate_sync(self._lifecycle(run), needs_loop=not run.sync):
+            yield (m, payload) if tagged else payload
+
+    async def astream(
+        self, input: Any, thread_id: str | None = None, *, mode: str | Sequence[str] = "updates", **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Async :meth:`stream`."""
+        modes, tagged = self._modes(mode)
+        run = self._prepare(input, thread_id, sync=False, modes=modes, **kwargs)
+        async for m, payload in self._lifecycle(run):
+            yield (m, payload) if tagged else payload
+
+    def batch(
+        self,
+        inputs: Iterable[Any],
+        *,
+        thread_ids: Sequence[str | None] | None = None,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Run many inputs; results in input order. Sync graphs run on a thread pool of
+        ``max_concurrency`` workers (default: one run at a time per core, at least 4); async
+        graphs run concurrently on an event loop. ``progress=True`` shows a progress bar.
+        With ``return_exceptions=True`` a failed run's exception takes its place in the list."""
+        items = list(inputs)
+        if not self.plan.all_sync:
+            coro = self.abatch(items, thread_ids=thread_ids, max_concurrency=max_concurrency,
+                               return_exceptions=return_exceptions, progress=progress, **kwargs)
+            from agentgraph_nb.engine._runner import _running_loop
+
+            if _running_loop() is None:
+                return asyncio.run(coro)
+            return list(iterate_sync(_one_shot(coro), needs_loop=True))[0]
+        import concurrent.futures
+
+        tids = list(thread_ids) if thread_ids is not None else [None] * len(items)
+        bar = _progress(len(items), progress, self.name)
+        results: list[Any] = [None] * len(items)
+        workers = max_concurrency or 4
+        failed = 0
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agentgraph_nb-batch") as ex:
+            futs = {ex.submit(self.invoke, x, t, **kwargs): i for i, (x, t) in enumerate(zip(items, tids))}
+            try:
+                for f in concurrent.futures.as_completed(futs):
+                    i = futs[f]
+                    try:
+                        results[i] = f.result()
+                    except Exception as exc:
+                        failed += 1
+                        if not return_exceptions:
+                            raise
+                        results[i] = exc
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(failed=failed, refresh=False)
+            finally:
+                if bar is not None:
+                    bar.close()
+                for f in futs:
+                    f.cancel()
+        return results
+
+    async def abatch(
+        self,
+        inputs: Iterable[Any],
+        *,
+        thread_ids: Sequence[str | None] | None = None,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Async :meth:`batch`: at most ``max_concurrency`` runs at once (default: unlimited)."""
+        items = list(inputs)
+        tids = list(thread_ids) if thread_ids is not None else [None] * len(items)
+        sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        bar = _progress(len(items), progress, self.name)
+        failed = 0
+
+        async def one(x: Any, t: str | None) -> Any:
+            nonlocal failed
+            try:
+                if sem is None:
+                    return await self.ainvoke(x, t, **kwargs)
+                async with sem:
+                    return await self.ainvoke(x, t, **kwargs)
+            except Exception:
+                failed += 1
+                raise
+            finally:
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(failed=failed, refresh=False)
+
+        try:
+            return list(await asyncio.gather(*(one(x, t) for x, t in zip(items, tids)),
+                                             return_exceptions=return_exceptions))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    # -- state ------------------------------------------------------------------------------------
+    def _store(self) -> BaseCheckpointer:
+        if self.checkpointer is None:
+            raise InvalidInputError(f"graph {self.name!r} was compiled with checkpointer=None: it keeps no state")
+        return self.checkpointer
+
+    def _snapshot(self, rec: CheckpointRecord, values: dict[str, Any]) -> StateSnapshot:
+        done = {pw.task_index for pw in rec.pending_writes if pw.node not in (_IW, _RW)}
+        answered = {pw.update["id"] for pw in rec.pending_writes if pw.node == _RW}
+        intrs = tuple(
+            Interrupt(pw.update["value"], pw.update["id"], pw.update.get("node", ""), pw.update.get("when", "during"))
+            for pw in rec.pending_writes
+            if pw.node == _IW and pw.update["id"] not in answered
+        )
+        counts = Counter(w[0] for w in rec.writes)
+        writes: dict[str, Any] = {}
+        for w in rec.writes:
+            if counts[w[0]] > 1:
+                writes.setdefault(w[0], []).append(w[1])
+            else:
+                writes[w[0]] = w[1]
+        return StateSnapshot(
+            values=dict(values),
+            next=tuple(t[0] for i, t in enumerate(rec.next) if i not in done),
+            step=rec.step,
+            checkpoint_id=rec.checkpoint_id,
+            parent_id=rec.parent_id,
+            created_at=rec.created_at,
+            writes=writes,
+            interrupts=intrs,
+            thread_id=rec.thread_id,
+            metadata=dict(rec.metadata),
+        )
+
+    def get_state(self, thread_id: str, checkpoint_id: str | None = None) -> StateSnapshot:
+        """The thread's state at its newest checkpoint (or at ``checkpoint_id``).
+
+        An unknown thread gives an empty snapshot (no values, nothing next, ``checkpoint_id`` None).
+        """
+        self._store()
+        loaded = self._load(str(thread_id), checkpoint_id)
+        if loaded is None:
+            if checkpoint_id is not None:
+                raise InvalidInputError(f"thread {thread_id!r} has no checkpoint {checkpoint_id!r}")
+            return StateSnapshot({}, (), -1, None, None, None, {}, (), str(thread_id), {})
+        rec, values, _ = loaded
+        return self._snapshot(rec, values)
+
+    def get_state_history(
+        self,
+        thread_id: str,
+        *,
+        limit: int | None = None,
+        before: str | None = None,
+        filter: dict[str, Any] | None = None,
+    ) -> list[StateSnapshot]:
+        """Every checkpoint of the thread, newest first, all branches included.
+
+        Args:
+            limit: at most this many.
+            before: only checkpoints created before this checkpoint id.
+            filter: only checkpoints whose metadata contains these items (e.g. ``{"source": "update"}``).
+        """
+        store = self._store()
+        recs = list(store.list(str(thread_id), before=before, limit=limit, metadata_filter=filter))
+        if limit is not None or before is not None or filter:
+            out = []
+            for rec in recs:
+                loaded = self._load(str(thread_id), rec.checkpoint_id)
+                if loaded is not None:
+                    out.append(self._snapshot(loaded[0], loaded[1]))
+            return out
+        values_of: dict[str, dict[str, Any]] = {}
+        schema = self.schema
+        out = []
+        for rec in reversed(recs):  # oldest first: parents come before children
+            if rec.values is not None:
+                v = rec.values
+            elif rec.parent_id in values_of:
+                v = apply_writes(schema, values_of[rec.parent_id], [(w[0], w[1]) for w in rec.writes], check=False)
+            else:
+                loaded = self._load(str(thread_id), rec.checkpoint_id)
+                v = loaded[1] if loaded else {}
+            values_of[rec.checkpoint_id] = v
+            out.append(self._snapshot(rec, v))
+        out.reverse()
+        return out
+
+    def update_state(
+        self,
+        thread_id: str,
+        values: dict[str, Any] | None,
+        as_node: str | None = None,
+        checkpoint_id: str | None = None,
+    ) -> str:
+        """Edit a thread's state: a new checkpoint, child of the newest (or of ``checkpoint_id``),
+        with ``values`` merged through the reducers. Returns the new checkpoint id.
+
+        Without ``as_node`` what runs next is unchanged; with ``as_node="x"`` the update counts as
+        ``x``'s and ``x``'s successors run next; ``as_node=END`` clears pending work. History is
+        never rewritten: run ``invoke(None, thread_id=..., checkpoint_id=new_id)`` to continue.
+        """
+        store = self._store()
+        thread_id = str(thread_id)
+        if as_node is not None and as_node != END and as_node not in self.plan.by_name:
+            raise InvalidInputError(f"update_state: unknown as_node {as_node!r}.{did_you_mean(as_node, self.plan.by_name)}")
+        run = self._prepare({}, None, sync=True)
+        run.store = store
+        run.thread_id = thread_id
+        run.durability = "sync"
+        base = self._load_into(run, checkpoint_id)
+        if base is None:
+            run.values = dict(self.schema.initial)
+            run.tasks = []
+            run.step = 0
+        update = dict(values or {})
+        name = as_node if as_node not in (None, END) else "__update__"
+        run.values = apply_writes(self.schema, run.values, [(name, update)], check=False)
+        carried: list[PendingWrite] = list(base.pending_writes) if (base is not None and as_node is None) else []
+        if as_node == END:
+            run.tasks = []
+        elif as_node is not None:
+            plain: set[int] = set()
+            sends: list[Any] = []
+            node = self.plan.by_name[as_node]
+            run.barriers = _route(run, node, run.values, (), plain, sends, run.barriers)
+            run.tasks = [self.plan.nodes[i].task for i in sorted(plain)] + sends
+        if base is not None:
+            run.step = base.step + 1
+        run.save([(name, update)], "update", {"as_node": as_node} if as_node else None)
+        if carried:
+            store.put_writes(thread_id, run.checkpoint_id, carried)  # type: ignore[arg-type]
+        return run.checkpoint_id  # type: ignore[return-value]
+
+    def list_threads(self) -> list[str]:
+        """Ids of every thread the store holds."""
+        return self._store().list_threads()
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete a thread and every checkpoint and pending write it has."""
+        self._store().delete_thread(str(thread_id))
+
+    # -- export -----------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The graph as a JSON-able dict (format ``agentgraph_nb/graph`` v1); see
+        :meth:`StateGraph.from_json`."""
+        data = self.builder.to_json()
+        data["name"] = self.name
+        return data
+
+    def to_dot(self) -> str:
+        """Graphviz DOT text of the graph."""
+        from agentgraph_nb.export.dot import to_dot
+
+        return to_dot(self.to_json())
+
+    def to_mermaid(self) -> str:
+        """Mermaid flowchart text of the graph."""
+        from agentgraph_nb.export.mermaid import to_mermaid
+
+        return to_mermaid(self.to_json())
+
+    def to_dsl(self) -> str:
+        """``%%agentgraph`` cell text that builds the same graph."""
+        from agentgraph_nb.export.dsl import to_dsl
+
+        return to_dsl(self.to_json())
+
+    def get_graph(self) -> dict[str, Any]:
+        """Alias of :meth:`to_json` (LangGraph users look for it)."""
+        return self.to_json()
+
+    def __repr__(self) -> str:
+        p = self.plan
+        edges = sum(len(n.succ) for n in [p.start, *p.nodes])
+        extra = sum(len(n.branches) + len(n.weighted) for n in [p.start, *p.nodes]) + len(p.joins)
+        store = type(self.checkpointer).__name__ if self.checkpointer is not None else "no checkpointer"
+        return f"<CompiledGraph {self.name!r}: {len(p.nodes)} nodes, {edges} edges, {extra} routers/joins, {store}>"
+
+
+async def _one_shot(coro: Any) -> AsyncIterator[Any]:
+    yield await coro
+
+
+def _progress(total: int, enabled: bool, name: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"{name}", unit="run")

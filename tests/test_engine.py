@@ -1,0 +1,676 @@
+"""Engine behaviour: building, routing, parallel merge, errors, retries, timeouts, streams."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import operator
+import threading
+import time
+from typing import Annotated, Any, TypedDict
+
+import pydantic
+import pytest
+
+from agentgraph_nb import (
+    END,
+    START,
+    Command,
+    GraphRecursionError,
+    GraphValidationError,
+    GraphValidationWarning,
+    InvalidInputError,
+    InvalidUpdateError,
+    NodeError,
+    NodeTimeoutError,
+    RetryPolicy,
+    Send,
+    StateGraph,
+)
+
+
+class S(TypedDict, total=False):
+    x: int
+    log: Annotated[list[str], operator.add]
+    total: Annotated[int, operator.add]
+    answer: str
+
+
+def logger_node(name: str, **extra: Any):
+    def fn(state: dict[str, Any]) -> dict[str, Any]:
+        return {"log": [name], **extra}
+
+    fn.__name__ = name
+    return fn
+
+
+def chain(names: list[str], schema: Any = S) -> StateGraph:
+    g = StateGraph(schema, name="chain")
+    prev = START
+    for n in names:
+        g.add_node(n, logger_node(n))
+        g.add_edge(prev, n)
+        prev = n
+    g.add_edge(prev, END)
+    return g
+
+
+# -- building -------------------------------------------------------------------------------------
+def test_chain_runs_in_order_and_returns_dict() -> None:
+    app = chain(["a", "b", "c"]).compile()
+    out = app.invoke({"x": 1})
+    assert out == {"x": 1, "log": ["a", "b", "c"], "total": 0}
+
+
+def test_node_kinds_sync_async_callable_object_and_decorator() -> None:
+    g = StateGraph(S)
+
+    class Obj:
+        def __call__(self, s: dict[str, Any]) -> dict[str, Any]:
+            return {"log": ["obj"]}
+
+    class AObj:
+        async def __call__(self, s: dict[str, Any]) -> dict[str, Any]:
+            await asyncio.sleep(0)
+            return {"log": ["aobj"]}
+
+    async def anode(s: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"log": ["async"]}
+
+    @g.node
+    def deco(s: dict[str, Any]) -> None:
+        return None
+
+    @g.node("named", retry=RetryPolicy(max_attempts=2))
+    def whatever(s: dict[str, Any]) -> dict[str, Any]:
+        return {"log": ["named"]}
+
+    g.add_node("obj", Obj()).add_node("aobj", AObj()).add_node(anode)
+    g.add_edge(START, "deco").add_edge("deco", "named").add_edge("named", "obj")
+    g.add_edge("obj", "aobj").add_edge("aobj", "anode")
+    app = g.compile()
+    assert app.invoke({})["log"] == ["named", "obj", "aobj", "async"]
+    assert asyncio.run(app.ainvoke({}))["log"] == ["named", "obj", "aobj", "async"]
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda g: g.add_node("x", 42), "expected a function or callable"),
+        (lambda g: g.add_node(START, lambda s: None), "reserved"),
+        (lambda g: g.add_node("a", lambda s: None).add_node("a", lambda s: None), "already in graph"),
+        (lambda g: g.add_node("a", lambda s: None, timeout=-1), "timeout"),
+        (lambda g: g.add_node("a", lambda s: None, retry=3), "RetryPolicy"),
+        (lambda g: g.add_weighted_edges("a", {"b": -1}), "weight"),
+        (lambda g: g.add_conditional_edges("a", "notcallable"), "not callable"),
+    ],
+)
+def test_bad_builder_calls_raise_typed_errors(bad: Any, match: str) -> None:
+    with pytest.raises(GraphValidationError, match=match):
+        bad(StateGraph(S))
+
+
+def test_compile_rejects_unknown_nodes_with_did_you_mean() -> None:
+    g = StateGraph(S).add_node("search", logger_node("search")).add_edge(START, "search")
+    g.add_edge("search", "serch")
+    with pytest.raises(GraphValidationError, match=r"unknown node 'serch'.*Did you mean 'search'"):
+        g.compile()
+    g2 = StateGraph(S).add_node("search", logger_node("search")).add_edge(START, "search")
+    g2.add_conditional_edges("search", lambda s: "write", ["write"])
+    with pytest.raises(GraphValidationError, match="declares target 'write'"):
+        g2.compile()
+
+
+def test_compile_requires_entry_point() -> None:
+    g = StateGraph(S).add_node("a", logger_node("a"))
+    with pytest.raises(GraphValidationError, match="no entry point"):
+        g.compile()
+
+
+def test_compile_warns_unreachable_and_no_path_to_end() -> None:
+    g = chain(["a"])
+    g.add_node("orphan", logger_node("orphan"))
+    with pytest.warns(GraphValidationWarning, match="orphan.*cannot be reached"):
+        g.compile()
+    g2 = StateGraph(S).add_node("a", logger_node("a")).add_node("b", logger_node("b"))
+    g2.add_edge(START, "a").add_edge("a", "b").add_edge("b", "a")
+    with pytest.warns(GraphValidationWarning, match="no path to END"):
+        g2.compile()
+
+
+def test_unsupported_schema() -> None:
+    with pytest.raises(GraphValidationError, match="unsupported state schema"):
+        StateGraph(int)
+
+
+# -- state schemas --------------------------------------------------------------------------------
+@dataclasses.dataclass
+class DC:
+    log: Annotated[list[str], operator.add] = dataclasses.field(default_factory=list)
+    n: int = 5
+
+
+class PM(pydantic.BaseModel):
+    log: Annotated[list[str], operator.add] = []
+    n: int = 5
+
+
+@pytest.mark.parametrize("schema", [DC, PM])
+def test_dataclass_and_pydantic_state(schema: Any) -> None:
+    seen = []
+
+    def a(s: Any) -> dict[str, Any]:
+        seen.append(type(s))
+        return {"log": ["a"], "n": s.n + 1}
+
+    g = StateGraph(schema).add_node("a", a).add_edge(START, "a")
+    out = g.compile().invoke({"log": ["in"]})
+    assert out == {"log": ["in", "a"], "n": 6}
+    assert seen == [schema]
+
+
+def test_reducer_initial_values_and_plain_keys_absent() -> None:
+    app = chain(["a"]).compile()
+    out = app.invoke({})
+    assert "x" not in out and "answer" not in out
+    assert out["log"] == ["a"] and out["total"] == 0
+
+
+# -- errors in updates ----------------------------------------------------------------------------
+def test_unknown_key_names_node_and_key() -> None:
+    g = StateGraph(S).add_node("a", lambda s: {"anwser": "x"}).add_edge(START, "a")
+    with pytest.raises(NodeError, match=r"node 'a'.*unknown state key 'anwser'.*Did you mean 'answer'") as ei:
+        g.compile().invoke({})
+    assert isinstance(ei.value.__cause__, InvalidUpdateError)
+    assert ei.value.__cause__.key == "anwser"
+
+
+def test_non_dict_update_names_node() -> None:
+    g = StateGraph(S).add_node("a", lambda s: 42).add_edge(START, "a")
+    with pytest.raises(NodeError, match=r"node 'a' returned int 42"):
+        g.compile().invoke({})
+
+
+def test_unknown_input_key() -> None:
+    with pytest.raises(InvalidUpdateError, match="the input wrote unknown state key 'xx'"):
+        chain(["a"]).compile().invoke({"xx": 1})
+
+
+def test_parallel_writes_without_reducer_name_both_nodes() -> None:
+    g = StateGraph(S)
+    g.add_node("p", logger_node("p")).add_node("a", lambda s: {"answer": "A"}).add_node("b", lambda s: {"answer": "B"})
+    g.add_edge(START, "p").add_edge("p", "a").add_edge("p", "b")
+    app = g.compile()
+    with pytest.raises(NodeError, match=r"nodes 'a' and 'b' both wrote state key 'answer'"):
+        app.invoke({}, thread_id="t")
+    # nothing of the failed superstep was applied
+    st = app.get_state("t")
+    assert st.values["log"] == ["p"] and "answer" not in st.values
+
+
+# -- parallel branches, joins, merge order --------------------------------------------------------
+def test_fan_out_join_and_fixed_merge_order() -> None:
+    g = StateGraph(S)
+
+    def slow(s: dict[str, Any]) -> dict[str, Any]:
+        time.sleep(0.05)
+        return {"log": ["slow"]}
+
+    g.add_node("p", logger_node("p")).add_node("slow", slow).add_node("fast", logger_node("fast"))
+    g.add_node("j", logger_node("j"))
+    g.add_edge(START, "p").add_edge("p", "slow").add_edge("p", "fast").add_edge(["slow", "fast"], "j")
+    out = g.compile().invoke({})
+    assert out["log"] == ["p", "slow", "fast", "j"]  # order added, not completion order
+
+
+def test_fan_out_runs_concurrently_threads_and_async() -> None:
+    g = StateGraph(S)
+    barrier = threading.Barrier(2, timeout=5)
+
+    def a(s: dict[str, Any]) -> dict[str, Any]:
+        barrier.wait()  # deadlocks unless both run at once
+        return {"log": ["a"]}
+
+    def b(s: dict[str, Any]) -> dict[str, Any]:
+        barrier.wait()
+        return {"log": ["b"]}
+
+    g.add_node("a", a).add_node("b", b).add_edge(START, "a").add_edge(START, "b")
+    assert g.compile().invoke({})["log"] == ["a", "b"]
+
+    g2 = StateGraph(S)
+    ev: dict[str, asyncio.Event] = {}
+
+    async def x(s: dict[str, Any]) -> dict[str, Any]:
+        ev["x"].set()
+        await asyncio.wait_for(ev["y"].wait(), 5)
+        return {"log": ["x"]}
+
+    async def y(s: dict[str, Any]) -> dict[str, Any]:
+        ev["y"].set()
+        await asyncio.wait_for(ev["x"].wait(), 5)
+        return {"log": ["y"]}
+
+    g2.add_node("x", x).add_node("y", y).add_edge(START, "x").add_edge(START, "y")
+
+    async def main() -> dict[str, Any]:
+        ev["x"], ev["y"] = asyncio.Event(), asyncio.Event()
+        return await g2.compile().ainvoke({})
+
+    assert asyncio.run(main())["log"] == ["x", "y"]
+
+
+def test_join_with_branches_of_unequal_length() -> None:
+    g = StateGraph(S)
+    for n in ["p", "a1", "a2", "a3", "b", "j"]:
+        g.add_node(n, logger_node(n))
+    g.add_edge(START, "p").add_edge("p", "a1").add_edge("a1", "a2").add_edge("a2", "a3")
+    g.add_edge("p", "b").add_edge(["a3", "b"], "j").add_edge("j", END)
+    out = g.compile().invoke({})
+    assert out["log"].count("j") == 1
+    assert out["log"][-1] == "j"
+
+
+def test_two_edges_into_one_node_same_step_run_once() -> None:
+    g = StateGraph(S)
+    for n in ["p", "a", "b", "c"]:
+        g.add_node(n, logger_node(n))
+    g.add_edge(START, "p").add_edge("p", "a").add_edge("p", "b").add_edge("a", "c").add_edge("b", "c")
+    assert g.compile().invoke({})["log"] == ["p", "a", "b", "c"]
+
+
+# -- routing --------------------------------------------------------------------------------------
+def test_conditional_edges_loop_until_done() -> None:
+    g = StateGraph(S)
+    g.add_node("inc", lambda s: {"x": s.get("x", 0) + 1, "log": ["inc"]})
+    g.add_node("done", logger_node("done"))
+    g.add_edge(START, "inc")
+    g.add_conditional_edges("inc", lambda s: "inc" if s["x"] < 3 else "done", ["inc", "done"])
+    out = g.compile().invoke({"x": 0})
+    assert out["x"] == 3 and out["log"] == ["inc", "inc", "inc", "done"]
+
+
+def test_router_path_map_list_and_end() -> None:
+    g = StateGraph(S)
+    for n in ["a", "b", "c"]:
+        g.add_node(n, logger_node(n))
+    g.add_edge(START, "a")
+    g.add_conditional_edges("a", lambda s: ["b", "c"])
+    g.add_conditional_edges("b", lambda s: "stop", {"stop": END, "go": "c"})
+    assert g.compile().invoke({})["log"] == ["a", "b", "c"]
+
+
+def test_router_returning_undeclared_target_is_error() -> None:
+    g = StateGraph(S)
+    g.add_node("a", logger_node("a")).add_node("b", logger_node("b")).add_edge(START, "a")
+
+    def route(s: dict[str, Any]) -> str:
+        return "c"
+
+    g.add_conditional_edges("a", route, ["b"])
+    with pytest.raises(NodeError, match=r"router 'route' of node 'a' returned 'c'.*declared targets \['b'\]"):
+        g.compile().invoke({})
+
+
+def test_dynamic_router_unknown_node_did_you_mean() -> None:
+    g = StateGraph(S)
+    g.add_node("a", logger_node("a")).add_node("write", logger_node("write")).add_edge(START, "a")
+    g.add_conditional_edges("a", lambda s: "wirte")
+    with pytest.raises(NodeError, match=r"unknown node 'wirte'.*Did you mean 'write'"):
+        g.compile().invoke({})
+
+
+def test_send_map_reduce_in_emit_order() -> None:
+    class MS(TypedDict, total=False):
+        docs: list[str]
+        doc: str
+        summaries: Annotated[list[str], operator.add]
+
+    def summarize(s: dict[str, Any]) -> dict[str, Any]:
+        time.sleep(0.01 * (3 - len(s["doc"])))  # finish in reverse order
+        return {"summaries": [s["doc"].upper()]}
+
+    g = StateGraph(MS)
+    g.add_node("summarize", summarize)
+    g.add_conditional_edges(START, lambda s: [Send("summarize", {"doc": d}) for d in s["docs"]])
+    out = g.compile().invoke({"docs": ["a", "bb", "ccc"]})
+    assert out["summaries"] == ["A", "BB", "CCC"]
+
+
+def test_command_update_and_goto() -> None:
+    g = StateGraph(S)
+    g.add_node("a", lambda s: Command(update={"log": ["a"]}, goto="c"), destinations=["b", "c"])
+    g.add_node("b", logger_node("b")).add_node("c", logger_node("c"))
+    g.add_edge(START, "a").add_edge("b", END)
+    assert g.compile().invoke({})["log"] == ["a", "c"]
+
+
+def test_weighted_edges_are_seeded_and_follow_weights() -> None:
+    g = StateGraph(S)
+    g.add_node("pick", lambda s: {"x": s.get("x", 0) + 1})
+    g.add_node("a", logger_node("a")).add_node("b", logger_node("b"))
+    g.add_edge(START, "pick").add_weighted_edges("pick", {"a": 0.7, "b": 0.3})
+    app = g.compile()
+    runs = [app.invoke({}, seed=s)["log"][0] for s in range(400)]
+    again = [app.invoke({}, seed=s)["log"][0] for s in range(400)]
+    assert runs == again
+    share = runs.count("a") / len(runs)
+    assert 0.6 < share < 0.8
+
+
+def test_recursion_limit() -> None:
+    g = StateGraph(S).add_node("loop", logger_node("loop")).add_edge(START, "loop")
+    g.add_conditional_edges("loop", lambda s: "loop", ["loop"])
+    with pytest.warns(GraphValidationWarning, match="no path to END"):
+        app = g.compile()
+    with pytest.raises(GraphRecursionError, match="recursion limit of 5"):
+        app.invoke({}, recursion_limit=5)
+
+
+# -- failures -------------------------------------------------------------------------------------
+def test_node_error_is_chained_with_node_step_attempt() -> None:
+    def boom(s: dict[str, Any]) -> None:
+        raise ZeroDivisionError("nope")
+
+    g = chain(["a"]).add_node("boom", boom)
+    g.edges.remove(("a", END))
+    g.add_edge("a", "boom")
+    with pytest.raises(NodeError) as ei:
+        g.compile().invoke({})
+    e = ei.value
+    assert (e.node, e.step, e.attempt) == ("boom", 2, 1)
+    assert isinstance(e.__cause__, ZeroDivisionError)
+
+
+def test_retry_with_backoff_then_success_and_metrics() -> None:
+    calls: list[float] = []
+
+    def flaky(s: dict[str, Any]) -> dict[str, Any]:
+        calls.append(time.perf_counter())
+        if len(calls) < 3:
+            raise ConnectionError("down")
+        return {"log": ["ok"]}
+
+    g = StateGraph(S).add_node(
+        "flaky", flaky, retry=RetryPolicy(max_attempts=3, initial_interval=0.02, backoff_factor=2, jitter=False)
+    )
+    g.add_edge(START, "flaky")
+    app = g.compile()
+    assert app.invoke({})["log"] == ["ok"]
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert gaps[0] >= 0.02 and gaps[1] >= 0.04
+    st = app.metrics.node("flaky")
+    assert (st.count, st.retries, st.errors) == (1, 2, 0)
+
+
+def test_default_retry_never_retries_programming_errors() -> None:
+    n = 0
+
+    def bad(s: dict[str, Any]) -> None:
+        nonlocal n
+        n += 1
+        raise KeyError("k")
+
+    g = StateGraph(S).add_node("bad", bad, retry=RetryPolicy(initial_interval=0)).add_edge(START, "bad")
+    with pytest.raises(NodeError):
+        g.compile().invoke({})
+    assert n == 1
+
+
+def test_retry_on_predicate_and_exhaustion() -> None:
+    n = 0
+
+    def bad(s: dict[str, Any]) -> None:
+        nonlocal n
+        n += 1
+        raise ValueError("v")
+
+    pol = RetryPolicy(max_attempts=4, initial_interval=0, retry_on=lambda e: isinstance(e, ValueError))
+    g = StateGraph(S).add_node("bad", bad, retry=pol).add_edge(START, "bad")
+    with pytest.raises(NodeError) as ei:
+        g.compile().invoke({})
+    assert n == 4 and ei.value.attempt == 4
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_timeouts_for_sync_and_async_nodes(kind: str) -> None:
+    if kind == "sync":
+        def slow(s: dict[str, Any]) -> None:
+            time.sleep(0.5)
+    else:
+        async def slow(s: dict[str, Any]) -> None:  # type: ignore[misc]
+            await asyncio.sleep(0.5)
+
+    g = StateGraph(S).add_node("slow", slow, timeout=0.05).add_edge(START, "slow")
+    app = g.compile()
+    t = time.perf_counter()
+    with pytest.raises(NodeTimeoutError, match="timed out after 0.05s") as ei:
+        app.invoke({})
+    assert time.perf_counter() - t < 0.4
+    assert ei.value.node == "slow"
+    assert app.metrics.node("slow").timeouts == 1
+
+
+def test_timeout_is_retried_by_default_policy() -> None:
+    n = 0
+
+    def sometimes_slow(s: dict[str, Any]) -> dict[str, Any]:
+        nonlocal n
+        n += 1
+        if n == 1:
+            time.sleep(0.3)
+        return {"log": ["ok"]}
+
+    g = StateGraph(S).add_node("s", sometimes_slow, timeout=0.05, retry=RetryPolicy(initial_interval=0))
+    g.add_edge(START, "s")
+    assert g.compile().invoke({})["log"] == ["ok"]
+
+
+def test_failed_parallel_sibling_keeps_completed_writes_pending() -> None:
+    runs: dict[str, int] = {"ok": 0, "bad": 0}
+    fail = {"on": True}
+
+    def ok(s: dict[str, Any]) -> dict[str, Any]:
+        runs["ok"] += 1
+        return {"log": ["ok"]}
+
+    def bad(s: dict[str, Any]) -> dict[str, Any]:
+        runs["bad"] += 1
+        if fail["on"]:
+            raise RuntimeError("bad")
+        return {"log": ["bad"]}
+
+    g = StateGraph(S).add_node("ok", ok).add_node("bad", bad).add_edge(START, "ok").add_edge(START, "bad")
+    app = g.compile()
+    with pytest.raises(NodeError, match="'bad'"):
+        app.invoke({}, thread_id="t")
+    assert app.get_state("t").next == ("bad",)
+    fail["on"] = False
+    out = app.invoke(None, thread_id="t")
+    assert out["log"] == ["ok", "bad"]
+    assert runs == {"ok": 1, "bad": 2}
+
+
+def test_async_sibling_cancelled_when_one_fails() -> None:
+    cancelled = []
+
+    async def slow(s: dict[str, Any]) -> dict[str, Any]:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return {}
+
+    async def bad(s: dict[str, Any]) -> None:
+        raise RuntimeError("x")
+
+    g = StateGraph(S).add_node("slow", slow).add_node("bad", bad).add_edge(START, "slow").add_edge(START, "bad")
+    t = time.perf_counter()
+    with pytest.raises(NodeError):
+        asyncio.run(g.compile().ainvoke({}))
+    assert cancelled == [True] and time.perf_counter() - t < 2
+
+
+# -- streams, events, logging -----------------------------------------------------------------------
+def test_stream_modes() -> None:
+    app = chain(["a", "b"]).compile()
+    assert list(app.stream({"x": 1}, mode="updates")) == [{"a": {"log": ["a"]}}, {"b": {"log": ["b"]}}]
+    vals = list(app.stream({"x": 1}, mode="values"))
+    assert [v["log"] for v in vals] == [[], ["a"], ["a", "b"]]
+    both = list(app.stream({"x": 1}, mode=["updates", "values"]))
+    assert both[0] == ("values", {"x": 1, "log": [], "total": 0})
+    with pytest.raises(InvalidInputError, match="unknown stream mode 'update'.*Did you mean 'updates'"):
+        list(app.stream({}, mode="update"))
+
+
+def test_stream_none_update_still_yields() -> None:
+    g = StateGraph(S).add_node("n", lambda s: None).add_edge(START, "n")
+    assert list(g.compile().stream({})) == [{"n": None}]
+
+
+def test_events_kinds_and_fields() -> None:
+    def flaky_factory() -> Any:
+        n = {"i": 0}
+
+        def flaky(s: dict[str, Any]) -> dict[str, Any]:
+            n["i"] += 1
+            if n["i"] == 1:
+                raise ConnectionError("x")
+            return {"log": ["f"]}
+
+        return flaky
+
+    g = StateGraph(S).add_node("f", flaky_factory(), retry=RetryPolicy(initial_interval=0)).add_edge(START, "f")
+    app = g.compile()
+    events = list(app.stream({}, thread_id="e", mode="events"))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+    for k in ("step_start", "node_start", "node_retry", "node_end", "state_update", "checkpoint"):
+        assert k in kinds
+    end = next(e for e in events if e.kind == "node_end")
+    assert end.node == "f" and end.attempt == 2 and end.duration >= 0 and end.thread_id == "e"
+    assert all(e.run_id == events[0].run_id for e in events)
+    ts = [e.ts for e in events]
+    assert ts == sorted(ts)
+
+
+def test_listener_attach_detach_and_broken_listener_does_not_break_run() -> None:
+    app = chain(["a"]).compile()
+    got: list[str] = []
+    off = app.listen(lambda e: got.append(e.kind))
+
+    def broken(e: Any) -> None:
+        raise ValueError("listener bug")
+
+    off2 = app.listen(broken)
+    app.invoke({})
+    assert "node_end" in got
+    off()
+    off2()
+    n = len(got)
+    app.invoke({})
+    assert len(got) == n
+
+
+def test_logging_records_with_extra(caplog: pytest.LogCaptureFixture) -> None:
+    def boom(s: dict[str, Any]) -> None:
+        raise ValueError("bad")
+
+    g = StateGraph(S).add_node("boom", boom).add_edge(START, "boom")
+    with caplog.at_level(logging.DEBUG, logger="agentgraph_nb"), pytest.raises(NodeError):
+        g.compile().invoke({}, thread_id="th")
+    recs = [r for r in caplog.records if r.name == "agentgraph_nb"]
+    err = [r for r in recs if r.levelno == logging.ERROR and getattr(r, "node", "") == "boom"]
+    assert err and err[0].thread_id == "th" and err[0].step == 1  # type: ignore[attr-defined]
+    assert any(r.levelno == logging.INFO and "started" in r.getMessage() for r in recs)
+
+
+# -- batch, cancellation, loops ---------------------------------------------------------------------
+def test_batch_and_abatch_order_and_exceptions() -> None:
+    def maybe(s: dict[str, Any]) -> dict[str, Any]:
+        if s["x"] == 3:
+            raise ValueError("three")
+        return {"total": s["x"]}
+
+    g = StateGraph(S).add_node("m", maybe).add_edge(START, "m")
+    app = g.compile()
+    res = app.batch([{"x": i} for i in range(6)], max_concurrency=3, return_exceptions=True)
+    assert [r["total"] if isinstance(r, dict) else "err" for r in res] == [0, 1, 2, "err", 4, 5]
+    res2 = asyncio.run(app.abatch([{"x": i} for i in (1, 2)], max_concurrency=1))
+    assert [r["total"] for r in res2] == [1, 2]
+
+
+def test_cancelling_an_async_run_stops_it() -> None:
+    started = asyncio.Event if False else None  # noqa: F841
+
+    async def slow(s: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(10)
+        return {}
+
+    app = StateGraph(S).add_node("slow", slow).add_edge(START, "slow").compile()
+
+    async def main() -> None:
+        task = asyncio.create_task(app.ainvoke({}))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    t = time.perf_counter()
+    asyncio.run(main())
+    assert time.perf_counter() - t < 2
+    assert app.metrics.summary()["runs_failed"] == 1
+
+
+def test_invoke_inside_running_loop_uses_that_loop_for_async_nodes() -> None:
+    """An async client bound to the notebook's loop keeps working under sync invoke()."""
+
+    async def notebook_cell() -> dict[str, Any]:
+        queue: asyncio.Queue[int] = asyncio.Queue()  # bound to this (the "notebook's") loop
+        await queue.put(41)
+        outer = asyncio.get_running_loop()
+
+        async def use_client(s: dict[str, Any]) -> dict[str, Any]:
+            assert asyncio.get_running_loop() is outer
+            v = await queue.get()
+            return {"total": v + 1}
+
+        app = StateGraph(S).add_node("c", use_client).add_edge(START, "c").compile()
+        return app.invoke({})  # sync call inside a running loop
+
+    assert asyncio.run(notebook_cell())["total"] == 42
+
+
+def test_sync_graph_invoke_inside_running_loop() -> None:
+    async def cell() -> dict[str, Any]:
+        return chain(["a", "b"]).compile().invoke({})
+
+    assert asyncio.run(cell())["log"] == ["a", "b"]
+
+
+# -- exports --------------------------------------------------------------------------------------
+def route_fn(s: dict[str, Any]) -> str:
+    return "b"
+
+
+def test_exports_and_json_round_trip() -> None:
+    g = StateGraph(S, name="exp")
+    for n in ["a", "b", "c", "d"]:
+        g.add_node(n, logger_node(n), retry=RetryPolicy(max_attempts=2) if n == "a" else None)
+    g.add_edge(START, "a").add_conditional_edges("a", route_fn, ["b", "c"])
+    g.add_weighted_edges("b", {"c": 0.5, "d": 0.5}).add_edge(["c", "d"], END)
+    app = g.compile()
+    data = app.to_json()
+    assert [n["name"] for n in data["nodes"]] == ["a", "b", "c", "d"]
+    assert data["branches"][0]["router"] == "route_fn"
+    ns = {n: logger_node(n) for n in "abcd"} | {"route_fn": route_fn}
+    g2 = StateGraph.from_json(data, schema=S, namespace=ns)
+    assert g2.to_json() | {"nodes": None} == data | {"nodes": None}
+    assert [n["retry"] for n in g2.to_json()["nodes"]] == [n["retry"] for n in data["nodes"]]
+    dot = app.to_dot()
+    assert dot.startswith('digraph "exp"') and '"a" -> "b" [style=dashed, label="route_fn"]' in dot
+    mm = app.to_mermaid()
+    assert mm.startswith("flowchart LR") and 'n_b -->|"0.5"| n_c' in mm
