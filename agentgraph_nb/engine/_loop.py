@@ -457,6 +457,7 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
     sync = run.sync
     limit_step = run.step + run.recursion_limit
     out = run.out
+    run.interrupts = ()
     if run.start_input is not None:
         plain: set[int] = set()
         sends: list[Any] = []

@@ -1,0 +1,230 @@
+"""Checkpoints through the engine: history, resume, fork, update_state, human in the loop.
+
+Every test runs on the in-memory store and on a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from agentgraph_nb import (
+    END,
+    START,
+    Command,
+    InvalidInputError,
+    NodeError,
+    StateGraph,
+    interrupt,
+)
+
+
+class S(TypedDict, total=False):
+    x: int
+    log: Annotated[list[str], operator.add]
+    answer: Any
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    if request.param == "memory":
+        return "memory"
+    pytest.importorskip("agentgraph_nb.checkpoint.sqlite")
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+def counting_chain(counts: dict[str, int], names: list[str], fail_at: set[str] | None = None) -> StateGraph:
+    g = StateGraph(S, name="c")
+    prev = START
+    for n in names:
+        def fn(s: dict[str, Any], n: str = n) -> dict[str, Any]:
+            counts[n] = counts.get(n, 0) + 1
+            if fail_at is not None and n in fail_at:
+                raise RuntimeError(f"{n} failed")
+            return {"log": [n], "x": s.get("x", 0) + 1}
+
+        g.add_node(n, fn)
+        g.add_edge(prev, n)
+        prev = n
+    return g
+
+
+def test_history_one_checkpoint_per_superstep_newest_first(store: str) -> None:
+    counts: dict[str, int] = {}
+    app = counting_chain(counts, ["a", "b", "c"]).compile(checkpointer=store)
+    app.invoke({"x": 0}, thread_id="t")
+    hist = app.get_state_history("t")
+    assert [h.step for h in hist] == [3, 2, 1, 0]
+    assert [h.values["log"] for h in hist] == [["a", "b", "c"], ["a", "b"], ["a"], []]
+    assert [h.next for h in hist] == [(), ("c",), ("b",), ("a",)]
+    assert hist[0].parent_id == hist[1].checkpoint_id
+    assert hist[-1].metadata["source"] == "input" and hist[0].metadata["source"] == "loop"
+    assert hist[1].writes == {"b": {"log": ["b"], "x": 2}}
+    st = app.get_state("t")
+    assert st.values == hist[0].values and st.checkpoint_id == hist[0].checkpoint_id
+    assert len(app.get_state_history("t", limit=2)) == 2
+    assert [h.step for h in app.get_state_history("t", filter={"source": "input"})] == [0]
+
+
+def test_unknown_thread_is_empty_not_error(store: str) -> None:
+    app = counting_chain({}, ["a"]).compile(checkpointer=store)
+    st = app.get_state("nope")
+    assert st.values == {} and st.next == () and st.checkpoint_id is None
+    assert app.get_state_history("nope") == []
+
+
+def test_resume_after_failure_runs_only_the_rest(store: str) -> None:
+    counts: dict[str, int] = {}
+    fail = {"b"}
+    app = counting_chain(counts, ["a", "b", "c"], fail).compile(checkpointer=store)
+    with pytest.raises(NodeError):
+        app.invoke({"x": 0}, thread_id="t")
+    st = app.get_state("t")
+    assert st.next == ("b",) and st.values["log"] == ["a"]
+    fail.clear()
+    out = app.invoke(None, thread_id="t")
+    assert out["log"] == ["a", "b", "c"]
+    assert counts == {"a": 1, "b": 2, "c": 1}
+
+
+def test_invoke_none_with_nothing_to_resume_is_clear_error(store: str) -> None:
+    app = counting_chain({}, ["a"]).compile(checkpointer=store)
+    with pytest.raises(InvalidInputError, match="has no checkpoint"):
+        app.invoke(None, thread_id="fresh")
+    app.invoke({}, thread_id="done")
+    with pytest.raises(InvalidInputError, match="nothing left to run"):
+        app.invoke(None, thread_id="done")
+
+
+def test_threads_are_independent_and_continue(store: str) -> None:
+    app = counting_chain({}, ["a"]).compile(checkpointer=store)
+    app.invoke({"x": 10}, thread_id="one")
+    app.invoke({"x": 20}, thread_id="two")
+    assert app.get_state("one").values["x"] == 11
+    assert app.get_state("two").values["x"] == 21
+    out = app.invoke({"log": ["again"]}, thread_id="one")  # new input continues the thread
+    assert out["log"] == ["a", "again", "a"] and out["x"] == 12
+    assert sorted(app.list_threads()) == ["one", "two"]
+    app.delete_thread("one")
+    assert app.list_threads() == ["two"] and app.get_state("one").values == {}
+
+
+def test_fork_from_checkpoint_keeps_original_history(store: str) -> None:
+    counts: dict[str, int] = {}
+    app = counting_chain(counts, ["a", "b", "c"]).compile(checkpointer=store)
+    app.invoke({"x": 0}, thread_id="t")
+    before = [(h.checkpoint_id, h.step) for h in app.get_state_history("t")]
+    after_a = next(h for h in app.get_state_history("t") if h.step == 1)
+    out = app.invoke(None, thread_id="t", checkpoint_id=after_a.checkpoint_id)
+    assert out["log"] == ["a", "b", "c"]
+    assert counts == {"a": 1, "b": 2, "c": 2}  # only the nodes after the checkpoint re-ran
+    hist = app.get_state_history("t")
+    assert len(hist) == len(before) + 2
+    assert {cid for cid, _ in before} <= {h.checkpoint_id for h in hist}
+    assert hist[1].parent_id == after_a.checkpoint_id
+
+
+def test_update_state_semantics(store: str) -> None:
+    counts: dict[str, int] = {}
+    app = counting_chain(counts, ["a", "b", "c"]).compile(checkpointer=store, interrupt_before=["b"])
+    app.invoke({"x": 0}, thread_id="t")
+    st = app.get_state("t")
+    assert st.next == ("b",) and st.interrupts[0].when == "before"
+    # without as_node: next unchanged, values merged through reducers
+    cid = app.update_state("t", {"log": ["human"], "x": 100})
+    st2 = app.get_state("t")
+    assert st2.checkpoint_id == cid and st2.parent_id == st.checkpoint_id
+    assert st2.next == ("b",) and st2.values["log"] == ["a", "human"] and st2.values["x"] == 100
+    out = app.invoke(None, thread_id="t")
+    assert out["log"] == ["a", "human", "b", "c"]
+    # as_node: that node's successors run next
+    cid2 = app.update_state("t", {"log": ["as-a"]}, as_node="a", checkpoint_id=st.checkpoint_id)
+    assert app.get_state("t", cid2).next == ("b",)
+    # as_node=END clears pending work
+    cid3 = app.update_state("t", {"x": 1}, as_node=END, checkpoint_id=st.checkpoint_id)
+    assert app.get_state("t", cid3).next == ()
+    with pytest.raises(InvalidInputError, match="unknown as_node 'bb'.*Did you mean 'b'"):
+        app.update_state("t", {}, as_node="bb")
+
+
+def test_interrupt_in_node_and_resume_in_order(store: str) -> None:
+    runs = {"n": 0}
+
+    def ask(s: dict[str, Any]) -> dict[str, Any]:
+        runs["n"] += 1
+        name = interrupt({"question": "name?"})
+        age = interrupt({"question": "age?"})
+        return {"answer": f"{name}:{age}"}
+
+    g = StateGraph(S).add_node("ask", ask).add_node("after", lambda s: {"log": ["after"]})
+    g.add_edge(START, "ask").add_edge("ask", "after")
+    app = g.compile(checkpointer=store)
+    out = app.invoke({}, thread_id="h")
+    assert out["__interrupt__"][0].value == {"question": "name?"}
+    st = app.get_state("h")
+    assert st.next == ("ask",) and st.interrupts[0].value == {"question": "name?"}
+    out = app.invoke(Command(resume="ada"), thread_id="h")
+    assert out["__interrupt__"][0].value == {"question": "age?"}
+    out = app.invoke(Command(resume=36), thread_id="h")
+    assert out["answer"] == "ada:36" and out["log"] == ["after"]
+    assert "__interrupt__" not in out and runs["n"] == 3
+    assert app.get_state("h").interrupts == ()
+
+
+def test_several_pending_interrupts_answered_by_id(store: str) -> None:
+    def mk(label: str) -> Any:
+        def n(s: dict[str, Any]) -> dict[str, Any]:
+            return {"log": [f"{label}={interrupt(label)}"]}
+
+        return n
+
+    g = StateGraph(S).add_node("p", mk("p")).add_node("q", mk("q")).add_edge(START, "p").add_edge(START, "q")
+    app = g.compile(checkpointer=store)
+    out = app.invoke({}, thread_id="m")
+    ids = {i.value: i.id for i in out["__interrupt__"]}
+    assert set(ids) == {"p", "q"}
+    with pytest.raises(InvalidInputError, match="2 pending interrupts"):
+        app.invoke(Command(resume="x"), thread_id="m")
+    out = app.invoke(Command(resume={ids["p"]: 1, ids["q"]: 2}), thread_id="m")
+    assert out["log"] == ["p=1", "q=2"]
+
+
+def test_interrupt_after_and_new_input_drops_pending(store: str) -> None:
+    counts: dict[str, int] = {}
+    app = counting_chain(counts, ["a", "b"]).compile(checkpointer=store, interrupt_after=["a"])
+    out = app.invoke({"x": 0}, thread_id="t")
+    assert out["__interrupt__"][0].when == "after" and app.get_state("t").next == ("b",)
+    out = app.invoke({"x": 0}, thread_id="t")  # new input: pending step dropped, starts over
+    assert out["log"] == ["a", "a"] and counts == {"a": 2}
+    out = app.invoke(None, thread_id="t")
+    assert out["log"] == ["a", "a", "b"]
+
+
+def test_interrupt_before_per_call(store: str) -> None:
+    app = counting_chain({}, ["a", "b"]).compile(checkpointer=store)
+    out = app.invoke({}, thread_id="t", interrupt_before=["a"])
+    assert out["__interrupt__"][0].node == "a" and "log" not in out or out["log"] == []
+    assert app.invoke(None, thread_id="t")["log"] == ["a", "b"]
+
+
+@pytest.mark.parametrize("durability", ["sync", "async", "exit"])
+def test_durability_modes_keep_full_history(store: str, durability: str) -> None:
+    app = counting_chain({}, ["a", "b", "c"]).compile(checkpointer=store)
+    app.invoke({}, thread_id="d", durability=durability)
+    assert [h.step for h in app.get_state_history("d")] == [3, 2, 1, 0]
+
+
+def test_resume_command_on_unpaused_thread_is_error(store: str) -> None:
+    app = counting_chain({}, ["a"]).compile(checkpointer=store)
+    with pytest.raises(InvalidInputError, match="not paused"):
+        app.invoke(Command(resume=1), thread_id="none")
+
+
+def test_no_thread_no_checkpoints() -> None:
+    app = counting_chain({}, ["a"]).compile()
+    app.invoke({})
+    assert app.list_threads() == []
+    with pytest.raises(InvalidInputError, match="checkpointer=None"):
+        counting_chain({}, ["a"]).compile(checkpointer=None).get_state("t")

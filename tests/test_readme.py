@@ -1,0 +1,25 @@
+"""The README's quickstart runs as pasted."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_opens_with_two_setup_commands() -> None:
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), re.S)
+    assert blocks[0].strip().startswith("pip install -e")
+    assert blocks[1].strip() == 'pip install -e ".[dev]" && pytest'
+
+
+def test_readme_quickstart_runs(tmp_path: Path) -> None:
+    code = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)  # type: ignore[union-attr]
+    script = tmp_path / "quickstart.py"
+    script.write_text(code)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "found 3 sources" in r.stdout
