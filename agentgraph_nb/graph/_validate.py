@@ -93,15 +93,19 @@ def validate(g: StateGraph) -> list[str]:
                 f"graph {g.name!r}: node(s) {', '.join(map(repr, unreachable))} cannot be reached from START "
                 "(if a node reaches them with Command(goto=...), declare add_node(..., destinations=[...]))"
             )
-    # a node can finish if it reaches END, a node without outgoing edges, or a dynamic router
+    # a node can finish if it reaches END, a node without outgoing edges, or a dynamic router:
+    # walk the edges backwards from those (linear time)
+    preds: dict[str, list[str]] = {}
+    for n, ts in succ.items():
+        for t in ts:
+            preds.setdefault(t, []).append(n)
     can_end = {END} | dynamic | {n for n in g.nodes if not succ[n]}
-    changed = True
-    while changed:
-        changed = False
-        for n, ts in succ.items():
-            if n not in can_end and ts & can_end:
-                can_end.add(n)
-                changed = True
+    stack = list(can_end)
+    while stack:
+        for p in preds.get(stack.pop(), ()):
+            if p not in can_end:
+                can_end.add(p)
+                stack.append(p)
     stuck = [n for n in g.nodes if n not in can_end]
     if stuck:
         warnings.append(
