@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,7 +81,7 @@ def default_retry_on(exc: BaseException) -> bool:
     """
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
-    if not isinstance(exc, Exception) or isinstance(exc, asyncio.CancelledError):
+    if not isinstance(exc, Exception):  # CancelledError, KeyboardInterrupt, GraphInterrupt
         return False
     return not isinstance(
         exc,

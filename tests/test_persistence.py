@@ -228,3 +228,15 @@ def test_no_thread_no_checkpoints() -> None:
     assert app.list_threads() == []
     with pytest.raises(InvalidInputError, match="checkpointer=None"):
         counting_chain({}, ["a"]).compile(checkpointer=None).get_state("t")
+
+
+def test_max_steps_steps_through_a_run(store: str) -> None:
+    counts: dict[str, int] = {}
+    app = counting_chain(counts, ["a", "b", "c"]).compile(checkpointer=store)
+    out = app.invoke({"x": 0}, thread_id="s", max_steps=0)
+    assert out.get("log", []) == [] and app.get_state("s").next == ("a",)
+    steps = []
+    while app.get_state("s").next:
+        app.invoke(None, thread_id="s", max_steps=1)
+        steps.append(app.get_state("s").values["log"][-1])
+    assert steps == ["a", "b", "c"] and counts == {"a": 1, "b": 1, "c": 1}

@@ -9,16 +9,16 @@ nodes are driven on an event loop by the runner.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextvars
-import hashlib
 import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
+
+from agentgraph_nb._lazy import LazyModule
 
 from agentgraph_nb.checkpoint.base import CheckpointRecord, PendingWrite, new_checkpoint_id
 from agentgraph_nb.constants import END
@@ -33,10 +33,17 @@ from agentgraph_nb.errors import (
 from agentgraph_nb.types import Event, Interrupt
 
 if TYPE_CHECKING:
+    import asyncio
+    import concurrent.futures as futures
+
     from agentgraph_nb.checkpoint.base import BaseCheckpointer
     from agentgraph_nb.engine._plan import Plan, PNode
 
 __all__ = ["INTERRUPT_KEY", "Run", "interrupt", "run_loop"]
+
+if not TYPE_CHECKING:
+    asyncio = LazyModule("asyncio", __name__, "asyncio")
+    futures = LazyModule("concurrent.futures", __name__, "futures")
 
 logger = logging.getLogger("agentgraph_nb")
 
@@ -46,13 +53,13 @@ _RW = "__resume__"  # pending-write node name for resume answers
 
 _current: contextvars.ContextVar[_Scratch | None] = contextvars.ContextVar("agentgraph_nb_task", default=None)
 
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool: futures.ThreadPoolExecutor | None = None
 
 
-def _thread_pool() -> concurrent.futures.ThreadPoolExecutor:
+def _thread_pool() -> futures.ThreadPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="agentgraph_nb")
+        _pool = futures.ThreadPoolExecutor(thread_name_prefix="agentgraph_nb")
     return _pool
 
 
@@ -162,6 +169,7 @@ class Run:
         self.last_step_writes: list[tuple[str, Any]] = []
         self.t0 = time.perf_counter()
         self.start_input: dict[str, Any] | None = None  # set: route from START and save the input first
+        self.max_steps: int | None = None  # stop (without error) after this many supersteps
 
     # -- events -----------------------------------------------------------------------------------
     def _emit(self, kind: str, step: int, node: str = "", duration: float = 0.0, attempt: int = 0,
@@ -180,7 +188,9 @@ class Run:
 
     def interrupt_id(self, index: int, n: int) -> str:
         raw = f"{self.thread_id}|{self.checkpoint_id}|{index}|{n}"
-        return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
+        from hashlib import blake2b
+
+        return blake2b(raw.encode(), digest_size=8).hexdigest()
 
     # -- checkpoints --------------------------------------------------------------------------------
     def save(self, writes: list[tuple[str, Any]], source: str, extra: dict[str, Any] | None = None) -> None:
@@ -286,7 +296,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
                 fut = _thread_pool().submit(ctx.run, fn, inp)  # type: ignore[arg-type]
                 try:
                     out = fut.result(node.timeout)
-                except concurrent.futures.TimeoutError:
+                except futures.TimeoutError:
                     node.stats.timeouts += 1
                     raise _timeout_error(node, step, attempt) from None
             res = normalize_result(node.name, out)
@@ -353,7 +363,7 @@ async def run_async_task(
                         raise _timeout_error(node, step, attempt) from None
             elif node.timeout is None:
                 out = fn(inp)  # type: ignore[misc]
-                if asyncio.iscoroutine(out):  # a proxy that now points at an async function
+                if isinstance(out, CoroutineType):  # a proxy that now points at an async function
                     out = await out
             else:
                 ctx = contextvars.copy_context()
@@ -406,14 +416,14 @@ async def _route_async(run: Run, node: PNode, view: dict[str, Any], goto: Any, p
         inp = run.schema.make_input(view)
         for b in node.branches:
             out = b.router(inp)
-            if asyncio.iscoroutine(out):
+            if isinstance(out, CoroutineType):
                 out = await out
             _resolve_branch(run, node, b, out, plain, sends)
     return _route_rest(run, node, goto, plain, sends, barriers)
 
 
 def _resolve_branch(run: Run, node: PNode, b: Any, out: Any, plain: set[int], sends: list[Any]) -> None:
-    if asyncio.iscoroutine(out):
+    if isinstance(out, CoroutineType):
         out.close()
         raise TypeError(f"router {b.name!r} is async; it can only run under ainvoke/astream or an event loop")
     resolve_targets(run.plan, node.name, out, declared=b.declared, path_map=b.path_map,
@@ -480,10 +490,13 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
         for item in out:
             yield item
         out.clear()
+    stop_step = run.step + run.max_steps if run.max_steps is not None else None
     while run.tasks:
         tasks = run.tasks
         values = run.values
         step = run.step + 1
+        if stop_step is not None and step > stop_step:
+            return
         if step > limit_step:
             raise GraphRecursionError(
                 f"graph {plan.name!r} reached the recursion limit of {run.recursion_limit} supersteps "
@@ -645,7 +658,7 @@ def _run_parallel_sync(run: Run, tasks: list[Any], todo: list[int], values: dict
         ctx = contextvars.copy_context()
         futs[pool.submit(ctx.run, run_sync_task, run, node, arg, i, values, step)] = i
     # sync work cannot be cancelled: wait for all, in completion order for the stream
-    for fut in concurrent.futures.as_completed(futs):
+    for fut in futures.as_completed(futs):
         i = futs[fut]
         try:
             res = fut.result()

@@ -14,11 +14,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import queue
-import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["NESTED", "iterate_sync"]
 
@@ -56,6 +56,8 @@ def _close_no_loop(agen: Any) -> None:
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
+    import asyncio
+
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
@@ -63,6 +65,8 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def _drive_private_loop(agen: AsyncIterator[Any]) -> Iterator[Any]:
+    import asyncio
+
     loop = asyncio.new_event_loop()
     try:
         while True:
@@ -96,6 +100,10 @@ def _drive_nested(loop: asyncio.AbstractEventLoop, agen: AsyncIterator[Any]) -> 
 
 
 def _drive_thread(agen: AsyncIterator[Any]) -> Iterator[Any]:
+    import asyncio
+    import queue
+    import threading
+
     q: queue.Queue[Any] = queue.Queue(maxsize=1024)
     stop = threading.Event()
 
@@ -130,6 +138,7 @@ def iterate_sync(agen: AsyncIterator[Any], *, needs_loop: bool) -> Iterator[Any]
     if not needs_loop:
         return _drive_no_loop(agen)
     loop = _running_loop()
+    import asyncio  # noqa: F401
     if loop is None:
         return _drive_private_loop(agen)
     if NESTED == "nest":

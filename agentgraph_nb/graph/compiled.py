@@ -4,10 +4,9 @@ its checkpoints (``get_state``, ``get_state_history``, ``update_state``), observ
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-import uuid
+import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,11 +17,14 @@ from agentgraph_nb.engine._algo import NOARG, apply_writes
 from agentgraph_nb.engine._loop import _IW, _RW, INTERRUPT_KEY, Run, _route, run_loop
 from agentgraph_nb.engine._plan import Plan
 from agentgraph_nb.engine._runner import iterate_sync
+from agentgraph_nb.graph._views import ViewsMixin
 from agentgraph_nb.errors import CheckpointError, GraphValidationError, InvalidInputError, did_you_mean
 from agentgraph_nb.observe.metrics import Metrics, RunStats
 from agentgraph_nb.types import Command, Event, Interrupt, Send, StateSnapshot
 
 if TYPE_CHECKING:
+    import asyncio
+
     from agentgraph_nb.graph.state import StateGraph
 
 __all__ = ["CompiledGraph"]
@@ -47,7 +49,7 @@ def _open_store(spec: Any) -> BaseCheckpointer | None:
     return open_checkpointer(spec)
 
 
-class CompiledGraph:
+class CompiledGraph(ViewsMixin):
     """A validated, runnable graph. Made by :meth:`StateGraph.compile`.
 
     Example:
@@ -115,6 +117,7 @@ class CompiledGraph:
         interrupt_before: Sequence[str] | None = None,
         interrupt_after: Sequence[str] | None = None,
         listeners: Sequence[Callable[[Event], Any]] | None = None,
+        max_steps: int | None = None,
     ) -> Run:
         if not isinstance(recursion_limit, int) or recursion_limit < 1:
             raise InvalidInputError(f"recursion_limit must be a positive int, got {recursion_limit!r}")
@@ -132,7 +135,7 @@ class CompiledGraph:
             lst = [*lst, *listeners]
         run = Run(
             self.plan,
-            run_id=uuid.uuid4().hex,
+            run_id=os.urandom(16).hex(),
             thread_id=thread_id,
             store=store,
             durability=durability,
@@ -146,6 +149,10 @@ class CompiledGraph:
             metrics=self._collect_metrics,
             run_stats=self._run_stats,
         )
+        if max_steps is not None:
+            if not isinstance(max_steps, int) or max_steps < 0:
+                raise InvalidInputError(f"max_steps must be an int >= 0, got {max_steps!r}")
+            run.max_steps = max_steps
         schema = self.schema
         if isinstance(input, Command):
             self._prepare_resume(run, input, checkpoint_id)
@@ -325,6 +332,8 @@ class CompiledGraph:
             durability: ``"sync"``, ``"async"`` or ``"exit"`` (default: the store's).
             interrupt_before, interrupt_after: override the compiled ones for this call.
             listeners: extra event callbacks for this call only.
+            max_steps: stop quietly after this many supersteps (the thread stays resumable with
+                ``invoke(None, thread_id=...)``; used for stepping through a run).
 
         Works in scripts and inside a running event loop (a notebook cell).
         """
@@ -390,6 +399,8 @@ class CompiledGraph:
         With ``return_exceptions=True`` a failed run's exception takes its place in the list."""
         items = list(inputs)
         if not self.plan.all_sync:
+            import asyncio
+
             coro = self.abatch(items, thread_ids=thread_ids, max_concurrency=max_concurrency,
                                return_exceptions=return_exceptions, progress=progress, **kwargs)
             from agentgraph_nb.engine._runner import _running_loop
@@ -437,6 +448,8 @@ class CompiledGraph:
         **kwargs: Any,
     ) -> list[Any]:
         """Async :meth:`batch`: at most ``max_concurrency`` runs at once (default: unlimited)."""
+        import asyncio
+
         items = list(inputs)
         tids = list(thread_ids) if thread_ids is not None else [None] * len(items)
         sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None

@@ -3,7 +3,6 @@ returns the runnable :class:`~agentgraph_nb.graph.compiled.CompiledGraph`."""
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ def is_async_callable(fn: Any) -> bool:
             return bool(fn.is_async)
         except Exception:
             return False
+    import inspect
+
     if inspect.iscoroutinefunction(fn):
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004

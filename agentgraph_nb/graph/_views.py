@@ -1,0 +1,83 @@
+"""The notebook-facing methods of a compiled graph. Each imports its (heavy) implementation
+only when called, so the engine never imports IPython, ipywidgets, plotly or pandas."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["ViewsMixin"]
+
+
+class ViewsMixin:
+    """Mixed into :class:`~agentgraph_nb.graph.compiled.CompiledGraph`."""
+
+    _recorder: Any = None
+
+    # -- recording --------------------------------------------------------------------------------
+    def record(self, max_events: int = 200_000) -> Any:
+        """Start keeping this graph's events (bounded) for :meth:`events` and :meth:`timeline`
+        after the fact. Returns the recorder; calling again returns the same one.
+        Runs pay for events only while something records or listens."""
+        if self._recorder is None:
+            from agentgraph_nb.observe.recorder import EventRecorder
+
+            self._recorder = EventRecorder(max_events=max_events)
+            self._recorder.attach(self)  # type: ignore[arg-type]
+        return self._recorder
+
+    def events(self, *, run_id: str | None = None, thread_id: str | None = None) -> Any:
+        """Recorded events as a pandas DataFrame (see :meth:`record`), one row per event:
+        run, thread, step, node, kind, start, end, duration, attempt, error."""
+        from agentgraph_nb.observe.frames import events_frame
+
+        return events_frame(self, run_id=run_id, thread_id=thread_id)
+
+    # -- widgets ----------------------------------------------------------------------------------
+    def show(self) -> Any:
+        """The GraphView widget for this graph, live during runs."""
+        from agentgraph_nb.ui.graphview import GraphView
+
+        view = GraphView.from_app(self)
+        view.attach(self)
+        return view
+
+    def debug(self, inputs: Any = None, *, thread_id: str | None = None, breakpoints: Sequence[str] = ()) -> Any:
+        """A step-through Debugger widget (graph, controls, state inspector, time travel)."""
+        from agentgraph_nb.ui.debugger import Debugger
+
+        return Debugger(self, inputs, thread_id=thread_id, breakpoints=breakpoints)
+
+    def timeline(self, run_or_thread: str | None = None) -> Any:
+        """A plotly Gantt chart of node executions, live during runs (or of a past run/thread)."""
+        from agentgraph_nb.ui.timeline import timeline
+
+        return timeline(self, run_or_thread)
+
+    def dashboard(self) -> Any:
+        """Live latency, throughput, error and retry metrics as one widget."""
+        from agentgraph_nb.ui.dashboard import Dashboard
+
+        return Dashboard(self)
+
+    def simulate(
+        self,
+        inputs: Any,
+        n: int = 1000,
+        *,
+        seed: int | None = None,
+        stubs: Mapping[str, Callable[..., Any]] | None = None,
+        progress: bool = False,
+    ) -> Any:
+        """Run the graph ``n`` times (nodes optionally swapped for ``stubs``) and report how often
+        each route was taken, as a DataFrame."""
+        from agentgraph_nb.observe.simulate import simulate
+
+        return simulate(self, inputs, n, seed=seed, stubs=stubs, progress=progress)
+
+    # -- display ----------------------------------------------------------------------------------
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Widget view in JupyterLab, plus a static SVG and a text summary everywhere else."""
+        from agentgraph_nb.notebook.display import mimebundle
+
+        return mimebundle(self)
