@@ -30,6 +30,7 @@ from agentgraph_nb.errors import (
     NodeTimeoutError,
 )
 from agentgraph_nb.graph.compiled import CompiledGraph
+from agentgraph_nb.graph.session import DebugSession, StateDiff
 from agentgraph_nb.graph.state import StateGraph
 from agentgraph_nb.types import Command, Event, Interrupt, RetryPolicy, Send, StateSnapshot
 
@@ -43,6 +44,7 @@ __all__ = [
     "CheckpointError",
     "Command",
     "CompiledGraph",
+    "DebugSession",
     "Event",
     "GraphInterrupt",
     "GraphRecursionError",
@@ -58,6 +60,7 @@ __all__ = [
     "Send",
     "SqliteCheckpointer",
     "StateGraph",
+    "StateDiff",
     "StateSnapshot",
     "__version__",
     "interrupt",
