@@ -138,6 +138,23 @@ class Plan:
             n.weighted = tuple(weighted.get(n.index, ()))
             n.static_next = [self.nodes[i].task for i in n.succ]
             n.simple = not (n.joins or n.branches or n.weighted)
+        # nodes bound by name (the notebook's hot-reload proxies) may change sync <-> async
+        self.dynamic = any(hasattr(type(n.fn), "is_async") for n in self.nodes) or any(
+            hasattr(type(b.router), "is_async") for n in [self.start, *self.nodes] for b in n.branches
+        )
+        self.all_sync = True
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Re-read which nodes are async (cheap; only needed when :attr:`dynamic`)."""
+        for n in self.nodes:
+            n.is_async = is_async_callable(n.fn)
+            n.inline = not n.is_async and n.timeout is None
+            for b in n.branches:
+                b.is_async = is_async_callable(b.router)
+        for b in self.start.branches:
+            b.is_async = is_async_callable(b.router)
         self.all_sync = all(not n.is_async for n in self.nodes) and all(
             not b.is_async for n in [self.start, *self.nodes] for b in n.branches
         )
+        return self.all_sync

@@ -318,6 +318,10 @@ class CompiledGraph(ViewsMixin):
             values[INTERRUPT_KEY] = list(run.interrupts)
         return values
 
+    def _all_sync(self) -> bool:
+        plan = self.plan
+        return plan.refresh() if plan.dynamic else plan.all_sync
+
     def invoke(self, input: Any, thread_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Run the graph to the end (or to an interrupt) and return the final state as a dict.
 
@@ -337,7 +341,7 @@ class CompiledGraph(ViewsMixin):
 
         Works in scripts and inside a running event loop (a notebook cell).
         """
-        run = self._prepare(input, thread_id, sync=self.plan.all_sync, **kwargs)
+        run = self._prepare(input, thread_id, sync=self._all_sync(), **kwargs)
         for _ in iterate_sync(self._lifecycle(run), needs_loop=not run.sync):
             pass
         return self._result(run)
@@ -370,7 +374,7 @@ class CompiledGraph(ViewsMixin):
         A list of modes yields ``(mode, payload)`` pairs. Takes the keywords of :meth:`invoke`.
         """
         modes, tagged = self._modes(mode)
-        run = self._prepare(input, thread_id, sync=self.plan.all_sync, modes=modes, **kwargs)
+        run = self._prepare(input, thread_id, sync=self._all_sync(), modes=modes, **kwargs)
         for m, payload in iterate_sync(self._lifecycle(run), needs_loop=not run.sync):
             yield (m, payload) if tagged else payload
 
@@ -398,7 +402,7 @@ class CompiledGraph(ViewsMixin):
         graphs run concurrently on an event loop. ``progress=True`` shows a progress bar.
         With ``return_exceptions=True`` a failed run's exception takes its place in the list."""
         items = list(inputs)
-        if not self.plan.all_sync:
+        if not self._all_sync():
             import asyncio
 
             coro = self.abatch(items, thread_ids=thread_ids, max_concurrency=max_concurrency,

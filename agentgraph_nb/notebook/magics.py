@@ -1,0 +1,251 @@
+"""IPython magics: ``%%agentgraph`` builds a graph from a cell, ``%agentgraph`` runs and shows it.
+
+Load with ``%load_ext agentgraph_nb``. Options are traitlets, settable with ``%config``::
+
+    %config AgentGraphMagics.checkpointer = "sqlite:///runs.db"
+    %config AgentGraphMagics.record = False
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shlex
+import warnings
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Unicode
+
+from agentgraph_nb.errors import AgentGraphError, did_you_mean
+from agentgraph_nb.notebook import _dsl
+
+__all__ = ["AgentGraphMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+_SUBCOMMANDS = ("run", "show", "debug", "timeline", "dashboard", "dsl", "list")
+
+
+def _clean_traceback(exc: BaseException) -> BaseException:
+    """Make IPython show our error's message instead of a long traceback."""
+    if isinstance(exc, AgentGraphError):
+        name = type(exc).__name__
+        lines = [f"{name}: {line}" if i == 0 else line for i, line in enumerate(str(exc).splitlines())]
+        exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
+    return exc
+
+
+@magics_class
+class AgentGraphMagics(Magics):
+    """The ``%%agentgraph`` cell magic and ``%agentgraph`` line magic."""
+
+    checkpointer = Unicode(
+        "memory", help="Default checkpointer for %%agentgraph graphs: 'memory', 'sqlite:///path.db' or 'none'."
+    ).tag(config=True)
+    record = Bool(True, help="Record events of graphs built by %%agentgraph (for timelines and app.events()).").tag(
+        config=True
+    )
+    display = Bool(True, help="Display the graph after a %%agentgraph cell builds it.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.sources: dict[str, str] = {}
+
+    # -- %%agentgraph ------------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("name", help="Name to bind the compiled graph to in the notebook.")
+    @argument("--state", "-s", default=None, help="Name of the state schema (TypedDict, dataclass, pydantic).")
+    @argument("--checkpointer", "-c", default=None, help="'memory', 'sqlite:///runs.db' or 'none'.")
+    @argument("-i", "--inputs", default=None, help="Variable holding the input dict for --run.")
+    @argument("--thread", "-t", default=None, help="thread_id for --run.")
+    @argument("--run", action="store_true", help="Run the graph after building it (with -i inputs).")
+    @argument("--no-display", action="store_true", help="Do not display the graph.")
+    @argument("--append", action="store_true", help="Add this cell's statements to the existing graph NAME.")
+    @argument("--interrupt-before", default="", help="Comma-separated nodes to pause before.")
+    @argument("--interrupt-after", default="", help="Comma-separated nodes to pause after.")
+    @cell_magic
+    def agentgraph(self, line: str, cell: str | None = None) -> Any:
+        """Build a graph from the cell and bind it to NAME.
+
+        Usage::
+
+            %%agentgraph research --state State --checkpointer sqlite:///runs.db
+            START -> plan -> search
+            search -> search | write ? route
+            write -> END
+
+        Node names are functions in the notebook (looked up on every run: redefine one and the
+        next run uses it). ``%agentgraph run|show|debug|timeline|dashboard|dsl NAME [inputs]``
+        does the same as ``NAME.invoke(...)``, ``NAME.show()``, ...
+
+        The cell language
+        -----------------
+        """
+        if cell is None:  # used as a line magic
+            return self._line(line)
+        try:
+            args = parse_argstring(self.agentgraph, line)
+        except UsageError:
+            raise
+        except SystemExit as exc:  # argparse on bad flags
+            raise UsageError(f"%%agentgraph: bad arguments {line!r}") from exc
+        name = args.name
+        if not name.isidentifier():
+            raise UsageError(f"%%agentgraph: {name!r} is not a valid Python name to bind the graph to")
+        ns = self.shell.user_ns
+        text = cell
+        if args.append:
+            if name not in self.sources:
+                known = ", ".join(sorted(self.sources)) or "none yet"
+                raise UsageError(
+                    f"%%agentgraph --append: no graph {name!r} built by %%agentgraph in this session"
+                    f" (graphs: {known}).{did_you_mean(name, self.sources)}"
+                )
+            text = self.sources[name].rstrip("\n") + "\n" + cell
+        schema: Any = dict
+        if args.state:
+            if args.state not in ns:
+                cands = [k for k, v in ns.items() if isinstance(v, type) and not k.startswith("_")]
+                raise UsageError(
+                    f"%%agentgraph --state: {args.state!r} is not defined in the notebook.{did_you_mean(args.state, cands)}"
+                )
+            schema = ns[args.state]
+        ckpt = args.checkpointer if args.checkpointer is not None else self.checkpointer
+        ckpt_spec: Any = None if ckpt.lower() in ("none", "") else ckpt
+        from agentgraph_nb.graph.state import StateGraph
+
+        try:
+            parsed = _dsl.parse(text, line_offset=0)
+            builder = _dsl.build(parsed, name=name, schema=schema, namespace=ns, builder_cls=StateGraph)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                app = builder.compile(
+                    checkpointer=ckpt_spec,
+                    interrupt_before=[s for s in args.interrupt_before.split(",") if s.strip()],
+                    interrupt_after=[s for s in args.interrupt_after.split(",") if s.strip()],
+                )
+        except AgentGraphError as exc:
+            raise _clean_traceback(exc) from None
+        from agentgraph_nb.notebook.checks import check_graph
+
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, "%%agentgraph", 0)
+        for msg in check_graph(app):
+            from agentgraph_nb.errors import GraphValidationWarning
+
+            warnings.warn_explicit(msg, GraphValidationWarning, "%%agentgraph", 0)
+        if self.record:
+            app.record()
+        self.sources[name] = text
+        ns[name] = app
+        if args.run:
+            inputs = self._inputs_var(args.inputs)
+            result = app.invoke(inputs, thread_id=args.thread)
+            if not args.no_display and self.display:
+                from IPython.display import display
+
+                display(app)
+            return result
+        if args.no_display or not self.display:
+            return None
+        return app
+
+    # -- %agentgraph ---------------------------------------------------------------------------------
+    def _inputs_var(self, var: str | None) -> Any:
+        if var is None:
+            return {}
+        ns = self.shell.user_ns
+        if var not in ns:
+            raise UsageError(f"-i {var}: {var!r} is not defined in the notebook.{did_you_mean(var, ns)}")
+        return ns[var]
+
+    def _graph(self, name: str) -> Any:
+        from agentgraph_nb.graph.compiled import CompiledGraph
+
+        ns = self.shell.user_ns
+        obj = ns.get(name)
+        if not isinstance(obj, CompiledGraph):
+            graphs = [k for k, v in ns.items() if isinstance(v, CompiledGraph)]
+            what = "is not defined" if obj is None else f"is a {type(obj).__name__}, not a compiled graph"
+            raise UsageError(f"%agentgraph: {name!r} {what}.{did_you_mean(name, graphs)} Graphs: {', '.join(graphs) or 'none'}")
+        return obj
+
+    def _value(self, text: str) -> Any:
+        """Inputs on the line: a Python expression in the notebook's namespace (a dict literal,
+        a variable name) or JSON."""
+        text = text.strip()
+        if not text:
+            return {}
+        try:
+            return eval(compile(ast.parse(text, mode="eval"), "<%agentgraph>", "eval"), self.shell.user_ns)  # noqa: S307
+        except SyntaxError:
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"%agentgraph: cannot read the inputs {text!r}: {exc}") from None
+
+    @line_magic("agentgraph")
+    def _line(self, line: str) -> Any:
+        """``%agentgraph run|show|debug|timeline|dashboard|dsl|list NAME [inputs] [--thread T] [--seed N]``."""
+        parts = line.strip().split(None, 2)
+        if not parts:
+            raise UsageError(f"usage: %agentgraph {{{'|'.join(_SUBCOMMANDS)}}} NAME [inputs]")
+        cmd = parts[0]
+        if cmd not in _SUBCOMMANDS:
+            raise UsageError(
+                f"%agentgraph: unknown command {cmd!r}.{did_you_mean(cmd, _SUBCOMMANDS)} "
+                f"Commands: {', '.join(_SUBCOMMANDS)}"
+            )
+        if cmd == "list":
+            from agentgraph_nb.graph.compiled import CompiledGraph
+
+            return [k for k, v in self.shell.user_ns.items() if isinstance(v, CompiledGraph) and not k.startswith("_")]
+        if len(parts) < 2:
+            raise UsageError(f"usage: %agentgraph {cmd} NAME [inputs]")
+        app = self._graph(parts[1])
+        rest = parts[2] if len(parts) > 2 else ""
+        opts: dict[str, Any] = {}
+        for flag, key, conv in (("--thread", "thread_id", str), ("--seed", "seed", int)):
+            if flag in rest:
+                before, _, after = rest.partition(flag)
+                toks = shlex.split(after)
+                if not toks:
+                    raise UsageError(f"%agentgraph {cmd}: {flag} needs a value")
+                try:
+                    opts[key] = conv(toks[0])
+                except ValueError:
+                    raise UsageError(f"%agentgraph {cmd}: {flag} {toks[0]!r} is not valid") from None
+                rest = before + " ".join(toks[1:])
+        try:
+            if cmd == "run":
+                return app.invoke(self._value(rest), **opts)
+            if cmd == "show":
+                return app.show()
+            if cmd == "debug":
+                return app.debug(self._value(rest) if rest.strip() else None, thread_id=opts.get("thread_id"))
+            if cmd == "timeline":
+                return app.timeline(rest.strip() or opts.get("thread_id"))
+            if cmd == "dashboard":
+                return app.dashboard()
+            print(app.to_dsl(), end="")  # noqa: T201 - the user asked to see the text
+            return None
+        except AgentGraphError as exc:
+            raise _clean_traceback(exc) from None
+
+
+def _doc() -> str:
+    head = (AgentGraphMagics.agentgraph.__doc__ or "").rstrip()
+    return head + "\n\n" + (_dsl.__doc__ or "")
+
+
+AgentGraphMagics.agentgraph.__doc__ = _doc()
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics (``%load_ext agentgraph_nb``)."""
+    ipython.register_magics(AgentGraphMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Nothing to undo beyond what IPython does."""
