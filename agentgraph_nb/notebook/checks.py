@@ -112,7 +112,10 @@ def _storable(tp: Any, seen: set[int]) -> bool:
         base_ok = origin in (typing.Union,) or _storable(origin, seen) or str(origin).endswith("UnionType'>")
         return base_ok and all(_storable(a, seen) for a in args)
     if not isinstance(tp, type):
-        return True
+        sup = getattr(tp, "__supertype__", None)  # typing.NewType
+        if sup is not None:
+            return _storable(sup, seen)
+        return not callable(tp)  # e.g. threading.Lock is a factory function, not a type
     if issubclass(tp, _PLAIN) or issubclass(tp, (enum.Enum, pathlib.PurePath)):
         return True
     if dataclasses.is_dataclass(tp) or hasattr(tp, "model_fields") or typing.is_typeddict(tp):
