@@ -674,3 +674,22 @@ def test_exports_and_json_round_trip() -> None:
     assert dot.startswith('digraph "exp"') and '"a" -> "b" [style=dashed, label="route_fn"]' in dot
     mm = app.to_mermaid()
     assert mm.startswith("flowchart LR") and 'n_b -->|"0.5"| n_c' in mm
+
+
+def test_ctrl_c_in_a_node_stops_the_run_and_keeps_the_checkpoint() -> None:
+    state = {"interrupt": True}
+
+    def b(s: dict[str, Any]) -> dict[str, Any]:
+        if state["interrupt"]:
+            raise KeyboardInterrupt
+        return {"log": ["b"]}
+
+    g = StateGraph(S).add_node("a", logger_node("a")).add_node("b", b).add_edge(START, "a").add_edge("a", "b")
+    app = g.compile()
+    with pytest.raises(KeyboardInterrupt):
+        app.invoke({}, thread_id="k")
+    st = app.get_state("k")
+    assert st.values["log"] == ["a"] and st.next == ("b",)
+    assert app.metrics.summary()["runs_failed"] == 1
+    state["interrupt"] = False
+    assert app.invoke(None, thread_id="k")["log"] == ["a", "b"]
