@@ -6,9 +6,10 @@ import asyncio
 import inspect
 import json
 import keyword
+import operator
 import pickle
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,6 +34,11 @@ from agentgraph_nb.notebook._dsl import (
 from agentgraph_nb.types import RetryPolicy
 
 # --------------------------------------------------------------------------- a recording builder
+
+
+class CounterState(TypedDict):
+    n: int
+    notes: Annotated[list[str], operator.add]
 
 
 class FakeBuilder:
@@ -354,6 +360,10 @@ write -> END
         ("a = START", 1, 5, 10, "Python name"),
         ("a = f\na = g", 2, 5, 6, "already bound to 'f' on line 1"),
         ("START [retry=2]", 1, 1, 6, "built in"),
+        ("__start__ -> a", 1, 1, 10, "reserved; write START"),
+        ("a -> : b ? r", 1, 6, 7, "expected a key before ':'"),
+        ("a -> : 0.5", 1, 6, 7, "expected a target before ':'"),
+        ('a -> "\\N{nope}": b ? r', 1, 6, 16, "cannot read this string"),
         ("\n\n  ok -> fine\n  a ->", 4, 5, 7, "needs a target"),
     ],
 )
@@ -762,6 +772,15 @@ def test_to_dsl_keeps_repeated_edges() -> None:
     assert to_dsl(g) == "a -> b\na -> b\n"
 
 
+def test_to_dsl_comments_on_what_it_cannot_write() -> None:
+    retry = {"max_attempts": 2, "retry_on": "ConnectionError"}
+    g = _graph(nodes=[dict(_node("a", retry=retry), destinations=["b"]), _node("b")])
+    assert to_dsl(g).splitlines()[0] == (
+        "a [retry=2]  # set in Python, not expressible here: "
+        "retry_on=ConnectionError, destinations=['b']"
+    )
+
+
 def test_to_dsl_rejects_other_formats() -> None:
     with pytest.raises(ValueError, match="not a graph description"):
         to_dsl({"format": "something/else"})
@@ -934,3 +953,42 @@ def test_dsl_graph_error_helper_uses_offset() -> None:
     g: DslGraph = parse("a -> b", line_offset=2)
     e = g.error("boom", g.edges[0].span)
     assert (e.line, e.text) == (3, "a -> b")
+
+
+def test_with_the_real_builder_round_trip_and_hot_reload() -> None:
+    from agentgraph_nb.graph.state import StateGraph
+
+    def plan(s: Any) -> Any:
+        return {"notes": ["plan"]}
+
+    def web_search(s: Any) -> Any:
+        return {"notes": ["search"], "n": s.get("n", 0) + 1}
+
+    def route(s: Any) -> str:
+        return "search" if s["n"] < 2 else "write"
+
+    def write(s: Any) -> Any:
+        return {"notes": ["write"]}
+
+    ns: dict[str, Any] = {
+        "__name__": "__main__",
+        "plan": plan,
+        "web_search": web_search,
+        "route": route,
+        "write": write,
+    }
+    cell = (
+        "search = web_search [retry=3, timeout=10]\n"
+        "\n"
+        "START -> plan -> search\n"
+        "search -> search | write ? route\n"
+        "write -> END\n"
+    )
+    g = build(
+        parse(cell), name="research", schema=CounterState, namespace=ns, builder_cls=StateGraph
+    )
+    assert to_dsl(g.to_json()) == cell
+    app = g.compile(checkpointer=None)
+    assert app.invoke({"n": 0})["notes"] == ["plan", "search", "search", "write"]
+    ns["write"] = lambda s: {"notes": ["write v2"]}
+    assert app.invoke({"n": 0})["notes"][-1] == "write v2"

@@ -292,7 +292,11 @@ def to_dsl(graph: Mapping[str, Any], *, magic: bool = False) -> str:
         if order[n] < running:
             k = max(k, order[n] + 1)
         running = max(running, order[n])
-    decl_text = {n["name"]: _declaration(n) for n in nodes if _function_name(n) or _options(n)}
+    decl_text = {
+        n["name"]: _declaration(n)
+        for n in nodes
+        if _function_name(n) or _options(n) or _not_expressible(n)
+    }
     m = k
     while m < len(names) and names[m] in decl_text:
         m += 1
@@ -340,4 +344,16 @@ def _declarations(names: Sequence[str], decl_text: Mapping[str, str]) -> list[st
 def _declaration(node: Mapping[str, Any]) -> str:
     fn = _function_name(node)
     name = format_name(node["name"])
-    return f"{name} = {fn}{_options(node)}" if fn else f"{name}{_options(node)}"
+    line = f"{name} = {fn}{_options(node)}" if fn else f"{name}{_options(node)}"
+    lost = _not_expressible(node)
+    return f"{line}  # set in Python, not expressible here: {lost}" if lost else line
+
+
+def _not_expressible(node: Mapping[str, Any]) -> str:
+    """What a node has that the cell language cannot say, for a comment (or "")."""
+    lost = []
+    if (node.get("retry") or {}).get("retry_on"):
+        lost.append(f"retry_on={node['retry']['retry_on']}")
+    if node.get("destinations"):
+        lost.append(f"destinations={list(node['destinations'])}")
+    return ", ".join(lost)

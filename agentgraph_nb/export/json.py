@@ -49,6 +49,8 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
                 "retry": _retry_json(n.retry),
                 "timeout": n.timeout,
                 **({"destinations": list(n.destinations)} if n.destinations else {}),
+                # a node bound by name in a notebook (hot-reload proxy): the name it looks up
+                **({"ref": n.fn.name} if hasattr(type(n.fn), "is_async") and isinstance(getattr(n.fn, "name", None), str) else {}),
                 **({"metadata": n.metadata} if n.metadata else {}),
             }
             for n in g.nodes.values()

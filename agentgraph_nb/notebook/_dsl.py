@@ -53,8 +53,8 @@ Statements:
 
 Nodes are added in the order the cell first names them; that order is the merge order of
 parallel updates. Node names that are not Python identifiers are written in quotes and must be
-bound: ``"web search" = search_web``; so are capitalised names close to a keyword
-(``"SEND"``), which are otherwise taken for a misspelt ``START``/``END``. Functions are looked up in the notebook each time they
+bound: ``"web search" = search_web``. All-capitals names close to a keyword are quoted too
+(``"SEND"``): unquoted, they are taken for a misspelt ``START`` or ``END``. Functions are looked up in the notebook each time they
 run, so redefining one in a later cell takes effect without re-running the graph cell.
 
 Grammar (EBNF; tokens are separated by optional spaces)::
@@ -420,6 +420,8 @@ class _Parser:
                     f"own, e.g. '{name.rpartition('.')[2]} = {name}'",
                     tok,
                 )
+            if name in (START, END):
+                raise ln.error(f"{name!r} is reserved; write {_show(name)} instead", tok)
             name = KEYWORDS.get(name, name)
             near = looks_like_keyword(name)
             if near is not None:
@@ -429,14 +431,11 @@ class _Parser:
                     tok,
                 )
         elif tok.kind == "string":
-            try:
-                name = ast.literal_eval(tok.value)
-            except (ValueError, SyntaxError) as exc:
-                raise ln.error(f"cannot read this string: {exc}", tok) from None
+            name = self.string(tok)
             if not name:
                 raise ln.error("a node name cannot be empty", tok)
             if name in (START, END):
-                raise ln.error(f"{name!r} is reserved; write START or END without quotes", tok)
+                raise ln.error(f"{name!r} is reserved; write {_show(name)} instead", tok)
         else:
             raise ln.error(f"expected a node name, got {tok.value!r}", tok)
         if name == START and role != "source":
@@ -454,6 +453,12 @@ class _Parser:
             }[role]
             raise ln.error(what, tok)
         return name
+
+    def string(self, tok: _Tok) -> str:
+        try:
+            return str(ast.literal_eval(tok.value))
+        except (ValueError, SyntaxError) as exc:
+            raise self.line.error(f"cannot read this string: {exc}", tok) from None
 
     def function_name(self, tok: _Tok | None, after: _Tok, what: str) -> str:
         ln = self.line
@@ -615,7 +620,7 @@ class _Parser:
                 if key_tok.kind == "name" and "." not in key_tok.value:
                     key = key_tok.value
                 elif key_tok.kind == "string":
-                    key = ast.literal_eval(key_tok.value)
+                    key = self.string(key_tok)
                 else:
                     raise ln.error(
                         f"a path-map key is a name or a quoted string, got {key_tok.value!r}",
@@ -669,6 +674,9 @@ class _Parser:
         if not alts[-1]:
             raise ln.error(f"expected a target after '|' in this {what} edge", toks[-1])
         for alt in alts:
+            if alt[0].kind == ":":
+                what_before = "key" if what == "conditional" else "target"
+                raise ln.error(f"expected a {what_before} before ':'", alt[0])
             if len(alt) == 2 and alt[1].kind == ":":
                 raise ln.error(
                     f"expected a {'node' if what == 'conditional' else 'weight'} after ':'", alt[1]
@@ -1078,7 +1086,7 @@ def build(
         ...             builder_cls=StateGraph).compile()  # doctest: +SKIP
     """
     _resolve_all(dsl, namespace)
-    builder = _call(dsl, None, builder_cls, schema, name=name)
+    builder = builder_cls(schema, name=name)  # a bad schema is not a mistake in the cell
     for node in dsl.nodes:
         ref = NamespaceRef(namespace, node.function, used_by=f"node {node.name!r}")
         _call(

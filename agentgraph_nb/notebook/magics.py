@@ -116,6 +116,8 @@ class AgentGraphMagics(Magics):
         from agentgraph_nb.graph.state import StateGraph
 
         try:
+            if args.append:
+                _dsl.parse(cell)  # report mistakes in the new cell with its own line numbers
             parsed = _dsl.parse(text, line_offset=0)
             builder = _dsl.build(parsed, name=name, schema=schema, namespace=ns, builder_cls=StateGraph)
             with warnings.catch_warnings(record=True) as caught:
