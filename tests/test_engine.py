@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import operator
 import threading
@@ -399,7 +400,7 @@ def test_retry_with_backoff_then_success_and_metrics() -> None:
     g.add_edge(START, "flaky")
     app = g.compile()
     assert app.invoke({})["log"] == ["ok"]
-    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert gaps[0] >= 0.02 and gaps[1] >= 0.04
     st = app.metrics.node("flaky")
     assert (st.count, st.retries, st.errors) == (1, 2, 0)

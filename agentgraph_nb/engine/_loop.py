@@ -19,10 +19,15 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from agentgraph_nb._lazy import LazyModule
-
 from agentgraph_nb.checkpoint.base import CheckpointRecord, PendingWrite, new_checkpoint_id
 from agentgraph_nb.constants import END
-from agentgraph_nb.engine._algo import NOARG, apply_writes, normalize_result, pick_weighted, resolve_targets
+from agentgraph_nb.engine._algo import (
+    NOARG,
+    apply_writes,
+    normalize_result,
+    pick_weighted,
+    resolve_targets,
+)
 from agentgraph_nb.errors import (
     GraphInterrupt,
     GraphRecursionError,

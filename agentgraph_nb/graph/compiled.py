@@ -5,25 +5,28 @@ its checkpoints (``get_state``, ``get_state_history``, ``update_state``), observ
 from __future__ import annotations
 
 import logging
-import time
 import os
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentgraph_nb.checkpoint.base import BaseCheckpointer, CheckpointRecord, PendingWrite
 from agentgraph_nb.constants import END
-from agentgraph_nb.engine._algo import NOARG, apply_writes
+from agentgraph_nb.engine._algo import apply_writes
 from agentgraph_nb.engine._loop import _IW, _RW, INTERRUPT_KEY, Run, _route, run_loop
 from agentgraph_nb.engine._plan import Plan
 from agentgraph_nb.engine._runner import iterate_sync
+from agentgraph_nb.errors import (
+    CheckpointError,
+    InvalidInputError,
+    did_you_mean,
+)
 from agentgraph_nb.graph._views import ViewsMixin
-from agentgraph_nb.errors import CheckpointError, GraphValidationError, InvalidInputError, did_you_mean
 from agentgraph_nb.observe.metrics import Metrics, RunStats
 from agentgraph_nb.types import Command, Event, Interrupt, Send, StateSnapshot
 
 if TYPE_CHECKING:
-    import asyncio
 
     from agentgraph_nb.graph.state import StateGraph
 
@@ -411,7 +414,7 @@ class CompiledGraph(ViewsMixin):
 
             if _running_loop() is None:
                 return asyncio.run(coro)
-            return list(iterate_sync(_one_shot(coro), needs_loop=True))[0]
+            return next(iter(iterate_sync(_one_shot(coro), needs_loop=True)))
         import concurrent.futures
 
         tids = list(thread_ids) if thread_ids is not None else [None] * len(items)
