@@ -92,3 +92,32 @@ def test_needs_checkpointer() -> None:
     g = StateGraph(S).add_node("a", lambda s: None).add_edge(START, "a")
     with pytest.raises(InvalidInputError, match="checkpointer"):
         DebugSession(g.compile(checkpointer=None), {})
+
+
+def test_async_stepping_and_stop_cancels_in_flight_async_node() -> None:
+    import asyncio
+
+    started = []
+
+    async def slow(s: dict[str, Any]) -> dict[str, Any]:
+        started.append(True)
+        await asyncio.sleep(10)
+        return {"log": ["slow"]}
+
+    g = StateGraph(S).add_node("plan", lambda s: {"log": ["plan"]}).add_node("slow", slow)
+    g.add_edge(START, "plan").add_edge("plan", "slow")
+    dbg = DebugSession(g.compile(), {"q": "x"})
+
+    async def main() -> None:
+        await dbg.astep()
+        assert dbg.state.next == ("slow",)
+        task = asyncio.ensure_future(dbg.acont())
+        while not started:
+            await asyncio.sleep(0.01)
+        task.cancel()  # the widget's Stop
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert dbg.state.next == ("slow",) and dbg.state.values["log"] == ["plan"]
+    assert isinstance(dbg.last_error, BaseException)

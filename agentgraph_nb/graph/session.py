@@ -188,6 +188,42 @@ class DebugSession:
         self.selected = self._latest()
         return self.state
 
+    async def _arun(self, inp: Any, **kw: Any) -> StateSnapshot:
+        cid = self.selected if self.selected != self._latest() else None
+        self.last_error = None
+        try:
+            await self.app.ainvoke(inp, self.thread_id, checkpoint_id=cid, **kw)
+        except BaseException as exc:  # cancelled (Stop) or failed: select what was saved
+            self.last_error = exc
+            self.selected = self._latest()
+            raise
+        self.selected = self._latest()
+        return self.state
+
+    async def astep(self) -> StateSnapshot:
+        """Async :meth:`step`: runs on the caller's loop, so a widget can cancel it (Stop)."""
+        if self.done:
+            raise InvalidInputError(f"thread {self.thread_id!r}: the run is finished; nothing to step")
+        return await self._arun(None, max_steps=1, interrupt_before=(), interrupt_after=())
+
+    async def acont(self) -> StateSnapshot:
+        """Async :meth:`cont` (cancel the task to stop: in-flight async nodes are cancelled and
+        the last checkpoint stays selected)."""
+        if self.done:
+            raise InvalidInputError(f"thread {self.thread_id!r}: the run is finished; nothing to continue")
+        return await self._arun(None, interrupt_before=sorted(self.before), interrupt_after=sorted(self.after))
+
+    async def arun_to(self, node: str) -> StateSnapshot:
+        """Async :meth:`run_to`."""
+        if node not in self.app.plan.by_name:
+            raise InvalidInputError(f"run_to: unknown node {node!r}.{did_you_mean(node, self.app.plan.by_name)}")
+        return await self._arun(None, interrupt_before=sorted(self.before | {node}), interrupt_after=sorted(self.after))
+
+    async def aresume(self, value: Any) -> StateSnapshot:
+        """Async :meth:`resume`."""
+        return await self._arun(Command(resume=value), interrupt_before=sorted(self.before),
+                                interrupt_after=sorted(self.after))
+
     @property
     def done(self) -> bool:
         """True when nothing is left to run from the selected checkpoint."""
