@@ -12,6 +12,8 @@ Writing a new store means subclassing :class:`BaseCheckpointer` in one file and 
 
 from __future__ import annotations
 
+import builtins
+
 import itertools
 import os
 import time
@@ -137,7 +139,7 @@ class BaseCheckpointer:
         checkpoint ``before`` and whose metadata contains ``metadata_filter``."""
         raise NotImplementedError
 
-    def list_threads(self) -> list[str]:
+    def list_threads(self) -> builtins.list[str]:
         """All thread ids with at least one checkpoint."""
         raise NotImplementedError
 
@@ -157,12 +159,12 @@ class BaseCheckpointer:
         Stores without a background writer write it now; :meth:`flush` waits for the rest."""
         self.put(record)
 
-    def get_chain(self, thread_id: str, checkpoint_id: str | None = None) -> list[CheckpointRecord]:
+    def get_chain(self, thread_id: str, checkpoint_id: str | None = None) -> builtins.list[CheckpointRecord]:
         """Records from the nearest ancestor with a snapshot down to the requested checkpoint
         (oldest first). Empty when the checkpoint does not exist. Stores may override this with
         a single query."""
         rec = self.get(thread_id, checkpoint_id)
-        chain: list[CheckpointRecord] = []
+        chain: builtins.list[CheckpointRecord] = []
         while rec is not None:
             chain.append(rec)
             if rec.values is not None or rec.parent_id is None:

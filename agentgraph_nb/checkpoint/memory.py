@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -66,7 +68,7 @@ class MemoryCheckpointer(BaseCheckpointer):
             n += 1
             yield rec
 
-    def list_threads(self) -> list[str]:
+    def list_threads(self) -> builtins.list[str]:
         with self._lock:
             return list(self._threads)
 

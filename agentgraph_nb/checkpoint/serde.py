@@ -1,0 +1,1050 @@
+"""The safe default serializer of checkpoint stores: msgpack plus an allowlist of types.
+
+Plain data (None, bool, int of any size, float, str, bytes, list, dict) is msgpack; everything
+else travels as a msgpack *ext type* whose payload is again msgpack: tuples, sets, frozensets,
+datetimes (naive and tz-aware), dates, times, timedeltas, UUIDs, Decimals, complex
+numbers, pathlib paths, numpy arrays and scalars, pandas DataFrames and Series, and instances of
+classes *registered* with the serializer (Enums, dataclasses, pydantic v2 models, NamedTuples,
+or any class with an ``encode``/``decode`` pair). ``bytearray`` and ``memoryview`` read back as
+``bytes`` (msgpack packs them natively).
+
+Reading is safe by construction: a class is found by its registered name only, nothing is imported
+by a name found in the data, and pickle data is refused unless the serializer was created with
+``allow_pickle=True``. numpy and pandas are imported only to read data that holds them.
+
+Example:
+    >>> ser = Serializer()
+    >>> ser.register(Doc)                         # a dataclass, pydantic model or Enum
+    >>> ser.loads(ser.dumps({"docs": [Doc("a")], "seen": {1, 2}}))
+    {'docs': [Doc(text='a')], 'seen': {1, 2}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import functools
+import pathlib
+import pickle
+import sys
+import threading
+import typing
+import uuid
+import zoneinfo
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import msgpack
+
+from agentgraph_nb.errors import CheckpointError
+
+__all__ = ["Serializer", "default_serializer"]
+
+T = TypeVar("T", bound=type)
+
+# Ext type codes. They are part of the on-disk format: never renumber, only append.
+_PICKLE = 0
+_TUPLE = 1
+_SET = 2
+_FROZENSET = 3
+_BIGINT = 4
+_DATETIME = 5
+_DATE = 6
+_TIME = 7
+_TIMEDELTA = 8
+_UUID = 9
+_DECIMAL = 10
+_ENUM = 11
+_COMPLEX = 12
+_PATH = 13
+_OBJECT = 14
+_NDARRAY = 15
+_NPSCALAR = 16
+_DATAFRAME = 17
+_SERIES = 18
+
+_ExtType = msgpack.ExtType
+_packb = msgpack.packb
+_unpackb = msgpack.unpackb
+
+_NATIVE = frozenset({type(None), bool, int, float, str, bytes})
+_PANDAS_EXT_DTYPES = frozenset(
+    {"str", "string", "boolean", "Float32", "Float64"}
+    | {f"{s}Int{b}" for s in ("", "U") for b in (8, 16, 32, 64)}
+)
+
+
+class _Unsupported(Exception):
+    """Raised inside msgpack's ``default`` hook for a value outside the allowlist."""
+
+    def __init__(self, obj: Any, reason: str, cause: BaseException | None = None) -> None:
+        super().__init__(reason)
+        self.obj = obj
+        self.reason = reason
+        self.cause = cause
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    """A registered class: its stored name and how to take it apart and rebuild it."""
+
+    name: str
+    cls: type
+    kind: str  # "enum" | "dataclass" | "pydantic" | "namedtuple" | "custom"
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+    children: Callable[[Any], Iterable[tuple[str, Any]]]
+
+
+def _type_name(tp: type) -> str:
+    mod = getattr(tp, "__module__", None)
+    qual = getattr(tp, "__qualname__", repr(tp))
+    return qual if mod in (None, "builtins") else f"{mod}.{qual}"
+
+
+def _short_repr(obj: Any, limit: int = 40) -> str:
+    try:
+        r = repr(obj)
+    except Exception:
+        r = f"<{type(obj).__qualname__}>"
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def _key_path(path: str, key: Any) -> str:
+    if type(key) is str:
+        return path + '["' + key.replace("\\", "\\\\").replace('"', '\\"') + '"]'
+    return f"{path}[{_short_repr(key)}]"
+
+
+def _is_pydantic_model(cls: Any) -> bool:
+    pyd = sys.modules.get("pydantic")  # a model class means pydantic is already imported
+    return pyd is not None and isinstance(cls, type) and issubclass(cls, pyd.BaseModel)
+
+
+def _is_namedtuple(cls: Any) -> bool:
+    return isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")
+
+
+class Serializer:
+    """Turns checkpoint values into bytes and back, without pickle unless asked to.
+
+    Args:
+        allow_pickle: opt in to pickle for values outside the allowlist, and to reading
+            pickled values. Reading pickle runs code chosen by whoever wrote the data: enable
+            it only for stores that nobody else can write.
+
+    Attributes:
+        allow_pickle: whether pickle is used and accepted.
+
+    Example:
+        >>> ser = Serializer()
+        >>> ser.register_from_annotations(State)   # every dataclass/pydantic/Enum it mentions
+        >>> blob = ser.dumps(state)
+        >>> ser.loads(blob) == state
+        True
+    """
+
+    def __init__(self, *, allow_pickle: bool = False) -> None:
+        self.allow_pickle = allow_pickle
+        self._lock = threading.Lock()
+        self._by_name: dict[str, _Entry] = {}
+        self._default = self._default_hook
+        pack = functools.partial(
+            _packb,
+            default=self._default_hook,
+            use_bin_type=True,
+            strict_types=True,
+            unicode_errors="surrogatepass",
+        )
+        self._pack_inner: Callable[[Any], bytes] = pack
+        self._encoders: dict[type, Callable[[Any], Any]] = {
+            tuple: self._enc_tuple,
+            set: self._enc_set,
+            frozenset: self._enc_frozenset,
+            int: self._enc_bigint,
+            _dt.datetime: self._enc_datetime,
+            _dt.date: self._enc_date,
+            _dt.time: self._enc_time,
+            _dt.timedelta: self._enc_timedelta,
+            uuid.UUID: self._enc_uuid,
+            decimal.Decimal: self._enc_decimal,
+            complex: self._enc_complex,
+            pathlib.PurePosixPath: self._enc_path,
+            pathlib.PureWindowsPath: self._enc_path,
+            pathlib.PosixPath: self._enc_path,
+            pathlib.WindowsPath: self._enc_path,
+        }
+        self._decoders: dict[int, Callable[[bytes], Any]] = {
+            _PICKLE: self._dec_pickle,
+            _TUPLE: lambda b: tuple(self._unpack(b)),
+            _SET: lambda b: set(self._unpack(b)),
+            _FROZENSET: lambda b: frozenset(self._unpack(b)),
+            _BIGINT: lambda b: int.from_bytes(b, "big", signed=True),
+            _DATETIME: self._dec_datetime,
+            _DATE: lambda b: _dt.date.fromordinal(self._unpack(b)),
+            _TIME: self._dec_time,
+            _TIMEDELTA: self._dec_timedelta,
+            _UUID: lambda b: uuid.UUID(bytes=bytes(b)),
+            _DECIMAL: lambda b: decimal.Decimal(b.decode("ascii")),
+            _ENUM: self._dec_enum,
+            _COMPLEX: self._dec_complex,
+            _PATH: self._dec_path,
+            _OBJECT: self._dec_object,
+            _NDARRAY: self._dec_ndarray,
+            _NPSCALAR: self._dec_npscalar,
+            _DATAFRAME: self._dec_dataframe,
+            _SERIES: self._dec_series,
+        }
+
+    def __repr__(self) -> str:
+        return f"Serializer(allow_pickle={self.allow_pickle}, registered={len(self._by_name)})"
+
+    # -- public API -----------------------------------------------------------------------------
+    def dumps(self, obj: Any, *, root: str = "value") -> bytes:
+        """Serialize ``obj``.
+
+        Args:
+            obj: the value to store.
+            root: how error messages name ``obj`` (e.g. ``"state"``).
+
+        Returns:
+            The bytes, readable by :meth:`loads` of a serializer with the same registrations.
+
+        Raises:
+            CheckpointError: a value is outside the allowlist; the message names its key path,
+                e.g. ``state["docs"][3].meta: cannot store object of type Foo; ...``.
+        """
+        try:
+            return _packb(obj, default=self._default, use_bin_type=True, strict_types=True)
+        except UnicodeEncodeError:
+            pass  # lone surrogates in a str: rare, so handled off the fast path
+        except Exception as exc:
+            raise self._explain(obj, root, exc) from _cause(exc)
+        try:
+            return self._pack_inner(obj)
+        except Exception as exc:
+            raise self._explain(obj, root, exc) from _cause(exc)
+
+    def loads(self, data: bytes) -> Any:
+        """Rebuild a value written by :meth:`dumps`.
+
+        Raises:
+            CheckpointError: the data is corrupt, names a class that is not registered, or holds
+                pickle data while ``allow_pickle`` is off. Nothing from the data is run or imported.
+        """
+        try:
+            return self._unpack(data)
+        except CheckpointError:
+            raise
+        except RecursionError as exc:
+            raise CheckpointError("cannot read stored data: it is nested too deeply") from exc
+        except Exception as exc:
+            raise CheckpointError(
+                "cannot read stored data: it is corrupt or was not written by agentgraph_nb "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+
+    @typing.overload
+    def register(
+        self, cls: T, *, name: str | None = ..., encode: None = ..., decode: None = ...
+    ) -> T: ...
+
+    @typing.overload
+    def register(
+        self,
+        cls: T,
+        *,
+        name: str | None = ...,
+        encode: Callable[[Any], Any],
+        decode: Callable[[Any], Any],
+    ) -> T: ...
+
+    @typing.overload
+    def register(
+        self,
+        cls: None = ...,
+        *,
+        name: str | None = ...,
+        encode: Callable[[Any], Any] | None = ...,
+        decode: Callable[[Any], Any] | None = ...,
+    ) -> Callable[[T], T]: ...
+
+    def register(
+        self,
+        cls: Any = None,
+        *,
+        name: str | None = None,
+        encode: Callable[[Any], Any] | None = None,
+        decode: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Allow instances of ``cls`` in stored values. Usable as a decorator.
+
+        Enums are stored by member name; dataclasses and pydantic v2 models by field (reading
+        does not run ``__init__`` or validators; fields added to the class since get their
+        defaults); NamedTuples by position. Any other class needs ``encode`` (object -> storable
+        value) and ``decode`` (that value -> object). Registering again under the same name
+        replaces the earlier class (a class redefined in a notebook cell).
+
+        Args:
+            cls: the class.
+            name: the name stored in the data; defaults to ``"module.QualName"``. Give a
+                stable name if the class may move.
+            encode: for other classes: turns an instance into storable data.
+            decode: for other classes: rebuilds an instance from that data.
+
+        Returns:
+            ``cls`` (or a decorator, when called without it).
+
+        Raises:
+            TypeError: ``cls`` is not a class of a supported kind and no encode/decode was given.
+
+        Example:
+            >>> @ser.register
+            ... @dataclass
+            ... class Doc:
+            ...     text: str
+        """
+        if cls is None:
+            return lambda c: self.register(c, name=name, encode=encode, decode=decode)
+        if not isinstance(cls, type):
+            raise TypeError(f"register() takes a class, got {_short_repr(cls)}")
+        entry = self._make_entry(cls, name or _type_name(cls), encode, decode)
+        with self._lock:
+            self._by_name[entry.name] = entry
+            if entry.kind == "enum":
+                self._encoders[cls] = functools.partial(self._enc_enum, entry)
+            else:
+                self._encoders[cls] = functools.partial(self._enc_object, entry)
+        return cls
+
+    def register_from_annotations(self, tp: Any) -> list[type]:
+        """Register every Enum, dataclass, pydantic model and NamedTuple reachable from a type hint.
+
+        Walks ``Annotated``, ``list``/``dict``/``tuple``/``set``, ``Optional``/``Union``,
+        ``Literal`` (enum members), TypedDict keys, and the fields of dataclasses and pydantic
+        models, recursively. The engine calls it with the state schema.
+
+        Args:
+            tp: a type or type hint, e.g. the state schema class.
+
+        Returns:
+            The classes found (registered now or before), in discovery order.
+
+        Example:
+            >>> ser.register_from_annotations(State)
+            [<class 'Doc'>, <enum 'Color'>]
+        """
+        found: list[type] = []
+        seen: dict[int, Any] = {}  # id -> hint; holding the hint keeps its id unique
+
+        def visit(t: Any) -> None:
+            if id(t) in seen or t is None or isinstance(t, (str, typing.ForwardRef)):
+                return
+            seen[id(t)] = t
+            if isinstance(t, enum.Enum):  # a Literal[...] argument
+                visit(type(t))
+                return
+            if isinstance(t, typing.TypeVar):
+                for c in (t.__bound__, *t.__constraints__):
+                    visit(c)
+                return
+            args = typing.get_args(t)
+            if typing.get_origin(t) is not None or args:
+                for a in args:
+                    if isinstance(a, (list, tuple)):  # Callable[[...], R]
+                        for x in a:
+                            visit(x)
+                    else:
+                        visit(a)
+                return
+            if not isinstance(t, type):
+                return
+            if issubclass(t, enum.Enum):
+                self.register(t)
+                found.append(t)
+            elif dataclasses.is_dataclass(t) or _is_namedtuple(t):
+                self.register(t)
+                found.append(t)
+                for h in _hints(t).values():
+                    visit(h)
+            elif _is_pydantic_model(t):
+                self.register(t)
+                found.append(t)
+                for f in t.model_fields.values():  # type: ignore[attr-defined]
+                    visit(f.annotation)
+            elif typing.is_typeddict(t):
+                for h in _hints(t).values():
+                    visit(h)
+
+        visit(tp)
+        return found
+
+    @property
+    def registered(self) -> dict[str, type]:
+        """The registered classes by stored name."""
+        return {n: e.cls for n, e in self._by_name.items()}
+
+    # -- registration helpers -------------------------------------------------------------------
+    def _make_entry(
+        self,
+        cls: type,
+        name: str,
+        encode: Callable[[Any], Any] | None,
+        decode: Callable[[Any], Any] | None,
+    ) -> _Entry:
+        if (encode is None) != (decode is None):
+            raise TypeError(
+                f"register({cls.__qualname__}): give both encode= and decode=, or neither"
+            )
+        if encode is not None and decode is not None:
+            return _Entry(
+                name, cls, "custom", encode, decode, lambda o: [(".<encoded>", encode(o))]
+            )
+        if issubclass(cls, enum.Enum):
+            return _Entry(name, cls, "enum", _no_op, _no_op, lambda o: ())
+        if dataclasses.is_dataclass(cls):
+            fields = {f.name: f for f in dataclasses.fields(cls)}
+            names = tuple(fields)
+
+            def dc_encode(o: Any) -> dict[str, Any]:
+                return {n: getattr(o, n) for n in names}
+
+            def dc_decode(state: dict[str, Any]) -> Any:
+                obj = cls.__new__(cls)
+                for n, f in fields.items():
+                    if n in state:
+                        v = state[n]
+                    elif f.default is not dataclasses.MISSING:
+                        v = f.default
+                    elif f.default_factory is not dataclasses.MISSING:
+                        v = f.default_factory()
+                    else:
+                        continue
+                    object.__setattr__(obj, n, v)
+                return obj
+
+            return _Entry(
+                name,
+                cls,
+                "dataclass",
+                dc_encode,
+                dc_decode,
+                lambda o: [(f".{n}", getattr(o, n)) for n in names],
+            )
+        if _is_pydantic_model(cls):
+            return _Entry(
+                name,
+                cls,
+                "pydantic",
+                _pyd_encode,
+                functools.partial(_pyd_decode, cls),
+                _pyd_children,
+            )
+        if _is_namedtuple(cls):
+            nt_fields: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
+            return _Entry(
+                name,
+                cls,
+                "namedtuple",
+                list,
+                lambda v: cls(*v),
+                lambda o: [(f".{n}", v) for n, v in zip(nt_fields, o, strict=True)],
+            )
+        raise TypeError(
+            f"cannot register {_type_name(cls)}: it is not an Enum, dataclass, pydantic model or "
+            "NamedTuple; pass encode= and decode= functions to store it"
+        )
+
+    # -- encoding -------------------------------------------------------------------------------
+    def _default_hook(self, obj: Any) -> Any:
+        enc = self._encoders.get(type(obj))
+        if enc is not None:
+            return enc(obj)
+        return self._fallback(obj)
+
+    def _fallback(self, obj: Any) -> Any:
+        tp = type(obj)
+        mod = tp.__module__ or ""
+        if mod == "numpy" or mod.startswith("numpy."):
+            np = sys.modules["numpy"]
+            if tp is np.ndarray:
+                self._encoders[tp] = self._enc_ndarray
+                return self._enc_ndarray(obj)
+            if isinstance(obj, np.generic):
+                self._encoders[tp] = self._enc_npscalar
+                return self._enc_npscalar(obj)
+        elif mod == "pandas" or mod.startswith("pandas."):
+            pd = sys.modules["pandas"]
+            if tp is pd.DataFrame:
+                self._encoders[tp] = self._enc_dataframe
+                return self._enc_dataframe(obj)
+            if tp is pd.Series:
+                self._encoders[tp] = self._enc_series
+                return self._enc_series(obj)
+        if self.allow_pickle:
+            try:
+                return _ExtType(_PICKLE, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+            except Exception as exc:
+                raise _Unsupported(
+                    obj, f"cannot pickle object of type {_type_name(tp)}: {exc}", exc
+                ) from exc
+        raise _Unsupported(obj, _unsupported_reason(obj))
+
+    def _enc_tuple(self, obj: tuple[Any, ...]) -> Any:
+        return _ExtType(_TUPLE, self._pack_inner(list(obj)))
+
+    def _enc_set(self, obj: set[Any]) -> Any:
+        return _ExtType(_SET, self._pack_inner(list(obj)))
+
+    def _enc_frozenset(self, obj: frozenset[Any]) -> Any:
+        return _ExtType(_FROZENSET, self._pack_inner(list(obj)))
+
+    def _enc_bigint(self, obj: int) -> Any:
+        return _ExtType(_BIGINT, obj.to_bytes(obj.bit_length() // 8 + 1, "big", signed=True))
+
+    def _enc_tz(self, tz: _dt.tzinfo | None, when: _dt.datetime | None) -> Any:
+        if tz is None:
+            return None
+        if tz is _dt.timezone.utc:
+            return "utc"
+        if type(tz) is zoneinfo.ZoneInfo and tz.key is not None:
+            return ["zone", tz.key]
+        off = tz.utcoffset(when)
+        if off is None:
+            return None
+        name = tz.tzname(when)
+        if type(tz) is _dt.timezone and name == _dt.timezone(off).tzname(None):
+            name = None  # no explicit name: keep the default one
+        return ["fixed", off.days, off.seconds, off.microseconds, name]
+
+    def _enc_datetime(self, d: _dt.datetime) -> Any:
+        tz = self._enc_tz(d.tzinfo, d)
+        return _ExtType(
+            _DATETIME,
+            self._pack_inner(
+                [d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond, d.fold, tz]
+            ),
+        )
+
+    def _enc_date(self, d: _dt.date) -> Any:
+        return _ExtType(_DATE, self._pack_inner(d.toordinal()))
+
+    def _enc_time(self, t: _dt.time) -> Any:
+        tz = self._enc_tz(t.tzinfo, None)
+        return _ExtType(
+            _TIME, self._pack_inner([t.hour, t.minute, t.second, t.microsecond, t.fold, tz])
+        )
+
+    def _enc_timedelta(self, t: _dt.timedelta) -> Any:
+        return _ExtType(_TIMEDELTA, self._pack_inner([t.days, t.seconds, t.microseconds]))
+
+    def _enc_uuid(self, u: uuid.UUID) -> Any:
+        return _ExtType(_UUID, u.bytes)
+
+    def _enc_decimal(self, d: decimal.Decimal) -> Any:
+        return _ExtType(_DECIMAL, str(d).encode("ascii"))
+
+    def _enc_complex(self, c: complex) -> Any:
+        return _ExtType(_COMPLEX, self._pack_inner([c.real, c.imag]))
+
+    def _enc_path(self, p: pathlib.PurePath) -> Any:
+        if isinstance(p, pathlib.Path):
+            kind = "path"
+        elif isinstance(p, pathlib.PureWindowsPath):
+            kind = "pure_windows"
+        else:
+            kind = "pure_posix"
+        return _ExtType(_PATH, self._pack_inner([kind, str(p)]))
+
+    def _enc_enum(self, entry: _Entry, member: enum.Enum) -> Any:
+        name = member._name_
+        members: dict[str, Any] = entry.cls.__members__  # type: ignore[attr-defined]
+        if name is not None and members.get(name) is member:
+            return _ExtType(_ENUM, self._pack_inner([entry.name, name]))
+        return _ExtType(_ENUM, self._pack_inner([entry.name, None, member._value_]))  # Flag combos
+
+    def _enc_object(self, entry: _Entry, obj: Any) -> Any:
+        return _ExtType(_OBJECT, self._pack_inner([entry.name, entry.encode(obj)]))
+
+    def _enc_ndarray(self, a: Any) -> Any:
+        np = sys.modules["numpy"]
+        dt = a.dtype
+        if dt.hasobject:
+            if dt != np.dtype(object):
+                raise _Unsupported(
+                    a, f"cannot store a numpy array of structured dtype {dt} holding objects"
+                )
+            return _ExtType(_NDARRAY, self._pack_inner(["O", list(a.shape), list(a.reshape(-1))]))
+        spec = dt.str if dt.fields is None and dt.subdtype is None else dt.descr
+        return _ExtType(
+            _NDARRAY, self._pack_inner([spec, list(a.shape), np.ascontiguousarray(a).tobytes()])
+        )
+
+    def _enc_npscalar(self, x: Any) -> Any:
+        dt = x.dtype
+        if dt.hasobject:
+            raise _Unsupported(x, f"cannot store a numpy scalar of dtype {dt}")
+        if dt.kind in "US":  # itemsize follows the value; np.str_("") has none
+            return _ExtType(_NPSCALAR, self._pack_inner([dt.kind, x.item()]))
+        spec = dt.str if dt.fields is None else dt.descr
+        return _ExtType(_NPSCALAR, self._pack_inner([spec, x.tobytes()]))
+
+    def _pd_values(self, obj: Any, what: str) -> list[Any]:
+        """Column (or index) values of a Series/Index as ``[kind, ...]``, exact for common dtypes."""
+        pd = sys.modules["pandas"]
+        np = sys.modules["numpy"]
+        dt = obj.dtype
+        if isinstance(dt, np.dtype):
+            if dt.hasobject:
+                return ["o", list(obj.to_numpy())]
+            return ["n", obj.to_numpy()]
+        if isinstance(dt, pd.CategoricalDtype):
+            arr = obj.array
+            return ["c", arr.codes, self._pd_index(arr.categories), bool(arr.ordered)]
+        if isinstance(dt, pd.DatetimeTZDtype):
+            utc = obj.array.tz_convert("UTC").tz_localize(None)
+            return ["tz", np.asarray(utc), str(dt.tz)]
+        name = str(dt)
+        if name in _PANDAS_EXT_DTYPES:
+            return ["e", name, list(obj.array.to_numpy(dtype=object, na_value=None))]
+        raise _Unsupported(
+            obj, f"cannot store pandas {what} of dtype {name!r}; convert it to a common dtype"
+        )
+
+    def _pd_index(self, idx: Any) -> list[Any]:
+        pd = sys.modules["pandas"]
+        if type(idx) is pd.RangeIndex:
+            return ["r", idx.start, idx.stop, idx.step, idx.name]
+        if isinstance(idx, pd.MultiIndex):
+            return ["m", list(idx), list(idx.names)]
+        return ["i", self._pd_values(idx, "index"), idx.name, getattr(idx, "freqstr", None)]
+
+    def _enc_dataframe(self, df: Any) -> Any:
+        cols = [
+            self._pd_values(df.iloc[:, i], f"column {df.columns[i]!r}") for i in range(df.shape[1])
+        ]
+        return _ExtType(
+            _DATAFRAME,
+            self._pack_inner([self._pd_index(df.index), self._pd_index(df.columns), cols]),
+        )
+
+    def _enc_series(self, s: Any) -> Any:
+        return _ExtType(
+            _SERIES,
+            self._pack_inner([self._pd_values(s, "Series"), self._pd_index(s.index), s.name]),
+        )
+
+    # -- decoding -------------------------------------------------------------------------------
+    def _unpack(self, data: bytes) -> Any:
+        return _unpackb(
+            data,
+            ext_hook=self._ext_hook,
+            raw=False,
+            strict_map_key=False,
+            unicode_errors="surrogatepass",
+        )
+
+    def _ext_hook(self, code: int, data: bytes) -> Any:
+        dec = self._decoders.get(code)
+        if dec is None:
+            raise CheckpointError(
+                f"cannot read stored data: unknown value type (msgpack ext code {code}); it was "
+                "written by a newer agentgraph_nb or is corrupt"
+            )
+        return dec(data)
+
+    def _dec_pickle(self, data: bytes) -> Any:
+        if not self.allow_pickle:
+            raise CheckpointError(
+                "refusing to read pickled data: unpickling runs code chosen by whoever wrote the "
+                "store. If you trust every writer of this store, read it with "
+                "Serializer(allow_pickle=True); otherwise register the classes involved"
+            )
+        return pickle.loads(data)
+
+    def _dec_tz(self, spec: Any) -> _dt.tzinfo | None:
+        if spec is None:
+            return None
+        if spec == "utc":
+            return _dt.timezone.utc
+        if spec[0] == "zone":
+            try:
+                return zoneinfo.ZoneInfo(spec[1])
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+                raise CheckpointError(
+                    f"cannot read a datetime: time zone {spec[1]!r} is not available here "
+                    "(install the tzdata package)"
+                ) from exc
+        _, days, secs, micros, name = spec
+        off = _dt.timedelta(days, secs, micros)
+        return _dt.timezone(off) if name is None else _dt.timezone(off, name)
+
+    def _dec_datetime(self, data: bytes) -> _dt.datetime:
+        y, mo, d, h, mi, s, us, fold, tz = self._unpack(data)
+        return _dt.datetime(y, mo, d, h, mi, s, us, tzinfo=self._dec_tz(tz), fold=fold)
+
+    def _dec_time(self, data: bytes) -> _dt.time:
+        h, mi, s, us, fold, tz = self._unpack(data)
+        return _dt.time(h, mi, s, us, tzinfo=self._dec_tz(tz), fold=fold)
+
+    def _dec_timedelta(self, data: bytes) -> _dt.timedelta:
+        d, s, us = self._unpack(data)
+        return _dt.timedelta(d, s, us)
+
+    def _dec_complex(self, data: bytes) -> complex:
+        re, im = self._unpack(data)
+        return complex(re, im)
+
+    def _dec_path(self, data: bytes) -> pathlib.PurePath:
+        kind, s = self._unpack(data)
+        cls = {
+            "path": pathlib.Path,
+            "pure_posix": pathlib.PurePosixPath,
+            "pure_windows": pathlib.PureWindowsPath,
+        }
+        if kind not in cls:
+            raise CheckpointError(f"cannot read stored data: unknown path kind {kind!r}")
+        return cls[kind](s)
+
+    def _lookup(self, name: Any, kind: str) -> _Entry:
+        entry = self._by_name.get(name) if isinstance(name, str) else None
+        if entry is None:
+            raise CheckpointError(
+                f"cannot read stored data: it holds {kind} {name!r}, which is not registered with "
+                f"the serializer. Register the class before reading, e.g. serializer.register(cls) "
+                f"(or register(cls, name={name!r}) if it has moved); the engine registers the "
+                "classes found in the state schema's type hints"
+            )
+        return entry
+
+    def _dec_enum(self, data: bytes) -> Any:
+        name, member, *value = self._unpack(data)
+        entry = self._lookup(name, "an enum member of class")
+        if entry.kind != "enum":
+            raise CheckpointError(
+                f"cannot read stored data: {name!r} is registered but is not an Enum"
+            )
+        cls: Any = entry.cls
+        try:
+            return cls[member] if member is not None else cls(value[0])
+        except (KeyError, ValueError, IndexError) as exc:
+            raise CheckpointError(
+                f"cannot read stored data: enum {name} has no member {member if member is not None else value!r}"
+            ) from exc
+
+    def _dec_object(self, data: bytes) -> Any:
+        name, state = self._unpack(data)
+        entry = self._lookup(name, "an object of class")
+        if entry.kind == "enum":
+            raise CheckpointError(f"cannot read stored data: {name!r} is registered as an Enum")
+        try:
+            return entry.decode(state)
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            raise CheckpointError(
+                f"cannot rebuild an object of class {name}: {type(exc).__name__}: {exc}. Was the "
+                "class changed incompatibly since the data was written?"
+            ) from exc
+
+    def _dec_ndarray(self, data: bytes) -> Any:
+        import numpy as np
+
+        spec, shape, payload = self._unpack(data)
+        if spec == "O":
+            out = np.empty(len(payload), dtype=object)
+            for i, v in enumerate(payload):
+                out[i] = v
+            return out.reshape(shape)
+        dt = _np_dtype(np, spec)
+        if dt.itemsize == 0:  # e.g. "<U0": every element is empty
+            return np.zeros(shape, dtype=dt)
+        return np.frombuffer(payload, dtype=dt).reshape(shape).copy()
+
+    def _dec_npscalar(self, data: bytes) -> Any:
+        import numpy as np
+
+        spec, payload = self._unpack(data)
+        if spec == "U":
+            return np.str_(payload)
+        if spec == "S":
+            return np.bytes_(payload)
+        return np.frombuffer(payload, dtype=_np_dtype(np, spec))[0]
+
+    def _pd_values_dec(self, v: list[Any]) -> Any:
+        import numpy as np
+        import pandas as pd
+
+        kind = v[0]
+        if kind == "n":
+            return v[1]
+        if kind == "o":
+            out = np.empty(len(v[1]), dtype=object)
+            for i, x in enumerate(v[1]):
+                out[i] = x
+            return out
+        if kind == "c":
+            return pd.Categorical.from_codes(
+                v[1], categories=self._pd_index_dec(v[2]), ordered=v[3]
+            )
+        if kind == "tz":
+            return pd.DatetimeIndex(v[1]).tz_localize("UTC").tz_convert(v[2]).array
+        if kind == "e" and v[1] in _PANDAS_EXT_DTYPES:
+            return pd.array(v[2], dtype=v[1])
+        raise CheckpointError(f"cannot read stored data: unknown pandas column kind {kind!r}")
+
+    def _pd_index_dec(self, v: list[Any]) -> Any:
+        import pandas as pd
+
+        kind = v[0]
+        if kind == "r":
+            return pd.RangeIndex(v[1], v[2], v[3], name=v[4])
+        if kind == "m":
+            return pd.MultiIndex.from_tuples(v[1], names=v[2])
+        values, name, freq = v[1], v[2], v[3]
+        idx = pd.Index(self._pd_values_dec(values), name=name, tupleize_cols=False)
+        if freq is not None and isinstance(idx, (pd.DatetimeIndex, pd.TimedeltaIndex)):
+            idx = type(idx)(idx, freq=freq)
+        return idx
+
+    def _dec_dataframe(self, data: bytes) -> Any:
+        import pandas as pd
+
+        index, columns, cols = self._unpack(data)
+        idx = self._pd_index_dec(index)
+        df = pd.DataFrame({i: self._pd_values_dec(c) for i, c in enumerate(cols)}, index=idx)
+        df.columns = self._pd_index_dec(columns)
+        return df
+
+    def _dec_series(self, data: bytes) -> Any:
+        import pandas as pd
+
+        values, index, name = self._unpack(data)
+        return pd.Series(self._pd_values_dec(values), index=self._pd_index_dec(index), name=name)
+
+    # -- error reporting ------------------------------------------------------------------------
+    def _explain(self, obj: Any, root: str, exc: BaseException) -> CheckpointError:
+        """Find the value that made ``dumps`` fail and say where it is."""
+        try:
+            found = self._find(obj, root, set())
+        except RecursionError:
+            found = None
+        if found is not None:
+            return CheckpointError(f"{found[0]}: {found[1]}")
+        if isinstance(exc, ValueError) and "recursion" in str(exc).lower():
+            return CheckpointError(f"{root}: cannot store a value nested more than 500 levels deep")
+        return CheckpointError(f"{root}: cannot be stored: {type(exc).__name__}: {exc}")
+
+    def _find(self, obj: Any, path: str, stack: set[int]) -> tuple[str, str] | None:
+        tp = type(obj)
+        if tp in _NATIVE:
+            return None
+        children: Iterable[tuple[str, Any]] | None = None
+        if tp is dict:
+            children = _dict_children(obj)
+        elif tp is list or tp is tuple:
+            children = ((f"[{i}]", v) for i, v in enumerate(obj))
+        elif tp is set or tp is frozenset:
+            children = ((f"{{{_short_repr(v)}}}", v) for v in obj)
+        else:
+            enc = self._encoders.get(tp)
+            entry = getattr(enc, "args", (None,))[0] if isinstance(enc, functools.partial) else None
+            if isinstance(entry, _Entry) and entry.kind != "enum":
+                try:
+                    children = list(entry.children(obj))
+                except Exception as exc:
+                    return (
+                        path,
+                        f"cannot store object of type {_type_name(tp)}: its encode failed: {type(exc).__name__}: {exc}",
+                    )
+            else:
+                np = sys.modules.get("numpy")
+                if np is not None and tp is np.ndarray and obj.dtype == np.dtype(object):
+                    children = (
+                        (f"[{', '.join(map(str, i))}]", obj[i]) for i in np.ndindex(obj.shape)
+                    )
+                pd = sys.modules.get("pandas")
+                if pd is not None and tp in (pd.DataFrame, pd.Series):
+                    children = _pandas_children(pd, obj)
+        if children is not None:
+            if id(obj) in stack:
+                return (
+                    path,
+                    "circular reference: the value contains itself; checkpoints store trees",
+                )
+            stack.add(id(obj))
+            try:
+                for suffix, child in children:
+                    r = self._find(child, path + suffix, stack)
+                    if r is not None:
+                        return r
+            finally:
+                stack.discard(id(obj))
+            if tp is not dict:
+                try:  # the children are fine; check the container's own encoding
+                    self._default(obj)
+                except _Unsupported as exc:
+                    return path, exc.reason
+                except Exception as exc:
+                    return (
+                        path,
+                        f"cannot store object of type {_type_name(tp)}: {type(exc).__name__}: {exc}",
+                    )
+            return None
+        try:
+            self._default(obj)
+        except _Unsupported as exc:
+            return path, exc.reason
+        except Exception as exc:
+            return (
+                path,
+                f"cannot store object of type {_type_name(tp)}: {type(exc).__name__}: {exc}",
+            )
+        return None
+
+
+def _dict_children(d: dict[Any, Any]) -> Iterator[tuple[str, Any]]:
+    for k, v in d.items():
+        yield f"[{_short_repr(k)}] (the key)", k
+        yield _key_path("", k), v
+
+
+def _pandas_children(pd: Any, obj: Any) -> Iterator[tuple[str, Any]]:
+    frame = obj.to_frame() if isinstance(obj, pd.Series) else obj
+    for i in range(frame.shape[1]):
+        col = frame.iloc[:, i]
+        if col.dtype == object:
+            label = _key_path("", frame.columns[i]) if isinstance(obj, pd.DataFrame) else ""
+            for j, v in enumerate(col.array):
+                yield f"{label}.iloc[{j}]", v
+
+
+def _no_op(x: Any) -> Any:
+    return x
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """What a CheckpointError raised by ``dumps`` is chained to: the user's own error, if any."""
+    if isinstance(exc, _Unsupported):
+        return exc.cause
+    return exc
+
+
+def _unsupported_reason(obj: Any) -> str:
+    tp = type(obj)
+    name = tp.__qualname__
+    what = f"cannot store object of type {_type_name(tp)}"
+    if isinstance(obj, enum.Enum):
+        return f"{what}; register the enum with serializer.register({name})"
+    if dataclasses.is_dataclass(tp) or _is_pydantic_model(tp) or _is_namedtuple(tp):
+        return (
+            f"{what}; register it with serializer.register({name}) (the engine registers the "
+            "classes named in the state schema's type hints), or "
+            "use Serializer(allow_pickle=True) if you trust everyone who can write the store"
+        )
+    if isinstance(obj, (dict, list, set, tuple, str, int, float, bytes)):
+        base = next(
+            b for b in (dict, list, set, tuple, str, int, float, bytes) if isinstance(obj, b)
+        )
+        return (
+            f"{what} (a subclass of {base.__name__}); convert it to a plain {base.__name__}, or "
+            f"register it with serializer.register({name}, encode=..., decode=...)"
+        )
+    return (
+        f"{what}; register it with serializer.register({name}, encode=..., decode=...) or make "
+        "it a dataclass or pydantic model, or use Serializer(allow_pickle=True) if you trust "
+        "everyone who can write the store"
+    )
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls, include_extras=True)
+    except Exception:  # an unresolvable forward reference: resolve the others one by one
+        pass
+    out: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        module = sys.modules.get(getattr(klass, "__module__", ""), None)
+        globalns = dict(vars(module)) if module is not None else {}
+        for name, hint in vars(klass).get("__annotations__", {}).items():
+            if isinstance(hint, typing.ForwardRef):  # TypedDict keeps these
+                hint = hint.__forward_arg__
+            try:
+                # Evaluates the class's own annotation source, exactly as get_type_hints does.
+                out[name] = (
+                    eval(hint, globalns, dict(vars(klass))) if isinstance(hint, str) else hint
+                )
+            except Exception:
+                continue
+    return out
+
+
+def _np_dtype(np: Any, spec: Any) -> Any:
+    if isinstance(spec, list):
+        spec = [tuple(f) if isinstance(f, list) else f for f in spec]
+    dt = np.dtype(spec)
+    if dt.hasobject:
+        raise CheckpointError("cannot read stored data: a numpy array claims an object dtype")
+    return dt
+
+
+def _pyd_encode(obj: Any) -> list[Any]:
+    fields = type(obj).model_fields
+    return [
+        {n: v for n, v in obj.__dict__.items() if n in fields},
+        list(obj.__pydantic_fields_set__),
+        obj.__pydantic_extra__,
+        obj.__pydantic_private__,
+    ]
+
+
+def _pyd_children(obj: Any) -> list[tuple[str, Any]]:
+    out = [(f".{n}", v) for n, v in obj.__dict__.items()]
+    for extra in (obj.__pydantic_extra__, obj.__pydantic_private__):
+        if extra:
+            out.extend((f".{n}", v) for n, v in extra.items())
+    return out
+
+
+def _pyd_decode(cls: Any, state: list[Any]) -> Any:
+    values, fields_set, extra, private = state
+    fields = cls.model_fields
+    d = {n: v for n, v in values.items() if n in fields}
+    for n, f in fields.items():
+        if n not in d and not f.is_required():
+            try:
+                d[n] = f.get_default(call_default_factory=True, validated_data=d)
+            except TypeError:  # pydantic < 2.10
+                d[n] = f.get_default(call_default_factory=True)
+    obj = cls.__new__(cls)
+    obj.__setstate__(
+        {
+            "__dict__": d,
+            "__pydantic_fields_set__": set(fields_set) & {*fields, *(extra or ())},
+            "__pydantic_extra__": extra,
+            "__pydantic_private__": private,
+        }
+    )
+    return obj
+
+
+_default_lock = threading.Lock()
+_default: Serializer | None = None
+
+
+def default_serializer() -> Serializer:
+    """The process-wide serializer used by stores created without ``serializer=``.
+
+    Registering a class on it makes the class readable by every such store.
+
+    Example:
+        >>> default_serializer().register(Doc)
+    """
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Serializer()
+    return _default
