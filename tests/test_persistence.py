@@ -240,3 +240,25 @@ def test_max_steps_steps_through_a_run(store: str) -> None:
         app.invoke(None, thread_id="s", max_steps=1)
         steps.append(app.get_state("s").values["log"][-1])
     assert steps == ["a", "b", "c"] and counts == {"a": 1, "b": 1, "c": 1}
+
+
+def test_unstorable_value_is_a_checkpoint_error_naming_the_key(tmp_path: Any) -> None:
+    pytest.importorskip("agentgraph_nb.checkpoint.sqlite")
+    from agentgraph_nb import CheckpointError
+
+    class Conn:  # not on the serializer's allowlist
+        pass
+
+    state = {"bad": True}
+
+    def a(s: dict[str, Any]) -> dict[str, Any]:
+        return {"answer": {"docs": [1, Conn() if state["bad"] else 2]}, "log": ["a"]}
+
+    g = StateGraph(S).add_node("a", a).add_node("b", lambda s: {"log": ["b"]}).add_edge(START, "a").add_edge("a", "b")
+    app = g.compile(checkpointer=f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(CheckpointError, match=r"\"answer\"\]\[\"docs\"\]\[1\].*Conn"):
+        app.invoke({}, thread_id="t", durability="sync")
+    st = app.get_state("t")  # the last good checkpoint is intact and resumable
+    assert st.step == 0 and st.next == ("a",)
+    state["bad"] = False
+    assert app.invoke(None, thread_id="t")["log"] == ["a", "b"]
