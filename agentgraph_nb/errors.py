@@ -96,7 +96,7 @@ class CheckpointError(AgentGraphError):
     """A checkpoint store cannot be read or written (corrupt, locked, full, newer schema, ...)."""
 
 
-class GraphInterrupt(BaseException):  # noqa: N818 - control flow, not an error
+class GraphInterrupt(BaseException):
     """Raised by :func:`agentgraph_nb.interrupt` to pause a node; the engine catches it.
 
     It derives from ``BaseException`` so that a node's ``except Exception`` does not swallow it.

@@ -180,7 +180,7 @@ class AgentGraphMagics(Magics):
         if not text:
             return {}
         try:
-            return eval(compile(ast.parse(text, mode="eval"), "<%agentgraph>", "eval"), self.shell.user_ns)  # noqa: S307
+            return eval(compile(ast.parse(text, mode="eval"), "<%agentgraph>", "eval"), self.shell.user_ns)
         except SyntaxError:
             try:
                 return json.loads(text)
@@ -230,7 +230,7 @@ class AgentGraphMagics(Magics):
                 return app.timeline(rest.strip() or opts.get("thread_id"))
             if cmd == "dashboard":
                 return app.dashboard()
-            print(app.to_dsl(), end="")  # noqa: T201 - the user asked to see the text
+            print(app.to_dsl(), end="")
             return None
         except AgentGraphError as exc:
             raise _clean_traceback(exc) from None

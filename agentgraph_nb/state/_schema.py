@@ -57,7 +57,7 @@ class StateSchema:
         initial: key -> initial value (reducer empties and declared defaults).
     """
 
-    __slots__ = ("cls", "initial", "keys", "key_set", "kind", "reducer_names", "reducers", "types", "name")
+    __slots__ = ("cls", "initial", "key_set", "keys", "kind", "name", "reducer_names", "reducers", "types")
 
     def __init__(self, cls: Any, kind: str, hints: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
         self.cls = cls
