@@ -36,12 +36,6 @@ def _in_kernel() -> bool:
 def mimebundle(app: Any) -> dict[str, Any]:
     """The mimebundle for ``app``: text/plain always; image/svg+xml; the widget view in a kernel."""
     bundle: dict[str, Any] = {"text/plain": text_summary(app)}
-    try:
-        from agentgraph_nb.export.svg import render_svg
-
-        bundle["image/svg+xml"] = render_svg(app.to_json())
-    except ImportError:
-        pass
     if _in_kernel():
         try:
             view = app.show()
@@ -55,4 +49,8 @@ def mimebundle(app: Any) -> dict[str, Any]:
             pass
         except Exception:  # the static picture is still there
             logger.debug("agentgraph_nb: widget view unavailable", exc_info=True)
+    if "image/svg+xml" not in bundle:
+        from agentgraph_nb.export.svg import render_svg
+
+        bundle["image/svg+xml"] = render_svg(app.to_json())
     return bundle

@@ -1,0 +1,24 @@
+"""Widget classes (the Python side of the front ends in ``widgets/``).
+
+Each widget is imported on first use, so ``import agentgraph_nb.ui`` stays cheap and does not
+pull in ipywidgets until a widget is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentgraph_nb.ui.graphview import GraphView
+
+__all__ = ["GraphView"]
+
+_LAZY = {"GraphView": "agentgraph_nb.ui.graphview"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,168 @@
+// The SVG renderer: one element per node (with data-testid="node-<name>"), for graphs up to a
+// few thousand nodes. Built as one markup string (much faster than element-by-element), then
+// updated in place: status, selection and breakpoints are attributes, zoom/pan one transform.
+import type { VGraph } from "./model";
+import { EDGE_STYLE, SvgPath, tracePath } from "./style";
+import type { Renderer, ViewState } from "./view";
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const ESC: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ESC[c]);
+const FAR_SCALE = 0.3;
+const r1 = (v: number): number => Math.round(v * 10) / 10;
+
+export function edgeTitle(g: VGraph, st: ViewState, i: number): string {
+  const e = g.edges[i];
+  const s = g.nodes[e.s];
+  const t = g.nodes[e.t];
+  const name = (n: typeof s) => (n.kind === "join" ? "join" : n.kind === "dynamic" ? n.label : n.name);
+  let text = `${name(s)} \u2192 ${name(t)}`;
+  if (e.label) text += ` (${e.label})`;
+  if (st.edgeCount[i] > 0) text += ` \u00d7${st.edgeCount[i]}`;
+  return text;
+}
+
+export class SvgRenderer implements Renderer {
+  readonly kind = "svg" as const;
+  readonly svg: SVGSVGElement;
+  private vp: SVGGElement;
+  private nodeEls: (Element | null)[];
+  private edgeEls: (SVGPathElement | null)[];
+  private far = false;
+
+  constructor(host: HTMLElement, private st: ViewState, uid: string) {
+    const g = st.g;
+    const out: string[] = [];
+    out.push("<defs>");
+    for (const kind of Object.keys(EDGE_STYLE)) {
+      out.push(
+        `<marker id="${uid}-a-${kind}" class="agn-arrow-${kind}" viewBox="0 0 10 10" refX="9" refY="5" ` +
+          `markerWidth="8" markerHeight="8" markerUnits="userSpaceOnUse" orient="auto"><path d="M0 0L10 5L0 10z"/></marker>`,
+      );
+    }
+    out.push('</defs><g class="agn-viewport"><g class="agn-edges">');
+    for (const e of g.edges) {
+      const p = new SvgPath();
+      tracePath(e.points, p);
+      const arrow = g.nodes[e.t].kind === "join" ? "" : ` marker-end="url(#${uid}-a-${e.kind})"`;
+      out.push(
+        `<path class="agn-edge agn-edge-${e.kind}" data-edge-id="${e.id}" d="${p.d}"${arrow}>` +
+          `<title>${esc(edgeTitle(g, st, e.id))}</title></path>`,
+      );
+    }
+    out.push('</g><g class="agn-elabels">');
+    for (const e of g.edges) {
+      if (!e.label) continue;
+      out.push(
+        `<rect class="agn-lbg" x="${r1(e.lx - e.lw / 2)}" y="${r1(e.ly - e.lh / 2)}" width="${r1(e.lw)}" height="${e.lh}" rx="3"/>` +
+          `<text class="agn-elabel agn-elabel-${e.kind}" x="${r1(e.lx)}" y="${r1(e.ly)}">${esc(e.label)}</text>`,
+      );
+    }
+    out.push('</g><g class="agn-nodes">');
+    for (const n of g.nodes) {
+      const name = esc(n.name);
+      if (n.kind === "node") {
+        out.push(
+          `<g class="agn-node" data-testid="node-${name}" data-node-id="${n.id}" data-status="${st.status[n.id]}" ` +
+            `role="button" tabindex="0" aria-label="${name}" transform="translate(${r1(n.x - n.w / 2)} ${r1(n.y - n.h / 2)})">` +
+            `<rect width="${r1(n.w)}" height="${n.h}" rx="7"/>` +
+            `<text x="${r1(n.w / 2)}" y="${n.h / 2}">${esc(n.text)}</text>` +
+            `<circle class="agn-bp-dot" cx="3" cy="3" r="4.5"/><title>${name}</title></g>`,
+        );
+      } else if (n.kind === "start" || n.kind === "end") {
+        const inner = n.kind === "end" ? '<circle class="agn-end-inner" r="5.5"/>' : "";
+        out.push(
+          `<g class="agn-node agn-${n.kind}" data-testid="node-${name}" data-node-id="${n.id}" role="button" tabindex="0" ` +
+            `aria-label="${n.label}" transform="translate(${r1(n.x)} ${r1(n.y)})"><circle r="10"/>${inner}<title>${n.label}</title></g>`,
+        );
+      } else if (n.kind === "join") {
+        out.push(
+          `<g class="agn-join" data-testid="join-${esc(n.name.replace("__join__", ""))}" transform="translate(${r1(n.x)} ${r1(n.y)})">` +
+            `<circle r="5"/><title>join</title></g>`,
+        );
+      } else {
+        out.push(
+          `<g class="agn-dynamic" data-testid="router-${esc(n.name.replace("__dynamic__", ""))}" ` +
+            `transform="translate(${r1(n.x - n.w / 2)} ${r1(n.y - n.h / 2)})"><rect width="${r1(n.w)}" height="${n.h}" rx="${n.h / 2}"/>` +
+            `<text x="${r1(n.w / 2)}" y="${n.h / 2}">${esc(n.text)}</text><title>dynamic targets chosen by ${esc(n.label)}</title></g>`,
+        );
+      }
+    }
+    out.push("</g></g>");
+
+    this.svg = document.createElementNS(SVG_NS, "svg");
+    this.svg.setAttribute("class", "agn-svg");
+    this.svg.setAttribute("data-testid", "graphview-svg");
+    this.svg.innerHTML = out.join("");
+    host.appendChild(this.svg);
+    this.vp = this.svg.querySelector(".agn-viewport") as SVGGElement;
+    this.nodeEls = new Array(g.nodes.length).fill(null);
+    this.svg.querySelectorAll("[data-node-id]").forEach((el) => {
+      this.nodeEls[Number(el.getAttribute("data-node-id"))] = el;
+    });
+    this.edgeEls = new Array(g.edges.length).fill(null);
+    this.svg.querySelectorAll("path[data-edge-id]").forEach((el) => {
+      this.edgeEls[Number(el.getAttribute("data-edge-id"))] = el as SVGPathElement;
+    });
+    this.edgesChanged();
+    this.breakpointsChanged(g.nodes.map((n) => n.id).filter((i) => st.breakpoints[i]));
+    if (st.selected >= 0) this.selectionChanged(-1, st.selected);
+  }
+
+  setTransform(k: number, tx: number, ty: number): void {
+    this.vp.setAttribute("transform", `translate(${tx} ${ty}) scale(${k})`);
+    // Text too small to read is not drawn (level of detail), which also keeps panning fast.
+    const far = k < FAR_SCALE;
+    if (far !== this.far) {
+      this.far = far;
+      this.svg.classList.toggle("agn-far", far);
+    }
+  }
+
+  resize(): void {}
+
+  statusChanged(ids: number[]): void {
+    for (const id of ids) {
+      const el = this.nodeEls[id];
+      if (el && this.st.g.nodes[id].kind === "node") {
+        el.setAttribute("data-status", this.st.status[id]);
+        el.setAttribute("aria-label", `${this.st.g.nodes[id].name}: ${this.st.status[id]}`);
+      }
+    }
+  }
+
+  edgesChanged(): void {
+    const st = this.st;
+    for (let i = 0; i < this.edgeEls.length; i++) {
+      const el = this.edgeEls[i];
+      if (!el) continue;
+      if (st.edgeCount[i] > 0) el.style.strokeWidth = String(st.edgeWidth[i]);
+      else el.style.removeProperty("stroke-width");
+      const title = el.firstElementChild;
+      if (title) title.textContent = edgeTitle(st.g, st, i);
+    }
+  }
+
+  selectionChanged(prev: number, next: number): void {
+    if (prev >= 0) this.nodeEls[prev]?.classList.remove("agn-selected");
+    if (next >= 0) this.nodeEls[next]?.classList.add("agn-selected");
+  }
+
+  breakpointsChanged(ids: number[]): void {
+    for (const id of ids) {
+      const el = this.nodeEls[id];
+      if (!el) continue;
+      el.classList.toggle("agn-bp", !!this.st.breakpoints[id]);
+      el.setAttribute("data-breakpoint", this.st.breakpoints[id] ? "true" : "false");
+    }
+  }
+
+  pick(_x: number, _y: number, target: EventTarget | null): number {
+    const el = target instanceof Element ? target.closest("[data-node-id]") : null;
+    return el && this.svg.contains(el) ? Number(el.getAttribute("data-node-id")) : -1;
+  }
+
+  destroy(): void {
+    this.svg.remove();
+  }
+}
