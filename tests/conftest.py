@@ -16,3 +16,17 @@ class ChainState(TypedDict, total=False):
 @pytest.fixture
 def chain_state() -> type:
     return ChainState
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the browser tests' solara server: a free port, so parallel test sessions never collide
+    if hasattr(config.option, "solara_port"):
+        config.option.solara_port = _free_port()
