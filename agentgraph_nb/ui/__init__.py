@@ -10,11 +10,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from agentgraph_nb.ui.debugger import Debugger
     from agentgraph_nb.ui.graphview import GraphView
 
-__all__ = ["GraphView"]
+__all__ = ["Debugger", "GraphView"]
 
-_LAZY = {"GraphView": "agentgraph_nb.ui.graphview"}
+_LAZY = {"GraphView": "agentgraph_nb.ui.graphview", "Debugger": "agentgraph_nb.ui.debugger"}
 
 
 def __getattr__(name: str) -> Any:
