@@ -15,6 +15,7 @@ __all__ = [
     "Event",
     "EventKind",
     "Interrupt",
+    "Overwrite",
     "RetryPolicy",
     "Send",
     "StateSnapshot",
@@ -69,6 +70,16 @@ class Command:
     update: Mapping[str, Any] | None = None
     goto: str | Send | Sequence[str | Send] = ()
     resume: Any = None
+
+
+@dataclass(frozen=True)
+class Overwrite:
+    """Wrap a value in an update to *replace* a key's value instead of merging it through the
+    key's reducer: ``return {"notes": Overwrite([])}`` empties a list that ``operator.add``
+    otherwise appends to. Works in ``update_state`` too (e.g. to edit a reducer key in a fork).
+    """
+
+    value: Any
 
 
 def default_retry_on(exc: BaseException) -> bool:
@@ -192,6 +203,8 @@ class StateSnapshot:
         interrupts: pending interrupts, if the thread is paused.
         thread_id: the thread.
         metadata: source (``input``, ``loop``, ``update``, ``fork``), run id, and so on.
+        pending_writes: updates of nodes in ``next`` that already completed (their step
+            failed or paused on another node); they are merged when the step is resumed.
     """
 
     values: dict[str, Any]
@@ -204,6 +217,7 @@ class StateSnapshot:
     interrupts: tuple[Interrupt, ...]
     thread_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    pending_writes: dict[str, Any] = field(default_factory=dict)
 
 
 EventKind = Literal[

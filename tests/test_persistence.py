@@ -262,3 +262,29 @@ def test_unstorable_value_is_a_checkpoint_error_naming_the_key(tmp_path: Any) ->
     assert st.step == 0 and st.next == ("a",)
     state["bad"] = False
     assert app.invoke(None, thread_id="t")["log"] == ["a", "b"]
+
+
+def test_overwrite_replaces_a_reducer_key_and_is_stored(store: str) -> None:
+    from agentgraph_nb import Overwrite
+
+    g = StateGraph(S).add_node("a", lambda s: {"log": ["a"]}).add_node("reset", lambda s: {"log": Overwrite(["fresh"])})
+    g.add_edge(START, "a").add_edge("a", "reset")
+    app = g.compile(checkpointer=store)
+    assert app.invoke({"log": ["in"]}, thread_id="o")["log"] == ["fresh"]
+    hist = app.get_state_history("o")
+    assert [h.values["log"] for h in hist] == [["fresh"], ["in", "a"], ["in"]]
+    cid = app.update_state("o", {"log": Overwrite([])}, checkpoint_id=hist[1].checkpoint_id)
+    assert app.get_state("o", cid).values["log"] == []
+
+
+def test_snapshot_shows_pending_writes_of_finished_siblings(store: str) -> None:
+    def bad(s: dict[str, Any]) -> None:
+        raise RuntimeError("x")
+
+    g = StateGraph(S).add_node("ok", lambda s: {"log": ["ok"]}).add_node("bad", bad)
+    g.add_edge(START, "ok").add_edge(START, "bad")
+    app = g.compile(checkpointer=store)
+    with pytest.raises(NodeError):
+        app.invoke({}, thread_id="p")
+    st = app.get_state("p")
+    assert st.next == ("bad",) and st.pending_writes == {"ok": {"log": ["ok"]}}

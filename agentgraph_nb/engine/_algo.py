@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentgraph_nb.constants import END
 from agentgraph_nb.errors import InvalidUpdateError, did_you_mean
-from agentgraph_nb.types import Command, Send
+from agentgraph_nb.types import Command, Overwrite, Send
 
 if TYPE_CHECKING:
     from agentgraph_nb.engine._plan import Plan, PNode
@@ -99,6 +99,9 @@ def apply_writes(
                 raise InvalidUpdateError(
                     f"node {name!r} wrote a non-string key {k!r}; state keys are strings", node=name
                 ) from None
+            if type(v) is Overwrite:
+                new[k] = v.value
+                continue
             if r is None:
                 if check:
                     if writers is None:

@@ -82,6 +82,10 @@ class CompiledGraph(ViewsMixin):
         reg = getattr(ser, "register_from_annotations", None)
         if callable(reg) and self.schema.kind != "dict":
             reg(self.schema.cls)
+        if ser is not None and hasattr(ser, "register"):
+            from agentgraph_nb.types import Overwrite
+
+            ser.register(Overwrite, name="agentgraph_nb.Overwrite")
         self.interrupt_before = frozenset([interrupt_before] if isinstance(interrupt_before, str) else interrupt_before)
         self.interrupt_after = frozenset([interrupt_after] if isinstance(interrupt_after, str) else interrupt_after)
         self._listeners: list[Callable[[Event], Any]] = []
@@ -506,7 +510,12 @@ class CompiledGraph(ViewsMixin):
                 writes.setdefault(w[0], []).append(w[1])
             else:
                 writes[w[0]] = w[1]
+        pending: dict[str, Any] = {}
+        for pw in rec.pending_writes:
+            if pw.node not in (_IW, _RW):
+                pending[pw.node] = pw.update
         return StateSnapshot(
+            pending_writes=pending,
             values=dict(values),
             next=tuple(t[0] for i, t in enumerate(rec.next) if i not in done),
             step=rec.step,
