@@ -12,6 +12,7 @@ In a notebook: ``%load_ext agentgraph_nb`` then the ``%%agentgraph`` cell magic.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from agentgraph_nb.constants import END, START
@@ -35,6 +36,9 @@ from agentgraph_nb.graph.state import StateGraph
 from agentgraph_nb.types import Command, Event, Interrupt, Overwrite, RetryPolicy, Send, StateSnapshot
 
 __version__ = "0.3.0.dev0"
+
+# silent until the application configures logging (the library convention)
+logging.getLogger("agentgraph_nb").addHandler(logging.NullHandler())
 
 __all__ = [
     "END",

@@ -50,12 +50,18 @@ class InvalidUpdateError(AgentGraphError, ValueError):
     Attributes:
         node: the node whose update was rejected (the first one, for conflicts).
         key: the state key involved, when there is one.
+        step: the superstep, when raised by a run.
     """
 
-    def __init__(self, message: str, *, node: str | None = None, key: str | None = None) -> None:
+    def __init__(self, message: str, *, node: str | None = None, key: str | None = None, step: int | None = None) -> None:
         super().__init__(message)
         self.node = node
         self.key = key
+        self.step = step
+
+    def __str__(self) -> str:
+        msg = super().__str__()
+        return msg if self.step is None else f"{msg} (at step {self.step})"
 
 
 class NodeError(AgentGraphError):

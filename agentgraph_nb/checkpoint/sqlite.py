@@ -22,6 +22,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -192,12 +193,29 @@ class SqliteCheckpointer(BaseCheckpointer):
             conn = self._connect()
         except sqlite3.Error as exc:
             raise self._error(exc, "open the checkpoint store") from exc
-        try:
-            self._check_or_create(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        # Two processes opening a new file at once: switching it to WAL and creating the
+        # tables can report "locked" at once, without SQLite's busy handler; retry until timeout.
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            try:
+                self._check_or_create(conn)
+                return conn
+            except CheckpointError as exc:
+                cause = exc.__cause__
+                if (
+                    isinstance(cause, sqlite3.OperationalError)
+                    and "locked" in str(cause)
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.2)
+                    continue
+                conn.close()
+                raise
+            except BaseException:
+                conn.close()
+                raise
 
     def _check_or_create(self, conn: sqlite3.Connection) -> None:
         """Validate an existing file (read-only) or create the tables in an empty one."""

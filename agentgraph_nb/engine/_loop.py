@@ -250,11 +250,11 @@ class Run:
 
 
 # -- executing one task ---------------------------------------------------------------------------
-def _error_for(run: Run, node: PNode, step: int, attempt: int, exc: BaseException) -> NodeError:
-    if isinstance(exc, NodeTimeoutError):
+def _error_for(run: Run, node: PNode, step: int, attempt: int, exc: BaseException) -> Exception:
+    if isinstance(exc, (NodeTimeoutError, InvalidUpdateError)):
+        if isinstance(exc, InvalidUpdateError) and exc.step is None:
+            exc.step = step
         return exc
-    if isinstance(exc, InvalidUpdateError):
-        return NodeError(f"node {node.name!r} failed at step {step}: {exc}", node=node.name, step=step, attempt=attempt)
     return NodeError(
         f"node {node.name!r} failed at step {step} (attempt {attempt}): {type(exc).__name__}: {exc}",
         node=node.name, step=step, attempt=attempt,
@@ -314,7 +314,10 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
                 attempt += 1
                 continue
             _record_failure(run, node, step, attempt, dt, index, exc)
-            raise _error_for(run, node, step, attempt, exc) from exc
+            err = _error_for(run, node, step, attempt, exc)
+            if err is exc:
+                raise
+            raise err from exc
         finally:
             _current.reset(token)
         dt = time.perf_counter() - t
@@ -389,7 +392,10 @@ async def run_async_task(
                 attempt += 1
                 continue
             _record_failure(run, node, step, attempt, dt, index, exc)
-            raise _error_for(run, node, step, attempt, exc) from exc
+            err = _error_for(run, node, step, attempt, exc)
+            if err is exc:
+                raise
+            raise err from exc
         finally:
             _current.reset(token)
         dt = time.perf_counter() - t
@@ -568,10 +574,8 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
             else:
                 new_values = apply_writes(schema, values, writes)
         except InvalidUpdateError as exc:
-            node_name = exc.node or tasks[0][0].name
-            raise NodeError(
-                f"node {node_name!r} failed at step {step}: {exc}", node=node_name, step=step, attempt=1
-            ) from exc
+            exc.step = step
+            raise
         barriers = run.barriers
         if n == 1 and tasks[0][0].simple and not results[0][1]:
             next_tasks = tasks[0][0].static_next
@@ -597,6 +601,9 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
                         for k in range(n) if k != i
                     ]
                     run.save_pending(saved)
+                    if isinstance(exc, InvalidUpdateError):
+                        exc.step = step
+                        raise
                     raise NodeError(
                         f"node {node.name!r} failed at step {step}: routing after it failed: {type(exc).__name__}: {exc}",
                         node=node.name, step=step, attempt=1,

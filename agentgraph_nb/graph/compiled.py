@@ -312,8 +312,10 @@ class CompiledGraph(ViewsMixin):
                 emit("run_end", run.step, duration=dt,
                      data={"status": outcome, "values": run.values, "error": err})
             log = logger.info if outcome != "failed" else logger.error
-            log("run %s of graph %r %s in %.6fs at step %d", run.run_id, self.name, outcome, dt, run.step,
-                extra=run._log_extra(run.step))
+            at = getattr(err, "step", None)
+            at = at if isinstance(at, int) else run.step
+            log("run %s of graph %r %s in %.6fs at step %d", run.run_id, self.name, outcome, dt, at,
+                extra=run._log_extra(at))
         if run.out:  # events emitted after the last step (run_end)
             for item in run.out:
                 yield item

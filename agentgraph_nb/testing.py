@@ -1,0 +1,409 @@
+"""Stand-ins for examples and tests: a deterministic fake chat model and a few helpers.
+
+Nothing here touches the network or needs an API key, and the same inputs always give the same
+outputs, so notebooks that use it can be checked cell by cell (nbval) and tests can assert on
+exact text.
+
+Example:
+    >>> from agentgraph_nb.testing import FakeChatModel
+    >>> llm = FakeChatModel(seed=1)
+    >>> llm.invoke("Research: tidal power") == FakeChatModel(seed=1).invoke("Research: tidal power")
+    True
+    >>> FakeChatModel(["yes", "no"]).invoke("anything")
+    'yes'
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+__all__ = ["FakeChatModel", "Flaky", "fake_search", "flaky", "normalize_messages"]
+
+Message = tuple[str, str]
+
+# The keyword that comes first in the last message picks the role: instructions usually lead
+# ("Critique this draft: ..."), and the material quoted after them may mention other roles.
+_ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("critique", ("critique", "critic", "review", "feedback")),
+    ("research", ("research", "investigate", "find facts", "look up", "search")),
+    ("plan", ("plan", "outline", "steps")),
+    ("summarize", ("summarize", "summarise", "summary", "tl;dr")),
+    ("write", ("write", "draft", "compose", "revise", "rewrite")),
+)
+
+_FACTS = (
+    "{topic} has been studied since the 1970s, but interest tripled in the last decade",
+    "the main cost driver of {topic} is maintenance, not the initial build",
+    "three independent surveys agree that {topic} works best at small scale first",
+    "critics of {topic} point to uneven results across regions",
+    "the most cited paper on {topic} reports a 12% efficiency gain",
+    "adoption of {topic} is fastest where regulation is simplest",
+    "open data sets on {topic} are scarce, which slows comparisons",
+    "practitioners say {topic} fails most often at hand-offs between teams",
+)
+_OPENINGS = (
+    "{Topic} is easier to get right than its reputation suggests.",
+    "Most discussions of {topic} start in the wrong place.",
+    "{Topic} rewards patience more than cleverness.",
+    "Here is what the evidence on {topic} actually says.",
+)
+_CLOSINGS = (
+    "The practical advice: start small, measure, and only then scale.",
+    "In short, {topic} is promising where the basics are already in place.",
+    "The open question is cost, and that is where the next study should look.",
+)
+_SUGGESTIONS = (
+    "add a concrete example",
+    "cite the survey numbers",
+    "tighten the opening sentence",
+    "explain the main risk in one line",
+    "cut the second paragraph by half",
+)
+_PLAN_STEPS = (
+    "collect sources on {topic}",
+    "list the open questions",
+    "compare the strongest two positions",
+    "draft a one-page answer",
+    "check every number against a source",
+)
+
+
+def normalize_messages(messages: Any) -> list[Message]:
+    """``(role, content)`` pairs from whatever a caller passes as a prompt.
+
+    Accepts a string (one user message), a list of strings, of ``(role, content)`` pairs, of
+    ``{"role": ..., "content": ...}`` dicts, or of objects with ``.role``/``.type`` and
+    ``.content`` attributes (LangChain-style messages).
+
+    Example:
+        >>> normalize_messages([("system", "be brief"), "hello"])
+        [('system', 'be brief'), ('user', 'hello')]
+    """
+    if isinstance(messages, str):
+        return [("user", messages)]
+    if isinstance(messages, Mapping):
+        messages = [messages]
+    out: list[Message] = []
+    for m in messages:
+        if isinstance(m, str):
+            out.append(("user", m))
+        elif isinstance(m, Mapping):
+            out.append((str(m.get("role", "user")), str(m.get("content", ""))))
+        elif isinstance(m, (tuple, list)) and len(m) == 2:
+            out.append((str(m[0]), str(m[1])))
+        elif hasattr(m, "content"):
+            role = getattr(m, "role", None) or getattr(m, "type", None) or "user"
+            out.append((str(role), str(m.content)))
+        else:
+            raise TypeError(
+                f"FakeChatModel: cannot read message {m!r}; pass a string, (role, content) pairs "
+                "or {'role': ..., 'content': ...} dicts"
+            )
+    return out
+
+
+def _digest(text: str, seed: int) -> int:
+    from hashlib import blake2b
+
+    return int.from_bytes(blake2b(f"{seed}|{text}".encode(), digest_size=8).digest(), "big")
+
+
+_QUESTION_WORDS = frozenset({"what", "why", "how", "who", "when", "where", "which"})
+_AUX_WORDS = frozenset({"is", "are", "was", "were", "does", "do", "did", "can", "could", "should", "will"})
+
+
+def _topic(text: str) -> str:
+    """A short topic phrase from a prompt: the text after the first colon (or the whole first
+    line) up to the next punctuation, without a leading question ("why is ..."), at most eight
+    words."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    _, colon, rest = line.partition(":")
+    phrase = rest.strip() if colon and rest.strip() else line
+    for stop in ",;:(":
+        phrase = phrase.split(stop, 1)[0]
+    words = phrase.split()
+    if len(words) > 2 and words[0].lower() in _QUESTION_WORDS and words[1].lower() in _AUX_WORDS:
+        words = words[2:]
+    return " ".join(words[:8]).rstrip(".?!,;:") or "the question"
+
+
+def _role(text: str) -> str:
+    low = text.lower()
+    best, best_at = "answer", len(low) + 1
+    for role, words in _ROLES:
+        for w in words:
+            at = low.find(w)
+            if 0 <= at < best_at:
+                best, best_at = role, at
+    return best
+
+
+class FakeChatModel:
+    """A chat model for examples and tests: deterministic, offline, instant (or as slow as asked).
+
+    Args:
+        responses: what to answer.
+
+            * ``None`` (default): generate plausible text from the prompt. The role is the first
+              role keyword in the last message ("research", "write"/"draft",
+              "critique"/"review", "plan", "summarize"); the topic is the text after the first
+              colon. The words are picked with a hash of the whole conversation and ``seed``, so
+              the same prompt gives the same answer.
+            * a list of strings: answered in order, one per call, cycling.
+            * a dict ``{keyword: str | list[str]}``: the first keyword (case-insensitive) found
+              in the last message picks the answer; a list is answered in order, cycling per
+              keyword. Unmatched prompts fall back to the generator (or to the ``"*"`` entry).
+            * a callable ``messages -> str``, given ``(role, content)`` pairs.
+        seed: changes the generated text (and nothing else).
+        latency: seconds each call takes (``time.sleep`` in :meth:`invoke`, ``asyncio.sleep``
+            in :meth:`ainvoke`), to make timelines and timeouts visible.
+        fail_every: every ``n``-th call (``n``, ``2n``, ...) raises ``ConnectionError``, as a
+            flaky network would; a node with a ``RetryPolicy`` recovers from it.
+        fail_first: the first ``k`` calls raise ``ConnectionError`` (a service that is down
+            for a while, then recovers).
+        name: shown in the repr and in error messages.
+
+    Attributes:
+        calls: how many calls were made (failed ones included).
+        prompts: the messages of every call, as ``(role, content)`` lists (kept until
+            :meth:`reset`).
+
+    Example:
+        >>> llm = FakeChatModel({"critique": ["REVISE: add numbers", "APPROVE: ship it"]})
+        >>> llm.invoke("Critique this draft: ...")
+        'REVISE: add numbers'
+        >>> llm.invoke("Critique this draft: ...")
+        'APPROVE: ship it'
+    """
+
+    def __init__(
+        self,
+        responses: Sequence[str] | Mapping[str, str | Sequence[str]] | Callable[[list[Message]], str] | None = None,
+        *,
+        seed: int = 0,
+        latency: float = 0.0,
+        fail_every: int | None = None,
+        fail_first: int = 0,
+        name: str = "fake-chat",
+    ) -> None:
+        if isinstance(responses, str):
+            responses = [responses]
+        if isinstance(responses, Sequence) and not responses:
+            raise ValueError("FakeChatModel: responses is an empty list; pass None to generate text")
+        if fail_every is not None and (not isinstance(fail_every, int) or fail_every < 1):
+            raise ValueError(f"FakeChatModel: fail_every must be an int >= 1, got {fail_every!r}")
+        if not isinstance(fail_first, int) or fail_first < 0:
+            raise ValueError(f"FakeChatModel: fail_first must be an int >= 0, got {fail_first!r}")
+        if not isinstance(latency, (int, float)) or latency < 0:
+            raise ValueError(f"FakeChatModel: latency must be a number of seconds >= 0, got {latency!r}")
+        self.responses = responses
+        self.seed = seed
+        self.latency = float(latency)
+        self.fail_every = fail_every
+        self.fail_first = fail_first
+        self.name = name
+        self.calls = 0
+        self.prompts: list[list[Message]] = []
+        self._per_key: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # -- calling ------------------------------------------------------------------------------------
+    def invoke(self, messages: Any) -> str:
+        """Answer ``messages`` (a string or a list of messages; see :func:`normalize_messages`).
+
+        Raises:
+            ConnectionError: on the calls chosen by ``fail_every`` / ``fail_first``.
+        """
+        answer = self._answer(messages)
+        if self.latency:
+            import time
+
+            time.sleep(self.latency)
+        return self._deliver(answer)
+
+    async def ainvoke(self, messages: Any) -> str:
+        """Async :meth:`invoke` (sleeps with ``asyncio.sleep``, so other nodes run meanwhile)."""
+        answer = self._answer(messages)
+        if self.latency:
+            import asyncio
+
+            await asyncio.sleep(self.latency)
+        return self._deliver(answer)
+
+    __call__ = invoke
+
+    def reset(self) -> None:
+        """Forget the calls so far (scripted answers and failures start over)."""
+        with self._lock:
+            self.calls = 0
+            self.prompts.clear()
+            self._per_key.clear()
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _answer(self, messages: Any) -> str | BaseException:
+        """The answer to this call, or the error to raise (after the simulated latency)."""
+        msgs = normalize_messages(messages)
+        with self._lock:  # parallel nodes share a model: count calls exactly
+            self.calls += 1
+            n = self.calls
+            self.prompts.append(msgs)
+            if n <= self.fail_first or (self.fail_every is not None and n % self.fail_every == 0):
+                return ConnectionError(f"{self.name}: simulated connection failure on call {n}")
+            return self._pick(msgs)
+
+    @staticmethod
+    def _deliver(answer: str | BaseException) -> str:
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def _next(self, key: str, options: str | Sequence[str]) -> str:
+        if isinstance(options, str):
+            return options
+        i = self._per_key.get(key, 0)
+        self._per_key[key] = i + 1
+        return str(options[i % len(options)])
+
+    def _pick(self, msgs: list[Message]) -> str:
+        r = self.responses
+        if r is None:
+            return self.generate(msgs)
+        if callable(r) and not isinstance(r, (Mapping, Sequence)):
+            return str(r(msgs))
+        if isinstance(r, Mapping):
+            last = msgs[-1][1].lower() if msgs else ""
+            for key, options in r.items():
+                if key != "*" and key.lower() in last:
+                    return self._next(key, options)
+            if "*" in r:
+                return self._next("*", r["*"])
+            return self.generate(msgs)
+        return self._next("", r)
+
+    def generate(self, messages: Any) -> str:
+        """The built-in text generator (what ``responses=None`` answers), without counting a
+        call or injecting failures."""
+        import random
+
+        msgs = normalize_messages(messages)
+        last = msgs[-1][1] if msgs else ""
+        role = _role(last)
+        topic = _topic(last)
+        conversation = "\n".join(f"{r}: {c}" for r, c in msgs)
+        rng = random.Random(_digest(conversation, self.seed))
+        t = {"topic": topic, "Topic": topic[:1].upper() + topic[1:]}
+        if role == "research":
+            facts = rng.sample(_FACTS, 3)
+            return "Findings on {topic}:\n".format(**t) + "\n".join(
+                f"{i}. {f.format(**t)}" for i, f in enumerate(facts, 1)
+            )
+        if role == "write":
+            body = rng.choice(_OPENINGS).format(**t)
+            fact = rng.choice(_FACTS).format(**t)
+            return f"{body} Notably, {fact}. {rng.choice(_CLOSINGS).format(**t)}"
+        if role == "critique":
+            score = rng.randint(4, 9)
+            verdict = "APPROVE" if score >= 7 else "REVISE"
+            return f"{verdict} (score {score}/10): {rng.choice(_SUGGESTIONS)}."
+        if role == "plan":
+            steps = rng.sample(_PLAN_STEPS, 3)
+            return "Plan:\n" + "\n".join(f"{i}. {s.format(**t)}" for i, s in enumerate(steps, 1))
+        if role == "summarize":
+            return f"Summary: {rng.choice(_FACTS).format(**t)}."
+        return f"About {topic}: {rng.choice(_FACTS).format(**t)}."
+
+    def __repr__(self) -> str:
+        extra = []
+        if self.latency:
+            extra.append(f"latency={self.latency}")
+        if self.fail_every:
+            extra.append(f"fail_every={self.fail_every}")
+        if self.fail_first:
+            extra.append(f"fail_first={self.fail_first}")
+        opts = (", " + ", ".join(extra)) if extra else ""
+        return f"FakeChatModel({self.name!r}, seed={self.seed}{opts}, calls={self.calls})"
+
+
+def fake_search(query: str, k: int = 3, *, seed: int = 0) -> list[str]:
+    """``k`` made-up but stable search results for ``query`` (titles with fake URLs).
+
+    Example:
+        >>> fake_search("tidal power", k=1)[0].startswith("https://example.org/")
+        True
+    """
+    import random
+
+    rng = random.Random(_digest(query, seed))
+    words = ("".join(c if c.isalnum() else " " for c in query.lower())).split()
+    slug = "-".join(words)[:40].strip("-") or "q"
+    kinds = ("survey", "case-study", "faq", "dataset", "review", "news", "primer", "report")
+    picks = rng.sample(kinds, min(k, len(kinds))) + [f"page-{i}" for i in range(max(0, k - len(kinds)))]
+    return [f"https://example.org/{slug}/{p}" for p in picks]
+
+
+class Flaky(Protocol):
+    """What :func:`flaky` returns: the wrapped callable, with its call count."""
+
+    calls: int
+    __name__: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def reset(self) -> None:
+        """Start the call count (and so the failures) over."""
+
+
+def flaky(
+    fn: Callable[..., Any],
+    *,
+    fail_every: int | None = None,
+    fail_first: int = 0,
+    exc: Callable[[str], BaseException] = ConnectionError,
+) -> Flaky:
+    """Wrap a node so some of its calls fail (deterministically, by call count).
+
+    The wrapper keeps ``fn``'s name (so the graph shows the same node) and counts its calls in
+    ``wrapper.calls``; ``wrapper.reset()`` starts the count over. Works for sync and async ``fn``.
+
+    Example:
+        >>> search = flaky(search, fail_first=2)      # doctest: +SKIP
+        >>> g.add_node("search", search, retry=RetryPolicy(max_attempts=3))  # doctest: +SKIP
+    """
+    import functools
+    import inspect
+
+    if fail_every is not None and (not isinstance(fail_every, int) or fail_every < 1):
+        raise ValueError(f"flaky: fail_every must be an int >= 1, got {fail_every!r}")
+    lock = threading.Lock()
+    name = getattr(fn, "__name__", "node")
+
+    def check() -> None:
+        with lock:
+            wrapper.calls += 1  # type: ignore[attr-defined]
+            n = wrapper.calls  # type: ignore[attr-defined]
+        if n <= fail_first or (fail_every is not None and n % fail_every == 0):
+            raise exc(f"{name}: simulated failure on call {n}")
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            check()
+            return await fn(*args, **kwargs)
+
+    else:
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+            check()
+            return fn(*args, **kwargs)
+
+    def reset() -> None:
+        with lock:
+            wrapper.calls = 0  # type: ignore[attr-defined]
+
+    wrapper.calls = 0  # type: ignore[attr-defined]
+    wrapper.reset = reset  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
