@@ -121,20 +121,35 @@ def test_breakpoints_by_clicking_nodes() -> None:
     dbg = Debugger(graph(), {"q": "x"}, breakpoints=["a:after"])
     view = dbg.graphview
     assert "after a" in text(dbg.breakpoints_html)
+    assert view.breakpoints == ["a:after"]  # after-breakpoints are drawn too
     dbg.breakpoint_mode.value = True
-    view.selected = "write"  # a click on the node in the browser
+    view.click("write")  # what a click on the node in the browser does
     assert dbg.session.breakpoints == ["write", "a:after"]
-    assert view.breakpoints == ["write"] and view.selected == ""  # ready for the next click
+    assert view.breakpoints == ["write", "a:after"]
+    assert view.selected == "write"  # the view keeps its selection: no reset needed
     assert "before write" in text(dbg.breakpoints_html)
     assert "breakpoints: write, a:after" in text(dbg.status_html)
-    view.selected = "write"  # a second click removes it
-    assert dbg.session.breakpoints == ["a:after"] and view.breakpoints == []
+    view.click("write")  # a second click on the selected node removes it
+    assert dbg.session.breakpoints == ["a:after"] and view.breakpoints == ["a:after"]
+    view.click("write")  # and a third sets it again
+    assert dbg.session.breakpoints == ["write", "a:after"]
+    view.click("write")
     dbg.breakpoint_when.value = "after"
-    view.selected = "plan"
+    view.click("plan")
     assert dbg.session.breakpoints == ["a:after", "plan:after"]
-    view.breakpoints = ["b"]  # shift-click (or the details panel's checkbox) in the view
-    assert dbg.session.before == {"b"}
-    assert dbg.toggle_breakpoint("b") is False and view.breakpoints == []
+    assert view.breakpoints == ["a:after", "plan:after"]
+    view.click("b", shift=True)  # shift-click: the view toggles the one before, whatever the mode
+    assert dbg.session.breakpoints == ["b", "a:after", "plan:after"]
+    assert view.breakpoints == ["b", "a:after", "plan:after"]
+    view.click("__start__")  # not a node of the graph: nothing to toggle
+    assert dbg.session.breakpoints == ["b", "a:after", "plan:after"] and dbg.error is None
+    # the details panel's checkboxes edit the list in the view: both kinds come back
+    view.breakpoints = ["b", "plan:after", "write:after", "nope", "nope:after", "write:before"]
+    assert dbg.session.before == {"b", "write"} and dbg.session.after == {"plan", "write"}
+    assert view.breakpoints == ["b", "write", "plan:after", "write:after"]
+    view.breakpoints = ["b", "a:after", "plan:after"]
+    assert dbg.session.breakpoints == ["b", "a:after", "plan:after"]
+    assert dbg.toggle_breakpoint("b") is False and view.breakpoints == ["a:after", "plan:after"]
 
     dbg.cont_button.click()
     assert dbg.state.next == ("a", "b") and dbg.state.values["log"] == ["plan"]
@@ -144,8 +159,13 @@ def test_breakpoints_by_clicking_nodes() -> None:
     # breakpoint mode off: a click picks the node for "Run to here"
     dbg.breakpoint_mode.value = False
     assert dbg.run_to_button.disabled is False or dbg.run_to_target.value == ""
-    view.selected = "write"
+    view.click("a")
+    assert dbg.run_to_target.value == "a"
+    view.click("write")
     assert dbg.run_to_target.value == "write" and not dbg.run_to_button.disabled
+    dbg.run_to_target.value = "a"
+    view.click("write")  # the node already selected in the view: picked again
+    assert dbg.run_to_target.value == "write" and view.selected == "write"
     assert dbg.session.breakpoints == ["a:after"]  # unchanged
     dbg.toggle_breakpoint("a", "after")
     dbg.run_to_button.click()
@@ -155,6 +175,29 @@ def test_breakpoints_by_clicking_nodes() -> None:
         dbg.run_to("wirte")
     with pytest.raises(InvalidInputError, match="Did you mean 'plan'"):
         dbg.toggle_breakpoint("plam")
+    dbg.close()
+
+
+def test_continue_keeps_the_statuses_of_earlier_steps() -> None:
+    seen: dict[str, str] = {}
+    dbg: Debugger
+
+    def a(s: S) -> dict[str, Any]:
+        seen.update(dbg.graphview._status_state)  # what the view will send next
+        return {"log": ["a"]}
+
+    dbg = Debugger(graph(a=a), {"q": "x"})
+    view = dbg.graphview
+    assert view.reset_on_run_start is False
+    assert view.current == ["plan"]  # next to run, outlined in the view
+    dbg.step()
+    assert view.status["plan"] == "done" and view.current == ["a", "b"]
+    dbg.cont()  # a new run of the engine (run_start) from the checkpoint after plan
+    assert seen["plan"] == "done"  # not reset to pending by run_start
+    assert seen["a"] == "running"
+    assert set(view.status.values()) == {"done"} and view.current == []
+    dbg.back()
+    assert view.current == ["write"] and view.status["write"] == "pending"
     dbg.close()
 
 

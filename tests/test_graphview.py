@@ -93,12 +93,14 @@ def test_traits_from_graph_json(view: GraphView) -> None:
     assert view.graph == RESEARCH
     assert view.graph is not RESEARCH  # a copy: the caller's dict is not shared
     assert view.status == {} and view.details == {} and view.edge_counts == {}
-    assert view.selected == "" and view.breakpoints == []
+    assert view.selected == "" and view.breakpoints == [] and view.current == []
     assert view.layout_engine == "auto" and view.renderer == "auto"
+    assert view.reset_on_run_start is True
     assert view.node_names == NODES
     keys = view.trait_names(sync=True)
-    for name in ("graph", "status", "details", "selected", "edge_counts", "breakpoints"):
+    for name in ("graph", "status", "details", "selected", "edge_counts", "breakpoints", "current"):
         assert name in keys
+    assert "reset_on_run_start" not in keys  # a Python-side option
     assert "export default" in str(view._esm) or "render" in str(view._esm)
 
 
@@ -219,6 +221,23 @@ def test_new_run_resets_to_pending_but_keeps_details(view: GraphView) -> None:
     assert view.details["plan"]["output"] == "2"
 
 
+def test_run_start_keeps_statuses_when_reset_is_off() -> None:
+    v = GraphView(RESEARCH, reset_on_run_start=False)
+    v.status = {"plan": "done", "search": "pending"}  # a debugger's picture of a checkpoint
+    v.on_event(ev("run_start"))
+    v.on_event(ev("node_start", "search", data={}, attempt=1))
+    v.flush()
+    assert v.status == {"plan": "done", "search": "running"}
+    v.on_event(ev("node_end", "search", data={}, attempt=1))
+    v.on_event(ev("run_end"))
+    assert v.status == {"plan": "done", "search": "done"}
+    v.reset_on_run_start = True
+    v.on_event(ev("run_start", run_id="r2"))
+    v.flush()
+    assert v.status == dict.fromkeys(NODES, "pending")
+    v.close()
+
+
 def test_details_are_short_strings() -> None:
     huge = {"notes": [f"note {i}" * 50 for i in range(10_000)], "deep": [[[[[1]]]]]}
     text = short_text(huge)
@@ -238,6 +257,71 @@ def test_external_status_is_adopted(view: GraphView) -> None:
     view.on_event(ev("node_start", "search", data={}, attempt=1))
     view.flush()
     assert view.status == {"plan": "done", "search": "running"}
+
+
+# -- clicks -----------------------------------------------------------------------------------
+
+
+def front_end_click(view: GraphView, node: str, shift: bool = False) -> None:
+    """The custom message the browser sends on a click on a node (after its trait changes)."""
+    view._handle_custom_msg({"event": "node_click", "node": node, "shift": shift}, [])
+
+
+def test_every_node_click_reaches_on_node_click(view: GraphView) -> None:
+    clicks: list[tuple[str, bool]] = []
+    view.on_node_click(lambda node, shift: clicks.append((node, shift)))
+    view.selected = "plan"  # the browser selects, then sends the click
+    front_end_click(view, "plan")
+    front_end_click(view, "plan")  # the same node again: no trait change, still a click
+    front_end_click(view, "write", shift=True)
+    front_end_click(view, "__end__")
+    assert clicks == [("plan", False), ("plan", False), ("write", True), ("__end__", False)]
+    assert view.selected == "plan"  # a click message alone changes no trait
+    # other messages and malformed clicks are ignored
+    view._handle_custom_msg({"event": "something else", "node": "plan"}, [])
+    view._handle_custom_msg({"event": "node_click", "node": ""}, [])
+    view._handle_custom_msg({"event": "node_click"}, [])
+    view._handle_custom_msg("node_click", [])
+    assert len(clicks) == 4
+
+
+def test_on_node_click_remove_and_failing_callbacks(view: GraphView) -> None:
+    seen: list[str] = []
+
+    def boom(node: str, shift: bool) -> None:
+        raise RuntimeError("callback bug")
+
+    def record(node: str, shift: bool) -> None:
+        seen.append(node)
+
+    view.on_node_click(boom)
+    view.on_node_click(record)
+    view.on_node_click(record)  # registered once
+    front_end_click(view, "plan")  # a failing callback is reported, not raised; others run
+    assert seen == ["plan"]
+    view.on_node_click(record, remove=True)
+    front_end_click(view, "plan")
+    assert seen == ["plan"]
+
+
+def test_click_is_the_python_twin_of_a_browser_click(view: GraphView) -> None:
+    clicks: list[tuple[str, bool]] = []
+    view.on_node_click(lambda node, shift: clicks.append((node, shift)))
+    view.click("plan")
+    view.click("plan")
+    assert view.selected == "plan" and clicks == [("plan", False), ("plan", False)]
+    view.breakpoints = ["a:after"]
+    view.click("write", shift=True)  # shift: toggles the breakpoint before the node
+    assert view.breakpoints == ["a:after", "write"] and view.selected == "plan"
+    view.click("write", shift=True)
+    assert view.breakpoints == ["a:after"]
+    view.breakpoints = ["write:before"]
+    view.click("write", shift=True)
+    assert view.breakpoints == []
+    view.click("__start__", shift=True)  # START has no breakpoints: it is selected
+    assert view.selected == "__start__" and clicks[-1] == ("__start__", True)
+    with pytest.raises(ValueError, match="unknown node"):
+        view.click("nope")
 
 
 # -- coalescing -------------------------------------------------------------------------------

@@ -252,7 +252,8 @@ class Debugger(W.VBox):
 
     def _build(self) -> None:
         app = self.app
-        self.graphview = GraphView.from_app(app, height="420px")
+        # A Continue resumes from a checkpoint: the nodes that ran before it stay "done".
+        self.graphview = GraphView.from_app(app, height="420px", reset_on_run_start=False)
         names = self.graphview.node_names
         self.step_button = _button(
             "Step",
@@ -302,8 +303,9 @@ class Debugger(W.VBox):
                 description="Breakpoints",
                 icon="circle",
                 layout=W.Layout(width="auto"),
-                tooltip="On: clicking a node toggles a breakpoint on it. Off: clicking picks the "
-                "'Run to here' node. Shift-click always toggles a breakpoint before the node.",
+                tooltip="On: clicking a node toggles a breakpoint on it (before or after, as chosen "
+                "next to this). Off: clicking picks the 'Run to here' node. Shift-click always "
+                "toggles a breakpoint before the node.",
             ),
             "agentgraph-breakpoint-mode",
         )
@@ -456,7 +458,7 @@ class Debugger(W.VBox):
         self.fork_button.on_click(self._on_fork_click)
         self.compare_button.on_click(lambda _: self._guard(self.compare))
         self.resume_button.on_click(self._on_resume_click)
-        self.graphview.observe(self._on_view_selected, names="selected")
+        self.graphview.on_node_click(self._on_node_click)
         self.graphview.observe(self._on_view_breakpoints, names="breakpoints")
         self.history_slider.observe(self._on_slider, names="value")
         self.edit_key.observe(lambda _: self._sync_editor(force=True), names="value")
@@ -676,6 +678,7 @@ class Debugger(W.VBox):
         sess = self._session
         self._clear_error()
         self._note = ""
+        self.graphview.current = []  # what runs next is known again when the run stops
         if self._unlisten is None:
             self._unlisten = self.app.listen(self._on_event)
         loop = self._background_loop()
@@ -752,26 +755,33 @@ class Debugger(W.VBox):
 
     # -- clicks -----------------------------------------------------------------------------
 
-    def _on_view_selected(self, change: Mapping[str, Any]) -> None:
-        name = change["new"]
-        if self._syncing or not name or name not in self.graphview.node_names:
-            return
+    def _on_node_click(self, name: str, shift: bool) -> None:
+        # Every click, also a repeated one on the selected node (the view keeps it selected).
+        if shift or name not in self.graphview.node_names:
+            return  # shift-click: the view toggled the breakpoint itself (_on_view_breakpoints)
         if self.breakpoint_mode.value:
             self._guard(self.toggle_breakpoint, name, self.breakpoint_when.value)
-            with self._quiet():  # so that a second click on the same node toggles again
-                self.graphview.selected = ""
         else:
             self.run_to_target.value = name
 
     def _on_view_breakpoints(self, change: Mapping[str, Any]) -> None:
+        # Shift-click or the details panel's checkboxes: "name" is before, "name:after" after.
         if self._syncing:
             return
         sess = self._session
-        new = {n for n in change["new"] if n in self.graphview.node_names}
-        for n in sorted(new - sess.before):
-            sess.toggle_breakpoint(n, when="before")
-        for n in sorted(sess.before - new):
-            sess.toggle_breakpoint(n, when="before")
+        names = set(self.graphview.node_names)
+        want: dict[str, set[str]] = {"before": set(), "after": set()}
+        for entry in change["new"]:
+            node, when = entry, "before"
+            if entry not in names:
+                head, _, tail = entry.rpartition(":")
+                if tail in want:
+                    node, when = head, tail
+            if node in names:
+                want[when].add(node)
+        for when, have in (("before", sess.before), ("after", sess.after)):
+            for n in sorted(want[when] ^ have):
+                sess.toggle_breakpoint(n, when=when)
         self._sync_breakpoints()
         self._render_status()
 
@@ -806,9 +816,8 @@ class Debugger(W.VBox):
         self._guard(self.resume, value)
 
     def _on_event(self, event: Any) -> None:
-        # Live statuses during a run of this thread. run_start is held back: the view would
-        # reset every node to "pending" and lose which ones ran in earlier steps.
-        if event.thread_id == self._session.thread_id and event.kind != "run_start":
+        # Live statuses during a run of this thread (the view keeps "done" on run_start).
+        if event.thread_id == self._session.thread_id:
             self.graphview.on_event(event)
 
     # -- rendering ----------------------------------------------------------------------------
@@ -921,6 +930,7 @@ class Debugger(W.VBox):
         with self.graphview.hold_sync():
             self.graphview.status = status
             self.graphview.details = details
+            self.graphview.current = [n for n in st.next if n in names]
 
     def _latest_id(self) -> str | None:
         sess = self._session
@@ -929,7 +939,7 @@ class Debugger(W.VBox):
     def _sync_breakpoints(self) -> None:
         sess = self._session
         with self._quiet():
-            self.graphview.breakpoints = sorted(sess.before)
+            self.graphview.breakpoints = sess.breakpoints
         items = [f"before {n}" for n in sorted(sess.before)] + [
             f"after {n}" for n in sorted(sess.after)
         ]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import ipywidgets
 import traitlets
 
 from agentgraph_nb.export.svg import graph_size, render_svg
@@ -97,12 +98,22 @@ class GraphView(anywidget.AnyWidget):
         details: node -> ``{"input", "output", "duration", "attempt", "error"}``, each a short
             string (set by :meth:`on_event`; an ``interrupt`` entry appears for paused nodes).
         selected: the node clicked in the view ("" for none); set it to open a node's details.
+            A click on the node already selected does not change it: use
+            :meth:`on_node_click` to see every click.
         edge_counts: ``"src->dst"`` -> how often that route was taken, drawn as edge thickness.
-        breakpoints: node names with a breakpoint (shift-click a node, or the panel's toggle).
+        breakpoints: ``"name"`` for a breakpoint before a node (a dot on its top left),
+            ``"name:after"`` for one after it (top right). Shift-click a node toggles the one
+            before it; the details panel's checkboxes toggle either.
+        current: node names drawn as next to run (a thick dark outline).
         layout_engine: ``auto`` (dagre for small graphs, the layered layout for big ones),
             ``dagre`` or ``layered``.
         renderer: ``auto`` (SVG, canvas above 1,200 drawn nodes), ``svg`` or ``canvas``.
         height: CSS height of the view.
+
+    Options (not synced):
+        reset_on_run_start: whether a ``run_start`` event marks every node ``pending``
+            (default True). A debugger that continues a run from a checkpoint sets it False,
+            so the nodes that ran in earlier steps stay ``done``.
 
     Example:
         >>> view = GraphView.from_app(app)      # doctest: +SKIP
@@ -120,11 +131,13 @@ class GraphView(anywidget.AnyWidget):
     selected = traitlets.Unicode("").tag(sync=True)
     edge_counts = traitlets.Dict().tag(sync=True)
     breakpoints = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    current = traitlets.List(traitlets.Unicode()).tag(sync=True)
     layout_engine = traitlets.Enum(("auto", "dagre", "layered"), default_value="auto").tag(
         sync=True
     )
     renderer = traitlets.Enum(("auto", "svg", "canvas"), default_value="auto").tag(sync=True)
     height = traitlets.Unicode("480px").tag(sync=True)
+    reset_on_run_start = traitlets.Bool(True)
 
     #: Seconds between two sends of live updates to the browser (20 a second).
     flush_interval: float = 0.05
@@ -142,6 +155,8 @@ class GraphView(anywidget.AnyWidget):
         self._active_runs: set[str] = set()
         self._unsubscribe: Callable[[], Any] | None = None
         self._flushing = False
+        self._node_click_handlers = ipywidgets.CallbackDispatcher()
+        self.on_msg(self._on_front_end_msg)
         #: How many batches were sent to the browser (for tests and curiosity).
         self.flush_count = 0
 
@@ -174,6 +189,37 @@ class GraphView(anywidget.AnyWidget):
                 self._timer.cancel()
                 self._timer = None
         super().close()
+
+    # -- clicks -------------------------------------------------------------------------------
+
+    def on_node_click(self, callback: Callable[[str, bool], Any], remove: bool = False) -> None:
+        """Call ``callback(node, shift)`` on every click on a node in the view (Enter or Space on
+        a focused node too), also on the node already selected, which leaves :attr:`selected`
+        unchanged. ``shift`` is True when Shift or Alt was held: the view then toggled the
+        node's breakpoint before it instead of selecting it. ``remove=True`` unregisters
+        ``callback``. An exception in a callback is shown, not raised."""
+        self._node_click_handlers.register_callback(callback, remove=remove)
+
+    def click(self, node: str, *, shift: bool = False) -> None:
+        """Do what a click on ``node`` in the browser does: select it (``shift``: toggle its
+        breakpoint before it instead), then call the :meth:`on_node_click` callbacks."""
+        names = self.node_names
+        if node not in names and node not in ("__start__", "__end__"):
+            raise ValueError(f"click: unknown node {node!r}")
+        if shift and node in names:
+            bps = list(self.breakpoints)
+            kept = [b for b in bps if b not in (node, f"{node}:before")]
+            self.breakpoints = kept if len(kept) < len(bps) else [*bps, node]
+        else:
+            self.selected = node
+        self._node_click_handlers(node, shift)
+
+    def _on_front_end_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, Mapping) or content.get("event") != "node_click":
+            return
+        node = content.get("node")
+        if isinstance(node, str) and node:
+            self._node_click_handlers(node, bool(content.get("shift")))
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -231,7 +277,7 @@ class GraphView(anywidget.AnyWidget):
                     self._status_state[name] = "interrupted"
                     self._update_details(name, interrupt=short_text(value))
             elif kind == "run_start":
-                if not self._active_runs:
+                if not self._active_runs and self.reset_on_run_start:
                     self._status_state = dict.fromkeys(self.node_names, "pending")
                 self._active_runs.add(event.run_id)
             elif kind == "run_end":

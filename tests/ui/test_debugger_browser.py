@@ -5,6 +5,7 @@ its generated form. Clicks go through the page; assertions look at the page and 
 from __future__ import annotations
 
 import operator
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypedDict
@@ -23,10 +24,11 @@ class S(TypedDict, total=False):
     answer: Any
 
 
-def graph() -> Any:
+def graph(**nodes: Any) -> Any:
+    """plan -> (a, b in parallel) -> write; ``nodes`` replace the default node functions."""
     g = StateGraph(S, name="dbg")
     for n in ("plan", "a", "b", "write"):
-        g.add_node(n, lambda s, n=n: {"log": [n]})
+        g.add_node(n, nodes.get(n) or (lambda s, n=n: {"log": [n]}))
     g.add_edge(START, "plan").add_edge("plan", "a").add_edge("plan", "b")
     g.add_edge(["a", "b"], "write")
     return g.compile()
@@ -115,12 +117,19 @@ def test_clicking_a_node_toggles_a_breakpoint(show: Any) -> None:
     node(page, "write").click()
     wait_until(lambda: dbg.session.breakpoints == ["write"], what="breakpoint set in Python")
     page.locator('[data-testid="node-write"][data-breakpoint="true"]').wait_for()
+    page.locator('[data-testid="bp-before-write"]').wait_for()
     wait_text(page, ".agentgraph-breakpoints", "before write")
-    node(page, "write").click()  # the same node again: removed
+    # the view keeps the node selected (its panel open): the Debugger no longer resets it
+    page.locator('[data-testid="graphview-details"][data-node="write"]').wait_for()
+    assert dbg.graphview.selected == "write"
+    node(page, "write").click()  # the same, still selected node again: removed
     page.locator('[data-testid="node-write"][data-breakpoint="false"]').wait_for()
+    page.locator('[data-testid="bp-before-write"]').wait_for(state="detached")
     wait_until(lambda: dbg.session.breakpoints == [], what="breakpoint cleared in Python")
-    node(page, "write").click()
+    node(page, "write").click()  # and a third time: set again
     page.locator('[data-testid="node-write"][data-breakpoint="true"]').wait_for()
+    wait_until(lambda: dbg.session.breakpoints == ["write"], what="breakpoint set again")
+    assert dbg.graphview.selected == "write"
 
     page.locator("button.agentgraph-continue").click()
     wait_text(page, ".agentgraph-status", "Paused before write (breakpoint).")
@@ -140,6 +149,65 @@ def test_clicking_a_node_toggles_a_breakpoint(show: Any) -> None:
     wait_until(lambda: dbg.run_to_target.value == "write", what="run-to target picked")
     page.locator("button.agentgraph-run-to:not([disabled])").click()
     wait_text(page, ".agentgraph-status", "Paused before write")
+
+
+def test_after_breakpoint_marker_and_the_next_nodes_outline(show: Any) -> None:
+    dbg = Debugger(graph(), {"q": "x"})
+    page = show(dbg)
+    page.locator('[data-testid="node-plan"][data-current="true"]').wait_for()  # next: plan
+    page.locator("button.agentgraph-breakpoint-mode").click()
+    page.locator(".agentgraph-breakpoint-when button", has_text="after").click()
+    wait_until(lambda: dbg.breakpoint_when.value == "after", what="'after' picked in Python")
+    node(page, "plan").click()
+    wait_until(lambda: dbg.session.breakpoints == ["plan:after"], what="after-breakpoint set")
+    page.locator('[data-testid="bp-after-plan"]').wait_for()
+    assert page.locator('[data-testid="bp-before-plan"]').count() == 0
+    assert node(page, "plan").get_attribute("data-breakpoint-after") == "true"
+    wait_text(page, ".agentgraph-breakpoints", "after plan")
+    # the details panel shows it too
+    page.locator('[data-testid="graphview-details"][data-node="plan"]').wait_for()
+    assert page.locator('[data-testid="graphview-breakpoint-after-toggle"]').is_checked()
+
+    page.locator("button.agentgraph-continue").click()
+    wait_text(page, ".agentgraph-status", "Paused after plan (breakpoint).")
+    page.locator('[data-testid="node-a"][data-current="true"]').wait_for()
+    page.locator('[data-testid="node-plan"][data-current="false"]').wait_for()
+    assert node(page, "b").get_attribute("data-current") == "true"
+    assert node(page, "plan").get_attribute("data-status") == "done"
+
+    node(page, "plan").click()  # still selected: a click toggles it off again
+    wait_until(lambda: dbg.session.breakpoints == [], what="after-breakpoint cleared")
+    page.locator('[data-testid="bp-after-plan"]').wait_for(state="detached")
+
+
+def test_continue_keeps_the_done_statuses_of_earlier_steps(show: Any) -> None:
+    release = threading.Event()
+
+    def write(s: S) -> dict[str, Any]:
+        release.wait(20)
+        return {"log": ["write"]}
+
+    dbg = Debugger(graph(write=write), {"q": "x"})
+    page = show(dbg)
+    page.locator("button.agentgraph-step").click()
+    page.locator('[data-testid="node-plan"][data-status="done"]').wait_for()
+    # every status "plan" shows from here on, recorded in the page
+    page.evaluate("""() => {
+        const el = document.querySelector('[data-testid="node-plan"]');
+        window.agnPlanStatuses = [];
+        new MutationObserver(() => window.agnPlanStatuses.push(el.getAttribute("data-status")))
+            .observe(el, {attributes: true, attributeFilter: ["data-status"]});
+    }""")
+    page.locator("button.agentgraph-continue").click()  # a new engine run; write is held
+    try:
+        page.locator('[data-testid="node-write"][data-status="running"]').wait_for()
+        for name in ("plan", "a", "b"):  # plan ran in an earlier run: still done
+            assert node(page, name).get_attribute("data-status") == "done", name
+    finally:
+        release.set()
+    wait_text(page, ".agentgraph-status", "Finished.")
+    page.locator('[data-testid="node-write"][data-status="done"]').wait_for()
+    assert set(page.evaluate("window.agnPlanStatuses")) <= {"done"}
 
 
 def test_fork_from_an_edited_value_appears_in_the_history(show: Any) -> None:

@@ -338,3 +338,151 @@ def test_canvas_click_selects(show: Any, page_session: Any) -> None:
     )  # fit centres it
     wait_until(lambda: view.selected == "solo", what="canvas click selects the node")
     page_session.locator('[data-testid="graphview-details"][data-node="solo"]').wait_for()
+
+
+def _box(locator: Any) -> dict[str, float]:
+    box = locator.bounding_box()
+    assert box is not None
+    return box
+
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def test_breakpoints_before_and_after_have_their_own_markers(show: Any, page_session: Any) -> None:
+    view = GraphView(GRAPH, breakpoints=["plan", "write:after"])
+    show(view)
+    page = page_session
+    before_plan = page.locator('[data-testid="bp-before-plan"]')
+    after_write = page.locator('[data-testid="bp-after-write"]')
+    assert before_plan.count() == 1 and after_write.count() == 1
+    assert page.locator('[data-testid="bp-after-plan"]').count() == 0
+    assert page.locator('[data-testid="bp-before-write"]').count() == 0
+    assert node(page, "write").get_attribute("data-breakpoint-after") == "true"
+    assert node(page, "write").get_attribute("data-breakpoint") == "false"
+    # before: on the node's left edge; after: on its right edge
+    plan = _box(node(page, "plan").locator("rect"))
+    write = _box(node(page, "write").locator("rect"))
+    dot = _box(before_plan)
+    assert dot["x"] + dot["width"] / 2 < plan["x"] + plan["width"] / 4
+    dot = _box(after_write)
+    assert dot["x"] + dot["width"] / 2 > write["x"] + 3 * write["width"] / 4
+    assert before_plan.evaluate("el => getComputedStyle(el).fill") == "rgb(217, 48, 37)"
+
+    view.breakpoints = ["plan:after"]  # from Python: the markers follow
+    page.locator('[data-testid="bp-after-plan"]').wait_for()
+    page.locator('[data-testid="bp-before-plan"]').wait_for(state="detached")
+    after_write.wait_for(state="detached")
+
+    # the details panel toggles either kind
+    node(page, "plan").click()
+    page.locator('[data-testid="graphview-details"][data-node="plan"]').wait_for()
+    after_box = page.locator('[data-testid="graphview-breakpoint-after-toggle"]')
+    before_box = page.locator('[data-testid="graphview-breakpoint-toggle"]')
+    assert after_box.is_checked() and not before_box.is_checked()
+    before_box.check()
+    wait_until(lambda: view.breakpoints == ["plan:after", "plan"], what="before added in Python")
+    page.locator('[data-testid="bp-before-plan"]').wait_for()
+    after_box.uncheck()
+    wait_until(lambda: view.breakpoints == ["plan"], what="after removed in Python")
+    page.locator('[data-testid="bp-after-plan"]').wait_for(state="detached")
+    node(page, "plan").click(modifiers=["Shift"])  # shift-click: the one before
+    wait_until(lambda: view.breakpoints == [], what="shift-click removed it")
+    page.locator('[data-testid="bp-before-plan"]').wait_for(state="detached")
+
+
+def test_every_click_on_a_node_reaches_python(show: Any, page_session: Any) -> None:
+    view = GraphView(GRAPH)
+    clicks: list[tuple[str, bool]] = []
+    view.on_node_click(lambda name, shift: clicks.append((name, shift)))
+    show(view)
+    page = page_session
+    node(page, "plan").click()
+    wait_until(lambda: clicks == [("plan", False)], what="first click")
+    assert view.selected == "plan"
+    node(page, "plan").click()  # the node already selected: no trait change, still a click
+    wait_until(lambda: len(clicks) == 2, what="second click on the same node")
+    assert clicks[1] == ("plan", False) and view.selected == "plan"
+    node(page, "search").click(modifiers=["Shift"])
+    wait_until(lambda: len(clicks) == 3, what="shift-click")
+    assert clicks[2] == ("search", True)
+    assert view.breakpoints == ["search"] and view.selected == "plan"
+    node(page, "a").focus()
+    page.keyboard.press("Enter")  # the keyboard's click
+    wait_until(lambda: len(clicks) == 4, what="Enter on a focused node")
+    assert clicks[3] == ("a", False) and view.selected == "a"
+    # a drag is not a click
+    box = _box(page.locator('[data-testid="graphview-stage"]'))
+    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 80, box["y"] + 60, steps=5)
+    page.mouse.up()
+    page.wait_for_timeout(200)
+    assert len(clicks) == 4
+
+
+def test_details_panel_keeps_the_clicked_node_uncovered(show: Any, page_session: Any) -> None:
+    """The panel opens on the side away from the node, which stays visible and clickable."""
+    view = GraphView(GRAPH)
+    clicks: list[str] = []
+    view.on_node_click(lambda name, shift: clicks.append(name))
+    show(view)
+    page = page_session
+    panel = page.locator('[data-testid="graphview-details"]')
+    xs = {n: _box(node(page, n))["x"] for n in NODES}
+    right, left = max(xs, key=xs.__getitem__), min(xs, key=xs.__getitem__)
+    for name in (right, left):
+        node(page, name).click()
+        page.locator(f'[data-testid="graphview-details"][data-node="{name}"]').wait_for()
+        assert not _overlap(_box(panel), _box(node(page, name))), name
+        flipped = "agn-details-left" in (panel.get_attribute("class") or "")
+        assert flipped == (name == right)  # the right node would be under the usual place
+        node(page, name).click()  # clickable again with the panel open
+        wait_until(lambda name=name: clicks[-2:] == [name, name], what=f"second click on {name}")
+
+
+def test_current_nodes_are_outlined(show: Any, page_session: Any) -> None:
+    view = GraphView(GRAPH, current=["plan"])
+    view.status = {"plan": "pending"}
+    show(view)
+    page = page_session
+    page.locator('[data-testid="node-plan"][data-current="true"]').wait_for()
+    rect = node(page, "plan").locator("rect")
+    assert float(rect.evaluate("el => parseFloat(getComputedStyle(el).strokeWidth)")) == 3
+    assert rect.evaluate("el => getComputedStyle(el).strokeDasharray") == "none"
+    search = node(page, "search").locator("rect")
+    assert float(search.evaluate("el => parseFloat(getComputedStyle(el).strokeWidth)")) < 2
+    view.current = ["search", "write"]
+    page.locator('[data-testid="node-write"][data-current="true"]').wait_for()
+    page.locator('[data-testid="node-plan"][data-current="false"]').wait_for()
+    assert node(page, "search").get_attribute("data-current") == "true"
+    assert float(search.evaluate("el => parseFloat(getComputedStyle(el).strokeWidth)")) == 3
+    view.current = []
+    page.locator('[data-testid="node-write"][data-current="false"]').wait_for()
+
+
+def test_canvas_draws_after_breakpoints_on_the_right(show: Any, page_session: Any) -> None:
+    view = GraphView({"name": "solo", "nodes": [{"name": "solo"}], "edges": []}, renderer="canvas")
+    show(view)
+    canvas = page_session.locator('[data-testid="graphview-canvas"]')
+    red_js = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let left = 0, right = 0;
+        for (let i = 0; i < d.length; i += 4) {
+          if (d[i] === 217 && d[i + 1] === 48 && d[i + 2] === 37) {
+            if ((i / 4) % c.width < c.width / 2) left++; else right++;
+          }
+        }
+        return [left, right]; }"""
+    assert canvas.evaluate(red_js) == [0, 0]
+    view.breakpoints = ["solo:after"]
+    wait_until(lambda: canvas.evaluate(red_js)[1] > 20, what="an after dot on the right")
+    assert canvas.evaluate(red_js)[0] == 0
+    view.breakpoints = ["solo"]
+    wait_until(lambda: canvas.evaluate(red_js)[1] == 0, what="the after dot gone")
+    assert canvas.evaluate(red_js)[0] > 20

@@ -1,15 +1,19 @@
 // GraphView: the graph laid out left to right, live node status, click a node for its details.
 //
 // Synced traits (Python side: agentgraph_nb/ui/graphview.py): graph, status, details, selected,
-// edge_counts, breakpoints, layout_engine, renderer, height. The view re-renders only what a
-// changed trait touches; a new graph rebuilds the drawing.
+// edge_counts, breakpoints ("name" before, "name:after" after), current, layout_engine, renderer,
+// height. The view re-renders only what a changed trait touches; a new graph rebuilds the
+// drawing. Every click on a node also sends {event: "node_click", node, shift} to Python, so a
+// click on the node already selected is seen too.
 import css from "./lib/graphview.css";
 import { layoutGraph } from "./lib/layout";
 import { buildGraph, makeMeasure, type GraphJSON, type VGraph } from "./lib/model";
 import { CanvasRenderer } from "./lib/canvasview";
 import { SvgRenderer } from "./lib/svgview";
 import { EDGE_BASE_WIDTH, STATUSES, asStatus, paletteCss, type Status } from "./lib/style";
-import { selectable, type Renderer, type ViewState } from "./lib/view";
+import {
+  BP_AFTER, BP_BEFORE, parseBreakpoint, selectable, type Renderer, type ViewState,
+} from "./lib/view";
 
 /** Above this many drawn nodes "auto" draws on a canvas instead of SVG. */
 export const SVG_MAX_NODES = 1200;
@@ -21,6 +25,8 @@ interface AnyModel {
   get(name: string): any;
   set(name: string, value: unknown): void;
   save_changes(): void;
+  /** A custom message to the Python side (absent in stand-alone pages such as the benchmark). */
+  send?(content: unknown): void;
   on(event: string, cb: (...args: any[]) => void): void;
   off(event?: string | null, cb?: ((...args: any[]) => void) | null): void;
 }
@@ -93,6 +99,7 @@ class GraphViewUI {
     this.listen("change:selected", () => this.syncSelected());
     this.listen("change:edge_counts", () => this.syncEdges());
     this.listen("change:breakpoints", () => this.syncBreakpoints());
+    this.listen("change:current", () => this.syncCurrent());
     this.listen("change:height", () => this.applyHeight());
 
     // Lay out once the view is in the page (fonts and size known): now if it already is,
@@ -124,6 +131,7 @@ class GraphViewUI {
     this.renderer?.destroy();
     this.renderer = null;
     this.st = null;
+    this.placedFor = -1;
     this.stage.replaceChildren();
     const json = (this.model.get("graph") ?? {}) as GraphJSON;
     const family = getComputedStyle(this.root).fontFamily || "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
@@ -147,11 +155,13 @@ class GraphViewUI {
       edgeCount: new Float64Array(g.edges.length),
       selected: -1,
       breakpoints: new Uint8Array(g.nodes.length),
+      current: new Uint8Array(g.nodes.length),
     };
     this.st = st;
     this.readStatus(st);
     this.readEdges(st);
     this.readBreakpoints(st);
+    this.readCurrent(st);
     const sel = g.byName.get(String(this.model.get("selected") ?? ""));
     st.selected = sel !== undefined ? sel : -1;
 
@@ -223,16 +233,35 @@ class GraphViewUI {
   }
 
   private readBreakpoints(st: ViewState): number[] {
-    const list = (this.model.get("breakpoints") ?? []) as string[];
+    const list = (this.model.get("breakpoints") ?? []) as unknown[];
     const next = new Uint8Array(st.g.nodes.length);
-    for (const name of list) {
-      const id = st.g.byName.get(name);
-      if (id !== undefined) next[id] = 1;
+    for (const entry of list) {
+      const bp = parseBreakpoint(st.g, entry);
+      if (bp) next[bp[0]] |= bp[1];
     }
     const changed: number[] = [];
     for (let i = 0; i < next.length; i++) if (next[i] !== st.breakpoints[i]) changed.push(i);
     st.breakpoints = next;
     return changed;
+  }
+
+  private readCurrent(st: ViewState): number[] {
+    const list = (this.model.get("current") ?? []) as unknown[];
+    const next = new Uint8Array(st.g.nodes.length);
+    for (const name of list) {
+      const id = typeof name === "string" ? st.g.byName.get(name) : undefined;
+      if (id !== undefined && st.g.nodes[id].kind === "node") next[id] = 1;
+    }
+    const changed: number[] = [];
+    for (let i = 0; i < next.length; i++) if (next[i] !== st.current[i]) changed.push(i);
+    st.current = next;
+    return changed;
+  }
+
+  private syncCurrent(): void {
+    if (!this.st || !this.renderer) return;
+    const changed = this.readCurrent(this.st);
+    if (changed.length) this.renderer.currentChanged(changed);
   }
 
   private syncBreakpoints(): void {
@@ -262,17 +291,39 @@ class GraphViewUI {
     this.syncSelected();
   }
 
-  private toggleBreakpoint(name: string): void {
-    const list = ((this.model.get("breakpoints") ?? []) as string[]).slice();
-    const i = list.indexOf(name);
-    if (i >= 0) list.splice(i, 1);
-    else list.push(name);
-    this.model.set("breakpoints", list);
+  /** Toggles a node's breakpoint before (`"name"`) or after (`"name:after"`) it. */
+  private toggleBreakpoint(id: number, bit: number): void {
+    const st = this.st;
+    if (!st) return;
+    const list = (this.model.get("breakpoints") ?? []) as unknown[];
+    const kept = list.filter((entry) => {
+      const bp = parseBreakpoint(st.g, entry);
+      return !(bp && bp[0] === id && bp[1] === bit);
+    });
+    const name = st.g.nodes[id].name;
+    if (kept.length === list.length) kept.push(bit === BP_AFTER ? `${name}:after` : name);
+    this.model.set("breakpoints", kept);
     this.model.save_changes();
     this.syncBreakpoints();
   }
 
+  /** What a click (or Enter / Space) on a node does: with Shift or Alt, toggle its breakpoint
+   * before the node, else select it; then tell Python, which sees every click this way, also
+   * one on the node already selected (no `selected` change). */
+  private clickNode(id: number, shift: boolean): void {
+    if (!this.st) return;
+    const n = this.st.g.nodes[id];
+    if (shift && n.kind === "node") this.toggleBreakpoint(id, BP_BEFORE);
+    else this.select(id);
+    if (typeof this.model.send === "function") {
+      this.model.send({ event: "node_click", node: n.name, shift });
+    }
+  }
+
   // -- details panel ------------------------------------------------------------------------
+
+  /** The node the details panel was last placed for (-1: closed). */
+  private placedFor = -1;
 
   private renderDetails(): void {
     const st = this.st;
@@ -281,6 +332,7 @@ class GraphViewUI {
       panel.hidden = true;
       panel.replaceChildren();
       delete panel.dataset.node;
+      this.placedFor = -1;
       return;
     }
     const n = st.g.nodes[st.selected];
@@ -307,12 +359,19 @@ class GraphViewUI {
       if (bits.length) parts.push(h("div", { class: "agn-meta" }, bits.join(" \u00b7 ")));
     }
     if (n.kind === "node") {
-      const label = h("label");
-      const box = h("input", { type: "checkbox", "data-testid": "graphview-breakpoint-toggle", "aria-label": `Breakpoint on ${n.name}` });
-      box.checked = !!st.breakpoints[n.id];
-      box.addEventListener("change", () => this.toggleBreakpoint(n.name));
-      label.append(box, document.createTextNode("Breakpoint"));
-      parts.push(label);
+      const row = h("div", { class: "agn-bps" });
+      for (const [bit, when, testid] of [
+        [BP_BEFORE, "before", "graphview-breakpoint-toggle"],
+        [BP_AFTER, "after", "graphview-breakpoint-after-toggle"],
+      ] as const) {
+        const label = h("label", { title: `Pause ${when} ${n.name} runs` });
+        const box = h("input", { type: "checkbox", "data-testid": testid, "aria-label": `Breakpoint ${when} ${n.name}` });
+        box.checked = !!(st.breakpoints[n.id] & bit);
+        box.addEventListener("change", () => this.toggleBreakpoint(n.id, bit));
+        label.append(box, document.createTextNode(`Break ${when}`));
+        row.appendChild(label);
+      }
+      parts.push(row);
     }
     if (det && typeof det === "object") {
       const keys = [...DETAIL_ORDER.filter((k) => k in det), ...Object.keys(det).filter((k) => !DETAIL_ORDER.includes(k))];
@@ -327,6 +386,23 @@ class GraphViewUI {
       parts.push(h("div", { class: "agn-meta" }, "Not run yet."));
     }
     panel.replaceChildren(...parts);
+    if (this.placedFor !== st.selected) {
+      this.placedFor = st.selected;
+      this.placePanel(n.x, n.w);
+    }
+  }
+
+  /** Puts the panel on the side away from the node it was opened for (right unless that covers
+   * the node), so the node stays visible and can be clicked again. Placed once per selection:
+   * the panel does not jump while the graph is panned or updated. */
+  private placePanel(x: number, w: number): void {
+    const W = this.stage.clientWidth;
+    const pw = this.panel.offsetWidth;
+    const sx = x * this.k + this.tx;
+    const half = (w * this.k) / 2;
+    const coversRight = sx + half > W - pw - 16;
+    const coversLeft = sx - half < pw + 16;
+    this.panel.classList.toggle("agn-details-left", coversRight && !coversLeft);
   }
 
   // -- zoom and pan -------------------------------------------------------------------------
@@ -414,9 +490,7 @@ class GraphViewUI {
       if (moved || !this.renderer || !this.st) return;
       const id = this.renderer.pick(e.clientX, e.clientY, d.target);
       if (id < 0 || !selectable(this.st.g, id)) return;
-      const n = this.st.g.nodes[id];
-      if ((e.shiftKey || e.altKey) && n.kind === "node") this.toggleBreakpoint(n.name);
-      else this.select(id);
+      this.clickNode(id, e.shiftKey || e.altKey);
     };
     const onWheel = (e: WheelEvent) => {
       if (!this.renderer) return;
@@ -434,7 +508,7 @@ class GraphViewUI {
         const id = this.renderer.pick(0, 0, e.target);
         if (id >= 0 && selectable(this.st.g, id)) {
           e.preventDefault();
-          this.select(id);
+          this.clickNode(id, e.shiftKey || e.altKey);
         }
       }
     };

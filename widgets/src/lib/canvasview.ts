@@ -3,9 +3,9 @@
 // path per colour, text only when it is big enough to read (level of detail).
 import type { EdgeKind, VNode } from "./model";
 import {
-  BREAKPOINT, EDGE_BASE_WIDTH, EDGE_STYLE, NODE_TEXT, SELECTED, STATUS_COLORS, STATUSES, arrowDir, tracePath,
+  BREAKPOINT, CURRENT, EDGE_BASE_WIDTH, EDGE_STYLE, NODE_TEXT, SELECTED, STATUS_COLORS, STATUSES, arrowDir, tracePath,
 } from "./style";
-import type { Renderer, ViewState } from "./view";
+import { BP_AFTER, BP_BEFORE, type Renderer, type ViewState } from "./view";
 
 const TEXT_MIN_SCALE = 0.45;
 const FAR_SCALE = 0.3;
@@ -88,6 +88,9 @@ export class CanvasRenderer implements Renderer {
     this.schedule();
   }
   breakpointsChanged(): void {
+    this.schedule();
+  }
+  currentChanged(): void {
     this.schedule();
   }
 
@@ -233,14 +236,32 @@ export class CanvasRenderer implements Renderer {
         ctx.setLineDash([]);
       }
     }
-    // Breakpoints and the selection.
+    // Next to run, breakpoints (before: top left, after: top right) and the selection.
+    ctx.beginPath();
+    let anyCurrent = false;
+    for (const n of visible) {
+      if (!st.current[n.id] || n.kind !== "node") continue;
+      const w = Math.max(n.w, minW);
+      const h = Math.max(n.h, minH);
+      if (round) ctx.roundRect(n.x - w / 2, n.y - h / 2, w, h, 7);
+      else ctx.rect(n.x - w / 2, n.y - h / 2, w, h);
+      anyCurrent = true;
+    }
+    if (anyCurrent) {
+      ctx.strokeStyle = CURRENT;
+      ctx.lineWidth = Math.max(3, 1.5 * px);
+      ctx.stroke();
+    }
     ctx.beginPath();
     for (const n of visible) {
-      if (!st.breakpoints[n.id]) continue;
-      const x = n.x - n.w / 2 + 3;
+      const bits = st.breakpoints[n.id];
+      if (!bits) continue;
       const y = n.y - n.h / 2 + 3;
-      ctx.moveTo(x + 4.5, y);
-      ctx.arc(x, y, 4.5, 0, 2 * Math.PI);
+      for (const [bit, x] of [[BP_BEFORE, n.x - n.w / 2 + 3], [BP_AFTER, n.x + n.w / 2 - 3]]) {
+        if (!(bits & bit)) continue;
+        ctx.moveTo(x + 4.5, y);
+        ctx.arc(x, y, 4.5, 0, 2 * Math.PI);
+      }
     }
     ctx.fillStyle = BREAKPOINT;
     ctx.fill();

@@ -30,6 +30,8 @@ export const EDGE_BASE_WIDTH = 1.5;
 export const NODE_TEXT = "#202124";
 export const BREAKPOINT = "#d93025";
 export const SELECTED = "#1a73e8";
+/** The outline of the nodes next to run (the `current` trait). */
+export const CURRENT = "#3c4043";
 
 /** CSS for the status and edge colours, generated from the palette above. */
 export function paletteCss(): string {

@@ -3,7 +3,7 @@
 // updated in place: status, selection and breakpoints are attributes, zoom/pan one transform.
 import type { VGraph } from "./model";
 import { EDGE_STYLE, SvgPath, tracePath } from "./style";
-import type { Renderer, ViewState } from "./view";
+import { BP_AFTER, BP_BEFORE, type Renderer, type ViewState } from "./view";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const ESC: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
@@ -67,7 +67,7 @@ export class SvgRenderer implements Renderer {
             `role="button" tabindex="0" aria-label="${name}" transform="translate(${r1(n.x - n.w / 2)} ${r1(n.y - n.h / 2)})">` +
             `<rect width="${r1(n.w)}" height="${n.h}" rx="7"/>` +
             `<text x="${r1(n.w / 2)}" y="${n.h / 2}">${esc(n.text)}</text>` +
-            `<circle class="agn-bp-dot" cx="3" cy="3" r="4.5"/><title>${name}</title></g>`,
+            `<title>${name}</title></g>`,
         );
       } else if (n.kind === "start" || n.kind === "end") {
         const inner = n.kind === "end" ? '<circle class="agn-end-inner" r="5.5"/>' : "";
@@ -106,6 +106,7 @@ export class SvgRenderer implements Renderer {
     });
     this.edgesChanged();
     this.breakpointsChanged(g.nodes.map((n) => n.id).filter((i) => st.breakpoints[i]));
+    this.currentChanged(g.nodes.map((n) => n.id).filter((i) => st.current[i]));
     if (st.selected >= 0) this.selectionChanged(-1, st.selected);
   }
 
@@ -151,9 +152,46 @@ export class SvgRenderer implements Renderer {
   breakpointsChanged(ids: number[]): void {
     for (const id of ids) {
       const el = this.nodeEls[id];
-      if (!el) continue;
-      el.classList.toggle("agn-bp", !!this.st.breakpoints[id]);
-      el.setAttribute("data-breakpoint", this.st.breakpoints[id] ? "true" : "false");
+      const n = this.st.g.nodes[id];
+      if (!el || n.kind !== "node") continue;
+      const bits = this.st.breakpoints[id];
+      el.classList.toggle("agn-bp", !!(bits & BP_BEFORE));
+      el.setAttribute("data-breakpoint", bits & BP_BEFORE ? "true" : "false");
+      el.setAttribute("data-breakpoint-after", bits & BP_AFTER ? "true" : "false");
+      this.marker(el, n.name, "before", 3, !!(bits & BP_BEFORE));
+      this.marker(el, n.name, "after", n.w - 3, !!(bits & BP_AFTER));
+    }
+  }
+
+  /** A breakpoint dot: top left for "before", top right for "after"; only there while set. */
+  private marker(el: Element, name: string, when: "before" | "after", cx: number, on: boolean): void {
+    const cls = `agn-bp-${when}`;
+    let dot: Element | null = null;
+    for (const c of Array.from(el.children)) if (c.classList.contains(cls)) dot = c;
+    if (!on) {
+      dot?.remove();
+      return;
+    }
+    if (dot) return;
+    dot = document.createElementNS(SVG_NS, "circle");
+    dot.setAttribute("class", `agn-bp-dot ${cls}`);
+    dot.setAttribute("data-testid", `bp-${when}-${name}`);
+    dot.setAttribute("cx", String(r1(cx)));
+    dot.setAttribute("cy", "3");
+    dot.setAttribute("r", "4.5");
+    const title = document.createElementNS(SVG_NS, "title");
+    title.textContent = `breakpoint ${when} ${name}`;
+    dot.appendChild(title);
+    el.appendChild(dot);
+  }
+
+  currentChanged(ids: number[]): void {
+    for (const id of ids) {
+      const el = this.nodeEls[id];
+      if (!el || this.st.g.nodes[id].kind !== "node") continue;
+      const on = !!this.st.current[id];
+      el.classList.toggle("agn-current", on);
+      el.setAttribute("data-current", on ? "true" : "false");
     }
   }
 
