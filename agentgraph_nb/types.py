@@ -235,7 +235,6 @@ EventKind = Literal[
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
     """One thing that happened during a run. Listeners and ``stream(mode="events")`` get these.
 
@@ -254,13 +253,47 @@ class Event:
             the node's input (``node_start``) or the final values (``run_end``).
     """
 
-    kind: str
-    run_id: str
-    thread_id: str | None
-    step: int
-    node: str = ""
-    ts: float = 0.0
-    duration: float = 0.0
-    attempt: int = 0
-    task_id: str = ""
-    data: Any = None
+    __slots__ = ("attempt", "data", "duration", "kind", "node", "run_id", "step", "task_id", "thread_id", "ts")
+
+    # a plain slotted class: runs with listeners build many of these, and a frozen dataclass's
+    # __init__ costs several times more
+    def __init__(
+        self,
+        kind: str,
+        run_id: str,
+        thread_id: str | None,
+        step: int,
+        node: str = "",
+        ts: float = 0.0,
+        duration: float = 0.0,
+        attempt: int = 0,
+        task_id: str = "",
+        data: Any = None,
+    ) -> None:
+        self.kind = kind
+        self.run_id = run_id
+        self.thread_id = thread_id
+        self.step = step
+        self.node = node
+        self.ts = ts
+        self.duration = duration
+        self.attempt = attempt
+        self.task_id = task_id
+        self.data = data
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.kind, self.run_id, self.thread_id, self.step, self.node, self.ts, self.duration,
+                self.attempt, self.task_id, self.data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields()[:9])
+
+    def __repr__(self) -> str:
+        return (
+            f"Event(kind={self.kind!r}, run_id={self.run_id!r}, thread_id={self.thread_id!r}, step={self.step}, "
+            f"node={self.node!r}, ts={self.ts!r}, duration={self.duration!r}, attempt={self.attempt}, "
+            f"task_id={self.task_id!r}, data={self.data!r})"
+        )

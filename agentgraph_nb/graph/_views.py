@@ -28,7 +28,7 @@ class ViewsMixin:
 
     def events(self, *, run_id: str | None = None, thread_id: str | None = None) -> Any:
         """Recorded events as a pandas DataFrame (see :meth:`record`), one row per event:
-        run, thread, step, node, kind, start, end, duration, attempt, error."""
+        run, thread, step, node, kind, start, end, duration, attempt, error, task."""
         from agentgraph_nb.observe.frames import events_frame
 
         return events_frame(self, run_id=run_id, thread_id=thread_id)
@@ -48,17 +48,19 @@ class ViewsMixin:
 
         return Debugger(self, inputs, thread_id=thread_id, breakpoints=breakpoints)
 
-    def timeline(self, run_or_thread: str | None = None) -> Any:
-        """A plotly Gantt chart of node executions, live during runs (or of a past run/thread)."""
+    def timeline(self, run_or_thread: str | None = None, **options: Any) -> Any:
+        """A plotly Gantt chart of node executions, live during runs (or of a past run/thread).
+        Options: ``max_bars`` (default 2000), ``interval`` (seconds between redraws, 0.05)."""
         from agentgraph_nb.ui.timeline import timeline
 
-        return timeline(self, run_or_thread)
+        return timeline(self, run_or_thread, **options)
 
-    def dashboard(self) -> Any:
-        """Live latency, throughput, error and retry metrics as one widget."""
+    def dashboard(self, **options: Any) -> Any:
+        """Live latency, throughput, error and retry metrics as one widget.
+        Options: ``interval``, ``bin_seconds``, ``window`` (see :class:`~agentgraph_nb.ui.dashboard.Dashboard`)."""
         from agentgraph_nb.ui.dashboard import Dashboard
 
-        return Dashboard(self)
+        return Dashboard(self, **options)
 
     def simulate(
         self,

@@ -437,12 +437,13 @@ class CompiledGraph(ViewsMixin):
                         results[i] = f.result()
                     except Exception as exc:
                         failed += 1
+                        if bar is not None:
+                            bar.set_postfix(failed=failed, refresh=False)
                         if not return_exceptions:
                             raise
                         results[i] = exc
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix(failed=failed, refresh=False)
             finally:
                 if bar is not None:
                     bar.close()
@@ -478,11 +479,12 @@ class CompiledGraph(ViewsMixin):
                     return await self.ainvoke(x, t, **kwargs)
             except Exception:
                 failed += 1
+                if bar is not None:
+                    bar.set_postfix(failed=failed, refresh=False)
                 raise
             finally:
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(failed=failed, refresh=False)
 
         try:
             return list(await asyncio.gather(*(one(x, t) for x, t in zip(items, tids)),
@@ -685,4 +687,6 @@ def _progress(total: int, enabled: bool, name: str) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"{name}", unit="run")
+    bar = tqdm(total=total, desc=f"{name}", unit="run")
+    bar.set_postfix(failed=0, refresh=False)
+    return bar

@@ -100,7 +100,8 @@ class EventRecorder:
 
     # -- feeding ---------------------------------------------------------------------------------
     def on_event(self, ev: Event) -> None:
-        """The listener: keep ``ev`` (one append)."""
+        """The listener: keep ``ev`` (one append). Same as ``append(as_record(ev))``, inlined:
+        this runs for every event of every run."""
         kind = ev.kind
         if kind in _KEEP_DATA:
             data = ev.data

@@ -340,7 +340,7 @@ def simulate(
         A pandas DataFrame, one row per edge and kind, declared edges first even if never taken:
         ``source``, ``target``, ``kind`` (``static``, ``join``, ``conditional``, ``weighted``,
         ``send``, ``goto``), ``count`` (times taken) and ``share`` (count / times ``source``
-        ran; a join counts once per firing for each of its sources). ``df.attrs`` holds
+        ran, NaN if it never ran; a join counts once per firing for each of its sources). ``df.attrs`` holds
         ``runs``, ``failed`` (runs that raised; the steps they completed still count),
         ``errors`` (the first few, as text) and ``edge_counts`` (:func:`route_counts`).
 

@@ -10,12 +10,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from agentgraph_nb.ui.dashboard import Dashboard
     from agentgraph_nb.ui.debugger import Debugger
     from agentgraph_nb.ui.graphview import GraphView
+    from agentgraph_nb.ui.timeline import Timeline
 
-__all__ = ["Debugger", "GraphView"]
+__all__ = ["Dashboard", "Debugger", "GraphView", "Timeline"]
 
-_LAZY = {"GraphView": "agentgraph_nb.ui.graphview", "Debugger": "agentgraph_nb.ui.debugger"}
+_LAZY = {
+    "GraphView": "agentgraph_nb.ui.graphview",
+    "Debugger": "agentgraph_nb.ui.debugger",
+    "Timeline": "agentgraph_nb.ui.timeline",
+    "Dashboard": "agentgraph_nb.ui.dashboard",
+}
 
 
 def __getattr__(name: str) -> Any:

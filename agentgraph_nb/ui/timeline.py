@@ -227,6 +227,7 @@ class Timeline(go.FigureWidget):
         self._max_bars = max_bars
         self._log = ExecutionLog(max_executions=max_bars)
         self._runs_seen = 0
+        self._max_steps = 0  # of runs no longer in the log
         self._updates_sent = 0
         self._slots: dict[str, int] = {}  # run -> lane group
         self._slot_until: list[float | None] = []  # per group: end of its last run (None: running)
@@ -275,7 +276,7 @@ class Timeline(go.FigureWidget):
         with self._coalescer.flush_lock:
             self._ingest(initial)
             self._render()
-        # Events of a run in progress may be both in `initial` and live: the log skips repeats.
+        # Recorded up to the cursor: drawn above; after it: pulled by the next flush (none lost).
         self._unsubscribe = app.listen(self._coalescer.listener())
         self._coalescer.on_close = self._unsubscribe
 
@@ -328,7 +329,8 @@ class Timeline(go.FigureWidget):
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> Any:
         """The widget view plus the text repr (nbval and plain terminals see the text)."""
         self.refresh()
-        bundle = super()._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
+        with self._coalescer.flush_lock:  # plotly copies the figure's state for the new view
+            bundle = super()._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         if isinstance(data, dict):
             data["text/plain"] = repr(self)
@@ -347,7 +349,7 @@ class Timeline(go.FigureWidget):
             )
         if self._runs_seen == 0:
             return f"Timeline({where}: no runs yet)"
-        steps = max((len(r.steps) for r in log.runs.values()), default=0)
+        steps = max(self._max_steps, max((len(r.steps) for r in log.runs.values()), default=0))
         text = _plural(log.started, "execution")
         if self._runs_seen == 1:
             text += f", {_plural(steps, 'step')}"
@@ -379,7 +381,7 @@ class Timeline(go.FigureWidget):
             if first is not None:  # "latest": new runs replace the run shown at creation
                 self._replaced_initial = True
                 self._reset()
-                new = new[first:]
+                new = [r for r in new[first:] if r[1] not in initial]
         if self._mode == "checkpoints":  # live events supersede the coarse picture
             self._mode = "thread"
             self._coarse = []
@@ -388,12 +390,14 @@ class Timeline(go.FigureWidget):
 
     def _reset(self) -> None:
         self._log.clear()
-        self._runs_seen = 0
+        self._runs_seen = self._max_steps = 0
         self._slots.clear()
         self._slot_until.clear()
         self._t0 = None
 
     def _ingest(self, records: list[Any]) -> None:
+        if len(records) > 2 * self._max_bars:
+            records = self._skim(records)
         feed = self._log.feed
         slots = self._slots
         for rec in records:
@@ -406,13 +410,63 @@ class Timeline(go.FigureWidget):
                 if run not in slots:
                     self._assign_slot(run, rec)
                 self._slot_until[slots[run]] = rec[5]
+                info = self._log.runs.get(run)
+                if info is not None and len(info.steps) > self._max_steps:
+                    self._max_steps = len(info.steps)
             feed(rec)
         # runs whose start was not seen (the view opened mid-run) get their group now
-        if len(self._log.runs) > len(slots) or any(r not in slots for r in self._log.runs):
+        if any(r not in slots for r in self._log.runs):
             for run, info in self._log.runs.items():
                 if run not in slots:
                     self._assign_slot(run, ("run_start", run, info.thread, 0, "", info.start, 0.0))
         self._dirty = True
+
+    def _skim(self, records: list[Any]) -> list[Any]:
+        """A long backlog (a fast batch): runs that start and end in its older part are only
+        counted, never drawn (only the newest ``max_bars`` executions are), so they skip the log.
+        Returns the records still to feed."""
+        need = self._max_bars  # the tail to feed: the newest max_bars executions and after
+        tail = len(records)
+        while tail > 0 and need > 0:
+            tail -= 1
+            if records[tail][0] == "node_start":
+                need -= 1
+        if tail == 0:
+            return records
+        started: set[str] = set()
+        whole: set[str] = set()
+        for i in range(tail):
+            rec = records[i]
+            if rec[0] == "run_start":
+                started.add(rec[1])
+            elif rec[0] == "run_end" and rec[1] in started:
+                whole.add(rec[1])
+        if not whole:
+            return records
+        log = self._log
+        rest: list[Any] = []
+        steps: dict[str, int] = {}
+        t0 = self._t0
+        for rec in records:
+            run = rec[1]
+            if run not in whole:
+                rest.append(rec)
+                continue
+            kind = rec[0]
+            if kind == "node_start":
+                log.started += 1
+            elif kind == "step_start":
+                steps[run] = steps.get(run, 0) + 1
+            elif kind == "node_retry":
+                log.retried += 1
+            elif kind == "node_error":
+                log.failed += 1
+            elif kind == "run_start" and (t0 is None or rec[5] < t0):
+                t0 = rec[5]
+        self._t0 = t0
+        self._runs_seen += len(whole)
+        self._max_steps = max(self._max_steps, max(steps.values(), default=0))
+        return rest
 
     def _assign_slot(self, run: str, rec: Any) -> None:
         self._runs_seen += 1

@@ -1,0 +1,418 @@
+"""The timeline (plotly Gantt of node executions) and the dashboard (live metrics), Python side:
+what the figures hold after known runs, live updates and their coalescing, and text reprs."""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, TypedDict
+
+import numpy as np
+import pytest
+
+from agentgraph_nb import END, START, InvalidInputError, RetryPolicy, StateGraph
+from agentgraph_nb.ui.dashboard import Dashboard
+from agentgraph_nb.ui.timeline import (
+    MARK_TRACE,
+    STATUSES,
+    STEP_TRACE,
+    Coalescer,
+    Timeline,
+    timeline,
+)
+
+OK, RETRY, ERROR, RUNNING, CHECKPOINT = range(5)
+
+
+class S(TypedDict, total=False):
+    x: int
+    log: Annotated[list[str], operator.add]
+
+
+def fan(fail_times: int = 1, sleep: float = 0.0) -> Any:
+    """plan -> (slow, flaky) in parallel -> join; flaky fails ``fail_times`` times first."""
+    calls = {"flaky": 0}
+
+    def slow(s: S) -> S:
+        time.sleep(0.01 + sleep)
+        return {"log": ["slow"]}
+
+    def flaky(s: S) -> S:
+        calls["flaky"] += 1
+        if calls["flaky"] <= fail_times:
+            raise ConnectionError("transient")
+        return {"log": ["flaky"]}
+
+    g = StateGraph(S, name="fan")
+    g.add_node("plan", lambda s: {"log": ["plan"]})
+    g.add_node("slow", slow)
+    g.add_node(
+        "flaky", flaky, retry=RetryPolicy(max_attempts=3, initial_interval=0.001, jitter=False)
+    )
+    g.add_node("join", lambda s: {"log": ["join"]})
+    g.add_edge(START, "plan").add_edge("plan", "slow").add_edge("plan", "flaky")
+    g.add_edge(["slow", "flaky"], "join").add_edge("join", END)
+    return g.compile()
+
+
+def chain(name: str = "chain") -> Any:
+    g = StateGraph(S, name=name)
+    for n in ("a", "b", "c"):
+        g.add_node(n, lambda s, n=n: {"log": [n]})
+    g.add_edge(START, "a").add_edge("a", "b").add_edge("b", "c").add_edge("c", END)
+    return g.compile(checkpointer=None)
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def bars(fig: Any, trace: int) -> list[dict[str, Any]]:
+    t = fig.data[trace]
+    n = len(t.x)
+    return [
+        {
+            "start": float(t.base[i]),
+            "length": float(t.x[i]),
+            "lane": float(t.y[i]),
+            "node": t.text[i],
+            "hover": t.hovertext[i],
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def closing() -> Any:
+    made: list[Any] = []
+    yield made.append
+    for w in made:
+        w.close()
+
+
+# -- timeline after a known run -------------------------------------------------------------------
+def test_one_bar_per_execution_with_lanes_retries_and_steps(closing: Any) -> None:
+    app = fan(fail_times=1)
+    app.record()
+    app.invoke({})
+    tl = app.timeline()
+    closing(tl)
+    assert isinstance(tl, Timeline) and tl.mode == "latest"
+    assert [t.name for t in tl.data[: len(STATUSES)]] == [v[0] for v in STATUSES.values()]
+    ok, retried = bars(tl, OK), bars(tl, RETRY)
+    assert sorted(b["node"] for b in ok) == ["flaky", "join", "plan", "slow"]
+    assert [b["node"] for b in retried] == ["flaky"]
+    assert tl.bars == 5 == tl.executions  # plan, slow, flaky (2 attempts), join
+    assert len(tl.data[ERROR].x) == len(tl.data[RUNNING].x) == len(tl.data[CHECKPOINT].x) == 0
+    # the parallel branches of step 2 are on separate lanes, the others on lane 0
+    lane = {b["node"]: b["lane"] for b in ok}
+    assert lane["plan"] == lane["join"] == lane["slow"] == 0 and lane["flaky"] == 1
+    assert retried[0]["lane"] == 1
+    assert list(tl.layout.yaxis.ticktext) == ["lane 0", "lane 1"]
+    # time flows: x from the run's start, steps in order, lengths non-negative
+    start = {b["node"]: b["start"] for b in ok}
+    assert 0 <= start["plan"] < start["slow"] < start["join"]
+    assert all(b["length"] >= 0 for b in ok + retried)
+    assert retried[0]["start"] + retried[0]["length"] <= start["flaky"] + 1e-9
+    by_node = {b["node"]: b for b in ok}
+    assert by_node["slow"]["length"] >= 0.01
+    # hover says node, step, attempt and duration
+    hover = by_node["slow"]["hover"]
+    assert "<b>slow</b>" in hover and "step 2" in hover and "attempt 1" in hover and "ms" in hover
+    assert (
+        "attempt 1" in retried[0]["hover"] and "ConnectionError: transient" in retried[0]["hover"]
+    )
+    # the retried attempt is marked at its end
+    marks = tl.data[MARK_TRACE]
+    assert len(marks.x) == 1 and marks.marker.symbol[0] == "circle-open"
+    assert float(marks.x[0]) == pytest.approx(retried[0]["start"] + retried[0]["length"])
+    # one dotted line per superstep, spanning the lanes
+    steps = tl.data[STEP_TRACE]
+    xs = [x for x in steps.x if x is not None]
+    assert len(xs) == 2 * 3
+    assert [h for h in steps.hovertext if h][::2] == [f"superstep {i} starts" for i in (1, 2, 3)]
+    assert repr(tl) == "Timeline(graph 'fan': 5 executions, 3 steps, 1 retried)"
+
+
+def test_failed_execution_is_red_and_marked(closing: Any) -> None:
+    app = fan(fail_times=5)
+    app.record()
+    with pytest.raises(Exception, match="flaky"):
+        app.invoke({})
+    tl = timeline(app, app.last_run_id)
+    closing(tl)
+    assert tl.mode == "run"
+    assert [b["node"] for b in bars(tl, ERROR)] == ["flaky"]
+    assert len(bars(tl, RETRY)) == 2
+    assert sorted(tl.data[MARK_TRACE].marker.symbol) == ["circle-open", "circle-open", "x-thin"]
+    assert repr(tl) == "Timeline(graph 'fan': 5 executions, 2 steps, 2 retried, 1 failed)"
+
+
+def test_text_repr_and_mimebundle(closing: Any) -> None:
+    app = chain()
+    tl = app.timeline()
+    closing(tl)
+    assert repr(tl) == "Timeline(graph 'chain': no runs yet)"
+    app.invoke({})
+    bundle = tl._repr_mimebundle_()
+    assert bundle["text/plain"] == "Timeline(graph 'chain': 3 executions, 3 steps)"
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    app.batch([{}] * 4, max_concurrency=1)
+    wait_until(lambda: tl.executions == 15)
+    assert repr(tl) == "Timeline(graph 'chain': 15 executions in 5 runs, up to 3 steps)"
+    dash = app.dashboard()
+    closing(dash)
+    assert repr(dash) == "Dashboard(graph 'chain': 3 nodes, 5 runs completed, 0 failed)"
+    assert dash._repr_mimebundle_()["text/plain"] == repr(dash)
+
+
+def test_latest_run_then_live_runs_replace_it(closing: Any) -> None:
+    app = chain()
+    app.record()
+    app.invoke({})
+    app.invoke({})
+    tl = app.timeline()
+    closing(tl)
+    assert tl.executions == 3  # the last run only
+    app.invoke({})  # a new run replaces it
+    wait_until(lambda: tl.bars == 3 and tl.updates_sent >= 2)
+    assert repr(tl) == "Timeline(graph 'chain': 3 executions, 3 steps)"
+    app.invoke({})  # and later ones are added
+    tl.refresh()
+    assert tl.bars == 6 and tl.executions == 6
+
+
+def test_unrecorded_run_is_a_clear_error() -> None:
+    app = chain()
+    app.invoke({})
+    with pytest.raises(InvalidInputError, match=r"was not recorded: call app\.record\(\)"):
+        app.timeline(app.last_run_id)
+
+
+def test_thread_runs_get_a_lane_group_each(closing: Any) -> None:
+    app = fan(fail_times=0)
+    app.record()
+    app.invoke({}, thread_id="t1")
+    app.invoke({}, thread_id="other")
+    app.invoke({}, thread_id="t1")
+    tl = app.timeline("t1")
+    closing(tl)
+    assert tl.mode == "thread"
+    assert repr(tl) == "Timeline(graph 'fan', thread 't1': 8 executions in 2 runs, up to 3 steps)"
+    assert list(tl.layout.yaxis.ticktext) == [
+        "run 1 · lane 0",
+        "run 1 · lane 1",
+        "run 2 · lane 0",
+        "run 2 · lane 1",
+    ]
+    plans = sorted(b["start"] for b in bars(tl, OK) if b["node"] == "plan")
+    assert plans[0] < 0.005 and plans[1] < 0.005  # each run from its own start
+    assert tl.layout.xaxis.title.text == "seconds since each run's start"
+
+
+def test_thread_without_events_is_drawn_from_checkpoints(closing: Any) -> None:
+    app = fan(fail_times=0)
+    app.invoke({}, thread_id="old")  # before anything records
+    tl = app.timeline("old")
+    closing(tl)
+    assert tl.mode == "checkpoints"
+    coarse = bars(tl, CHECKPOINT)
+    assert sorted(b["node"] for b in coarse) == ["flaky", "join", "plan", "slow"]
+    assert all(b["length"] > 0 for b in coarse)
+    lane = {b["node"]: b["lane"] for b in coarse}
+    assert lane["slow"] != lane["flaky"]
+    assert "from checkpoints" in coarse[0]["hover"]
+    assert (
+        repr(tl) == "Timeline(graph 'fan', thread 'old' from checkpoints: 4 node writes, 3 steps)"
+    )
+    app.invoke({}, thread_id="old")  # recorded now: live events replace the coarse picture
+    tl.refresh()
+    assert tl.mode == "thread" and len(tl.data[CHECKPOINT].x) == 0 and tl.bars == 4
+
+
+def test_concurrent_runs_get_separate_lane_groups(closing: Any) -> None:
+    g = StateGraph(S, name="slowchain")
+
+    def a(s: S) -> S:
+        time.sleep(0.03)
+        return {"log": ["a"]}
+
+    g.add_node("a", a)
+    g.add_edge(START, "a").add_edge("a", END)
+    app = g.compile(checkpointer=None)
+    tl = app.timeline()
+    closing(tl)
+    app.batch([{}] * 4, max_concurrency=4)
+    tl.refresh()
+    ys = sorted(b["lane"] for b in bars(tl, OK))
+    assert ys == [0, 1, 2, 3]  # four runs at once: four slots
+    assert tl.layout.yaxis.ticktext[0] == "slot 1 · lane 0"
+    app.batch([{}] * 4, max_concurrency=1)  # one at a time: slots are reused
+    tl.refresh()
+    assert tl.bars == 8 and max(b["lane"] for b in bars(tl, OK)) == 3
+
+
+def test_max_bars_bounds_the_figure(closing: Any) -> None:
+    app = chain()
+    tl = timeline(app, max_bars=10)
+    closing(tl)
+    app.batch([{}] * 20)
+    tl.refresh()
+    assert tl.bars == 10 and tl.executions == 60
+    assert repr(tl) == "Timeline(graph 'chain': 60 executions in 20 runs, up to 3 steps)"
+
+
+def test_a_long_backlog_is_skimmed_but_counted_exactly(closing: Any) -> None:
+    app = fan(fail_times=2)
+    tl = timeline(app, max_bars=5, interval=60.0)  # one redraw a minute: all comes at once
+    closing(tl)
+    app.batch([{}] * 200, max_concurrency=4)
+    assert tl.refresh()
+    assert tl.bars == 5 and tl.executions == 200 * 4 + 2
+    assert repr(tl) == (
+        "Timeline(graph 'fan': 802 executions in 200 runs, up to 3 steps, 2 retried)"
+    )
+    assert all(b["node"] in ("join", "slow", "flaky", "plan") for b in bars(tl, OK))
+
+
+def test_running_execution_is_drawn_growing(closing: Any) -> None:
+    import threading
+
+    gate = threading.Event()
+    g = StateGraph(S, name="wait")
+    g.add_node("w", lambda s: (gate.wait(5), {"log": ["w"]})[1])
+    g.add_edge(START, "w").add_edge("w", END)
+    app = g.compile(checkpointer=None)
+    tl = app.timeline()
+    closing(tl)
+    t = threading.Thread(target=app.invoke, args=({},))
+    t.start()
+    try:
+        wait_until(lambda: tl.refresh() is not None and len(tl.data[RUNNING].x) == 1)
+        first = float(tl.data[RUNNING].x[0])
+        time.sleep(0.05)
+        tl.refresh()
+        assert float(tl.data[RUNNING].x[0]) > first
+    finally:
+        gate.set()
+        t.join()
+    tl.refresh()
+    assert len(tl.data[RUNNING].x) == 0 and tl.bars == 1
+
+
+# -- live updates are coalesced -------------------------------------------------------------------
+def test_coalescer_bounds_flushes_and_keeps_the_last() -> None:
+    flushed: list[float] = []
+
+    def flush() -> bool:
+        flushed.append(time.perf_counter())
+        return True
+
+    c = Coalescer(flush, 0.05)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 0.5:
+        c.poke()
+    wait_until(lambda: c._timer is None)
+    elapsed = time.perf_counter() - t0
+    assert 2 <= len(flushed) <= elapsed / 0.05 + 2
+    gaps = np.diff(flushed)
+    assert (gaps >= 0.05 - 0.005).all()
+    last = flushed[-1]
+    c.poke()  # a request after a quiet spell is served, not lost
+    wait_until(lambda: flushed[-1] != last)
+    c.close()
+    c.poke()
+    assert c._timer is None
+
+
+def test_burst_of_runs_sends_at_most_20_updates_a_second(closing: Any) -> None:
+    app = chain()
+    tl = app.timeline()
+    dash = app.dashboard()
+    closing(tl)
+    closing(dash)
+    sent0 = tl.updates_sent, dash.updates_sent
+    t0 = time.perf_counter()
+    app.batch([{}] * 3000)
+    for _ in range(3):
+        app.invoke({})
+    elapsed = time.perf_counter() - t0
+    time.sleep(0.15)  # the trailing update
+    budget = elapsed / 0.05 + 3
+    assert 1 <= tl.updates_sent - sent0[0] <= budget
+    assert 1 <= dash.updates_sent - sent0[1] <= budget
+    # nothing was lost on the way: the last update shows everything
+    assert tl.executions == 3 * 3003
+    assert repr(tl) == "Timeline(graph 'chain': 9009 executions in 3003 runs, up to 3 steps)"
+    assert list(dash.figure.data[0].x) == ["a", "b", "c"]
+
+
+def test_close_detaches(closing: Any) -> None:
+    app = chain()
+    tl = app.timeline()
+    dash = app.dashboard()
+    assert len(app._listeners) == 3  # recorder, timeline, dashboard
+    tl.close()
+    dash.close()
+    assert app._listeners == [app._recorder.on_event]
+    app.invoke({})  # nothing breaks after close
+
+
+# -- dashboard ------------------------------------------------------------------------------------
+def test_dashboard_shows_latency_errors_retries_and_throughput(closing: Any) -> None:
+    app = fan(fail_times=1)
+    dash = Dashboard(app, bin_seconds=0.25)
+    closing(dash)
+    n0 = dash.updates_sent
+    for _ in range(3):
+        app.invoke({})
+    dash.refresh()
+    assert dash.updates_sent > n0
+    fig = dash.figure
+    names = ["plan", "slow", "flaky", "join"]
+    for i in range(3):  # p50, p90, p99
+        assert list(fig.data[i].x) == names
+        assert np.isfinite(np.asarray(fig.data[i].y, dtype=float)).all()
+    p50, p99 = np.asarray(fig.data[0].y, dtype=float), np.asarray(fig.data[2].y, dtype=float)
+    assert (p99 >= p50).all()
+    assert p50[names.index("slow")] >= 10.0  # ms: it sleeps 10 ms
+    rows = {r["node"]: r for r in app.metrics.rows()}
+    assert np.asarray(fig.data[4].y).tolist() == [rows[n]["errors"] for n in names]
+    assert np.asarray(fig.data[5].y).tolist() == [0, 0, 1, 0]  # the one retry of flaky
+    throughput = np.asarray(fig.data[3].y, dtype=float)
+    assert throughput.sum() * 0.25 == pytest.approx(3)  # runs per second x bin width = runs
+    assert int(fig.data[6].value) == 0
+    assert "3 completed" in dash._header.value
+    assert repr(dash) == "Dashboard(graph 'fan': 4 nodes, 3 runs completed, 0 failed)"
+    # a view opened now starts from the current figure, not from the one at creation
+    bundle = dash._repr_mimebundle_()
+    assert bundle["text/plain"] == repr(dash)
+    synced = dash.figure._widget_data
+    assert list(synced[5]["y"]) == [0, 0, 1, 0] and synced[6]["value"] == 0
+
+
+def test_dashboard_counts_runs_in_flight(closing: Any) -> None:
+    import threading
+
+    gate = threading.Event()
+    g = StateGraph(S, name="wait")
+    g.add_node("w", lambda s: (gate.wait(5), {"log": ["w"]})[1])
+    g.add_edge(START, "w").add_edge("w", END)
+    app = g.compile(checkpointer=None)
+    dash = app.dashboard()
+    closing(dash)
+    threads = [threading.Thread(target=app.invoke, args=({},)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: dash.refresh() and int(dash.figure.data[6].value) == 2)
+    finally:
+        gate.set()
+        for t in threads:
+            t.join()
+    dash.refresh()
+    assert int(dash.figure.data[6].value) == 0
