@@ -1,0 +1,145 @@
+"""Growth tests: how the engine's cost grows with the graph, never an absolute time.
+
+* a chain 10x longer costs at most 15x the time (1,000 vs 10,000 nodes);
+* a step's cost does not depend on the graph's size: a 2-node path through a graph that also
+  declares 10 or 10,000 unreachable nodes costs the same;
+* a fan-out's cost per branch does not depend on its width (100 vs 1,000 branches).
+
+Each figure is the best of several runs (the minimum is the least disturbed by other work on the
+machine), and the bounds leave room for noise while still catching an O(n) step or an O(n^2) run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import operator
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from agentgraph_nb import END, START, GraphValidationWarning, StateGraph
+
+
+class Chain(TypedDict):
+    x: int
+
+
+class Count(TypedDict):
+    count: Annotated[int, operator.add]
+
+
+def inc(s: Chain) -> dict[str, int]:
+    return {"x": s["x"] + 1}
+
+
+def one(s: Any) -> dict[str, int]:
+    return {"count": 1}
+
+
+async def aone(s: Any) -> dict[str, int]:
+    return {"count": 1}
+
+
+def noop(s: Any) -> None:
+    return None
+
+
+def best_of(fn: Callable[[], Any], runs: int, inner: int = 1) -> float:
+    """The fastest of ``runs`` timings of ``inner`` calls, per call."""
+    fn()  # warm up
+    best = float("inf")
+    gc.collect()
+    for _ in range(runs):
+        t = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        best = min(best, (time.perf_counter() - t) / inner)
+    return best
+
+
+def chain_app(n: int) -> Any:
+    g = StateGraph(Chain)
+    for i in range(n):
+        g.add_node(f"n{i}", inc)
+    g.add_edge(START, "n0")
+    for i in range(n - 1):
+        g.add_edge(f"n{i}", f"n{i + 1}")
+    g.add_edge(f"n{n - 1}", END)
+    return g.compile(checkpointer=None)
+
+
+def test_chain_10x_nodes_costs_at_most_15x() -> None:
+    small, big = chain_app(1_000), chain_app(10_000)
+    assert big.invoke({"x": 0}, recursion_limit=20_000)["x"] == 10_000
+    t_small = best_of(lambda: small.invoke({"x": 0}), runs=7, inner=3)
+    t_big = best_of(lambda: big.invoke({"x": 0}, recursion_limit=20_000), runs=5)
+    assert t_big <= 15 * t_small, (
+        f"a 10,000-node chain took {t_big * 1e3:.1f} ms, {t_big / t_small:.1f}x the 1,000-node chain's "
+        f"{t_small * 1e3:.2f} ms (allowed: 15x)"
+    )
+
+
+def path_with_unreachable(extra: int) -> Any:
+    """``START -> a -> b -> END`` plus ``extra`` declared nodes nothing leads to (chained among
+    themselves, so the graph really has that many nodes and edges)."""
+    g = StateGraph(Chain)
+    g.add_node("a", inc)
+    g.add_node("b", inc)
+    g.add_edge(START, "a")
+    g.add_edge("a", "b")
+    g.add_edge("b", END)
+    for i in range(extra):
+        g.add_node(f"u{i}", inc)
+        if i:
+            g.add_edge(f"u{i - 1}", f"u{i}")
+    g.add_edge(f"u{extra - 1}", END)
+    with pytest.warns(GraphValidationWarning):
+        return g.compile(checkpointer=None)
+
+
+def test_step_cost_does_not_depend_on_graph_size() -> None:
+    small, big = path_with_unreachable(10), path_with_unreachable(10_000)
+    assert small.invoke({"x": 0}) == big.invoke({"x": 0}) == {"x": 2}
+    t_small = best_of(lambda: small.invoke({"x": 0}), runs=7, inner=500)
+    t_big = best_of(lambda: big.invoke({"x": 0}), runs=7, inner=500)
+    assert t_big <= 2.0 * t_small, (
+        f"a 2-node run costs {t_big * 1e6:.1f} µs in a graph of 10,002 nodes but {t_small * 1e6:.1f} µs in one "
+        f"of 12 ({t_big / t_small:.1f}x; allowed: 2x): something in a run or a step walks the whole graph"
+    )
+
+
+def fanout_app(width: int, branch: Callable[..., Any]) -> Any:
+    """``START -> fan -> b0..b{width-1} -> join -> END``; each branch adds 1 to a counter."""
+    g = StateGraph(Count)
+    g.add_node("fan", noop)
+    g.add_node("join", noop)
+    g.add_edge(START, "fan")
+    for i in range(width):
+        g.add_node(f"b{i}", branch)
+        g.add_edge("fan", f"b{i}")
+        g.add_edge(f"b{i}", "join")
+    g.add_edge("join", END)
+    return g.compile(checkpointer=None)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_fanout_cost_per_branch_does_not_depend_on_width(kind: str) -> None:
+    branch = aone if kind == "async" else one
+    small, big = fanout_app(100, branch), fanout_app(1_000, branch)
+
+    def runner(app: Any) -> Callable[[], Any]:
+        if kind == "sync":
+            return lambda: app.invoke({"count": 0})
+        return lambda: asyncio.run(app.ainvoke({"count": 0}))
+
+    assert runner(small)()["count"] == 100
+    assert runner(big)()["count"] == 1_000
+    per_small = best_of(runner(small), runs=7, inner=10) / 100
+    per_big = best_of(runner(big), runs=7) / 1_000
+    assert per_big <= 2.0 * per_small, (
+        f"{kind} fan-out: {per_big * 1e6:.1f} µs per branch at 1,000 branches vs {per_small * 1e6:.1f} µs at 100 "
+        f"({per_big / per_small:.1f}x; allowed: 2x)"
+    )
