@@ -34,6 +34,11 @@ SCRIPT = textwrap.dedent(
             with log.open("a") as f:
                 f.write(f"start {name}\\n")
             if name == "n3" and not marker.exists():
+                # let the parallel sibling finish first: its result must survive the crash
+                deadline = time.time() + 30
+                while "end side" not in log.read_text() and time.time() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.5)
                 marker.write_text("1")
                 os.kill(os.getpid(), 9)  # die mid-node, as kill -9 would
             with log.open("a") as f:

@@ -444,6 +444,15 @@ class SqliteCheckpointer(BaseCheckpointer):
     # -- writing ------------------------------------------------------------------------------
     def _insert(self, conn: sqlite3.Connection, rows: Sequence[_Row]) -> None:
         """Insert rows in one transaction; a duplicate id fails alone, the others are stored."""
+        if len(rows) == 1:  # the common durability="sync" case: one autocommit statement
+            try:
+                conn.execute(_INSERT, rows[0])
+            except sqlite3.IntegrityError:
+                raise CheckpointError(
+                    f"cannot store checkpoint {rows[0][1]!r} of thread {rows[0][0]!r} in "
+                    f"{self.path}: a checkpoint with that id already exists (ids are never reused)"
+                ) from None
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             try:

@@ -61,10 +61,13 @@ _current: contextvars.ContextVar[_Scratch | None] = contextvars.ContextVar("agen
 _pool: futures.ThreadPoolExecutor | None = None
 
 
+_POOL_SIZE = 32  # sync nodes of one step that may block side by side (threads start on demand)
+
+
 def _thread_pool() -> futures.ThreadPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = futures.ThreadPoolExecutor(thread_name_prefix="agentgraph_nb")
+        _pool = futures.ThreadPoolExecutor(max_workers=_POOL_SIZE, thread_name_prefix="agentgraph_nb")
     return _pool
 
 
@@ -105,6 +108,8 @@ def interrupt(value: Any) -> Any:
 
 
 _MISSING: Any = object()
+_EMPTY: Any = {}  # shared empty default of Run's dict slots; code rebinds, never mutates it
+_NO_OUT: Any = ()  # Run.out without a stream mode: appending would be a bug
 
 
 class _Failure(Exception):
@@ -117,7 +122,20 @@ class _Failure(Exception):
 
 
 class Run:
-    """The mutable state of one run. Built by the compiled graph, consumed by :func:`run_loop`."""
+    """The mutable state of one run. Built by the compiled graph, consumed by :func:`run_loop`.
+
+    Slotted and lazy (no random generator until a weighted edge or jittered retry needs one):
+    a million concurrent runs each keep one of these alive.
+    """
+
+    __slots__ = (
+        "_rng", "_seed", "barriers", "buffer", "checkpoint_id", "debug_log", "durability", "emit",
+        "interrupt_after", "interrupt_before", "interrupts", "last_step_writes", "listeners", "max_steps",
+        "metrics", "modes", "out", "pending", "plan", "recursion_limit", "resume_values", "run_id",
+        "run_stats", "schema", "since_snapshot", "skip_before", "start_input", "step", "store",
+        "scratch", "stream_events", "stream_updates", "stream_values", "sync", "t0", "tasks", "thread_id",
+        "values",
+    )
 
     def __init__(
         self,
@@ -149,9 +167,10 @@ class Run:
         self.stream_updates = "updates" in modes
         self.stream_values = "values" in modes
         self.stream_events = "events" in modes
-        self.out: list[tuple[str, Any]] = []  # stream items waiting to be yielded
-        self.seed = seed if seed is not None else random.randrange(2**63)
-        self.rng = random.Random(self.seed)
+        # stream items waiting to be yielded; nothing is ever appended without a stream mode
+        self.out: list[tuple[str, Any]] = [] if modes else _NO_OUT  # type: ignore[assignment]
+        self._seed = seed
+        self._rng: random.Random | None = None
         self.sync = sync
         self.recursion_limit = recursion_limit
         self.interrupt_before = interrupt_before
@@ -160,21 +179,36 @@ class Run:
         self.run_stats = run_stats
         self.debug_log = logger.isEnabledFor(logging.DEBUG)
         # position
-        self.values: dict[str, Any] = {}
+        self.values: dict[str, Any] = _EMPTY
         self.tasks: list[tuple[PNode, Any]] = []
-        self.barriers: dict[str, frozenset[str]] = {}
+        self.barriers: dict[str, frozenset[str]] = _EMPTY  # replaced, never mutated in place
         self.step = 0
         self.checkpoint_id: str | None = None
         self.since_snapshot = 0
-        self.pending: dict[int, tuple[Any, Any]] = {}  # task index -> (update, goto) already done
-        self.resume_values: dict[str, Any] = {}
+        self.pending: dict[int, tuple[Any, Any]] = _EMPTY  # task index -> (update, goto) already done
+        self.resume_values: dict[str, Any] = _EMPTY
         self.skip_before = False
-        self.buffer: list[CheckpointRecord] = []  # durability="exit"
+        self.buffer: list[CheckpointRecord] | None = None  # durability="exit"
         self.interrupts: tuple[Interrupt, ...] = ()
         self.last_step_writes: list[tuple[str, Any]] = []
         self.t0 = time.perf_counter()
         self.start_input: dict[str, Any] | None = None  # set: route from START and save the input first
         self.max_steps: int | None = None  # stop (without error) after this many supersteps
+        self.scratch = _Scratch(self, "", 0)  # reused by the inline path (one task at a time)
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (drawn at random when the caller gave none), for reproducing it."""
+        if self._seed is None:
+            self._seed = random.getrandbits(63)
+        return self._seed
+
+    @property
+    def rng(self) -> random.Random:
+        """The run's random generator: weighted edges and retry jitter draw from it."""
+        if self._rng is None:
+            self._rng = random.Random(self.seed)
+        return self._rng
 
     # -- events -----------------------------------------------------------------------------------
     def _emit(self, kind: str, step: int, node: str = "", duration: float = 0.0, attempt: int = 0,
@@ -226,6 +260,8 @@ class Run:
             store.put(rec)
         elif d == "async":
             store.put_nowait(rec)
+        elif self.buffer is None:
+            self.buffer = [rec]
         else:
             self.buffer.append(rec)
         self.checkpoint_id = cid
@@ -238,7 +274,7 @@ class Run:
             return
         if self.buffer:
             store.put_many(self.buffer)
-            self.buffer = []
+            self.buffer = None
         if self.durability == "async":
             store.flush()
 
@@ -280,15 +316,23 @@ def _timeout_error(node: PNode, step: int, attempt: int) -> NodeTimeoutError:
     )
 
 
-def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str, Any], step: int) -> tuple[Any, Any]:
-    """Run a sync node in this thread (timeouts via a worker thread), with retries."""
+def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str, Any], step: int,
+                  inline: bool = False) -> tuple[Any, Any]:
+    """Run a sync node in this thread (timeouts via a worker thread), with retries. ``inline``:
+    the only task of its step, on the loop's thread (reuses the run's scratch object)."""
     inp = run.schema.make_input(values) if arg is NOARG else arg
     fn = node.fn
     retry = node.retry
     emit = run.emit
     attempt = 1
     while True:
-        scratch = _Scratch(run, node.name, index)
+        if inline:
+            scratch = run.scratch
+            scratch.node = node.name
+            scratch.index = index
+            scratch.counter = 0
+        else:
+            scratch = _Scratch(run, node.name, index)
         if emit is not None:
             emit("node_start", step, node.name, 0.0, attempt, f"{step}:{index}", inp)
         t = time.perf_counter()
@@ -534,7 +578,7 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
             node, arg = tasks[0]
             try:
                 if sync:
-                    res = run_sync_task(run, node, arg, 0, values, step)
+                    res = run_sync_task(run, node, arg, 0, values, step, True)
                 else:
                     res = await run_async_task(run, node, arg, 0, values, step)
             except GraphInterrupt as gi:
@@ -550,15 +594,18 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
             todo = [i for i in range(n) if results[i] is None]
             errors: list[_Failure] = []
             intrs: list[Interrupt] = []
+            # with a store, each finished task's result is saved at once (durability permitting),
+            # so a crash mid-step re-runs only the tasks that had not finished
+            durable: set[int] | None = set() if (run.store is not None and run.durability != "exit") else None
             if sync:
-                _run_parallel_sync(run, tasks, todo, values, step, results, errors, intrs)
+                _run_parallel_sync(run, tasks, todo, values, step, results, errors, intrs, durable)
             else:
-                await _run_parallel_async(run, tasks, todo, values, step, results, errors, intrs)
+                await _run_parallel_async(run, tasks, todo, values, step, results, errors, intrs, durable)
             if errors or intrs:
                 saved = [
                     PendingWrite(i, tasks[i][0].name, results[i][0], _goto_list(results[i][1]))
                     for i in todo
-                    if results[i] is not None
+                    if results[i] is not None and (durable is None or i not in durable)
                 ]
                 if errors:
                     run.save_pending(saved)
@@ -614,8 +661,8 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
         run.tasks = next_tasks
         run.barriers = barriers
         run.step = step
-        run.pending = {}
-        run.resume_values = {}
+        run.pending = _EMPTY
+        run.resume_values = _EMPTY
         run.last_step_writes = writes
         if emit is not None:
             emit("state_update", step, data=dict(writes) if n > 1 else {writes[0][0]: writes[0][1]})
@@ -661,33 +708,53 @@ def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: list[Pen
     logger.info("run paused by %d interrupt(s) at step %d", len(intrs), run.step, extra=run._log_extra(run.step))
 
 
+def _save_done(run: Run, tasks: list[Any], i: int, res: Any, durable: set[int]) -> None:
+    """Save one finished task's result as a pending write of the step's base checkpoint."""
+    run.save_pending([PendingWrite(i, tasks[i][0].name, res[0], _goto_list(res[1]))])
+    durable.add(i)
+
+
 def _run_parallel_sync(run: Run, tasks: list[Any], todo: list[int], values: dict[str, Any], step: int,
-                       results: list[Any], errors: list[_Failure], intrs: list[Interrupt]) -> None:
+                       results: list[Any], errors: list[_Failure], intrs: list[Interrupt],
+                       durable: set[int] | None) -> None:
+    """Run a step's sync tasks concurrently: up to ``_POOL_SIZE`` workers (this thread is one of
+    them) pull task indexes from one shared iterator, so a wide fan-out of quick nodes does not
+    pay for a future per task, and blocking nodes still run side by side."""
+    pending = iter(todo)  # list iterators hand out each item once, even across threads
+    stream = run.stream_updates
+    out = run.out
+
+    def worker() -> None:
+        for i in pending:
+            node, arg = tasks[i]
+            try:
+                res = run_sync_task(run, node, arg, i, values, step)
+            except GraphInterrupt as gi:
+                intrs.extend(gi.interrupts)
+                continue
+            except BaseException as exc:  # sync work cannot be cancelled: finish the others
+                errors.append(_Failure(i, exc))
+                continue
+            results[i] = res
+            if durable is not None:
+                _save_done(run, tasks, i, res, durable)
+            if stream:
+                out.append(("updates", {node.name: res[0]}))
+
     pool = _thread_pool()
-    futs = {}
-    for i in todo:
-        node, arg = tasks[i]
-        ctx = contextvars.copy_context()
-        futs[pool.submit(ctx.run, run_sync_task, run, node, arg, i, values, step)] = i
-    # sync work cannot be cancelled: wait for all, in completion order for the stream
-    for fut in futures.as_completed(futs):
-        i = futs[fut]
-        try:
-            res = fut.result()
-        except GraphInterrupt as gi:
-            intrs.extend(gi.interrupts)
-            continue
-        except BaseException as exc:
-            errors.append(_Failure(i, exc))
-            continue
-        results[i] = res
-        if run.stream_updates:
-            run.out.append(("updates", {tasks[i][0].name: res[0]}))
+    helpers = [
+        pool.submit(contextvars.copy_context().run, worker) for _ in range(min(len(todo), _POOL_SIZE) - 1)
+    ]
+    try:
+        worker()
+    finally:
+        futures.wait(helpers)
     errors.sort(key=lambda f: f.index)
 
 
 async def _run_parallel_async(run: Run, tasks: list[Any], todo: list[int], values: dict[str, Any], step: int,
-                              results: list[Any], errors: list[_Failure], intrs: list[Interrupt]) -> None:
+                              results: list[Any], errors: list[_Failure], intrs: list[Interrupt],
+                              durable: set[int] | None) -> None:
     loop = asyncio.get_running_loop()
     pool = _thread_pool()
     futs: dict[asyncio.Future[Any], int] = {}
@@ -710,6 +777,8 @@ async def _run_parallel_async(run: Run, tasks: list[Any], todo: list[int], value
                 exc = f.exception()
                 if exc is None:
                     results[i] = f.result()
+                    if durable is not None:
+                        _save_done(run, tasks, i, results[i], durable)
                     if run.stream_updates:
                         run.out.append(("updates", {tasks[i][0].name: results[i][0]}))
                 elif isinstance(exc, GraphInterrupt):

@@ -78,8 +78,8 @@ class PNode:
         self.fn = fn
         self.retry = retry
         self.timeout = timeout
-        self.is_async = fn is not None and is_async_callable(fn)
-        self.inline = not self.is_async and timeout is None
+        self.is_async = False  # set by Plan.refresh()
+        self.inline = timeout is None
         self.succ: tuple[int, ...] = ()
         self.joins: tuple[PJoin, ...] = ()
         self.branches: tuple[PBranch, ...] = ()

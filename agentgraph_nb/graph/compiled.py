@@ -16,7 +16,7 @@ from agentgraph_nb.constants import END
 from agentgraph_nb.engine._algo import apply_writes
 from agentgraph_nb.engine._loop import _IW, _RW, INTERRUPT_KEY, Run, _route, run_loop
 from agentgraph_nb.engine._plan import Plan
-from agentgraph_nb.engine._runner import iterate_sync
+from agentgraph_nb.engine._runner import iterate_sync, run_sync
 from agentgraph_nb.errors import (
     CheckpointError,
     InvalidInputError,
@@ -234,7 +234,10 @@ class CompiledGraph(ViewsMixin):
         run.pending = {}
         run.resume_values = {}
         intrs: list[Interrupt] = []
-        for pw in rec.pending_writes:
+        # Pending writes belong to a step that has not completed: they resume the thread's newest
+        # checkpoint. Re-running an older one (time travel) runs its step afresh.
+        tip = checkpoint_id is None or self._is_tip(run.thread_id, rec)  # type: ignore[arg-type]
+        for pw in rec.pending_writes if tip else ():
             if pw.node == _IW:
                 d = pw.update
                 intrs.append(Interrupt(d["value"], d["id"], d.get("node", ""), d.get("when", "during")))
@@ -273,16 +276,46 @@ class CompiledGraph(ViewsMixin):
         run.skip_before = True
 
     # -- running ----------------------------------------------------------------------------------
-    async def _lifecycle(self, run: Run) -> AsyncIterator[tuple[str, Any]]:
-        stats = self._run_stats
-        stats.started += 1
+    def _begin(self, run: Run) -> None:
+        self._run_stats.started += 1
         self.last_run_id = run.run_id
         self.last_thread_id = run.thread_id
-        emit = run.emit
-        if emit is not None:
-            emit("run_start", run.step, data={"graph": self.name, "seed": run.seed})
-        logger.info("run %s of graph %r started (thread %s)", run.run_id, self.name, run.thread_id,
-                    extra=run._log_extra(run.step))
+        if run.emit is not None:
+            run.emit("run_start", run.step, data={"graph": self.name, "seed": run.seed})
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("run %s of graph %r started (thread %s)", run.run_id, self.name, run.thread_id,
+                        extra=run._log_extra(run.step))
+
+    def _end(self, run: Run, outcome: str, err: BaseException | None) -> None:
+        stats = self._run_stats
+        dt = time.perf_counter() - run.t0
+        try:
+            run.flush()
+        except Exception as exc:
+            if err is None:
+                raise
+            logger.error("could not flush checkpoints after a failed run: %s", exc)
+        finally:
+            if outcome == "completed":
+                stats.completed += 1
+            elif outcome == "interrupted":
+                stats.interrupted += 1
+            else:
+                stats.failed += 1
+            stats.durations.append(dt)
+            stats.ends.append(time.perf_counter())
+            if run.emit is not None:
+                run.emit("run_end", run.step, duration=dt, data={"status": outcome, "values": run.values, "error": err})
+            level = logging.INFO if outcome != "failed" else logging.ERROR
+            if logger.isEnabledFor(level):
+                at = getattr(err, "step", None)
+                at = at if isinstance(at, int) else run.step
+                logger.log(level, "run %s of graph %r %s in %.6fs at step %d", run.run_id, self.name, outcome, dt, at,
+                           extra=run._log_extra(at))
+
+    async def _lifecycle(self, run: Run) -> AsyncIterator[tuple[str, Any]]:
+        """The run as a stream of ``(mode, payload)`` items (for stream/astream)."""
+        self._begin(run)
         outcome = "failed"
         err: BaseException | None = None
         try:
@@ -293,33 +326,27 @@ class CompiledGraph(ViewsMixin):
             err = exc
             raise
         finally:
-            dt = time.perf_counter() - run.t0
-            try:
-                run.flush()
-            except Exception as exc:
-                if err is None:
-                    raise
-                logger.error("could not flush checkpoints after a failed run: %s", exc)
-            if outcome == "completed":
-                stats.completed += 1
-            elif outcome == "interrupted":
-                stats.interrupted += 1
-            else:
-                stats.failed += 1
-            stats.durations.append(dt)
-            stats.ends.append(time.perf_counter())
-            if emit is not None:
-                emit("run_end", run.step, duration=dt,
-                     data={"status": outcome, "values": run.values, "error": err})
-            log = logger.info if outcome != "failed" else logger.error
-            at = getattr(err, "step", None)
-            at = at if isinstance(at, int) else run.step
-            log("run %s of graph %r %s in %.6fs at step %d", run.run_id, self.name, outcome, dt, at,
-                extra=run._log_extra(at))
+            self._end(run, outcome, err)
         if run.out:  # events emitted after the last step (run_end)
             for item in run.out:
                 yield item
             run.out.clear()
+
+    async def _complete(self, run: Run) -> dict[str, Any]:
+        """The run to its end, as one coroutine (for invoke/ainvoke: no stream items)."""
+        self._begin(run)
+        outcome = "failed"
+        err: BaseException | None = None
+        try:
+            async for _ in run_loop(run):
+                pass
+            outcome = "interrupted" if run.interrupts else "completed"
+        except BaseException as exc:
+            err = exc
+            raise
+        finally:
+            self._end(run, outcome, err)
+        return self._result(run)
 
     def _result(self, run: Run) -> dict[str, Any]:
         values = dict(run.values)
@@ -351,16 +378,12 @@ class CompiledGraph(ViewsMixin):
         Works in scripts and inside a running event loop (a notebook cell).
         """
         run = self._prepare(input, thread_id, sync=self._all_sync(), **kwargs)
-        for _ in iterate_sync(self._lifecycle(run), needs_loop=not run.sync):
-            pass
-        return self._result(run)
+        return run_sync(self._complete(run), needs_loop=not run.sync)  # type: ignore[no-any-return]
 
     async def ainvoke(self, input: Any, thread_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Async :meth:`invoke`: runs on the caller's event loop (``await app.ainvoke(...)``)."""
         run = self._prepare(input, thread_id, sync=False, **kwargs)
-        async for _ in self._lifecycle(run):
-            pass
-        return self._result(run)
+        return await self._complete(run)
 
     @staticmethod
     def _modes(mode: str | Sequence[str]) -> tuple[frozenset[str], bool]:
@@ -420,7 +443,7 @@ class CompiledGraph(ViewsMixin):
 
             if _running_loop() is None:
                 return asyncio.run(coro)
-            return next(iter(iterate_sync(_one_shot(coro), needs_loop=True)))
+            return run_sync(coro, needs_loop=True)  # type: ignore[no-any-return]
         import concurrent.futures
 
         tids = list(thread_ids) if thread_ids is not None else [None] * len(items)
@@ -499,7 +522,15 @@ class CompiledGraph(ViewsMixin):
             raise InvalidInputError(f"graph {self.name!r} was compiled with checkpointer=None: it keeps no state")
         return self.checkpointer
 
-    def _snapshot(self, rec: CheckpointRecord, values: dict[str, Any]) -> StateSnapshot:
+    def _is_tip(self, thread_id: str, rec: CheckpointRecord) -> bool:
+        """Whether ``rec`` is the thread's newest checkpoint: only there do pending writes and
+        interrupts describe work still to do (older ones were superseded by their children)."""
+        latest = self.checkpointer.get(thread_id)  # type: ignore[union-attr]
+        return latest is not None and latest.checkpoint_id == rec.checkpoint_id
+
+    def _snapshot(self, rec: CheckpointRecord, values: dict[str, Any], tip: bool = True) -> StateSnapshot:
+        if not tip and rec.pending_writes:
+            rec = CheckpointRecord(**{**rec.__dict__, "pending_writes": []})
         done = {pw.task_index for pw in rec.pending_writes if pw.node not in (_IW, _RW)}
         answered = {pw.update["id"] for pw in rec.pending_writes if pw.node == _RW}
         intrs = tuple(
@@ -544,7 +575,7 @@ class CompiledGraph(ViewsMixin):
                 raise InvalidInputError(f"thread {thread_id!r} has no checkpoint {checkpoint_id!r}")
             return StateSnapshot({}, (), -1, None, None, None, {}, (), str(thread_id), {})
         rec, values, _ = loaded
-        return self._snapshot(rec, values)
+        return self._snapshot(rec, values, checkpoint_id is None or self._is_tip(str(thread_id), rec))
 
     def get_state_history(
         self,
@@ -563,12 +594,14 @@ class CompiledGraph(ViewsMixin):
         """
         store = self._store()
         recs = list(store.list(str(thread_id), before=before, limit=limit, metadata_filter=filter))
+        newest = store.get(str(thread_id))
+        tip_id = newest.checkpoint_id if newest is not None else None
         if limit is not None or before is not None or filter:
             out = []
             for rec in recs:
                 loaded = self._load(str(thread_id), rec.checkpoint_id)
                 if loaded is not None:
-                    out.append(self._snapshot(loaded[0], loaded[1]))
+                    out.append(self._snapshot(loaded[0], loaded[1], rec.checkpoint_id == tip_id))
             return out
         values_of: dict[str, dict[str, Any]] = {}
         schema = self.schema
@@ -582,7 +615,7 @@ class CompiledGraph(ViewsMixin):
                 loaded = self._load(str(thread_id), rec.checkpoint_id)
                 v = loaded[1] if loaded else {}
             values_of[rec.checkpoint_id] = v
-            out.append(self._snapshot(rec, v))
+            out.append(self._snapshot(rec, v, rec.checkpoint_id == tip_id))
         out.reverse()
         return out
 
@@ -616,7 +649,11 @@ class CompiledGraph(ViewsMixin):
         update = dict(values or {})
         name = as_node if as_node not in (None, END) else "__update__"
         run.values = apply_writes(self.schema, run.values, [(name, update)], check=False)
-        carried: list[PendingWrite] = list(base.pending_writes) if (base is not None and as_node is None) else []
+        carried: list[PendingWrite] = (
+            list(base.pending_writes)
+            if base is not None and as_node is None and (checkpoint_id is None or self._is_tip(thread_id, base))
+            else []
+        )
         if as_node == END:
             run.tasks = []
         elif as_node is not None:
@@ -676,10 +713,6 @@ class CompiledGraph(ViewsMixin):
         extra = sum(len(n.branches) + len(n.weighted) for n in [p.start, *p.nodes]) + len(p.joins)
         store = type(self.checkpointer).__name__ if self.checkpointer is not None else "no checkpointer"
         return f"<CompiledGraph {self.name!r}: {len(p.nodes)} nodes, {edges} edges, {extra} routers/joins, {store}>"
-
-
-async def _one_shot(coro: Any) -> AsyncIterator[Any]:
-    yield await coro
 
 
 def _progress(total: int, enabled: bool, name: str) -> Any:

@@ -24,6 +24,9 @@ __all__ = ["StateGraph"]
 def is_async_callable(fn: Any) -> bool:
     """True for ``async def`` functions and objects whose ``__call__`` is one (or that say so
     through an ``is_async`` attribute, like the notebook's hot-reload proxies)."""
+    code = getattr(fn, "__code__", None)
+    if code is not None and type(fn).__name__ == "function":
+        return bool(code.co_flags & 0x80)  # CO_COROUTINE: what inspect checks, without the cost
     flag = getattr(type(fn), "is_async", None)
     if isinstance(flag, property) or flag is not None:
         try:
