@@ -388,7 +388,7 @@ def _record_failure(run: Run, node: PNode, step: int, attempt: int, dt: float, i
 
 
 async def run_async_task(
-    run: Run, node: PNode, arg: Any, index: int, values: dict[str, Any], step: int
+    run: Run, node: PNode, arg: Any, index: int, values: dict[str, Any], step: int, inline: bool = False
 ) -> tuple[Any, Any]:
     """Run any node on the event loop: async nodes awaited, sync ones inline or (with a
     timeout) on a worker thread. Retries with ``asyncio.sleep``."""
@@ -398,7 +398,13 @@ async def run_async_task(
     emit = run.emit
     attempt = 1
     while True:
-        scratch = _Scratch(run, node.name, index)
+        if inline:
+            scratch = run.scratch
+            scratch.node = node.name
+            scratch.index = index
+            scratch.counter = 0
+        else:
+            scratch = _Scratch(run, node.name, index)
         if emit is not None:
             emit("node_start", step, node.name, 0.0, attempt, f"{step}:{index}", inp)
         t = time.perf_counter()
@@ -580,7 +586,7 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
                 if sync:
                     res = run_sync_task(run, node, arg, 0, values, step, True)
                 else:
-                    res = await run_async_task(run, node, arg, 0, values, step)
+                    res = await run_async_task(run, node, arg, 0, values, step, True)
             except GraphInterrupt as gi:
                 _stop_for_interrupts(run, gi.interrupts, [])
                 return
