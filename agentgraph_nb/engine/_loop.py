@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from agentgraph_nb._lazy import LazyModule
 from agentgraph_nb.checkpoint.base import CheckpointRecord, PendingWrite, new_checkpoint_id
@@ -196,6 +196,14 @@ class Run:
         self.max_steps: int | None = None  # stop (without error) after this many supersteps
         self.scratch = _Scratch(self, "", 0)  # reused by the inline path (one task at a time)
 
+    def reset_scratch(self, node: str, index: int) -> _Scratch:
+        """The run's own scratch, set up for the next inline task."""
+        scratch = self.scratch
+        scratch.node = node
+        scratch.index = index
+        scratch.counter = 0
+        return scratch
+
     @property
     def seed(self) -> int:
         """The run's seed (drawn at random when the caller gave none), for reproducing it."""
@@ -326,13 +334,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
     emit = run.emit
     attempt = 1
     while True:
-        if inline:
-            scratch = run.scratch
-            scratch.node = node.name
-            scratch.index = index
-            scratch.counter = 0
-        else:
-            scratch = _Scratch(run, node.name, index)
+        scratch = run.reset_scratch(node.name, index) if inline else _Scratch(run, node.name, index)
         if emit is not None:
             emit("node_start", step, node.name, 0.0, attempt, f"{step}:{index}", inp)
         t = time.perf_counter()
@@ -352,28 +354,36 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
         except GraphInterrupt:
             raise
         except Exception as exc:
-            dt = time.perf_counter() - t
             if retry is not None and attempt < retry.max_attempts and retry.should_retry(exc):
                 time.sleep(_on_retry(run, node, step, attempt, exc, index))
                 attempt += 1
                 continue
-            _record_failure(run, node, step, attempt, dt, index, exc)
-            err = _error_for(run, node, step, attempt, exc)
-            if err is exc:
-                raise
-            raise err from exc
+            _failed(run, node, step, attempt, index, time.perf_counter() - t, exc)
         finally:
             _current.reset(token)
-        dt = time.perf_counter() - t
-        st = node.stats
-        st.count += 1
-        st.total += dt
-        st.latencies.append(dt)
-        if emit is not None:
-            emit("node_end", step, node.name, dt, attempt, f"{step}:{index}", res[0])
-        if run.debug_log:
-            logger.debug("node %r done in %.6fs", node.name, dt, extra=run._log_extra(step, node.name))
+        _finished(run, node, step, attempt, index, time.perf_counter() - t, res)
         return res
+
+
+def _finished(run: Run, node: PNode, step: int, attempt: int, index: int, dt: float, res: Any) -> None:
+    """Bookkeeping of a node execution that succeeded: metrics, event, debug log."""
+    st = node.stats
+    st.count += 1
+    st.total += dt
+    st.latencies.append(dt)
+    if run.emit is not None:
+        run.emit("node_end", step, node.name, dt, attempt, f"{step}:{index}", res[0])
+    if run.debug_log:
+        logger.debug("node %r done in %.6fs", node.name, dt, extra=run._log_extra(step, node.name))
+
+
+def _failed(run: Run, node: PNode, step: int, attempt: int, index: int, dt: float, exc: Exception) -> NoReturn:
+    """A node failed for good: record it and raise the typed error (chained to ``exc``)."""
+    _record_failure(run, node, step, attempt, dt, index, exc)
+    err = _error_for(run, node, step, attempt, exc)
+    if err is exc:
+        raise exc
+    raise err from exc
 
 
 def _record_failure(run: Run, node: PNode, step: int, attempt: int, dt: float, index: int, exc: BaseException) -> None:
@@ -398,13 +408,7 @@ async def run_async_task(
     emit = run.emit
     attempt = 1
     while True:
-        if inline:
-            scratch = run.scratch
-            scratch.node = node.name
-            scratch.index = index
-            scratch.counter = 0
-        else:
-            scratch = _Scratch(run, node.name, index)
+        scratch = run.reset_scratch(node.name, index) if inline else _Scratch(run, node.name, index)
         if emit is not None:
             emit("node_start", step, node.name, 0.0, attempt, f"{step}:{index}", inp)
         t = time.perf_counter()
@@ -436,27 +440,14 @@ async def run_async_task(
         except GraphInterrupt:
             raise
         except Exception as exc:
-            dt = time.perf_counter() - t
             if retry is not None and attempt < retry.max_attempts and retry.should_retry(exc):
                 await asyncio.sleep(_on_retry(run, node, step, attempt, exc, index))
                 attempt += 1
                 continue
-            _record_failure(run, node, step, attempt, dt, index, exc)
-            err = _error_for(run, node, step, attempt, exc)
-            if err is exc:
-                raise
-            raise err from exc
+            _failed(run, node, step, attempt, index, time.perf_counter() - t, exc)
         finally:
             _current.reset(token)
-        dt = time.perf_counter() - t
-        st = node.stats
-        st.count += 1
-        st.total += dt
-        st.latencies.append(dt)
-        if emit is not None:
-            emit("node_end", step, node.name, dt, attempt, f"{step}:{index}", res[0])
-        if run.debug_log:
-            logger.debug("node %r done in %.6fs", node.name, dt, extra=run._log_extra(step, node.name))
+        _finished(run, node, step, attempt, index, time.perf_counter() - t, res)
         return res
 
 
