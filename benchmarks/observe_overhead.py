@@ -3,7 +3,6 @@ then with a live timeline and a live dashboard attached (and each part alone).
 
     python benchmarks/observe_overhead.py                 # 10,000 runs, 5 rounds
     python benchmarks/observe_overhead.py --runs 2000 --rounds 3
-    python benchmarks/observe_overhead.py --fast-event      # what-if: cheaper engine events
 
 Configurations: ``nothing``; ``listener`` (one listener that does nothing: what the engine
 pays to build and deliver events); ``recorder`` (``app.record()``); ``timeline``, ``dashboard``
@@ -39,49 +38,6 @@ def build() -> Any:
     g.add_node("c", lambda s: {"x": s["x"] + 1})
     g.add_edge(START, "a").add_edge("a", "b").add_edge("b", "c").add_edge("c", END)
     return g.compile(checkpointer=None)
-
-
-class FastEvent:
-    """What-if for ``--fast-event``: an event class as cheap to build as a plain slots object
-    (the engine's ``Event`` is a frozen dataclass, whose ``__init__`` sets each field through
-    ``object.__setattr__``)."""
-
-    __slots__ = (
-        "attempt",
-        "data",
-        "duration",
-        "kind",
-        "node",
-        "run_id",
-        "step",
-        "task_id",
-        "thread_id",
-        "ts",
-    )
-
-    def __init__(
-        self,
-        kind: str,
-        run_id: str,
-        thread_id: Any,
-        step: int,
-        node: str = "",
-        ts: float = 0.0,
-        duration: float = 0.0,
-        attempt: int = 0,
-        task_id: str = "",
-        data: Any = None,
-    ) -> None:
-        self.kind = kind
-        self.run_id = run_id
-        self.thread_id = thread_id
-        self.step = step
-        self.node = node
-        self.ts = ts
-        self.duration = duration
-        self.attempt = attempt
-        self.task_id = task_id
-        self.data = data
 
 
 def attach(app: Any, what: str) -> list[Any]:
@@ -120,16 +76,7 @@ def main() -> None:
         default=["nothing", "listener", "recorder", "timeline", "dashboard", "both"],
     )
     ap.add_argument("--max-concurrency", type=int, default=None)
-    ap.add_argument(
-        "--fast-event",
-        action="store_true",
-        help="what-if: patch the engine's Event class with a plain slots class",
-    )
     args = ap.parse_args()
-    if args.fast_event:
-        import agentgraph_nb.engine._loop as loop
-
-        loop.Event = FastEvent  # type: ignore[assignment,misc]
     inputs = [{"x": i} for i in range(args.runs)]
     times: dict[str, list[float]] = {c: [] for c in args.configs}
     cpu: dict[str, list[float]] = {c: [] for c in args.configs}
