@@ -544,3 +544,16 @@ def test_live_statuses_from_a_real_run() -> None:
     assert "no ink" in v.details["write"]["error"]
     assert v.details["search"]["output"] == "{'notes': ['s']}"
     unsubscribe()
+
+
+def test_show_paints_simulated_routes_as_edge_counts() -> None:
+    from agentgraph_nb import START, StateGraph
+
+    g = StateGraph(dict).add_node("pick", lambda s: None).add_node("a", lambda s: None).add_node("b", lambda s: None)
+    g.add_edge(START, "pick").add_weighted_edges("pick", {"a": 0.8, "b": 0.2})
+    app = g.compile(checkpointer=None)
+    routes = app.simulate({}, n=200, seed=1)
+    view = app.show(routes=routes)
+    assert view.edge_counts["pick->a"] + view.edge_counts["pick->b"] == 200
+    assert view.edge_counts["pick->a"] > view.edge_counts["pick->b"]
+    assert app.show(routes={"pick->a": 3}).edge_counts == {"pick->a": 3}

@@ -34,12 +34,24 @@ class ViewsMixin:
         return events_frame(self, run_id=run_id, thread_id=thread_id)
 
     # -- widgets ----------------------------------------------------------------------------------
-    def show(self) -> Any:
-        """The GraphView widget for this graph, live during runs."""
+    def show(self, routes: Any = None) -> Any:
+        """The GraphView widget for this graph, live during runs.
+
+        Args:
+            routes: route frequencies to draw as edge thickness: the DataFrame
+                :meth:`simulate` returns, or a ``{"src->dst": count}`` dict.
+        """
         from agentgraph_nb.ui.graphview import GraphView
 
         view = GraphView.from_app(self)
         view.attach(self)
+        if routes is not None:
+            if isinstance(routes, Mapping):
+                view.edge_counts = dict(routes)
+            else:
+                from agentgraph_nb.observe.simulate import route_counts
+
+                view.edge_counts = route_counts(routes)
         return view
 
     def debug(self, inputs: Any = None, *, thread_id: str | None = None, breakpoints: Sequence[str] = ()) -> Any:
