@@ -340,9 +340,9 @@ def test_burst_of_runs_sends_at_most_20_updates_a_second(closing: Any) -> None:
     app.batch([{}] * 3000)
     for _ in range(3):
         app.invoke({})
-    elapsed = time.perf_counter() - t0
     time.sleep(0.15)  # the trailing update
-    budget = elapsed / 0.05 + 3
+    elapsed = time.perf_counter() - t0
+    budget = elapsed / 0.05 + 2
     assert 1 <= tl.updates_sent - sent0[0] <= budget
     assert 1 <= dash.updates_sent - sent0[1] <= budget
     # nothing was lost on the way: the last update shows everything

@@ -118,11 +118,14 @@ class Coalescer:
     def _fire(self) -> None:
         with self._lock:
             self._timer = None
-        wait = self._last + self.pace - time.perf_counter()
-        if wait > 1e-3:  # flushed (at run_end) since this timer was set: keep the pace
-            self._schedule(wait)
-            return
-        self.run()
+        with self.flush_lock:  # checked under the lock: a run_end flush may have just happened
+            if self.closed:
+                return
+            wait = self._last + self.pace - time.perf_counter()
+            if wait <= 1e-3:
+                self._timed()
+                return
+        self._schedule(wait)  # flushed (at run_end) since this timer was set: keep the pace
 
     def _timed(self) -> bool:
         flush = self._flush_ref()
@@ -147,12 +150,13 @@ class Coalescer:
         """Flush in this thread if the pace allows and nobody is flushing; else :meth:`poke`."""
         if time.perf_counter() - self._last >= self.pace and self.flush_lock.acquire(False):
             try:
-                if not self.closed:
+                # re-checked under the lock: another thread may have flushed meanwhile
+                if not self.closed and time.perf_counter() - self._last >= self.pace:
                     self._timed()
+                    return
             finally:
                 self.flush_lock.release()
-        else:
-            self.poke()
+        self.poke()
 
     def close(self) -> None:
         """No more flushes; cancels a pending one and calls :attr:`on_close`."""
