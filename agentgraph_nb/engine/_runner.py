@@ -64,10 +64,8 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _drive_private_loop(agen: AsyncIterator[Any]) -> Iterator[Any]:
-    import asyncio
-
-    loop = asyncio.new_event_loop()
+def _drive_on(loop: asyncio.AbstractEventLoop, agen: AsyncIterator[Any]) -> Iterator[Any]:
+    """Take the generator's items one ``run_until_complete`` at a time; close it at the end."""
     try:
         while True:
             try:
@@ -76,8 +74,17 @@ def _drive_private_loop(agen: AsyncIterator[Any]) -> Iterator[Any]:
                 return
             yield item
     finally:
+        loop.run_until_complete(agen.aclose())  # type: ignore[attr-defined]
+
+
+def _drive_private_loop(agen: AsyncIterator[Any]) -> Iterator[Any]:
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        yield from _drive_on(loop, agen)
+    finally:
         try:
-            loop.run_until_complete(agen.aclose())  # type: ignore[attr-defined]
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
@@ -88,15 +95,7 @@ def _drive_nested(loop: asyncio.AbstractEventLoop, agen: AsyncIterator[Any]) -> 
 
     if not getattr(loop, "_nest_patched", False):
         nest_asyncio2.apply(loop)
-    try:
-        while True:
-            try:
-                item = loop.run_until_complete(agen.__anext__())
-            except StopAsyncIteration:
-                return
-            yield item
-    finally:
-        loop.run_until_complete(agen.aclose())  # type: ignore[attr-defined]
+    yield from _drive_on(loop, agen)
 
 
 def _drive_thread(agen: AsyncIterator[Any]) -> Iterator[Any]:
