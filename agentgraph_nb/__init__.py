@@ -33,7 +33,15 @@ from agentgraph_nb.errors import (
 from agentgraph_nb.graph.compiled import CompiledGraph
 from agentgraph_nb.graph.session import DebugSession, StateDiff
 from agentgraph_nb.graph.state import StateGraph
-from agentgraph_nb.types import Command, Event, Interrupt, Overwrite, RetryPolicy, Send, StateSnapshot
+from agentgraph_nb.types import (
+    Command,
+    Event,
+    Interrupt,
+    Overwrite,
+    RetryPolicy,
+    Send,
+    StateSnapshot,
+)
 
 __version__ = "0.3.0.dev0"
 

@@ -13,7 +13,6 @@ Writing a new store means subclassing :class:`BaseCheckpointer` in one file and 
 from __future__ import annotations
 
 import builtins
-
 import itertools
 import os
 import time

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any

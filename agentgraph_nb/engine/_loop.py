@@ -129,11 +129,40 @@ class Run:
     """
 
     __slots__ = (
-        "_rng", "_seed", "barriers", "buffer", "checkpoint_id", "debug_log", "durability", "emit",
-        "interrupt_after", "interrupt_before", "interrupts", "last_step_writes", "listeners", "max_steps",
-        "metrics", "modes", "out", "pending", "plan", "recursion_limit", "resume_values", "run_id",
-        "run_stats", "schema", "since_snapshot", "skip_before", "start_input", "step", "store",
-        "scratch", "stream_events", "stream_updates", "stream_values", "sync", "t0", "tasks", "thread_id",
+        "_rng",
+        "_seed",
+        "barriers",
+        "buffer",
+        "checkpoint_id",
+        "debug_log",
+        "durability",
+        "emit",
+        "interrupt_after",
+        "interrupt_before",
+        "interrupts",
+        "listeners",
+        "max_steps",
+        "modes",
+        "out",
+        "pending",
+        "plan",
+        "recursion_limit",
+        "resume_values",
+        "run_id",
+        "schema",
+        "scratch",
+        "since_snapshot",
+        "skip_before",
+        "start_input",
+        "step",
+        "store",
+        "stream_events",
+        "stream_updates",
+        "stream_values",
+        "sync",
+        "t0",
+        "tasks",
+        "thread_id",
         "values",
     )
 
@@ -152,8 +181,6 @@ class Run:
         recursion_limit: int,
         interrupt_before: frozenset[str],
         interrupt_after: frozenset[str],
-        metrics: bool,
-        run_stats: Any,
     ) -> None:
         self.plan = plan
         self.schema = plan.schema
@@ -175,8 +202,6 @@ class Run:
         self.recursion_limit = recursion_limit
         self.interrupt_before = interrupt_before
         self.interrupt_after = interrupt_after
-        self.metrics = metrics
-        self.run_stats = run_stats
         self.debug_log = logger.isEnabledFor(logging.DEBUG)
         # position
         self.values: dict[str, Any] = _EMPTY
@@ -190,7 +215,6 @@ class Run:
         self.skip_before = False
         self.buffer: list[CheckpointRecord] | None = None  # durability="exit"
         self.interrupts: tuple[Interrupt, ...] = ()
-        self.last_step_writes: list[tuple[str, Any]] = []
         self.t0 = time.perf_counter()
         self.start_input: dict[str, Any] | None = None  # set: route from START and save the input first
         self.max_steps: int | None = None  # stop (without error) after this many supersteps
@@ -660,7 +684,6 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
         run.step = step
         run.pending = _EMPTY
         run.resume_values = _EMPTY
-        run.last_step_writes = writes
         if emit is not None:
             emit("state_update", step, data=dict(writes) if n > 1 else {writes[0][0]: writes[0][1]})
         if run.store is not None:

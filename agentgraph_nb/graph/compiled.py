@@ -70,7 +70,6 @@ class CompiledGraph(ViewsMixin):
         interrupt_before: Sequence[str] | str = (),
         interrupt_after: Sequence[str] | str = (),
         name: str | None = None,
-        metrics: bool = True,
     ) -> None:
         self.builder = builder
         self.name = name or builder.name
@@ -91,7 +90,6 @@ class CompiledGraph(ViewsMixin):
         self._listeners: list[Callable[[Event], Any]] = []
         self._run_stats = RunStats()
         self.metrics = Metrics((n.stats for n in self.plan.nodes), self._run_stats)
-        self._collect_metrics = metrics
         self.last_run_id: str | None = None
         self.last_thread_id: str | None = None
 
@@ -153,8 +151,6 @@ class CompiledGraph(ViewsMixin):
             recursion_limit=recursion_limit,
             interrupt_before=frozenset(interrupt_before) if interrupt_before is not None else self.interrupt_before,
             interrupt_after=frozenset(interrupt_after) if interrupt_after is not None else self.interrupt_after,
-            metrics=self._collect_metrics,
-            run_stats=self._run_stats,
         )
         if max_steps is not None:
             if not isinstance(max_steps, int) or max_steps < 0:

@@ -269,7 +269,6 @@ class StateGraph:
         interrupt_before: Sequence[str] | str = (),
         interrupt_after: Sequence[str] | str = (),
         name: str | None = None,
-        metrics: bool = True,
     ) -> CompiledGraph:
         """Validate and freeze the graph into a runnable :class:`CompiledGraph`.
 
@@ -280,7 +279,6 @@ class StateGraph:
             interrupt_before: nodes to pause before (``"*"`` for all).
             interrupt_after: nodes to pause after (``"*"`` for all).
             name: overrides the graph's name.
-            metrics: collect per-node metrics (``app.metrics``).
 
         Raises:
             GraphValidationError: unknown nodes in edges, undeclared router targets, no entry.
@@ -306,7 +304,6 @@ class StateGraph:
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             name=name,
-            metrics=metrics,
         )
 
     # -- export -----------------------------------------------------------------------------------
