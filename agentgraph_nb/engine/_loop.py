@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from agentgraph_nb._lazy import LazyModule
 from agentgraph_nb.checkpoint.base import CheckpointRecord, PendingWrite, new_checkpoint_id
@@ -454,7 +454,8 @@ async def run_async_task(
             else:
                 ctx = contextvars.copy_context()
                 loop = asyncio.get_running_loop()
-                fut = loop.run_in_executor(_thread_pool(), ctx.run, fn, inp)
+                # fn is only None for START, which never runs as a task
+                fut = loop.run_in_executor(_thread_pool(), ctx.run, cast("Callable[..., Any]", fn), inp)
                 try:
                     out = await asyncio.wait_for(fut, node.timeout)
                 except asyncio.TimeoutError:
@@ -648,8 +649,8 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
         if n == 1 and tasks[0][0].simple and not results[0][1]:
             next_tasks = tasks[0][0].static_next
         else:
-            plain: set[int] = set()
-            sends: list[Any] = []
+            plain = set()  # set[int] and list[Any], as declared for START's routing above
+            sends = []
             for i, (t, r) in enumerate(zip(tasks, results)):
                 node = t[0]
                 if node.simple and not r[1]:
@@ -778,6 +779,7 @@ async def _run_parallel_async(run: Run, tasks: list[Any], todo: list[int], value
     loop = asyncio.get_running_loop()
     pool = _thread_pool()
     futs: dict[asyncio.Future[Any], int] = {}
+    f: asyncio.Future[Any]
     for i in todo:
         node, arg = tasks[i]
         if node.is_async or not node.inline:

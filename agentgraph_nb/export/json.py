@@ -6,7 +6,7 @@ import importlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from agentgraph_nb.errors import GraphValidationError
 from agentgraph_nb.graph.state import is_async_callable, target_name
@@ -50,7 +50,7 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
                 "timeout": n.timeout,
                 **({"destinations": list(n.destinations)} if n.destinations else {}),
                 # a node bound by name in a notebook (hot-reload proxy): the name it looks up
-                **({"ref": n.fn.name} if hasattr(type(n.fn), "is_async") and isinstance(getattr(n.fn, "name", None), str) else {}),
+                **({"ref": ref} if hasattr(type(n.fn), "is_async") and isinstance(ref := getattr(n.fn, "name", None), str) else {}),
                 **({"metadata": n.metadata} if n.metadata else {}),
             }
             for n in g.nodes.values()
@@ -91,7 +91,7 @@ def graph_from_json(
 ) -> StateGraph:
     """Rebuild a builder from :func:`graph_to_json` output (or its JSON text)."""
     if isinstance(data, str):
-        data = json.loads(data)
+        data = cast("Mapping[str, Any]", json.loads(data))
     if data.get("format") != FORMAT:
         raise GraphValidationError(f"from_json: not an agentgraph_nb graph (format {data.get('format')!r})")
     if data.get("version") != 1:

@@ -96,9 +96,9 @@ def validate(g: StateGraph) -> list[str]:
     # a node can finish if it reaches END, a node without outgoing edges, or a dynamic router:
     # walk the edges backwards from those (linear time)
     preds: dict[str, list[str]] = {}
-    for n, ts in succ.items():
+    for src, ts in succ.items():
         for t in ts:
-            preds.setdefault(t, []).append(n)
+            preds.setdefault(t, []).append(src)
     can_end = {END} | dynamic | {n for n in g.nodes if not succ[n]}
     stack = list(can_end)
     while stack:

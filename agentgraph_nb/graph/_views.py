@@ -4,7 +4,10 @@ only when called, so the engine never imports IPython, ipywidgets, plotly or pan
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from agentgraph_nb.graph.compiled import CompiledGraph
 
 __all__ = ["ViewsMixin"]
 
@@ -58,7 +61,8 @@ class ViewsMixin:
         """A step-through Debugger widget (graph, controls, state inspector, time travel)."""
         from agentgraph_nb.ui.debugger import Debugger
 
-        return Debugger(self, inputs, thread_id=thread_id, breakpoints=breakpoints)
+        app = cast("CompiledGraph", self)  # only ever mixed into CompiledGraph
+        return Debugger(app, inputs, thread_id=thread_id, breakpoints=breakpoints)
 
     def timeline(self, run_or_thread: str | None = None, **options: Any) -> Any:
         """A plotly Gantt chart of node executions, live during runs (or of a past run/thread).

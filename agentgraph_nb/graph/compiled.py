@@ -9,7 +9,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from agentgraph_nb.checkpoint.base import BaseCheckpointer, CheckpointRecord, PendingWrite
 from agentgraph_nb.constants import END
@@ -72,7 +72,8 @@ class CompiledGraph(ViewsMixin):
         name: str | None = None,
     ) -> None:
         self.builder = builder
-        self.name = name or builder.name
+        # StateGraph.name is always a str (its name, the schema's __name__ or "graph"); mypy infers Optional
+        self.name: str = name or cast(str, builder.name)
         self.plan = Plan(builder)
         self.plan.name = self.name
         self.schema = builder.state

@@ -12,7 +12,7 @@ import ast
 import json
 import shlex
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -21,6 +21,9 @@ from traitlets import Bool, Unicode
 
 from agentgraph_nb.errors import AgentGraphError, did_you_mean
 from agentgraph_nb.notebook import _dsl
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = ["AgentGraphMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -51,6 +54,11 @@ class AgentGraphMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.sources: dict[str, str] = {}
+
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        """The notebook's namespace (magics only run inside a shell, so ``shell`` is set)."""
+        return cast("InteractiveShell", self.shell).user_ns
 
     # -- %%agentgraph ------------------------------------------------------------------------------
     @magic_arguments()
@@ -93,7 +101,7 @@ class AgentGraphMagics(Magics):
         name = args.name
         if not name.isidentifier():
             raise UsageError(f"%%agentgraph: {name!r} is not a valid Python name to bind the graph to")
-        ns = self.shell.user_ns
+        ns = self._user_ns
         text = cell
         if args.append:
             if name not in self.sources:
@@ -157,7 +165,7 @@ class AgentGraphMagics(Magics):
     def _inputs_var(self, var: str | None) -> Any:
         if var is None:
             return {}
-        ns = self.shell.user_ns
+        ns = self._user_ns
         if var not in ns:
             raise UsageError(f"-i {var}: {var!r} is not defined in the notebook.{did_you_mean(var, ns)}")
         return ns[var]
@@ -165,7 +173,7 @@ class AgentGraphMagics(Magics):
     def _graph(self, name: str) -> Any:
         from agentgraph_nb.graph.compiled import CompiledGraph
 
-        ns = self.shell.user_ns
+        ns = self._user_ns
         obj = ns.get(name)
         if not isinstance(obj, CompiledGraph):
             graphs = [k for k, v in ns.items() if isinstance(v, CompiledGraph)]
@@ -180,14 +188,15 @@ class AgentGraphMagics(Magics):
         if not text:
             return {}
         try:
-            return eval(compile(ast.parse(text, mode="eval"), "<%agentgraph>", "eval"), self.shell.user_ns)
+            return eval(compile(ast.parse(text, mode="eval"), "<%agentgraph>", "eval"), self._user_ns)
         except SyntaxError:
             try:
                 return json.loads(text)
             except json.JSONDecodeError as exc:
                 raise UsageError(f"%agentgraph: cannot read the inputs {text!r}: {exc}") from None
 
-    @line_magic("agentgraph")
+    # IPython annotates line_magic(name) as returning ``_F | Callable[[_F], _F]``, so mypy cannot call it
+    @line_magic("agentgraph")  # type: ignore[arg-type]
     def _line(self, line: str) -> Any:
         """``%agentgraph run|show|debug|timeline|dashboard|dsl|list NAME [inputs] [--thread T] [--seed N]``."""
         parts = line.strip().split(None, 2)
@@ -202,7 +211,7 @@ class AgentGraphMagics(Magics):
         if cmd == "list":
             from agentgraph_nb.graph.compiled import CompiledGraph
 
-            return [k for k, v in self.shell.user_ns.items() if isinstance(v, CompiledGraph) and not k.startswith("_")]
+            return [k for k, v in self._user_ns.items() if isinstance(v, CompiledGraph) and not k.startswith("_")]
         if len(parts) < 2:
             raise UsageError(f"usage: %agentgraph {cmd} NAME [inputs]")
         app = self._graph(parts[1])
