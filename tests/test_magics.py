@@ -126,6 +126,9 @@ def test_append_adds_statements(shell: Shell) -> None:
     assert shell.ns["g"].invoke({})["notes"] == ["plan", "a"]
     with pytest.raises(UsageError, match="no graph 'h'"):
         shell.run("%%agentgraph h --append\nSTART -> a")
+    with pytest.raises(DslSyntaxError) as ei:  # errors in an appended cell use that cell's lines
+        shell.run("%%agentgraph g --state State --append --no-display\n# more\na -> plna")
+    assert ei.value.line == 3 and "Did you mean 'plan'" in str(ei.value)
 
 
 def test_hot_reload_without_rerunning_cell(shell: Shell) -> None:
@@ -141,11 +144,11 @@ def test_bad_cells_name_line_column_and_suggest(shell: Shell) -> None:
     with pytest.raises(DslSyntaxError) as ei:
         shell.run("%%agentgraph g --state State\nSTART -> plan\nplan -> wirte")
     e = ei.value
-    assert (e.line, e.column) == (2, 9)
+    assert (e.line, e.column) == (3, 9)  # the %%agentgraph line is line 1, as the notebook shows
     assert "Did you mean 'write'" not in str(e)  # 'wirte' is unknown; suggestions come from the notebook
     with pytest.raises(DslSyntaxError) as ei:
         shell.run("%%agentgraph g --state State\nSTART -> plna")
-    assert "Did you mean 'plan'" in str(ei.value) and ei.value.line == 1
+    assert "Did you mean 'plan'" in str(ei.value) and ei.value.line == 2
     assert "^^^^" in str(ei.value)
     with pytest.raises(DslSyntaxError, match="Did you mean 'route'"):
         shell.run("%%agentgraph g --state State\nSTART -> a | b ? rout")

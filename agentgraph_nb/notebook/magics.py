@@ -125,8 +125,11 @@ class AgentGraphMagics(Magics):
 
         try:
             if args.append:
-                _dsl.parse(cell)  # report mistakes in the new cell with its own line numbers
-            parsed = _dsl.parse(text, line_offset=0)
+                _dsl.parse(cell, line_offset=1)  # mistakes in the new cell, by the cell's own lines
+            # line numbers as the notebook shows them: the %%agentgraph line is line 1 (with
+            # --append, the appended cell's lines; the earlier text comes before line 1)
+            offset = 1 - (len(text.splitlines()) - len(cell.splitlines())) if args.append else 1
+            parsed = _dsl.parse(text, line_offset=offset)
             builder = _dsl.build(parsed, name=name, schema=schema, namespace=ns, builder_cls=StateGraph)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
