@@ -150,6 +150,7 @@ class Run:
         "resume_values",
         "run_id",
         "schema",
+        "scoped",
         "scratch",
         "since_snapshot",
         "skip_before",
@@ -219,6 +220,9 @@ class Run:
         self.start_input: dict[str, Any] | None = None  # set: route from START and save the input first
         self.max_steps: int | None = None  # stop (without error) after this many supersteps
         self.scratch = _Scratch(self, "", 0)  # reused by the inline path (one task at a time)
+        # True while the whole run executes in one context that already points interrupt() at
+        # self.scratch (see CompiledGraph._complete): inline tasks then skip setting it per node
+        self.scoped = False
 
     def reset_scratch(self, node: str, index: int) -> _Scratch:
         """The run's own scratch, set up for the next inline task."""
@@ -362,7 +366,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
         if emit is not None:
             emit("node_start", step, node.name, 0.0, attempt, f"{step}:{index}", inp)
         t = time.perf_counter()
-        token = _current.set(scratch)
+        token = None if (inline and run.scoped) else _current.set(scratch)
         try:
             if node.timeout is None:
                 out = fn(inp)  # type: ignore[misc]
@@ -384,7 +388,8 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
                 continue
             _failed(run, node, step, attempt, index, time.perf_counter() - t, exc)
         finally:
-            _current.reset(token)
+            if token is not None:
+                _current.reset(token)
         _finished(run, node, step, attempt, index, time.perf_counter() - t, res)
         return res
 
@@ -436,7 +441,7 @@ async def run_async_task(
         if emit is not None:
             emit("node_start", step, node.name, 0.0, attempt, f"{step}:{index}", inp)
         t = time.perf_counter()
-        token = _current.set(scratch)
+        token = None if (inline and run.scoped) else _current.set(scratch)
         try:
             if node.is_async:
                 if node.timeout is None:
@@ -471,7 +476,8 @@ async def run_async_task(
                 continue
             _failed(run, node, step, attempt, index, time.perf_counter() - t, exc)
         finally:
-            _current.reset(token)
+            if token is not None:
+                _current.reset(token)
         _finished(run, node, step, attempt, index, time.perf_counter() - t, res)
         return res
 
@@ -557,7 +563,8 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
             raise
         except Exception as exc:
             raise InvalidUpdateError(f"routing from START failed: {type(exc).__name__}: {exc}", node="__start__") from exc
-        run.tasks = [nodes[i].task for i in sorted(plain)] + sends
+        run.tasks = _next_tasks(nodes, plain, sends)
+        del plain, sends
         if run.store is not None:
             run.save([("__input__", run.start_input)], "input")
         run.start_input = None
@@ -582,18 +589,13 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
             )
         # interrupt_before
         if run.interrupt_before and not run.skip_before:
-            hit = [i for i, t in enumerate(tasks) if t[0].name in run.interrupt_before or "*" in run.interrupt_before]
-            if hit:
-                intr = tuple(
-                    Interrupt({"reason": "interrupt_before", "node": tasks[i][0].name}, run.interrupt_id(i, -1),
-                              tasks[i][0].name, "before")
-                    for i in hit
-                )
+            intr = _before_interrupts(run, tasks)
+            if intr:
                 _stop_for_interrupts(run, intr, [])
                 return
         run.skip_before = False
         if emit is not None:
-            emit("step_start", step, data=[t[0].name for t in tasks])
+            emit("step_start", step, data=_names(tasks))
         n = len(tasks)
         pending = run.pending
         if n == 1 and not pending:
@@ -611,9 +613,9 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
                 out.append(("updates", {node.name: res[0]}))
         else:
             results = [None] * n
-            for i, done in pending.items():
-                results[i] = done
-            todo = [i for i in range(n) if results[i] is None]
+            for k, done in pending.items():
+                results[k] = done
+            todo = _todo(results)
             errors: list[_Failure] = []
             intrs: list[Interrupt] = []
             # with a store, each finished task's result is saved at once (durability permitting),
@@ -624,18 +626,14 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
             else:
                 await _run_parallel_async(run, tasks, todo, values, step, results, errors, intrs, durable)
             if errors or intrs:
-                saved = [
-                    PendingWrite(i, tasks[i][0].name, results[i][0], _goto_list(results[i][1]))
-                    for i in todo
-                    if results[i] is not None and (durable is None or i not in durable)
-                ]
+                saved = _pending_writes(tasks, results, todo, durable)
                 if errors:
                     run.save_pending(saved)
                     raise errors[0].exc from errors[0].exc.__cause__
                 _stop_for_interrupts(run, tuple(intrs), saved)
                 return
         # merge in the fixed order, then route
-        writes = [(t[0].name, r[0]) for t, r in zip(tasks, results)]
+        writes = [(tasks[0][0].name, results[0][0])] if n == 1 else _writes(tasks, results)
         try:
             if n == 1:
                 upd = writes[0][1]
@@ -649,7 +647,7 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
         if n == 1 and tasks[0][0].simple and not results[0][1]:
             next_tasks = tasks[0][0].static_next
         else:
-            plain = set()  # set[int] and list[Any], as declared for START's routing above
+            plain = set()
             sends = []
             for i, (t, r) in enumerate(zip(tasks, results)):
                 node = t[0]
@@ -665,11 +663,9 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
                     else:
                         barriers = await _route_async(run, node, view, r[1], plain, sends, barriers)
                 except Exception as exc:
-                    saved = [
-                        PendingWrite(k, tasks[k][0].name, results[k][0], _goto_list(results[k][1]))
-                        for k in range(n) if k != i
-                    ]
-                    run.save_pending(saved)
+                    others = list(range(n))
+                    del others[i]
+                    run.save_pending(_pending_writes(tasks, results, others, None))
                     if isinstance(exc, InvalidUpdateError):
                         exc.step = step
                         raise
@@ -677,7 +673,7 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
                         f"node {node.name!r} failed at step {step}: routing after it failed: {type(exc).__name__}: {exc}",
                         node=node.name, step=step, attempt=1,
                     ) from exc
-            next_tasks = [nodes[k].task for k in sorted(plain)] + sends
+            next_tasks = _next_tasks(nodes, plain, sends)
         # commit
         run.values = new_values
         run.tasks = next_tasks
@@ -696,16 +692,56 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
                 yield item
             out.clear()
         # interrupt_after
-        if run.interrupt_after:
-            hit_names = [t[0].name for t in tasks if t[0].name in run.interrupt_after or "*" in run.interrupt_after]
-            if hit_names:
-                intr = tuple(
-                    Interrupt({"reason": "interrupt_after", "node": name}, run.interrupt_id(-1 - k, -1), name, "after")
-                    for k, name in enumerate(dict.fromkeys(hit_names))
-                )
-                if run.tasks:
-                    _stop_for_interrupts(run, intr, [])
-                    return
+        if run.interrupt_after and run.tasks:
+            intr = _after_interrupts(run, tasks)
+            if intr:
+                _stop_for_interrupts(run, intr, [])
+                return
+
+
+# Small helpers for run_loop: a comprehension inside the loop would turn the loop's locals into
+# cells, several GC-tracked objects per run (which adds up with a million concurrent runs).
+def _next_tasks(nodes: list[PNode], plain: set[int], sends: list[Any]) -> list[Any]:
+    return [nodes[k].task for k in sorted(plain)] + sends
+
+
+def _names(tasks: list[Any]) -> list[str]:
+    return [t[0].name for t in tasks]
+
+
+def _todo(results: list[Any]) -> list[int]:
+    return [i for i, r in enumerate(results) if r is None]
+
+
+def _writes(tasks: list[Any], results: list[Any]) -> list[tuple[str, Any]]:
+    return [(t[0].name, r[0]) for t, r in zip(tasks, results)]
+
+
+def _pending_writes(tasks: list[Any], results: list[Any], indexes: list[int], durable: set[int] | None) -> list[PendingWrite]:
+    """Results of finished tasks among ``indexes`` not yet saved (``durable``), as pending writes."""
+    return [
+        PendingWrite(i, tasks[i][0].name, results[i][0], _goto_list(results[i][1]))
+        for i in indexes
+        if results[i] is not None and (durable is None or i not in durable)
+    ]
+
+
+def _before_interrupts(run: Run, tasks: list[Any]) -> tuple[Interrupt, ...]:
+    names = run.interrupt_before
+    return tuple(
+        Interrupt({"reason": "interrupt_before", "node": t[0].name}, run.interrupt_id(i, -1), t[0].name, "before")
+        for i, t in enumerate(tasks)
+        if t[0].name in names or "*" in names
+    )
+
+
+def _after_interrupts(run: Run, tasks: list[Any]) -> tuple[Interrupt, ...]:
+    names = run.interrupt_after
+    hit = dict.fromkeys(t[0].name for t in tasks if t[0].name in names or "*" in names)
+    return tuple(
+        Interrupt({"reason": "interrupt_after", "node": name}, run.interrupt_id(-1 - k, -1), name, "after")
+        for k, name in enumerate(hit)
+    )
 
 
 def _goto_list(goto: Any) -> list[Any]:

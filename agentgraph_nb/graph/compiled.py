@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from agentgraph_nb.checkpoint.base import BaseCheckpointer, CheckpointRecord, PendingWrite
 from agentgraph_nb.constants import END
 from agentgraph_nb.engine._algo import apply_writes
-from agentgraph_nb.engine._loop import _IW, _RW, INTERRUPT_KEY, Run, _route, run_loop
+from agentgraph_nb.engine._loop import _IW, _RW, INTERRUPT_KEY, Run, _current, _route, run_loop
 from agentgraph_nb.engine._plan import Plan
 from agentgraph_nb.engine._runner import iterate_sync, run_sync
 from agentgraph_nb.errors import (
@@ -334,6 +334,8 @@ class CompiledGraph(ViewsMixin):
         self._begin(run)
         outcome = "failed"
         err: BaseException | None = None
+        token = _current.set(run.scratch)  # one context for the whole run: set interrupt()'s target once
+        run.scoped = True
         try:
             async for _ in run_loop(run):
                 pass
@@ -342,6 +344,7 @@ class CompiledGraph(ViewsMixin):
             err = exc
             raise
         finally:
+            _current.reset(token)
             self._end(run, outcome, err)
         return self._result(run)
 
