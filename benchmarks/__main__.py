@@ -1,6 +1,6 @@
 """``python -m benchmarks [--quick] [--only NAME[,NAME]] [--repeat N]``: run the workloads on
 agentgraph_nb and LangGraph, print the markdown table and save it as
-``benchmarks/results/latest.md`` and ``latest.json``."""
+``benchmarks/results/latest.md`` and ``latest.json`` (``partial.*`` for ``--only``/``--quick`` runs)."""
 
 from __future__ import annotations
 
@@ -115,11 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     print(md)
     if not args.no_save:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "latest.md").write_text(md, encoding="utf-8")
-        (args.out / "latest.json").write_text(json.dumps(
+        # a partial or quick run must not overwrite the full table the README quotes
+        stem = "latest" if not (args.only or args.quick) else "partial"
+        (args.out / f"{stem}.md").write_text(md, encoding="utf-8")
+        (args.out / f"{stem}.json").write_text(json.dumps(
             {"meta": meta, "rows": [r.to_json() for r in rows], "notes": cfg.notes, "errors": errors},
             indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"saved {args.out / 'latest.md'} and {args.out / 'latest.json'}", file=sys.stderr)
+        print(f"saved {args.out / (stem + '.md')} and {args.out / (stem + '.json')}", file=sys.stderr)
     return 1 if errors else 0
 
 
