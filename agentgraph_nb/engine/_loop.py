@@ -142,7 +142,6 @@ class Run:
         "interrupts",
         "listeners",
         "max_steps",
-        "modes",
         "out",
         "pending",
         "plan",
@@ -191,7 +190,6 @@ class Run:
         self.durability = durability
         self.listeners = listeners
         self.emit: Callable[..., None] | None = self._emit if (listeners or "events" in modes) else None
-        self.modes = modes
         self.stream_updates = "updates" in modes
         self.stream_values = "values" in modes
         self.stream_events = "events" in modes

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from agentgraph_nb.constants import END, START
+from agentgraph_nb.export._edges import edge_specs
 
 __all__ = ["to_mermaid"]
 
@@ -29,24 +30,18 @@ def to_mermaid(g: dict[str, Any]) -> str:
     lines.append(f'  {_id(END)}(["END"])')
     for n in g["nodes"]:
         lines.append(f'  {_id(n["name"])}["{_label(n["name"])}"]')
-    for e in g["edges"]:
-        lines.append(f"  {_id(e['source'])} --> {_id(e['target'])}")
-    for j in g["joins"]:
-        for s in j["sources"]:
-            lines.append(f"  {_id(s)} -->|join| {_id(j['target'])}")
-    for b in g["branches"]:
-        src = _id(b["source"])
-        if b["path_map"]:
-            for k, t in b["path_map"].items():
-                lines.append(f'  {src} -.->|"{_label(b["router"] + ": " + k)}"| {_id(t)}')
-        elif b["targets"]:
-            for t in b["targets"]:
-                lines.append(f'  {src} -.->|"{_label(b["router"])}"| {_id(t)}')
-        else:
-            stub = f"{src}_{_id(b['router'])}_dyn"
-            lines.append(f'  {stub}{{"{_label(b["router"])} ?"}}')
+    for e in edge_specs(g):
+        src = _id(e.source)
+        if e.kind == "static":
+            lines.append(f"  {src} --> {_id(e.target)}")  # type: ignore[arg-type]
+        elif e.kind == "join":
+            lines.append(f"  {src} -->|join| {_id(e.target)}")  # type: ignore[arg-type]
+        elif e.kind == "conditional":
+            lines.append(f'  {src} -.->|"{_label(e.label)}"| {_id(e.target)}')  # type: ignore[arg-type]
+        elif e.kind == "dynamic":
+            stub = f"{src}_{_id(e.label)}_dyn"
+            lines.append(f'  {stub}{{"{_label(e.label)} ?"}}')
             lines.append(f"  {src} -.-> {stub}")
-    for w in g["weighted"]:
-        for t, wt in w["weights"].items():
-            lines.append(f'  {_id(w["source"])} -->|"{wt:g}"| {_id(t)}')
+        else:
+            lines.append(f'  {src} -->|"{e.label}"| {_id(e.target)}')  # type: ignore[arg-type]
     return "\n".join(lines) + "\n"

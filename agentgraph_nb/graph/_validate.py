@@ -13,6 +13,18 @@ if TYPE_CHECKING:
 __all__ = ["validate"]
 
 
+def _reach(starts: set[str], edges: dict[str, set[str]]) -> set[str]:
+    """Every name reachable from ``starts`` along ``edges`` (starts included); linear time."""
+    seen = set(starts)
+    stack = list(starts)
+    while stack:
+        for t in edges.get(stack.pop(), ()):
+            if t not in seen:
+                seen.add(t)
+                stack.append(t)
+    return seen
+
+
 def validate(g: StateGraph) -> list[str]:
     """Raise :class:`GraphValidationError` for a definite mistake; return warning messages."""
     names = set(g.nodes)
@@ -81,12 +93,7 @@ def validate(g: StateGraph) -> list[str]:
 
     warnings: list[str] = []
     if not dynamic:
-        seen, stack = {START}, [START]
-        while stack:
-            for t in succ.get(stack.pop(), ()):
-                if t not in seen:
-                    seen.add(t)
-                    stack.append(t)
+        seen = _reach({START}, succ)
         unreachable = [n for n in g.nodes if n not in seen]
         if unreachable:
             warnings.append(
@@ -94,18 +101,12 @@ def validate(g: StateGraph) -> list[str]:
                 "(if a node reaches them with Command(goto=...), declare add_node(..., destinations=[...]))"
             )
     # a node can finish if it reaches END, a node without outgoing edges, or a dynamic router:
-    # walk the edges backwards from those (linear time)
-    preds: dict[str, list[str]] = {}
+    # walk the edges backwards from those
+    preds: dict[str, set[str]] = {}
     for src, ts in succ.items():
         for t in ts:
-            preds.setdefault(t, []).append(src)
-    can_end = {END} | dynamic | {n for n in g.nodes if not succ[n]}
-    stack = list(can_end)
-    while stack:
-        for p in preds.get(stack.pop(), ()):
-            if p not in can_end:
-                can_end.add(p)
-                stack.append(p)
+            preds.setdefault(t, set()).add(src)
+    can_end = _reach({END} | dynamic | {n for n in g.nodes if not succ[n]}, preds)
     stuck = [n for n in g.nodes if n not in can_end]
     if stuck:
         warnings.append(

@@ -228,22 +228,17 @@ class CompiledGraph(ViewsMixin):
         run.since_snapshot = since
         run.barriers = {k: frozenset(v) for k, v in rec.barriers.items()}
         run.tasks = [node(t[0]).task if len(t) == 1 else (node(t[0]), t[1]) for t in rec.next]
-        run.pending = {}
-        run.resume_values = {}
-        intrs: list[Interrupt] = []
         # Pending writes belong to a step that has not completed: they resume the thread's newest
         # checkpoint. Re-running an older one (time travel) runs its step afresh.
         tip = checkpoint_id is None or self._is_tip(run.thread_id, rec)  # type: ignore[arg-type]
-        for pw in rec.pending_writes if tip else ():
-            if pw.node == _IW:
-                d = pw.update
-                intrs.append(Interrupt(d["value"], d["id"], d.get("node", ""), d.get("when", "during")))
-            elif pw.node == _RW:
-                run.resume_values[pw.update["id"]] = pw.update["value"]
-            elif 0 <= pw.task_index < len(run.tasks):
-                goto = [Send(g[0], g[1]) if len(g) > 1 else g[0] for g in (pw.goto or [])]
-                run.pending[pw.task_index] = (pw.update, goto)
-        run.interrupts = tuple(i for i in intrs if i.id not in run.resume_values)
+        done, intrs, answers = _read_pending(rec.pending_writes if tip else ())
+        run.pending = {
+            i: (pw.update, [Send(g[0], g[1]) if len(g) > 1 else g[0] for g in (pw.goto or [])])
+            for i, pw in done.items()
+            if i < len(run.tasks)
+        }
+        run.resume_values = answers
+        run.interrupts = intrs
         return rec
 
     def _prepare_resume(self, run: Run, cmd: Command, checkpoint_id: str | None) -> None:
@@ -529,15 +524,7 @@ class CompiledGraph(ViewsMixin):
         return latest is not None and latest.checkpoint_id == rec.checkpoint_id
 
     def _snapshot(self, rec: CheckpointRecord, values: dict[str, Any], tip: bool = True) -> StateSnapshot:
-        if not tip and rec.pending_writes:
-            rec = CheckpointRecord(**{**rec.__dict__, "pending_writes": []})
-        done = {pw.task_index for pw in rec.pending_writes if pw.node not in (_IW, _RW)}
-        answered = {pw.update["id"] for pw in rec.pending_writes if pw.node == _RW}
-        intrs = tuple(
-            Interrupt(pw.update["value"], pw.update["id"], pw.update.get("node", ""), pw.update.get("when", "during"))
-            for pw in rec.pending_writes
-            if pw.node == _IW and pw.update["id"] not in answered
-        )
+        done, intrs, _ = _read_pending(rec.pending_writes if tip else ())
         counts = Counter(w[0] for w in rec.writes)
         writes: dict[str, Any] = {}
         for w in rec.writes:
@@ -545,12 +532,8 @@ class CompiledGraph(ViewsMixin):
                 writes.setdefault(w[0], []).append(w[1])
             else:
                 writes[w[0]] = w[1]
-        pending: dict[str, Any] = {}
-        for pw in rec.pending_writes:
-            if pw.node not in (_IW, _RW):
-                pending[pw.node] = pw.update
         return StateSnapshot(
-            pending_writes=pending,
+            pending_writes={pw.node: pw.update for pw in done.values()},
             values=dict(values),
             next=tuple(t[0] for i, t in enumerate(rec.next) if i not in done),
             step=rec.step,
@@ -713,6 +696,25 @@ class CompiledGraph(ViewsMixin):
         extra = sum(len(n.branches) + len(n.weighted) for n in [p.start, *p.nodes]) + len(p.joins)
         store = type(self.checkpointer).__name__ if self.checkpointer is not None else "no checkpointer"
         return f"<CompiledGraph {self.name!r}: {len(p.nodes)} nodes, {edges} edges, {extra} routers/joins, {store}>"
+
+
+def _read_pending(
+    writes: Iterable[PendingWrite],
+) -> tuple[dict[int, PendingWrite], tuple[Interrupt, ...], dict[str, Any]]:
+    """Decode a checkpoint's pending writes: finished tasks by index, the interrupts still
+    unanswered, and the answers given so far (``{interrupt_id: value}``)."""
+    done: dict[int, PendingWrite] = {}
+    asked: list[Interrupt] = []
+    answers: dict[str, Any] = {}
+    for pw in writes:
+        if pw.node == _IW:
+            d = pw.update
+            asked.append(Interrupt(d["value"], d["id"], d.get("node", ""), d.get("when", "during")))
+        elif pw.node == _RW:
+            answers[pw.update["id"]] = pw.update["value"]
+        elif pw.task_index >= 0:
+            done[pw.task_index] = pw
+    return done, tuple(i for i in asked if i.id not in answers), answers
 
 
 def _progress(total: int, enabled: bool, name: str) -> Any:

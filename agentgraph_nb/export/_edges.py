@@ -1,0 +1,39 @@
+"""The edges of a graph description as one flat list, for the text exporters (DOT, Mermaid)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal, NamedTuple
+
+__all__ = ["EdgeSpec", "edge_specs"]
+
+
+class EdgeSpec(NamedTuple):
+    """One drawn edge. ``target`` is None for a dynamic router's stub (no declared targets)."""
+
+    kind: Literal["static", "join", "conditional", "dynamic", "weighted"]
+    source: str
+    target: str | None
+    label: str
+
+
+def edge_specs(g: dict[str, Any]) -> Iterator[EdgeSpec]:
+    """Static edges, join inputs, router routes (``router`` or ``router: key`` labels), dynamic
+    router stubs and weighted alternatives (the weight as label), in that order."""
+    for e in g["edges"]:
+        yield EdgeSpec("static", e["source"], e["target"], "")
+    for j in g["joins"]:
+        for s in j["sources"]:
+            yield EdgeSpec("join", s, j["target"], "join")
+    for b in g["branches"]:
+        if b["path_map"]:
+            for k, t in b["path_map"].items():
+                yield EdgeSpec("conditional", b["source"], t, f"{b['router']}: {k}")
+        elif b["targets"]:
+            for t in b["targets"]:
+                yield EdgeSpec("conditional", b["source"], t, b["router"])
+        else:
+            yield EdgeSpec("dynamic", b["source"], None, b["router"])
+    for w in g["weighted"]:
+        for t, wt in w["weights"].items():
+            yield EdgeSpec("weighted", w["source"], t, f"{wt:g}")
