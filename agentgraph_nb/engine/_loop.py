@@ -1,7 +1,8 @@
 """One run of a compiled graph: the superstep loop.
 
-The loop is a single async generator, :func:`run_loop`. It yields only what a stream asked for.
-Sync graphs are driven without an event loop at all (the generator never suspends: sync nodes
+The loop is a single coroutine, :func:`run_loop`; :func:`stream_run` turns it into the async
+generator of a stream (the loop awaits a marker when stream items are waiting, which only that
+driver sees). Sync graphs are driven without an event loop at all (the coroutine never suspends: sync nodes
 run inline, parallel ones on a thread pool, retries sleep with ``time.sleep``), so a plain
 ``invoke()`` pays no asyncio cost and works inside a running notebook loop; graphs with async
 nodes are driven on an event loop by the runner.
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from datetime import datetime, timezone
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
     from agentgraph_nb.checkpoint.base import BaseCheckpointer
     from agentgraph_nb.engine._plan import Plan, PNode
 
-__all__ = ["INTERRUPT_KEY", "Run", "interrupt", "run_loop"]
+__all__ = ["INTERRUPT_KEY", "Run", "interrupt", "run_loop", "stream_run"]
 
 if not TYPE_CHECKING:
     asyncio = LazyModule("asyncio", __name__, "asyncio")
@@ -56,7 +58,8 @@ INTERRUPT_KEY = "__interrupt__"
 _IW = "__interrupt__"  # pending-write node name for recorded interrupts
 _RW = "__resume__"  # pending-write node name for resume answers
 
-_current: contextvars.ContextVar[_Scratch | None] = contextvars.ContextVar("agentgraph_nb_task", default=None)
+# what interrupt() reads: a _Scratch, or the Run itself for its inline tasks (one at a time)
+_current: contextvars.ContextVar[_Scratch | Run | None] = contextvars.ContextVar("agentgraph_nb_task", default=None)
 
 _pool: futures.ThreadPoolExecutor | None = None
 
@@ -130,27 +133,29 @@ class Run:
 
     __slots__ = (
         "_rng",
+        "_run_id",
         "_seed",
         "barriers",
         "buffer",
         "checkpoint_id",
+        "counter",
         "debug_log",
         "durability",
         "emit",
+        "index",
         "interrupt_after",
         "interrupt_before",
         "interrupts",
         "listeners",
         "max_steps",
+        "node",
         "out",
         "pending",
         "plan",
         "recursion_limit",
         "resume_values",
-        "run_id",
         "schema",
         "scoped",
-        "scratch",
         "since_snapshot",
         "skip_before",
         "start_input",
@@ -170,7 +175,6 @@ class Run:
         self,
         plan: Plan,
         *,
-        run_id: str,
         thread_id: str | None,
         store: BaseCheckpointer | None,
         durability: str,
@@ -184,7 +188,7 @@ class Run:
     ) -> None:
         self.plan = plan
         self.schema = plan.schema
-        self.run_id = run_id
+        self._run_id: str | None = None  # drawn when first read (events, logs, checkpoints)
         self.thread_id = thread_id
         self.store = store
         self.durability = durability
@@ -217,18 +221,32 @@ class Run:
         self.t0 = time.perf_counter()
         self.start_input: dict[str, Any] | None = None  # set: route from START and save the input first
         self.max_steps: int | None = None  # stop (without error) after this many supersteps
-        self.scratch = _Scratch(self, "", 0)  # reused by the inline path (one task at a time)
+        # the run is its own scratch for inline tasks (one at a time): interrupt() reads these
+        self.node = ""
+        self.index = 0
+        self.counter = 0
         # True while the whole run executes in one context that already points interrupt() at
-        # self.scratch (see CompiledGraph._complete): inline tasks then skip setting it per node
+        # this run (see CompiledGraph._complete): inline tasks then skip setting it per node
         self.scoped = False
 
-    def reset_scratch(self, node: str, index: int) -> _Scratch:
-        """The run's own scratch, set up for the next inline task."""
-        scratch = self.scratch
-        scratch.node = node
-        scratch.index = index
-        scratch.counter = 0
-        return scratch
+    @property
+    def run(self) -> Run:
+        """The run (as for a :class:`_Scratch`)."""
+        return self
+
+    @property
+    def run_id(self) -> str:
+        """A random id of this run, drawn when first read."""
+        if self._run_id is None:
+            self._run_id = os.urandom(16).hex()
+        return self._run_id
+
+    def reset_scratch(self, node: str, index: int) -> Run:
+        """The run as the scratch of its next inline task."""
+        self.node = node
+        self.index = index
+        self.counter = 0
+        return self
 
     @property
     def seed(self) -> int:
@@ -425,15 +443,15 @@ def _record_failure(run: Run, node: PNode, step: int, attempt: int, dt: float, i
 
 
 async def run_async_task(
-    run: Run, node: PNode, arg: Any, index: int, values: dict[str, Any], step: int, inline: bool = False
+    run: Run, node: PNode, arg: Any, index: int, values: dict[str, Any], step: int, inline: bool = False,
+    attempt: int = 1,
 ) -> tuple[Any, Any]:
     """Run any node on the event loop: async nodes awaited, sync ones inline or (with a
-    timeout) on a worker thread. Retries with ``asyncio.sleep``."""
+    timeout) on a worker thread. Retries with ``asyncio.sleep``; ``attempt``: the first one's number."""
     inp = run.schema.make_input(values) if arg is NOARG else arg
     fn = node.fn
     retry = node.retry
     emit = run.emit
-    attempt = 1
     while True:
         scratch = run.reset_scratch(node.name, index) if inline else _Scratch(run, node.name, index)
         if emit is not None:
@@ -536,42 +554,28 @@ def _route_rest(run: Run, node: PNode, goto: Any, plain: set[int], sends: list[A
 
 
 # -- the loop -------------------------------------------------------------------------------------
-async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
-    """Run supersteps until no task is left, yielding stream items ``(mode, payload)``.
+async def run_loop(run: Run) -> None:
+    """Run supersteps until no task is left.
 
     On return ``run.values`` holds the final state and ``run.interrupts`` any pending interrupts.
+    Stream items collect in ``run.out``; when some are waiting the loop awaits :data:`_YIELD`,
+    which only :func:`stream_run` (the driver of streams) may see.
+
+    The common case stays in this frame (one task per step, plain successors); wider steps,
+    routing and the start go through helpers, so that the frame a million concurrent runs each
+    keep alive stays small.
     """
-    plan = run.plan
-    schema = run.schema
-    nodes = plan.nodes
     emit = run.emit
     sync = run.sync
-    limit_step = run.step + run.recursion_limit
     out = run.out
     run.interrupts = ()
     if run.start_input is not None:
-        plain: set[int] = set()
-        sends: list[Any] = []
-        try:
-            if sync:
-                run.barriers = _route(run, plan.start, run.values, (), plain, sends, run.barriers)
-            else:
-                run.barriers = await _route_async(run, plan.start, run.values, (), plain, sends, run.barriers)
-        except InvalidUpdateError:
-            raise
-        except Exception as exc:
-            raise InvalidUpdateError(f"routing from START failed: {type(exc).__name__}: {exc}", node="__start__") from exc
-        run.tasks = _next_tasks(nodes, plain, sends)
-        del plain, sends
-        if run.store is not None:
-            run.save([("__input__", run.start_input)], "input")
-        run.start_input = None
+        await _start(run)
     if run.stream_values:
         out.append(("values", run.values))
     if out:
-        for item in out:
-            yield item
-        out.clear()
+        await _YIELD
+    limit_step = run.step + run.recursion_limit
     stop_step = run.step + run.max_steps if run.max_steps is not None else None
     while run.tasks:
         tasks = run.tasks
@@ -580,11 +584,7 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
         if stop_step is not None and step > stop_step:
             return
         if step > limit_step:
-            raise GraphRecursionError(
-                f"graph {plan.name!r} reached the recursion limit of {run.recursion_limit} supersteps "
-                f"without finishing (next: {', '.join(t[0].name for t in tasks)}). If the loop is intended, "
-                "pass a larger recursion_limit=...; otherwise check the routing that keeps it going."
-            )
+            raise _recursion_error(run, tasks)
         # interrupt_before
         if run.interrupt_before and not run.skip_before:
             intr = _before_interrupts(run, tasks)
@@ -595,87 +595,55 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
         if emit is not None:
             emit("step_start", step, data=_names(tasks))
         n = len(tasks)
-        pending = run.pending
-        if n == 1 and not pending:
+        if n == 1 and not run.pending:
             node, arg = tasks[0]
             try:
                 if sync:
                     res = run_sync_task(run, node, arg, 0, values, step, True)
+                elif run.scoped and node.timeout is None:
+                    # the common async case runs right here: no coroutine per step
+                    inp = run.schema.make_input(values) if arg is NOARG else arg
+                    run.reset_scratch(node.name, 0)
+                    if emit is not None:
+                        emit("node_start", step, node.name, 0.0, 1, f"{step}:0", inp)
+                    t = time.perf_counter()
+                    try:
+                        if node.is_async:
+                            res = await node.fn(inp)  # type: ignore[misc]
+                        else:
+                            res = node.fn(inp)  # type: ignore[misc]
+                            if isinstance(res, CoroutineType):  # a proxy that now points at an async function
+                                res = await res
+                        res = normalize_result(node.name, res)
+                    except GraphInterrupt:
+                        raise
+                    except Exception as exc:  # retried (from attempt 2) or raised as the typed error
+                        res = await _after_first_failure(run, node, arg, values, step, time.perf_counter() - t, exc)
+                    else:
+                        _finished(run, node, step, 1, 0, time.perf_counter() - t, res)
+                    del inp
                 else:
                     res = await run_async_task(run, node, arg, 0, values, step, True)
             except GraphInterrupt as gi:
                 _stop_for_interrupts(run, gi.interrupts, [])
                 return
-            results: list[Any] = [res]
+            results = [res]
             if run.stream_updates:
                 out.append(("updates", {node.name: res[0]}))
+            del res
         else:
-            results = [None] * n
-            for k, done in pending.items():
-                results[k] = done
-            todo = _todo(results)
-            errors: list[_Failure] = []
-            intrs: list[Interrupt] = []
-            # with a store, each finished task's result is saved at once (durability permitting),
-            # so a crash mid-step re-runs only the tasks that had not finished
-            durable: set[int] | None = set() if (run.store is not None and run.durability != "exit") else None
-            if sync:
-                _run_parallel_sync(run, tasks, todo, values, step, results, errors, intrs, durable)
-            else:
-                await _run_parallel_async(run, tasks, todo, values, step, results, errors, intrs, durable)
-            if errors or intrs:
-                saved = _pending_writes(tasks, results, todo, durable)
-                if errors:
-                    run.save_pending(saved)
-                    raise errors[0].exc from errors[0].exc.__cause__
-                _stop_for_interrupts(run, tuple(intrs), saved)
+            results = await _parallel_step(run, tasks, values, step)
+            if not results:  # paused by interrupts
                 return
         # merge in the fixed order, then route
         writes = [(tasks[0][0].name, results[0][0])] if n == 1 else _writes(tasks, results)
-        try:
-            if n == 1:
-                upd = writes[0][1]
-                new_values = values if not upd else apply_writes(schema, values, writes, check=False)
-            else:
-                new_values = apply_writes(schema, values, writes)
-        except InvalidUpdateError as exc:
-            exc.step = step
-            raise
-        barriers = run.barriers
+        new_values = _merge(run, values, writes, step)
         if n == 1 and tasks[0][0].simple and not results[0][1]:
-            next_tasks = tasks[0][0].static_next
+            run.tasks = tasks[0][0].static_next
         else:
-            plain = set()
-            sends = []
-            for i, (t, r) in enumerate(zip(tasks, results)):
-                node = t[0]
-                if node.simple and not r[1]:
-                    plain.update(node.succ)
-                    continue
-                view = new_values if n == 1 else (
-                    apply_writes(schema, values, [writes[i]], check=False) if node.branches else values
-                )
-                try:
-                    if sync:
-                        barriers = _route(run, node, view, r[1], plain, sends, barriers)
-                    else:
-                        barriers = await _route_async(run, node, view, r[1], plain, sends, barriers)
-                except Exception as exc:
-                    others = list(range(n))
-                    del others[i]
-                    run.save_pending(_pending_writes(tasks, results, others, None))
-                    if isinstance(exc, InvalidUpdateError):
-                        exc.step = step
-                        raise
-                    raise NodeError(
-                        f"node {node.name!r} failed at step {step}: routing after it failed: {type(exc).__name__}: {exc}",
-                        node=node.name, step=step, attempt=1,
-                    ) from exc
-            next_tasks = _next_tasks(nodes, plain, sends)
+            await _route_step(run, tasks, results, values, new_values, writes, step)
         # commit
         run.values = new_values
-        run.tasks = next_tasks
-        run.barriers = barriers
         run.step = step
         run.pending = _EMPTY
         run.resume_values = _EMPTY
@@ -685,16 +653,189 @@ async def run_loop(run: Run) -> AsyncIterator[tuple[str, Any]]:
             run.save(writes, "loop")
         if run.stream_values:
             out.append(("values", new_values))
+        # nothing of this step stays referenced from this frame while the next one waits
+        # (with a million concurrent runs, every object kept per run counts)
+        del results, writes, new_values, values
         if out:
-            for item in out:
-                yield item
-            out.clear()
+            await _YIELD
         # interrupt_after
         if run.interrupt_after and run.tasks:
             intr = _after_interrupts(run, tasks)
             if intr:
                 _stop_for_interrupts(run, intr, [])
                 return
+
+
+async def _start(run: Run) -> None:
+    """Route from START (the run's input is in ``run.values``) and save the input checkpoint."""
+    plan = run.plan
+    plain: set[int] = set()
+    sends: list[Any] = []
+    try:
+        if run.sync:
+            run.barriers = _route(run, plan.start, run.values, (), plain, sends, run.barriers)
+        else:
+            run.barriers = await _route_async(run, plan.start, run.values, (), plain, sends, run.barriers)
+    except InvalidUpdateError:
+        raise
+    except Exception as exc:
+        raise InvalidUpdateError(f"routing from START failed: {type(exc).__name__}: {exc}", node="__start__") from exc
+    run.tasks = _next_tasks(plan.nodes, plain, sends)
+    if run.store is not None:
+        run.save([("__input__", run.start_input)], "input")
+    run.start_input = None
+
+
+def _recursion_error(run: Run, tasks: list[Any]) -> GraphRecursionError:
+    return GraphRecursionError(
+        f"graph {run.plan.name!r} reached the recursion limit of {run.recursion_limit} supersteps "
+        f"without finishing (next: {', '.join(_names(tasks))}). If the loop is intended, "
+        "pass a larger recursion_limit=...; otherwise check the routing that keeps it going."
+    )
+
+
+async def _after_first_failure(run: Run, node: PNode, arg: Any, values: dict[str, Any], step: int, dt: float,
+                               exc: Exception) -> tuple[Any, Any]:
+    """The inline async path's first attempt failed: retry it (from attempt 2) or raise."""
+    retry = node.retry
+    if retry is None or retry.max_attempts < 2 or not retry.should_retry(exc):
+        _failed(run, node, step, 1, 0, dt, exc)
+    await asyncio.sleep(_on_retry(run, node, step, 1, exc, 0))
+    return await run_async_task(run, node, arg, 0, values, step, True, attempt=2)
+
+
+def _merge(run: Run, values: dict[str, Any], writes: list[tuple[str, Any]], step: int) -> dict[str, Any]:
+    """The state after a step's writes (``values`` itself when one task wrote nothing)."""
+    try:
+        if len(writes) == 1:
+            upd = writes[0][1]
+            return values if not upd else apply_writes(run.schema, values, writes, check=False)
+        return apply_writes(run.schema, values, writes)
+    except InvalidUpdateError as exc:
+        exc.step = step
+        raise
+
+
+async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any], step: int) -> list[Any]:
+    """Run a step of several tasks (or one resumed with pending writes) side by side; return
+    their results, or ``[]`` when interrupts paused the run. Raises the first failure (by
+    task order) after saving what the others finished."""
+    n = len(tasks)
+    results: list[Any] = [None] * n
+    for k, done in run.pending.items():
+        results[k] = done
+    todo = _todo(results)
+    errors: list[_Failure] = []
+    intrs: list[Interrupt] = []
+    # with a store, each finished task's result is saved at once (durability permitting),
+    # so a crash mid-step re-runs only the tasks that had not finished
+    durable: set[int] | None = set() if (run.store is not None and run.durability != "exit") else None
+    if run.sync:
+        _run_parallel_sync(run, tasks, todo, values, step, results, errors, intrs, durable)
+    else:
+        await _run_parallel_async(run, tasks, todo, values, step, results, errors, intrs, durable)
+    if errors or intrs:
+        saved = _pending_writes(tasks, results, todo, durable)
+        if errors:
+            run.save_pending(saved)
+            raise errors[0].exc from errors[0].exc.__cause__
+        _stop_for_interrupts(run, tuple(intrs), saved)
+        return []
+    return results
+
+
+async def _route_step(run: Run, tasks: list[Any], results: list[Any], values: dict[str, Any],
+                      new_values: dict[str, Any], writes: list[tuple[str, Any]], step: int) -> None:
+    """Set ``run.tasks`` and ``run.barriers`` from the step's results: static edges, routers
+    (which see the state with their own node's write), joins, weighted edges, ``Command.goto``
+    and ``Send``. A failing router saves the other tasks' results as pending writes."""
+    n = len(tasks)
+    barriers = run.barriers
+    plain: set[int] = set()
+    sends: list[Any] = []
+    for i, (t, r) in enumerate(zip(tasks, results)):
+        node = t[0]
+        if node.simple and not r[1]:
+            plain.update(node.succ)
+            continue
+        view = new_values if n == 1 else (
+            apply_writes(run.schema, values, [writes[i]], check=False) if node.branches else values
+        )
+        try:
+            if run.sync:
+                barriers = _route(run, node, view, r[1], plain, sends, barriers)
+            else:
+                barriers = await _route_async(run, node, view, r[1], plain, sends, barriers)
+        except Exception as exc:
+            others = list(range(n))
+            del others[i]
+            run.save_pending(_pending_writes(tasks, results, others, None))
+            if isinstance(exc, InvalidUpdateError):
+                exc.step = step
+                raise
+            raise NodeError(
+                f"node {node.name!r} failed at step {step}: routing after it failed: {type(exc).__name__}: {exc}",
+                node=node.name, step=step, attempt=1,
+            ) from exc
+    run.tasks = _next_tasks(run.plan.nodes, plain, sends)
+    run.barriers = barriers
+
+
+class _Yield:
+    """What :func:`run_loop` awaits when stream items are waiting in ``run.out``."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        yield self
+
+
+_YIELD = _Yield()
+
+
+class _Pass:
+    """Hands one thing :func:`run_loop` yielded (a future, or ``None``) on to the event loop."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: Any) -> None:
+        self.what = what
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return (yield self.what)
+
+
+async def stream_run(run: Run) -> AsyncIterator[tuple[str, Any]]:
+    """:func:`run_loop` as an async generator of the stream items ``(mode, payload)``.
+
+    The loop coroutine is driven by hand: each :data:`_YIELD` hands ``run.out`` to the consumer;
+    everything else it yields (futures it waits on) goes up to the event loop unchanged, and what
+    the loop sends or throws back (results, cancellation) goes down to it. Closing the generator
+    closes the loop (its ``finally`` blocks run).
+    """
+    coro = run_loop(run)
+    out = run.out
+    value: Any = None
+    exc: BaseException | None = None
+    try:
+        while True:
+            try:
+                got = coro.send(value) if exc is None else coro.throw(exc)
+            except StopIteration:
+                break
+            value = exc = None
+            if got is _YIELD:
+                items = list(out)
+                out.clear()
+                for item in items:
+                    yield item
+            else:
+                try:
+                    value = await _Pass(got)
+                except BaseException as e:  # cancellation and the like belong to the loop
+                    exc = e
+    finally:
+        coro.close()
 
 
 # Small helpers for run_loop: a comprehension inside the loop would turn the loop's locals into

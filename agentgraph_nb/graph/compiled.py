@@ -4,8 +4,8 @@ its checkpoints (``get_state``, ``get_state_history``, ``update_state``), observ
 
 from __future__ import annotations
 
+import contextvars
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any, cast
 from agentgraph_nb.checkpoint.base import BaseCheckpointer, CheckpointRecord, PendingWrite
 from agentgraph_nb.constants import END
 from agentgraph_nb.engine._algo import apply_writes
-from agentgraph_nb.engine._loop import _IW, _RW, INTERRUPT_KEY, Run, _current, _route, run_loop
+from agentgraph_nb.engine._loop import (
+    _IW,
+    _RW,
+    INTERRUPT_KEY,
+    Run,
+    _current,
+    _route,
+    run_loop,
+    stream_run,
+)
 from agentgraph_nb.engine._plan import Plan
 from agentgraph_nb.engine._runner import iterate_sync, run_sync
 from agentgraph_nb.errors import (
@@ -91,8 +100,17 @@ class CompiledGraph(ViewsMixin):
         self._listeners: list[Callable[[Event], Any]] = []
         self._run_stats = RunStats()
         self.metrics = Metrics((n.stats for n in self.plan.nodes), self._run_stats)
-        self.last_run_id: str | None = None
-        self.last_thread_id: str | None = None
+        self._last_run: Run | None = None
+
+    @property
+    def last_run_id(self) -> str | None:
+        """The id of the most recently started run (``None`` before the first)."""
+        return self._last_run.run_id if self._last_run is not None else None
+
+    @property
+    def last_thread_id(self) -> str | None:
+        """The thread of the most recently started run (``None`` without one)."""
+        return self._last_run.thread_id if self._last_run is not None else None
 
     # -- listeners --------------------------------------------------------------------------------
     def listen(self, callback: Callable[[Event], Any]) -> Callable[[], None]:
@@ -141,7 +159,6 @@ class CompiledGraph(ViewsMixin):
             lst = [*lst, *listeners]
         run = Run(
             self.plan,
-            run_id=os.urandom(16).hex(),
             thread_id=thread_id,
             store=store,
             durability=durability,
@@ -270,8 +287,7 @@ class CompiledGraph(ViewsMixin):
     # -- running ----------------------------------------------------------------------------------
     def _begin(self, run: Run) -> None:
         self._run_stats.started += 1
-        self.last_run_id = run.run_id
-        self.last_thread_id = run.thread_id
+        self._last_run = run
         if run.emit is not None:
             run.emit("run_start", run.step, data={"graph": self.name, "seed": run.seed})
         if logger.isEnabledFor(logging.INFO):
@@ -311,7 +327,7 @@ class CompiledGraph(ViewsMixin):
         outcome = "failed"
         err: BaseException | None = None
         try:
-            async for item in run_loop(run):
+            async for item in stream_run(run):
                 yield item
             outcome = "interrupted" if run.interrupts else "completed"
         except BaseException as exc:
@@ -324,24 +340,28 @@ class CompiledGraph(ViewsMixin):
                 yield item
             run.out.clear()
 
-    async def _complete(self, run: Run) -> dict[str, Any]:
-        """The run to its end, as one coroutine (for invoke/ainvoke: no stream items)."""
+    def _enter(self, run: Run) -> contextvars.Token[Any]:
+        """Start an invoke/ainvoke run: its events and counters, and interrupt()'s target, set
+        once for the whole run (it runs in one context)."""
         self._begin(run)
-        outcome = "failed"
-        err: BaseException | None = None
-        token = _current.set(run.scratch)  # one context for the whole run: set interrupt()'s target once
         run.scoped = True
+        return _current.set(run)
+
+    def _exit(self, run: Run, token: contextvars.Token[Any], err: BaseException | None) -> dict[str, Any]:
+        """End an invoke/ainvoke run (``err``: what it raised) and return its final state."""
+        _current.reset(token)
+        self._end(run, "failed" if err is not None else "interrupted" if run.interrupts else "completed", err)
+        return self._result(run) if err is None else {}
+
+    async def _complete(self, run: Run) -> dict[str, Any]:
+        """The run to its end, as one coroutine (for invoke: no stream items)."""
+        token = self._enter(run)
         try:
-            async for _ in run_loop(run):
-                pass
-            outcome = "interrupted" if run.interrupts else "completed"
+            await run_loop(run)
         except BaseException as exc:
-            err = exc
+            self._exit(run, token, exc)
             raise
-        finally:
-            _current.reset(token)
-            self._end(run, outcome, err)
-        return self._result(run)
+        return self._exit(run, token, None)
 
     def _result(self, run: Run) -> dict[str, Any]:
         values = dict(run.values)
@@ -378,7 +398,14 @@ class CompiledGraph(ViewsMixin):
     async def ainvoke(self, input: Any, thread_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Async :meth:`invoke`: runs on the caller's event loop (``await app.ainvoke(...)``)."""
         run = self._prepare(input, thread_id, sync=False, **kwargs)
-        return await self._complete(run)
+        # _complete's body, inline: one coroutine frame less for each of many concurrent runs
+        token = self._enter(run)
+        try:
+            await run_loop(run)
+        except BaseException as exc:
+            self._exit(run, token, exc)
+            raise
+        return self._exit(run, token, None)
 
     @staticmethod
     def _modes(mode: str | Sequence[str]) -> tuple[frozenset[str], bool]:
