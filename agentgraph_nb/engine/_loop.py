@@ -669,18 +669,23 @@ async def run_loop(run: Run) -> None:
 async def _start(run: Run) -> None:
     """Route from START (the run's input is in ``run.values``) and save the input checkpoint."""
     plan = run.plan
-    plain: set[int] = set()
-    sends: list[Any] = []
-    try:
-        if run.sync:
-            run.barriers = _route(run, plan.start, run.values, (), plain, sends, run.barriers)
-        else:
-            run.barriers = await _route_async(run, plan.start, run.values, (), plain, sends, run.barriers)
-    except InvalidUpdateError:
-        raise
-    except Exception as exc:
-        raise InvalidUpdateError(f"routing from START failed: {type(exc).__name__}: {exc}", node="__start__") from exc
-    run.tasks = _next_tasks(plan.nodes, plain, sends)
+    if plan.start.simple:  # plain edges only
+        run.tasks = plan.start.static_next
+    else:
+        plain: set[int] = set()
+        sends: list[Any] = []
+        try:
+            if run.sync:
+                run.barriers = _route(run, plan.start, run.values, (), plain, sends, run.barriers)
+            else:
+                run.barriers = await _route_async(run, plan.start, run.values, (), plain, sends, run.barriers)
+        except InvalidUpdateError:
+            raise
+        except Exception as exc:
+            raise InvalidUpdateError(
+                f"routing from START failed: {type(exc).__name__}: {exc}", node="__start__"
+            ) from exc
+        run.tasks = _next_tasks(plan.nodes, plain, sends)
     if run.store is not None:
         run.save([("__input__", run.start_input)], "input")
     run.start_input = None
