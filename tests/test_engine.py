@@ -28,6 +28,7 @@ from agentgraph_nb import (
     RetryPolicy,
     Send,
     StateGraph,
+    interrupt,
 )
 
 
@@ -693,3 +694,124 @@ def test_ctrl_c_in_a_node_stops_the_run_and_keeps_the_checkpoint() -> None:
     assert app.metrics.summary()["runs_failed"] == 1
     state["interrupt"] = False
     assert app.invoke(None, thread_id="k")["log"] == ["a", "b"]
+
+
+# -- the loop coroutine under a stream (driven through the stream trampoline) ----------------------
+def _two_async_steps(log: list[str]) -> Any:
+    async def first(s: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"log": ["first"]}
+
+    async def second(s: dict[str, Any]) -> dict[str, Any]:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            log.append("second cancelled")
+            raise
+        finally:
+            log.append("second finally")
+        return {"log": ["second"]}
+
+    return (StateGraph(S).add_node("first", first).add_node("second", second)
+            .add_edge(START, "first").add_edge("first", "second").compile())
+
+
+def test_cancelling_an_astream_reaches_the_awaiting_node() -> None:
+    log: list[str] = []
+    app = _two_async_steps(log)
+    got: list[Any] = []
+
+    async def consume() -> None:
+        async for upd in app.astream({}, mode="updates"):
+            got.append(upd)
+
+    async def main() -> None:
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)  # "second" is sleeping now
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert got == [{"first": {"log": ["first"]}}]
+    assert log == ["second cancelled", "second finally"]
+    assert app.metrics.summary()["runs_failed"] == 1
+
+
+def test_leaving_an_astream_early_closes_the_run() -> None:
+    log: list[str] = []
+    events: list[str] = []
+    app = _two_async_steps(log)
+
+    async def main() -> list[Any]:
+        got = []
+        agen = app.astream({}, mode=["updates", "events"], listeners=[lambda e: events.append(e.kind)])
+        async for mode, _payload in agen:
+            got.append(mode)
+            if mode == "updates":
+                break  # after "first": the loop is parked between steps
+        await agen.aclose()  # type: ignore[attr-defined]
+        return got
+
+    got = asyncio.run(main())
+    assert got[-1] == "updates" and "second finally" not in log  # "second" never started
+    assert events[-1] == "run_end" and "node_start" in events
+    assert events.count("node_start") == 1
+
+
+def test_exceptions_and_results_of_awaited_futures_reach_the_node_under_astream() -> None:
+    """Whatever the event loop sends or throws back into the parked loop reaches the node."""
+
+    async def waits(s: dict[str, Any]) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        ok: asyncio.Future[int] = loop.create_future()
+        loop.call_later(0.01, ok.set_result, 41)
+        bad: asyncio.Future[int] = loop.create_future()
+        loop.call_later(0.01, bad.set_exception, KeyError("k"))
+        try:
+            await bad
+        except KeyError as exc:
+            caught = str(exc)
+        try:
+            await asyncio.wait_for(asyncio.sleep(5), 0.01)
+        except asyncio.TimeoutError:
+            caught += " timeout"
+        return {"total": await ok + 1, "answer": caught}
+
+    app = StateGraph(S).add_node("w", waits).add_edge(START, "w").compile()
+
+    async def main() -> list[Any]:
+        return [v async for v in app.astream({}, mode="values")]
+
+    values = asyncio.run(main())
+    assert values[-1]["total"] == 42 and values[-1]["answer"] == "'k' timeout"
+    # and the same through sync stream() (a private loop drives the trampoline)
+    assert list(app.stream({}, mode="values"))[-1]["answer"] == "'k' timeout"
+
+
+def test_inline_async_node_retries_and_interrupts_like_the_general_path() -> None:
+    calls: list[int] = []
+
+    async def flaky(s: dict[str, Any]) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("flaky")
+        answer = interrupt("ok?")
+        return {"answer": answer}
+
+    app = (StateGraph(S).add_node("f", flaky, retry=RetryPolicy(max_attempts=3, initial_interval=0.001, jitter=False))
+           .add_edge(START, "f").compile())
+    out = asyncio.run(app.ainvoke({}, thread_id="t"))
+    assert len(calls) == 3 and out["__interrupt__"][0].value == "ok?"
+    out = asyncio.run(app.ainvoke(Command(resume="yes"), thread_id="t"))
+    assert out["answer"] == "yes" and len(calls) == 4
+    summary = app.metrics.summary()
+    assert summary["runs_completed"] == 1 and summary["runs_interrupted"] == 1
+
+    def always(s: dict[str, Any]) -> dict[str, Any]:
+        raise ConnectionError("no")
+
+    app2 = StateGraph(S).add_node("a", always, retry=RetryPolicy(max_attempts=2, initial_interval=0.001)).add_edge(
+        START, "a").compile()
+    with pytest.raises(NodeError, match=r"node 'a' failed at step 1 \(attempt 2\): ConnectionError: no"):
+        asyncio.run(app2.ainvoke({}))

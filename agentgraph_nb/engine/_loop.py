@@ -15,7 +15,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import datetime, timezone
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -810,7 +810,7 @@ class _Pass:
         return (yield self.what)
 
 
-async def stream_run(run: Run) -> AsyncIterator[tuple[str, Any]]:
+async def stream_run(run: Run) -> AsyncGenerator[tuple[str, Any], None]:
     """:func:`run_loop` as an async generator of the stream items ``(mode, payload)``.
 
     The loop coroutine is driven by hand: each :data:`_YIELD` hands ``run.out`` to the consumer;

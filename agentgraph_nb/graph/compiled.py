@@ -8,7 +8,8 @@ import contextvars
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, cast
 
 from agentgraph_nb.checkpoint.base import BaseCheckpointer, CheckpointRecord, PendingWrite
@@ -321,14 +322,15 @@ class CompiledGraph(ViewsMixin):
                 logger.log(level, "run %s of graph %r %s in %.6fs at step %d", run.run_id, self.name, outcome, dt, at,
                            extra=run._log_extra(at))
 
-    async def _lifecycle(self, run: Run) -> AsyncIterator[tuple[str, Any]]:
+    async def _lifecycle(self, run: Run) -> AsyncGenerator[tuple[str, Any], None]:
         """The run as a stream of ``(mode, payload)`` items (for stream/astream)."""
         self._begin(run)
         outcome = "failed"
         err: BaseException | None = None
         try:
-            async for item in stream_run(run):
-                yield item
+            async with aclosing(stream_run(run)) as items:  # leaving the stream early closes the run now
+                async for item in items:
+                    yield item
             outcome = "interrupted" if run.interrupts else "completed"
         except BaseException as exc:
             err = exc
@@ -438,8 +440,9 @@ class CompiledGraph(ViewsMixin):
         """Async :meth:`stream`."""
         modes, tagged = self._modes(mode)
         run = self._prepare(input, thread_id, sync=False, modes=modes, **kwargs)
-        async for m, payload in self._lifecycle(run):
-            yield (m, payload) if tagged else payload
+        async with aclosing(self._lifecycle(run)) as items:  # leaving the stream early closes the run now
+            async for m, payload in items:
+                yield (m, payload) if tagged else payload
 
     def batch(
         self,
