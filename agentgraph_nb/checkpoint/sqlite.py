@@ -484,8 +484,19 @@ class SqliteCheckpointer(BaseCheckpointer):
             raise err
 
     def put(self, record: CheckpointRecord) -> None:
-        """Store a checkpoint and commit it before returning."""
-        self.put_many([record])
+        """Store a checkpoint and commit it before returning (after anything queued before it)."""
+        row = self._encode(record)
+        if self._pending or self._writer_error is not None:
+            self.flush()
+        # the durability="sync" path of every step: no context managers, one statement
+        with self._lock:
+            conn = self._fg()
+            try:
+                self._insert(conn, (row,))
+            except CheckpointError:
+                raise
+            except (sqlite3.Error, OSError) as exc:
+                raise self._error(exc, "store checkpoints") from exc
 
     def put_many(self, records: Sequence[CheckpointRecord]) -> None:
         """Store several checkpoints in one transaction (after anything queued before them)."""
