@@ -53,9 +53,19 @@ def child(system: str, r: int, gc_tuned: bool = False) -> dict[str, Any]:
         s = get_system(system)
         call = s.invoker(chain(s, 3, sleepy), aio=True)
 
+    gc_time = [0.0, 0.0, 0]  # started at, seconds in collections, full collections
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_time[0] = time.perf_counter()
+        else:
+            gc_time[1] += time.perf_counter() - gc_time[0]
+            gc_time[2] += info["generation"] == 2
+
     async def main() -> dict[str, Any]:
         assert (await call({"x": 0}))["x"] == 3  # warm up
         gc.collect()
+        gc.callbacks.append(on_gc)
         reset = reset_maxrss()
         rss0 = maxrss_bytes()
         before = gc.get_threshold()
@@ -65,10 +75,11 @@ def child(system: str, r: int, gc_tuned: bool = False) -> dict[str, Any]:
         outs = await asyncio.gather(*(call({"x": 0}) for _ in range(r)))
         wall = time.perf_counter() - t
         gc.set_threshold(*before)
+        gc.callbacks.remove(on_gc)
         rss1 = maxrss_bytes()
         bad = sum(1 for o in outs if o["x"] != 3)
         return {"wall_s": wall, "rss_before": rss0, "rss_after": rss1, "bytes_per_run": (rss1 - rss0) / r,
-                "bad": bad, "peak_reset": reset}
+                "bad": bad, "peak_reset": reset, "gc_s": gc_time[1], "gc_full": gc_time[2]}
 
     return asyncio.run(main())
 
@@ -76,7 +87,8 @@ def child(system: str, r: int, gc_tuned: bool = False) -> dict[str, Any]:
 def _floor_note(b: dict[str, Any]) -> str:
     if "error" in b:
         return f"bare asyncio: {b['error']}"
-    return f"bare asyncio (same sleeps, no framework): {b['wall_s']:.3g} s, {b['bytes_per_run'] / 1024:.2f} KiB/run"
+    return (f"bare asyncio (same sleeps, no framework): {b['wall_s']:.3g} s ({b['gc_s']:.3g} s in garbage "
+            f"collection), {b['bytes_per_run'] / 1024:.2f} KiB/run")
 
 
 def run(cfg: Config) -> list[Row]:
@@ -127,6 +139,8 @@ def _measure(key: str, r: int, limit: float, gc_tuned: bool = False) -> dict[str
 def _rows(case: str, big: bool, res: dict[str, dict[str, Any]]) -> list[Row]:
     o, lg = res["ours"], res["lg"]
     notes = [f"{name}: {v['error']}" for name, v in (("ours", o), ("LG", lg)) if "error" in v]
+    if "gc_s" in o:
+        notes.append(f"ours: {o['gc_s']:.3g} s of it in garbage collection ({o['gc_full']} full collections)")
     notes.append(_floor_note(res["asyncio"]))
     note = "; ".join(notes)
     wall = timed_row(NAME, case, "wall time", "s", o.get("wall_s"), lg.get("wall_s"),
