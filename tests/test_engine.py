@@ -815,3 +815,59 @@ def test_inline_async_node_retries_and_interrupts_like_the_general_path() -> Non
         START, "a").compile()
     with pytest.raises(NodeError, match=r"node 'a' failed at step 1 \(attempt 2\): ConnectionError: no"):
         asyncio.run(app2.ainvoke({}))
+
+
+# -- which run interrupt() answers to -------------------------------------------------------------
+def _asking(name: str = "ask") -> Any:
+    def helper() -> Any:
+        return interrupt(f"{name}?")
+
+    async def ask(s: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"answer": helper()}  # from a function the node calls, after an await
+
+    return ask
+
+
+def test_interrupt_without_thread_from_inline_nodes_helpers_and_timeouts() -> None:
+    app = StateGraph(S).add_node("ask", _asking()).add_edge(START, "ask").compile()
+    out = asyncio.run(app.ainvoke({}))
+    assert [i.value for i in out["__interrupt__"]] == ["ask?"]
+    assert app.invoke({})["__interrupt__"][0].node == "ask"  # sync invoke of an async graph
+
+    def sync_ask(s: dict[str, Any]) -> dict[str, Any]:
+        return {"answer": interrupt("sync?")}
+
+    for timeout in (None, 5.0):  # with a timeout the node runs on a worker thread
+        g = StateGraph(S).add_node("s", sync_ask, timeout=timeout).add_edge(START, "s").compile()
+        assert g.invoke({})["__interrupt__"][0].value == "sync?"
+        assert asyncio.run(g.ainvoke({}))["__interrupt__"][0].value == "sync?"
+    timed = StateGraph(S).add_node("ask", _asking("timed"), timeout=5.0).add_edge(START, "ask").compile()
+    assert asyncio.run(timed.ainvoke({}))["__interrupt__"][0].value == "timed?"
+
+
+def test_interrupt_in_a_task_the_node_starts_needs_a_thread() -> None:
+    async def fan_out(s: dict[str, Any]) -> dict[str, Any]:
+        answers = await asyncio.gather(asyncio.create_task(_asking("child")({})))
+        return answers[0]
+
+    app = StateGraph(S).add_node("f", fan_out).add_edge(START, "f").compile()
+    out = asyncio.run(app.ainvoke({}, thread_id="t"))
+    assert out["__interrupt__"][0].value == "child?"
+    assert asyncio.run(app.ainvoke(Command(resume="yes"), thread_id="t"))["answer"] == "yes"
+    with pytest.raises(NodeError, match="only in runs with a thread_id"):
+        asyncio.run(app.ainvoke({}))
+
+
+def test_interrupt_in_a_subgraph_belongs_to_the_subgraph() -> None:
+    inner = StateGraph(S).add_node("ask", _asking("inner")).add_edge(START, "ask").compile()
+    seen: list[Any] = []
+
+    async def outer_node(s: dict[str, Any]) -> dict[str, Any]:
+        res = await inner.ainvoke({})  # no thread: the inner run pauses, the outer one goes on
+        seen.append(res["__interrupt__"][0].value)
+        return {"answer": "outer done"}
+
+    outer = StateGraph(S).add_node("o", outer_node).add_edge(START, "o").compile()
+    out = asyncio.run(outer.ainvoke({}, thread_id="t"))
+    assert seen == ["inner?"] and out["answer"] == "outer done" and "__interrupt__" not in out

@@ -14,6 +14,7 @@ import contextvars
 import logging
 import os
 import random
+import sys
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import datetime, timezone
@@ -93,13 +94,18 @@ def interrupt(value: Any) -> Any:
     entry (``get_state(...).interrupts`` lists it). Resume with
     ``invoke(Command(resume=answer), thread_id=...)``: the node runs again from its first line and
     this call returns ``answer``. Several ``interrupt()`` calls in one node are answered in order.
+    It may be called from the node or any function the node calls; from a task the node starts
+    itself (``asyncio.create_task``, ``gather``) only in runs with a ``thread_id``.
 
     Raises:
         RuntimeError: when called outside a running node.
     """
-    scratch = _current.get()
+    scratch = _find_scratch()
     if scratch is None:
-        raise RuntimeError("interrupt() can only be called inside a node while a graph runs")
+        raise RuntimeError(
+            "interrupt() can only be called inside a node while a graph runs (in a task the node "
+            "starts itself, only in runs with a thread_id=..., which resuming needs anyway)"
+        )
     n = scratch.counter
     scratch.counter += 1
     run = scratch.run
@@ -108,6 +114,28 @@ def interrupt(value: Any) -> Any:
     if answers is not _MISSING:
         return answers
     raise GraphInterrupt((Interrupt(value, iid, scratch.node, "during"),))
+
+
+def _find_scratch() -> _Scratch | Run | None:
+    """What interrupt() answers to: the nearest engine frame up the calling stack (a task's
+    ``scratch``, or the run itself for the loop's inline node), else the context variable.
+
+    The stack comes first because the context variable is not set per run for ``invoke`` /
+    ``ainvoke`` without a thread (three objects per run, which count with a million concurrent
+    runs); it is what a task the node starts itself inherits (set once per run with a thread, and
+    per task in parallel steps, streams and nodes with a timeout).
+    """
+    f = sys._getframe(2)
+    while f is not None:
+        code = f.f_code
+        if code is _LOOP_CODE:
+            return cast("Run", f.f_locals["run"])
+        if code in _TASK_CODES:
+            found = f.f_locals.get("scratch")
+            if found is not None:
+                return cast("_Scratch | Run", found)
+        f = f.f_back  # type: ignore[assignment]
+    return _current.get()
 
 
 _MISSING: Any = object()
@@ -382,7 +410,8 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
         if emit is not None:
             emit("node_start", step, node.name, 0.0, attempt, f"{step}:{index}", inp)
         t = time.perf_counter()
-        token = None if (inline and run.scoped) else _current.set(scratch)
+        # a node with a timeout runs in another thread, whose stack does not lead back here
+        token = None if (inline and run.scoped and node.timeout is None) else _current.set(scratch)
         try:
             if node.timeout is None:
                 out = fn(inp)  # type: ignore[misc]
@@ -457,7 +486,8 @@ async def run_async_task(
         if emit is not None:
             emit("node_start", step, node.name, 0.0, attempt, f"{step}:{index}", inp)
         t = time.perf_counter()
-        token = None if (inline and run.scoped) else _current.set(scratch)
+        # a node with a timeout runs in its own task or thread, whose stack does not lead back here
+        token = None if (inline and run.scoped and node.timeout is None) else _current.set(scratch)
         try:
             if node.is_async:
                 if node.timeout is None:
@@ -1004,3 +1034,7 @@ async def _run_parallel_async(run: Run, tasks: list[Any], todo: list[int], value
                 f.cancel()
         raise
     errors.sort(key=lambda fl: fl.index)
+
+
+_LOOP_CODE = run_loop.__code__
+_TASK_CODES = frozenset((run_sync_task.__code__, run_async_task.__code__))

@@ -342,16 +342,18 @@ class CompiledGraph(ViewsMixin):
                 yield item
             run.out.clear()
 
-    def _enter(self, run: Run) -> contextvars.Token[Any]:
-        """Start an invoke/ainvoke run: its events and counters, and interrupt()'s target, set
-        once for the whole run (it runs in one context)."""
+    def _enter(self, run: Run) -> contextvars.Token[Any] | None:
+        """Start an invoke/ainvoke run: its events and counters. Its inline nodes need no context
+        variable (interrupt() finds the loop up the stack); a run with a thread sets it once, for
+        tasks its nodes start themselves."""
         self._begin(run)
         run.scoped = True
-        return _current.set(run)
+        return _current.set(run) if run.thread_id is not None else None
 
-    def _exit(self, run: Run, token: contextvars.Token[Any], err: BaseException | None) -> dict[str, Any]:
+    def _exit(self, run: Run, token: contextvars.Token[Any] | None, err: BaseException | None) -> dict[str, Any]:
         """End an invoke/ainvoke run (``err``: what it raised) and return its final state."""
-        _current.reset(token)
+        if token is not None:
+            _current.reset(token)
         self._end(run, "failed" if err is not None else "interrupted" if run.interrupts else "completed", err)
         return self._result(run) if err is None else {}
 
