@@ -253,8 +253,8 @@ class Run:
         self.node = ""
         self.index = 0
         self.counter = 0
-        # True while the whole run executes in one context that already points interrupt() at
-        # this run (see CompiledGraph._complete): inline tasks then skip setting it per node
+        # True for invoke/ainvoke (see CompiledGraph._enter): inline tasks then set no context
+        # variable per node (interrupt() finds them up the stack)
         self.scoped = False
 
     @property

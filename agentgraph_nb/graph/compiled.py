@@ -357,16 +357,6 @@ class CompiledGraph(ViewsMixin):
         self._end(run, "failed" if err is not None else "interrupted" if run.interrupts else "completed", err)
         return self._result(run) if err is None else {}
 
-    async def _complete(self, run: Run) -> dict[str, Any]:
-        """The run to its end, as one coroutine (for invoke: no stream items)."""
-        token = self._enter(run)
-        try:
-            await run_loop(run)
-        except BaseException as exc:
-            self._exit(run, token, exc)
-            raise
-        return self._exit(run, token, None)
-
     def _result(self, run: Run) -> dict[str, Any]:
         values = dict(run.values)
         if run.interrupts:
@@ -397,12 +387,13 @@ class CompiledGraph(ViewsMixin):
         Works in scripts and inside a running event loop (a notebook cell).
         """
         run = self._prepare(input, thread_id, sync=self._all_sync(), **kwargs)
-        return run_sync(self._complete(run), needs_loop=not run.sync)  # type: ignore[no-any-return]
+        return run_sync(self.ainvoke(run), needs_loop=not run.sync)  # type: ignore[no-any-return]
 
     async def ainvoke(self, input: Any, thread_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Async :meth:`invoke`: runs on the caller's event loop (``await app.ainvoke(...)``)."""
-        run = self._prepare(input, thread_id, sync=False, **kwargs)
-        # _complete's body, inline: one coroutine frame less for each of many concurrent runs
+        # invoke() passes a run it prepared (sync or not) and drives this coroutine itself: one
+        # implementation, and one coroutine frame per run (which counts with a million of them)
+        run = input if type(input) is Run else self._prepare(input, thread_id, sync=False, **kwargs)
         token = self._enter(run)
         try:
             await run_loop(run)
