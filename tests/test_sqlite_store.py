@@ -691,3 +691,23 @@ def test_package_import_does_not_load_sqlite_or_the_serializer() -> None:
         "assert 'agentgraph_nb.checkpoint.sqlite' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_checkpoint_stamps_sort_by_time_and_carry_it_in_iso_8601() -> None:
+    import datetime as dt
+    import time as _time
+
+    from agentgraph_nb.checkpoint.base import new_checkpoint_stamp
+
+    stamps = []
+    for _ in range(2000):
+        stamps.append(new_checkpoint_stamp())
+        if len(stamps) % 500 == 0:
+            _time.sleep(0.3)  # cross second boundaries (the formatted second is cached)
+    ids = [cid for cid, _ in stamps]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for cid, created in stamps:
+        when = dt.datetime.fromisoformat(created)
+        assert when.tzinfo is not None and when.utcoffset() == dt.timedelta(0)
+        ns = int(cid.split("-")[0], 16)
+        assert abs(when.timestamp() * 1e9 - ns) < 2_000  # the same clock reading, to the microsecond

@@ -26,6 +26,7 @@ __all__ = [
     "Durability",
     "PendingWrite",
     "new_checkpoint_id",
+    "new_checkpoint_stamp",
 ]
 
 Durability = Literal["sync", "async", "exit"]
@@ -37,6 +38,23 @@ _pid = os.getpid() & 0xFFFF
 def new_checkpoint_id() -> str:
     """A new id that sorts by creation time (then by a per-process counter)."""
     return f"{time.time_ns():016x}-{_pid:04x}-{next(_counter) & 0xFFFFFF:06x}"
+
+
+_second: tuple[int, str] = (-1, "")  # the last second formatted, shared by the threads (swapped whole)
+
+
+def new_checkpoint_stamp() -> tuple[str, str]:
+    """A new checkpoint id (as :func:`new_checkpoint_id`) and its creation time in ISO 8601, UTC
+    (``2026-11-24T08:23:45.123456+00:00``), from one clock reading: a step's checkpoint
+    formats its date once a second, not once a step."""
+    global _second
+    ns = time.time_ns()
+    sec, frac = divmod(ns, 1_000_000_000)
+    cached = _second
+    if cached[0] != sec:
+        cached = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    return (f"{ns:016x}-{_pid:04x}-{next(_counter) & 0xFFFFFF:06x}",
+            f"{cached[1]}.{frac // 1000:06d}+00:00")
 
 
 @dataclass

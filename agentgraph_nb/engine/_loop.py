@@ -17,12 +17,11 @@ import random
 import sys
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
-from datetime import datetime, timezone
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from agentgraph_nb._lazy import LazyModule
-from agentgraph_nb.checkpoint.base import CheckpointRecord, PendingWrite, new_checkpoint_id
+from agentgraph_nb.checkpoint.base import CheckpointRecord, PendingWrite, new_checkpoint_stamp
 from agentgraph_nb.constants import END
 from agentgraph_nb.engine._algo import (
     NOARG,
@@ -319,7 +318,7 @@ class Run:
             return
         snap = self.checkpoint_id is None or self.since_snapshot + 1 >= store.snapshot_every
         self.since_snapshot = 0 if snap else self.since_snapshot + 1
-        cid = new_checkpoint_id()
+        cid, created_at = new_checkpoint_stamp()
         meta = {"source": source, "run_id": self.run_id}
         if extra:
             meta.update(extra)
@@ -328,11 +327,11 @@ class Run:
             checkpoint_id=cid,
             parent_id=self.checkpoint_id,
             step=self.step,
-            created_at=datetime.now(timezone.utc).isoformat(),
+            created_at=created_at,
             writes=[[n, u] for n, u in writes],
             values=self.values if snap else None,
             next=[[t[0].name] if t[1] is NOARG else [t[0].name, t[1]] for t in self.tasks],
-            barriers={k: sorted(v) for k, v in self.barriers.items()},
+            barriers={k: sorted(v) for k, v in self.barriers.items()} if self.barriers else {},
             metadata=meta,
         )
         d = self.durability
