@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from agentgraph_nb.checkpoint.base import BaseCheckpointer
     from agentgraph_nb.engine._plan import Plan, PNode
+    from agentgraph_nb.types import RetryPolicy
 
 __all__ = ["INTERRUPT_KEY", "Run", "interrupt", "run_loop", "stream_run"]
 
@@ -388,6 +389,11 @@ def _on_retry(run: Run, node: PNode, step: int, attempt: int, exc: BaseException
     return delay
 
 
+def _will_retry(retry: RetryPolicy | None, attempt: int, exc: Exception) -> bool:
+    """Whether attempt number ``attempt``, which raised ``exc``, gets another one."""
+    return retry is not None and attempt < retry.max_attempts and retry.should_retry(exc)
+
+
 def _timeout_error(node: PNode, step: int, attempt: int) -> NodeTimeoutError:
     return NodeTimeoutError(
         f"node {node.name!r} timed out after {node.timeout:g}s at step {step} (attempt {attempt})",
@@ -426,7 +432,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
         except GraphInterrupt:
             raise
         except Exception as exc:
-            if retry is not None and attempt < retry.max_attempts and retry.should_retry(exc):
+            if _will_retry(retry, attempt, exc):
                 time.sleep(_on_retry(run, node, step, attempt, exc, index))
                 attempt += 1
                 continue
@@ -515,7 +521,7 @@ async def run_async_task(
         except GraphInterrupt:
             raise
         except Exception as exc:
-            if retry is not None and attempt < retry.max_attempts and retry.should_retry(exc):
+            if _will_retry(retry, attempt, exc):
                 await asyncio.sleep(_on_retry(run, node, step, attempt, exc, index))
                 attempt += 1
                 continue
@@ -731,8 +737,7 @@ def _recursion_error(run: Run, tasks: list[Any]) -> GraphRecursionError:
 async def _after_first_failure(run: Run, node: PNode, arg: Any, values: dict[str, Any], step: int, dt: float,
                                exc: Exception) -> tuple[Any, Any]:
     """The inline async path's first attempt failed: retry it (from attempt 2) or raise."""
-    retry = node.retry
-    if retry is None or retry.max_attempts < 2 or not retry.should_retry(exc):
+    if not _will_retry(node.retry, 1, exc):
         _failed(run, node, step, 1, 0, dt, exc)
     await asyncio.sleep(_on_retry(run, node, step, 1, exc, 0))
     return await run_async_task(run, node, arg, 0, values, step, True, attempt=2)
