@@ -438,20 +438,48 @@ def test_threads_share_one_store(store: SqliteCheckpointer) -> None:
     assert all(len(list(store.list(f"t{i}"))) == 300 for i in range(6))
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_forked_child_uses_its_own_connection(store: SqliteCheckpointer) -> None:
-    build_thread(store, "parent", 3)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
+_FORK_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from agentgraph_nb.checkpoint import CheckpointRecord, new_checkpoint_id
+    from agentgraph_nb.checkpoint.sqlite import SqliteCheckpointer
+
+    def build(store, thread, n, nowait=False):
+        parent = None
+        for i in range(n):
+            r = CheckpointRecord(thread, new_checkpoint_id(), parent, i, "2026-01-01T00:00:00+00:00",
+                                 [["node", {"n": i}]], {"n": i} if i == 0 else None, [["node", None]])
+            (store.put_nowait if nowait else store.put)(r)
+            parent = r.checkpoint_id
+
+    store = SqliteCheckpointer(sys.argv[1])
+    build(store, "parent", 3)
+    pid = os.fork()  # this interpreter has one thread: no fork-with-threads warning on 3.12+
+    if pid == 0:
         try:
-            build_thread(store, "child", 3, nowait=True)
+            build(store, "child", 3, nowait=True)
             store.flush()
             os._exit(0 if len(list(store.list("parent"))) == 3 else 1)
         except BaseException:
             os._exit(2)
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert [r.step for r in store.list("child")] == [2, 1, 0]
+    sys.exit(os.waitstatus_to_exitcode(status))
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_uses_its_own_connection(db: pathlib.Path) -> None:
+    # Forked in a fresh single-threaded interpreter: forking pytest's own (threaded) process is
+    # deprecated on Python 3.12+ and warns; -W error turns any such warning into a failure.
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", _FORK_SCRIPT, str(db)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with SqliteCheckpointer(db) as store:
+        assert [r.step for r in store.list("child")] == [2, 1, 0]
+        assert [r.step for r in store.list("parent")] == [2, 1, 0]
 
 
 # -- damaged, foreign, locked and full files ----------------------------------------------------

@@ -1,4 +1,5 @@
-/* agentgraph_nb graphview widget: built from widgets/src by widgets/build.mjs; do not edit */
+/* agentgraph_nb graphview widget: built from widgets/src by widgets/build.mjs; do not edit.
+ Includes third-party code; licences in THIRD_PARTY_LICENSES.txt beside this file. */
 var xt=`.agn-gv {
   position: relative;
   display: flex;
