@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import typing_extensions
+
 __all__ = ["check_graph", "parallel_writer_conflicts", "uncheckpointable_keys", "written_keys"]
 
 _PLAIN = (
@@ -118,7 +120,7 @@ def _storable(tp: Any, seen: set[int]) -> bool:
         return not callable(tp)  # e.g. threading.Lock is a factory function, not a type
     if issubclass(tp, _PLAIN) or issubclass(tp, (enum.Enum, pathlib.PurePath)):
         return True
-    if dataclasses.is_dataclass(tp) or hasattr(tp, "model_fields") or typing.is_typeddict(tp):
+    if dataclasses.is_dataclass(tp) or hasattr(tp, "model_fields") or typing_extensions.is_typeddict(tp):
         return True
     mod = getattr(tp, "__module__", "")
     if mod.startswith(("numpy", "pandas")):

@@ -9,6 +9,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, get_type_hints
 
+import typing_extensions
+
 from agentgraph_nb.errors import GraphValidationError
 
 __all__ = ["StateSchema", "read_schema", "type_name"]
@@ -136,7 +138,9 @@ def read_schema(cls: Any) -> StateSchema:
     """
     if cls is dict or cls is None:
         return StateSchema(dict, "dict", {}, {})
-    if isinstance(cls, type) and typing.is_typeddict(cls):
+    # typing_extensions' check accepts both typing.TypedDict and typing_extensions.TypedDict
+    # classes (the stdlib's rejects the latter before Python 3.12; LangGraph code uses it).
+    if isinstance(cls, type) and typing_extensions.is_typeddict(cls):
         return StateSchema(cls, "typeddict", _hints(cls), {})
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         hints = _hints(cls)
