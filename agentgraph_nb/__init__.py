@@ -27,6 +27,7 @@ from agentgraph_nb.errors import (
     GraphValidationWarning,
     InvalidInputError,
     InvalidUpdateError,
+    MissingDependencyError,
     NodeError,
     NodeTimeoutError,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidUpdateError",
     "MemoryCheckpointer",
+    "MissingDependencyError",
     "NodeError",
     "NodeTimeoutError",
     "Overwrite",
@@ -99,7 +101,10 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext agentgraph_nb``: registers the ``%%agentgraph`` and ``%agentgraph`` magics."""
-    from agentgraph_nb.notebook.magics import load_ipython_extension as _load
+    from agentgraph_nb._lazy import requires_extra
+
+    with requires_extra("%load_ext agentgraph_nb"):
+        from agentgraph_nb.notebook.magics import load_ipython_extension as _load
 
     _load(ipython)
 

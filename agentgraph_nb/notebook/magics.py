@@ -257,7 +257,19 @@ AgentGraphMagics.agentgraph.__doc__ = _doc()
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics (``%load_ext agentgraph_nb``)."""
+    """Register the magics (``%load_ext agentgraph_nb``).
+
+    Raises:
+        MissingDependencyError: a module of the notebook front is not installed (the message
+            names the ``pip install`` to run).
+    """
+    from agentgraph_nb._lazy import EXTRA_OF, missing_modules
+    from agentgraph_nb.errors import MissingDependencyError
+
+    front = [m for m, extra in EXTRA_OF.items() if extra == "notebook"]
+    missing = missing_modules(front)
+    if missing:
+        raise MissingDependencyError(missing, "notebook", "%load_ext agentgraph_nb")
     ipython.register_magics(AgentGraphMagics)
 
 
