@@ -78,13 +78,19 @@ __all__ = [
     "StateGraph",
     "StateSnapshot",
     "__version__",
+    "full_traceback",
     "interrupt",
     "load_ipython_extension",
+    "short_traceback",
+    "short_tracebacks",
 ]
 
 _LAZY = {
     "MemoryCheckpointer": ("agentgraph_nb.checkpoint.memory", "MemoryCheckpointer"),
     "SqliteCheckpointer": ("agentgraph_nb.checkpoint.sqlite", "SqliteCheckpointer"),
+    "full_traceback": ("agentgraph_nb._traceback", "full_traceback"),
+    "short_traceback": ("agentgraph_nb._traceback", "short_traceback"),
+    "short_tracebacks": ("agentgraph_nb._traceback", "short_tracebacks"),
 }
 
 
@@ -100,7 +106,8 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext agentgraph_nb``: registers the ``%%agentgraph`` and ``%agentgraph`` magics."""
+    """``%load_ext agentgraph_nb``: registers the ``%%agentgraph`` and ``%agentgraph`` magics and
+    shows errors of runs as short tracebacks (``%tb`` prints the full chain)."""
     from agentgraph_nb._lazy import requires_extra
 
     with requires_extra("%load_ext agentgraph_nb"):

@@ -36,6 +36,17 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 class AgentGraphError(Exception):
     """Base class of every error agentgraph_nb raises on its own behalf."""
 
+    # The failing node's function, set by the engine when a run fails, so that a short
+    # traceback can point at the node's code (e.g. the ``return`` of a bad update) even when
+    # none of its frames is in the traceback. Never pickled.
+    _node_fn: Any = None
+
+    def __reduce__(self) -> Any:
+        # private attributes (the node's function, IPython's ``_render_traceback_``) may not
+        # pickle; the error's own fields do
+        state = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        return (type(self), self.args, state or None)
+
 
 class GraphValidationError(AgentGraphError, ValueError):
     """The graph definition has a definite mistake (unknown node, duplicate name, ...)."""
