@@ -27,6 +27,7 @@ from agentgraph_nb.errors import (
     GraphValidationWarning,
     InvalidInputError,
     InvalidUpdateError,
+    MissingDependencyError,
     NodeError,
     NodeTimeoutError,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidUpdateError",
     "MemoryCheckpointer",
+    "MissingDependencyError",
     "NodeError",
     "NodeTimeoutError",
     "Overwrite",
@@ -76,13 +78,19 @@ __all__ = [
     "StateGraph",
     "StateSnapshot",
     "__version__",
+    "full_traceback",
     "interrupt",
     "load_ipython_extension",
+    "short_traceback",
+    "short_tracebacks",
 ]
 
 _LAZY = {
     "MemoryCheckpointer": ("agentgraph_nb.checkpoint.memory", "MemoryCheckpointer"),
     "SqliteCheckpointer": ("agentgraph_nb.checkpoint.sqlite", "SqliteCheckpointer"),
+    "full_traceback": ("agentgraph_nb._traceback", "full_traceback"),
+    "short_traceback": ("agentgraph_nb._traceback", "short_traceback"),
+    "short_tracebacks": ("agentgraph_nb._traceback", "short_tracebacks"),
 }
 
 
@@ -98,8 +106,12 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext agentgraph_nb``: registers the ``%%agentgraph`` and ``%agentgraph`` magics."""
-    from agentgraph_nb.notebook.magics import load_ipython_extension as _load
+    """``%load_ext agentgraph_nb``: registers the ``%%agentgraph`` and ``%agentgraph`` magics and
+    shows errors of runs as short tracebacks (``%tb`` prints the full chain)."""
+    from agentgraph_nb._lazy import requires_extra
+
+    with requires_extra("%load_ext agentgraph_nb"):
+        from agentgraph_nb.notebook.magics import load_ipython_extension as _load
 
     _load(ipython)
 

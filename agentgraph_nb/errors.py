@@ -19,6 +19,7 @@ __all__ = [
     "GraphValidationWarning",
     "InvalidInputError",
     "InvalidUpdateError",
+    "MissingDependencyError",
     "NodeError",
     "NodeTimeoutError",
 ]
@@ -34,6 +35,17 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 
 class AgentGraphError(Exception):
     """Base class of every error agentgraph_nb raises on its own behalf."""
+
+    # The failing node's function, set by the engine when a run fails, so that a short
+    # traceback can point at the node's code (e.g. the ``return`` of a bad update) even when
+    # none of its frames is in the traceback. Never pickled.
+    _node_fn: Any = None
+
+    def __reduce__(self) -> Any:
+        # private attributes (the node's function, IPython's ``_render_traceback_``) may not
+        # pickle; the error's own fields do
+        state = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        return (type(self), self.args, state or None)
 
 
 class GraphValidationError(AgentGraphError, ValueError):
@@ -92,6 +104,34 @@ class NodeTimeoutError(NodeError, TimeoutError):
 
     A sync node that times out cannot be killed: its thread is abandoned and its result ignored.
     """
+
+
+class MissingDependencyError(AgentGraphError, ModuleNotFoundError):
+    """An optional dependency is not installed; the message names the ``pip install`` to run.
+
+    A :class:`ModuleNotFoundError` (so ``except ImportError`` still works).
+
+    Attributes:
+        name: the missing module (as for any ``ModuleNotFoundError``).
+        extra: the agentgraph_nb extra that installs it, e.g. ``"notebook"``.
+    """
+
+    def __init__(self, modules: str | Iterable[str], extra: str, feature: str = "") -> None:
+        mods = [modules] if isinstance(modules, str) else list(modules)
+        what = feature or "agentgraph_nb's notebook front"
+        names = ", ".join(mods)
+        verb = "is" if len(mods) == 1 else "are"
+        super().__init__(
+            f"{what} needs {names}, which {verb} not installed. "
+            f'Install it with: pip install "agentgraph_nb[{extra}]"',
+            name=mods[0],
+        )
+        self.modules = tuple(mods)
+        self.extra = extra
+        self.feature = feature
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.modules, self.extra, self.feature))
 
 
 class GraphRecursionError(AgentGraphError, RecursionError):

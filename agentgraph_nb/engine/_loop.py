@@ -31,6 +31,7 @@ from agentgraph_nb.engine._algo import (
     resolve_targets,
 )
 from agentgraph_nb.errors import (
+    AgentGraphError,
     GraphInterrupt,
     GraphRecursionError,
     InvalidUpdateError,
@@ -460,6 +461,8 @@ def _failed(run: Run, node: PNode, step: int, attempt: int, index: int, dt: floa
     """A node failed for good: record it and raise the typed error (chained to ``exc``)."""
     _record_failure(run, node, step, attempt, dt, index, exc)
     err = _error_for(run, node, step, attempt, exc)
+    if isinstance(err, AgentGraphError) and err._node_fn is None:  # lets a short traceback point at the node's code
+        err._node_fn = node.fn
     if err is exc:
         raise exc
     raise err from exc
@@ -752,6 +755,9 @@ def _merge(run: Run, values: dict[str, Any], writes: list[tuple[str, Any]], step
         return apply_writes(run.schema, values, writes)
     except InvalidUpdateError as exc:
         exc.step = step
+        writer = run.plan.by_name.get(exc.node or "")
+        if writer is not None and exc._node_fn is None:  # lets a short traceback point at its code
+            exc._node_fn = writer.fn
         raise
 
 

@@ -9,7 +9,8 @@
   depends on it), so async clients created at the notebook's top level keep working. Set
   ``agentgraph_nb.engine._runner.NESTED = "thread"`` to use a worker thread with its own loop
   instead (no patching, but loop-bound objects such as a client created in the notebook's loop
-  fail there). Without ``nest_asyncio2`` installed the thread is used.
+  fail there). Without ``nest_asyncio2`` installed (it comes with ``agentgraph_nb[notebook]``) the
+  thread is used, with a warning saying so.
 """
 
 from __future__ import annotations
@@ -132,6 +133,30 @@ def _drive_thread(agen: AsyncIterator[Any]) -> Iterator[Any]:
         stop.set()
 
 
+_warned_no_nest = False
+
+
+def _warn_no_nest() -> None:
+    """Say once why async nodes run on a worker thread instead of the notebook's loop."""
+    global _warned_no_nest
+    if _warned_no_nest:
+        return
+    _warned_no_nest = True
+    import warnings
+
+    from agentgraph_nb.errors import AgentGraphWarning
+
+    warnings.warn(
+        "nest_asyncio2 is not installed, so a sync invoke()/stream() inside a running event loop runs "
+        "the graph's async nodes on a worker thread's own loop: objects bound to this loop (clients, "
+        "queues created at the notebook's top level) will fail there. Install it with "
+        'pip install "agentgraph_nb[notebook]", use await app.ainvoke(...), or set '
+        'agentgraph_nb.engine._runner.NESTED = "thread" to choose the thread and silence this.',
+        AgentGraphWarning,
+        stacklevel=4,
+    )
+
+
 def iterate_sync(agen: AsyncIterator[Any], *, needs_loop: bool) -> Iterator[Any]:
     """Consume the run generator from sync code with the cheapest driver that works."""
     if not needs_loop:
@@ -144,6 +169,7 @@ def iterate_sync(agen: AsyncIterator[Any], *, needs_loop: bool) -> Iterator[Any]
         try:
             import nest_asyncio2  # type: ignore[import-untyped]  # noqa: F401
         except ImportError:
+            _warn_no_nest()
             return _drive_thread(agen)
         return _drive_nested(loop, agen)
     return _drive_thread(agen)

@@ -1,10 +1,13 @@
 """The notebook-facing methods of a compiled graph. Each imports its (heavy) implementation
-only when called, so the engine never imports IPython, ipywidgets, plotly or pandas."""
+only when called, so the engine never imports IPython, ipywidgets, plotly or pandas; a missing
+one is a :class:`~agentgraph_nb.errors.MissingDependencyError` naming the ``pip install`` to run."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
+
+from agentgraph_nb._lazy import requires_extra
 
 if TYPE_CHECKING:
     from agentgraph_nb.graph.compiled import CompiledGraph
@@ -32,7 +35,8 @@ class ViewsMixin:
     def events(self, *, run_id: str | None = None, thread_id: str | None = None) -> Any:
         """Recorded events as a pandas DataFrame (see :meth:`record`), one row per event:
         run, thread, step, node, kind, start, end, duration, attempt, error, task."""
-        from agentgraph_nb.observe.frames import events_frame
+        with requires_extra("app.events()"):
+            from agentgraph_nb.observe.frames import events_frame
 
         return events_frame(self, run_id=run_id, thread_id=thread_id)
 
@@ -44,7 +48,8 @@ class ViewsMixin:
             routes: route frequencies to draw as edge thickness: the DataFrame
                 :meth:`simulate` returns, or a ``{"src->dst": count}`` dict.
         """
-        from agentgraph_nb.ui.graphview import GraphView
+        with requires_extra("app.show()"):
+            from agentgraph_nb.ui.graphview import GraphView
 
         view = GraphView.from_app(self)
         view.attach(self)
@@ -59,7 +64,8 @@ class ViewsMixin:
 
     def debug(self, inputs: Any = None, *, thread_id: str | None = None, breakpoints: Sequence[str] = ()) -> Any:
         """A step-through Debugger widget (graph, controls, state inspector, time travel)."""
-        from agentgraph_nb.ui.debugger import Debugger
+        with requires_extra("app.debug()"):
+            from agentgraph_nb.ui.debugger import Debugger
 
         app = cast("CompiledGraph", self)  # only ever mixed into CompiledGraph
         return Debugger(app, inputs, thread_id=thread_id, breakpoints=breakpoints)
@@ -67,14 +73,16 @@ class ViewsMixin:
     def timeline(self, run_or_thread: str | None = None, **options: Any) -> Any:
         """A plotly Gantt chart of node executions, live during runs (or of a past run/thread).
         Options: ``max_bars`` (default 2000), ``interval`` (seconds between redraws, 0.05)."""
-        from agentgraph_nb.ui.timeline import timeline
+        with requires_extra("app.timeline()"):
+            from agentgraph_nb.ui.timeline import timeline
 
         return timeline(self, run_or_thread, **options)
 
     def dashboard(self, **options: Any) -> Any:
         """Live latency, throughput, error and retry metrics as one widget.
         Options: ``interval``, ``bin_seconds``, ``window`` (see :class:`~agentgraph_nb.ui.dashboard.Dashboard`)."""
-        from agentgraph_nb.ui.dashboard import Dashboard
+        with requires_extra("app.dashboard()"):
+            from agentgraph_nb.ui.dashboard import Dashboard
 
         return Dashboard(self, **options)
 

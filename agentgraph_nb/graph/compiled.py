@@ -743,7 +743,10 @@ def _read_pending(
 def _progress(total: int, enabled: bool, name: str) -> Any:
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from agentgraph_nb._lazy import requires_extra
+
+    with requires_extra("batch(progress=True)"):
+        from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=f"{name}", unit="run")
     bar.set_postfix(failed=0, refresh=False)

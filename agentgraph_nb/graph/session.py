@@ -56,7 +56,10 @@ class StateDiff:
 
     def to_pandas(self) -> Any:
         """One row per changed key: key, status, before, after, writers, reducer."""
-        import pandas as pd
+        from agentgraph_nb._lazy import requires_extra
+
+        with requires_extra("StateDiff.to_pandas()"):
+            import pandas as pd
 
         return pd.DataFrame(
             [

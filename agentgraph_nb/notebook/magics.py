@@ -1,9 +1,12 @@
 """IPython magics: ``%%agentgraph`` builds a graph from a cell, ``%agentgraph`` runs and shows it.
 
-Load with ``%load_ext agentgraph_nb``. Options are traitlets, settable with ``%config``::
+Load with ``%load_ext agentgraph_nb``, which also shows errors of runs as short tracebacks (the
+user's frames, the node and the step; ``%tb`` prints the full chain). Options are traitlets,
+settable with ``%config``::
 
     %config AgentGraphMagics.checkpointer = "sqlite:///runs.db"
     %config AgentGraphMagics.record = False
+    %config AgentGraphMagics.short_tracebacks = False
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Unicode
+from traitlets import Bool, Unicode, observe
 
 from agentgraph_nb.errors import AgentGraphError, did_you_mean
 from agentgraph_nb.notebook import _dsl
@@ -50,10 +53,21 @@ class AgentGraphMagics(Magics):
         config=True
     )
     display = Bool(True, help="Display the graph after a %%agentgraph cell builds it.").tag(config=True)
+    short_tracebacks = Bool(
+        True, help="Show errors of runs as short tracebacks (the user's frames, node and step); %tb shows all."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.sources: dict[str, str] = {}
+        self._switch_tracebacks({"new": self.short_tracebacks})
+
+    @observe("short_tracebacks")
+    def _switch_tracebacks(self, change: Any) -> None:
+        from agentgraph_nb import _traceback
+
+        if self.shell is not None:
+            (_traceback.install_ipython if change["new"] else _traceback.uninstall_ipython)(self.shell)
 
     @property
     def _user_ns(self) -> dict[str, Any]:
@@ -231,9 +245,9 @@ class AgentGraphMagics(Magics):
                 except ValueError:
                     raise UsageError(f"%agentgraph {cmd}: {flag} {toks[0]!r} is not valid") from None
                 rest = before + " ".join(toks[1:])
+        if cmd == "run":  # a run's errors keep their chain: the short traceback shows them
+            return app.invoke(self._value(rest), **opts)
         try:
-            if cmd == "run":
-                return app.invoke(self._value(rest), **opts)
             if cmd == "show":
                 return app.show()
             if cmd == "debug":
@@ -257,9 +271,24 @@ AgentGraphMagics.agentgraph.__doc__ = _doc()
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics (``%load_ext agentgraph_nb``)."""
+    """Register the magics and the short tracebacks (``%load_ext agentgraph_nb``).
+
+    Raises:
+        MissingDependencyError: a module of the notebook front is not installed (the message
+            names the ``pip install`` to run).
+    """
+    from agentgraph_nb._lazy import EXTRA_OF, missing_modules
+    from agentgraph_nb.errors import MissingDependencyError
+
+    front = [m for m, extra in EXTRA_OF.items() if extra == "notebook"]
+    missing = missing_modules(front)
+    if missing:
+        raise MissingDependencyError(missing, "notebook", "%load_ext agentgraph_nb")
     ipython.register_magics(AgentGraphMagics)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Nothing to undo beyond what IPython does."""
+    """Restore IPython's own tracebacks (IPython itself forgets the magics)."""
+    from agentgraph_nb import _traceback
+
+    _traceback.uninstall_ipython(ipython)

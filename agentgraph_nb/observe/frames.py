@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from agentgraph_nb._lazy import requires_extra
 from agentgraph_nb.errors import InvalidInputError
 from agentgraph_nb.observe.recorder import Record
 
@@ -326,7 +327,8 @@ def events_frame(app: Any, run_id: str | None = None, thread_id: str | None = No
         >>> df = app.events(run_id=app.last_run_id)                   # doctest: +SKIP
         >>> df[df.kind == "node_end"][["node", "duration"]]           # doctest: +SKIP
     """
-    import pandas as pd
+    with requires_extra("app.events()"):
+        import pandas as pd
 
     records = recorded(app, run_id, thread_id)
     log = ExecutionLog().feed_all(records)
@@ -375,7 +377,8 @@ def executions_frame(app: Any, run_id: str | None = None, thread_id: str | None 
 
     Args and errors as for :func:`events_frame`; this is the data the timeline draws.
     """
-    import pandas as pd
+    with requires_extra("executions_frame()"):
+        import pandas as pd
 
     records = recorded(app, run_id, thread_id)
     log = ExecutionLog().feed_all(records)

@@ -139,7 +139,10 @@ class Metrics:
 
     def to_pandas(self) -> Any:
         """Per-node metrics as a pandas DataFrame indexed by node (pandas imported here)."""
-        import pandas as pd
+        from agentgraph_nb._lazy import requires_extra
+
+        with requires_extra("metrics.to_pandas()"):
+            import pandas as pd
 
         return pd.DataFrame(self.rows()).set_index("node")
 

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
+from agentgraph_nb._lazy import requires_extra
 from agentgraph_nb.constants import END, START
 from agentgraph_nb.errors import GraphValidationWarning, InvalidInputError, did_you_mean
 from agentgraph_nb.types import Command, Send
@@ -276,7 +277,8 @@ class _Tally:
                 explained.add(pick)
 
     def frame(self) -> Any:
-        import pandas as pd
+        with requires_extra("app.simulate()"):
+            import pandas as pd
 
         g = self.g
         order = {START: 0, **{n: i + 1 for i, n in enumerate(g.nodes)}, END: len(g.nodes) + 1}
@@ -395,7 +397,8 @@ def simulate(
     tally = _Tally(app.builder)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        with requires_extra("app.simulate(progress=True)"):
+            from tqdm.auto import tqdm
 
         bar = tqdm(total=n, desc=f"simulate {app.name}", unit="run")
     failed = 0

@@ -29,4 +29,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    from agentgraph_nb._lazy import requires_extra
+
+    with requires_extra(f"agentgraph_nb.ui.{name}"):
+        return getattr(importlib.import_module(module), name)
