@@ -711,3 +711,121 @@ def test_checkpoint_stamps_sort_by_time_and_carry_it_in_iso_8601() -> None:
         assert when.tzinfo is not None and when.utcoffset() == dt.timedelta(0)
         ns = int(cid.split("-")[0], 16)
         assert abs(when.timestamp() * 1e9 - ns) < 2_000  # the same clock reading, to the microsecond
+
+
+# -- what is written can be read by any process -------------------
+
+_DEEP_APP = """
+import dataclasses, sys, threading
+from typing import Any, Optional, TypedDict
+from agentgraph_nb import END, START, StateGraph
+
+@dataclasses.dataclass
+class Link:
+    value: int
+    next: Optional["Link"] = None
+
+class State(TypedDict, total=False):
+    kind: str
+    depth: int
+    deep: Any
+    link: Optional[Link]  # so that the engine registers Link
+
+def nest(kind, depth):
+    v = None
+    for i in range(depth):
+        v = Link(i, v) if kind == "links" else (v,)
+    return v
+
+def depth_of(v):
+    n = 0
+    while isinstance(v, (tuple, Link)):
+        v, n = (v[0] if type(v) is tuple else v.next), n + 1
+    return n
+
+g = StateGraph(State, name="deep")
+g.add_node("build", lambda s: {"deep": nest(s["kind"], s["depth"])})
+g.add_edge(START, "build")
+g.add_edge("build", END)
+app = g.compile(checkpointer="sqlite:///" + sys.argv[1])
+
+def report(thread, what, fn):
+    try:
+        print(thread, what, "ok", fn(), flush=True)
+    except Exception as exc:
+        print(thread, what, type(exc).__name__, exc, flush=True)
+
+def main():
+    for thread in sys.argv[3:]:
+        if sys.argv[2] == "write":
+            kind, depth = thread.split(":")
+            report(thread, "invoke", lambda: depth_of(
+                app.invoke({"kind": kind, "depth": int(depth)}, thread_id=thread)["deep"]))
+        else:
+            report(thread, "get_state", lambda: depth_of(app.get_state(thread).values.get("deep")))
+            report(thread, "history", lambda: len(app.get_state_history(thread)))
+            report(thread, "resume", lambda: depth_of(app.invoke(None, thread_id=thread).get("deep")))
+
+threading.stack_size(1 << 20)  # a 1 MB thread stack, as on musl or Windows
+t = threading.Thread(target=main)
+t.start()
+t.join()
+"""
+
+
+def _deep_app(db: pathlib.Path, mode: str, *threads: str) -> dict[tuple[str, str], str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _DEEP_APP, str(db), mode, *threads],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, (mode, proc.returncode, proc.stdout, proc.stderr[-3000:])
+    out = {}
+    for line in proc.stdout.splitlines():
+        thread, what, result = line.split(" ", 2)
+        out[thread, what] = result
+    return out
+
+
+def test_deep_values_are_refused_on_write_and_never_crash_a_reading_process(
+    db: pathlib.Path,
+) -> None:
+    # A state 200 levels deep used to be stored, and then killed every process that read it
+    # (get_state, history, resume) with SIGSEGV: each level re-entered msgpack's C unpacker.
+    threads = ("tuples:200", "links:200", "tuples:100", "links:100")
+    wrote = _deep_app(db, "write", *threads)
+    for kind, path in (("tuples", 'state["deep"][0][0][0]'), ("links", 'state["deep"].next.next')):
+        refused = wrote[f"{kind}:200", "invoke"]
+        assert refused.startswith("CheckpointError cannot store the checkpoint of thread"), refused
+        assert f"node 'build' wrote {path}" in refused and "more than 100 levels deep" in refused
+        assert wrote[f"{kind}:100", "invoke"] == "ok 100"
+    # a fresh process, reading in a thread with a 1 MB stack
+    read = _deep_app(db, "read", *threads)
+    for kind in ("tuples", "links"):
+        assert read[f"{kind}:100", "get_state"] == "ok 100"
+        assert read[f"{kind}:100", "history"] == "ok 2"
+        assert read[f"{kind}:200", "get_state"] == "ok 0"  # the input checkpoint: no "deep"
+        assert read[f"{kind}:200", "history"] == "ok 1"
+        assert "more than 100 levels deep" in read[f"{kind}:200", "resume"]  # refused again
+
+
+def test_a_handmade_deep_row_is_a_checkpoint_error_in_a_reading_process(db: pathlib.Path) -> None:
+    _deep_app(db, "write", "tuples:3")
+    deep = msgpack.packb("leaf")
+    for _ in range(250):  # ~1 KB: 250 tuples inside one another
+        deep = msgpack.packb(msgpack.ExtType(1, b"\x91" + deep))
+    value = msgpack.ExtType(1, b"\x91" + deep)
+    row = msgpack.packb([[["build", {"deep": value}]], {"deep": value}, [], {}, [], {}])
+    with sqlite3.connect(db) as raw:
+        (cid,) = raw.execute("SELECT checkpoint_id FROM checkpoints ORDER BY seq DESC").fetchone()
+        raw.execute("UPDATE checkpoints SET payload = ? WHERE checkpoint_id = ?", (row, cid))
+    raw.close()
+    before = db.read_bytes()
+    read = _deep_app(db, "read", "tuples:3")
+    for what in ("get_state", "history", "resume"):
+        msg = read["tuples:3", what]
+        assert msg.startswith(f"CheckpointError cannot read checkpoint {cid!r} of thread "
+                              f"'tuples:3' from {db}: cannot read stored data: its values nest "
+                              "more than 100 levels deep"), (what, msg)
+    assert db.read_bytes() == before
