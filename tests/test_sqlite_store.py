@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import errno
+import operator
 import os
 import pathlib
 import pickle
@@ -13,11 +14,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import msgpack
 import pytest
 
+from agentgraph_nb import END, START, StateGraph, interrupt
 from agentgraph_nb.checkpoint import (
     BaseCheckpointer,
     CheckpointRecord,
@@ -713,7 +715,7 @@ def test_checkpoint_stamps_sort_by_time_and_carry_it_in_iso_8601() -> None:
         assert abs(when.timestamp() * 1e9 - ns) < 2_000  # the same clock reading, to the microsecond
 
 
-# -- what is written can be read by any process -------------------
+# -- what is written can be read by any process; damaged rows are named errors -------------------
 
 _DEEP_APP = """
 import dataclasses, sys, threading
@@ -829,3 +831,138 @@ def test_a_handmade_deep_row_is_a_checkpoint_error_in_a_reading_process(db: path
                               f"'tuples:3' from {db}: cannot read stored data: its values nest "
                               "more than 100 levels deep"), (what, msg)
     assert db.read_bytes() == before
+
+
+class PausedState(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+    answer: Any
+
+
+def _ask(s: Any) -> Any:
+    return {"answer": interrupt("ok?")}
+
+
+def _paused_graph(path: pathlib.Path) -> Any:
+    """``a`` fans out to ``b`` and ``ask`` (which interrupts), joined by ``join``."""
+    g = StateGraph(PausedState, name="paused")
+    g.add_node("a", lambda s: {"log": ["a"]})
+    g.add_node("b", lambda s: {"log": ["b"]})
+    g.add_node("ask", _ask)
+    g.add_node("join", lambda s: {"log": ["join"]})
+    g.add_edge(START, "a")
+    g.add_edge("a", "b")
+    g.add_edge("a", "ask")
+    g.add_edge(["b", "ask"], "join")
+    g.add_edge("join", END)
+    return g.compile(checkpointer=f"sqlite:///{path}")
+
+
+def _edit_payload(index: int, value: Any) -> Any:
+    def edit(raw: sqlite3.Connection, cid: str) -> None:
+        (blob,) = raw.execute("SELECT payload FROM checkpoints WHERE checkpoint_id = ?", (cid,)).fetchone()
+        fields = Serializer().loads(blob)
+        fields[index] = value
+        raw.execute("UPDATE checkpoints SET payload = ? WHERE checkpoint_id = ?",
+                    (Serializer().dumps(fields), cid))
+    return edit
+
+
+def _edit_sql(sql: str, *args: Any) -> Any:
+    def edit(raw: sqlite3.Connection, cid: str) -> None:
+        raw.execute(sql, (*args, cid))
+    return edit
+
+
+def _edit_write(node: str, value: Any) -> Any:
+    return _edit_sql("UPDATE writes SET payload = ? WHERE node = ? AND checkpoint_id = ?",
+                     msgpack.packb(value), node)
+
+
+_MALFORMED = {
+    "payload not a list": (_edit_sql("UPDATE checkpoints SET payload = ? WHERE checkpoint_id = ?",
+                                     msgpack.packb({str(i): i for i in range(6)})), "its payload is a dict"),
+    "payload of 5 fields": (_edit_sql("UPDATE checkpoints SET payload = ? WHERE checkpoint_id = ?",
+                                      msgpack.packb([[], {}, [], {}, []])), "its payload is a list, not the list of its 6"),
+    "writes not a list": (_edit_payload(0, "b"), "writes is a str, not a list"),
+    "write of 1 item": (_edit_payload(0, [["b"]]), "writes[0] is a list, not a [node, update] pair"),
+    "write of a non-dict": (_edit_payload(0, [["b", 5]]), "writes[0] holds an int where the update dict"),
+    "values not a dict": (_edit_payload(1, [1, 2]), "values is a list, not a dict"),
+    "next not pairs": (_edit_payload(2, ["join"]), "next[0] is a str, not a [node, arg] pair"),
+    "next of 3 items": (_edit_payload(2, [["join", 1, 2]]), "next[0] is a list, not a [node, arg] pair"),
+    "barriers not a dict": (_edit_payload(3, [["b"]]), "barriers is a list, not a dict"),
+    "barrier not names": (_edit_payload(3, {"join": "b"}), "barriers['join'] is a str, not a list"),
+    "interrupts not dicts": (_edit_payload(4, [1]), "interrupts is a list, not a list of dicts"),
+    "resume not a dict": (_edit_payload(5, []), "resume is a list, not a dict"),
+    "metadata not a dict": (_edit_sql("UPDATE checkpoints SET metadata = ? WHERE checkpoint_id = ?",
+                                      msgpack.packb([1])), "metadata is a list, not a dict"),
+    "step not an int": (_edit_sql("UPDATE checkpoints SET step = 'x' WHERE checkpoint_id = ?"),
+                        "step is a str, not an int"),
+    "created_at not a str": (_edit_sql("UPDATE checkpoints SET created_at = X'05' WHERE checkpoint_id = ?"),
+                             "created_at is a bytes, not a str"),
+    "pending write not a pair": (_edit_write("b", {"log": ["b"]}),
+                                 "the payload of a pending write of node 'b' is a dict, not an [update, goto]"),
+    "pending update not a dict": (_edit_write("b", [["b"], []]),
+                                  "pending write of node 'b': update is a list, not a dict"),
+    "pending goto malformed": (_edit_write("b", [{"log": ["b"]}, "join"]),
+                               "pending write of node 'b': goto is a str, not a list"),
+    "interrupt without id": (_edit_write("__interrupt__", [{"value": "ok?"}, []]),
+                             "pending write of node '__interrupt__': update is not a dict with an 'id'"),
+    "pending task_index not an int": (_edit_sql("UPDATE writes SET task_index = 'x' WHERE checkpoint_id = ?"),
+                                      "task_index is a str, not an int"),
+}
+
+
+@pytest.fixture(scope="module")
+def paused_file(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A thread paused in a parallel step: pending writes of a node and of an interrupt."""
+    path = tmp_path_factory.mktemp("paused") / "paused.db"
+    app = _paused_graph(path)
+    app.invoke({"log": []}, thread_id="t")
+    snap = app.get_state("t")
+    assert snap.interrupts and snap.pending_writes == {"b": {"log": ["b"]}}
+    app.checkpointer.close()
+    return path
+
+
+@pytest.mark.parametrize("shape", list(_MALFORMED))
+def test_malformed_rows_are_checkpoint_errors_naming_file_thread_checkpoint_and_field(
+    shape: str, paused_file: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    edit, problem = _MALFORMED[shape]
+    db = tmp_path / "damaged.db"
+    db.write_bytes(paused_file.read_bytes())
+    with sqlite3.connect(db) as raw:
+        (cid,) = raw.execute("SELECT checkpoint_id FROM checkpoints ORDER BY seq DESC").fetchone()
+        edit(raw, cid)
+    raw.close()
+    before = db.read_bytes()
+    app = _paused_graph(db)
+    calls = {
+        "get_state": lambda: app.get_state("t"),
+        "get_state_history": lambda: app.get_state_history("t"),
+        "resume": lambda: app.invoke(None, thread_id="t"),
+        "filtered history": lambda: app.get_state_history("t", filter={"source": "loop"}),
+    }
+    for name, call in calls.items():
+        with pytest.raises(CheckpointError) as info:
+            call()
+        msg = str(info.value)
+        assert msg.startswith(f"cannot read checkpoint {cid!r} of thread 't' from {db}: "), (name, msg)
+        assert problem in msg, (name, msg)
+    app.checkpointer.close()
+    assert db.read_bytes() == before  # nothing was written
+
+
+def test_list_threads_names_a_damaged_thread_id(paused_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    db = tmp_path / "damaged.db"
+    db.write_bytes(paused_file.read_bytes())
+    with sqlite3.connect(db) as raw:
+        (cid,) = raw.execute("SELECT checkpoint_id FROM checkpoints ORDER BY seq DESC").fetchone()
+        raw.execute("UPDATE checkpoints SET thread_id = X'07' WHERE checkpoint_id = ?", (cid,))
+    raw.close()
+    with SqliteCheckpointer(db) as s, pytest.raises(CheckpointError) as info:
+        s.list_threads()
+    assert str(info.value).startswith(
+        f"cannot list the threads of {db}: checkpoint {cid!r} has thread id b'\\x07', a bytes, "
+        "not a str"
+    )
