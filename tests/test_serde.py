@@ -793,3 +793,211 @@ def test_register_from_annotations_of_a_dataclass_schema() -> None:
     ser = Serializer()
     assert ser.register_from_annotations(DCState) == [DCState, Point, Color]
     roundtrip(DCState([(Point(1, 2.0), Color.GREEN)]), ser)
+
+
+# -- limits: what is written can be read; bytes cannot crash or flood the reader -----------------
+
+
+@dataclasses.dataclass
+class Link:
+    value: int
+    next: Link | None = None
+
+
+def nest_tuples(depth: int) -> Any:
+    v: Any = "leaf"
+    for _ in range(depth):
+        v = (v,)
+    return v
+
+
+def nest_links(depth: int) -> Any:
+    v = None
+    for i in range(depth):
+        v = Link(i, v)
+    return v
+
+
+def handmade_deep(depth: int) -> bytes:
+    """``depth`` tuples inside one another, as bytes: each a msgpack ext holding ``[inner]``."""
+    b = msgpack.packb("leaf")
+    for _ in range(depth):
+        b = msgpack.packb(msgpack.ExtType(1, b"\x91" + b))  # 0x91: an array of one item
+    return b
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        (nest_tuples(200), 'state["x"][0][0][0]'),
+        (nest_links(200), 'state["x"].next.next.next'),
+        ([{"k": nest_tuples(150)}], 'state["x"][0]["k"][0][0]'),
+    ],
+    ids=["tuples", "linked-list", "under-lists"],
+)
+def test_values_nested_too_deep_are_refused_on_write_naming_path_and_limit(
+    value: Any, path: str
+) -> None:
+    ser = Serializer()
+    ser.register(Link)
+    with pytest.raises(CheckpointError) as info:
+        ser.dumps({"x": value}, root="state")
+    msg = str(info.value)
+    assert msg.startswith(path), msg
+    assert "more than 100 levels deep" in msg and "Flatten it" in msg
+
+
+def test_values_nested_up_to_the_limit_round_trip() -> None:
+    from agentgraph_nb.checkpoint.serde import MAX_NESTING
+
+    assert MAX_NESTING == 100
+    ser = Serializer()
+    ser.register(Link)
+    for value in (nest_tuples(MAX_NESTING), nest_links(MAX_NESTING), [[[nest_tuples(99)]]]):
+        assert ser.loads(ser.dumps(value)) == value
+    with pytest.raises(CheckpointError, match="100 levels"):
+        ser.dumps(nest_tuples(MAX_NESTING + 1))
+    assert len(handmade_deep(250)) < 1200  # the ~1 KB row of the report
+
+
+_DEEP_READER = """
+import sys, threading
+import msgpack
+from agentgraph_nb.checkpoint.serde import Serializer
+from agentgraph_nb.errors import CheckpointError
+
+def handmade_deep(depth):
+    b = msgpack.packb("leaf")
+    for _ in range(depth):
+        b = msgpack.packb(msgpack.ExtType(1, b"\\x91" + b))
+    return b
+
+def read(depth):
+    try:
+        v = Serializer().loads(handmade_deep(depth))
+    except CheckpointError as exc:
+        print(depth, "CheckpointError", exc, flush=True)
+        return
+    n = 0
+    while type(v) is tuple:
+        v, n = v[0], n + 1
+    print(depth, "read", n, flush=True)
+
+threading.stack_size(int(sys.argv[1]) * 1024)  # a small thread stack, as on musl or Windows
+for depth in map(int, sys.argv[2:]):
+    t = threading.Thread(target=read, args=(depth,))
+    t.start()
+    t.join()
+"""
+
+
+def test_deep_bytes_never_crash_the_reader() -> None:
+    # Each nested ext level was a nested msgpack.unpackb, ~40 KB of C stack: 250 levels (a 1 KB
+    # blob) overflowed an 8 MB stack and killed the process with SIGSEGV. Read in a fresh
+    # process, in threads with a 1 MB stack: the limit reads back, one level more is refused.
+    proc = subprocess.run(
+        [sys.executable, "-c", _DEEP_READER, "1024", "100", "101", "250", "20000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "100 read 100"
+    for line, depth in zip(lines[1:], (101, 250, 20000), strict=True):
+        assert line.startswith(f"{depth} CheckpointError cannot read stored data: its values nest "
+                               "more than 100 levels deep"), line
+
+
+P61 = 2**61 - 1  # hash(k * P61 + 5) == hash(5) for every int k
+
+
+def _bigint(i: int) -> msgpack.ExtType:
+    return msgpack.ExtType(4, i.to_bytes(i.bit_length() // 8 + 1, "big", signed=True))
+
+
+def test_map_keys_crafted_to_share_one_hash_are_refused() -> None:
+    # 20,000 distinct int keys of one hash took ~4 s to load (quadratic: 629 KB took 13 s).
+    pairs = [(_bigint(5 + k * P61), 0) for k in range(20_000)]
+    blob = msgpack.Packer().pack_map_pairs(pairs)
+    with pytest.raises(CheckpointError, match="more than 16 distinct dict keys share one hash"):
+        SER.loads(blob)
+    nested = msgpack.packb({"state": [msgpack.ExtType(1, msgpack.packb([msgpack.ExtType(
+        14, msgpack.packb([f"{Point.__module__}.Point", {"x": 1, "y": 2.0}]))]))],
+        "m": msgpack.ExtType(1, b"\x91" + blob)})
+    with pytest.raises(CheckpointError, match="share one hash"):
+        SER.loads(nested)
+
+
+def test_set_items_crafted_to_share_one_hash_are_refused() -> None:
+    items = msgpack.packb([_bigint(5 + k * P61) for k in range(20_000)])
+    for code in (2, 3):  # set, frozenset
+        with pytest.raises(CheckpointError, match="more than 16 distinct set items share one hash"):
+            SER.loads(msgpack.packb(msgpack.ExtType(code, items)))
+    model = msgpack.ExtType(14, msgpack.packb(
+        [f"{Doc.__module__}.Doc", [{"text": "t"}, msgpack.ExtType(1, items), None, None]]))
+    with pytest.raises(CheckpointError, match="distinct field names share one hash"):
+        SER.loads(msgpack.packb(model))  # a pydantic model's fields_set
+    flood = {5 + k * P61 for k in range(17)}
+    with pytest.raises(CheckpointError, match=r'^state\["s"\]: cannot store a set in which more than 16'):
+        SER.dumps({"s": flood}, root="state")
+
+
+def test_multiindex_levels_crafted_to_share_one_hash_are_refused() -> None:
+    # factorizing an object level hashes its values: quadratic too (8,000 rows: 3 s)
+    rows = [msgpack.ExtType(1, msgpack.packb(["x" if k == 0 else _bigint(5 + k * P61), 1]))
+            for k in range(8_000)]
+    series = msgpack.ExtType(18, msgpack.packb([["o", [0] * 8_000], ["m", rows, [None, None]], None]))
+    with pytest.raises(CheckpointError, match="values of a MultiIndex level share one hash"):
+        SER.loads(msgpack.packb(series))
+
+
+def test_hash_collisions_of_real_data_still_round_trip() -> None:
+    assert hash(-1) == hash(-2)
+    few = {5 + k * P61 for k in range(16)}
+    value = {
+        "ints": {-1: "a", -2: "b", **{i: i for i in range(1000)}},
+        "few": {k: 1 for k in few},
+        "set": few | {-1, -2},
+        "tuples": {(i, str(i)): i for i in range(100)},
+        "floats": {0.5 * i: i for i in range(100)},
+        "mixed": {"a": 1, 2: "b", None: 3, b"c": 4, (1, 2): 5, Color.RED: 6},
+        "index": pd.Series(range(6), index=pd.MultiIndex.from_tuples([(-1, "a"), (-2, "a")] * 3)),
+    }
+    roundtrip(value)
+
+
+def _series(values: Any, index: Any) -> bytes:
+    return msgpack.packb(msgpack.ExtType(18, msgpack.packb([values, index, None])))
+
+
+def test_pandas_columns_must_match_their_index() -> None:
+    # 20 bytes used to load as a 20-million-row Series: pandas broadcasts a scalar column.
+    bomb = _series(["n", 5], ["r", 0, 20_000_000, 1, None])
+    assert len(bomb) < 25
+    with pytest.raises(CheckpointError, match="a pandas column or index holds int where its array"):
+        SER.loads(bomb)
+    short = _series(["o", [1, 2]], ["r", 0, 10**7, 1, None])
+    with pytest.raises(CheckpointError, match="a Series has 2 values for an index of 10000000 rows"):
+        SER.loads(short)
+    frame = msgpack.ExtType(17, msgpack.packb(
+        [["r", 0, 10**7, 1, None], ["i", ["o", ["a"]], None, None], [["o", [1]]]]))
+    with pytest.raises(CheckpointError, match="a DataFrame column has 1 values for an index of"):
+        SER.loads(msgpack.packb(frame))
+    labels = msgpack.ExtType(17, msgpack.packb(
+        [["r", 0, 1, 1, None], ["i", ["o", ["a", "b"]], None, None], [["o", [1]]]]))
+    with pytest.raises(CheckpointError, match="a DataFrame has 1 columns but 2 column labels"):
+        SER.loads(msgpack.packb(labels))
+    roundtrip(pd.DataFrame(index=pd.RangeIndex(10**12)))  # lazy: no memory, legitimately small
+
+
+def test_numpy_arrays_of_zero_size_items_are_bounded() -> None:
+    bomb = msgpack.packb(msgpack.ExtType(15, msgpack.packb(["|V0", [10**6, 10**6], b""])))
+    with pytest.raises(CheckpointError, match="claims 1,000,000,000,000 zero-size items"):
+        SER.loads(bomb)
+    empty_struct = msgpack.packb(msgpack.ExtType(15, msgpack.packb([[["f", "|V0"]], [10**9], b""])))
+    with pytest.raises(CheckpointError, match="zero-size items"):
+        SER.loads(empty_struct)
+    roundtrip(np.zeros(1000, dtype="V0"))
+    with pytest.raises(CheckpointError, match=r'^state\["a"\]: cannot store a numpy array of more'):
+        SER.dumps({"a": np.zeros(1 << 17, dtype="V0")}, root="state")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import errno
+import operator
 import os
 import pathlib
 import pickle
@@ -13,11 +14,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import msgpack
 import pytest
 
+from agentgraph_nb import END, START, StateGraph, interrupt
 from agentgraph_nb.checkpoint import (
     BaseCheckpointer,
     CheckpointRecord,
@@ -739,3 +741,256 @@ def test_checkpoint_stamps_sort_by_time_and_carry_it_in_iso_8601() -> None:
         assert when.tzinfo is not None and when.utcoffset() == dt.timedelta(0)
         ns = int(cid.split("-")[0], 16)
         assert abs(when.timestamp() * 1e9 - ns) < 2_000  # the same clock reading, to the microsecond
+
+
+# -- what is written can be read by any process; damaged rows are named errors -------------------
+
+_DEEP_APP = """
+import dataclasses, sys, threading
+from typing import Any, Optional, TypedDict
+from agentgraph_nb import END, START, StateGraph
+
+@dataclasses.dataclass
+class Link:
+    value: int
+    next: Optional["Link"] = None
+
+class State(TypedDict, total=False):
+    kind: str
+    depth: int
+    deep: Any
+    link: Optional[Link]  # so that the engine registers Link
+
+def nest(kind, depth):
+    v = None
+    for i in range(depth):
+        v = Link(i, v) if kind == "links" else (v,)
+    return v
+
+def depth_of(v):
+    n = 0
+    while isinstance(v, (tuple, Link)):
+        v, n = (v[0] if type(v) is tuple else v.next), n + 1
+    return n
+
+g = StateGraph(State, name="deep")
+g.add_node("build", lambda s: {"deep": nest(s["kind"], s["depth"])})
+g.add_edge(START, "build")
+g.add_edge("build", END)
+app = g.compile(checkpointer="sqlite:///" + sys.argv[1])
+
+def report(thread, what, fn):
+    try:
+        print(thread, what, "ok", fn(), flush=True)
+    except Exception as exc:
+        print(thread, what, type(exc).__name__, exc, flush=True)
+
+def main():
+    for thread in sys.argv[3:]:
+        if sys.argv[2] == "write":
+            kind, depth = thread.split(":")
+            report(thread, "invoke", lambda: depth_of(
+                app.invoke({"kind": kind, "depth": int(depth)}, thread_id=thread)["deep"]))
+        else:
+            report(thread, "get_state", lambda: depth_of(app.get_state(thread).values.get("deep")))
+            report(thread, "history", lambda: len(app.get_state_history(thread)))
+            report(thread, "resume", lambda: depth_of(app.invoke(None, thread_id=thread).get("deep")))
+
+threading.stack_size(1 << 20)  # a 1 MB thread stack, as on musl or Windows
+t = threading.Thread(target=main)
+t.start()
+t.join()
+"""
+
+
+def _deep_app(db: pathlib.Path, mode: str, *threads: str) -> dict[tuple[str, str], str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _DEEP_APP, str(db), mode, *threads],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, (mode, proc.returncode, proc.stdout, proc.stderr[-3000:])
+    out = {}
+    for line in proc.stdout.splitlines():
+        thread, what, result = line.split(" ", 2)
+        out[thread, what] = result
+    return out
+
+
+def test_deep_values_are_refused_on_write_and_never_crash_a_reading_process(
+    db: pathlib.Path,
+) -> None:
+    # A state 200 levels deep used to be stored, and then killed every process that read it
+    # (get_state, history, resume) with SIGSEGV: each level re-entered msgpack's C unpacker.
+    threads = ("tuples:200", "links:200", "tuples:100", "links:100")
+    wrote = _deep_app(db, "write", *threads)
+    for kind, path in (("tuples", 'state["deep"][0][0][0]'), ("links", 'state["deep"].next.next')):
+        refused = wrote[f"{kind}:200", "invoke"]
+        assert refused.startswith("CheckpointError cannot store the checkpoint of thread"), refused
+        assert f"node 'build' wrote {path}" in refused and "more than 100 levels deep" in refused
+        assert wrote[f"{kind}:100", "invoke"] == "ok 100"
+    # a fresh process, reading in a thread with a 1 MB stack
+    read = _deep_app(db, "read", *threads)
+    for kind in ("tuples", "links"):
+        assert read[f"{kind}:100", "get_state"] == "ok 100"
+        assert read[f"{kind}:100", "history"] == "ok 2"
+        assert read[f"{kind}:200", "get_state"] == "ok 0"  # the input checkpoint: no "deep"
+        assert read[f"{kind}:200", "history"] == "ok 1"
+        assert "more than 100 levels deep" in read[f"{kind}:200", "resume"]  # refused again
+
+
+def test_a_handmade_deep_row_is_a_checkpoint_error_in_a_reading_process(db: pathlib.Path) -> None:
+    _deep_app(db, "write", "tuples:3")
+    deep = msgpack.packb("leaf")
+    for _ in range(250):  # ~1 KB: 250 tuples inside one another
+        deep = msgpack.packb(msgpack.ExtType(1, b"\x91" + deep))
+    value = msgpack.ExtType(1, b"\x91" + deep)
+    row = msgpack.packb([[["build", {"deep": value}]], {"deep": value}, [], {}, [], {}])
+    with sqlite3.connect(db) as raw:
+        (cid,) = raw.execute("SELECT checkpoint_id FROM checkpoints ORDER BY seq DESC").fetchone()
+        raw.execute("UPDATE checkpoints SET payload = ? WHERE checkpoint_id = ?", (row, cid))
+    raw.close()
+    before = db.read_bytes()
+    read = _deep_app(db, "read", "tuples:3")
+    for what in ("get_state", "history", "resume"):
+        msg = read["tuples:3", what]
+        assert msg.startswith(f"CheckpointError cannot read checkpoint {cid!r} of thread "
+                              f"'tuples:3' from {db}: cannot read stored data: its values nest "
+                              "more than 100 levels deep"), (what, msg)
+    assert db.read_bytes() == before
+
+
+class PausedState(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+    answer: Any
+
+
+def _ask(s: Any) -> Any:
+    return {"answer": interrupt("ok?")}
+
+
+def _paused_graph(path: pathlib.Path) -> Any:
+    """``a`` fans out to ``b`` and ``ask`` (which interrupts), joined by ``join``."""
+    g = StateGraph(PausedState, name="paused")
+    g.add_node("a", lambda s: {"log": ["a"]})
+    g.add_node("b", lambda s: {"log": ["b"]})
+    g.add_node("ask", _ask)
+    g.add_node("join", lambda s: {"log": ["join"]})
+    g.add_edge(START, "a")
+    g.add_edge("a", "b")
+    g.add_edge("a", "ask")
+    g.add_edge(["b", "ask"], "join")
+    g.add_edge("join", END)
+    return g.compile(checkpointer=f"sqlite:///{path}")
+
+
+def _edit_payload(index: int, value: Any) -> Any:
+    def edit(raw: sqlite3.Connection, cid: str) -> None:
+        (blob,) = raw.execute("SELECT payload FROM checkpoints WHERE checkpoint_id = ?", (cid,)).fetchone()
+        fields = Serializer().loads(blob)
+        fields[index] = value
+        raw.execute("UPDATE checkpoints SET payload = ? WHERE checkpoint_id = ?",
+                    (Serializer().dumps(fields), cid))
+    return edit
+
+
+def _edit_sql(sql: str, *args: Any) -> Any:
+    def edit(raw: sqlite3.Connection, cid: str) -> None:
+        raw.execute(sql, (*args, cid))
+    return edit
+
+
+def _edit_write(node: str, value: Any) -> Any:
+    return _edit_sql("UPDATE writes SET payload = ? WHERE node = ? AND checkpoint_id = ?",
+                     msgpack.packb(value), node)
+
+
+_MALFORMED = {
+    "payload not a list": (_edit_sql("UPDATE checkpoints SET payload = ? WHERE checkpoint_id = ?",
+                                     msgpack.packb({str(i): i for i in range(6)})), "its payload is a dict"),
+    "payload of 5 fields": (_edit_sql("UPDATE checkpoints SET payload = ? WHERE checkpoint_id = ?",
+                                      msgpack.packb([[], {}, [], {}, []])), "its payload is a list, not the list of its 6"),
+    "writes not a list": (_edit_payload(0, "b"), "writes is a str, not a list"),
+    "write of 1 item": (_edit_payload(0, [["b"]]), "writes[0] is a list, not a [node, update] pair"),
+    "write of a non-dict": (_edit_payload(0, [["b", 5]]), "writes[0] holds an int where the update dict"),
+    "values not a dict": (_edit_payload(1, [1, 2]), "values is a list, not a dict"),
+    "next not pairs": (_edit_payload(2, ["join"]), "next[0] is a str, not a [node, arg] pair"),
+    "next of 3 items": (_edit_payload(2, [["join", 1, 2]]), "next[0] is a list, not a [node, arg] pair"),
+    "barriers not a dict": (_edit_payload(3, [["b"]]), "barriers is a list, not a dict"),
+    "barrier not names": (_edit_payload(3, {"join": "b"}), "barriers['join'] is a str, not a list"),
+    "interrupts not dicts": (_edit_payload(4, [1]), "interrupts is a list, not a list of dicts"),
+    "resume not a dict": (_edit_payload(5, []), "resume is a list, not a dict"),
+    "metadata not a dict": (_edit_sql("UPDATE checkpoints SET metadata = ? WHERE checkpoint_id = ?",
+                                      msgpack.packb([1])), "metadata is a list, not a dict"),
+    "step not an int": (_edit_sql("UPDATE checkpoints SET step = 'x' WHERE checkpoint_id = ?"),
+                        "step is a str, not an int"),
+    "created_at not a str": (_edit_sql("UPDATE checkpoints SET created_at = X'05' WHERE checkpoint_id = ?"),
+                             "created_at is a bytes, not a str"),
+    "pending write not a pair": (_edit_write("b", {"log": ["b"]}),
+                                 "the payload of a pending write of node 'b' is a dict, not an [update, goto]"),
+    "pending update not a dict": (_edit_write("b", [["b"], []]),
+                                  "pending write of node 'b': update is a list, not a dict"),
+    "pending goto malformed": (_edit_write("b", [{"log": ["b"]}, "join"]),
+                               "pending write of node 'b': goto is a str, not a list"),
+    "interrupt without id": (_edit_write("__interrupt__", [{"value": "ok?"}, []]),
+                             "pending write of node '__interrupt__': update is not a dict with an 'id'"),
+    "pending task_index not an int": (_edit_sql("UPDATE writes SET task_index = 'x' WHERE checkpoint_id = ?"),
+                                      "task_index is a str, not an int"),
+}
+
+
+@pytest.fixture(scope="module")
+def paused_file(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A thread paused in a parallel step: pending writes of a node and of an interrupt."""
+    path = tmp_path_factory.mktemp("paused") / "paused.db"
+    app = _paused_graph(path)
+    app.invoke({"log": []}, thread_id="t")
+    snap = app.get_state("t")
+    assert snap.interrupts and snap.pending_writes == {"b": {"log": ["b"]}}
+    app.checkpointer.close()
+    return path
+
+
+@pytest.mark.parametrize("shape", list(_MALFORMED))
+def test_malformed_rows_are_checkpoint_errors_naming_file_thread_checkpoint_and_field(
+    shape: str, paused_file: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    edit, problem = _MALFORMED[shape]
+    db = tmp_path / "damaged.db"
+    db.write_bytes(paused_file.read_bytes())
+    with sqlite3.connect(db) as raw:
+        (cid,) = raw.execute("SELECT checkpoint_id FROM checkpoints ORDER BY seq DESC").fetchone()
+        edit(raw, cid)
+    raw.close()
+    before = db.read_bytes()
+    app = _paused_graph(db)
+    calls = {
+        "get_state": lambda: app.get_state("t"),
+        "get_state_history": lambda: app.get_state_history("t"),
+        "resume": lambda: app.invoke(None, thread_id="t"),
+        "filtered history": lambda: app.get_state_history("t", filter={"source": "loop"}),
+    }
+    for name, call in calls.items():
+        with pytest.raises(CheckpointError) as info:
+            call()
+        msg = str(info.value)
+        assert msg.startswith(f"cannot read checkpoint {cid!r} of thread 't' from {db}: "), (name, msg)
+        assert problem in msg, (name, msg)
+    app.checkpointer.close()
+    assert db.read_bytes() == before  # nothing was written
+
+
+def test_list_threads_names_a_damaged_thread_id(paused_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    db = tmp_path / "damaged.db"
+    db.write_bytes(paused_file.read_bytes())
+    with sqlite3.connect(db) as raw:
+        (cid,) = raw.execute("SELECT checkpoint_id FROM checkpoints ORDER BY seq DESC").fetchone()
+        raw.execute("UPDATE checkpoints SET thread_id = X'07' WHERE checkpoint_id = ?", (cid,))
+    raw.close()
+    with SqliteCheckpointer(db) as s, pytest.raises(CheckpointError) as info:
+        s.list_threads()
+    assert str(info.value).startswith(
+        f"cannot list the threads of {db}: checkpoint {cid!r} has thread id b'\\x07', a bytes, "
+        "not a str"
+    )

@@ -7,7 +7,9 @@ replaying writes through the reducers (see :meth:`BaseCheckpointer.get_chain`). 
 stores bytes proportional to its steps, not to steps times state size.
 
 Writing a new store means subclassing :class:`BaseCheckpointer` in one file and implementing
-``put``, ``put_writes``, ``get``, ``list``, ``list_threads`` and ``delete_thread``.
+``put``, ``put_writes``, ``get``, ``list``, ``list_threads`` and ``delete_thread``. A store that
+decodes records from bytes checks them with :func:`record_problem` and
+:func:`pending_write_problem`, so a damaged row is a ``CheckpointError`` naming the field.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ __all__ = [
     "PendingWrite",
     "new_checkpoint_id",
     "new_checkpoint_stamp",
+    "pending_write_problem",
+    "record_problem",
 ]
 
 Durability = Literal["sync", "async", "exit"]
@@ -64,12 +68,16 @@ class PendingWrite:
     When one of several parallel nodes fails or interrupts, the others' results are kept as
     pending writes on the checkpoint *before* the step, so resuming runs only the rest.
 
+    Interrupts raised by the step and the answers given to them are pending writes too, of the
+    reserved nodes ``"__interrupt__"`` (update ``{"value", "id", "node", "when"}``) and
+    ``"__resume__"`` (update ``{"id", "value"}``).
+
     Attributes:
         task_index: the task's position in the checkpoint's ``next`` list.
         node: the node name.
         update: the node's update (a dict or None), as merged later.
         goto: names/`Send` targets chosen by the node (routers, Command.goto), as
-            ``[node, arg]`` pairs with ``arg`` None for a plain trigger.
+            ``[node, arg]`` pairs, or ``[node]`` for a plain trigger.
     """
 
     task_index: int
@@ -114,6 +122,106 @@ class CheckpointRecord:
     resume: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     pending_writes: list[PendingWrite] = field(default_factory=list)
+
+
+def _what(value: Any) -> str:
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name}"
+
+
+def _task_problem(field_: str, items: Any) -> str | None:
+    """``items`` must be a list of ``[node]`` or ``[node, arg]`` lists."""
+    if type(items) is not list:
+        return f"{field_} is {_what(items)}, not a list of [node, arg] pairs"
+    for i, t in enumerate(items):
+        if type(t) is not list or not 1 <= len(t) <= 2 or type(t[0]) is not str:
+            return f"{field_}[{i}] is {_what(t)}, not a [node, arg] pair naming a node"
+    return None
+
+
+def record_problem(rec: CheckpointRecord) -> str | None:
+    """What is wrong with the shape of a record read back from a store, or None.
+
+    Stored bytes can be damaged or edited into values that decode but are not what the engine
+    reads (``writes`` not a list of ``[node, update]`` pairs, ``values`` not a dict, ...); a
+    store that decodes records calls this on each, so that such a row is a ``CheckpointError``
+    naming the field instead of an ``IndexError`` deep in the engine. A few type checks per
+    field: cheap enough for every read.
+
+    Returns:
+        The offending field and what it holds, e.g. ``"writes[1] is an int, not a [node,
+        update] pair"``; None for a well-formed record.
+
+    Example:
+        >>> problem = record_problem(rec)
+        >>> if problem:
+        ...     raise CheckpointError(f"checkpoint {rec.checkpoint_id!r} of {path}: {problem}")
+    """
+    # Read on every record a store decodes: each field once, messages only for a bad one.
+    cid, step, parent, created = rec.checkpoint_id, rec.step, rec.parent_id, rec.created_at
+    writes, values, barriers, interrupts = rec.writes, rec.values, rec.barriers, rec.interrupts
+    if type(cid) is not str:
+        return f"checkpoint_id is {_what(cid)}, not a str"
+    if type(step) is not int:
+        return f"step is {_what(step)}, not an int"
+    if parent is not None and type(parent) is not str:
+        return f"parent_id is {_what(parent)}, not a str"
+    if type(created) is not str:
+        return f"created_at is {_what(created)}, not a str"
+    if type(writes) is not list:
+        return f"writes is {_what(writes)}, not a list of [node, update] pairs"
+    for i, w in enumerate(writes):
+        if type(w) is not list or len(w) != 2 or type(w[0]) is not str:
+            return f"writes[{i}] is {_what(w)}, not a [node, update] pair"
+        if w[1] is not None and type(w[1]) is not dict:
+            return f"writes[{i}] holds {_what(w[1])} where the update dict should be"
+    if values is not None and type(values) is not dict:
+        return f"values is {_what(values)}, not a dict"
+    problem = _task_problem("next", rec.next)
+    if problem is not None:
+        return problem
+    if type(barriers) is not dict:
+        return f"barriers is {_what(barriers)}, not a dict"
+    for key, seen in barriers.items():
+        if type(seen) is not list or not all(type(n) is str for n in seen):
+            return f"barriers[{key!r}] is {_what(seen)}, not a list of node names"
+    if type(interrupts) is not list or (
+        interrupts and not all(type(i) is dict for i in interrupts)
+    ):
+        return f"interrupts is {_what(interrupts)}, not a list of dicts"
+    if type(rec.resume) is not dict:
+        return f"resume is {_what(rec.resume)}, not a dict"
+    if type(rec.metadata) is not dict:
+        return f"metadata is {_what(rec.metadata)}, not a dict"
+    return None
+
+
+def pending_write_problem(pw: PendingWrite) -> str | None:
+    """What is wrong with the shape of a pending write read back from a store, or None.
+
+    The companion of :func:`record_problem`, e.g. ``"pending write of node 'a': goto is a
+    dict, not a list of [node, arg] pairs"``.
+    """
+    node, update = pw.node, pw.update
+    if type(node) is not str:
+        return f"a pending write's node is {_what(node)}, not a str"
+    problem = None
+    if type(pw.task_index) is not int:
+        problem = f"task_index is {_what(pw.task_index)}, not an int"
+    elif update is not None and type(update) is not dict:
+        problem = f"update is {_what(update)}, not a dict"
+    elif node in _RESERVED and (
+        update is None or type(update.get("id")) is not str or "value" not in update
+    ):
+        problem = "update is not a dict with an 'id' and a 'value'"
+    else:
+        problem = _task_problem("goto", pw.goto)
+    return None if problem is None else f"pending write of node {node!r}: {problem}"
+
+
+_RESERVED = frozenset({"__interrupt__", "__resume__"})  # pending writes of interrupts, answers
 
 
 class BaseCheckpointer:

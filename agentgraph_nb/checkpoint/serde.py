@@ -12,6 +12,25 @@ Reading is safe by construction: a class is found by its registered name only, n
 by a name found in the data, and pickle data is refused unless the serializer was created with
 ``allow_pickle=True``. numpy and pandas are imported only to read data that holds them.
 
+Limits, the same on writing and on reading, so that a value that was stored can be read back by any
+process, and bytes that were not written by us fail with :class:`CheckpointError` instead of
+crashing the reader or taking time and memory out of proportion to their size:
+
+- **Nesting**: non-plain values (tuples, sets, registered objects, numpy and pandas values, ...)
+  nest at most :data:`MAX_NESTING` (100) levels inside one another; lists and dicts in between do
+  not count (msgpack itself allows them 500 levels). Each such level is an ext payload read by a
+  nested msgpack call, and each of msgpack's C unpackers takes ~40 KB of C stack: a few hundred
+  levels overflow a thread's stack and kill the process (SIGSEGV, not an exception). Past the first
+  few levels the reader switches to msgpack's heap-allocated ``Unpacker`` (~1 KB of stack a level).
+- **Hash floods**: only ``str`` and ``bytes`` hash differently in every process; ints, floats,
+  tuples and most other keys do not, so bytes can be crafted whose dict keys (or set items) all
+  share one hash and take quadratic time to insert. Maps whose keys are all strings are built by
+  msgpack at full speed; the others, sets and pandas MultiIndex levels are refused when more than
+  16 distinct keys share one hash (real data has at most a couple: ``hash(-1) == hash(-2)``).
+- **Shapes**: a pandas column must be an array as long as its index (a scalar would be broadcast
+  to any length), and an array of zero-size items (dtype ``V0``) holds at most 65,536 of them
+  (anything else takes at least one stored byte per item).
+
 Example:
     >>> ser = Serializer()
     >>> ser.register(Doc)                         # a dataclass, pydantic model or Enum
@@ -26,6 +45,7 @@ import datetime as _dt
 import decimal
 import enum
 import functools
+import operator
 import pathlib
 import pickle
 import sys
@@ -40,7 +60,7 @@ import msgpack
 
 from agentgraph_nb.errors import CheckpointError
 
-__all__ = ["Serializer", "default_serializer"]
+__all__ = ["MAX_NESTING", "Serializer", "default_serializer"]
 
 T = TypeVar("T", bound=type)
 
@@ -65,9 +85,30 @@ _NPSCALAR = 16
 _DATAFRAME = 17
 _SERIES = 18
 
+MAX_NESTING = 100
+"""How many non-plain values (tuples, sets, objects, ...) may nest inside one another in a
+stored value (lists and dicts in between do not count): deeper values are refused by
+:meth:`Serializer.dumps`, and by :meth:`Serializer.loads` in bytes made by hand."""
+
+_FAST_LEVELS = 4  # ext levels read with msgpack.unpackb (~40 KB of C stack each); deeper: Unpacker
+_MAX_SAME_HASH = 16  # distinct dict keys or set items sharing one hash value, at most
+_MAX_EMPTY_ITEMS = 1 << 16  # items of a numpy array whose items take no bytes (dtype V0), at most
+
 _ExtType = msgpack.ExtType
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
+_Unpacker = msgpack.Unpacker
+_first = operator.itemgetter(0)
+
+
+class _Local(threading.local):
+    """Per thread: the C stack and the decoding mode are per thread."""
+
+    depth = 0  # ext values being encoded or decoded, one inside another
+    lenient = False  # this loads() builds maps with non-string keys itself, checking their hashes
+
+
+_local = _Local()
 
 _NATIVE = frozenset({type(None), bool, int, float, str, bytes})
 _PANDAS_EXT_DTYPES = frozenset(
@@ -179,8 +220,8 @@ class Serializer:
         self._decoders: dict[int, Callable[[bytes], Any]] = {
             _PICKLE: self._dec_pickle,
             _TUPLE: lambda b: tuple(self._unpack(b)),
-            _SET: lambda b: set(self._unpack(b)),
-            _FROZENSET: lambda b: frozenset(self._unpack(b)),
+            _SET: lambda b: set(_unflooded(self._unpack(b), "set items")),
+            _FROZENSET: lambda b: frozenset(_unflooded(self._unpack(b), "set items")),
             _BIGINT: lambda b: int.from_bytes(b, "big", signed=True),
             _DATETIME: self._dec_datetime,
             _DATE: lambda b: _dt.date.fromordinal(self._unpack(b)),
@@ -213,8 +254,9 @@ class Serializer:
             The bytes, readable by :meth:`loads` of a serializer with the same registrations.
 
         Raises:
-            CheckpointError: a value is outside the allowlist; the message names its key path,
-                e.g. ``state["docs"][3].meta: cannot store object of type Foo; ...``.
+            CheckpointError: a value is outside the allowlist or nested more than
+                :data:`MAX_NESTING` deep; the message names its key path, e.g.
+                ``state["docs"][3].meta: cannot store object of type Foo; ...``.
         """
         try:
             return _packb(obj, default=self._default, use_bin_type=True, strict_types=True)
@@ -231,20 +273,31 @@ class Serializer:
         """Rebuild a value written by :meth:`dumps`.
 
         Raises:
-            CheckpointError: the data is corrupt, names a class that is not registered, or holds
-                pickle data while ``allow_pickle`` is off. Nothing from the data is run or imported.
+            CheckpointError: the data is corrupt, names a class that is not registered, holds
+                pickle data while ``allow_pickle`` is off, or breaks a limit no written value
+                breaks (nesting, hash floods, shapes: see the module's docstring). Nothing from the
+                data is run or imported, and time and memory stay proportional to its size.
         """
+        local = _local
         try:
             return self._unpack(data)
         except CheckpointError:
             raise
-        except RecursionError as exc:
-            raise CheckpointError("cannot read stored data: it is nested too deeply") from exc
         except Exception as exc:
-            raise CheckpointError(
-                "cannot read stored data: it is corrupt or was not written by agentgraph_nb "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
+            if isinstance(exc, RecursionError) or local.lenient:
+                raise _read_error(exc) from exc
+        # Most likely a dict with non-string keys, which the fast pass refuses since their
+        # hashes can be crafted to collide: read again, checking such maps (corrupt data fails
+        # again). One retry per call, never one per nested level.
+        local.lenient = True
+        try:
+            return self._unpack(data)
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            raise _read_error(exc) from exc
+        finally:
+            local.lenient = False
 
     @typing.overload
     def register(
@@ -459,10 +512,20 @@ class Serializer:
 
     # -- encoding -------------------------------------------------------------------------------
     def _default_hook(self, obj: Any) -> Any:
-        enc = self._encoders.get(type(obj))
-        if enc is not None:
-            return enc(obj)
-        return self._fallback(obj)
+        # Called once per non-plain value, from inside the packing of the value around it: the
+        # nesting of these calls is the nesting of ext payloads the reader will unpack.
+        local = _local
+        depth = local.depth
+        if depth >= MAX_NESTING:
+            raise _Unsupported(obj, _TOO_DEEP)
+        local.depth = depth + 1
+        try:
+            enc = self._encoders.get(type(obj))
+            if enc is not None:
+                return enc(obj)
+            return self._fallback(obj)
+        finally:
+            local.depth = depth
 
     def _fallback(self, obj: Any) -> Any:
         tp = type(obj)
@@ -496,10 +559,16 @@ class Serializer:
         return _ExtType(_TUPLE, self._pack_inner(list(obj)))
 
     def _enc_set(self, obj: set[Any]) -> Any:
-        return _ExtType(_SET, self._pack_inner(list(obj)))
+        items = list(obj)
+        if len(items) > _MAX_SAME_HASH and _hash_flood(items):
+            raise _Unsupported(obj, _FLOOD_WRITE)
+        return _ExtType(_SET, self._pack_inner(items))
 
     def _enc_frozenset(self, obj: frozenset[Any]) -> Any:
-        return _ExtType(_FROZENSET, self._pack_inner(list(obj)))
+        items = list(obj)
+        if len(items) > _MAX_SAME_HASH and _hash_flood(items):
+            raise _Unsupported(obj, _FLOOD_WRITE)
+        return _ExtType(_FROZENSET, self._pack_inner(items))
 
     def _enc_bigint(self, obj: int) -> Any:
         return _ExtType(_BIGINT, obj.to_bytes(obj.bit_length() // 8 + 1, "big", signed=True))
@@ -577,6 +646,8 @@ class Serializer:
                     a, f"cannot store a numpy array of structured dtype {dt} holding objects"
                 )
             return _ExtType(_NDARRAY, self._pack_inner(["O", list(a.shape), list(a.reshape(-1))]))
+        if dt.itemsize == 0 and a.size > _MAX_EMPTY_ITEMS:
+            raise _Unsupported(a, _TOO_MANY_EMPTY)
         spec = dt.str if dt.fields is None and dt.subdtype is None else dt.descr
         return _ExtType(
             _NDARRAY, self._pack_inner([spec, list(a.shape), np.ascontiguousarray(a).tobytes()])
@@ -638,13 +709,42 @@ class Serializer:
 
     # -- decoding -------------------------------------------------------------------------------
     def _unpack(self, data: bytes) -> Any:
-        return _unpackb(
-            data,
+        """Unpack one msgpack value (an ext payload is unpacked again by :meth:`_ext_hook`).
+
+        Maps must have str or bytes keys (whose hashes differ per process) unless ``loads``
+        switched to lenient mode, where each map with more keys than one hash may share is
+        checked before it is built. ``unpackb`` keeps its state on the C stack (~40 KB), so
+        past the first few ext levels the heap-allocated ``Unpacker`` takes over.
+        """
+        local = _local
+        if local.depth <= _FAST_LEVELS:
+            if not local.lenient:
+                return _unpackb(
+                    data, ext_hook=self._ext_hook, raw=False, unicode_errors="surrogatepass"
+                )
+            return _unpackb(
+                data,
+                ext_hook=self._ext_hook,
+                raw=False,
+                strict_map_key=False,
+                object_pairs_hook=_checked_dict,
+                unicode_errors="surrogatepass",
+            )
+        # Its length limits (arrays, maps, strings) follow the data's size, as unpackb's do.
+        unpacker = _Unpacker(
+            None,
+            max_buffer_size=max(len(data), 1),
             ext_hook=self._ext_hook,
             raw=False,
-            strict_map_key=False,
+            strict_map_key=not local.lenient,
+            object_pairs_hook=_checked_dict if local.lenient else None,
             unicode_errors="surrogatepass",
         )
+        unpacker.feed(data)
+        value = unpacker.unpack()
+        if unpacker.tell() != len(data):
+            raise ValueError("extra bytes after the value")
+        return value
 
     def _ext_hook(self, code: int, data: bytes) -> Any:
         dec = self._decoders.get(code)
@@ -653,7 +753,19 @@ class Serializer:
                 f"cannot read stored data: unknown value type (msgpack ext code {code}); it was "
                 "written by a newer agentgraph_nb or is corrupt"
             )
-        return dec(data)
+        local = _local
+        depth = local.depth
+        if depth >= MAX_NESTING:
+            raise CheckpointError(
+                f"cannot read stored data: its values nest more than {MAX_NESTING} levels deep "
+                "(tuples, sets, objects, ...), which agentgraph_nb never writes: it is corrupt "
+                "or was made by hand"
+            )
+        local.depth = depth + 1
+        try:
+            return dec(data)
+        finally:
+            local.depth = depth
 
     def _dec_pickle(self, data: bytes) -> Any:
         if not self.allow_pickle:
@@ -759,8 +871,16 @@ class Serializer:
                 out[i] = v
             return out.reshape(shape)
         dt = _np_dtype(np, spec)
-        if dt.itemsize == 0:  # e.g. "<U0": every element is empty
-            return np.zeros(shape, dtype=dt)
+        if dt.itemsize == 0:  # e.g. "V0": no bytes tell how many items there are
+            out = np.zeros(shape, dtype=dt)  # allocates nothing, whatever the shape
+            if out.size > _MAX_EMPTY_ITEMS:
+                raise CheckpointError(
+                    f"cannot read stored data: a numpy array claims {out.size:,} zero-size items "
+                    f"(agentgraph_nb stores at most {_MAX_EMPTY_ITEMS:,}): it is corrupt or was "
+                    "made by hand"
+                )
+            return out
+        # The item count follows from the bytes given, so memory stays proportional to them.
         return np.frombuffer(payload, dtype=dt).reshape(shape).copy()
 
     def _dec_npscalar(self, data: bytes) -> Any:
@@ -779,6 +899,11 @@ class Serializer:
 
         kind = v[0]
         if kind == "n":
+            if type(v[1]) is not np.ndarray or v[1].ndim != 1:
+                raise CheckpointError(
+                    "cannot read stored data: a pandas column or index holds "
+                    f"{type(v[1]).__name__} where its array should be"
+                )
             return v[1]
         if kind == "o":
             out = np.empty(len(v[1]), dtype=object)
@@ -802,6 +927,8 @@ class Serializer:
         if kind == "r":
             return pd.RangeIndex(v[1], v[2], v[3], name=v[4])
         if kind == "m":
+            for level in zip(*v[1]):  # factorizing a level hashes its values
+                _unflooded(list(level), "values of a MultiIndex level")
             return pd.MultiIndex.from_tuples(v[1], names=v[2])
         values, name, freq = v[1], v[2], v[3]
         idx = pd.Index(self._pd_values_dec(values), name=name, tupleize_cols=False)
@@ -814,15 +941,27 @@ class Serializer:
 
         index, columns, cols = self._unpack(data)
         idx = self._pd_index_dec(index)
-        df = pd.DataFrame({i: self._pd_values_dec(c) for i, c in enumerate(cols)}, index=idx)
-        df.columns = self._pd_index_dec(columns)
+        labels = self._pd_index_dec(columns)
+        values = [self._pd_values_dec(c) for c in cols]
+        if len(labels) != len(values):
+            raise CheckpointError(
+                f"cannot read stored data: a DataFrame has {len(values)} columns but "
+                f"{len(labels)} column labels"
+            )
+        for col in values:
+            _check_rows(col, len(idx), "a DataFrame column")
+        df = pd.DataFrame(dict(enumerate(values)), index=idx)
+        df.columns = labels
         return df
 
     def _dec_series(self, data: bytes) -> Any:
         import pandas as pd
 
         values, index, name = self._unpack(data)
-        return pd.Series(self._pd_values_dec(values), index=self._pd_index_dec(index), name=name)
+        col = self._pd_values_dec(values)
+        idx = self._pd_index_dec(index)
+        _check_rows(col, len(idx), "a Series")
+        return pd.Series(col, index=idx, name=name)
 
     # -- error reporting ------------------------------------------------------------------------
     def _explain(self, obj: Any, root: str, exc: BaseException) -> CheckpointError:
@@ -832,15 +971,24 @@ class Serializer:
         except RecursionError:
             found = None
         if found is not None:
-            return CheckpointError(f"{found[0]}: {found[1]}")
+            where = found[0]
+            if len(where) > 240:  # a path 100 levels deep: its start and end say where it is
+                where = f"{where[:150]}...{where[-60:]}"
+            return CheckpointError(f"{where}: {found[1]}")
+        if isinstance(exc, _Unsupported):
+            return CheckpointError(f"{root}: {exc.reason}")
         if isinstance(exc, ValueError) and "recursion" in str(exc).lower():
             return CheckpointError(f"{root}: cannot store a value nested more than 500 levels deep")
         return CheckpointError(f"{root}: cannot be stored: {type(exc).__name__}: {exc}")
 
-    def _find(self, obj: Any, path: str, stack: set[int]) -> tuple[str, str] | None:
+    def _find(self, obj: Any, path: str, stack: set[int], depth: int = 0) -> tuple[str, str] | None:
         tp = type(obj)
         if tp in _NATIVE:
             return None
+        if tp is not dict and tp is not list:  # an ext value: one level of MAX_NESTING
+            depth += 1
+            if depth > MAX_NESTING:
+                return path, _TOO_DEEP
         children: Iterable[tuple[str, Any]] | None = None
         if tp is dict:
             children = _dict_children(obj)
@@ -877,7 +1025,7 @@ class Serializer:
             stack.add(id(obj))
             try:
                 for suffix, child in children:
-                    r = self._find(child, path + suffix, stack)
+                    r = self._find(child, path + suffix, stack, depth)
                     if r is not None:
                         return r
             finally:
@@ -930,6 +1078,80 @@ def _cause(exc: BaseException) -> BaseException | None:
     if isinstance(exc, _Unsupported):
         return exc.cause
     return exc
+
+
+_TOO_DEEP = (
+    f"cannot store a value nested more than {MAX_NESTING} levels deep in tuples, sets, objects "
+    "and other non-plain values (lists and dicts in between do not count): a process reading it "
+    "back could crash. Flatten it, e.g. keep the nodes of a linked list or a tree in a list"
+)
+_FLOOD_WRITE = (
+    f"cannot store a set in which more than {_MAX_SAME_HASH} distinct items share one hash "
+    "value: building it again takes quadratic time, so readers refuse such data"
+)
+_TOO_MANY_EMPTY = (
+    f"cannot store a numpy array of more than {_MAX_EMPTY_ITEMS:,} zero-size items (dtype V0)"
+)
+
+
+def _hash_flood(values: list[Any] | tuple[Any, ...]) -> bool:
+    """Whether more than ``_MAX_SAME_HASH`` distinct values share one hash value.
+
+    Putting n values of one hash in a dict or set takes n**2/2 comparisons. Only str and bytes
+    hash differently in every process; ints, floats, tuples, ... can be chosen to collide
+    (``hash(k * (2**61 - 1) + 5)`` is the same for every k). Linear: one ``hash`` per value.
+    """
+    hashes = list(map(hash, values))
+    if len(set(hashes)) == len(hashes):  # the usual case, all in C
+        return False
+    # Equal values (a MultiIndex level repeats them) are fine; only distinct ones collide.
+    # Keyed by int hash values, which collide at most 9 to a class: 2**64 / (2**61 - 1).
+    same: dict[int, list[Any]] = {}
+    for h, v in zip(hashes, values, strict=True):
+        seen = same.get(h)
+        if seen is None:
+            same[h] = [v]
+        elif v not in seen:
+            if len(seen) >= _MAX_SAME_HASH:
+                return True
+            seen.append(v)
+    return False
+
+
+def _unflooded(values: Any, what: str) -> Any:
+    """``values``, unless they are crafted to make a dict or set of them quadratic to build."""
+    if type(values) in (list, tuple) and len(values) > _MAX_SAME_HASH and _hash_flood(values):
+        raise CheckpointError(
+            f"cannot read stored data: more than {_MAX_SAME_HASH} distinct {what} share one hash "
+            "value, which agentgraph_nb never writes (building them takes quadratic time): it is "
+            "corrupt or was made by hand"
+        )
+    return values
+
+
+def _read_error(exc: BaseException) -> CheckpointError:
+    if isinstance(exc, RecursionError):
+        return CheckpointError("cannot read stored data: it is nested too deeply")
+    return CheckpointError(
+        "cannot read stored data: it is corrupt or was not written by agentgraph_nb "
+        f"({type(exc).__name__}: {exc})"
+    )
+
+
+def _checked_dict(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """Build a map whose keys may not all be strings (msgpack's ``object_pairs_hook``)."""
+    if len(pairs) > _MAX_SAME_HASH:
+        _unflooded(list(map(_first, pairs)), "dict keys")
+    return dict(pairs)
+
+
+def _check_rows(values: Any, rows: int, what: str) -> None:
+    # pandas broadcasts a scalar or a short column to the index's length: 20 bytes could
+    # otherwise become millions of rows.
+    if len(values) != rows:
+        raise CheckpointError(
+            f"cannot read stored data: {what} has {len(values)} values for an index of {rows} rows"
+        )
 
 
 def _unsupported_reason(obj: Any) -> str:
@@ -1022,7 +1244,8 @@ def _pyd_decode(cls: Any, state: list[Any]) -> Any:
     obj.__setstate__(
         {
             "__dict__": d,
-            "__pydantic_fields_set__": set(fields_set) & {*fields, *(extra or ())},
+            "__pydantic_fields_set__": set(_unflooded(fields_set, "field names"))
+            & {*fields, *(extra or ())},
             "__pydantic_extra__": extra,
             "__pydantic_private__": private,
         }

@@ -8,7 +8,8 @@ writes many of them per transaction.
 Tables: ``meta`` (application name, schema version), ``checkpoints`` (one row per checkpoint,
 the record's content as one msgpack blob) and ``writes`` (pending writes). A file that is not
 ours, corrupt, or from a newer version is reported with :class:`~agentgraph_nb.errors.CheckpointError`
-and never modified.
+and never modified; so is a row whose content does not have the shape of a checkpoint (damaged or
+edited by hand): the error names the file, the thread, the checkpoint and the field.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from agentgraph_nb.checkpoint.base import (
     CheckpointRecord,
     Durability,
     PendingWrite,
+    pending_write_problem,
+    record_problem,
 )
 from agentgraph_nb.checkpoint.serde import Serializer, default_serializer
 from agentgraph_nb.errors import CheckpointError
@@ -102,6 +105,11 @@ _ANCHOR_ID = "thread_id = :t AND checkpoint_id = :c"
 _ANCHOR_NEWEST = "seq = (SELECT MAX(seq) FROM checkpoints WHERE thread_id = :t)"
 
 _STOP = object()
+
+
+def _kind(value: Any) -> str:
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 _Row = tuple[str, str, "str | None", int, str, int, bytes, bytes]
 
 
@@ -397,14 +405,21 @@ class SqliteCheckpointer(BaseCheckpointer):
         checkpoint_id, parent_id, step, created_at, meta, payload = row
         loads = self.serializer.loads
         try:
-            writes, values, next_, barriers, interrupts, resume = loads(payload)
+            fields = loads(payload)
             metadata = loads(meta)
-        except (CheckpointError, ValueError, TypeError) as exc:
+        except CheckpointError as exc:
             raise CheckpointError(
                 f"cannot read checkpoint {checkpoint_id!r} of thread {thread_id!r} from "
                 f"{self.path}: {exc}"
             ) from exc
-        return CheckpointRecord(
+        if type(fields) is not list or len(fields) != 6:
+            raise self._malformed(
+                thread_id,
+                checkpoint_id,
+                f"its payload is {_kind(fields)}, not the list of its 6 fields",
+            )
+        writes, values, next_, barriers, interrupts, resume = fields
+        rec = CheckpointRecord(
             thread_id=thread_id,
             checkpoint_id=checkpoint_id,
             parent_id=parent_id,
@@ -417,6 +432,17 @@ class SqliteCheckpointer(BaseCheckpointer):
             interrupts=interrupts,
             resume=resume,
             metadata=metadata,
+        )
+        problem = record_problem(rec)
+        if problem is not None:
+            raise self._malformed(thread_id, checkpoint_id, problem)
+        return rec
+
+    def _malformed(self, thread_id: str, checkpoint_id: Any, problem: str) -> CheckpointError:
+        return CheckpointError(
+            f"cannot read checkpoint {checkpoint_id!r} of thread {thread_id!r} from {self.path}: "
+            f"{problem}. The row is damaged or was edited outside agentgraph_nb (the file was not "
+            "modified); delete the thread, or restore the file from a backup"
         )
 
     def _load_writes(
@@ -432,13 +458,24 @@ class SqliteCheckpointer(BaseCheckpointer):
             ).fetchall()
             for cid, task_index, node, payload in rows:
                 try:
-                    update, goto = self.serializer.loads(payload)
-                except (CheckpointError, ValueError, TypeError) as exc:
+                    pair = self.serializer.loads(payload)
+                except CheckpointError as exc:
                     raise CheckpointError(
                         f"cannot read a pending write of checkpoint {cid!r} of thread "
                         f"{thread_id!r} from {self.path}: {exc}"
                     ) from exc
-                out.setdefault(cid, []).append(PendingWrite(task_index, node, update, goto))
+                if type(pair) is not list or len(pair) != 2:
+                    raise self._malformed(
+                        thread_id,
+                        cid,
+                        f"the payload of a pending write of node {node!r} is {_kind(pair)}, "
+                        "not an [update, goto] pair",
+                    )
+                pw = PendingWrite(task_index, node, pair[0], pair[1])
+                problem = pending_write_problem(pw)
+                if problem is not None:
+                    raise self._malformed(thread_id, cid, problem)
+                out.setdefault(cid, []).append(pw)
         return out
 
     # -- writing ------------------------------------------------------------------------------
@@ -717,7 +754,11 @@ class SqliteCheckpointer(BaseCheckpointer):
                 f"cannot read checkpoint {checkpoint_id!r} of thread {thread_id!r} from "
                 f"{self.path}: {exc}"
             ) from exc
-        return meta if isinstance(meta, dict) else {}
+        if type(meta) is not dict:
+            raise self._malformed(
+                thread_id, checkpoint_id, f"metadata is {_kind(meta)}, not a dict"
+            )
+        return meta
 
     def list_threads(self) -> builtins.list[str]:
         self._sync_reads()
@@ -727,6 +768,18 @@ class SqliteCheckpointer(BaseCheckpointer):
                 rows = conn.execute(
                     "SELECT thread_id FROM checkpoints GROUP BY thread_id ORDER BY MIN(seq)"
                 ).fetchall()
+                for (thread_id,) in rows:
+                    if type(thread_id) is not str:  # SQLite stores any type in a TEXT column
+                        (cid,) = conn.execute(
+                            "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? LIMIT 1",
+                            (thread_id,),
+                        ).fetchone()
+                        raise CheckpointError(
+                            f"cannot list the threads of {self.path}: checkpoint {cid!r} has "
+                            f"thread id {thread_id!r}, {_kind(thread_id)}, not a str. "
+                            "The row is damaged or was edited outside agentgraph_nb (the file "
+                            "was not modified)"
+                        )
         return [r[0] for r in rows]
 
     def delete_thread(self, thread_id: str) -> None:
