@@ -16,15 +16,20 @@ import builtins
 import itertools
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from agentgraph_nb.errors import CheckpointError
 
 __all__ = [
     "BaseCheckpointer",
     "CheckpointRecord",
     "Durability",
     "PendingWrite",
+    "broken_chain_error",
+    "cycle_error",
+    "find_parent_cycle",
     "new_checkpoint_id",
     "new_checkpoint_stamp",
 ]
@@ -179,14 +184,27 @@ class BaseCheckpointer:
     def get_chain(self, thread_id: str, checkpoint_id: str | None = None) -> builtins.list[CheckpointRecord]:
         """Records from the nearest ancestor with a snapshot down to the requested checkpoint
         (oldest first). Empty when the checkpoint does not exist. Stores may override this with
-        a single query."""
+        a single query.
+
+        Raises:
+            CheckpointError: the parent links form a cycle, or name a missing checkpoint before
+                a snapshot was found (a damaged store); found within as many reads as the
+                chain has records.
+        """
         rec = self.get(thread_id, checkpoint_id)
         chain: builtins.list[CheckpointRecord] = []
+        seen: set[str] = set()
         while rec is not None:
+            if rec.checkpoint_id in seen:
+                raise cycle_error(self, thread_id, [*(r.checkpoint_id for r in chain), rec.checkpoint_id])
+            seen.add(rec.checkpoint_id)
             chain.append(rec)
             if rec.values is not None or rec.parent_id is None:
                 break
-            rec = self.get(thread_id, rec.parent_id)
+            parent = self.get(thread_id, rec.parent_id)
+            if parent is None:
+                raise broken_chain_error(self, thread_id, chain[0].checkpoint_id, rec.checkpoint_id, rec.parent_id)
+            rec = parent
         chain.reverse()
         return chain
 
@@ -201,3 +219,57 @@ class BaseCheckpointer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- damaged parent links ---------------------------------------------------------------------------
+_DAMAGED = (
+    "A hand edit or a damaged file? Restore a backup, or delete the thread (delete_thread) to start "
+    "it afresh."
+)
+
+
+def cycle_error(store: object, thread_id: str, path: Sequence[str]) -> CheckpointError:
+    """The error for parent links that loop: ``path`` is the walk, ending with the first id seen
+    twice."""
+    loop = [*path[path.index(path[-1]) :]]
+    return CheckpointError(
+        f"checkpoint store {store!r} is damaged: the parent links of thread {thread_id!r} form a "
+        f"cycle ({' -> '.join(repr(c) for c in loop)}), so the thread's history (and the state at "
+        f"{path[0]!r}) cannot be read. {_DAMAGED}"
+    )
+
+
+def broken_chain_error(
+    store: object, thread_id: str, start: str, checkpoint_id: str, parent_id: str
+) -> CheckpointError:
+    """The error for a parent link naming a missing checkpoint before any snapshot was found."""
+    way = f"from {start!r} to it" if start != checkpoint_id else "on the way"
+    return CheckpointError(
+        f"checkpoint store {store!r} is damaged: checkpoint {checkpoint_id!r} of thread {thread_id!r} "
+        f"names parent {parent_id!r}, which is missing, and no checkpoint {way} holds full values, "
+        f"so the state at {start!r} cannot be rebuilt. {_DAMAGED}"
+    )
+
+
+def find_parent_cycle(parents: Mapping[str, str | None] | Iterable[CheckpointRecord]) -> list[str] | None:
+    """A cycle of parent links among a thread's checkpoints, as the walk that closes it (the
+    first id repeated at the end), or None. Linear in the number of checkpoints.
+
+    Args:
+        parents: ``{checkpoint_id: parent_id}``, or the thread's records.
+    """
+    if not isinstance(parents, Mapping):
+        parents = {r.checkpoint_id: r.parent_id for r in parents}
+    done: dict[str, bool] = {}  # False: on the current walk; True: leads to no cycle
+    for start in parents:
+        path: list[str] = []
+        cur: str | None = start
+        while cur is not None and cur in parents and cur not in done:
+            done[cur] = False
+            path.append(cur)
+            cur = parents[cur]
+        if cur is not None and done.get(cur) is False:
+            return [*path[path.index(cur) :], cur]
+        for c in path:
+            done[c] = True
+    return None

@@ -26,6 +26,9 @@ class MemoryCheckpointer(BaseCheckpointer):
         self._threads: dict[str, dict[str, CheckpointRecord]] = {}
         self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return "MemoryCheckpointer()"
+
     def put(self, record: CheckpointRecord) -> None:
         with self._lock:
             self._threads.setdefault(record.thread_id, {})[record.checkpoint_id] = record

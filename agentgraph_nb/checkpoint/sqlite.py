@@ -32,6 +32,8 @@ from agentgraph_nb.checkpoint.base import (
     CheckpointRecord,
     Durability,
     PendingWrite,
+    broken_chain_error,
+    cycle_error,
 )
 from agentgraph_nb.checkpoint.serde import Serializer, default_serializer
 from agentgraph_nb.errors import CheckpointError
@@ -87,16 +89,18 @@ _INSERT = (
 _COLS = "checkpoint_id, parent_id, step, created_at, metadata, payload"
 _C_COLS = ", ".join("c." + col for col in _COLS.split(", "))
 # Walk parent links over narrow rows, then fetch the blobs once (not copied through the walk).
+# UNION (not UNION ALL) drops a row met twice, so parent links that loop (a damaged file) end the
+# walk after at most one row per checkpoint of the thread; get_chain then names the cycle.
 _CHAIN = f"""
-WITH RECURSIVE chain (depth, seq, parent_id, snapshot) AS (
-    SELECT 0, seq, parent_id, snapshot FROM checkpoints WHERE {{anchor}}
-    UNION ALL
-    SELECT chain.depth + 1, c.seq, c.parent_id, c.snapshot
+WITH RECURSIVE chain (anchor, seq, parent_id, snapshot) AS (
+    SELECT 1, seq, parent_id, snapshot FROM checkpoints WHERE {{anchor}}
+    UNION
+    SELECT 0, c.seq, c.parent_id, c.snapshot
     FROM chain JOIN checkpoints AS c ON c.thread_id = :t AND c.checkpoint_id = chain.parent_id
-    WHERE chain.snapshot = 0 AND chain.depth < 10000000
+    WHERE chain.snapshot = 0
 )
-SELECT {_C_COLS}
-FROM chain JOIN checkpoints AS c ON c.seq = chain.seq ORDER BY chain.depth DESC
+SELECT chain.anchor, c.snapshot, {_C_COLS}
+FROM chain JOIN checkpoints AS c ON c.seq = chain.seq
 """
 _ANCHOR_ID = "thread_id = :t AND checkpoint_id = :c"
 _ANCHOR_NEWEST = "seq = (SELECT MAX(seq) FROM checkpoints WHERE thread_id = :t)"
@@ -747,18 +751,48 @@ class SqliteCheckpointer(BaseCheckpointer):
     def get_chain(
         self, thread_id: str, checkpoint_id: str | None = None
     ) -> builtins.list[CheckpointRecord]:
-        """Records from the nearest snapshot down to the checkpoint, in one recursive query."""
+        """Records from the nearest snapshot down to the checkpoint, in one recursive query.
+
+        Raises:
+            CheckpointError: the parent links loop, or name a missing checkpoint before a
+                snapshot (a damaged file); the query visits each checkpoint of the thread once.
+        """
         self._sync_reads()
         sql = _CHAIN.format(anchor=_ANCHOR_NEWEST if checkpoint_id is None else _ANCHOR_ID)
         with self._lock:
             conn = self._fg()
             with self._errors("read a checkpoint chain"):
-                rows = conn.execute(sql, {"t": thread_id, "c": checkpoint_id}).fetchall()
+                found = conn.execute(sql, {"t": thread_id, "c": checkpoint_id}).fetchall()
+                rows = self._walk(thread_id, found)
                 pending = self._load_writes(conn, thread_id, [r[0] for r in rows]) if rows else {}
         chain = [self._decode(thread_id, r) for r in rows]
         for rec in chain:
             rec.pending_writes = pending.get(rec.checkpoint_id, [])
         return chain
+
+    def _walk(self, thread_id: str, found: Sequence[Any]) -> builtins.list[Any]:
+        """Order the rows of the chain query oldest first, following the parent links from the
+        anchor; a loop or a missing parent before a snapshot is an error naming them."""
+        if not found:
+            return []
+        by_id = {r[2]: r for r in found}
+        for row in found:
+            if row[0]:  # the anchor (met again as a plain row when the links loop through it)
+                break
+        chain = [row]
+        most = len(by_id)  # a longer walk has met some checkpoint twice
+        while not row[1] and row[3] is not None:
+            parent = by_id.get(row[3])
+            if parent is None:
+                raise broken_chain_error(self, thread_id, chain[0][2], row[2], row[3])
+            chain.append(parent)
+            if len(chain) > most:
+                ids = [r[2] for r in chain]
+                first = next(i for i, c in enumerate(ids) if c in ids[:i])
+                raise cycle_error(self, thread_id, ids[: first + 1])
+            row = parent
+        chain.reverse()
+        return [r[2:] for r in chain]
 
     # -- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:

@@ -12,7 +12,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, I
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, cast
 
-from agentgraph_nb.checkpoint.base import BaseCheckpointer, CheckpointRecord, PendingWrite
+from agentgraph_nb.checkpoint.base import (
+    BaseCheckpointer,
+    CheckpointRecord,
+    PendingWrite,
+    cycle_error,
+    find_parent_cycle,
+)
 from agentgraph_nb.constants import END
 from agentgraph_nb.engine._algo import apply_writes
 from agentgraph_nb.engine._loop import (
@@ -600,6 +606,9 @@ class CompiledGraph(ViewsMixin):
         """
         store = self._store()
         recs = list(store.list(str(thread_id), before=before, limit=limit, metadata_filter=filter))
+        loop = find_parent_cycle(recs)  # a damaged store: walks over the history would never end
+        if loop is not None:
+            raise cycle_error(store, str(thread_id), loop)
         newest = store.get(str(thread_id))
         tip_id = newest.checkpoint_id if newest is not None else None
         if limit is not None or before is not None or filter:
