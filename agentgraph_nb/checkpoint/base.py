@@ -8,24 +8,42 @@ stores bytes proportional to its steps, not to steps times state size.
 
 Writing a new store means subclassing :class:`BaseCheckpointer` in one file and implementing
 ``put``, ``put_writes``, ``get``, ``list``, ``list_threads`` and ``delete_thread``.
+
+**One writer per thread at a time** (optimistic concurrency). A thread's *newest* checkpoint is
+the one stored last. Every writer (a run, ``update_state``) remembers which checkpoint it last saw
+as the thread's newest: the newest when it loaded the thread (``None`` for a thread without
+checkpoints), then each checkpoint it wrote itself. It passes that as ``expected=`` to each write,
+and the store compares it with the thread's newest and inserts *in one atomic step*, or raises
+:class:`~agentgraph_nb.errors.CheckpointConflictError` and stores nothing. The record's
+``parent_id`` need not be ``expected``: a fork (``invoke(None, checkpoint_id=older)``,
+``update_state(..., checkpoint_id=older)``) writes a child of an older checkpoint, and is checked
+against the newest all the same. So of two writers racing on one thread, the first to write wins
+and goes on; the other's write fails, its earlier checkpoints stay stored (a branch of the
+history), and its caller gets the error. A store that checks sets
+:attr:`BaseCheckpointer.checks_conflicts`; see there for what it must do. ``put_writes`` is not
+checked: it attaches results to an existing checkpoint, which forks nothing (pending writes count
+only on the thread's newest checkpoint, and the writer's next ``put`` meets the conflict).
 """
 
 from __future__ import annotations
 
 import builtins
+import enum
 import itertools
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from agentgraph_nb.errors import CheckpointError
 
 __all__ = [
+    "NO_CHECK",
     "BaseCheckpointer",
     "CheckpointRecord",
     "Durability",
+    "Expected",
     "PendingWrite",
     "broken_chain_error",
     "cycle_error",
@@ -35,6 +53,18 @@ __all__ = [
 ]
 
 Durability = Literal["sync", "async", "exit"]
+
+
+class _NoCheck(enum.Enum):
+    NO_CHECK = "NO_CHECK"
+
+
+NO_CHECK: Final = _NoCheck.NO_CHECK
+"""``expected=NO_CHECK`` (the default): write without comparing the thread's newest checkpoint."""
+
+Expected = str | None | Literal[_NoCheck.NO_CHECK]
+"""What a write expects the thread's newest checkpoint to be: its id, ``None`` (no checkpoint
+yet) or :data:`NO_CHECK`."""
 
 _counter = itertools.count()
 _pid = os.getpid() & 0xFFFF
@@ -130,14 +160,46 @@ class BaseCheckpointer:
             store does, since a snapshot there is just a reference).
         durability: default durability for runs using this store (``"sync"``, ``"async"`` or
             ``"exit"``); a call's ``durability=`` overrides it.
+        checks_conflicts: the store takes ``expected=`` in :meth:`put`, :meth:`put_many` and
+            :meth:`put_nowait` and ``checkpoint_id=`` in :meth:`flush` (see the module's
+            docstring for the rule). Such a store must:
+
+            - compare ``expected`` with the thread's newest checkpoint and insert atomically
+              (one transaction, or a lock every writer of the store takes, across processes for
+              a store processes share), raising ``CheckpointConflictError(thread_id=...,
+              expected=..., actual=<the newest found>, checkpoint_id=<the record's>)`` and
+              storing nothing when they differ; ``expected=NO_CHECK`` writes unchecked;
+            - in :meth:`put_many`, compare once, before the first record, and store all the
+              records or none;
+            - in :meth:`put_nowait`, when it checks later (in the background), refuse any later
+              record whose ``expected`` is a refused checkpoint (with the first error), and report
+              the error to that writer only: from its next :meth:`put_nowait` (whose ``expected``
+              is the refused checkpoint) or from ``flush(checkpoint_id=<a refused one>)``,
+              never from another writer's calls.
+
+            A store without it (written before it existed) still works: the engine calls it as
+            before, and checks the newest with :meth:`get` just before each ``"sync"`` write and
+            each ``"exit"`` batch, which narrows the race without closing it; its ``"async"``
+            writes go unchecked.
     """
 
     snapshot_every: int = 1
     durability: Durability = "sync"
+    checks_conflicts: bool = False
 
     # -- storage: implement these -------------------------------------------------------------
-    def put(self, record: CheckpointRecord) -> None:
-        """Store a new checkpoint (never overwrites: ids are unique)."""
+    def put(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
+        """Store a new checkpoint (never overwrites: ids are unique).
+
+        Args:
+            record: the checkpoint.
+            expected: the thread's newest checkpoint as the writer last saw it (``None``: the
+                thread has none); the default writes without checking.
+
+        Raises:
+            CheckpointConflictError: the thread's newest checkpoint is not ``expected``; nothing
+                was stored.
+        """
         raise NotImplementedError
 
     def put_writes(self, thread_id: str, checkpoint_id: str, writes: Sequence[PendingWrite]) -> None:
@@ -170,16 +232,28 @@ class BaseCheckpointer:
         raise NotImplementedError
 
     # -- optional -------------------------------------------------------------------------------
-    def put_many(self, records: Sequence[CheckpointRecord]) -> None:
+    def put_many(self, records: Sequence[CheckpointRecord], *, expected: Expected = NO_CHECK) -> None:
         """Store several records at once (used by ``durability="exit"``); one transaction
-        where the store has them."""
-        for r in records:
-            self.put(r)
+        where the store has them.
 
-    def put_nowait(self, record: CheckpointRecord) -> None:
+        With ``expected``, the records are one writer's, of one thread, in order: the thread's
+        newest must be ``expected`` before the first. This default implementation checks each
+        record against the one before it (all or nothing needs the store's transactions).
+        """
+        for r in records:
+            if expected is NO_CHECK:
+                self.put(r)
+            else:
+                self.put(r, expected=expected)
+                expected = r.checkpoint_id
+
+    def put_nowait(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
         """Hand a record over for writing in the background (``durability="async"``).
         Stores without a background writer write it now; :meth:`flush` waits for the rest."""
-        self.put(record)
+        if expected is NO_CHECK:
+            self.put(record)
+        else:
+            self.put(record, expected=expected)
 
     def get_chain(self, thread_id: str, checkpoint_id: str | None = None) -> builtins.list[CheckpointRecord]:
         """Records from the nearest ancestor with a snapshot down to the requested checkpoint
@@ -208,8 +282,14 @@ class BaseCheckpointer:
         chain.reverse()
         return chain
 
-    def flush(self) -> None:
-        """Wait until everything handed to the store is durably written."""
+    def flush(self, checkpoint_id: str | None = None) -> None:
+        """Wait until everything handed to the store is durably written.
+
+        Args:
+            checkpoint_id: a checkpoint this writer handed to :meth:`put_nowait` (its last):
+                raise the :class:`~agentgraph_nb.errors.CheckpointConflictError` that refused
+                it, if one did (stores with :attr:`checks_conflicts` only).
+        """
 
     def close(self) -> None:
         """Release resources (connections, threads). The store may not be used afterwards."""
