@@ -20,6 +20,7 @@ from agentgraph_nb.engine._loop import interrupt
 from agentgraph_nb.errors import (
     AgentGraphError,
     AgentGraphWarning,
+    CheckpointConflictError,
     CheckpointError,
     GraphInterrupt,
     GraphRecursionError,
@@ -54,6 +55,7 @@ __all__ = [
     "START",
     "AgentGraphError",
     "AgentGraphWarning",
+    "CheckpointConflictError",
     "CheckpointError",
     "Command",
     "CompiledGraph",

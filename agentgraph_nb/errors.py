@@ -12,6 +12,7 @@ from typing import Any
 __all__ = [
     "AgentGraphError",
     "AgentGraphWarning",
+    "CheckpointConflictError",
     "CheckpointError",
     "GraphInterrupt",
     "GraphRecursionError",
@@ -140,6 +141,81 @@ class GraphRecursionError(AgentGraphError, RecursionError):
 
 class CheckpointError(AgentGraphError):
     """A checkpoint store cannot be read or written (corrupt, locked, full, newer schema, ...)."""
+
+
+class CheckpointConflictError(CheckpointError):
+    """Another writer wrote the thread since this one last saw it; this write stored nothing.
+
+    A run (or ``update_state``) remembers which checkpoint was the thread's newest when it loaded
+    the thread, and after each of its own writes; a write finding another newest checkpoint is
+    refused, so two writers never fork a thread silently. The winner's history is intact, and
+    every checkpoint the loser wrote before is still stored (its last one is ``expected``).
+
+    Attributes:
+        thread_id: the thread.
+        expected: the checkpoint the writer expected to be the thread's newest (``None``: it
+            expected a thread without checkpoints).
+        actual: the thread's newest checkpoint found instead (``None``: none).
+        checkpoint_id: the checkpoint that was not stored, when known.
+        store: the store, as text (its ``repr``).
+
+    Example:
+        >>> try:
+        ...     app.invoke(None, thread_id="t1")
+        ... except CheckpointConflictError as e:
+        ...     app.get_state("t1")  # the other writer's state: decide, then run again
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        thread_id: str,
+        expected: str | None,
+        actual: str | None,
+        checkpoint_id: str | None = None,
+        store: str = "",
+    ) -> None:
+        self.thread_id = thread_id
+        self.expected = expected
+        self.actual = actual
+        self.checkpoint_id = checkpoint_id
+        self.store = store
+        if message is None:
+            what = f"checkpoint {checkpoint_id!r}" if checkpoint_id is not None else "a checkpoint"
+            where = f" in {store}" if store else ""
+            saw = (
+                f"the thread's newest checkpoint to be {expected!r}" if expected is not None
+                else "the thread to have no checkpoint yet"
+            )
+            found = f"it is {actual!r}" if actual is not None else "it has none"
+            kept = (
+                f" This writer's earlier checkpoints are kept ({expected!r} is its last one)."
+                if expected is not None else ""
+            )
+            message = (
+                f"cannot store {what} of thread {thread_id!r}{where}: another run or update_state "
+                f"wrote the thread meanwhile. This writer expected {saw}, but {found}. Nothing was "
+                f"stored and the other writer's history is intact.{kept} Run one writer per thread "
+                f"at a time: look at get_state({thread_id!r}), then run again (invoke(None, "
+                f"thread_id=...) continues from the newest checkpoint; checkpoint_id= forks from "
+                "any other)."
+            )
+        super().__init__(message)
+
+    def __reduce__(self) -> Any:  # keep picklable across processes (batch in pools)
+        return (
+            _rebuild_conflict,
+            (str(self), self.thread_id, self.expected, self.actual, self.checkpoint_id, self.store),
+        )
+
+
+def _rebuild_conflict(
+    msg: str, thread_id: str, expected: str | None, actual: str | None, checkpoint_id: str | None, store: str
+) -> CheckpointConflictError:
+    return CheckpointConflictError(
+        msg, thread_id=thread_id, expected=expected, actual=actual, checkpoint_id=checkpoint_id, store=store
+    )
 
 
 class GraphInterrupt(BaseException):

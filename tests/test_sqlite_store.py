@@ -994,3 +994,99 @@ def test_list_threads_names_a_damaged_thread_id(paused_file: pathlib.Path, tmp_p
         f"cannot list the threads of {db}: checkpoint {cid!r} has thread id b'\\x07', a bytes, "
         "not a str"
     )
+# -- damaged parent links: a cycle or a missing parent is an error, promptly ------------------------
+_DAMAGE = {
+    # checkpoint ids are referred to by step: 3 -> 4 means "the parent of step 3 becomes step 4"
+    "two-cycle": (3, 4),
+    "self-loop": (3, 3),
+    "missing parent": (3, None),
+}
+
+
+def _damaged_thread(db: pathlib.Path, how: str) -> tuple[Any, list[str]]:
+    """A 7-checkpoint thread (a snapshot at step 0 only), then its parent links edited by hand."""
+    from typing import TypedDict
+
+    from agentgraph_nb import END, START, StateGraph
+
+    class S(TypedDict, total=False):
+        i: int
+
+    g = StateGraph(S).add_node("inc", lambda s: {"i": s["i"] + 1}).add_edge(START, "inc")
+    g.add_conditional_edges("inc", lambda s: "inc" if s["i"] < 6 else END, ["inc", END])
+    app = g.compile(checkpointer=f"sqlite:///{db}?snapshot_every=100")
+    app.invoke({"i": 0}, thread_id="t")
+    ids = [s.checkpoint_id for s in reversed(app.get_state_history("t"))]
+    assert len(ids) == 7
+    child, parent = _DAMAGE[how]
+    with sqlite3.connect(db) as raw:
+        raw.execute(
+            "UPDATE checkpoints SET parent_id = ? WHERE checkpoint_id = ?",
+            (ids[parent] if parent is not None else "gone-0000", ids[child]),
+        )
+    raw.close()
+    return app, ids
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("how", list(_DAMAGE))
+def test_damaged_parent_links_are_reported_promptly(db: pathlib.Path, how: str) -> None:
+    app, ids = _damaged_thread(db, how)
+    store = app.checkpointer
+    named = [ids[3]] + ([ids[4]] if how == "two-cycle" else ["gone-0000"] if how == "missing parent" else [])
+    reads = {
+        "get_chain (newest)": lambda: store.get_chain("t"),
+        "get_chain (by id)": lambda: store.get_chain("t", ids[5]),
+        "get_state": lambda: app.get_state("t"),
+        "get_state (by id)": lambda: app.get_state("t", ids[6]),
+        "get_state_history": lambda: app.get_state_history("t"),
+        "invoke(None)": lambda: app.invoke(None, thread_id="t"),
+        "update_state": lambda: app.update_state("t", {"i": 0}),
+    }
+    for what, read in reads.items():
+        with pytest.raises(CheckpointError) as info:
+            read()
+        msg = str(info.value)
+        assert "'t'" in msg and str(db) in msg, (what, msg)
+        assert all(cid in msg for cid in named), (what, msg)
+        assert ("cycle" if how != "missing parent" else "missing") in msg, (what, msg)
+    # checkpoints before the damage still read (they have a snapshot on their way)
+    assert app.get_state("t", ids[2]).values == {"i": 2}
+    assert [r.checkpoint_id for r in store.get_chain("t", ids[2])] == ids[:3]
+    store.close()
+
+
+@pytest.mark.timeout(20)
+def test_memory_store_cycles_and_missing_parents_are_reported() -> None:
+    from typing import TypedDict
+
+    from agentgraph_nb import START, StateGraph
+
+    class S(TypedDict, total=False):
+        i: int
+
+    mem = MemoryCheckpointer()
+    recs = [rec("t", None, 0, values={"n": 0})]
+    for i in range(1, 5):
+        recs.append(rec("t", recs[-1].checkpoint_id, i))
+    for r in recs:
+        mem.put(r)
+    app = StateGraph(S).add_node("n", lambda s: None).add_edge(START, "n").compile(checkpointer=mem)
+    ids = [r.checkpoint_id for r in recs]
+    recs[2].parent_id = ids[3]  # 4 -> 3 -> 2 -> 3 -> ...
+    for read in (lambda: mem.get_chain("t"), lambda: BaseCheckpointer.get_chain(mem, "t", ids[3])):
+        with pytest.raises(CheckpointError, match="cycle") as info:
+            read()
+        assert ids[2] in str(info.value) and ids[3] in str(info.value) and "'t'" in str(info.value)
+    recs[2].parent_id = "gone"
+    with pytest.raises(CheckpointError, match=rf"missing.*{ids[2]}|{ids[2]}.*missing"):
+        mem.get_chain("t")
+    # a cycle between checkpoints that all hold values: no chain to rebuild, but the history's
+    # walks (branches, the debugger) would never end
+    recs[2].parent_id = ids[1]
+    for r in recs[1:]:
+        r.values = {"n": r.step}
+    assert app.get_state("t").values == {"n": 4}
+    recs[1].parent_id = ids[4]
+    with pytest.raises(CheckpointError, match="cycle"):
+        app.get_state_history("t")

@@ -10,23 +10,46 @@ Writing a new store means subclassing :class:`BaseCheckpointer` in one file and 
 ``put``, ``put_writes``, ``get``, ``list``, ``list_threads`` and ``delete_thread``. A store that
 decodes records from bytes checks them with :func:`record_problem` and
 :func:`pending_write_problem`, so a damaged row is a ``CheckpointError`` naming the field.
+
+**One writer per thread at a time** (optimistic concurrency). A thread's *newest* checkpoint is
+the one stored last. Every writer (a run, ``update_state``) remembers which checkpoint it last saw
+as the thread's newest: the newest when it loaded the thread (``None`` for a thread without
+checkpoints), then each checkpoint it wrote itself. It passes that as ``expected=`` to each write,
+and the store compares it with the thread's newest and inserts *in one atomic step*, or raises
+:class:`~agentgraph_nb.errors.CheckpointConflictError` and stores nothing. The record's
+``parent_id`` need not be ``expected``: a fork (``invoke(None, checkpoint_id=older)``,
+``update_state(..., checkpoint_id=older)``) writes a child of an older checkpoint, and is checked
+against the newest all the same. So of two writers racing on one thread, the first to write wins
+and goes on; the other's write fails, its earlier checkpoints stay stored (a branch of the
+history), and its caller gets the error. A store that checks sets
+:attr:`BaseCheckpointer.checks_conflicts`; see there for what it must do. ``put_writes`` is not
+checked: it attaches results to an existing checkpoint, which forks nothing (pending writes count
+only on the thread's newest checkpoint, and the writer's next ``put`` meets the conflict).
 """
 
 from __future__ import annotations
 
 import builtins
+import enum
 import itertools
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
+
+from agentgraph_nb.errors import CheckpointError
 
 __all__ = [
+    "NO_CHECK",
     "BaseCheckpointer",
     "CheckpointRecord",
     "Durability",
+    "Expected",
     "PendingWrite",
+    "broken_chain_error",
+    "cycle_error",
+    "find_parent_cycle",
     "new_checkpoint_id",
     "new_checkpoint_stamp",
     "pending_write_problem",
@@ -34,6 +57,18 @@ __all__ = [
 ]
 
 Durability = Literal["sync", "async", "exit"]
+
+
+class _NoCheck(enum.Enum):
+    NO_CHECK = "NO_CHECK"
+
+
+NO_CHECK: Final = _NoCheck.NO_CHECK
+"""``expected=NO_CHECK`` (the default): write without comparing the thread's newest checkpoint."""
+
+Expected = str | None | Literal[_NoCheck.NO_CHECK]
+"""What a write expects the thread's newest checkpoint to be: its id, ``None`` (no checkpoint
+yet) or :data:`NO_CHECK`."""
 
 _counter = itertools.count()
 _pid = os.getpid() & 0xFFFF
@@ -233,14 +268,46 @@ class BaseCheckpointer:
             store does, since a snapshot there is just a reference).
         durability: default durability for runs using this store (``"sync"``, ``"async"`` or
             ``"exit"``); a call's ``durability=`` overrides it.
+        checks_conflicts: the store takes ``expected=`` in :meth:`put`, :meth:`put_many` and
+            :meth:`put_nowait` and ``checkpoint_id=`` in :meth:`flush` (see the module's
+            docstring for the rule). Such a store must:
+
+            - compare ``expected`` with the thread's newest checkpoint and insert atomically
+              (one transaction, or a lock every writer of the store takes, across processes for
+              a store processes share), raising ``CheckpointConflictError(thread_id=...,
+              expected=..., actual=<the newest found>, checkpoint_id=<the record's>)`` and
+              storing nothing when they differ; ``expected=NO_CHECK`` writes unchecked;
+            - in :meth:`put_many`, compare once, before the first record, and store all the
+              records or none;
+            - in :meth:`put_nowait`, when it checks later (in the background), refuse any later
+              record whose ``expected`` is a refused checkpoint (with the first error), and report
+              the error to that writer only: from its next :meth:`put_nowait` (whose ``expected``
+              is the refused checkpoint) or from ``flush(checkpoint_id=<a refused one>)``,
+              never from another writer's calls.
+
+            A store without it (written before it existed) still works: the engine calls it as
+            before, and checks the newest with :meth:`get` just before each ``"sync"`` write and
+            each ``"exit"`` batch, which narrows the race without closing it; its ``"async"``
+            writes go unchecked.
     """
 
     snapshot_every: int = 1
     durability: Durability = "sync"
+    checks_conflicts: bool = False
 
     # -- storage: implement these -------------------------------------------------------------
-    def put(self, record: CheckpointRecord) -> None:
-        """Store a new checkpoint (never overwrites: ids are unique)."""
+    def put(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
+        """Store a new checkpoint (never overwrites: ids are unique).
+
+        Args:
+            record: the checkpoint.
+            expected: the thread's newest checkpoint as the writer last saw it (``None``: the
+                thread has none); the default writes without checking.
+
+        Raises:
+            CheckpointConflictError: the thread's newest checkpoint is not ``expected``; nothing
+                was stored.
+        """
         raise NotImplementedError
 
     def put_writes(self, thread_id: str, checkpoint_id: str, writes: Sequence[PendingWrite]) -> None:
@@ -273,33 +340,64 @@ class BaseCheckpointer:
         raise NotImplementedError
 
     # -- optional -------------------------------------------------------------------------------
-    def put_many(self, records: Sequence[CheckpointRecord]) -> None:
+    def put_many(self, records: Sequence[CheckpointRecord], *, expected: Expected = NO_CHECK) -> None:
         """Store several records at once (used by ``durability="exit"``); one transaction
-        where the store has them."""
-        for r in records:
-            self.put(r)
+        where the store has them.
 
-    def put_nowait(self, record: CheckpointRecord) -> None:
+        With ``expected``, the records are one writer's, of one thread, in order: the thread's
+        newest must be ``expected`` before the first. This default implementation checks each
+        record against the one before it (all or nothing needs the store's transactions).
+        """
+        for r in records:
+            if expected is NO_CHECK:
+                self.put(r)
+            else:
+                self.put(r, expected=expected)
+                expected = r.checkpoint_id
+
+    def put_nowait(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
         """Hand a record over for writing in the background (``durability="async"``).
         Stores without a background writer write it now; :meth:`flush` waits for the rest."""
-        self.put(record)
+        if expected is NO_CHECK:
+            self.put(record)
+        else:
+            self.put(record, expected=expected)
 
     def get_chain(self, thread_id: str, checkpoint_id: str | None = None) -> builtins.list[CheckpointRecord]:
         """Records from the nearest ancestor with a snapshot down to the requested checkpoint
         (oldest first). Empty when the checkpoint does not exist. Stores may override this with
-        a single query."""
+        a single query.
+
+        Raises:
+            CheckpointError: the parent links form a cycle, or name a missing checkpoint before
+                a snapshot was found (a damaged store); found within as many reads as the
+                chain has records.
+        """
         rec = self.get(thread_id, checkpoint_id)
         chain: builtins.list[CheckpointRecord] = []
+        seen: set[str] = set()
         while rec is not None:
+            if rec.checkpoint_id in seen:
+                raise cycle_error(self, thread_id, [*(r.checkpoint_id for r in chain), rec.checkpoint_id])
+            seen.add(rec.checkpoint_id)
             chain.append(rec)
             if rec.values is not None or rec.parent_id is None:
                 break
-            rec = self.get(thread_id, rec.parent_id)
+            parent = self.get(thread_id, rec.parent_id)
+            if parent is None:
+                raise broken_chain_error(self, thread_id, chain[0].checkpoint_id, rec.checkpoint_id, rec.parent_id)
+            rec = parent
         chain.reverse()
         return chain
 
-    def flush(self) -> None:
-        """Wait until everything handed to the store is durably written."""
+    def flush(self, checkpoint_id: str | None = None) -> None:
+        """Wait until everything handed to the store is durably written.
+
+        Args:
+            checkpoint_id: a checkpoint this writer handed to :meth:`put_nowait` (its last):
+                raise the :class:`~agentgraph_nb.errors.CheckpointConflictError` that refused
+                it, if one did (stores with :attr:`checks_conflicts` only).
+        """
 
     def close(self) -> None:
         """Release resources (connections, threads). The store may not be used afterwards."""
@@ -309,3 +407,57 @@ class BaseCheckpointer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- damaged parent links ---------------------------------------------------------------------------
+_DAMAGED = (
+    "A hand edit or a damaged file? Restore a backup, or delete the thread (delete_thread) to start "
+    "it afresh."
+)
+
+
+def cycle_error(store: object, thread_id: str, path: Sequence[str]) -> CheckpointError:
+    """The error for parent links that loop: ``path`` is the walk, ending with the first id seen
+    twice."""
+    loop = [*path[path.index(path[-1]) :]]
+    return CheckpointError(
+        f"checkpoint store {store!r} is damaged: the parent links of thread {thread_id!r} form a "
+        f"cycle ({' -> '.join(repr(c) for c in loop)}), so the thread's history (and the state at "
+        f"{path[0]!r}) cannot be read. {_DAMAGED}"
+    )
+
+
+def broken_chain_error(
+    store: object, thread_id: str, start: str, checkpoint_id: str, parent_id: str
+) -> CheckpointError:
+    """The error for a parent link naming a missing checkpoint before any snapshot was found."""
+    way = f"from {start!r} to it" if start != checkpoint_id else "on the way"
+    return CheckpointError(
+        f"checkpoint store {store!r} is damaged: checkpoint {checkpoint_id!r} of thread {thread_id!r} "
+        f"names parent {parent_id!r}, which is missing, and no checkpoint {way} holds full values, "
+        f"so the state at {start!r} cannot be rebuilt. {_DAMAGED}"
+    )
+
+
+def find_parent_cycle(parents: Mapping[str, str | None] | Iterable[CheckpointRecord]) -> list[str] | None:
+    """A cycle of parent links among a thread's checkpoints, as the walk that closes it (the
+    first id repeated at the end), or None. Linear in the number of checkpoints.
+
+    Args:
+        parents: ``{checkpoint_id: parent_id}``, or the thread's records.
+    """
+    if not isinstance(parents, Mapping):
+        parents = {r.checkpoint_id: r.parent_id for r in parents}
+    done: dict[str, bool] = {}  # False: on the current walk; True: leads to no cycle
+    for start in parents:
+        path: list[str] = []
+        cur: str | None = start
+        while cur is not None and cur in parents and cur not in done:
+            done[cur] = False
+            path.append(cur)
+            cur = parents[cur]
+        if cur is not None and done.get(cur) is False:
+            return [*path[path.index(cur) :], cur]
+        for c in path:
+            done[c] = True
+    return None

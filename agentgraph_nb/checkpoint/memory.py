@@ -7,7 +7,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from agentgraph_nb.checkpoint.base import BaseCheckpointer, CheckpointRecord, PendingWrite
+from agentgraph_nb.checkpoint.base import (
+    NO_CHECK,
+    BaseCheckpointer,
+    CheckpointRecord,
+    Expected,
+    PendingWrite,
+)
+from agentgraph_nb.errors import CheckpointConflictError
 
 __all__ = ["MemoryCheckpointer"]
 
@@ -21,14 +28,37 @@ class MemoryCheckpointer(BaseCheckpointer):
     """
 
     snapshot_every = 1
+    checks_conflicts = True
 
     def __init__(self) -> None:
         self._threads: dict[str, dict[str, CheckpointRecord]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # every write compares and inserts under it
 
-    def put(self, record: CheckpointRecord) -> None:
+    def __repr__(self) -> str:
+        return "MemoryCheckpointer()"
+
+    def _check(self, thread_id: str, record: CheckpointRecord, expected: Expected) -> None:
+        recs = self._threads.get(thread_id)
+        newest = next(reversed(recs)) if recs else None
+        if newest != expected:
+            raise CheckpointConflictError(
+                thread_id=thread_id, expected=expected, actual=newest,  # type: ignore[arg-type]
+                checkpoint_id=record.checkpoint_id, store=repr(self),
+            )
+
+    def put(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
         with self._lock:
+            if expected is not NO_CHECK:
+                self._check(record.thread_id, record, expected)
             self._threads.setdefault(record.thread_id, {})[record.checkpoint_id] = record
+
+    def put_many(self, records: Sequence[CheckpointRecord], *, expected: Expected = NO_CHECK) -> None:
+        """Store the records all at once: with ``expected``, all or none."""
+        with self._lock:
+            if expected is not NO_CHECK and records:
+                self._check(records[0].thread_id, records[0], expected)
+            for r in records:
+                self._threads.setdefault(r.thread_id, {})[r.checkpoint_id] = r
 
     def put_writes(self, thread_id: str, checkpoint_id: str, writes: Sequence[PendingWrite]) -> None:
         with self._lock:

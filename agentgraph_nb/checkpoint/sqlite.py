@@ -3,7 +3,9 @@
 The file is in WAL mode, so readers never wait for the writer, and several threads and several
 processes can share it: each transaction takes the write lock up front (``BEGIN IMMEDIATE``) and
 waits up to ``timeout`` seconds for it. ``put_nowait`` hands records to a background thread that
-writes many of them per transaction.
+writes many of them per transaction. A write with ``expected=`` compares the thread's newest
+checkpoint inside its own INSERT statement, under that lock (see ``BaseCheckpointer``): two
+processes writing one thread cannot both succeed.
 
 Tables: ``meta`` (application name, schema version), ``checkpoints`` (one row per checkpoint,
 the record's content as one msgpack blob) and ``writes`` (pending writes). A file that is not
@@ -29,15 +31,19 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from agentgraph_nb.checkpoint.base import (
+    NO_CHECK,
     BaseCheckpointer,
     CheckpointRecord,
     Durability,
+    Expected,
     PendingWrite,
+    broken_chain_error,
+    cycle_error,
     pending_write_problem,
     record_problem,
 )
 from agentgraph_nb.checkpoint.serde import Serializer, default_serializer
-from agentgraph_nb.errors import CheckpointError
+from agentgraph_nb.errors import CheckpointConflictError, CheckpointError
 
 __all__ = ["SCHEMA_VERSION", "SqliteCheckpointer"]
 
@@ -50,6 +56,7 @@ _BATCH = 512  # records per background transaction, at most
 _MAX_PENDING = 10_000  # put_nowait waits when the writer is this far behind
 _PAGE = 64  # rows fetched at a time by list()
 _IDLE = 2.0  # seconds without work after which the background writer stops
+_MAX_REFUSED = 10_000  # refused background writes remembered for their writers, at most
 
 _log = logging.getLogger("agentgraph_nb")
 
@@ -83,23 +90,33 @@ CREATE TABLE writes (
 CREATE INDEX writes_checkpoint ON writes (thread_id, checkpoint_id, seq);
 """
 
+# The optimistic-concurrency check rides in the INSERT: when the thread's newest checkpoint is not
+# the expected one (?10; ?9 = 1 asks for the check), `step` becomes NULL and the NOT NULL constraint
+# refuses the row. One statement, so the comparison and the insert are atomic (SQLite takes the
+# write lock before evaluating it). Measured over a plain INSERT: +3 µs, where BEGIN/SELECT/
+# INSERT/COMMIT costs +6 µs and INSERT ... SELECT (through a temporary table) +7.5 µs.
 _INSERT = (
     "INSERT INTO checkpoints (thread_id, checkpoint_id, parent_id, step, created_at, snapshot, "
-    "metadata, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "metadata, payload) VALUES (?1, ?2, ?3, CASE WHEN ?9 = 0 OR (SELECT checkpoint_id FROM "
+    "checkpoints WHERE thread_id = ?1 ORDER BY seq DESC LIMIT 1) IS ?10 THEN ?4 END, ?5, ?6, ?7, ?8)"
 )
+_NEWEST = "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? ORDER BY seq DESC LIMIT 1"
+_UNCHECKED: tuple[int, None] = (0, None)
 _COLS = "checkpoint_id, parent_id, step, created_at, metadata, payload"
 _C_COLS = ", ".join("c." + col for col in _COLS.split(", "))
 # Walk parent links over narrow rows, then fetch the blobs once (not copied through the walk).
+# UNION (not UNION ALL) drops a row met twice, so parent links that loop (a damaged file) end the
+# walk after at most one row per checkpoint of the thread; get_chain then names the cycle.
 _CHAIN = f"""
-WITH RECURSIVE chain (depth, seq, parent_id, snapshot) AS (
-    SELECT 0, seq, parent_id, snapshot FROM checkpoints WHERE {{anchor}}
-    UNION ALL
-    SELECT chain.depth + 1, c.seq, c.parent_id, c.snapshot
+WITH RECURSIVE chain (anchor, seq, parent_id, snapshot) AS (
+    SELECT 1, seq, parent_id, snapshot FROM checkpoints WHERE {{anchor}}
+    UNION
+    SELECT 0, c.seq, c.parent_id, c.snapshot
     FROM chain JOIN checkpoints AS c ON c.thread_id = :t AND c.checkpoint_id = chain.parent_id
-    WHERE chain.snapshot = 0 AND chain.depth < 10000000
+    WHERE chain.snapshot = 0
 )
-SELECT {_C_COLS}
-FROM chain JOIN checkpoints AS c ON c.seq = chain.seq ORDER BY chain.depth DESC
+SELECT chain.anchor, c.snapshot, {_C_COLS}
+FROM chain JOIN checkpoints AS c ON c.seq = chain.seq
 """
 _ANCHOR_ID = "thread_id = :t AND checkpoint_id = :c"
 _ANCHOR_NEWEST = "seq = (SELECT MAX(seq) FROM checkpoints WHERE thread_id = :t)"
@@ -111,6 +128,13 @@ def _kind(value: Any) -> str:
     name = type(value).__name__
     return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 _Row = tuple[str, str, "str | None", int, str, int, bytes, bytes]
+# a row to insert: the _Row, then whether to check the thread's newest checkpoint, and against what
+_Write = tuple[str, str, "str | None", int, str, int, bytes, bytes, int, "str | None"]
+
+
+def _is_refusal(exc: sqlite3.IntegrityError) -> bool:
+    """Whether the INSERT was refused by its concurrency check (NULL step), not a duplicate id."""
+    return "NOT NULL" in str(exc)
 
 
 class SqliteCheckpointer(BaseCheckpointer):
@@ -137,6 +161,8 @@ class SqliteCheckpointer(BaseCheckpointer):
         >>> store = SqliteCheckpointer("runs.db")     # or compile(checkpointer="sqlite:///runs.db")
         >>> app = graph.compile(checkpointer=store)
     """
+
+    checks_conflicts = True
 
     def __init__(
         self,
@@ -171,9 +197,12 @@ class SqliteCheckpointer(BaseCheckpointer):
     def _init_process_state(self) -> None:
         self._pid = os.getpid()
         self._lock = threading.RLock()  # guards the foreground connection
-        self._cv = threading.Condition()  # guards _pending and _writer_error
+        self._cv = threading.Condition()  # guards _pending, _writer_error and _refused
         self._pending = 0
         self._writer_error: CheckpointError | None = None
+        # background writes refused by their concurrency check, by checkpoint id, until their
+        # writer hears of it (a later write expecting one, or flush(checkpoint_id=one))
+        self._refused: dict[str, CheckpointConflictError] = {}
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
 
@@ -479,16 +508,50 @@ class SqliteCheckpointer(BaseCheckpointer):
         return out
 
     # -- writing ------------------------------------------------------------------------------
-    def _insert(self, conn: sqlite3.Connection, rows: Sequence[_Row]) -> None:
-        """Insert rows in one transaction; a duplicate id fails alone, the others are stored."""
-        if len(rows) == 1:  # the common durability="sync" case: one autocommit statement
+    def _conflict(self, conn: sqlite3.Connection, row: _Write) -> CheckpointConflictError:
+        found = conn.execute(_NEWEST, (row[0],)).fetchone()
+        newest = found[0] if found is not None else None
+        return CheckpointConflictError(
+            thread_id=row[0], expected=row[9], actual=newest, checkpoint_id=row[1], store=repr(self)
+        )
+
+    def _duplicate(self, row: _Write) -> CheckpointError:
+        return CheckpointError(
+            f"cannot store checkpoint {row[1]!r} of thread {row[0]!r} in {self.path}: a checkpoint "
+            "with that id already exists (ids are never reused)"
+        )
+
+    def _insert_one(self, conn: sqlite3.Connection, row: _Write) -> None:
+        """Insert one row in its own (autocommit) statement: the durability="sync" path."""
+        try:
+            conn.execute(_INSERT, row)
+        except sqlite3.IntegrityError as exc:
+            if not _is_refusal(exc):
+                raise self._duplicate(row) from None
+            if row[8]:
+                err = self._conflict(conn, row)
+                if err.actual != row[9]:
+                    raise err from None
+            # not the check after all: a NULL step (or the thread was deleted just now)
+            raise CheckpointError(
+                f"cannot store checkpoint {row[1]!r} of thread {row[0]!r} in {self.path}: {exc}"
+            ) from exc
+
+    def _insert(self, conn: sqlite3.Connection, rows: Sequence[_Write], *, atomic: bool) -> None:
+        """Insert rows in one transaction; a duplicate id fails alone, the others are stored.
+
+        A row refused by its concurrency check refuses them all when ``atomic`` (``put_many``:
+        one writer's records) and raises; otherwise (a background batch of many writers) it is
+        refused alone, and so is any later row expecting a refused one: each refusal waits in
+        ``_refused`` for its writer.
+        """
+        if len(rows) == 1 and not atomic:  # a quiet background writer: one autocommit statement
             try:
-                conn.execute(_INSERT, rows[0])
-            except sqlite3.IntegrityError:
-                raise CheckpointError(
-                    f"cannot store checkpoint {rows[0][1]!r} of thread {rows[0][0]!r} in "
-                    f"{self.path}: a checkpoint with that id already exists (ids are never reused)"
-                ) from None
+                self._insert_one(conn, rows[0])
+            except CheckpointConflictError as err:
+                with self._cv:
+                    first = self._refused.get(rows[0][9])  # type: ignore[arg-type]
+                self._refuse({rows[0][1]: first or err})
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -497,22 +560,48 @@ class SqliteCheckpointer(BaseCheckpointer):
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK")
                 conn.execute("BEGIN IMMEDIATE")
-                dupes = []
+                dupes: list[_Write] = []
+                refused: dict[str, CheckpointConflictError] = {}
+                with self._cv:
+                    earlier = dict(self._refused)
                 for row in rows:
+                    first = (refused.get(row[9]) or earlier.get(row[9])) if row[8] and row[9] else None
+                    if first is not None:  # expects a refused checkpoint: refused with its error
+                        refused[row[1]] = first
+                        continue
                     try:
                         conn.execute(_INSERT, row)
-                    except sqlite3.IntegrityError:
-                        dupes.append(row)
+                    except sqlite3.IntegrityError as e:
+                        if _is_refusal(e) and row[8]:
+                            refused[row[1]] = self._conflict(conn, row)
+                        else:
+                            dupes.append(row)
+                if atomic and refused:
+                    conn.execute("ROLLBACK")
+                    raise next(iter(refused.values())) from None
                 conn.execute("COMMIT")
-                raise CheckpointError(
-                    f"cannot store checkpoint {dupes[0][1]!r} of thread {dupes[0][0]!r} in "
-                    f"{self.path}: a checkpoint with that id already exists (ids are never reused)"
-                ) from None
+                if refused:
+                    self._refuse(refused)
+                if dupes:
+                    raise self._duplicate(dupes[0]) from None
+                return
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _refuse(self, refused: dict[str, CheckpointConflictError]) -> None:
+        """Keep refused background writes for their writers: a refusal chained on an earlier one
+        replaces it (the writer asks about its newest only)."""
+        with self._cv:
+            for cid, err in refused.items():
+                if err.checkpoint_id != cid:
+                    for k in [k for k, v in self._refused.items() if v is err]:
+                        del self._refused[k]
+                self._refused[cid] = err
+            while len(self._refused) > _MAX_REFUSED:
+                del self._refused[next(iter(self._refused))]
 
     def _raise_writer_error(self) -> None:
         with self._cv:
@@ -520,44 +609,67 @@ class SqliteCheckpointer(BaseCheckpointer):
         if err is not None:
             raise err
 
-    def put(self, record: CheckpointRecord) -> None:
-        """Store a checkpoint and commit it before returning (after anything queued before it)."""
-        row = self._encode(record)
+    def put(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
+        """Store a checkpoint and commit it before returning (after anything queued before it).
+
+        Raises:
+            CheckpointConflictError: ``expected`` is not the thread's newest checkpoint.
+        """
+        row = self._encode(record) + (_UNCHECKED if expected is NO_CHECK else (1, expected))
         if self._pending or self._writer_error is not None:
             self.flush()
         # the durability="sync" path of every step: no context managers, one statement
         with self._lock:
             conn = self._fg()
             try:
-                self._insert(conn, (row,))
+                self._insert_one(conn, row)
             except CheckpointError:
                 raise
             except (sqlite3.Error, OSError) as exc:
                 raise self._error(exc, "store checkpoints") from exc
 
-    def put_many(self, records: Sequence[CheckpointRecord]) -> None:
-        """Store several checkpoints in one transaction (after anything queued before them)."""
-        self._put_rows([self._encode(r) for r in records])
+    def put_many(self, records: Sequence[CheckpointRecord], *, expected: Expected = NO_CHECK) -> None:
+        """Store several checkpoints in one transaction (after anything queued before them).
 
-    def _put_rows(self, rows: Sequence[_Row]) -> None:
+        Raises:
+            CheckpointConflictError: ``expected`` is not the thread's newest checkpoint; none of
+                the records was stored.
+        """
+        check: tuple[int, str | None] = _UNCHECKED if expected is NO_CHECK else (1, expected)
+        rows: list[_Write] = []
+        for r in records:  # the first record is checked; the transaction covers the others
+            rows.append((*self._encode(r), *check))
+            check = _UNCHECKED
+        self._put_rows(rows, atomic=True)
+
+    def _put_rows(self, rows: Sequence[_Write], *, atomic: bool) -> None:
         self.flush()
         if not rows:
             return
         with self._lock:
             conn = self._fg()
             with self._errors("store checkpoints"):
-                self._insert(conn, rows)
+                if len(rows) == 1:
+                    self._insert_one(conn, rows[0])
+                else:
+                    self._insert(conn, rows, atomic=atomic)
 
-    def put_nowait(self, record: CheckpointRecord) -> None:
+    def put_nowait(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
         """Queue a checkpoint for the background writer and return at once.
 
         The record is serialized now (so a value that cannot be stored fails here, at its step);
         :meth:`flush` waits for the queue. An error of an earlier background write is raised by
-        the next call of this method or of :meth:`flush`.
+        the next call of this method or of :meth:`flush`. With ``expected``, the writer checks the
+        thread's newest checkpoint when it writes the record; a refusal is raised to this writer
+        only: by its next call here (whose ``expected`` is the refused checkpoint) or by
+        ``flush(checkpoint_id=...)``, and later records expecting a refused one are refused too.
+
+        Raises:
+            CheckpointConflictError: ``expected`` is a checkpoint the background writer refused.
         """
-        row = self._encode(record)
+        row = self._encode(record) + (_UNCHECKED if expected is NO_CHECK else (1, expected))
         if self.in_memory:
-            self._put_rows([row])
+            self._put_rows([row], atomic=True)
             return
         if self._pid != os.getpid() or self._closed:
             with self._lock:
@@ -566,6 +678,8 @@ class SqliteCheckpointer(BaseCheckpointer):
             if self._writer_error is not None:
                 err, self._writer_error = self._writer_error, None
                 raise err
+            if self._refused and row[9] in self._refused:
+                raise self._refused.pop(row[9])  # type: ignore[arg-type]
             while self._pending >= _MAX_PENDING:
                 self._cv.wait()
             self._pending += 1
@@ -608,7 +722,7 @@ class SqliteCheckpointer(BaseCheckpointer):
                     with self._errors(f"store {len(batch)} checkpoint(s) in the background"):
                         if conn is None:
                             conn = self._connect()
-                        self._insert(conn, batch)
+                        self._insert(conn, batch, atomic=False)
                 except CheckpointError as exc:
                     error = exc
                 except BaseException as exc:  # never let the writer die silently
@@ -622,10 +736,15 @@ class SqliteCheckpointer(BaseCheckpointer):
             if conn is not None:
                 conn.close()
 
-    def flush(self) -> None:
+    def flush(self, checkpoint_id: str | None = None) -> None:
         """Wait until every queued checkpoint is committed.
 
+        Args:
+            checkpoint_id: the last checkpoint this writer handed to :meth:`put_nowait`: raise
+                the conflict that refused it (or an earlier one it was chained on), once.
+
         Raises:
+            CheckpointConflictError: the background writer refused ``checkpoint_id``.
             CheckpointError: a background write failed (locked, disk full, ...).
         """
         if self._pid != os.getpid():
@@ -633,6 +752,9 @@ class SqliteCheckpointer(BaseCheckpointer):
         with self._cv:
             while self._pending > 0:
                 self._cv.wait()
+            refused = self._refused.pop(checkpoint_id, None) if checkpoint_id is not None else None
+        if refused is not None:
+            raise refused
         self._raise_writer_error()
 
     def put_writes(
@@ -800,18 +922,48 @@ class SqliteCheckpointer(BaseCheckpointer):
     def get_chain(
         self, thread_id: str, checkpoint_id: str | None = None
     ) -> builtins.list[CheckpointRecord]:
-        """Records from the nearest snapshot down to the checkpoint, in one recursive query."""
+        """Records from the nearest snapshot down to the checkpoint, in one recursive query.
+
+        Raises:
+            CheckpointError: the parent links loop, or name a missing checkpoint before a
+                snapshot (a damaged file); the query visits each checkpoint of the thread once.
+        """
         self._sync_reads()
         sql = _CHAIN.format(anchor=_ANCHOR_NEWEST if checkpoint_id is None else _ANCHOR_ID)
         with self._lock:
             conn = self._fg()
             with self._errors("read a checkpoint chain"):
-                rows = conn.execute(sql, {"t": thread_id, "c": checkpoint_id}).fetchall()
+                found = conn.execute(sql, {"t": thread_id, "c": checkpoint_id}).fetchall()
+                rows = self._walk(thread_id, found)
                 pending = self._load_writes(conn, thread_id, [r[0] for r in rows]) if rows else {}
         chain = [self._decode(thread_id, r) for r in rows]
         for rec in chain:
             rec.pending_writes = pending.get(rec.checkpoint_id, [])
         return chain
+
+    def _walk(self, thread_id: str, found: Sequence[Any]) -> builtins.list[Any]:
+        """Order the rows of the chain query oldest first, following the parent links from the
+        anchor; a loop or a missing parent before a snapshot is an error naming them."""
+        if not found:
+            return []
+        by_id = {r[2]: r for r in found}
+        for row in found:
+            if row[0]:  # the anchor (met again as a plain row when the links loop through it)
+                break
+        chain = [row]
+        most = len(by_id)  # a longer walk has met some checkpoint twice
+        while not row[1] and row[3] is not None:
+            parent = by_id.get(row[3])
+            if parent is None:
+                raise broken_chain_error(self, thread_id, chain[0][2], row[2], row[3])
+            chain.append(parent)
+            if len(chain) > most:
+                ids = [r[2] for r in chain]
+                first = next(i for i, c in enumerate(ids) if c in ids[:i])
+                raise cycle_error(self, thread_id, ids[: first + 1])
+            row = parent
+        chain.reverse()
+        return [r[2:] for r in chain]
 
     # -- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:

@@ -32,6 +32,7 @@ from agentgraph_nb.engine._algo import (
 )
 from agentgraph_nb.errors import (
     AgentGraphError,
+    CheckpointConflictError,
     GraphInterrupt,
     GraphRecursionError,
     InvalidUpdateError,
@@ -171,6 +172,7 @@ class Run:
         "debug_log",
         "durability",
         "emit",
+        "head",
         "index",
         "interrupt_after",
         "interrupt_before",
@@ -241,6 +243,10 @@ class Run:
         self.barriers: dict[str, frozenset[str]] = _EMPTY  # replaced, never mutated in place
         self.step = 0
         self.checkpoint_id: str | None = None
+        # the thread's newest checkpoint as this run last saw it (when it loaded the thread, then
+        # its own last write): each write expects it still is (optimistic concurrency, see
+        # checkpoint/base.py); differs from checkpoint_id only before a fork's first write
+        self.head: str | None = None
         self.since_snapshot = 0
         self.pending: dict[int, tuple[Any, Any]] = _EMPTY  # task index -> (update, goto) already done
         self.resume_values: dict[str, Any] = _EMPTY
@@ -338,10 +344,19 @@ class Run:
         )
         d = self.durability
         if d == "sync":
-            store.put(rec)
+            if store.checks_conflicts:
+                store.put(rec, expected=self.head)
+            else:  # a store from before the check: compare first (narrows the race, cannot close it)
+                _check_newest(store, rec, self.head)
+                store.put(rec)
+            self.head = cid
         elif d == "async":
-            store.put_nowait(rec)
-        elif self.buffer is None:
+            if store.checks_conflicts:
+                store.put_nowait(rec, expected=self.head)
+            else:
+                store.put_nowait(rec)
+            self.head = cid
+        elif self.buffer is None:  # "exit": self.head moves when the buffer is written
             self.buffer = [rec]
         else:
             self.buffer.append(rec)
@@ -354,16 +369,33 @@ class Run:
         if store is None:
             return
         if self.buffer:
-            store.put_many(self.buffer)
+            if store.checks_conflicts:
+                store.put_many(self.buffer, expected=self.head)
+            else:
+                _check_newest(store, self.buffer[0], self.head)
+                store.put_many(self.buffer)
+            self.head = self.buffer[-1].checkpoint_id
             self.buffer = None
         if self.durability == "async":
-            store.flush()
+            if store.checks_conflicts:
+                store.flush(checkpoint_id=self.head)
+            else:
+                store.flush()
 
     def save_pending(self, writes: list[PendingWrite]) -> None:
         if self.store is None or self.checkpoint_id is None or not writes:
             return
         self.flush()
         self.store.put_writes(self.thread_id, self.checkpoint_id, writes)  # type: ignore[arg-type]
+
+
+def _check_newest(store: BaseCheckpointer, rec: CheckpointRecord, expected: str | None) -> None:
+    """For stores without ``checks_conflicts``: the thread's newest must be ``expected``."""
+    newest = store.get(rec.thread_id)
+    actual = newest.checkpoint_id if newest is not None else None
+    if actual != expected:
+        raise CheckpointConflictError(thread_id=rec.thread_id, expected=expected, actual=actual,
+                                      checkpoint_id=rec.checkpoint_id, store=repr(store))
 
 
 # -- executing one task ---------------------------------------------------------------------------

@@ -12,7 +12,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, I
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, cast
 
-from agentgraph_nb.checkpoint.base import BaseCheckpointer, CheckpointRecord, PendingWrite
+from agentgraph_nb.checkpoint.base import (
+    BaseCheckpointer,
+    CheckpointRecord,
+    PendingWrite,
+    cycle_error,
+    find_parent_cycle,
+)
 from agentgraph_nb.constants import END
 from agentgraph_nb.engine._algo import apply_writes
 from agentgraph_nb.engine._loop import (
@@ -223,12 +229,20 @@ class CompiledGraph(ViewsMixin):
         return chain[-1], values, len(chain) - 1
 
     def _load_into(self, run: Run, checkpoint_id: str | None) -> CheckpointRecord | None:
+        # The thread's newest checkpoint, which the run's first write will expect: read before
+        # the chain, so that a write landing in between shows as a conflict, never as a fork.
+        newest = None if checkpoint_id is None else self.checkpointer.get(run.thread_id)  # type: ignore[union-attr, arg-type]
         loaded = self._load(run.thread_id, checkpoint_id)  # type: ignore[arg-type]
         if loaded is None:
             if checkpoint_id is not None:
                 raise InvalidInputError(f"thread {run.thread_id!r} has no checkpoint {checkpoint_id!r}")
+            run.head = None
             return None
         rec, values, since = loaded
+        if checkpoint_id is None:  # the chain ends at the newest checkpoint
+            run.head = rec.checkpoint_id
+        else:
+            run.head = newest.checkpoint_id if newest is not None else None
         by_name = self.plan.by_name
 
         def node(name: str) -> Any:
@@ -248,7 +262,7 @@ class CompiledGraph(ViewsMixin):
         run.tasks = [node(t[0]).task if len(t) == 1 else (node(t[0]), t[1]) for t in rec.next]
         # Pending writes belong to a step that has not completed: they resume the thread's newest
         # checkpoint. Re-running an older one (time travel) runs its step afresh.
-        tip = checkpoint_id is None or self._is_tip(run.thread_id, rec)  # type: ignore[arg-type]
+        tip = run.head == rec.checkpoint_id
         done, intrs, answers = _read_pending(rec.pending_writes if tip else ())
         run.pending = {
             i: (pw.update, [Send(g[0], g[1]) if len(g) > 1 else g[0] for g in (pw.goto or [])])
@@ -385,6 +399,10 @@ class CompiledGraph(ViewsMixin):
                 ``invoke(None, thread_id=...)``; used for stepping through a run).
 
         Works in scripts and inside a running event loop (a notebook cell).
+
+        Raises:
+            CheckpointConflictError: another run or ``update_state`` wrote the thread while this
+                run was writing it (see the README's "One writer per thread at a time").
         """
         run = self._prepare(input, thread_id, sync=self._all_sync(), **kwargs)
         return run_sync(self.ainvoke(run), needs_loop=not run.sync)  # type: ignore[no-any-return]
@@ -600,6 +618,9 @@ class CompiledGraph(ViewsMixin):
         """
         store = self._store()
         recs = list(store.list(str(thread_id), before=before, limit=limit, metadata_filter=filter))
+        loop = find_parent_cycle(recs)  # a damaged store: walks over the history would never end
+        if loop is not None:
+            raise cycle_error(store, str(thread_id), loop)
         newest = store.get(str(thread_id))
         tip_id = newest.checkpoint_id if newest is not None else None
         if limit is not None or before is not None or filter:
@@ -638,6 +659,10 @@ class CompiledGraph(ViewsMixin):
         Without ``as_node`` what runs next is unchanged; with ``as_node="x"`` the update counts as
         ``x``'s and ``x``'s successors run next; ``as_node=END`` clears pending work. History is
         never rewritten: run ``invoke(None, thread_id=..., checkpoint_id=new_id)`` to continue.
+
+        Raises:
+            CheckpointConflictError: a run wrote the thread between this call's read and its write;
+                nothing was stored.
         """
         store = self._store()
         thread_id = str(thread_id)
@@ -657,7 +682,7 @@ class CompiledGraph(ViewsMixin):
         run.values = apply_writes(self.schema, run.values, [(name, update)], check=False)
         carried: list[PendingWrite] = (
             list(base.pending_writes)
-            if base is not None and as_node is None and (checkpoint_id is None or self._is_tip(thread_id, base))
+            if base is not None and as_node is None and run.head == base.checkpoint_id
             else []
         )
         if as_node == END:
