@@ -677,6 +677,69 @@ def test_exports_and_json_round_trip() -> None:
     assert mm.startswith("flowchart LR") and 'n_b -->|"0.5"| n_c' in mm
 
 
+def _graph_file(target: str, router_target: str | None = None) -> dict[str, Any]:
+    data = chain(["a"]).to_json()
+    data["nodes"][0]["target"] = target
+    if router_target is not None:
+        data["branches"] = [{"source": "a", "router": "pick", "router_target": router_target, "targets": None,
+                             "path_map": None}]
+    return data
+
+
+def test_from_json_imports_nothing_the_caller_did_not_allow(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    marker = tmp_path / "imported.txt"
+    (tmp_path / "agn_side_effect_mod.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\ndef fn(state):\n    return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for target in ("os:system", "agn_side_effect_mod:fn", "subprocess:getoutput"):
+        with pytest.raises(GraphValidationError, match=rf"node 'a' refers to '{target}', which is not in namespace=") as ei:
+            StateGraph.from_json(_graph_file(target), schema=S)
+        assert "allow_modules" in str(ei.value)
+        # a namespace that lacks the node, or an allowlist of other modules, changes nothing
+        with pytest.raises(GraphValidationError, match="may not be imported"):
+            StateGraph.from_json(_graph_file(target), schema=S, namespace={"os": __import__("os")},
+                                 allow_modules=["agn_side_effect_mo", "json"])
+    with pytest.raises(GraphValidationError, match=r"router 'pick' of the conditional edge from 'a' refers to 'os:system'"):
+        StateGraph.from_json(_graph_file("agn_side_effect_mod:fn", "os:system"), schema=S,
+                             namespace={"a": logger_node("a")})
+    assert not marker.exists() and "agn_side_effect_mod" not in sys.modules
+    # exact names only: the file cannot walk from an object in the namespace to another one
+    with pytest.raises(GraphValidationError, match="may not be imported"):
+        StateGraph.from_json(_graph_file("x:os.system"), schema=S, namespace={"os": __import__("os")})
+    # what the caller allows is used
+    g = StateGraph.from_json(_graph_file("agn_side_effect_mod:fn"), schema=S, allow_modules=["agn_side_effect_mod"])
+    assert marker.exists() and g.nodes["a"].fn is sys.modules["agn_side_effect_mod"].fn
+
+
+def test_from_json_resolves_by_node_name_ref_or_function_name() -> None:
+    def write_report(s: Any) -> dict[str, Any]:
+        return {"log": ["report"]}
+
+    data = _graph_file("notebook:write_report")
+    assert StateGraph.from_json(data, schema=S, namespace={"write_report": write_report}).nodes["a"].fn is write_report
+    data["nodes"][0]["ref"] = "write_v2"
+    other = logger_node("v2")
+    assert StateGraph.from_json(data, schema=S, namespace={"write_v2": other, "write_report": write_report}).nodes["a"].fn is other
+    # a non-callable under the node's name is skipped, not used
+    assert StateGraph.from_json(data, schema=S, namespace={"a": 5, "write_v2": other}).nodes["a"].fn is other
+    app = StateGraph.from_json(data, schema=S, allow_modules=["tests"], namespace={"write_v2": other}).compile()
+    assert app.invoke({})["log"] == ["v2"]
+
+
+def test_from_json_rejects_malformed_files_with_typed_errors() -> None:
+    data = _graph_file("x:y")
+    data["nodes"][0]["retry"] = {"max_attempts": 0}
+    with pytest.raises(GraphValidationError, match="node 'a' has an invalid retry policy"):
+        StateGraph.from_json(data, schema=S, namespace={"a": logger_node("a")})
+    with pytest.raises(GraphValidationError, match="malformed graph data"):
+        StateGraph.from_json({"format": "agentgraph_nb/graph", "version": 1, "nodes": [{}]}, schema=S)
+    with pytest.raises(GraphValidationError, match="expected a dict or JSON text"):
+        StateGraph.from_json([1, 2], schema=S)  # type: ignore[arg-type]
+
+
 def test_ctrl_c_in_a_node_stops_the_run_and_keeps_the_checkpoint() -> None:
     state = {"interrupt": True}
 

@@ -315,13 +315,35 @@ class StateGraph:
 
     @classmethod
     def from_json(
-        cls, data: Mapping[str, Any] | str, *, schema: Any = None, namespace: Mapping[str, Any] | None = None
+        cls,
+        data: Mapping[str, Any] | str,
+        *,
+        schema: Any = None,
+        namespace: Mapping[str, Any] | None = None,
+        allow_modules: Sequence[str] = (),
     ) -> StateGraph:
-        """Rebuild a builder from :meth:`to_json` output. Callables are found by name in
-        ``namespace`` or imported from their ``module:qualname`` target."""
+        """Rebuild a builder from :meth:`to_json` output (a dict or its JSON text).
+
+        A graph file is data, and loading one runs nothing the caller did not allow. Each node's
+        (and router's) callable is looked up in ``namespace`` under the node's name, then the
+        name a notebook cell bound it to, then its function's qualified name (exact keys only);
+        failing that, it is imported from its ``module:qualname`` target **only** when that
+        module is in ``allow_modules`` (or inside one of those packages). Anything else is a
+        :class:`GraphValidationError` naming the node and its target, and nothing is imported.
+
+        Args:
+            data: the :meth:`to_json` dict or JSON text.
+            schema: the state schema (default: ``namespace[<schema name>]``, else ``dict``).
+            namespace: name -> callable (and schema) to resolve from, e.g. ``globals()``.
+            allow_modules: modules (or packages) the file's targets may be imported from.
+
+        Example:
+            >>> g = StateGraph.from_json(text, schema=State, namespace={"plan": plan, "route": route})
+            >>> g = StateGraph.from_json(text, schema=State, allow_modules=["myapp.nodes"])
+        """
         from agentgraph_nb.export.json import graph_from_json
 
-        return graph_from_json(cls, data, schema=schema, namespace=namespace)
+        return graph_from_json(cls, data, schema=schema, namespace=namespace, allow_modules=allow_modules)
 
     def __repr__(self) -> str:
         return f"StateGraph({self.name!r}: {len(self.nodes)} nodes)"
