@@ -173,6 +173,59 @@ def test_dataclass_and_pydantic_state(schema: Any) -> None:
     assert seen == [schema]
 
 
+class Query(pydantic.BaseModel):
+    query: str
+    n: int = 0
+    notes: Annotated[list[str], operator.add] = []
+
+    @pydantic.field_validator("n")
+    @classmethod
+    def _not_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("n must be >= 0")
+        return v
+
+
+def test_pydantic_state_validates_the_input_naming_the_field() -> None:
+    seen: list[Any] = []
+
+    def a(s: Query) -> dict[str, Any]:
+        seen.append((s.query, s.n))
+        return {"notes": ["a"]}
+
+    app = StateGraph(Query).add_node("a", a).add_edge(START, "a").compile()
+    with pytest.raises(InvalidUpdateError, match=r"the input sets state key 'query' to dict \{\}, but Query.query is str") as ei:
+        app.invoke({"query": {}})
+    assert ei.value.key == "query" and ei.value.node == "__input__"
+    assert isinstance(ei.value.__cause__, pydantic.ValidationError) and seen == []
+    with pytest.raises(InvalidUpdateError, match=r"n must be >= 0"):  # field validators run too
+        app.invoke({"query": "q", "n": -1})
+    # reducer keys are checked as merged, with where inside the value the problem is
+    with pytest.raises(InvalidUpdateError, match=r"state key 'notes'.*\(at notes\[1\]\)"):
+        app.invoke({"query": "q", "notes": ["x", 2]})
+    with pytest.raises(InvalidUpdateError, match=r"the input of thread 't' sets state key 'query'"):
+        app.invoke({"query": 3.5}, thread_id="t")
+    # valid input is coerced as pydantic does, and reaches the node
+    assert app.invoke({"query": "q", "n": "4"}) == {"query": "q", "n": 4, "notes": ["a"]}
+    assert seen == [("q", 4)]
+
+
+def test_pydantic_state_validates_update_state_and_resume_updates_not_node_updates() -> None:
+    g = StateGraph(Query).add_node("a", lambda s: {"n": 1}).add_node("b", lambda s: None)
+    app = g.add_edge(START, "a").add_edge("a", "b").compile(interrupt_before="b")
+    app.invoke({"query": "q"}, thread_id="t")
+    with pytest.raises(InvalidUpdateError, match=r"update_state\(thread 't'\) sets state key 'n' to str 'x'") as ei:
+        app.update_state("t", {"n": "x"})
+    assert (ei.value.node, ei.value.key) == ("__update__", "n")
+    with pytest.raises(InvalidUpdateError, match="sets state key 'query'"):
+        app.invoke(Command(resume=None, update={"query": []}), thread_id="t")
+    app.update_state("t", {"n": "7"})
+    assert app.get_state("t").values["n"] == 7
+    # a node's own updates are not validated (as in LangGraph): that would cost every step
+    loose = StateGraph(Query).add_node("a", lambda s: {"n": "not a number"}).add_edge(START, "a").compile()
+    assert loose.invoke({"query": "q"})["n"] == "not a number"
+
+
 def test_reducer_initial_values_and_plain_keys_absent() -> None:
     app = chain(["a"]).compile()
     out = app.invoke({})
