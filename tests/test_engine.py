@@ -125,6 +125,41 @@ def test_compile_rejects_unknown_nodes_with_did_you_mean() -> None:
         g2.compile()
 
 
+def test_compile_accepts_none_for_interrupts() -> None:
+    app = chain(["a", "b"]).compile(interrupt_before=None, interrupt_after=None)
+    assert app.interrupt_before == app.interrupt_after == frozenset()
+    assert app.invoke({})["log"] == ["a", "b"]
+    app2 = chain(["a", "b"]).compile(interrupt_before="b", interrupt_after=None)
+    assert app2.invoke({}, thread_id="t")["log"] == ["a"]
+    with pytest.raises(GraphValidationError, match="interrupt_before must be a node name"):
+        chain(["a"]).compile(interrupt_before=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "weights, match",
+    [
+        ({"b": 1e308, "c": 1e308}, r"weights \{'b': 1e\+308, 'c': 1e\+308\} add up to more than the largest float"),
+        ({"b": 10**400, "c": 1}, "weight of 'b' must be a finite number"),
+        ({"b": float("nan"), "c": 1}, "weight of 'b' must be a finite number"),
+        ({"b": float("inf")}, "weight of 'b' must be a finite number"),
+        ({"b": 0, "c": 0.0}, "add up to 0"),
+    ],
+)
+def test_weights_must_be_finite_and_add_up_to_a_finite_positive_total(weights: dict[str, Any], match: str) -> None:
+    g = StateGraph(S).add_node("a", logger_node("a")).add_node("b", logger_node("b")).add_node("c", logger_node("c"))
+    with pytest.raises(GraphValidationError, match=match) as ei:
+        g.add_weighted_edges("a", weights)
+    assert "add_weighted_edges('a')" in str(ei.value)
+
+
+def test_large_finite_weights_pick_by_ratio_and_zero_weights_never() -> None:
+    g = StateGraph(S).add_node("a", logger_node("a")).add_node("b", logger_node("b")).add_node("c", logger_node("c"))
+    g.add_node("z", logger_node("z")).add_edge(START, "a").add_weighted_edges("a", {"b": 8e307, "z": 0, "c": 8e307})
+    app = g.compile()
+    picks = {app.invoke({}, seed=i)["log"][1] for i in range(40)}
+    assert picks == {"b", "c"}
+
+
 def test_compile_requires_entry_point() -> None:
     g = StateGraph(S).add_node("a", logger_node("a"))
     with pytest.raises(GraphValidationError, match="no entry point"):
@@ -244,6 +279,46 @@ def test_unknown_key_names_node_and_key() -> None:
 def test_non_dict_update_names_node() -> None:
     g = StateGraph(S).add_node("a", lambda s: 42).add_edge(START, "a")
     with pytest.raises(InvalidUpdateError, match=r"node 'a' returned int 42"):
+        g.compile().invoke({})
+
+
+@pytest.mark.parametrize("update", [5, "ab", [1, 2], object()])
+def test_command_update_that_is_not_a_dict_names_the_node_and_the_value(update: Any) -> None:
+    g = StateGraph(S).add_node("a", lambda s: Command(update=update)).add_edge(START, "a")
+    with pytest.raises(InvalidUpdateError, match=r"node 'a' returned Command\(update=.*\): a Command's update must be a dict") as ei:
+        g.compile().invoke({})
+    assert (ei.value.node, ei.value.step) == ("a", 1)
+
+
+def test_command_update_as_pairs_or_mapping_still_works() -> None:
+    import types
+
+    g = StateGraph(S).add_node("a", lambda s: Command(update=[("x", 1)])).add_node(
+        "b", lambda s: Command(update=types.MappingProxyType({"answer": "ok"}))
+    )
+    g.add_edge(START, "a").add_edge("a", "b")
+    assert g.compile().invoke({}) == {"x": 1, "answer": "ok", "log": [], "total": 0}
+
+
+@pytest.mark.parametrize("declared", [["b"], None, {"go": "b"}])
+@pytest.mark.parametrize("out", [[["b"]], ["b", {"b": 1}], [1.5]])
+def test_router_returning_a_bad_item_names_the_router_and_what_is_allowed(declared: Any, out: Any) -> None:
+    def route(s: Any) -> Any:
+        return out
+
+    g = StateGraph(S).add_node("a", logger_node("a")).add_node("b", logger_node("b"))
+    g.add_edge(START, "a").add_conditional_edges("a", route, declared)
+    with pytest.raises(InvalidUpdateError, match=r"router 'route' of node 'a' returned .*a router must return a node name, "
+                       "a list of names, Send objects or END|not one of its declared routes") as ei:
+        g.compile().invoke({})
+    assert (ei.value.node, ei.value.step) == ("a", 1)
+
+
+def test_command_goto_with_a_bad_item_names_the_node() -> None:
+    g = StateGraph(S).add_node("a", lambda s: Command(goto=[["b"]]), destinations=["b"]).add_node("b", logger_node("b"))
+    g.add_edge(START, "a")
+    with pytest.raises(InvalidUpdateError, match=r"Command\(goto=...\) of node 'a' returned \[\['b'\]\].*"
+                       "a Command's goto must be a node name"):
         g.compile().invoke({})
 
 

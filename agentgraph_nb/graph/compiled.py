@@ -102,8 +102,8 @@ class CompiledGraph(ViewsMixin):
         builder: StateGraph,
         *,
         checkpointer: Any = "memory",
-        interrupt_before: Sequence[str] | str = (),
-        interrupt_after: Sequence[str] | str = (),
+        interrupt_before: Sequence[str] | str | None = (),
+        interrupt_after: Sequence[str] | str | None = (),
         name: str | None = None,
     ) -> None:
         self.builder = builder
@@ -121,8 +121,13 @@ class CompiledGraph(ViewsMixin):
             from agentgraph_nb.types import Overwrite
 
             ser.register(Overwrite, name="agentgraph_nb.Overwrite")
-        self.interrupt_before = frozenset([interrupt_before] if isinstance(interrupt_before, str) else interrupt_before)
-        self.interrupt_after = frozenset([interrupt_after] if isinstance(interrupt_after, str) else interrupt_after)
+        # StateGraph.compile() checked the names; None (as LangGraph code passes) means none
+        self.interrupt_before = frozenset(
+            () if interrupt_before is None else [interrupt_before] if isinstance(interrupt_before, str) else interrupt_before
+        )
+        self.interrupt_after = frozenset(
+            () if interrupt_after is None else [interrupt_after] if isinstance(interrupt_after, str) else interrupt_after
+        )
         self._listeners: list[Callable[[Event], Any]] = []
         self._run_stats = RunStats()
         self.metrics = Metrics((n.stats for n in self.plan.nodes), self._run_stats)
