@@ -563,6 +563,128 @@ def test_retry_on_predicate_and_exhaustion() -> None:
     assert n == 4 and ei.value.attempt == 4
 
 
+class _Response:
+    """The shape of an httpx/requests response, as far as retries look."""
+
+    def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.status_code = status
+        self.headers = headers or {}
+
+
+class HTTPStatusError(Exception):
+    """Shaped like httpx.HTTPStatusError / requests.HTTPError: the status is on ``.response``."""
+
+    def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.response = _Response(status, headers)
+
+
+class APIStatusError(Exception):
+    """Shaped like openai/anthropic ``APIStatusError``: ``.status_code`` and ``.response``."""
+
+    def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"Error code: {status}")
+        self.status_code = status
+        self.response = _Response(status, headers)
+
+
+class RequestsHTTPError(OSError):
+    """requests' errors are OSErrors; an HTTPError carries its response."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"{status} Server Error")
+        self.response = _Response(status)
+
+
+class Timeout(OSError):
+    """Shaped like requests.Timeout: an OSError that is not the builtin TimeoutError."""
+
+
+@pytest.mark.parametrize(
+    "exc, retried",
+    [
+        (HTTPStatusError(401), False),
+        (HTTPStatusError(404), False),
+        (APIStatusError(400), False),
+        (RequestsHTTPError(403), False),
+        (HTTPStatusError(302), False),
+        (HTTPStatusError(429), True),
+        (APIStatusError(429), True),
+        (HTTPStatusError(500), True),
+        (APIStatusError(503), True),
+        (RequestsHTTPError(502), True),
+        (ConnectionError("reset"), True),
+        (TimeoutError(), True),
+        (Timeout("read timed out"), True),
+        (ImportError("no module"), False),
+        (ModuleNotFoundError("no module"), False),
+        (SyntaxError("bad"), False),
+        (StopIteration(), False),
+        (AssertionError(), False),
+        (ValueError(), False),
+        (KeyError("k"), False),
+        (FileNotFoundError(), False),
+    ],
+    ids=lambda v: f"{type(v).__name__}{getattr(getattr(v, 'response', None), 'status_code', '')}" if isinstance(v, BaseException) else str(v),
+)
+def test_default_retry_on_http_statuses_and_programming_errors(exc: BaseException, retried: bool) -> None:
+    assert RetryPolicy().should_retry(exc) is retried
+
+
+def test_default_retry_on_real_http_client_errors() -> None:
+    httpx = pytest.importorskip("httpx")
+    req = httpx.Request("GET", "https://api.example/v1")
+
+    def status_error(code: int) -> Exception:
+        return httpx.HTTPStatusError("x", request=req, response=httpx.Response(code, request=req))
+
+    pol = RetryPolicy()
+    assert [pol.should_retry(status_error(c)) for c in (401, 404, 422, 429, 500, 503)] == [False] * 3 + [True] * 3
+    assert pol.should_retry(httpx.ConnectError("refused")) and pol.should_retry(httpx.ReadTimeout("slow"))
+    requests = pytest.importorskip("requests")
+    resp = requests.Response()
+    resp.status_code = 404
+    assert not pol.should_retry(requests.HTTPError("nf", response=resp))
+    resp.status_code = 502
+    assert pol.should_retry(requests.HTTPError("bad gw", response=resp))
+    assert pol.should_retry(requests.ConnectionError("x")) and pol.should_retry(requests.ReadTimeout("x"))
+
+
+def test_retry_after_header_is_the_wait_capped_by_max_interval() -> None:
+    import email.utils
+
+    pol = RetryPolicy(initial_interval=1.0, max_interval=30.0, jitter=True)
+    assert pol.interval(0, None, HTTPStatusError(429, {"Retry-After": "7"})) == 7.0
+    assert pol.interval(0, None, APIStatusError(503, {"retry-after": "2.5"})) == 2.5
+    assert pol.interval(0, None, APIStatusError(429, {"retry-after-ms": "250"})) == 0.25
+    assert pol.interval(0, None, HTTPStatusError(429, {"Retry-After": "3600"})) == 30.0  # capped
+    when = email.utils.formatdate(time.time() + 20, usegmt=True)
+    assert 17 < pol.interval(0, None, HTTPStatusError(503, {"Retry-After": when})) <= 20
+    past = email.utils.formatdate(time.time() - 20, usegmt=True)
+    assert pol.interval(0, None, HTTPStatusError(503, {"Retry-After": past})) == 0.0
+    # no or unreadable header: the backoff (with jitter: between 1 and 1.5 s)
+    assert 1.0 <= pol.interval(0, None, HTTPStatusError(503, {"Retry-After": "soon"})) <= 1.5
+    assert 1.0 <= pol.interval(0, None, HTTPStatusError(503)) <= 1.5
+
+
+def test_a_429_is_retried_after_the_servers_retry_after() -> None:
+    calls: list[float] = []
+
+    def api(s: dict[str, Any]) -> dict[str, Any]:
+        calls.append(time.perf_counter())
+        if len(calls) == 1:
+            raise APIStatusError(429, {"retry-after": "0.15"})
+        if len(calls) == 2:
+            raise APIStatusError(404)
+        return {"log": ["ok"]}
+
+    g = StateGraph(S).add_node("api", api, retry=RetryPolicy(initial_interval=0, max_attempts=5)).add_edge(START, "api")
+    with pytest.raises(NodeError, match="APIStatusError: Error code: 404") as ei:
+        g.compile().invoke({})
+    assert ei.value.attempt == 2 and len(calls) == 2  # the 404 is not retried
+    assert calls[1] - calls[0] >= 0.15
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_timeouts_for_sync_and_async_nodes(kind: str) -> None:
     if kind == "sync":
