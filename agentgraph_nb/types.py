@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ __all__ = [
     "Send",
     "StateSnapshot",
     "default_retry_on",
+    "retry_after",
 ]
 
 
@@ -82,31 +84,118 @@ class Overwrite:
     value: Any
 
 
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status an error carries, duck-typed so that no client library is imported:
+    ``exc.status_code`` (openai, anthropic) or ``exc.response.status_code`` (httpx, requests)."""
+    for get in (lambda: exc.status_code, lambda: exc.response.status_code):  # type: ignore[attr-defined]
+        try:
+            status = get()
+        except Exception:  # absent, or a property that raises (httpx's .request/.response)
+            continue
+        if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+            return status
+    return None
+
+
+# Transient network errors of client libraries that are not the builtin ConnectionError or
+# TimeoutError (requests' are OSErrors, which are otherwise not retried), by class name
+_NETWORK_ERROR_NAMES = ("ConnectionError", "Timeout", "TimeoutError", "TimeoutException")
+
+# Mistakes in the code, not in the weather: retrying cannot help
+_NEVER_RETRIED = (
+    OSError,
+    ValueError,
+    TypeError,
+    LookupError,
+    RuntimeError,
+    ArithmeticError,
+    AttributeError,
+    NameError,
+    ImportError,
+    SyntaxError,
+    AssertionError,
+    StopIteration,
+    StopAsyncIteration,
+)
+
+
 def default_retry_on(exc: BaseException) -> bool:
     """The default retry rule: retry what looks transient, never a programming error.
 
-    Retried: ``ConnectionError``, ``TimeoutError`` and any exception not listed below.
-    Not retried: ``ValueError``, ``TypeError``, ``LookupError``, ``RuntimeError``,
-    ``ArithmeticError``, ``AttributeError``, ``NameError``, other ``OSError``s, and anything
-    that is not an ``Exception`` (interrupts, cancellation, ``KeyboardInterrupt``).
+    Retried: HTTP errors with status 429 or 5xx, ``ConnectionError``, ``TimeoutError``, the
+    connection and timeout errors of HTTP clients (``requests.ConnectionError``,
+    ``requests.Timeout``, ``httpx.TimeoutException``, ...) and any exception not listed below.
+    Not retried: HTTP errors with any other status (401, 404, ...), ``ValueError``,
+    ``TypeError``, ``LookupError``, ``RuntimeError``, ``ArithmeticError``, ``AttributeError``,
+    ``NameError``, ``ImportError``, ``SyntaxError``, ``AssertionError``, ``StopIteration``,
+    other ``OSError`` subclasses, and anything that is not an ``Exception`` (interrupts, cancellation,
+    ``KeyboardInterrupt``).
+
+    HTTP errors are recognised without importing any client: an error with an int
+    ``status_code`` (openai, anthropic) or ``response.status_code`` (httpx, requests).
     """
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
     if not isinstance(exc, Exception):  # CancelledError, KeyboardInterrupt, GraphInterrupt
         return False
-    return not isinstance(
-        exc,
-        (
-            OSError,
-            ValueError,
-            TypeError,
-            LookupError,
-            RuntimeError,
-            ArithmeticError,
-            AttributeError,
-            NameError,
-        ),
-    )
+    status = _http_status(exc)
+    if status is not None:
+        return status == 429 or status >= 500
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    if any(c.__name__.endswith(_NETWORK_ERROR_NAMES) for c in type(exc).__mro__):
+        return True
+    return not isinstance(exc, _NEVER_RETRIED)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds a server asked to wait before retrying (``Retry-After`` as seconds or an HTTP
+    date, or ``retry-after-ms``), from ``exc.response.headers`` or ``exc.headers``; else None."""
+    for get in (lambda: exc.response.headers, lambda: exc.headers):  # type: ignore[attr-defined]
+        try:
+            headers = get()
+            if headers is None or not hasattr(headers, "get"):
+                continue
+            ms = _header(headers, "retry-after-ms")
+            if ms is not None:
+                return max(0.0, float(ms) / 1000)
+            value = _header(headers, "retry-after")
+        except Exception:
+            continue
+        if value is None:
+            continue
+        value = str(value).strip()
+        seconds: float | None
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = _seconds_until(value)
+        if seconds is not None and math.isfinite(seconds):
+            return max(0.0, seconds)
+    return None
+
+
+def _header(headers: Any, name: str) -> Any:
+    """A header by case-insensitive name (httpx and requests headers are; a plain dict is not)."""
+    value = headers.get(name)
+    if value is None and isinstance(headers, Mapping):
+        for k, v in headers.items():
+            if isinstance(k, str) and k.lower() == name:
+                return v
+    return value
+
+
+def _seconds_until(http_date: str) -> float | None:
+    import email.utils
+    import time
+
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        import datetime
+
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp() - time.time()
 
 
 @dataclass(frozen=True)
@@ -115,7 +204,14 @@ class RetryPolicy:
 
     The wait before retry ``n`` (0-based) is
     ``min(initial_interval * backoff_factor ** n, max_interval)``, plus up to half of that again
-    at random when ``jitter`` is on (from the run's seeded random generator).
+    at random when ``jitter`` is on (from the run's seeded random generator). When the error
+    carries an HTTP ``Retry-After`` (429 and 503 responses often do), the wait is what the
+    server asked, capped by ``max_interval`` (raise it to honour longer ones).
+
+    By default (:func:`default_retry_on`) transient failures are retried: connection errors,
+    timeouts, HTTP 429 and 5xx (recognised by ``status_code`` or ``response.status_code``, so
+    httpx, requests, openai and anthropic errors all count); other HTTP 4xx and programming
+    errors never are.
 
     Attributes:
         max_attempts: attempts in all, the first included (1 = never retry).
@@ -161,8 +257,16 @@ class RetryPolicy:
             return isinstance(exc, r)  # type: ignore[arg-type]
         return bool(r(exc))
 
-    def interval(self, retry_index: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry number ``retry_index`` (0-based)."""
+    def interval(self, retry_index: int, rng: random.Random | None = None, exc: BaseException | None = None) -> float:
+        """Seconds to wait before retry number ``retry_index`` (0-based) after ``exc``.
+
+        When ``exc`` carries a server's ``Retry-After`` (see :func:`retry_after`), that is the
+        wait, without jitter, capped by ``max_interval``; otherwise the exponential backoff.
+        """
+        if exc is not None:
+            asked = retry_after(exc)
+            if asked is not None:
+                return min(asked, self.max_interval)
         wait = min(self.initial_interval * self.backoff_factor**retry_index, self.max_interval)
         if self.jitter and wait > 0:
             wait += (rng or random).uniform(0, 0.5 * wait)

@@ -375,6 +375,37 @@ def test_syntax_errors(text: str, line: int, column: int, end: int, needle: str)
     assert isinstance(e, GraphValidationError)
 
 
+@pytest.mark.parametrize(
+    ("text", "column", "end"),
+    [
+        ("search [retry=3_]", 15, 17),
+        ("a -> b: 0_.3 | c: 0.7", 9, 13),
+        ("search [timeout=1__0]", 17, 21),
+        ("search [interval=1_e3]", 18, 22),
+        ("search [backoff=_2]", 17, 19),
+        ("a -> b: 0.3 | c: 7_", 18, 20),
+    ],
+)
+def test_misplaced_underscores_in_numbers_are_positioned_errors(text: str, column: int, end: int) -> None:
+    e = err(text)
+    assert (e.line, e.column, e.end_column) == (1, column, end), str(e)
+    assert "between two digits" in e.msg or "must be a number" in e.msg, e.msg
+    assert text[column - 1 : end - 1] in e.msg
+
+
+def test_underscores_between_digits_are_numbers() -> None:
+    g = parse("search [retry=1_0, timeout=1_000.5_0]\na -> b: 1_0 | c: 0.2_5")
+    assert dict(g.node("search").options) == {"retry": 10, "timeout": 1000.5}
+    assert dict(g.weighted[0].weights) == {"b": 10.0, "c": 0.25}
+
+
+def test_weights_that_overflow_when_summed_are_an_error_at_the_edge() -> None:
+    e = err("a -> b: 1e308 | c: 1e308")
+    assert (e.column, e.end_column) == (6, 25) and "add up to more than the largest number" in e.msg
+    e = err("search [retry=" + "9" * 5000 + "]")
+    assert e.column == 15 and "whole number >= 1" in e.msg
+
+
 def test_error_message_shows_the_line_and_a_caret() -> None:
     e = err("START -> plan\nplan -> sarch: 0.5 | write: x")
     assert str(e).splitlines() == [
@@ -940,7 +971,7 @@ def test_round_trip_through_the_cell_language(case: tuple[dict[str, Any], dict[s
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="ab ,->|?:=[]#'\"0.7\nSTARTEND-retry", max_size=40))
+@given(st.text(alphabet="ab ,->|?:=[]#'\"0.7_e\nSTARTEND-retry", max_size=40))
 def test_parse_only_ever_raises_dsl_syntax_errors(text: str) -> None:
     try:
         parse(text)

@@ -125,6 +125,41 @@ def test_compile_rejects_unknown_nodes_with_did_you_mean() -> None:
         g2.compile()
 
 
+def test_compile_accepts_none_for_interrupts() -> None:
+    app = chain(["a", "b"]).compile(interrupt_before=None, interrupt_after=None)
+    assert app.interrupt_before == app.interrupt_after == frozenset()
+    assert app.invoke({})["log"] == ["a", "b"]
+    app2 = chain(["a", "b"]).compile(interrupt_before="b", interrupt_after=None)
+    assert app2.invoke({}, thread_id="t")["log"] == ["a"]
+    with pytest.raises(GraphValidationError, match="interrupt_before must be a node name"):
+        chain(["a"]).compile(interrupt_before=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "weights, match",
+    [
+        ({"b": 1e308, "c": 1e308}, r"weights \{'b': 1e\+308, 'c': 1e\+308\} add up to more than the largest float"),
+        ({"b": 10**400, "c": 1}, "weight of 'b' must be a finite number"),
+        ({"b": float("nan"), "c": 1}, "weight of 'b' must be a finite number"),
+        ({"b": float("inf")}, "weight of 'b' must be a finite number"),
+        ({"b": 0, "c": 0.0}, "add up to 0"),
+    ],
+)
+def test_weights_must_be_finite_and_add_up_to_a_finite_positive_total(weights: dict[str, Any], match: str) -> None:
+    g = StateGraph(S).add_node("a", logger_node("a")).add_node("b", logger_node("b")).add_node("c", logger_node("c"))
+    with pytest.raises(GraphValidationError, match=match) as ei:
+        g.add_weighted_edges("a", weights)
+    assert "add_weighted_edges('a')" in str(ei.value)
+
+
+def test_large_finite_weights_pick_by_ratio_and_zero_weights_never() -> None:
+    g = StateGraph(S).add_node("a", logger_node("a")).add_node("b", logger_node("b")).add_node("c", logger_node("c"))
+    g.add_node("z", logger_node("z")).add_edge(START, "a").add_weighted_edges("a", {"b": 8e307, "z": 0, "c": 8e307})
+    app = g.compile()
+    picks = {app.invoke({}, seed=i)["log"][1] for i in range(40)}
+    assert picks == {"b", "c"}
+
+
 def test_compile_requires_entry_point() -> None:
     g = StateGraph(S).add_node("a", logger_node("a"))
     with pytest.raises(GraphValidationError, match="no entry point"):
@@ -173,6 +208,59 @@ def test_dataclass_and_pydantic_state(schema: Any) -> None:
     assert seen == [schema]
 
 
+class Query(pydantic.BaseModel):
+    query: str
+    n: int = 0
+    notes: Annotated[list[str], operator.add] = []
+
+    @pydantic.field_validator("n")
+    @classmethod
+    def _not_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("n must be >= 0")
+        return v
+
+
+def test_pydantic_state_validates_the_input_naming_the_field() -> None:
+    seen: list[Any] = []
+
+    def a(s: Query) -> dict[str, Any]:
+        seen.append((s.query, s.n))
+        return {"notes": ["a"]}
+
+    app = StateGraph(Query).add_node("a", a).add_edge(START, "a").compile()
+    with pytest.raises(InvalidUpdateError, match=r"the input sets state key 'query' to dict \{\}, but Query.query is str") as ei:
+        app.invoke({"query": {}})
+    assert ei.value.key == "query" and ei.value.node == "__input__"
+    assert isinstance(ei.value.__cause__, pydantic.ValidationError) and seen == []
+    with pytest.raises(InvalidUpdateError, match=r"n must be >= 0"):  # field validators run too
+        app.invoke({"query": "q", "n": -1})
+    # reducer keys are checked as merged, with where inside the value the problem is
+    with pytest.raises(InvalidUpdateError, match=r"state key 'notes'.*\(at notes\[1\]\)"):
+        app.invoke({"query": "q", "notes": ["x", 2]})
+    with pytest.raises(InvalidUpdateError, match=r"the input of thread 't' sets state key 'query'"):
+        app.invoke({"query": 3.5}, thread_id="t")
+    # valid input is coerced as pydantic does, and reaches the node
+    assert app.invoke({"query": "q", "n": "4"}) == {"query": "q", "n": 4, "notes": ["a"]}
+    assert seen == [("q", 4)]
+
+
+def test_pydantic_state_validates_update_state_and_resume_updates_not_node_updates() -> None:
+    g = StateGraph(Query).add_node("a", lambda s: {"n": 1}).add_node("b", lambda s: None)
+    app = g.add_edge(START, "a").add_edge("a", "b").compile(interrupt_before="b")
+    app.invoke({"query": "q"}, thread_id="t")
+    with pytest.raises(InvalidUpdateError, match=r"update_state\(thread 't'\) sets state key 'n' to str 'x'") as ei:
+        app.update_state("t", {"n": "x"})
+    assert (ei.value.node, ei.value.key) == ("__update__", "n")
+    with pytest.raises(InvalidUpdateError, match="sets state key 'query'"):
+        app.invoke(Command(resume=None, update={"query": []}), thread_id="t")
+    app.update_state("t", {"n": "7"})
+    assert app.get_state("t").values["n"] == 7
+    # a node's own updates are not validated (as in LangGraph): that would cost every step
+    loose = StateGraph(Query).add_node("a", lambda s: {"n": "not a number"}).add_edge(START, "a").compile()
+    assert loose.invoke({"query": "q"})["n"] == "not a number"
+
+
 def test_reducer_initial_values_and_plain_keys_absent() -> None:
     app = chain(["a"]).compile()
     out = app.invoke({})
@@ -191,6 +279,46 @@ def test_unknown_key_names_node_and_key() -> None:
 def test_non_dict_update_names_node() -> None:
     g = StateGraph(S).add_node("a", lambda s: 42).add_edge(START, "a")
     with pytest.raises(InvalidUpdateError, match=r"node 'a' returned int 42"):
+        g.compile().invoke({})
+
+
+@pytest.mark.parametrize("update", [5, "ab", [1, 2], object()])
+def test_command_update_that_is_not_a_dict_names_the_node_and_the_value(update: Any) -> None:
+    g = StateGraph(S).add_node("a", lambda s: Command(update=update)).add_edge(START, "a")
+    with pytest.raises(InvalidUpdateError, match=r"node 'a' returned Command\(update=.*\): a Command's update must be a dict") as ei:
+        g.compile().invoke({})
+    assert (ei.value.node, ei.value.step) == ("a", 1)
+
+
+def test_command_update_as_pairs_or_mapping_still_works() -> None:
+    import types
+
+    g = StateGraph(S).add_node("a", lambda s: Command(update=[("x", 1)])).add_node(
+        "b", lambda s: Command(update=types.MappingProxyType({"answer": "ok"}))
+    )
+    g.add_edge(START, "a").add_edge("a", "b")
+    assert g.compile().invoke({}) == {"x": 1, "answer": "ok", "log": [], "total": 0}
+
+
+@pytest.mark.parametrize("declared", [["b"], None, {"go": "b"}])
+@pytest.mark.parametrize("out", [[["b"]], ["b", {"b": 1}], [1.5]])
+def test_router_returning_a_bad_item_names_the_router_and_what_is_allowed(declared: Any, out: Any) -> None:
+    def route(s: Any) -> Any:
+        return out
+
+    g = StateGraph(S).add_node("a", logger_node("a")).add_node("b", logger_node("b"))
+    g.add_edge(START, "a").add_conditional_edges("a", route, declared)
+    with pytest.raises(InvalidUpdateError, match=r"router 'route' of node 'a' returned .*a router must return a node name, "
+                       "a list of names, Send objects or END|not one of its declared routes") as ei:
+        g.compile().invoke({})
+    assert (ei.value.node, ei.value.step) == ("a", 1)
+
+
+def test_command_goto_with_a_bad_item_names_the_node() -> None:
+    g = StateGraph(S).add_node("a", lambda s: Command(goto=[["b"]]), destinations=["b"]).add_node("b", logger_node("b"))
+    g.add_edge(START, "a")
+    with pytest.raises(InvalidUpdateError, match=r"Command\(goto=...\) of node 'a' returned \[\['b'\]\].*"
+                       "a Command's goto must be a node name"):
         g.compile().invoke({})
 
 
@@ -435,6 +563,128 @@ def test_retry_on_predicate_and_exhaustion() -> None:
     assert n == 4 and ei.value.attempt == 4
 
 
+class _Response:
+    """The shape of an httpx/requests response, as far as retries look."""
+
+    def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.status_code = status
+        self.headers = headers or {}
+
+
+class HTTPStatusError(Exception):
+    """Shaped like httpx.HTTPStatusError / requests.HTTPError: the status is on ``.response``."""
+
+    def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.response = _Response(status, headers)
+
+
+class APIStatusError(Exception):
+    """Shaped like openai/anthropic ``APIStatusError``: ``.status_code`` and ``.response``."""
+
+    def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"Error code: {status}")
+        self.status_code = status
+        self.response = _Response(status, headers)
+
+
+class RequestsHTTPError(OSError):
+    """requests' errors are OSErrors; an HTTPError carries its response."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"{status} Server Error")
+        self.response = _Response(status)
+
+
+class Timeout(OSError):
+    """Shaped like requests.Timeout: an OSError that is not the builtin TimeoutError."""
+
+
+@pytest.mark.parametrize(
+    "exc, retried",
+    [
+        (HTTPStatusError(401), False),
+        (HTTPStatusError(404), False),
+        (APIStatusError(400), False),
+        (RequestsHTTPError(403), False),
+        (HTTPStatusError(302), False),
+        (HTTPStatusError(429), True),
+        (APIStatusError(429), True),
+        (HTTPStatusError(500), True),
+        (APIStatusError(503), True),
+        (RequestsHTTPError(502), True),
+        (ConnectionError("reset"), True),
+        (TimeoutError(), True),
+        (Timeout("read timed out"), True),
+        (ImportError("no module"), False),
+        (ModuleNotFoundError("no module"), False),
+        (SyntaxError("bad"), False),
+        (StopIteration(), False),
+        (AssertionError(), False),
+        (ValueError(), False),
+        (KeyError("k"), False),
+        (FileNotFoundError(), False),
+    ],
+    ids=lambda v: f"{type(v).__name__}{getattr(getattr(v, 'response', None), 'status_code', '')}" if isinstance(v, BaseException) else str(v),
+)
+def test_default_retry_on_http_statuses_and_programming_errors(exc: BaseException, retried: bool) -> None:
+    assert RetryPolicy().should_retry(exc) is retried
+
+
+def test_default_retry_on_real_http_client_errors() -> None:
+    httpx = pytest.importorskip("httpx")
+    req = httpx.Request("GET", "https://api.example/v1")
+
+    def status_error(code: int) -> Exception:
+        return httpx.HTTPStatusError("x", request=req, response=httpx.Response(code, request=req))
+
+    pol = RetryPolicy()
+    assert [pol.should_retry(status_error(c)) for c in (401, 404, 422, 429, 500, 503)] == [False] * 3 + [True] * 3
+    assert pol.should_retry(httpx.ConnectError("refused")) and pol.should_retry(httpx.ReadTimeout("slow"))
+    requests = pytest.importorskip("requests")
+    resp = requests.Response()
+    resp.status_code = 404
+    assert not pol.should_retry(requests.HTTPError("nf", response=resp))
+    resp.status_code = 502
+    assert pol.should_retry(requests.HTTPError("bad gw", response=resp))
+    assert pol.should_retry(requests.ConnectionError("x")) and pol.should_retry(requests.ReadTimeout("x"))
+
+
+def test_retry_after_header_is_the_wait_capped_by_max_interval() -> None:
+    import email.utils
+
+    pol = RetryPolicy(initial_interval=1.0, max_interval=30.0, jitter=True)
+    assert pol.interval(0, None, HTTPStatusError(429, {"Retry-After": "7"})) == 7.0
+    assert pol.interval(0, None, APIStatusError(503, {"retry-after": "2.5"})) == 2.5
+    assert pol.interval(0, None, APIStatusError(429, {"retry-after-ms": "250"})) == 0.25
+    assert pol.interval(0, None, HTTPStatusError(429, {"Retry-After": "3600"})) == 30.0  # capped
+    when = email.utils.formatdate(time.time() + 20, usegmt=True)
+    assert 17 < pol.interval(0, None, HTTPStatusError(503, {"Retry-After": when})) <= 20
+    past = email.utils.formatdate(time.time() - 20, usegmt=True)
+    assert pol.interval(0, None, HTTPStatusError(503, {"Retry-After": past})) == 0.0
+    # no or unreadable header: the backoff (with jitter: between 1 and 1.5 s)
+    assert 1.0 <= pol.interval(0, None, HTTPStatusError(503, {"Retry-After": "soon"})) <= 1.5
+    assert 1.0 <= pol.interval(0, None, HTTPStatusError(503)) <= 1.5
+
+
+def test_a_429_is_retried_after_the_servers_retry_after() -> None:
+    calls: list[float] = []
+
+    def api(s: dict[str, Any]) -> dict[str, Any]:
+        calls.append(time.perf_counter())
+        if len(calls) == 1:
+            raise APIStatusError(429, {"retry-after": "0.15"})
+        if len(calls) == 2:
+            raise APIStatusError(404)
+        return {"log": ["ok"]}
+
+    g = StateGraph(S).add_node("api", api, retry=RetryPolicy(initial_interval=0, max_attempts=5)).add_edge(START, "api")
+    with pytest.raises(NodeError, match="APIStatusError: Error code: 404") as ei:
+        g.compile().invoke({})
+    assert ei.value.attempt == 2 and len(calls) == 2  # the 404 is not retried
+    assert calls[1] - calls[0] >= 0.15
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_timeouts_for_sync_and_async_nodes(kind: str) -> None:
     if kind == "sync":
@@ -675,6 +925,69 @@ def test_exports_and_json_round_trip() -> None:
     assert dot.startswith('digraph "exp"') and '"a" -> "b" [style=dashed, label="route_fn"]' in dot
     mm = app.to_mermaid()
     assert mm.startswith("flowchart LR") and 'n_b -->|"0.5"| n_c' in mm
+
+
+def _graph_file(target: str, router_target: str | None = None) -> dict[str, Any]:
+    data = chain(["a"]).to_json()
+    data["nodes"][0]["target"] = target
+    if router_target is not None:
+        data["branches"] = [{"source": "a", "router": "pick", "router_target": router_target, "targets": None,
+                             "path_map": None}]
+    return data
+
+
+def test_from_json_imports_nothing_the_caller_did_not_allow(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    marker = tmp_path / "imported.txt"
+    (tmp_path / "agn_side_effect_mod.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\ndef fn(state):\n    return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for target in ("os:system", "agn_side_effect_mod:fn", "subprocess:getoutput"):
+        with pytest.raises(GraphValidationError, match=rf"node 'a' refers to '{target}', which is not in namespace=") as ei:
+            StateGraph.from_json(_graph_file(target), schema=S)
+        assert "allow_modules" in str(ei.value)
+        # a namespace that lacks the node, or an allowlist of other modules, changes nothing
+        with pytest.raises(GraphValidationError, match="may not be imported"):
+            StateGraph.from_json(_graph_file(target), schema=S, namespace={"os": __import__("os")},
+                                 allow_modules=["agn_side_effect_mo", "json"])
+    with pytest.raises(GraphValidationError, match=r"router 'pick' of the conditional edge from 'a' refers to 'os:system'"):
+        StateGraph.from_json(_graph_file("agn_side_effect_mod:fn", "os:system"), schema=S,
+                             namespace={"a": logger_node("a")})
+    assert not marker.exists() and "agn_side_effect_mod" not in sys.modules
+    # exact names only: the file cannot walk from an object in the namespace to another one
+    with pytest.raises(GraphValidationError, match="may not be imported"):
+        StateGraph.from_json(_graph_file("x:os.system"), schema=S, namespace={"os": __import__("os")})
+    # what the caller allows is used
+    g = StateGraph.from_json(_graph_file("agn_side_effect_mod:fn"), schema=S, allow_modules=["agn_side_effect_mod"])
+    assert marker.exists() and g.nodes["a"].fn is sys.modules["agn_side_effect_mod"].fn
+
+
+def test_from_json_resolves_by_node_name_ref_or_function_name() -> None:
+    def write_report(s: Any) -> dict[str, Any]:
+        return {"log": ["report"]}
+
+    data = _graph_file("notebook:write_report")
+    assert StateGraph.from_json(data, schema=S, namespace={"write_report": write_report}).nodes["a"].fn is write_report
+    data["nodes"][0]["ref"] = "write_v2"
+    other = logger_node("v2")
+    assert StateGraph.from_json(data, schema=S, namespace={"write_v2": other, "write_report": write_report}).nodes["a"].fn is other
+    # a non-callable under the node's name is skipped, not used
+    assert StateGraph.from_json(data, schema=S, namespace={"a": 5, "write_v2": other}).nodes["a"].fn is other
+    app = StateGraph.from_json(data, schema=S, allow_modules=["tests"], namespace={"write_v2": other}).compile()
+    assert app.invoke({})["log"] == ["v2"]
+
+
+def test_from_json_rejects_malformed_files_with_typed_errors() -> None:
+    data = _graph_file("x:y")
+    data["nodes"][0]["retry"] = {"max_attempts": 0}
+    with pytest.raises(GraphValidationError, match="node 'a' has an invalid retry policy"):
+        StateGraph.from_json(data, schema=S, namespace={"a": logger_node("a")})
+    with pytest.raises(GraphValidationError, match="malformed graph data"):
+        StateGraph.from_json({"format": "agentgraph_nb/graph", "version": 1, "nodes": [{}]}, schema=S)
+    with pytest.raises(GraphValidationError, match="expected a dict or JSON text"):
+        StateGraph.from_json([1, 2], schema=S)  # type: ignore[arg-type]
 
 
 def test_ctrl_c_in_a_node_stops_the_run_and_keeps_the_checkpoint() -> None:

@@ -15,6 +15,7 @@ from agentgraph_nb import (
     START,
     Command,
     InvalidInputError,
+    InvalidUpdateError,
     NodeError,
     StateGraph,
     interrupt,
@@ -147,6 +148,20 @@ def test_update_state_semantics(store: str) -> None:
     assert app.get_state("t", cid3).next == ()
     with pytest.raises(InvalidInputError, match="unknown as_node 'bb'.*Did you mean 'b'"):
         app.update_state("t", {}, as_node="bb")
+
+
+@pytest.mark.parametrize("bad", [5, [("x", 1), 2], "ab", 1.5])
+def test_update_state_rejects_values_that_are_not_a_dict(store: str, bad: Any) -> None:
+    app = counting_chain({}, ["a"]).compile(checkpointer=store)
+    app.invoke({"x": 0}, thread_id="t")
+    before = app.get_state("t").checkpoint_id
+    with pytest.raises(InvalidUpdateError, match=r"update_state\(thread 't'\): the values must be a dict") as ei:
+        app.update_state("t", bad, as_node="a")
+    assert ei.value.node == "a" and type(bad).__name__ in str(ei.value)
+    with pytest.raises(InvalidUpdateError) as ei:
+        app.update_state("t", bad)
+    assert ei.value.node == "__update__"
+    assert app.get_state("t").checkpoint_id == before  # nothing was written
 
 
 def test_interrupt_in_node_and_resume_in_order(store: str) -> None:

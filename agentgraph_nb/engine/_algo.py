@@ -4,7 +4,7 @@ the reducers in a fixed order, and working out which tasks run next."""
 from __future__ import annotations
 
 import bisect
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentgraph_nb.constants import END
@@ -38,13 +38,27 @@ def normalize_result(node: str, out: Any) -> tuple[dict[str, Any] | None, Any]:
     if isinstance(out, Command):
         upd = out.update
         if upd is not None and not isinstance(upd, dict):
-            upd = dict(upd)
+            upd = _command_update(node, upd)
         return upd, out.goto
     if isinstance(out, dict):
         return dict(out), ()
     raise InvalidUpdateError(
         f"node {node!r} returned {type(out).__name__} {_short(out)}: a node must return a dict of state "
         "updates, None, or Command(update=..., goto=...)",
+        node=node,
+    )
+
+
+def _command_update(node: str, upd: Any) -> dict[str, Any]:
+    """A ``Command.update`` that is not a dict: another mapping or (as LangGraph allows) a list
+    of ``(key, value)`` pairs; anything else is an :class:`InvalidUpdateError`."""
+    if isinstance(upd, Mapping):
+        return dict(upd)
+    if isinstance(upd, (list, tuple)) and all(isinstance(p, tuple) and len(p) == 2 for p in upd):
+        return dict(upd)
+    raise InvalidUpdateError(
+        f"node {node!r} returned Command(update={_short(upd)}): a Command's update must be a dict of "
+        "state updates (or None)",
         node=node,
     )
 
@@ -153,15 +167,16 @@ def resolve_targets(
         items: Sequence[Any] = (out,)
     elif isinstance(out, (list, tuple)):
         items = out
-    elif out is None:
-        raise InvalidUpdateError(f"{what} returned None; return a node name, a list of names, Send(...) or END", node=source)
     else:
-        raise InvalidUpdateError(
-            f"{what} returned {type(out).__name__} {_short(out)}; expected a node name, a list of names, Send(...) or END",
-            node=source,
-        )
+        got = "None" if out is None else f"{type(out).__name__} {_short(out)}"
+        raise InvalidUpdateError(f"{what} returned {got}; {_allowed(what)}", node=source)
     by_name = plan.by_name
     for item in items:
+        if not isinstance(item, (str, Send)) and (path_map is None or not isinstance(item, Hashable)):
+            raise InvalidUpdateError(
+                f"{what} returned {_short(out)}, which holds {type(item).__name__} {_short(item)}; {_allowed(what)}",
+                node=source,
+            )
         if isinstance(item, Send):
             target = plan.by_name.get(item.node)
             if target is None:
@@ -196,6 +211,15 @@ def resolve_targets(
         plain.add(target.index)
 
 
+def _allowed(what: str) -> str:
+    if what.startswith("Command"):
+        return "a Command's goto must be a node name, a list of names, Send objects or END"
+    return "a router must return a node name, a list of names, Send objects or END"
+
+
 def pick_weighted(names: tuple[str, ...], cum: list[float], r: float) -> str:
-    """The name whose cumulative-weight slot contains ``r`` (``0 <= r < total``)."""
-    return names[bisect.bisect_right(cum, r)]
+    """The name whose cumulative-weight slot contains ``r`` (``0 <= r < total``).
+
+    ``hi`` keeps ``r`` rounded up to the total (``random() * total`` can be) on the last name.
+    """
+    return names[bisect.bisect_right(cum, r, 0, len(cum) - 1)]

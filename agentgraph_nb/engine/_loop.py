@@ -411,7 +411,7 @@ def _error_for(run: Run, node: PNode, step: int, attempt: int, exc: BaseExceptio
 
 
 def _on_retry(run: Run, node: PNode, step: int, attempt: int, exc: BaseException, index: int) -> float:
-    delay = node.retry.interval(attempt - 1, run.rng)  # type: ignore[union-attr]
+    delay = node.retry.interval(attempt - 1, run.rng, exc)  # type: ignore[union-attr]
     node.stats.retries += 1
     logger.warning(
         "node %r failed (attempt %d, %s: %s); retrying in %.3gs", node.name, attempt, type(exc).__name__, exc, delay,

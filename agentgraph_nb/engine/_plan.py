@@ -126,8 +126,10 @@ class Plan:
             branches.setdefault(node(b.source).index, []).append(PBranch(b.router, declared, b.path_map))
         weighted: dict[int, list[Any]] = {}
         for s, weights in g.weighted:
-            names = tuple(weights)
-            cum = list(itertools.accumulate(weights.values()))
+            # zero weights are never picked; dropping them keeps the last slot a real choice
+            live = {t: w for t, w in weights.items() if w > 0}
+            names = tuple(live)
+            cum = list(itertools.accumulate(live.values()))
             weighted.setdefault(node(s).index, []).append((names, cum, cum[-1]))
         self.joins_by_key = {j.key: j for j in self.joins}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, cast
 
@@ -71,27 +71,84 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
     }
 
 
-def _resolve(target: str, short: str, namespace: Mapping[str, Any] | None, what: str) -> Any:
-    if namespace is not None and short in namespace:
-        return namespace[short]
+def _short(target: Any) -> str | None:
+    """``qualname`` of a ``module:qualname`` target (the name a namespace would hold it under)."""
+    return (target.partition(":")[2] or None) if isinstance(target, str) else None
+
+
+def _allowed(module: str, allow_modules: tuple[str, ...]) -> bool:
+    """Whether ``module`` is one of ``allow_modules`` or inside one of those packages."""
+    return any(module == m or module.startswith(m + ".") for m in allow_modules)
+
+
+def _resolve(
+    ref: Mapping[str, Any],
+    keys: tuple[Any, ...],
+    namespace: Mapping[str, Any] | None,
+    allow_modules: tuple[str, ...],
+    what: str,
+) -> Any:
+    """The callable a node or router of a graph file names.
+
+    Looked up first in ``namespace`` under ``keys`` (exact keys only: no attribute walk, so a
+    file can only pick among the objects the caller put there), then, only when its module is
+    in ``allow_modules``, imported from its ``module:qualname`` target. Nothing else is ever
+    imported: a graph file is data, and importing a module runs its code.
+    """
+    if namespace is not None:
+        for k in keys:
+            if isinstance(k, str) and callable(namespace.get(k)):
+                return namespace[k]
+    target = ref.get("router_target" if "router_target" in ref else "target")
+    if not isinstance(target, str) or ":" not in target:
+        raise GraphValidationError(
+            f"from_json: {what} has no usable target ({target!r}); pass namespace={{{keys[0]!r}: fn}} with it"
+        )
     mod, _, qual = target.partition(":")
+    if not _allowed(mod, allow_modules):
+        allowed = f"allow_modules={list(allow_modules)!r} does not include it" if allow_modules else "no allow_modules= was given"
+        raise GraphValidationError(
+            f"from_json: {what} refers to {target!r}, which is not in namespace= and whose module {mod!r} "
+            f"may not be imported ({allowed}). A graph file is data: pass the callables with "
+            f"namespace={{{keys[0]!r}: fn, ...}}, or allow_modules=[{mod!r}] if you trust that module."
+        )
     try:
         obj: Any = importlib.import_module(mod)
         for part in qual.split("."):
             obj = getattr(obj, part)
-        return obj
     except Exception as exc:
         raise GraphValidationError(
-            f"from_json: cannot find {what} {short!r} (target {target!r}); pass namespace={{...}} with it"
+            f"from_json: cannot find {what} (target {target!r}): {type(exc).__name__}: {exc}; "
+            f"pass namespace={{{keys[0]!r}: fn}} with it"
         ) from exc
+    if not callable(obj):
+        raise GraphValidationError(f"from_json: {what} refers to {target!r}, which is a {type(obj).__name__}, not a callable")
+    return obj
 
 
 def graph_from_json(
-    cls: type[StateGraph], data: Mapping[str, Any] | str, *, schema: Any = None, namespace: Mapping[str, Any] | None = None
+    cls: type[StateGraph],
+    data: Mapping[str, Any] | str,
+    *,
+    schema: Any = None,
+    namespace: Mapping[str, Any] | None = None,
+    allow_modules: Iterable[str] = (),
 ) -> StateGraph:
-    """Rebuild a builder from :func:`graph_to_json` output (or its JSON text)."""
+    """Rebuild a builder from :func:`graph_to_json` output (or its JSON text).
+
+    See :meth:`StateGraph.from_json` for how callables are found; nothing outside
+    ``allow_modules`` is ever imported.
+    """
+    if isinstance(allow_modules, str):
+        allow_modules = (allow_modules,)
+    allowed = tuple(allow_modules)
+    for m in allowed:
+        if not isinstance(m, str) or not m or m.startswith(".") or m.endswith("."):
+            raise GraphValidationError(f"from_json: allow_modules= takes module names like 'myapp.nodes', got {m!r}")
     if isinstance(data, str):
         data = cast("Mapping[str, Any]", json.loads(data))
+    if not isinstance(data, Mapping):
+        raise GraphValidationError(f"from_json: expected a dict or JSON text, got {type(data).__name__}")
     if data.get("format") != FORMAT:
         raise GraphValidationError(f"from_json: not an agentgraph_nb graph (format {data.get('format')!r})")
     if data.get("version") != 1:
@@ -99,14 +156,29 @@ def graph_from_json(
     if schema is None:
         sname = data.get("state", {}).get("schema")
         schema = namespace.get(sname, dict) if namespace is not None and sname else dict
+    try:
+        return _build(cls, data, schema, namespace, allowed)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise GraphValidationError(
+            f"from_json: malformed graph data ({type(exc).__name__}: {exc}); expected the output of to_json()"
+        ) from exc
+
+
+def _build(
+    cls: type[StateGraph], data: Mapping[str, Any], schema: Any, namespace: Mapping[str, Any] | None,
+    allowed: tuple[str, ...],
+) -> StateGraph:
     g = cls(schema, name=data.get("name"))
     for n in data["nodes"]:
-        fn = _resolve(n["target"], n["name"], namespace, "node")
+        fn = _resolve(n, (n["name"], n.get("ref"), _short(n.get("target"))), namespace, allowed, f"node {n['name']!r}")
         r = n.get("retry")
         retry = None
         if r:
             r = {k: v for k, v in r.items() if k != "retry_on"}
-            retry = RetryPolicy(**r)
+            try:
+                retry = RetryPolicy(**r)
+            except (TypeError, ValueError) as exc:
+                raise GraphValidationError(f"from_json: node {n['name']!r} has an invalid retry policy {r!r}: {exc}") from exc
         g.add_node(n["name"], fn, retry=retry, timeout=n.get("timeout"), destinations=n.get("destinations"),
                    metadata=n.get("metadata"))
     for e in data.get("edges", []):
@@ -114,7 +186,10 @@ def graph_from_json(
     for j in data.get("joins", []):
         g.add_edge(list(j["sources"]), j["target"])
     for b in data.get("branches", []):
-        router = _resolve(b["router_target"], b["router"], namespace, "router")
+        router = _resolve(
+            b, (b.get("router"), _short(b.get("router_target"))), namespace, allowed,
+            f"router {b.get('router')!r} of the conditional edge from {b['source']!r}",
+        )
         g.add_conditional_edges(b["source"], router, b.get("path_map") or b.get("targets"))
     for w in data.get("weighted", []):
         g.add_weighted_edges(w["source"], w["weights"])

@@ -25,6 +25,13 @@ def _reach(starts: set[str], edges: dict[str, set[str]]) -> set[str]:
     return seen
 
 
+def _names(names: tuple[str, ...], limit: int = 8) -> str:
+    """``['a', 'b', ...]``, shortened to ``limit`` names (with the count) for long lists."""
+    if len(names) <= limit:
+        return repr(list(names))
+    return f"[{', '.join(map(repr, names[:limit]))}, ... ({len(names)} in all)]"
+
+
 def validate(g: StateGraph) -> list[str]:
     """Raise :class:`GraphValidationError` for a definite mistake; return warning messages."""
     names = set(g.nodes)
@@ -47,11 +54,12 @@ def validate(g: StateGraph) -> list[str]:
         check(s, sources_ok, f"edge {s!r} -> {t!r}")
         check(t, targets_ok, f"edge {s!r} -> {t!r}")
     for srcs, t in g.joins:
+        where = f"join {_names(srcs)} -> {t!r}"  # once per join: a join may have 50,000 sources
         for s in srcs:
             if s == START:
-                raise GraphValidationError(f"join {list(srcs)!r} -> {t!r}: START cannot be part of a join")
-            check(s, names, f"join {list(srcs)!r} -> {t!r}")
-        check(t, targets_ok, f"join {list(srcs)!r} -> {t!r}")
+                raise GraphValidationError(f"{where}: START cannot be part of a join")
+            check(s, names, where)
+        check(t, targets_ok, where)
     for b in g.branches:
         rname = getattr(b.router, "__name__", repr(b.router))
         check(b.source, sources_ok, f"conditional edge from {b.source!r} (router {rname})")

@@ -8,7 +8,15 @@ import contextvars
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, cast
 
@@ -36,6 +44,7 @@ from agentgraph_nb.engine._runner import iterate_sync, run_sync
 from agentgraph_nb.errors import (
     CheckpointError,
     InvalidInputError,
+    InvalidUpdateError,
     did_you_mean,
 )
 from agentgraph_nb.graph._views import ViewsMixin
@@ -52,6 +61,22 @@ logger = logging.getLogger("agentgraph_nb")
 
 _MODES = frozenset({"values", "updates", "events"})
 _DURABILITY = ("sync", "async", "exit")
+
+
+def _input_label(thread_id: str | None) -> str:
+    return "the input" if thread_id is None else f"the input of thread {thread_id!r}"
+
+
+def _update_dict(values: Any, who: str, node: str) -> dict[str, Any]:
+    """A caller's update as a dict; anything else is an :class:`InvalidUpdateError` saying what to pass."""
+    if isinstance(values, Mapping):
+        return dict(values)
+    r = repr(values)
+    raise InvalidUpdateError(
+        f"{who}: the values must be a dict of state keys to new values (or None), got "
+        f"{type(values).__name__} {r if len(r) <= 60 else r[:57] + '...'}",
+        node=node,
+    )
 
 
 def _open_store(spec: Any) -> BaseCheckpointer | None:
@@ -83,8 +108,8 @@ class CompiledGraph(ViewsMixin):
         builder: StateGraph,
         *,
         checkpointer: Any = "memory",
-        interrupt_before: Sequence[str] | str = (),
-        interrupt_after: Sequence[str] | str = (),
+        interrupt_before: Sequence[str] | str | None = (),
+        interrupt_after: Sequence[str] | str | None = (),
         name: str | None = None,
     ) -> None:
         self.builder = builder
@@ -102,8 +127,13 @@ class CompiledGraph(ViewsMixin):
             from agentgraph_nb.types import Overwrite
 
             ser.register(Overwrite, name="agentgraph_nb.Overwrite")
-        self.interrupt_before = frozenset([interrupt_before] if isinstance(interrupt_before, str) else interrupt_before)
-        self.interrupt_after = frozenset([interrupt_after] if isinstance(interrupt_after, str) else interrupt_after)
+        # StateGraph.compile() checked the names; None (as LangGraph code passes) means none
+        self.interrupt_before = frozenset(
+            () if interrupt_before is None else [interrupt_before] if isinstance(interrupt_before, str) else interrupt_before
+        )
+        self.interrupt_after = frozenset(
+            () if interrupt_after is None else [interrupt_after] if isinstance(interrupt_after, str) else interrupt_after
+        )
         self._listeners: list[Callable[[Event], Any]] = []
         self._run_stats = RunStats()
         self.metrics = Metrics((n.stats for n in self.plan.nodes), self._run_stats)
@@ -206,6 +236,7 @@ class CompiledGraph(ViewsMixin):
                 run.step += 1
                 run.pending = {}
                 run.resume_values = {}
+            run.values = schema.validate(run.values, update, _input_label(thread_id), "__input__")
             run.tasks = []
             run.start_input = update
         return run
@@ -296,7 +327,9 @@ class CompiledGraph(ViewsMixin):
             run.resume_values.update(answers)
             run.save_pending([PendingWrite(-1, _RW, {"id": k, "value": v}, []) for k, v in answers.items()])
         if cmd.update:
-            run.values = apply_writes(self.schema, run.values, [("__input__", dict(cmd.update))], check=False)
+            upd = _update_dict(cmd.update, f"Command(update=...) resuming thread {run.thread_id!r}", "__input__")
+            run.values = apply_writes(self.schema, run.values, [("__input__", upd)], check=False)
+            run.values = self.schema.validate(run.values, upd, _input_label(run.thread_id), "__input__")
         run.skip_before = True
 
     # -- running ----------------------------------------------------------------------------------
@@ -663,11 +696,15 @@ class CompiledGraph(ViewsMixin):
         Raises:
             CheckpointConflictError: a run wrote the thread between this call's read and its write;
                 nothing was stored.
+            InvalidUpdateError: ``values`` is not a dict, names an unknown key, or (pydantic
+                state) a value does not fit its field.
         """
         store = self._store()
         thread_id = str(thread_id)
         if as_node is not None and as_node != END and as_node not in self.plan.by_name:
             raise InvalidInputError(f"update_state: unknown as_node {as_node!r}.{did_you_mean(as_node, self.plan.by_name)}")
+        name = as_node if as_node not in (None, END) else "__update__"
+        update = _update_dict(values, f"update_state(thread {thread_id!r})", name) if values is not None else {}
         run = self._prepare({}, None, sync=True)
         run.store = store
         run.thread_id = thread_id
@@ -677,9 +714,8 @@ class CompiledGraph(ViewsMixin):
             run.values = dict(self.schema.initial)
             run.tasks = []
             run.step = 0
-        update = dict(values or {})
-        name = as_node if as_node not in (None, END) else "__update__"
         run.values = apply_writes(self.schema, run.values, [(name, update)], check=False)
+        run.values = self.schema.validate(run.values, update, f"update_state(thread {thread_id!r})", name)
         carried: list[PendingWrite] = (
             list(base.pending_writes)
             if base is not None and as_node is None and run.head == base.checkpoint_id

@@ -70,6 +70,32 @@ class BranchSpec:
     path_map: dict[Hashable, str] | None
 
 
+def _node_list(label: str, names: Sequence[str] | str | None) -> tuple[str, ...]:
+    """``interrupt_before``/``interrupt_after`` as a tuple: one name, several, or none (``None``,
+    which LangGraph code passes)."""
+    if names is None:
+        return ()
+    if isinstance(names, str):
+        return (names,)
+    try:
+        out = tuple(names)
+    except TypeError:
+        raise GraphValidationError(
+            f"{label} must be a node name, a list of node names, \"*\" or None, got {type(names).__name__} {names!r}"
+        ) from None
+    for n in out:
+        if not isinstance(n, str):
+            raise GraphValidationError(f"{label}: node names are strings, got {type(n).__name__} {n!r}")
+    return out
+
+
+def _weights_text(weights: Mapping[str, float]) -> str:
+    """``{'b': 1e+308, 'c': 1e+308}``, shortened for long lists."""
+    items = list(weights.items())
+    shown = ", ".join(f"{t!r}: {w:g}" for t, w in items[:6])
+    return "{" + shown + (f", ... ({len(items)} in all)" if len(items) > 6 else "") + "}"
+
+
 class StateGraph:
     """Builds a graph of nodes over a shared state.
 
@@ -234,11 +260,29 @@ class StateGraph:
         clean: dict[str, float] = {}
         for t, w in weights.items():
             self._check_name(t, "target")
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 or math.isinf(w):
-                raise GraphValidationError(f"add_weighted_edges({source!r}): weight of {t!r} must be a number >= 0, got {w!r}")
-            clean[t] = float(w)
-        if sum(clean.values()) <= 0:
-            raise GraphValidationError(f"add_weighted_edges({source!r}): the weights add up to 0")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
+                raise GraphValidationError(
+                    f"add_weighted_edges({source!r}): weight of {t!r} must be a finite number >= 0, got {w!r}"
+                )
+            try:
+                clean[t] = float(w)
+            except OverflowError:  # an int too large for a float
+                clean[t] = math.inf
+            if not math.isfinite(clean[t]):
+                raise GraphValidationError(
+                    f"add_weighted_edges({source!r}): weight of {t!r} must be a finite number >= 0, got {w!r}"
+                )
+        total = sum(clean.values())
+        if not math.isfinite(total):
+            raise GraphValidationError(
+                f"add_weighted_edges({source!r}): the weights {_weights_text(clean)} add up to more than the largest "
+                "float; scale them down (only their ratios matter, e.g. 0.7 and 0.3)"
+            )
+        if total <= 0:
+            raise GraphValidationError(
+                f"add_weighted_edges({source!r}): the weights {_weights_text(clean)} add up to 0; "
+                "give at least one target a positive weight"
+            )
         self.weighted.append((source, clean))
         return self
 
@@ -266,8 +310,8 @@ class StateGraph:
         self,
         checkpointer: BaseCheckpointer | str | None = "memory",
         *,
-        interrupt_before: Sequence[str] | str = (),
-        interrupt_after: Sequence[str] | str = (),
+        interrupt_before: Sequence[str] | str | None = None,
+        interrupt_after: Sequence[str] | str | None = None,
         name: str | None = None,
     ) -> CompiledGraph:
         """Validate and freeze the graph into a runnable :class:`CompiledGraph`.
@@ -276,8 +320,8 @@ class StateGraph:
             checkpointer: where checkpoints go: ``"memory"`` (default), ``"sqlite:///path.db"``,
                 a store object, or ``None`` for no checkpoints at all. Runs are checkpointed only
                 when they have a ``thread_id``.
-            interrupt_before: nodes to pause before (``"*"`` for all).
-            interrupt_after: nodes to pause after (``"*"`` for all).
+            interrupt_before: nodes to pause before (``"*"`` for all; ``None`` or ``()`` for none).
+            interrupt_after: nodes to pause after (``"*"`` for all; ``None`` or ``()`` for none).
             name: overrides the graph's name.
 
         Raises:
@@ -290,9 +334,9 @@ class StateGraph:
 
         for w in self.validate():
             warnings.warn(w, GraphValidationWarning, stacklevel=2)
+        interrupt_before = _node_list("interrupt_before", interrupt_before)
+        interrupt_after = _node_list("interrupt_after", interrupt_after)
         for label, names in (("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after)):
-            if isinstance(names, str):
-                names = [names]
             for n in names:
                 if n != "*" and n not in self.nodes:
                     raise GraphValidationError(
@@ -315,13 +359,35 @@ class StateGraph:
 
     @classmethod
     def from_json(
-        cls, data: Mapping[str, Any] | str, *, schema: Any = None, namespace: Mapping[str, Any] | None = None
+        cls,
+        data: Mapping[str, Any] | str,
+        *,
+        schema: Any = None,
+        namespace: Mapping[str, Any] | None = None,
+        allow_modules: Sequence[str] = (),
     ) -> StateGraph:
-        """Rebuild a builder from :meth:`to_json` output. Callables are found by name in
-        ``namespace`` or imported from their ``module:qualname`` target."""
+        """Rebuild a builder from :meth:`to_json` output (a dict or its JSON text).
+
+        A graph file is data, and loading one runs nothing the caller did not allow. Each node's
+        (and router's) callable is looked up in ``namespace`` under the node's name, then the
+        name a notebook cell bound it to, then its function's qualified name (exact keys only);
+        failing that, it is imported from its ``module:qualname`` target **only** when that
+        module is in ``allow_modules`` (or inside one of those packages). Anything else is a
+        :class:`GraphValidationError` naming the node and its target, and nothing is imported.
+
+        Args:
+            data: the :meth:`to_json` dict or JSON text.
+            schema: the state schema (default: ``namespace[<schema name>]``, else ``dict``).
+            namespace: name -> callable (and schema) to resolve from, e.g. ``globals()``.
+            allow_modules: modules (or packages) the file's targets may be imported from.
+
+        Example:
+            >>> g = StateGraph.from_json(text, schema=State, namespace={"plan": plan, "route": route})
+            >>> g = StateGraph.from_json(text, schema=State, allow_modules=["myapp.nodes"])
+        """
         from agentgraph_nb.export.json import graph_from_json
 
-        return graph_from_json(cls, data, schema=schema, namespace=namespace)
+        return graph_from_json(cls, data, schema=schema, namespace=namespace, allow_modules=allow_modules)
 
     def __repr__(self) -> str:
         return f"StateGraph({self.name!r}: {len(self.nodes)} nodes)"

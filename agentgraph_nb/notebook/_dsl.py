@@ -315,8 +315,10 @@ _TOKEN_RE = re.compile(
     """,
     re.VERBOSE,
 )
-_NUMBER_RE = re.compile(r"[+-]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?")
-_INT_RE = re.compile(r"\+?\d[\d_]*")
+# Python's rules for digits: an underscore only between two digits (1_000, not 1_ or 1__0 or 0_.3)
+_DIGITS = r"\d(?:_?\d)*"
+_NUMBER_RE = re.compile(rf"[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?")
+_INT_RE = re.compile(rf"\+?{_DIGITS}")
 
 
 @dataclass(frozen=True)
@@ -605,7 +607,7 @@ class _Parser:
             extra = toks[qi + 2]
             raise ln.error(f"unexpected {extra.value!r} after the router {router!r}", extra)
         alts = self.split_alternatives(toks[:qi], "conditional")
-        targets: list[str] = []
+        targets: dict[str, None] = {}  # ordered, with O(1) membership: a branch may have 50,000 targets
         path_map: dict[str, str] | None = None
         keyed = [len(a) == 3 for a in alts]
         if any(keyed) and not all(keyed):
@@ -637,13 +639,12 @@ class _Parser:
                 if key in path_map:
                     raise ln.error(f"the key {key!r} appears twice", key_tok)
                 path_map[key] = name
-                if name not in targets:
-                    targets.append(name)
+                targets[name] = None
             else:
                 name = self.node_name(alt[0], "target")
                 if name in targets:
                     raise ln.error(f"{name!r} appears twice among the targets", alt[0])
-                targets.append(name)
+                targets[name] = None
             self.mention(name, alt[-1])
         self.statements.append(
             Branch(
@@ -726,12 +727,22 @@ class _Parser:
                 toks[0],
                 toks[-1].end,
             )
+        if not math.isfinite(sum(weights.values())):
+            raise ln.error(
+                "the weights add up to more than the largest number: scale them down (only their "
+                "ratios matter, e.g. 0.7 and 0.3)",
+                toks[0],
+                toks[-1].end,
+            )
         self.statements.append(Weighted(src, weights, ln.span(st, toks[-1])))
 
     def number(self, tok: _Tok, what: str) -> float:
         if not _NUMBER_RE.fullmatch(tok.value):
-            raise self.line.error(f"{what} is not a number: {tok.value!r}", tok)
-        value = float(tok.value)
+            raise self.line.error(f"{what} is not a number: {tok.value!r}{_underscore_hint(tok.value)}", tok)
+        try:
+            value = float(tok.value)
+        except ValueError:  # the pattern should have caught it; never let a bare ValueError out
+            raise self.line.error(f"{what} is not a number: {tok.value!r}", tok) from None
         if not math.isfinite(value):
             raise self.line.error(f"{what} is too large: {tok.value!r}", tok)
         return value
@@ -835,18 +846,28 @@ class _Parser:
         if tok.kind != "number":
             raise ln.error(f"{key} must be a number, got {tok.value!r}", tok)
         if key == "retry":
-            if not _INT_RE.fullmatch(tok.value) or int(tok.value) < 1:
+            try:
+                attempts = int(tok.value) if _INT_RE.fullmatch(tok.value) else 0
+            except ValueError:  # more digits than int() converts
+                attempts = 0
+            if attempts < 1:
                 raise ln.error(
                     f"retry is the number of attempts in all, a whole number >= 1 "
-                    f"(1 = never retry), got {tok.value!r}",
+                    f"(1 = never retry), got {tok.value!r}{_underscore_hint(tok.value)}",
                     tok,
                 )
-            return int(tok.value)
+            return attempts
         value = self.number(tok, key)
         low, strict = {"timeout": (0, True), "backoff": (1, False)}.get(key, (0, False))
         if value < low or (strict and value == low):
             raise ln.error(f"{key} must be {'>' if strict else '>='} {low}, got {tok.value!r}", tok)
         return value
+
+
+def _underscore_hint(text: str) -> str:
+    if "_" not in text:
+        return ""
+    return " (an '_' in a number goes between two digits, as in 1_000)"
 
 
 def parse(text: str, *, line_offset: int = 0) -> DslGraph:

@@ -6,12 +6,12 @@ import dataclasses
 import operator
 import sys
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, get_type_hints
 
 import typing_extensions
 
-from agentgraph_nb.errors import GraphValidationError
+from agentgraph_nb.errors import GraphValidationError, InvalidUpdateError
 
 __all__ = ["StateSchema", "read_schema", "type_name"]
 
@@ -111,6 +111,46 @@ class StateSchema:
             f"input must be a dict (or a {self.name} instance), got {type(data).__name__}"
         )
 
+    def validate(self, values: dict[str, Any], keys: Iterable[str], who: str, node: str) -> dict[str, Any]:
+        """Check (and coerce, as pydantic does) ``values[k]`` for each written key ``k`` against
+        a pydantic schema's field; other schemas are returned as they are.
+
+        Called on what a caller writes (a run's input, ``update_state``, ``Command(update=...)``
+        on resume), after the reducers merged it, so a reducer key is checked as the value the
+        state will hold. Node updates are not checked (as in LangGraph): that would cost every
+        step, and nodes are code under the user's control, unlike input.
+
+        Raises:
+            InvalidUpdateError: naming the key, the expected type and pydantic's reason.
+        """
+        if self.kind != "pydantic":
+            return values
+        keys = [k for k in keys if k in self.key_set and k in values]
+        if not keys:
+            return values
+        # a model holding the current state: field (and model "after") validators see all of it,
+        # as on an assignment to a model with validate_assignment=True
+        inst = self.cls.model_construct(**values)
+        validator = self.cls.__pydantic_validator__
+        out = values
+        for k in keys:
+            v = values[k]
+            try:
+                validator.validate_assignment(inst, k, v)
+            except ValueError as exc:  # pydantic_core.ValidationError is a ValueError
+                raise InvalidUpdateError(
+                    f"{who} sets state key {k!r} to {type(v).__name__} {_short(v)}, but {self.name}.{k} is "
+                    f"{type_name(self.types[k])}: {_reason(exc, k)}. Pass a value of that type.",
+                    node=node,
+                    key=k,
+                ) from exc
+            new = getattr(inst, k, v)
+            if new is not v:
+                if out is values:
+                    out = dict(values)
+                out[k] = new
+        return out
+
     def describe(self) -> dict[str, Any]:
         """The JSON description of the schema used by ``to_json()``."""
         return {
@@ -119,6 +159,27 @@ class StateSchema:
                 k: {"type": type_name(self.types[k]), "reducer": self.reducer_names[k]} for k in self.keys
             },
         }
+
+
+def _short(v: Any, n: int = 60) -> str:
+    r = repr(v)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
+def _reason(exc: BaseException, key: str) -> str:
+    """pydantic's first complaint, with where inside the value it is (``items[2]``)."""
+    errors = getattr(exc, "errors", None)
+    try:
+        first = errors(include_url=False)[0] if callable(errors) else None
+    except Exception:
+        first = None
+    if not isinstance(first, dict):
+        return str(exc).splitlines()[0]
+    loc = tuple(first.get("loc", ()))
+    if loc[:1] == (key,):
+        loc = loc[1:]
+    where = "".join(f"[{p!r}]" for p in loc)
+    return f"{first.get('msg', exc)}" + (f" (at {key}{where})" if where else "")
 
 
 def _hints(cls: Any) -> dict[str, Any]:
