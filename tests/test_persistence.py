@@ -171,6 +171,18 @@ def test_update_state_semantics(store: str) -> None:
         app.update_state("t", {}, as_node="bb")
 
 
+def test_edit_a_paused_thread_then_resume(store: str) -> None:
+    runs: dict[str, int] = {}
+    app = _asking(runs).compile(checkpointer=store)
+    asked = app.invoke({}, thread_id="e")["__interrupt__"]
+    app.update_state("e", {"x": 7})  # a human edits the state, then answers
+    st = app.get_state("e")
+    assert st.next == ("ask",) and [i.id for i in st.interrupts] == [i.id for i in asked]
+    out = app.invoke(Command(resume="yes"), thread_id="e")
+    assert out["answer"] == "yes" and out["x"] == 7 and out["log"] == ["pre", "ask", "post"]
+    assert "__interrupt__" not in out and runs["ask"] == 2
+
+
 def test_interrupt_in_node_and_resume_in_order(store: str) -> None:
     runs = {"n": 0}
 

@@ -104,7 +104,8 @@ class CheckpointRecord:
         metadata: ``{"source": "input"|"loop"|"update"|"fork", "run_id": ..., ...}``. A
             ``"fork"`` is the first checkpoint of a replay of an older checkpoint that paused
             or failed before its first step completed: a copy of that position, with
-            ``"fork_of"`` naming the checkpoint whose step it runs (its interrupts keep their ids).
+            ``"fork_of"`` naming the checkpoint whose step it runs (its interrupts keep their ids);
+            an ``"update"`` of a paused or failed step carries ``"fork_of"`` as well.
         pending_writes: results of tasks in ``next`` that already completed.
     """
 

@@ -718,7 +718,12 @@ class CompiledGraph(ViewsMixin):
             run.tasks = [self.plan.nodes[i].task for i in sorted(plain)] + sends
         if base is not None:
             run.step = base.step + 1
-        run.save([(name, update)], "update", {"as_node": as_node} if as_node else None)
+        extra: dict[str, Any] = {"as_node": as_node} if as_node else {}
+        if carried:
+            # the same step goes on from here: its interrupts keep their ids, so a Command(resume=...)
+            # answers the node that asked (which runs again here and must find its answer)
+            extra["fork_of"] = base.metadata.get("fork_of", base.checkpoint_id)  # type: ignore[union-attr]
+        run.save([(name, update)], "update", extra or None)
         if carried:
             store.put_writes(thread_id, run.checkpoint_id, carried)  # type: ignore[arg-type]
         return run.checkpoint_id  # type: ignore[return-value]
