@@ -296,8 +296,13 @@ class StateSnapshot:
     """The state of a thread at one checkpoint.
 
     Attributes:
-        values: the state values.
-        next: names of the nodes that run next (empty when the run is done).
+        values: the state values. At the thread's newest checkpoint, when a superstep did not
+            complete (a node failed or paused, the process died), the results its finished
+            nodes saved are shown applied, as LangGraph shows them; the stored checkpoint is
+            the one before the step, and resuming merges them with the rest.
+        next: names of the nodes that run next: the nodes of an incomplete superstep that
+            still have to run (finished ones are in ``pending_writes``). Empty only when
+            nothing is left to run.
         step: the superstep that produced this checkpoint (0 = the input).
         checkpoint_id: this checkpoint's id (pass it to ``invoke``/``update_state`` to fork).
         parent_id: the checkpoint before it, or None for the first.
@@ -307,8 +312,9 @@ class StateSnapshot:
         interrupts: pending interrupts, if the thread is paused.
         thread_id: the thread.
         metadata: source (``input``, ``loop``, ``update``, ``fork``), run id, and so on.
-        pending_writes: updates of nodes in ``next`` that already completed (their step
-            failed or paused on another node); they are merged when the step is resumed.
+        pending_writes: updates of the nodes of an incomplete superstep that already
+            completed (their step failed or paused on another node); shown applied in
+            ``values``, merged for good when the step is resumed.
     """
 
     values: dict[str, Any]

@@ -170,3 +170,82 @@ def test_two_processes_share_one_sqlite_file(tmp_path: Path) -> None:
     for t in threads:
         hist = app.get_state_history(t)
         assert len(hist) == 51 and hist[0].values["i"] == 50
+
+
+FAN_SCRIPT = textwrap.dedent(
+    """
+    import operator, os, sys, time
+    from pathlib import Path
+    from typing import Annotated, TypedDict
+    from agentgraph_nb import START, StateGraph
+
+    db, log, mode, moment = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+    class S(TypedDict, total=False):
+        seen: Annotated[list[str], operator.add]
+
+    def make(name):
+        def node(s):
+            with log.open("a") as f:
+                f.write(f"start {name}\\n")
+            if mode == "start" and moment == "mid" and name == "b":
+                # die once the sibling's result is saved, before this one finishes
+                deadline = time.time() + 30
+                while "end a" not in log.read_text() and time.time() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.5)
+                os.kill(os.getpid(), 9)
+            with log.open("a") as f:
+                f.write(f"end {name}\\n")
+            return {"seen": [name]}
+        return node
+
+    g = StateGraph(S, name="fan")
+    for name in ("a", "b", "c"):
+        g.add_node(name, make(name))
+    g.add_edge(START, "a").add_edge(START, "b").add_edge(["a", "b"], "c")
+    app = g.compile(checkpointer=f"sqlite:///{db}")
+
+    def die_before_the_steps_checkpoint(ev):
+        # every node of the step has finished and been merged; its checkpoint is not written yet
+        if ev.kind == "state_update" and ev.step == 1:
+            os.kill(os.getpid(), 9)
+
+    if mode == "start":
+        listeners = [die_before_the_steps_checkpoint] if moment == "between" else []
+        app.invoke({}, thread_id="job", durability="sync", listeners=listeners)
+    else:
+        st = app.get_state("job")
+        print(f"next={','.join(st.next)}")
+        print(f"values={','.join(st.values['seen'])}")
+        out = app.invoke(None, thread_id="job")
+        print(f"done={','.join(out['seen'])}")
+        print(f"next_after={','.join(app.get_state('job').next)}")
+    """
+)
+
+
+@pytest.mark.parametrize("moment", ["mid", "between"])
+def test_kill_inside_a_parallel_step_leaves_next_naming_the_unfinished_work(tmp_path: Path, moment: str) -> None:
+    script = tmp_path / "fan.py"
+    script.write_text(FAN_SCRIPT)
+
+    def run(mode: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "runs.db"), str(tmp_path / "log.txt"), mode, moment],
+            capture_output=True, text=True, timeout=120,
+        )
+
+    first = run("start")
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    second = run("resume")
+    assert second.returncode == 0, second.stderr
+    got = dict(line.split("=", 1) for line in second.stdout.split())
+    # work remains, so get_state().next says so (it used to be empty when every sibling had finished),
+    # and the values show the finished sibling's write applied
+    assert got["next"] in ("a", "b") and got["values"] == ({"a", "b"} - {got["next"]}).pop()
+    assert moment != "mid" or got["next"] == "b"
+    assert got["done"] == "a,b,c" and got["next_after"] == ""
+    starts = [ln.split()[1] for ln in (tmp_path / "log.txt").read_text().split("\n") if ln.startswith("start")]
+    # a saved result is not run again; only the node named next is
+    assert starts.count(got["values"]) == 1 and starts.count(got["next"]) == 2 and starts.count("c") == 1

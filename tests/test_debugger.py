@@ -416,8 +416,8 @@ def test_node_error_is_shown_and_the_widget_stays_usable() -> None:
         "NodeError" in shown and "node a" in shown and "caused by ValueError: bad <input>" in shown
     )
     assert "traceback" in shown
-    # b's write is kept as a pending write, merged when a succeeds
-    assert dbg.state.next == ("a",) and dbg.state.values["log"] == ["plan"]
+    # b's write is kept as a pending write (shown applied, as LangGraph shows it); merged when a succeeds
+    assert dbg.state.next == ("a",) and dbg.state.values["log"] == ["plan", "b"]
     assert (
         dbg.graphview.status["a"] == "failed"
         and "bad <input>" in dbg.graphview.details["a"]["error"]

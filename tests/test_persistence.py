@@ -5,6 +5,7 @@ Every test runs on the in-memory store and on a real SQLite file.
 
 from __future__ import annotations
 
+import asyncio
 import operator
 from typing import Annotated, Any, TypedDict
 
@@ -90,13 +91,34 @@ def test_resume_after_failure_runs_only_the_rest(store: str) -> None:
     assert counts == {"a": 1, "b": 2, "c": 1}
 
 
-def test_invoke_none_with_nothing_to_resume_is_clear_error(store: str) -> None:
+def test_invoke_none_on_a_thread_without_checkpoint_is_clear_error(store: str) -> None:
     app = counting_chain({}, ["a"]).compile(checkpointer=store)
-    with pytest.raises(InvalidInputError, match="has no checkpoint"):
+    with pytest.raises(InvalidInputError, match="thread 'fresh' has no checkpoint"):
         app.invoke(None, thread_id="fresh")
-    app.invoke({}, thread_id="done")
-    with pytest.raises(InvalidInputError, match="nothing left to run"):
-        app.invoke(None, thread_id="done")
+    with pytest.raises(InvalidInputError, match="thread 'fresh' has no checkpoint"):
+        list(app.stream(None, thread_id="fresh"))
+
+
+def test_invoke_none_on_a_finished_thread_runs_nothing_and_returns_its_state(store: str) -> None:
+    counts: dict[str, int] = {}
+    app = counting_chain(counts, ["a", "b"]).compile(checkpointer=store)
+    final = app.invoke({"x": 0}, thread_id="done")
+    tip = app.get_state("done").checkpoint_id
+    n = len(app.get_state_history("done"))
+    # "resume if needed" is one call: on a finished thread it returns the state
+    assert app.invoke(None, thread_id="done") == final
+    assert app.invoke(None, thread_id="done", checkpoint_id=tip) == final
+    assert asyncio.run(app.ainvoke(None, thread_id="done")) == final
+    assert list(app.stream(None, thread_id="done", mode="updates")) == []
+    assert list(app.stream(None, thread_id="done", mode="values")) == [final]  # the state, once
+    assert counts == {"a": 1, "b": 1} and len(app.get_state_history("done")) == n
+    assert app.get_state("done").checkpoint_id == tip
+    # the final checkpoint of an older branch too
+    first = next(h for h in app.get_state_history("done") if h.step == 1)
+    app.invoke(None, thread_id="done", checkpoint_id=first.checkpoint_id)  # a new branch...
+    out = app.invoke(None, thread_id="done", checkpoint_id=tip)  # ...and the old one's end
+    assert out == final and counts == {"a": 1, "b": 2}
+    assert len(app.get_state_history("done")) == n + 1
 
 
 def test_threads_are_independent_and_continue(store: str) -> None:
@@ -162,6 +184,18 @@ def test_update_state_rejects_values_that_are_not_a_dict(store: str, bad: Any) -
         app.update_state("t", bad)
     assert ei.value.node == "__update__"
     assert app.get_state("t").checkpoint_id == before  # nothing was written
+
+
+def test_edit_a_paused_thread_then_resume(store: str) -> None:
+    runs: dict[str, int] = {}
+    app = _asking(runs).compile(checkpointer=store)
+    asked = app.invoke({}, thread_id="e")["__interrupt__"]
+    app.update_state("e", {"x": 7})  # a human edits the state, then answers
+    st = app.get_state("e")
+    assert st.next == ("ask",) and [i.id for i in st.interrupts] == [i.id for i in asked]
+    out = app.invoke(Command(resume="yes"), thread_id="e")
+    assert out["answer"] == "yes" and out["x"] == 7 and out["log"] == ["pre", "ask", "post"]
+    assert "__interrupt__" not in out and runs["ask"] == 2
 
 
 def test_interrupt_in_node_and_resume_in_order(store: str) -> None:
@@ -303,3 +337,158 @@ def test_snapshot_shows_pending_writes_of_finished_siblings(store: str) -> None:
         app.invoke({}, thread_id="p")
     st = app.get_state("p")
     assert st.next == ("bad",) and st.pending_writes == {"ok": {"log": ["ok"]}}
+
+
+def _fan_out(counts: dict[str, int], fail: set[str], conflict: dict[str, bool] | None = None) -> StateGraph:
+    """START -> ok, bad, c (one superstep) -> end. ``fail`` names nodes that raise; with
+    ``conflict["on"]``, ``ok`` and ``bad`` both write the plain key ``x`` (``c`` writes ``answer``)."""
+
+    def mk(name: str) -> Any:
+        def fn(s: dict[str, Any]) -> dict[str, Any]:
+            counts[name] = counts.get(name, 0) + 1
+            if name in fail:
+                raise RuntimeError(f"{name} failed")
+            out: dict[str, Any] = {"log": [name]}
+            if name == "c":
+                out["answer"] = "c"
+            if conflict is not None and conflict["on"] and name in ("ok", "bad"):
+                out["x"] = len(name)
+            return out
+
+        return fn
+
+    g = StateGraph(S, name="fan")
+    for name in ("ok", "bad", "c"):
+        g.add_node(name, mk(name))
+        g.add_edge(START, name)
+    g.add_node("end", mk("end"))
+    g.add_edge(["ok", "bad", "c"], "end")
+    return g
+
+
+def test_failed_sibling_snapshot_shows_finished_writes_applied(store: str) -> None:
+    counts: dict[str, int] = {}
+    fail = {"bad"}
+    app = _fan_out(counts, fail).compile(checkpointer=store)
+    with pytest.raises(NodeError, match="'bad'"):
+        app.invoke({"log": ["in"]}, thread_id="p")
+    st = app.get_state("p")
+    # as LangGraph: the finished siblings' writes are shown applied, next names only the failed node
+    assert st.next == ("bad",)
+    assert st.values == {"log": ["in", "ok", "c"], "answer": "c"}
+    assert st.pending_writes == {"ok": {"log": ["ok"]}, "c": {"log": ["c"], "answer": "c"}}
+    hist = app.get_state_history("p")
+    assert hist[0].values == st.values and hist[0].next == st.next and hist[0].checkpoint_id == st.checkpoint_id
+    assert len(app.get_state_history("p", limit=1)) == 1 and app.get_state_history("p", limit=1)[0].values == st.values
+    # in the snapshot only: the stored checkpoint is the one before the step
+    assert st.step == 0 and st.writes == {"__input__": {"log": ["in"]}}
+    fail.clear()
+    out = app.invoke(None, thread_id="p")
+    clean = _fan_out({}, set()).compile(checkpointer=store).invoke({"log": ["in"]}, thread_id="clean")
+    assert out == clean and counts == {"ok": 1, "bad": 2, "c": 1, "end": 1}
+
+
+def test_merge_conflict_in_a_parallel_step_leaves_the_writers_next(store: str) -> None:
+    from agentgraph_nb import InvalidUpdateError
+
+    counts: dict[str, int] = {}
+    conflict = {"on": True}
+    app = _fan_out(counts, set(), conflict).compile(checkpointer=store)
+    with pytest.raises(InvalidUpdateError, match="'ok' and 'bad' both wrote state key 'x'"):
+        app.invoke({}, thread_id="m")
+    st = app.get_state("m")
+    # the step did not finish: the nodes whose writes could not be merged are next; the others' are kept
+    assert st.next == ("ok", "bad")
+    assert st.values == {"log": ["c"], "answer": "c"} and st.pending_writes == {"c": {"log": ["c"], "answer": "c"}}
+    conflict["on"] = False  # the node is fixed: resuming re-runs the two, not "c"
+    out = app.invoke(None, thread_id="m")
+    assert out == {"log": ["ok", "bad", "c", "end"], "answer": "c"}
+    assert counts == {"ok": 2, "bad": 2, "c": 1, "end": 1}
+    assert app.get_state("m").next == ()
+
+
+def _asking(runs: dict[str, int]) -> StateGraph:
+    def ask(s: dict[str, Any]) -> dict[str, Any]:
+        runs["ask"] = runs.get("ask", 0) + 1
+        return {"answer": interrupt({"question": "ok?"}), "log": ["ask"]}
+
+    g = StateGraph(S).add_node("pre", lambda s: {"log": ["pre"]}).add_node("ask", ask)
+    g.add_node("post", lambda s: {"log": ["post"]})
+    return g.add_edge(START, "pre").add_edge("pre", "ask").add_edge("ask", "post")
+
+
+def test_replay_from_before_an_interrupt_asks_again_and_resumes_the_fork(store: str) -> None:
+    runs: dict[str, int] = {}
+    app = _asking(runs).compile(checkpointer=store)
+    app.invoke({}, thread_id="i")
+    assert app.invoke(Command(resume="yes"), thread_id="i")["answer"] == "yes"
+    final = app.get_state("i")
+    before = next(h for h in app.get_state_history("i") if h.next == ("ask",))
+    for answer in ("no", "maybe"):  # twice from the same checkpoint: each replay is a branch of its own
+        out = app.invoke(None, thread_id="i", checkpoint_id=before.checkpoint_id)
+        assert [i.value for i in out["__interrupt__"]] == [{"question": "ok?"}]  # "yes" does not leak
+        st = app.get_state("i")  # the paused replay is the thread's newest checkpoint: resumable
+        assert st.next == ("ask",) and len(st.interrupts) == 1 and st.parent_id == before.checkpoint_id
+        assert st.metadata["source"] == "fork" and st.values == before.values
+        out = app.invoke(Command(resume=answer), thread_id="i")
+        assert out["answer"] == answer and out["log"] == ["pre", "ask", "post"]
+    assert runs["ask"] == 6
+    assert app.get_state("i", final.checkpoint_id).values["answer"] == "yes"  # the first branch is intact
+    # a replay that does not pause leaves no fork checkpoint: its steps hang on the replayed one
+    n = len(app.get_state_history("i"))
+    after = next(h for h in app.get_state_history("i") if h.next == ("post",))
+    app.invoke(None, thread_id="i", checkpoint_id=after.checkpoint_id)
+    assert len(app.get_state_history("i")) == n + 1 and app.get_state("i").parent_id == after.checkpoint_id
+
+
+def test_answer_an_older_checkpoints_interrupt_differently(store: str) -> None:
+    runs: dict[str, int] = {}
+    app = _asking(runs).compile(checkpointer=store)
+    app.invoke({}, thread_id="o")
+    paused = app.get_state("o")
+    app.invoke(Command(resume="yes"), thread_id="o")
+    out = app.invoke(Command(resume="no"), thread_id="o", checkpoint_id=paused.checkpoint_id)
+    assert out["answer"] == "no" and out["log"] == ["pre", "ask", "post"] and runs["ask"] == 3
+    assert app.get_state("o", paused.checkpoint_id).interrupts == ()  # history is not rewritten
+
+
+def test_replay_from_before_interrupt_before_pauses_again(store: str) -> None:
+    counts: dict[str, int] = {}
+    app = counting_chain(counts, ["a", "b", "c"]).compile(checkpointer=store, interrupt_before=["c"])
+    app.invoke({"x": 0}, thread_id="b")
+    paused = app.get_state("b")
+    assert paused.next == ("c",) and paused.interrupts[0].when == "before"
+    assert app.invoke(None, thread_id="b")["log"] == ["a", "b", "c"]  # at the newest checkpoint: resumes
+    before_b = next(h for h in app.get_state_history("b") if h.next == ("b",))
+    for _ in range(2):  # replaying the step before the breakpoint stops there again, each time
+        out = app.invoke(None, thread_id="b", checkpoint_id=before_b.checkpoint_id)
+        assert out["__interrupt__"][0].node == "c" and out["log"] == ["a", "b"]
+        st = app.get_state("b")
+        assert st.next == ("c",) and [i.when for i in st.interrupts] == ["before"] and st.interrupts[0].node == "c"
+        assert app.invoke(None, thread_id="b")["log"] == ["a", "b", "c"]
+    # as in LangGraph, a run's first step never stops at a breakpoint: replaying from where the
+    # run paused goes on from there (a debugger's Back then Continue)
+    assert app.invoke(None, thread_id="b", checkpoint_id=paused.checkpoint_id)["log"] == ["a", "b", "c"]
+    assert counts == {"a": 1, "b": 3, "c": 4}
+
+
+def test_invoke_none_on_a_paused_thread_asks_once(store: str) -> None:
+    runs: dict[str, int] = {}
+    app = _asking(runs).compile(checkpointer=store)
+    first = app.invoke({}, thread_id="p")["__interrupt__"]
+    for _ in range(3):  # a supervisor's "resume if needed" on a thread waiting for a human
+        again = app.invoke(None, thread_id="p")["__interrupt__"]
+        assert [(i.id, i.value) for i in again] == [(i.id, i.value) for i in first]
+        assert [(i.id, i.value) for i in app.get_state("p").interrupts] == [(i.id, i.value) for i in first]
+    out = app.invoke(Command(resume="yes"), thread_id="p")
+    assert out["answer"] == "yes" and out["log"] == ["pre", "ask", "post"] and runs["ask"] == 5
+
+
+def test_per_call_interrupt_before_takes_one_name_as_compile_does(store: str) -> None:
+    counts: dict[str, int] = {}
+    app = counting_chain(counts, ["a", "bb", "c"]).compile(checkpointer=store)
+    out = app.invoke({"x": 0}, thread_id="t", interrupt_before="bb")  # a str, not a set of letters
+    assert "__interrupt__" in out and app.get_state("t").next == ("bb",)
+    assert counts == {"a": 1}
+    with pytest.raises(InvalidInputError, match="interrupt_after: unknown node 'b'.*Did you mean 'bb'"):
+        app.invoke({"x": 0}, thread_id="u", interrupt_after=["b"])

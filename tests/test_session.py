@@ -77,6 +77,27 @@ def test_back_then_step_forks_and_compare_branches() -> None:
     assert dbg.select(end_id).values["log"] == ["plan", "a", "b", "write"]  # type: ignore[arg-type]
 
 
+def test_diff_of_an_unfinished_step_names_its_finished_nodes() -> None:
+    fail = {"on": True}
+
+    def a(s: dict[str, Any]) -> dict[str, Any]:
+        if fail["on"]:
+            raise RuntimeError("a failed")
+        return {"log": ["a"]}
+
+    g = StateGraph(S, name="dbg").add_node("plan", lambda s: {"log": ["plan"]}).add_node("a", a)
+    g.add_node("b", lambda s: {"log": ["b"]}).add_edge(START, "plan").add_edge("plan", "a").add_edge("plan", "b")
+    dbg = DebugSession(g.compile(), {"q": "x"})
+    dbg.step()
+    with pytest.raises(Exception, match="a failed"):
+        dbg.step()
+    assert dbg.state.next == ("a",) and dbg.state.values["log"] == ["plan", "b"]  # b's result, shown applied
+    change = dbg.diff().changes[0]
+    assert change.key == "log" and change.after == ["plan", "b"] and change.writers == ("plan", "b")
+    fail["on"] = False
+    assert dbg.step().values["log"] == ["plan", "a", "b"]
+
+
 def test_resume_from_interrupt() -> None:
     g = StateGraph(S).add_node("ask", lambda s: {"answer": interrupt({"question": "ok?"})})
     g.add_edge(START, "ask")

@@ -101,7 +101,11 @@ class PendingWrite:
     """The saved result of one task of a superstep that has not completed as a whole.
 
     When one of several parallel nodes fails or interrupts, the others' results are kept as
-    pending writes on the checkpoint *before* the step, so resuming runs only the rest.
+    pending writes on the checkpoint *before* the step, so resuming runs only the rest. They are
+    read in the order saved: a later write of a task replaces an earlier one, and one named
+    ``"__error__"`` marks the task's saved result as failed (its write could not be merged), so
+    that it runs again. ``"__interrupt__"`` and ``"__resume__"`` writes record the step's
+    interrupts and the answers given to them.
 
     Interrupts raised by the step and the answers given to them are pending writes too, of the
     reserved nodes ``"__interrupt__"`` (update ``{"value", "id", "node", "when"}``) and
@@ -140,7 +144,11 @@ class CheckpointRecord:
         interrupts: pending interrupts as dicts ``{"value", "id", "node", "when"}``.
         resume: answers given to interrupts of the pending tasks, ``{interrupt_id: value}``,
             plus ``{"task:<i>": [values...]}`` ordered answers per task.
-        metadata: ``{"source": "input"|"loop"|"update"|"fork", "run_id": ..., ...}``.
+        metadata: ``{"source": "input"|"loop"|"update"|"fork", "run_id": ..., ...}``. A
+            ``"fork"`` is the first checkpoint of a replay of an older checkpoint that paused
+            or failed before its first step completed: a copy of that position, with
+            ``"fork_of"`` naming the checkpoint whose step it runs (its interrupts keep their ids);
+            an ``"update"`` of a paused or failed step carries ``"fork_of"`` as well.
         pending_writes: results of tasks in ``next`` that already completed.
     """
 

@@ -39,7 +39,7 @@ from agentgraph_nb.errors import (
     NodeError,
     NodeTimeoutError,
 )
-from agentgraph_nb.types import Event, Interrupt
+from agentgraph_nb.types import Event, Interrupt, Overwrite
 
 if TYPE_CHECKING:
     import asyncio
@@ -60,6 +60,7 @@ logger = logging.getLogger("agentgraph_nb")
 INTERRUPT_KEY = "__interrupt__"
 _IW = "__interrupt__"  # pending-write node name for recorded interrupts
 _RW = "__resume__"  # pending-write node name for resume answers
+_EW = "__error__"  # pending-write node name marking a task whose saved result could not be merged
 
 # what interrupt() reads: a _Scratch, or the Run itself for its inline tasks (one at a time)
 _current: contextvars.ContextVar[_Scratch | Run | None] = contextvars.ContextVar("agentgraph_nb_task", default=None)
@@ -172,6 +173,7 @@ class Run:
         "debug_log",
         "durability",
         "emit",
+        "fork_of",
         "head",
         "index",
         "interrupt_after",
@@ -183,6 +185,7 @@ class Run:
         "out",
         "pending",
         "plan",
+        "planned_at",
         "recursion_limit",
         "resume_values",
         "schema",
@@ -251,6 +254,11 @@ class Run:
         self.pending: dict[int, tuple[Any, Any]] = _EMPTY  # task index -> (update, goto) already done
         self.resume_values: dict[str, Any] = _EMPTY
         self.skip_before = False
+        # a replay of an older checkpoint: its id, until the replay's first checkpoint is saved
+        self.fork_of: str | None = None
+        # the checkpoint that planned the pending step, when it is not ``checkpoint_id`` (a fork):
+        # interrupt ids hash it, so the questions of a step keep their ids in every fork of it
+        self.planned_at: str | None = None
         self.buffer: list[CheckpointRecord] | None = None  # durability="exit"
         self.interrupts: tuple[Interrupt, ...] = ()
         self.t0 = time.perf_counter()
@@ -313,7 +321,7 @@ class Run:
         return {"run_id": self.run_id, "thread_id": self.thread_id, "step": step, "node": node}
 
     def interrupt_id(self, index: int, n: int) -> str:
-        raw = f"{self.thread_id}|{self.checkpoint_id}|{index}|{n}"
+        raw = f"{self.thread_id}|{self.planned_at or self.checkpoint_id}|{index}|{n}"
         from hashlib import blake2b
 
         return blake2b(raw.encode(), digest_size=8).hexdigest()
@@ -324,13 +332,48 @@ class Run:
         store = self.store
         if store is None:
             return
-        snap = self.checkpoint_id is None or self.since_snapshot + 1 >= store.snapshot_every
+        rec = self._record(writes, source, extra)
+        # the run moves on from the checkpoint it replayed (even if storing this one fails: the
+        # position is no longer the replayed one, so no fork of it is saved after all)
+        self.fork_of = self.planned_at = None
+        d = self.durability
+        if d == "sync":
+            self._put(store, rec)
+        elif d == "async":
+            if store.checks_conflicts:
+                store.put_nowait(rec, expected=self.head)
+            else:
+                store.put_nowait(rec)
+            self.head = rec.checkpoint_id
+        elif self.buffer is None:  # "exit": self.head moves when the buffer is written
+            self.buffer = [rec]
+        else:
+            self.buffer.append(rec)
+        self.checkpoint_id = rec.checkpoint_id
+        if self.emit is not None:
+            self.emit("checkpoint", self.step, data=rec.checkpoint_id)
+
+    def _put(self, store: BaseCheckpointer, rec: CheckpointRecord) -> None:
+        """Write ``rec`` now, expecting the thread's newest to be ``head`` (see checkpoint/base.py)."""
+        if store.checks_conflicts:
+            store.put(rec, expected=self.head)
+        else:  # a store from before the check: compare first (narrows the race, cannot close it)
+            _check_newest(store, rec, self.head)
+            store.put(rec)
+        self.head = rec.checkpoint_id
+
+    def _record(self, writes: list[tuple[str, Any]], source: str, extra: dict[str, Any] | None,
+                snapshot: bool = False) -> CheckpointRecord:
+        """A checkpoint of the current position, child of ``checkpoint_id`` (with the full values
+        when ``snapshot``, or when the store's ``snapshot_every`` says so)."""
+        store = cast("BaseCheckpointer", self.store)
+        snap = snapshot or self.checkpoint_id is None or self.since_snapshot + 1 >= store.snapshot_every
         self.since_snapshot = 0 if snap else self.since_snapshot + 1
         cid, created_at = new_checkpoint_stamp()
         meta = {"source": source, "run_id": self.run_id}
         if extra:
             meta.update(extra)
-        rec = CheckpointRecord(
+        return CheckpointRecord(
             thread_id=self.thread_id,  # type: ignore[arg-type]
             checkpoint_id=cid,
             parent_id=self.checkpoint_id,
@@ -342,27 +385,25 @@ class Run:
             barriers={k: sorted(v) for k, v in self.barriers.items()} if self.barriers else {},
             metadata=meta,
         )
-        d = self.durability
-        if d == "sync":
-            if store.checks_conflicts:
-                store.put(rec, expected=self.head)
-            else:  # a store from before the check: compare first (narrows the race, cannot close it)
-                _check_newest(store, rec, self.head)
-                store.put(rec)
-            self.head = cid
-        elif d == "async":
-            if store.checks_conflicts:
-                store.put_nowait(rec, expected=self.head)
-            else:
-                store.put_nowait(rec)
-            self.head = cid
-        elif self.buffer is None:  # "exit": self.head moves when the buffer is written
-            self.buffer = [rec]
-        else:
-            self.buffer.append(rec)
-        self.checkpoint_id = cid
+
+    def save_fork(self) -> None:
+        """Save the first checkpoint of a replay of an older checkpoint: a copy of it (source
+        ``"fork"``), which becomes the thread's newest. Saved only when the replay must record
+        something before its first superstep commits (a finished sibling, an interrupt, a
+        failure); a replay whose first step commits hangs that step's checkpoint on the replayed
+        one instead. The fork keeps the replayed step's interrupt ids (``planned_at``), so an
+        answer given to the fork reaches the node it asked from.
+        """
+        base = cast(str, self.fork_of)
+        self.fork_of = None
+        self.planned_at = self.planned_at or base
+        # with its values in full: a Command(update=...) may have changed them
+        rec = self._record([], "fork", {"fork_of": self.planned_at}, snapshot=True)
+        self.flush()
+        self._put(cast("BaseCheckpointer", self.store), rec)
+        self.checkpoint_id = rec.checkpoint_id
         if self.emit is not None:
-            self.emit("checkpoint", self.step, data=cid)
+            self.emit("checkpoint", self.step, data=rec.checkpoint_id)
 
     def flush(self) -> None:
         store = self.store
@@ -385,6 +426,8 @@ class Run:
     def save_pending(self, writes: list[PendingWrite]) -> None:
         if self.store is None or self.checkpoint_id is None or not writes:
             return
+        if self.fork_of is not None:  # the replay's step hangs its pending writes on its own fork
+            self.save_fork()
         self.flush()
         self.store.put_writes(self.thread_id, self.checkpoint_id, writes)  # type: ignore[arg-type]
 
@@ -701,13 +744,13 @@ async def run_loop(run: Run) -> None:
             if run.stream_updates:
                 out.append(("updates", {node.name: res[0]}))
             del res
-        else:
-            results = await _parallel_step(run, tasks, values, step)
+            writes = [(node.name, results[0][0])]
+            new_values = _merge(run, values, writes, step)
+        else:  # run side by side, merged in the fixed order
+            results, writes, new_values = await _parallel_step(run, tasks, values, step)
             if not results:  # paused by interrupts
                 return
-        # merge in the fixed order, then route
-        writes = [(tasks[0][0].name, results[0][0])] if n == 1 else _writes(tasks, results)
-        new_values = _merge(run, values, writes, step)
+        # route
         if n == 1 and tasks[0][0].simple and not results[0][1]:
             run.tasks = tasks[0][0].static_next
         else:
@@ -779,12 +822,10 @@ async def _after_first_failure(run: Run, node: PNode, arg: Any, values: dict[str
 
 
 def _merge(run: Run, values: dict[str, Any], writes: list[tuple[str, Any]], step: int) -> dict[str, Any]:
-    """The state after a step's writes (``values`` itself when one task wrote nothing)."""
+    """The state after a lone task's write (``values`` itself when it wrote nothing)."""
     try:
-        if len(writes) == 1:
-            upd = writes[0][1]
-            return values if not upd else apply_writes(run.schema, values, writes, check=False)
-        return apply_writes(run.schema, values, writes)
+        upd = writes[0][1]
+        return values if not upd else apply_writes(run.schema, values, writes, check=False)
     except InvalidUpdateError as exc:
         exc.step = step
         writer = run.plan.by_name.get(exc.node or "")
@@ -793,10 +834,12 @@ def _merge(run: Run, values: dict[str, Any], writes: list[tuple[str, Any]], step
         raise
 
 
-async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any], step: int) -> list[Any]:
-    """Run a step of several tasks (or one resumed with pending writes) side by side; return
-    their results, or ``[]`` when interrupts paused the run. Raises the first failure (by
-    task order) after saving what the others finished."""
+async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any],
+                         step: int) -> tuple[list[Any], list[tuple[str, Any]], dict[str, Any]]:
+    """Run a step of several tasks (or one resumed with pending writes) side by side and merge
+    their writes in the fixed order; return ``(results, writes, new values)``, or empty results
+    when interrupts paused the run. Raises the first failure (by task order) after saving what
+    the others finished; writes that cannot be merged fail their tasks (see :func:`_merge_failed`)."""
     n = len(tasks)
     results: list[Any] = [None] * n
     for k, done in run.pending.items():
@@ -805,8 +848,11 @@ async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any], ste
     errors: list[_Failure] = []
     intrs: list[Interrupt] = []
     # with a store, each finished task's result is saved at once (durability permitting),
-    # so a crash mid-step re-runs only the tasks that had not finished
-    durable: set[int] | None = set() if (run.store is not None and run.durability != "exit") else None
+    # so a crash mid-step re-runs only the tasks that had not finished; not in the first step of
+    # a replay, which records nothing (not even its fork) unless it fails or pauses
+    durable: set[int] | None = (
+        set() if (run.store is not None and run.durability != "exit" and run.fork_of is None) else None
+    )
     if run.sync:
         _run_parallel_sync(run, tasks, todo, values, step, results, errors, intrs, durable)
     else:
@@ -817,8 +863,35 @@ async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any], ste
             run.save_pending(saved)
             raise errors[0].exc from errors[0].exc.__cause__
         _stop_for_interrupts(run, tuple(intrs), saved)
-        return []
-    return results
+        return [], [], values
+    writes = _writes(tasks, results)
+    try:
+        return results, writes, apply_writes(run.schema, values, writes)
+    except InvalidUpdateError as exc:
+        exc.step = step
+        _merge_failed(run, tasks, results, writes, todo, durable, exc)
+        raise
+
+
+def _merge_failed(run: Run, tasks: list[Any], results: list[Any], writes: list[tuple[str, Any]], todo: list[int],
+                  durable: set[int] | None, exc: InvalidUpdateError) -> None:
+    """A step's writes cannot be merged: the tasks whose writes are at fault failed (their saved
+    results are marked so, and resuming runs them again, fixed or not); the others' results
+    are kept as pending writes, as when a node fails."""
+    key = exc.key
+    if key is not None and run.schema.reducers.get(key) is None:
+        # a plain key written twice, or an unknown key: every task that wrote it
+        bad = [i for i, (_, upd) in enumerate(writes)
+               if isinstance(upd, dict) and key in upd and type(upd[key]) is not Overwrite]
+    else:  # a reducer or an update that failed on its own: the tasks of the node named
+        bad = [i for i, (name, _) in enumerate(writes) if name == exc.node]
+    if not bad:
+        bad = list(range(len(tasks)))
+    keep = [i for i in todo if i not in bad]
+    run.save_pending(
+        _pending_writes(tasks, results, keep, durable)
+        + [PendingWrite(i, _EW, {"node": tasks[i][0].name, "error": str(exc)}, []) for i in bad]
+    )
 
 
 async def _route_step(run: Run, tasks: list[Any], results: list[Any], values: dict[str, Any],
@@ -972,7 +1045,10 @@ def _goto_list(goto: Any) -> list[Any]:
 def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: list[PendingWrite]) -> None:
     run.interrupts = intrs
     writes = list(saved)
+    asked = _recorded_interrupts(run)
     for it in intrs:
+        if it.id in asked and _same(asked[it.id], it.value):
+            continue  # a paused node that ran again (invoke(None)) asked the same question again
         idx = next((i for i, t in enumerate(run.tasks) if t[0].name == it.node), -1)
         writes.append(PendingWrite(idx, _IW, {"value": it.value, "id": it.id, "node": it.node, "when": it.when}, []))
     run.save_pending(writes)
@@ -981,8 +1057,31 @@ def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: list[Pen
     logger.info("run paused by %d interrupt(s) at step %d", len(intrs), run.step, extra=run._log_extra(run.step))
 
 
+def _recorded_interrupts(run: Run) -> dict[str, Any]:
+    """``{id: value}`` of the interrupts already recorded on the run's checkpoint."""
+    if run.store is None or run.checkpoint_id is None or run.fork_of is not None:
+        return {}  # no thread, or a replay: its fork starts with none
+    run.flush()
+    rec = run.store.get(run.thread_id, run.checkpoint_id)  # type: ignore[arg-type]
+    return {pw.update["id"]: pw.update["value"] for pw in rec.pending_writes if pw.node == _IW} if rec else {}
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. arrays
+        return a is b
+
+
 def _save_done(run: Run, tasks: list[Any], i: int, res: Any, durable: set[int]) -> None:
-    """Save one finished task's result as a pending write of the step's base checkpoint."""
+    """Save one finished task's result as a pending write of the step's base checkpoint.
+
+    The last task of a step to finish is not saved on its own: its result goes into the step's
+    checkpoint, or, when the step fails or pauses, into the pending writes saved then. So the
+    store never holds a result for every task of a step whose checkpoint is missing, and a
+    thread's ``next`` is empty only when nothing is left to run (a crash between the last
+    result and the checkpoint costs a re-run of that one task, as a crash during it would).
+    """
     run.save_pending([PendingWrite(i, tasks[i][0].name, res[0], _goto_list(res[1]))])
     durable.add(i)
 
@@ -994,6 +1093,9 @@ def _run_parallel_sync(run: Run, tasks: list[Any], todo: list[int], values: dict
     them) pull task indexes from one shared iterator, so a wide fan-out of quick nodes does not
     pay for a future per task, and blocking nodes still run side by side."""
     pending = iter(todo)  # list iterators hand out each item once, even across threads
+    # one item popped per finished task (list.pop is atomic): the last task to finish pops 0,
+    # and is saved with the step (see _save_done)
+    left = list(range(len(todo)))
     stream = run.stream_updates
     out = run.out
 
@@ -1003,13 +1105,15 @@ def _run_parallel_sync(run: Run, tasks: list[Any], todo: list[int], values: dict
             try:
                 res = run_sync_task(run, node, arg, i, values, step)
             except GraphInterrupt as gi:
+                left.pop()
                 intrs.extend(gi.interrupts)
                 continue
             except BaseException as exc:  # sync work cannot be cancelled: finish the others
+                left.pop()
                 errors.append(_Failure(i, exc))
                 continue
             results[i] = res
-            if durable is not None:
+            if left.pop() and durable is not None:
                 _save_done(run, tasks, i, res, durable)
             if stream:
                 out.append(("updates", {node.name: res[0]}))
@@ -1041,17 +1145,19 @@ async def _run_parallel_async(run: Run, tasks: list[Any], todo: list[int], value
             f = loop.run_in_executor(pool, ctx.run, run_sync_task, run, node, arg, i, values, step)
         futs[f] = i
     pending_f = set(futs)
+    left = len(futs)
     try:
         while pending_f:
             done, pending_f = await asyncio.wait(pending_f, return_when=asyncio.FIRST_COMPLETED)
             for f in done:
                 i = futs[f]
+                left -= 1
                 if f.cancelled():
                     continue
                 exc = f.exception()
                 if exc is None:
                     results[i] = f.result()
-                    if durable is not None:
+                    if durable is not None and left:  # the last one is saved with the step (see _save_done)
                         _save_done(run, tasks, i, results[i], durable)
                     if run.stream_updates:
                         run.out.append(("updates", {tasks[i][0].name: results[i][0]}))

@@ -30,6 +30,7 @@ from agentgraph_nb.checkpoint.base import (
 from agentgraph_nb.constants import END
 from agentgraph_nb.engine._algo import apply_writes
 from agentgraph_nb.engine._loop import (
+    _EW,
     _IW,
     _RW,
     INTERRUPT_KEY,
@@ -204,8 +205,10 @@ class CompiledGraph(ViewsMixin):
             seed=seed,
             sync=sync,
             recursion_limit=recursion_limit,
-            interrupt_before=frozenset(interrupt_before) if interrupt_before is not None else self.interrupt_before,
-            interrupt_after=frozenset(interrupt_after) if interrupt_after is not None else self.interrupt_after,
+            interrupt_before=(self._call_breakpoints("interrupt_before", interrupt_before)
+                              if interrupt_before is not None else self.interrupt_before),
+            interrupt_after=(self._call_breakpoints("interrupt_after", interrupt_after)
+                             if interrupt_after is not None else self.interrupt_after),
         )
         if max_steps is not None:
             if not isinstance(max_steps, int) or max_steps < 0:
@@ -216,13 +219,16 @@ class CompiledGraph(ViewsMixin):
             self._prepare_resume(run, input, checkpoint_id)
         elif input is None:
             loaded = self._load_into(run, checkpoint_id) if store is not None else None
-            if loaded is None or not run.tasks:
+            if loaded is None:
                 where = f"thread {thread_id!r}" if thread_id is not None else "a run without thread_id"
-                what = "has no checkpoint" if loaded is None else "has nothing left to run"
                 raise InvalidInputError(
-                    f"invoke(None) resumes a paused or failed run, but {where} {what}. "
+                    f"invoke(None) resumes a paused or failed run, but {where} has no checkpoint. "
                     "Pass an input dict to start a run."
                 )
+            # A finished thread (or a final checkpoint) leaves no tasks: the run returns the state
+            # and runs nothing, so "resume if needed" is one call. As in LangGraph, the first step
+            # does not stop at a breakpoint (that is how a run paused before a node goes on, and
+            # a replay from there goes on too); later ones do, and interrupt() always asks.
             run.skip_before = True
         else:
             update = schema.coerce_input(input)
@@ -236,10 +242,22 @@ class CompiledGraph(ViewsMixin):
                 run.step += 1
                 run.pending = {}
                 run.resume_values = {}
+                run.fork_of = run.planned_at = None  # the input checkpoint comes first
             run.values = schema.validate(run.values, update, _input_label(thread_id), "__input__")
             run.tasks = []
             run.start_input = update
         return run
+
+    def _call_breakpoints(self, label: str, names: Sequence[str] | str) -> frozenset[str]:
+        """A call's ``interrupt_before``/``interrupt_after``: one name, several or ``"*"``, checked
+        against the graph's nodes (as ``compile()`` checks its own)."""
+        from agentgraph_nb.graph.state import _node_list
+
+        out = _node_list(label, names)
+        for n in out:
+            if n != "*" and n not in self.plan.by_name:
+                raise InvalidInputError(f"{label}: unknown node {n!r}.{did_you_mean(n, self.plan.by_name)}")
+        return frozenset(out)
 
     def _load(self, thread_id: str, checkpoint_id: str | None) -> tuple[CheckpointRecord, dict[str, Any], int] | None:
         store = self.checkpointer
@@ -260,6 +278,13 @@ class CompiledGraph(ViewsMixin):
         return chain[-1], values, len(chain) - 1
 
     def _load_into(self, run: Run, checkpoint_id: str | None) -> CheckpointRecord | None:
+        """Position ``run`` at the thread's newest checkpoint (or at ``checkpoint_id``); None when
+        the thread has none.
+
+        At the newest checkpoint the run resumes: the step's saved results, answers and
+        interrupts are loaded. An older one is replayed (time travel): its step runs afresh,
+        with none of the answers given on the branches that grew from it, and the run's first
+        checkpoint is a child of it (``run.fork_of``)."""
         # The thread's newest checkpoint, which the run's first write will expect: read before
         # the chain, so that a write landing in between shows as a conflict, never as a fork.
         newest = None if checkpoint_id is None else self.checkpointer.get(run.thread_id)  # type: ignore[union-attr, arg-type]
@@ -291,10 +316,16 @@ class CompiledGraph(ViewsMixin):
         run.since_snapshot = since
         run.barriers = {k: frozenset(v) for k, v in rec.barriers.items()}
         run.tasks = [node(t[0]).task if len(t) == 1 else (node(t[0]), t[1]) for t in rec.next]
+        run.planned_at = rec.metadata.get("fork_of")
         # Pending writes belong to a step that has not completed: they resume the thread's newest
         # checkpoint. Re-running an older one (time travel) runs its step afresh.
         tip = run.head == rec.checkpoint_id
-        done, intrs, answers = _read_pending(rec.pending_writes if tip else ())
+        if not tip:
+            run.fork_of = rec.checkpoint_id
+            # what the step asked there (Command(resume=...) may answer it on the new branch)
+            run.interrupts = _read_pending(rec.pending_writes, answered=False)[1]
+            return rec
+        done, intrs, answers = _read_pending(rec.pending_writes)
         run.pending = {
             i: (pw.update, [Send(g[0], g[1]) if len(g) > 1 else g[0] for g in (pw.goto or [])])
             for i, pw in done.items()
@@ -324,7 +355,7 @@ class CompiledGraph(ViewsMixin):
                     "Command(resume={interrupt_id: value, ...})"
                 )
         if answers:
-            run.resume_values.update(answers)
+            run.resume_values = {**run.resume_values, **answers}  # a new dict: the default is shared
             run.save_pending([PendingWrite(-1, _RW, {"id": k, "value": v}, []) for k, v in answers.items()])
         if cmd.update:
             upd = _update_dict(cmd.update, f"Command(update=...) resuming thread {run.thread_id!r}", "__input__")
@@ -346,6 +377,11 @@ class CompiledGraph(ViewsMixin):
         stats = self._run_stats
         dt = time.perf_counter() - run.t0
         try:
+            if err is not None and run.fork_of is not None:
+                # a replay that failed (or was stopped) before its first checkpoint: save where it
+                # stands as the thread's newest checkpoint, so get_state shows it and
+                # invoke(None) resumes it rather than the branch it replayed
+                run.save_fork()
             run.flush()
         except Exception as exc:
             if err is None:
@@ -419,10 +455,12 @@ class CompiledGraph(ViewsMixin):
 
         Args:
             input: a dict of initial values (through the reducers), ``None`` to resume a paused
-                or failed thread, or ``Command(resume=...)`` to answer an interrupt.
+                or failed thread (on a finished one it runs nothing and returns the state), or
+                ``Command(resume=...)`` to answer an interrupt.
             thread_id: the thread whose checkpoints this run reads and extends. Without it, the
                 run is independent and not checkpointed.
-            checkpoint_id: start from this checkpoint instead of the thread's newest (a fork).
+            checkpoint_id: start from this checkpoint instead of the thread's newest (a fork:
+                its step runs afresh, interrupts included).
             seed: seeds weighted routing and retry jitter (reproducible runs).
             recursion_limit: maximum supersteps in this call (default 10,000).
             durability: ``"sync"``, ``"async"`` or ``"exit"`` (default: the store's).
@@ -470,7 +508,9 @@ class CompiledGraph(ViewsMixin):
         """Run the graph and yield as it goes.
 
         ``mode="updates"``: ``{node: update}`` once per node as it finishes; ``"values"``: the
-        state after the input and after every superstep; ``"events"``: every :class:`Event`.
+        state after the input (or the state resumed from) and after every superstep;
+        ``"events"``: every :class:`Event`. ``stream(None, thread_id=...)`` on a finished thread
+        yields no update and the state once for ``"values"``, as LangGraph does.
         A list of modes yields ``(mode, payload)`` pairs. Takes the keywords of :meth:`invoke`.
         """
         modes, tagged = self._modes(mode)
@@ -598,7 +638,24 @@ class CompiledGraph(ViewsMixin):
         return latest is not None and latest.checkpoint_id == rec.checkpoint_id
 
     def _snapshot(self, rec: CheckpointRecord, values: dict[str, Any], tip: bool = True) -> StateSnapshot:
+        """The snapshot of ``rec`` (whose values are ``values``).
+
+        At the thread's newest checkpoint (``tip``) a step that did not complete (a node failed,
+        an interrupt paused it, the process died) shows as LangGraph shows it: the results of
+        its finished nodes applied to ``values``, and ``next`` naming only the nodes still to
+        run. The stored checkpoint is unchanged: resuming merges those results with the rest."""
         done, intrs, _ = _read_pending(rec.pending_writes if tip else ())
+        nxt = tuple(t[0] for i, t in enumerate(rec.next) if i not in done)
+        if done:
+            if not nxt:
+                # every node of the step finished but its checkpoint was never written (stores
+                # written before the last result was kept for the checkpoint): the step still
+                # has to merge and route, so it is next
+                nxt = tuple(t[0] for t in rec.next)
+            try:
+                values = apply_writes(self.schema, values, [(done[i].node, done[i].update) for i in sorted(done)])
+            except InvalidUpdateError:
+                pass  # results that cannot be merged: resuming reports it; show the values before the step
         counts = Counter(w[0] for w in rec.writes)
         writes: dict[str, Any] = {}
         for w in rec.writes:
@@ -609,7 +666,7 @@ class CompiledGraph(ViewsMixin):
         return StateSnapshot(
             pending_writes={pw.node: pw.update for pw in done.values()},
             values=dict(values),
-            next=tuple(t[0] for i, t in enumerate(rec.next) if i not in done),
+            next=nxt,
             step=rec.step,
             checkpoint_id=rec.checkpoint_id,
             parent_id=rec.parent_id,
@@ -623,7 +680,10 @@ class CompiledGraph(ViewsMixin):
     def get_state(self, thread_id: str, checkpoint_id: str | None = None) -> StateSnapshot:
         """The thread's state at its newest checkpoint (or at ``checkpoint_id``).
 
-        An unknown thread gives an empty snapshot (no values, nothing next, ``checkpoint_id`` None).
+        At the newest checkpoint of a thread whose superstep did not complete (a node failed or
+        paused, the process died), ``values`` shows the finished nodes' results applied and
+        ``next`` names only the nodes still to run, as LangGraph shows it. An unknown thread
+        gives an empty snapshot (no values, nothing next, ``checkpoint_id`` None).
         """
         self._store()
         loaded = self._load(str(thread_id), checkpoint_id)
@@ -731,7 +791,12 @@ class CompiledGraph(ViewsMixin):
             run.tasks = [self.plan.nodes[i].task for i in sorted(plain)] + sends
         if base is not None:
             run.step = base.step + 1
-        run.save([(name, update)], "update", {"as_node": as_node} if as_node else None)
+        extra: dict[str, Any] = {"as_node": as_node} if as_node else {}
+        if carried:
+            # the same step goes on from here: its interrupts keep their ids, so a Command(resume=...)
+            # answers the node that asked (which runs again here and must find its answer)
+            extra["fork_of"] = base.metadata.get("fork_of", base.checkpoint_id)  # type: ignore[union-attr]
+        run.save([(name, update)], "update", extra or None)
         if carried:
             store.put_writes(thread_id, run.checkpoint_id, carried)  # type: ignore[arg-type]
         return run.checkpoint_id  # type: ignore[return-value]
@@ -783,22 +848,27 @@ class CompiledGraph(ViewsMixin):
 
 
 def _read_pending(
-    writes: Iterable[PendingWrite],
+    writes: Iterable[PendingWrite], *, answered: bool = True,
 ) -> tuple[dict[int, PendingWrite], tuple[Interrupt, ...], dict[str, Any]]:
-    """Decode a checkpoint's pending writes: finished tasks by index, the interrupts still
-    unanswered, and the answers given so far (``{interrupt_id: value}``)."""
+    """Decode a checkpoint's pending writes, in the order they were saved: finished tasks by
+    index (a later result or failure mark of a task replaces an earlier one), the interrupts
+    still unanswered (all of them with ``answered=False``; one per id, the latest), and the
+    answers given so far (``{interrupt_id: value}``)."""
     done: dict[int, PendingWrite] = {}
-    asked: list[Interrupt] = []
+    asked: dict[str, Interrupt] = {}
     answers: dict[str, Any] = {}
     for pw in writes:
         if pw.node == _IW:
             d = pw.update
-            asked.append(Interrupt(d["value"], d["id"], d.get("node", ""), d.get("when", "during")))
+            asked.pop(d["id"], None)  # keeps the order of the latest asking
+            asked[d["id"]] = Interrupt(d["value"], d["id"], d.get("node", ""), d.get("when", "during"))
         elif pw.node == _RW:
             answers[pw.update["id"]] = pw.update["value"]
+        elif pw.node == _EW:
+            done.pop(pw.task_index, None)  # its result could not be merged: the task runs again
         elif pw.task_index >= 0:
             done[pw.task_index] = pw
-    return done, tuple(i for i in asked if i.id not in answers), answers
+    return done, tuple(i for k, i in asked.items() if not answered or k not in answers), answers
 
 
 def _progress(total: int, enabled: bool, name: str) -> Any:

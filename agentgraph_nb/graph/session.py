@@ -287,13 +287,22 @@ class DebugSession:
 
     def diff(self, checkpoint_id: str | None = None) -> StateDiff:
         """What the step that produced a checkpoint (default: the selected one) changed, key by
-        key, with the nodes that wrote each key and the key's reducer."""
+        key, with the nodes that wrote each key and the key's reducer. At the newest checkpoint
+        of an unfinished step, the results its finished nodes saved count too (the snapshot
+        shows them applied)."""
         snap = self.app.get_state(self.thread_id, checkpoint_id or self.selected)
         if snap.parent_id is None:
             before: dict[str, Any] = {}
         else:
             before = self.app.get_state(self.thread_id, snap.parent_id).values
-        return diff_values(before, snap.values, writes=snap.writes, reducers=self.app.schema.reducer_names,
+        writes = dict(snap.writes)
+        for node, upd in snap.pending_writes.items():
+            if node in writes:  # the node also wrote in the step before (a loop)
+                prev = writes[node]
+                writes[node] = [*(prev if isinstance(prev, list) else [prev]), upd]
+            else:
+                writes[node] = upd
+        return diff_values(before, snap.values, writes=writes, reducers=self.app.schema.reducer_names,
                            a=snap.parent_id, b=snap.checkpoint_id)
 
     def compare(self, a: str, b: str) -> StateDiff:
