@@ -827,11 +827,16 @@ def _merge(run: Run, values: dict[str, Any], writes: list[tuple[str, Any]], step
         upd = writes[0][1]
         return values if not upd else apply_writes(run.schema, values, writes, check=False)
     except InvalidUpdateError as exc:
-        exc.step = step
-        writer = run.plan.by_name.get(exc.node or "")
-        if writer is not None and exc._node_fn is None:  # lets a short traceback point at its code
-            exc._node_fn = writer.fn
+        _blame(run, exc, step)
         raise
+
+
+def _blame(run: Run, exc: InvalidUpdateError, step: int) -> None:
+    """Give a merge error its step and the writer's function (a short traceback points at its code)."""
+    exc.step = step
+    writer = run.plan.by_name.get(exc.node or "")
+    if writer is not None and exc._node_fn is None:
+        exc._node_fn = writer.fn
 
 
 async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any],
@@ -868,7 +873,7 @@ async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any],
     try:
         return results, writes, apply_writes(run.schema, values, writes)
     except InvalidUpdateError as exc:
-        exc.step = step
+        _blame(run, exc, step)
         _merge_failed(run, tasks, results, writes, todo, durable, exc)
         raise
 
