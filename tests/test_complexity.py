@@ -197,3 +197,16 @@ def test_compiling_a_join_is_linear_in_its_sources() -> None:
         f"compiling a join of 10,000 sources took {t_big * 1e3:.1f} ms, {t_big / t_small:.1f}x the "
         f"{t_small * 1e3:.2f} ms of 1,000 sources (allowed: 30x)"
     )
+
+
+def test_running_a_wide_join_is_linear_in_its_sources() -> None:
+    # every source finishes in the same superstep, so each arrival must not copy the arrivals so far
+    small = wide_join(1_000).compile(checkpointer=None)
+    big = wide_join(10_000).compile(checkpointer=None)
+    assert big.invoke({}) is not None
+    t_small = best_of_without_gc(lambda: small.invoke({}), runs=5, inner=2)
+    t_big = best_of_without_gc(lambda: big.invoke({}), runs=3)
+    assert t_big <= 30 * t_small, (
+        f"running a join of 10,000 sources took {t_big * 1e3:.1f} ms, {t_big / t_small:.1f}x the "
+        f"{t_small * 1e3:.2f} ms of 1,000 sources (allowed: 30x)"
+    )

@@ -17,6 +17,7 @@ import random
 import sys
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Set as AbstractSet
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -243,7 +244,7 @@ class Run:
         # position
         self.values: dict[str, Any] = _EMPTY
         self.tasks: list[tuple[PNode, Any]] = []
-        self.barriers: dict[str, frozenset[str]] = _EMPTY  # replaced, never mutated in place
+        self.barriers: _Barriers = _EMPTY  # replaced, never mutated in place (frozensets: _freeze)
         self.step = 0
         self.checkpoint_id: str | None = None
         # the thread's newest checkpoint as this run last saw it (when it loaded the thread, then
@@ -612,8 +613,18 @@ async def run_async_task(
 
 
 # -- routing ----------------------------------------------------------------------------------------
+_Barriers = dict[str, AbstractSet[str]]  # join key -> sources arrived (see _route_rest)
+
+
+def _freeze(run: Run, barriers: _Barriers) -> _Barriers:
+    """The barriers after routing, as ``run.barriers`` keeps them (frozensets, never mutated)."""
+    if barriers is run.barriers:
+        return run.barriers
+    return {k: v if type(v) is frozenset else frozenset(v) for k, v in barriers.items()}
+
+
 def _route(run: Run, node: PNode, view: dict[str, Any], goto: Any, plain: set[int], sends: list[Any],
-           barriers: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+           barriers: _Barriers) -> _Barriers:
     """Add the tasks ``node``'s completion triggers; return the (possibly copied) barriers."""
     if node.branches:
         inp = run.schema.make_input(view)
@@ -623,7 +634,7 @@ def _route(run: Run, node: PNode, view: dict[str, Any], goto: Any, plain: set[in
 
 
 async def _route_async(run: Run, node: PNode, view: dict[str, Any], goto: Any, plain: set[int], sends: list[Any],
-                       barriers: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+                       barriers: _Barriers) -> _Barriers:
     if node.branches:
         inp = run.schema.make_input(view)
         for b in node.branches:
@@ -643,19 +654,26 @@ def _resolve_branch(run: Run, node: PNode, b: Any, out: Any, plain: set[int], se
 
 
 def _route_rest(run: Run, node: PNode, goto: Any, plain: set[int], sends: list[Any],
-                barriers: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
-    """Static edges, joins, weighted edges and Command.goto of a finished node."""
+                barriers: _Barriers) -> _Barriers:
+    """Static edges, joins, weighted edges and Command.goto of a finished node.
+
+    ``run.barriers`` is never changed in place: the first join touched copies the dict, and
+    each join's arrivals become a set of the copy's own, to which later sources of the same
+    step add in place (a join of k sources finishing in one step costs O(k), not O(k^2));
+    :func:`_freeze` turns the copy back into frozensets before it becomes ``run.barriers``."""
     plain.update(node.succ)
     for j in node.joins:
-        seen = barriers.get(j.key, frozenset()) | {node.name}
         if barriers is run.barriers:
             barriers = dict(barriers)
-        if seen >= j.sources:
-            barriers.pop(j.key, None)
+        seen = barriers.get(j.key)
+        if type(seen) is not set:
+            seen = set(seen) if seen else set()
+            barriers[j.key] = seen
+        seen.add(node.name)
+        if len(seen) >= len(j.sources):  # only sources of j ever arrive at j
+            del barriers[j.key]
             if j.target >= 0:
                 plain.add(j.target)
-        else:
-            barriers[j.key] = seen
     for names, cum, total in node.weighted:
         name = pick_weighted(names, cum, run.rng.random() * total)
         if name != END:
@@ -789,9 +807,10 @@ async def _start(run: Run) -> None:
         sends: list[Any] = []
         try:
             if run.sync:
-                run.barriers = _route(run, plan.start, run.values, (), plain, sends, run.barriers)
+                run.barriers = _freeze(run, _route(run, plan.start, run.values, (), plain, sends, run.barriers))
             else:
-                run.barriers = await _route_async(run, plan.start, run.values, (), plain, sends, run.barriers)
+                run.barriers = _freeze(
+                    run, await _route_async(run, plan.start, run.values, (), plain, sends, run.barriers))
         except InvalidUpdateError:
             raise
         except Exception as exc:
@@ -933,7 +952,7 @@ async def _route_step(run: Run, tasks: list[Any], results: list[Any], values: di
                 node=node.name, step=step, attempt=1,
             ) from exc
     run.tasks = _next_tasks(run.plan.nodes, plain, sends)
-    run.barriers = barriers
+    run.barriers = _freeze(run, barriers)
 
 
 class _Yield:

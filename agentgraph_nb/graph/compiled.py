@@ -36,6 +36,7 @@ from agentgraph_nb.engine._loop import (
     INTERRUPT_KEY,
     Run,
     _current,
+    _freeze,
     _route,
     run_loop,
     stream_run,
@@ -787,7 +788,7 @@ class CompiledGraph(ViewsMixin):
             plain: set[int] = set()
             sends: list[Any] = []
             node = self.plan.by_name[as_node]
-            run.barriers = _route(run, node, run.values, (), plain, sends, run.barriers)
+            run.barriers = _freeze(run, _route(run, node, run.values, (), plain, sends, run.barriers))
             run.tasks = [self.plan.nodes[i].task for i in sorted(plain)] + sends
         if base is not None:
             run.step = base.step + 1
