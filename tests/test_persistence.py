@@ -492,3 +492,25 @@ def test_per_call_interrupt_before_takes_one_name_as_compile_does(store: str) ->
     assert counts == {"a": 1}
     with pytest.raises(InvalidInputError, match="interrupt_after: unknown node 'b'.*Did you mean 'bb'"):
         app.invoke({"x": 0}, thread_id="u", interrupt_after=["b"])
+
+
+def test_resume_with_an_update_is_stored(store: str) -> None:
+    # SQLite keeps only writes between snapshots: the update must be a write of its own, stored
+    # before the resumed node runs, so it survives that node pausing again
+    def ask_twice(s: dict[str, Any]) -> dict[str, Any]:
+        first = interrupt("first?")
+        second = interrupt("second?")
+        return {"answer": f"{first}/{second}"}
+
+    g = StateGraph(S, name="twice")
+    g.add_node("ask", ask_twice)
+    g.add_edge(START, "ask")
+    g.add_edge("ask", END)
+    app = g.compile(checkpointer=store)
+    app.invoke({"x": 1}, thread_id="t")
+    out = app.invoke(Command(resume="a", update={"x": 5}), thread_id="t")
+    assert out["__interrupt__"][0].value == "second?"
+    assert app.get_state("t").values["x"] == 5  # paused again: the update is kept
+    out = app.invoke(Command(resume="b"), thread_id="t")
+    assert out["answer"] == "a/b" and out["x"] == 5
+    assert app.get_state("t").values == {"x": 5, "answer": "a/b", "log": []}

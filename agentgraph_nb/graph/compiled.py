@@ -355,13 +355,17 @@ class CompiledGraph(ViewsMixin):
                     f"thread {run.thread_id!r} has {len(pending)} pending interrupts ({ids}); answer them with "
                     "Command(resume={interrupt_id: value, ...})"
                 )
+        if cmd.update:
+            # Stored first, as update_state stores an edit (a checkpoint of its own with the same
+            # next tasks, the step's saved results and its questions' ids), so the edit survives
+            # whatever the resumed step does (pause again, fail, crash); the run resumes from it.
+            # Stores that keep only writes between snapshots would otherwise never see it.
+            edited = self._write_update(cast(str, run.thread_id), cmd.update, None, rec.checkpoint_id,
+                                        f"Command(update=...) resuming thread {run.thread_id!r}", "__input__")
+            self._load_into(run, edited)
         if answers:
             run.resume_values = {**run.resume_values, **answers}  # a new dict: the default is shared
             run.save_pending([PendingWrite(-1, _RW, {"id": k, "value": v}, []) for k, v in answers.items()])
-        if cmd.update:
-            upd = _update_dict(cmd.update, f"Command(update=...) resuming thread {run.thread_id!r}", "__input__")
-            run.values = apply_writes(self.schema, run.values, [("__input__", upd)], check=False)
-            run.values = self.schema.validate(run.values, upd, _input_label(run.thread_id), "__input__")
         run.skip_before = True
 
     # -- running ----------------------------------------------------------------------------------
@@ -760,12 +764,18 @@ class CompiledGraph(ViewsMixin):
             InvalidUpdateError: ``values`` is not a dict, names an unknown key, or (pydantic
                 state) a value does not fit its field.
         """
-        store = self._store()
         thread_id = str(thread_id)
         if as_node is not None and as_node != END and as_node not in self.plan.by_name:
             raise InvalidInputError(f"update_state: unknown as_node {as_node!r}.{did_you_mean(as_node, self.plan.by_name)}")
         name = as_node if as_node not in (None, END) else "__update__"
-        update = _update_dict(values, f"update_state(thread {thread_id!r})", name) if values is not None else {}
+        return self._write_update(thread_id, values, as_node, checkpoint_id, f"update_state(thread {thread_id!r})", name)
+
+    def _write_update(self, thread_id: str, values: Any, as_node: str | None, checkpoint_id: str | None,
+                      who: str, name: str) -> str:
+        """Store ``values`` as a checkpoint of their own (see :meth:`update_state`); ``who`` and
+        ``name`` say in errors who wrote them."""
+        store = self._store()
+        update = _update_dict(values, who, name) if values is not None else {}
         run = self._prepare({}, None, sync=True)
         run.store = store
         run.thread_id = thread_id
@@ -776,7 +786,7 @@ class CompiledGraph(ViewsMixin):
             run.tasks = []
             run.step = 0
         run.values = apply_writes(self.schema, run.values, [(name, update)], check=False)
-        run.values = self.schema.validate(run.values, update, f"update_state(thread {thread_id!r})", name)
+        run.values = self.schema.validate(run.values, update, who, name)
         carried: list[PendingWrite] = (
             list(base.pending_writes)
             if base is not None and as_node is None and run.head == base.checkpoint_id
@@ -793,10 +803,10 @@ class CompiledGraph(ViewsMixin):
         if base is not None:
             run.step = base.step + 1
         extra: dict[str, Any] = {"as_node": as_node} if as_node else {}
-        if carried:
+        if base is not None and as_node is None and run.tasks:
             # the same step goes on from here: its interrupts keep their ids, so a Command(resume=...)
             # answers the node that asked (which runs again here and must find its answer)
-            extra["fork_of"] = base.metadata.get("fork_of", base.checkpoint_id)  # type: ignore[union-attr]
+            extra["fork_of"] = base.metadata.get("fork_of", base.checkpoint_id)
         run.save([(name, update)], "update", extra or None)
         if carried:
             store.put_writes(thread_id, run.checkpoint_id, carried)  # type: ignore[arg-type]
