@@ -19,16 +19,23 @@ import time
 import weakref
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import plotly.graph_objects as go
-from plotly.basedatatypes import Undefined as _UNSET
 
 from agentgraph_nb.errors import InvalidInputError
 from agentgraph_nb.observe.frames import Execution, ExecutionLog
+from agentgraph_nb.ui import _static
+from agentgraph_nb.ui._plotly import graph_objects, widget_bundle
 
-__all__ = ["STATUSES", "Coalescer", "Timeline", "timeline"]
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+else:
+    go = graph_objects()  # before any other plotly import: see ui/_plotly.py
+
+from plotly.basedatatypes import Undefined as _UNSET
+
+__all__ = ["SCALES", "STATUSES", "Coalescer", "Timeline", "timeline"]
 
 #: Bar traces, in order: status -> (legend name, colour). Then a superstep-lines trace and a
 #: trace of marks at the end of retried and failed attempts.
@@ -40,6 +47,9 @@ STATUSES: dict[str, tuple[str, str]] = {
     "checkpoint": ("step (from checkpoints)", "#72B7B2"),
 }
 STEP_TRACE = len(STATUSES)
+#: The x scales: ``auto`` (stretched when a bar would be too thin to see, else linear),
+#: ``linear`` (seconds) and ``stretched`` (see :class:`_Warp`).
+SCALES = ("auto", "linear", "stretched")
 MARK_TRACE = STEP_TRACE + 1
 _STEP_LINE_RUNS = 100  # superstep lines for the newest runs shown only (a batch would be a hatch)
 _KEEP_RUNS = 10_000
@@ -173,6 +183,8 @@ class Coalescer:
 def _fmt_s(seconds: float) -> str:
     if seconds != seconds:  # nan
         return "?"
+    if seconds == 0:
+        return "0"
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} µs"
     if seconds < 1:
@@ -204,10 +216,13 @@ class Timeline(go.FigureWidget):
     Made by ``app.timeline()`` / :func:`timeline` (see there for what it shows). Traces, in
     order: one bar trace per status in :data:`STATUSES` (``ok``, ``retry``, ``error``,
     ``running``, ``checkpoint``), the superstep lines, the retry/error marks. Bars are
-    horizontal: ``base`` is the start and ``x`` the length, in seconds; ``y`` is the lane.
+    horizontal: ``base`` is the start and ``x`` the length on the x axis, ``y`` the lane,
+    ``customdata`` the real start and duration in seconds. On the ``linear`` scale x is seconds;
+    on the ``stretched`` one, short stretches of time are widened (see :func:`timeline`).
 
     Its text repr is deterministic (counts, never times or ids), e.g.
-    ``Timeline(graph 'research': 12 executions, 3 steps, 1 retried)``.
+    ``Timeline(graph 'research': 12 executions, 3 steps, 1 retried)``. Displayed, it also leaves
+    a static SVG picture for places without the widget (see :mod:`agentgraph_nb.ui._static`).
 
     Call :meth:`close` (or :meth:`detach`) to stop following the graph.
     """
@@ -219,15 +234,22 @@ class Timeline(go.FigureWidget):
         *,
         max_bars: int = 2_000,
         interval: float = 0.05,
+        scale: str = "auto",
     ) -> None:
         if not isinstance(max_bars, int) or isinstance(max_bars, bool) or max_bars < 1:
             raise InvalidInputError(f"max_bars must be a positive int, got {max_bars!r}")
         if not isinstance(interval, (int, float)) or interval < 0:
             raise InvalidInputError(f"interval must be a number of seconds >= 0, got {interval!r}")
+        if scale not in SCALES:
+            raise InvalidInputError(
+                f"scale must be one of {', '.join(map(repr, SCALES))}, got {scale!r}"
+            )
         name = str(getattr(app, "name", "graph"))
         super().__init__(data=_empty_traces(), layout=_base_layout(name))
         self._validate = False  # our arrays are valid; plotly's per-item checks cost ~10x the send
         self._graph_name = name
+        self._scale = scale
+        self._scale_used = "linear"
         self._max_bars = max_bars
         self._log = ExecutionLog(max_executions=max_bars)
         self._runs_seen = 0
@@ -243,10 +265,21 @@ class Timeline(go.FigureWidget):
         self._unsubscribe: Callable[[], None] | None = None
         self._initial_runs: set[str] = set()
         self._replaced_initial = True
+        self._follow_thread: str | None = None  # "latest" showing a thread: its new runs join
+        self._waiting: list[Any] = []  # "latest": records of new runs that ran no node yet
         self._run_filter: str | None = None
         self._thread_filter: str | None = None
         self._mode = "latest"
+        self._hint = ""
+        self._picture: dict[str, Any] = {}
         self._coalescer = Coalescer(self._flush, interval)
+        self._twin = _static.StaticTwin(
+            self,
+            self._static_html,
+            kind="timeline",
+            version=lambda: self._updates_sent,
+            before=self.refresh,
+        )
 
         recorder = app.record()
         self._recorder = recorder
@@ -254,10 +287,7 @@ class Timeline(go.FigureWidget):
         self._cursor = records[-1] if records else None
         target = None if run_or_thread is None else str(run_or_thread)
         if target is None:
-            last = records[-1][1] if records else None
-            initial = [r for r in records if r[1] == last]
-            self._initial_runs = {last} if last is not None else set()
-            self._replaced_initial = last is None
+            initial = self._latest(app, records)
         elif any(r[1] == target for r in records):
             self._mode = "run"
             self._run_filter = target
@@ -277,6 +307,8 @@ class Timeline(go.FigureWidget):
                     self._mode = "checkpoints"
                     self._coarse = _bars_from_history(history)
                     self._coarse_steps = len({(b["run"], b["step"]) for b in self._coarse})
+                else:
+                    self._hint = f"thread {target!r} has no checkpoints and no recorded runs yet"
         with self._coalescer.flush_lock:
             self._ingest(initial)
             self._render()
@@ -284,11 +316,39 @@ class Timeline(go.FigureWidget):
         self._unsubscribe = app.listen(self._coalescer.listener())
         self._coalescer.on_close = self._unsubscribe
 
+    def _latest(self, app: Any, records: list[Any]) -> list[Any]:
+        """What ``timeline(app)`` shows first: the thread (or, for runs without one, the run)
+        that last ran a node. A run that ran none (a debugger waiting at step 0, a resume of a
+        finished thread) is skipped; with nothing at all, the title says what to pass."""
+        last = next((r for r in reversed(records) if r[0] == "node_start"), None)
+        if last is None:
+            self._hint = _what_to_pass(app)
+            return []
+        run, thread = last[1], last[2]
+        if thread is None:
+            runs = {run}
+        else:  # every run of that thread that ran a node (debugger steps, chat turns...)
+            runs = {r[1] for r in records if r[0] == "node_start" and r[2] == thread}
+            self._follow_thread = thread
+        self._initial_runs = runs
+        self._replaced_initial = False
+        return [r for r in records if r[1] in runs]
+
     # -- public -------------------------------------------------------------------------------
     @property
     def mode(self) -> str:
         """``"latest"``, ``"run"``, ``"thread"`` or ``"checkpoints"`` (see :func:`timeline`)."""
         return self._mode
+
+    @property
+    def scale(self) -> str:
+        """The x scale asked for: ``"auto"``, ``"linear"`` or ``"stretched"``."""
+        return self._scale
+
+    @property
+    def scale_used(self) -> str:
+        """The x scale drawn now: ``"linear"`` or ``"stretched"`` (``auto`` picks one)."""
+        return self._scale_used
 
     @property
     def updates_sent(self) -> int:
@@ -315,12 +375,20 @@ class Timeline(go.FigureWidget):
     def detach(self) -> None:
         """Stop following the graph (the figure keeps what it shows)."""
         self._unsubscribe = None
-        self._coalescer.close()
+        coalescer = getattr(self, "_coalescer", None)  # None: __init__ refused its arguments
+        if coalescer is not None:
+            coalescer.close()
 
     def close(self) -> None:
         """Detach and close the widget."""
         self.detach()
         super().close()
+
+    def to_svg(self) -> str:
+        """The figure as a static SVG picture (what exports show in place of the widget)."""
+        self.refresh()
+        with self._coalescer.flush_lock:
+            return _timeline_svg(self._picture)
 
     def __reduce__(self) -> Any:  # copies and pickles are plain (static) figures
         return (go.Figure, (self.to_dict(),))
@@ -331,28 +399,52 @@ class Timeline(go.FigureWidget):
             return self._summary()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> Any:
-        """The widget view plus the text repr (nbval and plain terminals see the text)."""
-        self.refresh()
-        with self._coalescer.flush_lock:  # plotly copies the figure's state for the new view
-            bundle = super()._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if isinstance(data, dict):
-            data["text/plain"] = repr(self)
+        """The widget view, the text repr (nbval and plain terminals see the text) and the
+        static picture as ``text/html``."""
+        bundle = self._live_bundle()
+        bundle["text/html"] = self._twin.html()
         return bundle
+
+    def _live_bundle(self) -> dict[str, Any]:
+        self.refresh()
+        with self._coalescer.flush_lock:  # the figure's state is copied for the new view
+            bundle = widget_bundle(self)
+            bundle["text/plain"] = self._summary()
+        return bundle
+
+    def _ipython_display_(self) -> None:
+        """In IPython: the static picture, then the live widget (see ``ui/_static.py``)."""
+        _static.display(self, self._twin, self._live_bundle())
+
+    def _static_html(self) -> str:
+        with self._coalescer.flush_lock:
+            summary = self._summary()
+            svg = _timeline_svg(self._picture)
+        return _static.img(svg, summary)
 
     # -- model (all under the coalescer's flush lock) ------------------------------------------
     def _summary(self) -> str:
+        where, text = self._summary_parts()
+        return f"Timeline({where}: {text})"
+
+    def _title(self) -> str:
+        thread = self._thread_filter or self._follow_thread
+        where = self._graph_name + (f" \u00b7 thread {thread!r}" if thread is not None else "")
+        return f"{where}: {self._summary_parts()[1]}"
+
+    def _summary_parts(self) -> tuple[str, str]:
         where = f"graph {self._graph_name!r}"
-        if self._thread_filter is not None:
-            where += f", thread {self._thread_filter!r}"
+        thread = self._thread_filter or self._follow_thread
+        if thread is not None:
+            where += f", thread {thread!r}"
         log = self._log
         if self._mode == "checkpoints":
             return (
-                f"Timeline({where} from checkpoints: {_plural(len(self._coarse), 'node write')}, "
-                f"{_plural(self._coarse_steps, 'step')})"
+                f"{where} from checkpoints",
+                f"{_plural(len(self._coarse), 'node write')}, {_plural(self._coarse_steps, 'step')}",
             )
         if self._runs_seen == 0:
-            return f"Timeline({where}: no runs yet)"
+            return where, "no runs yet"
         steps = max(self._max_steps, max((len(r.steps) for r in log.runs.values()), default=0))
         text = _plural(log.started, "execution")
         if self._runs_seen == 1:
@@ -363,7 +455,7 @@ class Timeline(go.FigureWidget):
             text += f", {log.retried} retried"
         if log.failed:
             text += f", {log.failed} failed"
-        return f"Timeline({where}: {text})"
+        return where, text
 
     def _pull(self) -> bool:
         """Take the events recorded since last time. Returns whether any concerned us."""
@@ -380,17 +472,43 @@ class Timeline(go.FigureWidget):
         if not new:
             return False
         if not self._replaced_initial:
-            initial = self._initial_runs
-            first = next((i for i, r in enumerate(new) if r[1] not in initial), None)
-            if first is not None:  # "latest": new runs replace the run shown at creation
-                self._replaced_initial = True
-                self._reset()
-                new = [r for r in new[first:] if r[1] not in initial]
+            new = self._after_initial(new)
+            if not new:
+                return False
         if self._mode == "checkpoints":  # live events supersede the coarse picture
             self._mode = "thread"
             self._coarse = []
         self._ingest(new)
         return True
+
+    def _after_initial(self, new: list[Any]) -> list[Any]:
+        """``latest``: runs of the runs (or thread) shown at creation are added; the first new
+        run elsewhere that runs a node replaces them (runs that run none are held back until
+        they do, so a debugger's step-0 run does not blank the chart)."""
+        initial, follow = self._initial_runs, self._follow_thread
+        ours: list[Any] = []
+        waiting = self._waiting
+        trigger = None
+        for rec in new:
+            if rec[1] in initial or (follow is not None and rec[2] == follow):
+                ours.append(rec)
+            elif trigger is None:
+                waiting.append(rec)
+                if rec[0] == "node_start":
+                    trigger = rec[1]
+            else:
+                waiting.append(rec)
+        if trigger is None:
+            if len(waiting) > 4 * self._max_bars:  # bounded: keep the newest
+                del waiting[: len(waiting) - 2 * self._max_bars]
+            return ours
+        self._replaced_initial = True
+        self._follow_thread = None
+        self._reset()
+        first = next(i for i, r in enumerate(waiting) if r[1] == trigger)
+        out = waiting[first:]
+        self._waiting = []
+        return out
 
     def _reset(self) -> None:
         self._log.clear()
@@ -398,6 +516,7 @@ class Timeline(go.FigureWidget):
         self._slots.clear()
         self._slot_until.clear()
         self._t0 = None
+        self._hint = ""
 
     def _ingest(self, records: list[Any]) -> None:
         if len(records) > 2 * self._max_bars:
@@ -414,16 +533,33 @@ class Timeline(go.FigureWidget):
                 if run not in slots:
                     self._assign_slot(run, rec)
                 self._slot_until[slots[run]] = rec[5]
+                feed(rec)
                 info = self._log.runs.get(run)
+                if info is not None and not info.steps and info.executions == 0:
+                    self._forget_idle_run(run)  # ran no node (a resume of a finished thread...)
+                    continue
                 if info is not None and len(info.steps) > self._max_steps:
                     self._max_steps = len(info.steps)
+                continue
             feed(rec)
         # runs whose start was not seen (the view opened mid-run) get their group now
         if any(r not in slots for r in self._log.runs):
             for run, info in self._log.runs.items():
                 if run not in slots:
                     self._assign_slot(run, ("run_start", run, info.thread, 0, "", info.start, 0.0))
+        self._hint = self._hint if self._runs_seen == 0 else ""
         self._dirty = True
+
+    def _forget_idle_run(self, run: str) -> None:
+        self._log.runs.pop(run, None)
+        slot = self._slots.pop(run, None)
+        self._runs_seen -= 1
+        if (
+            slot is not None
+            and slot == len(self._slot_until) - 1
+            and slot not in self._slots.values()
+        ):
+            self._slot_until.pop()
 
     def _skim(self, records: list[Any]) -> list[Any]:
         """A long backlog (a fast batch): runs that start and end in its older part are only
@@ -478,7 +614,7 @@ class Timeline(go.FigureWidget):
         if self._t0 is None or start < self._t0:
             self._t0 = start
         until = self._slot_until
-        if self._mode in ("thread", "checkpoints"):
+        if self._mode in ("thread", "checkpoints") or self._follow_thread is not None:
             slot = len(until)  # one group per run, each drawn from its own start
             until.append(None)
         else:  # concurrent runs side by side; a group is reused once its run has ended
@@ -523,6 +659,7 @@ class Timeline(go.FigureWidget):
             "y": [b["y"] for b in bars] + [s["y"], m["y"]],
             "text": [b["text"] for b in bars] + [_UNSET, _UNSET],
             "hovertext": [b["hover"] for b in bars] + [s["hover"], m["hover"]],
+            "customdata": [b["real"] for b in bars] + [_UNSET, _UNSET],
             "showlegend": [len(b["x"]) > 0 for b in bars] + [len(s["x"]) > 0, False],
             "marker.symbol": [_UNSET] * (nb + 1) + [m["symbol"]],
             "marker.color": [_UNSET] * (nb + 1) + [m["color"]],
@@ -530,12 +667,34 @@ class Timeline(go.FigureWidget):
         }
         lanes = d["lanes"]
         n = max(len(lanes), 1)
+        title = self._title()
         relayout: dict[str, Any] = {
             "yaxis.range": [n - 0.5, -0.5],
             "xaxis.title.text": d["xtitle"],
-            "height": int(min(900, max(260, 130 + 26 * n))),
-            "title.text": f"{self._graph_name}: {self._summary()[len('Timeline(') : -1]}",
+            "height": int(min(900, max(280, 150 + 26 * n))),
+            "title.text": title,
+            "title.subtitle.text": d["subtitle"],
         }
+        ticks = d["xticks"]
+        if ticks is None:
+            relayout.update(
+                {
+                    "xaxis.tickmode": "auto",
+                    "xaxis.tickvals": None,
+                    "xaxis.ticktext": None,
+                    "xaxis.autorange": True,
+                }
+            )
+        else:
+            relayout.update(
+                {
+                    "xaxis.tickmode": "array",
+                    "xaxis.tickvals": [t[0] for t in ticks],
+                    "xaxis.ticktext": [t[1] for t in ticks],
+                    "xaxis.autorange": False,
+                    "xaxis.range": [0, d["xmax"]],
+                }
+            )
         if len(lanes) <= 60:
             relayout.update(
                 {
@@ -551,12 +710,13 @@ class Timeline(go.FigureWidget):
         self.plotly_update(
             restyle_data=restyle, relayout_data=relayout, trace_indexes=list(range(nb + 2))
         )
+        self._picture = {**d, "title": title, "summary": self._summary()}
         self._dirty = False
         self._updates_sent += 1
 
     def _arrays(self, now: float) -> dict[str, Any]:
         """The data of every trace, from the model (touches no plotly object)."""
-        per_run = self._mode in ("thread", "checkpoints")
+        per_run = self._mode in ("thread", "checkpoints") or self._follow_thread is not None
         execs: list[Execution] = list(self._log.executions.values())
         if len(execs) > self._max_bars:
             execs = execs[-self._max_bars :]
@@ -574,13 +734,14 @@ class Timeline(go.FigureWidget):
         offset: dict[int, int] = {}
         labels: list[str] = []
         groups = sorted(width)
-        for g in groups:
+        for i, g in enumerate(groups):
             offset[g] = len(labels)
             for lane in range(width[g]):
                 if len(groups) == 1:
                     labels.append(f"lane {lane}")
                 else:
-                    labels.append(f"{'run' if per_run else 'slot'} {g + 1} · lane {lane}")
+                    # numbered as drawn, so a run that ran no node leaves no gap
+                    labels.append(f"{'run' if per_run else 'slot'} {i + 1} · lane {lane}")
         t0 = self._t0 if self._t0 is not None else now
         many = self._runs_seen > 1
 
@@ -658,35 +819,152 @@ class Timeline(go.FigureWidget):
                     steps["y"] += [lo, hi, None]
                     steps["hover"] += [f"superstep {b['step']}", f"superstep {b['step']}", None]
 
+        # -- from seconds to the x axis: linear, or stretched so every bar is visible ----------
+        real_base = {s: np.asarray(v["base"], dtype=float) for s, v in cols.items()}
+        real_len = {s: np.asarray(v["x"], dtype=float) for s, v in cols.items()}
+        starts = np.concatenate(list(real_base.values()))
+        ends = starts + np.concatenate(list(real_len.values()))
+        step_x = np.asarray([v for v in steps["x"] if v is not None], dtype=float)
+        warp = _Warp(starts, ends, step_x, self._scale)
+        self._scale_used = warp.kind
         obj = np.asarray
-        if per_run:
-            xtitle = "seconds since each run's start"
+        bars_out: dict[str, dict[str, Any]] = {}
+        for s, v in cols.items():
+            b0, length = real_base[s], real_len[s]
+            wb = warp(b0)
+            we = warp(b0 + length)
+            bars_out[s] = {
+                "base": wb,
+                "x": np.maximum(we - wb, warp.min_width),
+                "y": obj(v["y"], dtype=float),
+                "text": obj(v["text"], dtype=object),
+                "hover": obj(v["hover"], dtype=object),
+                "real": np.stack([b0, length], axis=1) if len(b0) else np.zeros((0, 2)),
+            }
+        mark_x = warp(obj(marks["x"], dtype=float))
+        step_xs: list[Any] = []
+        it = iter(warp(step_x).tolist())
+        for v in steps["x"]:
+            step_xs.append(None if v is None else next(it))
+
+        if per_run and len(shown) > 1:
+            xtitle = "time since each run's start"
         elif len(shown) > 1:
-            xtitle = "seconds since the first run's start"
+            xtitle = "time since the first run's start"
         else:
-            xtitle = "seconds since the run's start"
+            xtitle = "time since the run's start"
+        if warp.kind == "stretched":
+            xtitle += " (short steps widened so that every bar shows; ticks are real times)"
+        else:
+            xtitle += " (s)"
         return {
-            "bars": {
-                s: {
-                    "base": obj(v["base"], dtype=float),
-                    "x": obj(v["x"], dtype=float),
-                    "y": obj(v["y"], dtype=float),
-                    "text": obj(v["text"], dtype=object),
-                    "hover": obj(v["hover"], dtype=object),
-                }
-                for s, v in cols.items()
-            },
+            "bars": bars_out,
             "marks": {
-                "x": obj(marks["x"], dtype=float),
+                "x": mark_x,
                 "y": obj(marks["y"], dtype=float),
                 "hover": obj(marks["hover"], dtype=object),
                 "symbol": obj(marks["symbol"], dtype=object),
                 "color": obj(marks["color"], dtype=object),
             },
-            "steps": {k: obj(v, dtype=object) for k, v in steps.items()},
+            "steps": {
+                "x": obj(step_xs, dtype=object),
+                "y": obj(steps["y"], dtype=object),
+                "hover": obj(steps["hover"], dtype=object),
+            },
             "lanes": labels,
             "xtitle": xtitle,
+            "xticks": warp.ticks() if warp.kind == "stretched" else None,
+            "xmax": warp.total,
+            "subtitle": self._hint,
         }
+
+
+def _what_to_pass(app: Any) -> str:
+    """The subtitle of an empty ``timeline(app)``: what to run or pass."""
+    name = str(getattr(app, "name", "app"))
+    text = "No node has run since recording started: run the graph (bars appear live)"
+    threads: list[str] = []
+    if getattr(app, "checkpointer", None) is not None:
+        try:
+            threads = [str(t) for t in app.list_threads()][:3]
+        except Exception:  # a store that cannot list: no suggestion
+            threads = []
+    if threads:
+        text += f", or pass a thread id, e.g. {name}.timeline({threads[0]!r})"
+        if len(threads) > 1:
+            text += f" (threads: {', '.join(map(repr, threads))})"
+    else:
+        text += f", or pass a thread id: {name}.timeline('thread-id')"
+    return text + "."
+
+
+class _Warp:
+    """Seconds -> x. ``linear``: x is seconds; bars get a minimum width. ``stretched``: the
+    span is cut at every bar start and end and superstep line; a piece that some bar covers
+    is at least ``floor`` wide, a piece no bar covers (an idle gap) at most ``floor / 2``, so
+    a 100 µs node next to a 1 s one still shows, order and overlaps are kept, and long steps
+    keep their proportions. ``auto`` stretches when the shortest bar would be under 0.5 % of
+    the span (about 4 px)."""
+
+    def __init__(self, starts: Any, ends: Any, steps: Any, scale: str) -> None:
+        self.kind = "linear"
+        finite = np.isfinite(starts) & np.isfinite(ends)
+        starts, ends = starts[finite], ends[finite]
+        lo = min(0.0, float(starts.min())) if len(starts) else 0.0
+        hi = max(float(ends.max()) if len(ends) else 0.0, float(steps.max()) if len(steps) else 0.0)
+        span = hi - lo
+        self.total = max(span, 1e-9)
+        self.min_width = 0.003 * self.total  # linear: ~3 px on a 900 px plot
+        if span <= 0 or not len(starts):
+            return
+        lengths = ends - starts
+        shortest = float(lengths.min())
+        if scale == "linear" or (scale == "auto" and shortest >= 0.005 * span):
+            return
+        cuts = np.unique(np.concatenate([starts, ends, steps, [lo]]))
+        piece = np.diff(cuts)
+        if not len(piece):
+            return
+        mid = (cuts[:-1] + cuts[1:]) / 2
+        covered = (
+            np.searchsorted(np.sort(starts), mid, side="right")
+            - np.searchsorted(np.sort(ends), mid, side="right")
+        ) > 0
+        n = max(int(covered.sum()), 1)
+        floor = float(piece[covered].sum() if covered.any() else span) * min(
+            0.06, max(0.012, 0.6 / n)
+        )
+        widths = np.where(covered, np.maximum(piece, floor), np.minimum(piece, floor / 2))
+        self.kind = "stretched"
+        self._cuts = cuts
+        self._piece = piece
+        self._widths = widths
+        self._at = np.concatenate([[0.0], np.cumsum(widths)])
+        self.total = float(self._at[-1])
+        self.min_width = 0.003 * self.total
+
+    def __call__(self, t: Any) -> Any:
+        t = np.asarray(t, dtype=float)
+        if self.kind == "linear" or not t.size:
+            return t
+        i = np.clip(np.searchsorted(self._cuts, t, side="right") - 1, 0, len(self._piece) - 1)
+        frac = np.clip((t - self._cuts[i]) / self._piece[i], 0.0, 1.0)
+        return self._at[i] + frac * self._widths[i]
+
+    def ticks(self) -> list[tuple[float, str]]:
+        """Tick positions (on the stretched axis) with their real times, at least ~9 % apart."""
+        out: list[tuple[float, str]] = []
+        gap = 0.09 * self.total
+        for t in self._cuts:
+            x = float(self(np.asarray([t]))[0])
+            label = _fmt_s(float(t))
+            if out and (x - out[-1][0] < gap or label == out[-1][1]):
+                continue
+            out.append((x, label))
+        last = float(self._cuts[-1])
+        if out and self.total - out[-1][0] >= gap / 2 and out[-1][1] != _fmt_s(last):
+            out.append((self.total, _fmt_s(last)))
+        return out
 
 
 def _empty_traces() -> list[Any]:
@@ -699,10 +977,12 @@ def _empty_traces() -> list[Any]:
             y=[],
             text=[],
             hovertext=[],
-            marker={"color": colour, "line": {"width": 0}},
+            # a white edge: back-to-back executions on one lane stay two bars, not one
+            marker={"color": colour, "line": {"width": 1, "color": "#ffffff"}},
             width=0.8,
             textposition="inside",
             insidetextanchor="middle",
+            textangle=0,  # a name that does not fit is hidden, not turned on its side
             textfont={"size": 11},
             hovertemplate="%{hovertext}<extra></extra>",
             showlegend=False,
@@ -738,12 +1018,24 @@ def _empty_traces() -> list[Any]:
 
 def _base_layout(name: str) -> dict[str, Any]:
     return {
-        "title": {"text": f"{name}: node executions", "x": 0.01, "font": {"size": 14}},
+        # The title sits over the plot's left part and plotly's toolbar (modebar) stands
+        # vertically in the right margin, so that the two never overlap.
+        "title": {
+            "text": f"{name}: node executions",
+            "x": 0.01,
+            "xanchor": "left",
+            "y": 0.98,
+            "yanchor": "top",
+            "yref": "container",
+            "font": {"size": 14},
+            "subtitle": {"text": "", "font": {"size": 11, "color": "#57606a"}},
+        },
+        "modebar": {"orientation": "v"},
         "barmode": "overlay",
         "template": "plotly_white",
-        "height": 260,
-        "margin": {"l": 110, "r": 20, "t": 40, "b": 45},
-        "xaxis": {"title": {"text": "seconds since the run's start"}, "rangemode": "tozero"},
+        "height": 280,
+        "margin": {"l": 110, "r": 44, "t": 56, "b": 50},
+        "xaxis": {"title": {"text": "time since the run's start (s)"}, "rangemode": "tozero"},
         "yaxis": {
             "autorange": False,
             "range": [0.5, -0.5],
@@ -815,20 +1107,126 @@ def _several(update: list[Any]) -> bool:
     return len(update) > 1 and all(u is None or isinstance(u, dict) for u in update)
 
 
+def _timeline_svg(p: dict[str, Any]) -> str:
+    """The static picture of a timeline: the bars, lanes, superstep lines, marks and axis of
+    the live figure (``p`` is what :meth:`Timeline._arrays` returned, plus the title)."""
+    from agentgraph_nb.ui import _svgplot as sp
+
+    title = str(p.get("title") or "timeline")
+    lanes: list[str] = list(p.get("lanes") or [])
+    width = 920.0
+    left = min(180.0, max(60.0, max((sp.text_width(s, 11) for s in lanes), default=40) + 18))
+    right = 24.0
+    lane_h = 24.0 if len(lanes) <= 30 else max(6.0, 720.0 / len(lanes))
+    top = 62.0 if p.get("subtitle") else 46.0
+    plot_h = max(lane_h * max(len(lanes), 1), 40.0)
+    height = top + plot_h + 58
+    svg = sp.Svg(width, height, title=title, label=str(p.get("summary") or title))
+    svg.text(12, 20, sp.clip_text(title, width - 24, 14), size=14, weight="600")
+    if p.get("subtitle"):
+        svg.text(12, 38, sp.clip_text(str(p["subtitle"]), width - 24, 11), size=11, fill=sp.MUTED)
+    pw = width - left - right
+    xmax = float(p.get("xmax") or 1.0) or 1.0
+
+    def X(v: float) -> float:
+        return left + (v / xmax) * pw
+
+    # axis and grid
+    y_axis = top + plot_h
+    ticks = p.get("xticks")
+    if ticks is None:
+        real = sp.linear_ticks(0.0, xmax, 6)
+        ticks = [(t, _fmt_s(t)) for t in real if t <= xmax * 1.0001]
+    for v, label in ticks:
+        svg.line(X(v), top, X(v), y_axis, sp.GRID)
+        svg.text(X(v), y_axis + 15, label, size=10.5, fill=sp.MUTED, anchor="middle")
+    svg.line(left, y_axis, left + pw, y_axis, sp.AXIS)
+    xtitle = str(p.get("xtitle") or "").removesuffix(" (s)")  # the ticks carry their units
+    svg.text(left + pw / 2, y_axis + 34, xtitle, size=11, fill=sp.MUTED, anchor="middle")
+    for i, name in enumerate(lanes):
+        y = top + i * lane_h + lane_h / 2
+        if lane_h >= 10:
+            svg.text(
+                left - 8,
+                y + 4,
+                sp.clip_text(name, left - 14, 11),
+                size=11,
+                fill=sp.MUTED,
+                anchor="end",
+            )
+    if not lanes:
+        svg.text(
+            left + pw / 2,
+            top + plot_h / 2 + 4,
+            "no node executions to show",
+            fill=sp.MUTED,
+            anchor="middle",
+        )
+    # superstep lines
+    steps = p.get("steps") or {}
+    sx, sy = list(steps.get("x", [])), list(steps.get("y", []))
+    for i in range(0, len(sx) - 1, 3):
+        if sx[i] is None:
+            continue
+        y0 = top + (float(sy[i]) + 0.5) * lane_h
+        y1 = top + (float(sy[i + 1]) + 0.5) * lane_h
+        svg.line(X(float(sx[i])), y0, X(float(sx[i])), y1, "#8a8a8a", dash="2 3")
+    # bars
+    legend: list[tuple[str, str]] = []
+    bar_h = max(lane_h * 0.72, 3.0)
+    for status, (name, colour) in STATUSES.items():
+        b = (p.get("bars") or {}).get(status)
+        if b is None or not len(b["x"]):
+            continue
+        legend.append((name, colour))
+        real = b.get("real")
+        for i in range(len(b["x"])):
+            x0, w = X(float(b["base"][i])), max(float(b["x"][i]) / xmax * pw, 2.0)
+            y = top + float(b["y"][i]) * lane_h + (lane_h - bar_h) / 2
+            node = str(b["text"][i])
+            tip = node if real is None else f"{node}: {_fmt_s(float(real[i][1]))}"
+            svg.rect(x0, y, w, bar_h, colour, stroke="#ffffff", rx=2, tip=tip)
+            label = sp.clip_text(node, w - 6, 10.5)
+            if label and bar_h >= 12:
+                svg.text(
+                    x0 + w / 2,
+                    y + bar_h / 2 + 3.5,
+                    label,
+                    size=10.5,
+                    fill="#ffffff",
+                    anchor="middle",
+                )
+    marks = p.get("marks") or {}
+    for i in range(len(marks.get("x", []))):
+        x = X(float(marks["x"][i]))
+        y = top + (float(marks["y"][i]) + 0.5) * lane_h
+        svg.marker(
+            x, y, "x" if marks["symbol"][i] == "x-thin" else "ring", str(marks["color"][i]), 4.5
+        )
+    if legend:
+        sp_x = max(12.0, width - right - sum(sp.text_width(n, 11) + 28 for n, _ in legend))
+        svg.legend(sp_x, height - 8, legend)
+    return svg.render()
+
+
 def timeline(
     app: Any,
     run_or_thread: str | None = None,
     *,
     max_bars: int = 2_000,
     interval: float = 0.05,
+    scale: str = "auto",
 ) -> Timeline:
     """A plotly Gantt chart of a graph's node executions, live during runs.
 
     What it shows:
 
-    - ``timeline(app)``: the most recent recorded run; runs that start while it is displayed
-      replace it and are drawn live, concurrent runs in separate lane groups ("slots", reused
-      once their run has ended), x in seconds since the first of them started.
+    - ``timeline(app)``: the thread that last ran a node, every recorded run of it (a
+      debugger's steps included; for a run without a thread, that run). A run that ran no
+      node (a debugger waiting at step 0) is skipped; when nothing ran at all, the chart says
+      what to run or pass. Runs on that thread join it live; the first run elsewhere replaces
+      it, and later ones are drawn live, concurrent runs in separate lane groups ("slots",
+      reused once their run has ended), x from the first of them.
     - ``timeline(app, run_id)``: one recorded run.
     - ``timeline(app, thread_id)``: every recorded run of the thread, one lane group each, each
       from its own start, live as the thread goes on. A thread with checkpoints but no recorded
@@ -840,19 +1238,29 @@ def timeline(
     end), red a final failure (marked with an x), grey still running. Hover a bar for node, superstep,
     attempt and duration.
 
-    Creating a timeline turns recording on (``app.record()``), so later runs can be drawn.
+    When one node takes 10,000 times longer than the others, a linear time axis leaves the
+    fast ones invisible: with ``scale="auto"`` (the default) such a chart is *stretched*, every
+    stretch of time that a bar covers at least ~1-6 % of the width (idle gaps shrunk), order
+    and overlaps kept, ticks labelled with the real times; ``scale="linear"`` keeps seconds
+    (bars at least ~3 px wide), ``scale="stretched"`` always stretches.
+
+    Displayed in a notebook it also leaves a static SVG picture of itself, which HTML exports,
+    nbviewer and GitHub show where the widget cannot run. Creating a timeline turns recording
+    on (``app.record()``), so later runs can be drawn.
 
     Args:
         app: a compiled graph.
-        run_or_thread: a run id, a thread id, or None for the latest run(s).
+        run_or_thread: a run id, a thread id, or None for the latest thread or run.
         max_bars: draw at most this many executions (the newest), to stay fast in long batches.
         interval: least seconds between two live redraws (default 0.05: 20 a second at most).
+        scale: ``"auto"``, ``"linear"`` or ``"stretched"`` x axis (see above).
 
     Raises:
-        InvalidInputError: ``run_or_thread`` is a run that ran before recording started.
+        InvalidInputError: ``run_or_thread`` is a run that ran before recording started, or
+            an option is out of range.
 
     Example:
         >>> tl = app.timeline()        # doctest: +SKIP
         >>> tl                         # display it, then run the graph: bars appear as it goes
     """
-    return Timeline(app, run_or_thread, max_bars=max_bars, interval=interval)
+    return Timeline(app, run_or_thread, max_bars=max_bars, interval=interval, scale=scale)
