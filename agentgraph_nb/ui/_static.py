@@ -15,7 +15,8 @@ So each widget displays as two outputs (:func:`display`):
 
 The widget carries the CSS class ``agentgraph-live-<model id>`` (a synced ``_dom_classes``
 entry), which only a rendered live view puts in the document; the twin's rule hides the twin
-(and its output row in JupyterLab) while that class is present. Where the widget cannot render,
+(and its output row in JupyterLab) once that view has drawn (for plotly figures, once plotly
+has loaded, which takes seconds the first time: the picture stands in meanwhile). Where the widget cannot render,
 the twin stays: an HTML export (offline or not), nbviewer, GitHub (which drops ``<style>``), a
 notebook reopened without its kernel, a front end without the widget extensions. Front ends that
 isolate each output in its own frame (Colab) show both.
@@ -68,13 +69,14 @@ def strip_test_ids(html: str) -> str:
     return re.sub(r'\sdata-testid="[^"]*"', "", html)
 
 
-def twin_html(uid: str, body: str, *, kind: str) -> str:
-    """The twin's HTML: ``body`` in a marked ``<div>``, with the rule that hides it while the
-    live view of the widget ``uid`` is on the page."""
+def twin_html(uid: str, body: str, *, kind: str, ready: str = "*") -> str:
+    """The twin's HTML: ``body`` in a marked ``<div>``, with the rule that hides it once the
+    live view of the widget ``uid`` has drawn (an element matching ``ready`` inside it)."""
     live, static = f"{LIVE_CLASS}-{uid}", f"{STATIC_CLASS}-{uid}"
+    drawn = f".{live} {ready}"
     rule = (
-        f"<style>:root:has(.{live}) .jp-OutputArea-child:has(.{static}),"
-        f":root:has(.{live}) .{static}{{display:none!important}}</style>"
+        f"<style>:root:has({drawn}) .jp-OutputArea-child:has(.{static}),"
+        f":root:has({drawn}) .{static}{{display:none!important}}</style>"
     )
     return (
         f'{rule}<div class="{STATIC_CLASS} {static}" data-agentgraph-static="{kind}" '
@@ -93,6 +95,8 @@ class StaticTwin:
             tests and readers of the HTML.
         version: a cheap value that changes when the picture would.
         before: called before a redraw (e.g. a live view's pending flush).
+        ready: a CSS selector matching, inside the live view, what it draws once ready (plotly
+            takes seconds to load its 4.6 MB bundle in the page: the picture stands in meanwhile).
     """
 
     def __init__(
@@ -103,8 +107,10 @@ class StaticTwin:
         kind: str,
         version: Callable[[], Any] = lambda: None,
         before: Callable[[], Any] | None = None,
+        ready: str = "*",
     ) -> None:
         self._widget = weakref.ref(widget)
+        self._ready = ready
         self._render = render
         self.kind = kind
         self._version = version
@@ -120,7 +126,7 @@ class StaticTwin:
         except Exception as exc:  # a picture must never break the display of the live widget
             logger.debug("agentgraph_nb: static picture failed", exc_info=True)
             body = f"<pre>(no static picture: {type(exc).__name__})</pre>"
-        return twin_html(self.uid, body, kind=self.kind)
+        return twin_html(self.uid, body, kind=self.kind, ready=self._ready)
 
     def display(self) -> None:
         """Publish the twin (a new output, with a display id for later redraws)."""

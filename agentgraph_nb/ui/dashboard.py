@@ -22,7 +22,7 @@ import numpy as np
 
 from agentgraph_nb.errors import InvalidInputError
 from agentgraph_nb.ui import _static
-from agentgraph_nb.ui._plotly import graph_objects, widget_bundle
+from agentgraph_nb.ui._plotly import TEMPLATE, graph_objects, widget_bundle
 from agentgraph_nb.ui.timeline import Coalescer
 
 if TYPE_CHECKING:
@@ -164,6 +164,7 @@ class Dashboard(widgets.VBox):
             self,
             self._static_html,
             kind="dashboard",
+            ready=".js-plotly-plot",
             version=lambda: self._updates_sent,
             before=self.refresh,
         )
@@ -414,6 +415,7 @@ def _log_histogram(ms: Any) -> tuple[Any, Any]:
 
 def _figure(nodes: Sequence[str]) -> Any:
     fig = make_subplots(
+        figure=go.Figure(layout={"template": TEMPLATE}),  # not plotly's default (loaded from JSON)
         rows=2,
         cols=2,
         subplot_titles=[f"<b>{t}</b>" for t in PANELS],
@@ -518,7 +520,6 @@ def _figure(nodes: Sequence[str]) -> Any:
         "itemwidth": 30,
     }
     fig.update_layout(
-        template="plotly_white",
         height=620,
         margin={"l": 60, "r": 44, "t": 72, "b": 50},
         barmode="group",

@@ -252,6 +252,7 @@ class Debugger(W.VBox):
             self,
             self._static_html,
             kind="debugger",
+            ready='[data-ready="true"]',
             version=lambda: (
                 self.status_html.value,
                 self.inspector_html.value,

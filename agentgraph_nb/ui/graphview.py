@@ -415,6 +415,7 @@ class GraphView(anywidget.AnyWidget):
                 self,
                 lambda: self._static_html(alt),
                 kind="graph",
+                ready='[data-ready="true"]',
                 version=lambda: (self.flush_count, tuple(sorted(self.status.items()))),
             )
             self._twin = twin

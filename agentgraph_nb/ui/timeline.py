@@ -26,7 +26,7 @@ import numpy as np
 from agentgraph_nb.errors import InvalidInputError
 from agentgraph_nb.observe.frames import Execution, ExecutionLog
 from agentgraph_nb.ui import _static
-from agentgraph_nb.ui._plotly import graph_objects, widget_bundle
+from agentgraph_nb.ui._plotly import TEMPLATE, graph_objects, widget_bundle
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -277,6 +277,7 @@ class Timeline(go.FigureWidget):
             self,
             self._static_html,
             kind="timeline",
+            ready=".js-plotly-plot",
             version=lambda: self._updates_sent,
             before=self.refresh,
         )
@@ -1032,7 +1033,7 @@ def _base_layout(name: str) -> dict[str, Any]:
         },
         "modebar": {"orientation": "v"},
         "barmode": "overlay",
-        "template": "plotly_white",
+        "template": TEMPLATE,
         "height": 280,
         "margin": {"l": 110, "r": 44, "t": 56, "b": 50},
         "xaxis": {"title": {"text": "time since the run's start (s)"}, "rangemode": "tozero"},
