@@ -52,7 +52,7 @@ def fmt_seconds(seconds: float) -> str:
         return "?"
     a = abs(seconds)
     if a == 0:
-        return "0 s"
+        return "0"
     if a < 1e-3:
         return f"{seconds * 1e6:.3g} µs"
     if a < 1:

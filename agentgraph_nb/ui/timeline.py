@@ -8,15 +8,16 @@ error, running), retries and errors marked at their end, dotted lines where supe
 Live updates read the graph's event recorder (``app.record()`` is called for you). The engine's
 threads only append events and, at most, arm a timer: the figure is redrawn on that timer's
 thread, at most once per ``interval`` (20 times a second by default).
+
+Why this file is long: :class:`Timeline` is both a model (folding recorded events into runs,
+lane groups and executions, replacing or following runs live) and its drawing (trace arrays in
+one ``plotly_update``). What stands apart lives beside it: the redraw pacing in ``_coalesce``,
+the stretched x axis in ``_timescale``, the static picture in ``_pictures``.
 """
 
 from __future__ import annotations
 
-import inspect
-import math
-import threading
 import time
-import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,9 @@ import numpy as np
 from agentgraph_nb.errors import InvalidInputError
 from agentgraph_nb.observe.frames import Execution, ExecutionLog
 from agentgraph_nb.ui import _static
+from agentgraph_nb.ui._coalesce import Coalescer
 from agentgraph_nb.ui._plotly import TEMPLATE, graph_objects, widget_bundle
+from agentgraph_nb.ui._timescale import TimeScale
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -48,7 +51,7 @@ STATUSES: dict[str, tuple[str, str]] = {
 }
 STEP_TRACE = len(STATUSES)
 #: The x scales: ``auto`` (stretched when a bar would be too thin to see, else linear),
-#: ``linear`` (seconds) and ``stretched`` (see :class:`_Warp`).
+#: ``linear`` (seconds) and ``stretched`` (see :class:`~agentgraph_nb.ui._timescale.TimeScale`).
 SCALES = ("auto", "linear", "stretched")
 MARK_TRACE = STEP_TRACE + 1
 _STEP_LINE_RUNS = 100  # superstep lines for the newest runs shown only (a batch would be a hatch)
@@ -58,126 +61,6 @@ _KINDS = frozenset(
 )
 _RUNNING_REDRAW = 0.25  # seconds between redraws that only grow running bars
 _RUNNING_PATIENCE = 300.0  # stop growing them after this long without events
-
-
-class Coalescer:
-    """Call ``flush()`` at most once per ``interval`` seconds, and never lose the last request.
-
-    :meth:`poke` is the hot path (called for every event): when no flush is pending it starts a
-    trailing ``threading.Timer`` that fires one pace after the previous flush began. The pace is
-    ``interval``, stretched when flushes are slow so that they take at most ``max_share`` of the
-    time (a live view must not slow the runs it shows). Flushes never overlap; ``flush``
-    returns whether it sent anything.
-    """
-
-    def __init__(
-        self, flush: Callable[[], bool], interval: float, *, max_share: float = 0.08
-    ) -> None:
-        # A bound method is held weakly: a view nobody holds any more stops (and unsubscribes).
-        self._flush_ref: Callable[[], Callable[[], bool] | None] = (
-            weakref.WeakMethod(flush) if inspect.ismethod(flush) else (lambda: flush)
-        )
-        self.interval = float(interval)
-        self.max_share = max_share
-        self._lock = threading.Lock()  # guards _timer
-        self.flush_lock = threading.RLock()  # one flush at a time; readers of the model take it too
-        self._timer: threading.Timer | None = None
-        self._last = -math.inf
-        self._cost = 0.0  # seconds the last flushes took (moving average)
-        self.closed = False
-        #: called once by :meth:`close` (e.g. the view's unsubscribe)
-        self.on_close: Callable[[], Any] | None = None
-
-    def listener(self) -> Callable[[Any], None]:
-        """An event listener for ``app.listen``: asks for a flush, and flushes at once when a
-        run ends and the pace allows (so a view is current when ``invoke`` returns)."""
-        c = self
-
-        def on_event(event: Any) -> None:
-            if event.kind == "run_end":
-                c.soon_or_now()
-            elif c._timer is None and not c.closed:
-                c._schedule(0.0)
-
-        return on_event
-
-    @property
-    def pace(self) -> float:
-        """Seconds between two flushes at least, now."""
-        return max(self.interval, self._cost / self.max_share)
-
-    def poke(self) -> None:
-        """Ask for a flush soon (cheap; safe from any thread)."""
-        if self._timer is None and not self.closed:
-            self._schedule(0.0)
-
-    def later(self, delay: float) -> None:
-        """Ask for a flush in ``delay`` seconds at the earliest."""
-        self._schedule(delay)
-
-    def _schedule(self, at_least: float) -> None:
-        with self._lock:
-            if self._timer is not None or self.closed:
-                return
-            delay = max(at_least, self._last + self.pace - time.perf_counter(), 0.0)
-            timer = threading.Timer(delay, self._fire)
-            timer.daemon = True
-            self._timer = timer
-        timer.start()
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._timer = None
-        with self.flush_lock:  # checked under the lock: a run_end flush may have just happened
-            if self.closed:
-                return
-            wait = self._last + self.pace - time.perf_counter()
-            if wait <= 1e-3:
-                self._timed()
-                return
-        self._schedule(wait)  # flushed (at run_end) since this timer was set: keep the pace
-
-    def _timed(self) -> bool:
-        flush = self._flush_ref()
-        if flush is None:
-            self.close()
-            return False
-        self._last = time.perf_counter()
-        cpu = time.thread_time()  # CPU, not wall: waiting for the GIL is not our cost
-        try:
-            return flush()
-        finally:
-            self._cost = 0.7 * self._cost + 0.3 * (time.thread_time() - cpu)
-
-    def run(self) -> bool:
-        """Flush now, in this thread (after a flush in progress, if any)."""
-        with self.flush_lock:
-            if self.closed:
-                return False
-            return self._timed()
-
-    def soon_or_now(self) -> None:
-        """Flush in this thread if the pace allows and nobody is flushing; else :meth:`poke`."""
-        if time.perf_counter() - self._last >= self.pace and self.flush_lock.acquire(False):
-            try:
-                # re-checked under the lock: another thread may have flushed meanwhile
-                if not self.closed and time.perf_counter() - self._last >= self.pace:
-                    self._timed()
-                    return
-            finally:
-                self.flush_lock.release()
-        self.poke()
-
-    def close(self) -> None:
-        """No more flushes; cancels a pending one and calls :attr:`on_close`."""
-        self.closed = True
-        with self._lock:
-            timer, self._timer = self._timer, None
-            on_close, self.on_close = self.on_close, None
-        if timer is not None:
-            timer.cancel()
-        if on_close is not None:
-            on_close()
 
 
 def _fmt_s(seconds: float) -> str:
@@ -387,9 +270,11 @@ class Timeline(go.FigureWidget):
 
     def to_svg(self) -> str:
         """The figure as a static SVG picture (what exports show in place of the widget)."""
+        from agentgraph_nb.ui import _pictures
+
         self.refresh()
         with self._coalescer.flush_lock:
-            return _timeline_svg(self._picture)
+            return _pictures.timeline_svg(self._picture)
 
     def __reduce__(self) -> Any:  # copies and pickles are plain (static) figures
         return (go.Figure, (self.to_dict(),))
@@ -418,9 +303,11 @@ class Timeline(go.FigureWidget):
         _static.display(self, self._twin, self._live_bundle())
 
     def _static_html(self) -> str:
+        from agentgraph_nb.ui import _pictures
+
         with self._coalescer.flush_lock:
             summary = self._summary()
-            svg = _timeline_svg(self._picture)
+            svg = _pictures.timeline_svg(self._picture)
         return _static.img(svg, summary)
 
     # -- model (all under the coalescer's flush lock) ------------------------------------------
@@ -826,7 +713,7 @@ class Timeline(go.FigureWidget):
         starts = np.concatenate(list(real_base.values()))
         ends = starts + np.concatenate(list(real_len.values()))
         step_x = np.asarray([v for v in steps["x"] if v is not None], dtype=float)
-        warp = _Warp(starts, ends, step_x, self._scale)
+        warp = TimeScale(starts, ends, step_x, self._scale)
         self._scale_used = warp.kind
         obj = np.asarray
         bars_out: dict[str, dict[str, Any]] = {}
@@ -897,75 +784,6 @@ def _what_to_pass(app: Any) -> str:
     else:
         text += f", or pass a thread id: {name}.timeline('thread-id')"
     return text + "."
-
-
-class _Warp:
-    """Seconds -> x. ``linear``: x is seconds; bars get a minimum width. ``stretched``: the
-    span is cut at every bar start and end and superstep line; a piece that some bar covers
-    is at least ``floor`` wide, a piece no bar covers (an idle gap) at most ``floor / 2``, so
-    a 100 µs node next to a 1 s one still shows, order and overlaps are kept, and long steps
-    keep their proportions. ``auto`` stretches when the shortest bar would be under 0.5 % of
-    the span (about 4 px)."""
-
-    def __init__(self, starts: Any, ends: Any, steps: Any, scale: str) -> None:
-        self.kind = "linear"
-        finite = np.isfinite(starts) & np.isfinite(ends)
-        starts, ends = starts[finite], ends[finite]
-        lo = min(0.0, float(starts.min())) if len(starts) else 0.0
-        hi = max(float(ends.max()) if len(ends) else 0.0, float(steps.max()) if len(steps) else 0.0)
-        span = hi - lo
-        self.total = max(span, 1e-9)
-        self.min_width = 0.003 * self.total  # linear: ~3 px on a 900 px plot
-        if span <= 0 or not len(starts):
-            return
-        lengths = ends - starts
-        shortest = float(lengths.min())
-        if scale == "linear" or (scale == "auto" and shortest >= 0.005 * span):
-            return
-        cuts = np.unique(np.concatenate([starts, ends, steps, [lo]]))
-        piece = np.diff(cuts)
-        if not len(piece):
-            return
-        mid = (cuts[:-1] + cuts[1:]) / 2
-        covered = (
-            np.searchsorted(np.sort(starts), mid, side="right")
-            - np.searchsorted(np.sort(ends), mid, side="right")
-        ) > 0
-        n = max(int(covered.sum()), 1)
-        floor = float(piece[covered].sum() if covered.any() else span) * min(
-            0.06, max(0.012, 0.6 / n)
-        )
-        widths = np.where(covered, np.maximum(piece, floor), np.minimum(piece, floor / 2))
-        self.kind = "stretched"
-        self._cuts = cuts
-        self._piece = piece
-        self._widths = widths
-        self._at = np.concatenate([[0.0], np.cumsum(widths)])
-        self.total = float(self._at[-1])
-        self.min_width = 0.003 * self.total
-
-    def __call__(self, t: Any) -> Any:
-        t = np.asarray(t, dtype=float)
-        if self.kind == "linear" or not t.size:
-            return t
-        i = np.clip(np.searchsorted(self._cuts, t, side="right") - 1, 0, len(self._piece) - 1)
-        frac = np.clip((t - self._cuts[i]) / self._piece[i], 0.0, 1.0)
-        return self._at[i] + frac * self._widths[i]
-
-    def ticks(self) -> list[tuple[float, str]]:
-        """Tick positions (on the stretched axis) with their real times, at least ~9 % apart."""
-        out: list[tuple[float, str]] = []
-        gap = 0.09 * self.total
-        for t in self._cuts:
-            x = float(self(np.asarray([t]))[0])
-            label = _fmt_s(float(t))
-            if out and (x - out[-1][0] < gap or label == out[-1][1]):
-                continue
-            out.append((x, label))
-        last = float(self._cuts[-1])
-        if out and self.total - out[-1][0] >= gap / 2 and out[-1][1] != _fmt_s(last):
-            out.append((self.total, _fmt_s(last)))
-        return out
 
 
 def _empty_traces() -> list[Any]:
@@ -1106,108 +924,6 @@ def _bars_from_history(history: list[Any]) -> list[dict[str, Any]]:
 def _several(update: list[Any]) -> bool:
     # StateSnapshot.writes lists the updates of a node that ran several times in a step (Send)
     return len(update) > 1 and all(u is None or isinstance(u, dict) for u in update)
-
-
-def _timeline_svg(p: dict[str, Any]) -> str:
-    """The static picture of a timeline: the bars, lanes, superstep lines, marks and axis of
-    the live figure (``p`` is what :meth:`Timeline._arrays` returned, plus the title)."""
-    from agentgraph_nb.ui import _svgplot as sp
-
-    title = str(p.get("title") or "timeline")
-    lanes: list[str] = list(p.get("lanes") or [])
-    width = 920.0
-    left = min(180.0, max(60.0, max((sp.text_width(s, 11) for s in lanes), default=40) + 18))
-    right = 24.0
-    lane_h = 24.0 if len(lanes) <= 30 else max(6.0, 720.0 / len(lanes))
-    top = 62.0 if p.get("subtitle") else 46.0
-    plot_h = max(lane_h * max(len(lanes), 1), 40.0)
-    height = top + plot_h + 58
-    svg = sp.Svg(width, height, title=title, label=str(p.get("summary") or title))
-    svg.text(12, 20, sp.clip_text(title, width - 24, 14), size=14, weight="600")
-    if p.get("subtitle"):
-        svg.text(12, 38, sp.clip_text(str(p["subtitle"]), width - 24, 11), size=11, fill=sp.MUTED)
-    pw = width - left - right
-    xmax = float(p.get("xmax") or 1.0) or 1.0
-
-    def X(v: float) -> float:
-        return left + (v / xmax) * pw
-
-    # axis and grid
-    y_axis = top + plot_h
-    ticks = p.get("xticks")
-    if ticks is None:
-        real = sp.linear_ticks(0.0, xmax, 6)
-        ticks = [(t, _fmt_s(t)) for t in real if t <= xmax * 1.0001]
-    for v, label in ticks:
-        svg.line(X(v), top, X(v), y_axis, sp.GRID)
-        svg.text(X(v), y_axis + 15, label, size=10.5, fill=sp.MUTED, anchor="middle")
-    svg.line(left, y_axis, left + pw, y_axis, sp.AXIS)
-    xtitle = str(p.get("xtitle") or "").removesuffix(" (s)")  # the ticks carry their units
-    svg.text(left + pw / 2, y_axis + 34, xtitle, size=11, fill=sp.MUTED, anchor="middle")
-    for i, name in enumerate(lanes):
-        y = top + i * lane_h + lane_h / 2
-        if lane_h >= 10:
-            svg.text(
-                left - 8,
-                y + 4,
-                sp.clip_text(name, left - 14, 11),
-                size=11,
-                fill=sp.MUTED,
-                anchor="end",
-            )
-    if not lanes:
-        svg.text(
-            left + pw / 2,
-            top + plot_h / 2 + 4,
-            "no node executions to show",
-            fill=sp.MUTED,
-            anchor="middle",
-        )
-    # superstep lines
-    steps = p.get("steps") or {}
-    sx, sy = list(steps.get("x", [])), list(steps.get("y", []))
-    for i in range(0, len(sx) - 1, 3):
-        if sx[i] is None:
-            continue
-        y0 = top + (float(sy[i]) + 0.5) * lane_h
-        y1 = top + (float(sy[i + 1]) + 0.5) * lane_h
-        svg.line(X(float(sx[i])), y0, X(float(sx[i])), y1, "#8a8a8a", dash="2 3")
-    # bars
-    legend: list[tuple[str, str]] = []
-    bar_h = max(lane_h * 0.72, 3.0)
-    for status, (name, colour) in STATUSES.items():
-        b = (p.get("bars") or {}).get(status)
-        if b is None or not len(b["x"]):
-            continue
-        legend.append((name, colour))
-        real = b.get("real")
-        for i in range(len(b["x"])):
-            x0, w = X(float(b["base"][i])), max(float(b["x"][i]) / xmax * pw, 2.0)
-            y = top + float(b["y"][i]) * lane_h + (lane_h - bar_h) / 2
-            node = str(b["text"][i])
-            tip = node if real is None else f"{node}: {_fmt_s(float(real[i][1]))}"
-            svg.rect(x0, y, w, bar_h, colour, stroke="#ffffff", rx=2, tip=tip)
-            label = sp.clip_text(node, w - 6, 10.5)
-            if label and bar_h >= 12:
-                svg.text(
-                    x0 + w / 2,
-                    y + bar_h / 2 + 3.5,
-                    label,
-                    size=10.5,
-                    fill="#ffffff",
-                    anchor="middle",
-                )
-    marks = p.get("marks") or {}
-    for i in range(len(marks.get("x", []))):
-        x = X(float(marks["x"][i]))
-        y = top + (float(marks["y"][i]) + 0.5) * lane_h
-        svg.marker(
-            x, y, "x" if marks["symbol"][i] == "x-thin" else "ring", str(marks["color"][i]), 4.5
-        )
-    if legend:
-        sp_x = max(12.0, width - right - sum(sp.text_width(n, 11) + 28 for n, _ in legend))
-        svg.legend(sp_x, height - 8, legend)
-    return svg.render()
 
 
 def timeline(
