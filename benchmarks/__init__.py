@@ -22,4 +22,5 @@ WORKLOADS = (
     "scale",
     "imports",
     "listener",
+    "first_display",
 )

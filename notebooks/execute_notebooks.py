@@ -9,7 +9,9 @@ paths such as ``quickstart.db`` land there)::
 What it stores: every output except live widget views. A widget view in a saved notebook is only
 a pointer to a model that is gone once the kernel stops (and the model's state, which we do not
 store, is what makes notebooks huge), so each such output keeps its static fallbacks instead: the
-SVG picture and the text summary. Timing metadata is dropped so that re-running changes nothing
+text summary, after the widget's static picture (the output before it, which GitHub and nbviewer
+show; its rule hiding it beside a live view is dropped, and its widget id numbered, so re-running
+an unchanged notebook changes nothing). Timing metadata is dropped so that re-running changes nothing
 when nothing changed. Cells whose first line is ``# NBVAL_SKIP`` are not run here either (nbval
 skips them too); their outputs are cleared. The kernel is the Python running this script (the
 ``python3`` kernel).
@@ -28,11 +30,20 @@ WIDGET_MIMES = ("application/vnd.jupyter.widget-view+json", "application/vnd.jup
 MAX_TEXT = 4_000  # a widget's text/plain can be its whole state (plotly puts every trace there)
 # tqdm's notebook bar: its saved text is the bar's first frame ("0/40"), which misleads a reader.
 PROGRESS_BAR = re.compile(r"^[^\n]*\d+%\|.*\| *\d+/\d+ \[")
+# a widget's static twin (agentgraph_nb/ui/_static.py): its <style> rule and its widget's model id
+TWIN_RULE = re.compile(r"<style>:root:has\(\.agentgraph-live-[0-9a-f]+[^<]*</style>")
+TWIN_ID = re.compile(r"agentgraph-static-[0-9a-f]{8,}")
+
+
+def strip_twin(html: str, number: int) -> str:
+    """A static twin as stored: no rule (no live view will be beside it), a stable class."""
+    return TWIN_ID.sub(f"agentgraph-static-{number}", TWIN_RULE.sub("", html))
 
 
 def strip_widgets(nb: dict) -> int:
     """Drop widget views and widget state from ``nb``; returns how many outputs changed."""
     changed = 0
+    twins = 0
     nb.get("metadata", {}).pop("widgets", None)
     for cell in nb.get("cells", []):
         cell.get("metadata", {}).pop("execution", None)
@@ -41,6 +52,12 @@ def strip_widgets(nb: dict) -> int:
         kept = []
         for out in cell.get("outputs", []):
             data = out.get("data")
+            html = data.get("text/html") if data else None
+            if isinstance(html, list):
+                html = "".join(html)
+            if isinstance(html, str) and "data-agentgraph-static" in html:
+                twins += 1
+                data["text/html"] = strip_twin(html, twins)
             if data and any(m in data for m in WIDGET_MIMES):
                 changed += 1
                 for m in WIDGET_MIMES:

@@ -200,3 +200,46 @@ def test_skip_marker_matches_nbval() -> None:
     assert ex.is_skipped({"source": "# NBVAL_SKIP\nx = 1"})
     assert ex.is_skipped({"source": "#NBVAL_SKIP"})
     assert not ex.is_skipped({"source": "x = 1  # NBVAL_SKIP"})
+
+
+WIDGET_TEXT = re.compile(r"^(<CompiledGraph '|GraphView\(|Timeline\(|Dashboard\(|Debugger\()")
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_every_widget_leaves_a_static_picture(path: Path) -> None:
+    """What nbviewer and GitHub show of a widget: the static twin stored before its text (an SVG
+    image, plus the Debugger's state as text), without the rule that hides it beside a live view."""
+    for cell in code_cells(load(path)):
+        outs = cell.get("outputs", [])
+        for i, out in enumerate(outs):
+            if out["output_type"] != "display_data" or not WIDGET_TEXT.match(text_of(out)):
+                continue  # (a printed repr, or a DebugSession, is not a widget)
+            assert i > 0, f"{path.name}: no static picture before {text_of(out)[:60]!r}"
+            html = outs[i - 1].get("data", {}).get("text/html", "")
+            html = "".join(html) if isinstance(html, list) else html
+            assert "data-agentgraph-static" in html and 'src="data:image/svg+xml;base64,' in html, (
+                f"{path.name}: no static picture before {text_of(out)[:60]!r}"
+            )
+            assert "<style>:root" not in html and not re.search(r"agentgraph-live-[0-9a-f]{8}", html)
+
+
+def test_strip_widgets_keeps_twins_without_their_rule_and_with_stable_ids() -> None:
+    ex = _executor()
+    twin = (
+        "<style>:root:has(.agentgraph-live-0123456789abcdef0123456789abcdef .js-plotly-plot) "
+        ".jp-OutputArea-child:has(.agentgraph-static-0123456789abcdef0123456789abcdef){display:none}"
+        '</style><div class="agentgraph-static agentgraph-static-0123456789abcdef0123456789abcdef" '
+        'data-agentgraph-static="timeline"><img src="data:image/svg+xml;base64,AA=="></div>'
+    )
+    nb: dict[str, Any] = {"metadata": {}, "cells": [{"cell_type": "code", "metadata": {}, "outputs": [
+        {"output_type": "display_data", "metadata": {}, "data": {"text/html": twin}},
+        {"output_type": "display_data", "metadata": {}, "data": {
+            "application/vnd.jupyter.widget-view+json": {"model_id": "0123"}, "text/plain": "Timeline(graph 'g': no runs yet)"}},
+    ]}]}  # fmt: skip
+    ex.strip_widgets(nb)
+    first, second = nb["cells"][0]["outputs"]
+    assert first["data"]["text/html"] == (
+        '<div class="agentgraph-static agentgraph-static-1" data-agentgraph-static="timeline">'
+        '<img src="data:image/svg+xml;base64,AA=="></div>'
+    )
+    assert second["data"] == {"text/plain": "Timeline(graph 'g': no runs yet)"}

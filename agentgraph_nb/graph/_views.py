@@ -107,3 +107,9 @@ class ViewsMixin:
         from agentgraph_nb.notebook.display import mimebundle
 
         return mimebundle(self)
+
+    def _ipython_display_(self) -> None:
+        """In IPython: a static picture for exports, then the live GraphView (``ui/_static.py``)."""
+        from agentgraph_nb.notebook.display import ipython_display
+
+        ipython_display(self)

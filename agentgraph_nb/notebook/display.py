@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["mimebundle", "text_summary"]
+__all__ = ["ipython_display", "mimebundle", "text_summary"]
 
 logger = logging.getLogger("agentgraph_nb")
 
@@ -33,10 +33,35 @@ def _in_kernel() -> bool:
     return ip is not None and getattr(ip, "kernel", None) is not None
 
 
-def mimebundle(app: Any) -> dict[str, Any]:
+def ipython_display(app: Any) -> None:
+    """``display(app)`` in IPython: in a kernel, the static picture (an SVG that exports,
+    nbviewer and GitHub show, hidden while the live view is on the page; see
+    ``ui/_static.py``), then the live GraphView with the text summary; elsewhere, the text
+    and the SVG."""
+    from IPython.display import display
+
+    view = None
+    if _in_kernel():
+        try:
+            view = app.show()
+        except ImportError:
+            view = None
+        except Exception:  # the static picture is still there
+            logger.debug("agentgraph_nb: widget view unavailable", exc_info=True)
+    if view is None:
+        display(mimebundle(app, with_view=False), raw=True)
+        return
+    from agentgraph_nb.ui import _static
+
+    summary = text_summary(app)
+    live = {**view._live_bundle(), "text/plain": summary}
+    _static.display(view, view.static_twin(summary), live)
+
+
+def mimebundle(app: Any, *, with_view: bool = True) -> dict[str, Any]:
     """The mimebundle for ``app``: text/plain always; image/svg+xml; the widget view in a kernel."""
     bundle: dict[str, Any] = {"text/plain": text_summary(app)}
-    if _in_kernel():
+    if with_view and _in_kernel():
         try:
             view = app.show()
             wb = view._repr_mimebundle_()

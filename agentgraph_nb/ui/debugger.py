@@ -25,9 +25,10 @@ import ipywidgets as W
 
 from agentgraph_nb.constants import END
 from agentgraph_nb.errors import InvalidInputError, did_you_mean
+from agentgraph_nb.export.svg import render_svg
 from agentgraph_nb.graph.session import DebugSession, StateDiff
 from agentgraph_nb.types import StateSnapshot
-from agentgraph_nb.ui import inspector
+from agentgraph_nb.ui import _static, inspector
 from agentgraph_nb.ui.graphview import GraphView, short_text
 
 if TYPE_CHECKING:
@@ -247,6 +248,17 @@ class Debugger(W.VBox):
         self._unlisten: Callable[[], Any] | None = None
         self._sync_breakpoints()
         self._render()
+        self._twin = _static.StaticTwin(
+            self,
+            self._static_html,
+            kind="debugger",
+            ready='[data-ready="true"]',
+            version=lambda: (
+                self.status_html.value,
+                self.inspector_html.value,
+                self.graphview.status,
+            ),
+        )
 
     # -- building -----------------------------------------------------------------------------
 
@@ -1128,9 +1140,39 @@ class Debugger(W.VBox):
         return self._session.summary()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """The widget view, and :meth:`DebugSession.summary` (whole, not cut) as text/plain."""
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if isinstance(data, dict):
-            data["text/plain"] = repr(self)
+        """The widget view, :meth:`DebugSession.summary` (whole, not cut) as text/plain, and
+        the static picture (where the run is, the graph, the state) as text/html."""
+        bundle = self._live_bundle(**kwargs)
+        bundle["text/html"] = self._twin.html()
         return bundle
+
+    def _live_bundle(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
+        data["text/plain"] = repr(self)
+        return data
+
+    def _ipython_display_(self) -> None:
+        """In IPython: the static picture, then the live widget (see ``ui/_static.py``)."""
+        _static.display(self, self._twin, self._live_bundle())
+
+    def _static_html(self) -> str:
+        """What an export shows in place of the widget: the status line, the graph coloured as
+        at the selected checkpoint, what the step wrote and the state (the same HTML the
+        widget shows; no buttons)."""
+        view = self.graphview
+        graph = (
+            _static.img(
+                render_svg(view.graph, status=view.status), f"graph {self.app.name}", max_width=720
+            )
+            if len(view.graph.get("nodes") or ()) <= 1500
+            else ""
+        )
+        parts = [
+            self.status_html.value,
+            self.error_html.value,
+            graph,
+            self.writes_html.value,
+            self.inspector_html.value,
+        ]
+        return _static.strip_test_ids("".join(p for p in parts if p))

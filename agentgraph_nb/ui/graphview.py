@@ -20,6 +20,7 @@ import ipywidgets
 import traitlets
 
 from agentgraph_nb.export.svg import graph_size, render_svg
+from agentgraph_nb.ui import _static
 
 __all__ = ["GraphView"]
 
@@ -395,3 +396,32 @@ class GraphView(anywidget.AnyWidget):
         if isinstance(data, dict) and len(self.graph.get("nodes") or ()) <= _SVG_FALLBACK_MAX_NODES:
             data["image/svg+xml"] = render_svg(self.graph, status=self.status)
         return bundle
+
+    def _live_bundle(self) -> dict[str, Any]:
+        """The view and the text, no SVG (the static twin carries the picture)."""
+        bundle: Any = super()._repr_mimebundle_()
+        return dict(bundle[0] if isinstance(bundle, tuple) else bundle or {})
+
+    def _ipython_display_(self) -> None:
+        """In IPython: the static picture, then the live view (see ``ui/_static.py``)."""
+        _static.display(self, self.static_twin(), self._live_bundle())
+
+    def static_twin(self, text: str | None = None) -> _static.StaticTwin:
+        """The static picture shown beside this view (one per view; ``text`` is its alt text)."""
+        twin: _static.StaticTwin | None = getattr(self, "_twin", None)
+        if twin is None:
+            alt = text or repr(self)
+            twin = _static.StaticTwin(
+                self,
+                lambda: self._static_html(alt),
+                kind="graph",
+                ready='[data-ready="true"]',
+                version=lambda: (self.flush_count, tuple(sorted(self.status.items()))),
+            )
+            self._twin = twin
+        return twin
+
+    def _static_html(self, alt: str) -> str:
+        if len(self.graph.get("nodes") or ()) > _SVG_FALLBACK_MAX_NODES:
+            return f"<pre>{_static.escape(alt)} (too big for a static picture)</pre>"
+        return _static.img(render_svg(self.graph, status=self.status), alt)

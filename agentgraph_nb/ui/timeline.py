@@ -8,27 +8,37 @@ error, running), retries and errors marked at their end, dotted lines where supe
 Live updates read the graph's event recorder (``app.record()`` is called for you). The engine's
 threads only append events and, at most, arm a timer: the figure is redrawn on that timer's
 thread, at most once per ``interval`` (20 times a second by default).
+
+Why this file is long: :class:`Timeline` is both a model (folding recorded events into runs,
+lane groups and executions, replacing or following runs live) and its drawing (trace arrays in
+one ``plotly_update``). What stands apart lives beside it: the redraw pacing in ``_coalesce``,
+the stretched x axis in ``_timescale``, the static picture in ``_pictures``.
 """
 
 from __future__ import annotations
 
-import inspect
-import math
-import threading
 import time
-import weakref
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import plotly.graph_objects as go
-from plotly.basedatatypes import Undefined as _UNSET
 
 from agentgraph_nb.errors import InvalidInputError
 from agentgraph_nb.observe.frames import Execution, ExecutionLog
+from agentgraph_nb.ui import _static
+from agentgraph_nb.ui._coalesce import Coalescer
+from agentgraph_nb.ui._plotly import TEMPLATE, graph_objects, widget_bundle
+from agentgraph_nb.ui._timescale import TimeScale
 
-__all__ = ["STATUSES", "Coalescer", "Timeline", "timeline"]
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+else:
+    go = graph_objects()  # before any other plotly import: see ui/_plotly.py
+
+from plotly.basedatatypes import Undefined as _UNSET
+
+__all__ = ["SCALES", "STATUSES", "Coalescer", "Timeline", "timeline"]
 
 #: Bar traces, in order: status -> (legend name, colour). Then a superstep-lines trace and a
 #: trace of marks at the end of retried and failed attempts.
@@ -40,6 +50,9 @@ STATUSES: dict[str, tuple[str, str]] = {
     "checkpoint": ("step (from checkpoints)", "#72B7B2"),
 }
 STEP_TRACE = len(STATUSES)
+#: The x scales: ``auto`` (stretched when a bar would be too thin to see, else linear),
+#: ``linear`` (seconds) and ``stretched`` (see :class:`~agentgraph_nb.ui._timescale.TimeScale`).
+SCALES = ("auto", "linear", "stretched")
 MARK_TRACE = STEP_TRACE + 1
 _STEP_LINE_RUNS = 100  # superstep lines for the newest runs shown only (a batch would be a hatch)
 _KEEP_RUNS = 10_000
@@ -50,129 +63,11 @@ _RUNNING_REDRAW = 0.25  # seconds between redraws that only grow running bars
 _RUNNING_PATIENCE = 300.0  # stop growing them after this long without events
 
 
-class Coalescer:
-    """Call ``flush()`` at most once per ``interval`` seconds, and never lose the last request.
-
-    :meth:`poke` is the hot path (called for every event): when no flush is pending it starts a
-    trailing ``threading.Timer`` that fires one pace after the previous flush began. The pace is
-    ``interval``, stretched when flushes are slow so that they take at most ``max_share`` of the
-    time (a live view must not slow the runs it shows). Flushes never overlap; ``flush``
-    returns whether it sent anything.
-    """
-
-    def __init__(
-        self, flush: Callable[[], bool], interval: float, *, max_share: float = 0.08
-    ) -> None:
-        # A bound method is held weakly: a view nobody holds any more stops (and unsubscribes).
-        self._flush_ref: Callable[[], Callable[[], bool] | None] = (
-            weakref.WeakMethod(flush) if inspect.ismethod(flush) else (lambda: flush)
-        )
-        self.interval = float(interval)
-        self.max_share = max_share
-        self._lock = threading.Lock()  # guards _timer
-        self.flush_lock = threading.RLock()  # one flush at a time; readers of the model take it too
-        self._timer: threading.Timer | None = None
-        self._last = -math.inf
-        self._cost = 0.0  # seconds the last flushes took (moving average)
-        self.closed = False
-        #: called once by :meth:`close` (e.g. the view's unsubscribe)
-        self.on_close: Callable[[], Any] | None = None
-
-    def listener(self) -> Callable[[Any], None]:
-        """An event listener for ``app.listen``: asks for a flush, and flushes at once when a
-        run ends and the pace allows (so a view is current when ``invoke`` returns)."""
-        c = self
-
-        def on_event(event: Any) -> None:
-            if event.kind == "run_end":
-                c.soon_or_now()
-            elif c._timer is None and not c.closed:
-                c._schedule(0.0)
-
-        return on_event
-
-    @property
-    def pace(self) -> float:
-        """Seconds between two flushes at least, now."""
-        return max(self.interval, self._cost / self.max_share)
-
-    def poke(self) -> None:
-        """Ask for a flush soon (cheap; safe from any thread)."""
-        if self._timer is None and not self.closed:
-            self._schedule(0.0)
-
-    def later(self, delay: float) -> None:
-        """Ask for a flush in ``delay`` seconds at the earliest."""
-        self._schedule(delay)
-
-    def _schedule(self, at_least: float) -> None:
-        with self._lock:
-            if self._timer is not None or self.closed:
-                return
-            delay = max(at_least, self._last + self.pace - time.perf_counter(), 0.0)
-            timer = threading.Timer(delay, self._fire)
-            timer.daemon = True
-            self._timer = timer
-        timer.start()
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._timer = None
-        with self.flush_lock:  # checked under the lock: a run_end flush may have just happened
-            if self.closed:
-                return
-            wait = self._last + self.pace - time.perf_counter()
-            if wait <= 1e-3:
-                self._timed()
-                return
-        self._schedule(wait)  # flushed (at run_end) since this timer was set: keep the pace
-
-    def _timed(self) -> bool:
-        flush = self._flush_ref()
-        if flush is None:
-            self.close()
-            return False
-        self._last = time.perf_counter()
-        cpu = time.thread_time()  # CPU, not wall: waiting for the GIL is not our cost
-        try:
-            return flush()
-        finally:
-            self._cost = 0.7 * self._cost + 0.3 * (time.thread_time() - cpu)
-
-    def run(self) -> bool:
-        """Flush now, in this thread (after a flush in progress, if any)."""
-        with self.flush_lock:
-            if self.closed:
-                return False
-            return self._timed()
-
-    def soon_or_now(self) -> None:
-        """Flush in this thread if the pace allows and nobody is flushing; else :meth:`poke`."""
-        if time.perf_counter() - self._last >= self.pace and self.flush_lock.acquire(False):
-            try:
-                # re-checked under the lock: another thread may have flushed meanwhile
-                if not self.closed and time.perf_counter() - self._last >= self.pace:
-                    self._timed()
-                    return
-            finally:
-                self.flush_lock.release()
-        self.poke()
-
-    def close(self) -> None:
-        """No more flushes; cancels a pending one and calls :attr:`on_close`."""
-        self.closed = True
-        with self._lock:
-            timer, self._timer = self._timer, None
-            on_close, self.on_close = self.on_close, None
-        if timer is not None:
-            timer.cancel()
-        if on_close is not None:
-            on_close()
-
-
 def _fmt_s(seconds: float) -> str:
     if seconds != seconds:  # nan
         return "?"
+    if seconds == 0:
+        return "0"
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} µs"
     if seconds < 1:
@@ -204,10 +99,13 @@ class Timeline(go.FigureWidget):
     Made by ``app.timeline()`` / :func:`timeline` (see there for what it shows). Traces, in
     order: one bar trace per status in :data:`STATUSES` (``ok``, ``retry``, ``error``,
     ``running``, ``checkpoint``), the superstep lines, the retry/error marks. Bars are
-    horizontal: ``base`` is the start and ``x`` the length, in seconds; ``y`` is the lane.
+    horizontal: ``base`` is the start and ``x`` the length on the x axis, ``y`` the lane,
+    ``customdata`` the real start and duration in seconds. On the ``linear`` scale x is seconds;
+    on the ``stretched`` one, short stretches of time are widened (see :func:`timeline`).
 
     Its text repr is deterministic (counts, never times or ids), e.g.
-    ``Timeline(graph 'research': 12 executions, 3 steps, 1 retried)``.
+    ``Timeline(graph 'research': 12 executions, 3 steps, 1 retried)``. Displayed, it also leaves
+    a static SVG picture for places without the widget (see :mod:`agentgraph_nb.ui._static`).
 
     Call :meth:`close` (or :meth:`detach`) to stop following the graph.
     """
@@ -219,15 +117,22 @@ class Timeline(go.FigureWidget):
         *,
         max_bars: int = 2_000,
         interval: float = 0.05,
+        scale: str = "auto",
     ) -> None:
         if not isinstance(max_bars, int) or isinstance(max_bars, bool) or max_bars < 1:
             raise InvalidInputError(f"max_bars must be a positive int, got {max_bars!r}")
         if not isinstance(interval, (int, float)) or interval < 0:
             raise InvalidInputError(f"interval must be a number of seconds >= 0, got {interval!r}")
+        if scale not in SCALES:
+            raise InvalidInputError(
+                f"scale must be one of {', '.join(map(repr, SCALES))}, got {scale!r}"
+            )
         name = str(getattr(app, "name", "graph"))
         super().__init__(data=_empty_traces(), layout=_base_layout(name))
         self._validate = False  # our arrays are valid; plotly's per-item checks cost ~10x the send
         self._graph_name = name
+        self._scale = scale
+        self._scale_used = "linear"
         self._max_bars = max_bars
         self._log = ExecutionLog(max_executions=max_bars)
         self._runs_seen = 0
@@ -243,10 +148,22 @@ class Timeline(go.FigureWidget):
         self._unsubscribe: Callable[[], None] | None = None
         self._initial_runs: set[str] = set()
         self._replaced_initial = True
+        self._follow_thread: str | None = None  # "latest" showing a thread: its new runs join
+        self._waiting: list[Any] = []  # "latest": records of new runs that ran no node yet
         self._run_filter: str | None = None
         self._thread_filter: str | None = None
         self._mode = "latest"
+        self._hint = ""
+        self._picture: dict[str, Any] = {}
         self._coalescer = Coalescer(self._flush, interval)
+        self._twin = _static.StaticTwin(
+            self,
+            self._static_html,
+            kind="timeline",
+            ready=".js-plotly-plot",
+            version=lambda: self._updates_sent,
+            before=self.refresh,
+        )
 
         recorder = app.record()
         self._recorder = recorder
@@ -254,10 +171,7 @@ class Timeline(go.FigureWidget):
         self._cursor = records[-1] if records else None
         target = None if run_or_thread is None else str(run_or_thread)
         if target is None:
-            last = records[-1][1] if records else None
-            initial = [r for r in records if r[1] == last]
-            self._initial_runs = {last} if last is not None else set()
-            self._replaced_initial = last is None
+            initial = self._latest(app, records)
         elif any(r[1] == target for r in records):
             self._mode = "run"
             self._run_filter = target
@@ -277,6 +191,8 @@ class Timeline(go.FigureWidget):
                     self._mode = "checkpoints"
                     self._coarse = _bars_from_history(history)
                     self._coarse_steps = len({(b["run"], b["step"]) for b in self._coarse})
+                else:
+                    self._hint = f"thread {target!r} has no checkpoints and no recorded runs yet"
         with self._coalescer.flush_lock:
             self._ingest(initial)
             self._render()
@@ -284,11 +200,39 @@ class Timeline(go.FigureWidget):
         self._unsubscribe = app.listen(self._coalescer.listener())
         self._coalescer.on_close = self._unsubscribe
 
+    def _latest(self, app: Any, records: list[Any]) -> list[Any]:
+        """What ``timeline(app)`` shows first: the thread (or, for runs without one, the run)
+        that last ran a node. A run that ran none (a debugger waiting at step 0, a resume of a
+        finished thread) is skipped; with nothing at all, the title says what to pass."""
+        last = next((r for r in reversed(records) if r[0] == "node_start"), None)
+        if last is None:
+            self._hint = _what_to_pass(app)
+            return []
+        run, thread = last[1], last[2]
+        if thread is None:
+            runs = {run}
+        else:  # every run of that thread that ran a node (debugger steps, chat turns...)
+            runs = {r[1] for r in records if r[0] == "node_start" and r[2] == thread}
+            self._follow_thread = thread
+        self._initial_runs = runs
+        self._replaced_initial = False
+        return [r for r in records if r[1] in runs]
+
     # -- public -------------------------------------------------------------------------------
     @property
     def mode(self) -> str:
         """``"latest"``, ``"run"``, ``"thread"`` or ``"checkpoints"`` (see :func:`timeline`)."""
         return self._mode
+
+    @property
+    def scale(self) -> str:
+        """The x scale asked for: ``"auto"``, ``"linear"`` or ``"stretched"``."""
+        return self._scale
+
+    @property
+    def scale_used(self) -> str:
+        """The x scale drawn now: ``"linear"`` or ``"stretched"`` (``auto`` picks one)."""
+        return self._scale_used
 
     @property
     def updates_sent(self) -> int:
@@ -315,12 +259,22 @@ class Timeline(go.FigureWidget):
     def detach(self) -> None:
         """Stop following the graph (the figure keeps what it shows)."""
         self._unsubscribe = None
-        self._coalescer.close()
+        coalescer = getattr(self, "_coalescer", None)  # None: __init__ refused its arguments
+        if coalescer is not None:
+            coalescer.close()
 
     def close(self) -> None:
         """Detach and close the widget."""
         self.detach()
         super().close()
+
+    def to_svg(self) -> str:
+        """The figure as a static SVG picture (what exports show in place of the widget)."""
+        from agentgraph_nb.ui import _pictures
+
+        self.refresh()
+        with self._coalescer.flush_lock:
+            return _pictures.timeline_svg(self._picture)
 
     def __reduce__(self) -> Any:  # copies and pickles are plain (static) figures
         return (go.Figure, (self.to_dict(),))
@@ -331,28 +285,54 @@ class Timeline(go.FigureWidget):
             return self._summary()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> Any:
-        """The widget view plus the text repr (nbval and plain terminals see the text)."""
-        self.refresh()
-        with self._coalescer.flush_lock:  # plotly copies the figure's state for the new view
-            bundle = super()._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if isinstance(data, dict):
-            data["text/plain"] = repr(self)
+        """The widget view, the text repr (nbval and plain terminals see the text) and the
+        static picture as ``text/html``."""
+        bundle = self._live_bundle()
+        bundle["text/html"] = self._twin.html()
         return bundle
+
+    def _live_bundle(self) -> dict[str, Any]:
+        self.refresh()
+        with self._coalescer.flush_lock:  # the figure's state is copied for the new view
+            bundle = widget_bundle(self)
+            bundle["text/plain"] = self._summary()
+        return bundle
+
+    def _ipython_display_(self) -> None:
+        """In IPython: the static picture, then the live widget (see ``ui/_static.py``)."""
+        _static.display(self, self._twin, self._live_bundle())
+
+    def _static_html(self) -> str:
+        from agentgraph_nb.ui import _pictures
+
+        with self._coalescer.flush_lock:
+            summary = self._summary()
+            svg = _pictures.timeline_svg(self._picture)
+        return _static.img(svg, summary)
 
     # -- model (all under the coalescer's flush lock) ------------------------------------------
     def _summary(self) -> str:
+        where, text = self._summary_parts()
+        return f"Timeline({where}: {text})"
+
+    def _title(self) -> str:
+        thread = self._thread_filter or self._follow_thread
+        where = self._graph_name + (f" \u00b7 thread {thread!r}" if thread is not None else "")
+        return f"{where}: {self._summary_parts()[1]}"
+
+    def _summary_parts(self) -> tuple[str, str]:
         where = f"graph {self._graph_name!r}"
-        if self._thread_filter is not None:
-            where += f", thread {self._thread_filter!r}"
+        thread = self._thread_filter or self._follow_thread
+        if thread is not None:
+            where += f", thread {thread!r}"
         log = self._log
         if self._mode == "checkpoints":
             return (
-                f"Timeline({where} from checkpoints: {_plural(len(self._coarse), 'node write')}, "
-                f"{_plural(self._coarse_steps, 'step')})"
+                f"{where} from checkpoints",
+                f"{_plural(len(self._coarse), 'node write')}, {_plural(self._coarse_steps, 'step')}",
             )
         if self._runs_seen == 0:
-            return f"Timeline({where}: no runs yet)"
+            return where, "no runs yet"
         steps = max(self._max_steps, max((len(r.steps) for r in log.runs.values()), default=0))
         text = _plural(log.started, "execution")
         if self._runs_seen == 1:
@@ -363,7 +343,7 @@ class Timeline(go.FigureWidget):
             text += f", {log.retried} retried"
         if log.failed:
             text += f", {log.failed} failed"
-        return f"Timeline({where}: {text})"
+        return where, text
 
     def _pull(self) -> bool:
         """Take the events recorded since last time. Returns whether any concerned us."""
@@ -380,17 +360,43 @@ class Timeline(go.FigureWidget):
         if not new:
             return False
         if not self._replaced_initial:
-            initial = self._initial_runs
-            first = next((i for i, r in enumerate(new) if r[1] not in initial), None)
-            if first is not None:  # "latest": new runs replace the run shown at creation
-                self._replaced_initial = True
-                self._reset()
-                new = [r for r in new[first:] if r[1] not in initial]
+            new = self._after_initial(new)
+            if not new:
+                return False
         if self._mode == "checkpoints":  # live events supersede the coarse picture
             self._mode = "thread"
             self._coarse = []
         self._ingest(new)
         return True
+
+    def _after_initial(self, new: list[Any]) -> list[Any]:
+        """``latest``: runs of the runs (or thread) shown at creation are added; the first new
+        run elsewhere that runs a node replaces them (runs that run none are held back until
+        they do, so a debugger's step-0 run does not blank the chart)."""
+        initial, follow = self._initial_runs, self._follow_thread
+        ours: list[Any] = []
+        waiting = self._waiting
+        trigger = None
+        for rec in new:
+            if rec[1] in initial or (follow is not None and rec[2] == follow):
+                ours.append(rec)
+            elif trigger is None:
+                waiting.append(rec)
+                if rec[0] == "node_start":
+                    trigger = rec[1]
+            else:
+                waiting.append(rec)
+        if trigger is None:
+            if len(waiting) > 4 * self._max_bars:  # bounded: keep the newest
+                del waiting[: len(waiting) - 2 * self._max_bars]
+            return ours
+        self._replaced_initial = True
+        self._follow_thread = None
+        self._reset()
+        first = next(i for i, r in enumerate(waiting) if r[1] == trigger)
+        out = waiting[first:]
+        self._waiting = []
+        return out
 
     def _reset(self) -> None:
         self._log.clear()
@@ -398,6 +404,7 @@ class Timeline(go.FigureWidget):
         self._slots.clear()
         self._slot_until.clear()
         self._t0 = None
+        self._hint = ""
 
     def _ingest(self, records: list[Any]) -> None:
         if len(records) > 2 * self._max_bars:
@@ -414,16 +421,33 @@ class Timeline(go.FigureWidget):
                 if run not in slots:
                     self._assign_slot(run, rec)
                 self._slot_until[slots[run]] = rec[5]
+                feed(rec)
                 info = self._log.runs.get(run)
+                if info is not None and not info.steps and info.executions == 0:
+                    self._forget_idle_run(run)  # ran no node (a resume of a finished thread...)
+                    continue
                 if info is not None and len(info.steps) > self._max_steps:
                     self._max_steps = len(info.steps)
+                continue
             feed(rec)
         # runs whose start was not seen (the view opened mid-run) get their group now
         if any(r not in slots for r in self._log.runs):
             for run, info in self._log.runs.items():
                 if run not in slots:
                     self._assign_slot(run, ("run_start", run, info.thread, 0, "", info.start, 0.0))
+        self._hint = self._hint if self._runs_seen == 0 else ""
         self._dirty = True
+
+    def _forget_idle_run(self, run: str) -> None:
+        self._log.runs.pop(run, None)
+        slot = self._slots.pop(run, None)
+        self._runs_seen -= 1
+        if (
+            slot is not None
+            and slot == len(self._slot_until) - 1
+            and slot not in self._slots.values()
+        ):
+            self._slot_until.pop()
 
     def _skim(self, records: list[Any]) -> list[Any]:
         """A long backlog (a fast batch): runs that start and end in its older part are only
@@ -478,7 +502,7 @@ class Timeline(go.FigureWidget):
         if self._t0 is None or start < self._t0:
             self._t0 = start
         until = self._slot_until
-        if self._mode in ("thread", "checkpoints"):
+        if self._mode in ("thread", "checkpoints") or self._follow_thread is not None:
             slot = len(until)  # one group per run, each drawn from its own start
             until.append(None)
         else:  # concurrent runs side by side; a group is reused once its run has ended
@@ -523,6 +547,7 @@ class Timeline(go.FigureWidget):
             "y": [b["y"] for b in bars] + [s["y"], m["y"]],
             "text": [b["text"] for b in bars] + [_UNSET, _UNSET],
             "hovertext": [b["hover"] for b in bars] + [s["hover"], m["hover"]],
+            "customdata": [b["real"] for b in bars] + [_UNSET, _UNSET],
             "showlegend": [len(b["x"]) > 0 for b in bars] + [len(s["x"]) > 0, False],
             "marker.symbol": [_UNSET] * (nb + 1) + [m["symbol"]],
             "marker.color": [_UNSET] * (nb + 1) + [m["color"]],
@@ -530,12 +555,34 @@ class Timeline(go.FigureWidget):
         }
         lanes = d["lanes"]
         n = max(len(lanes), 1)
+        title = self._title()
         relayout: dict[str, Any] = {
             "yaxis.range": [n - 0.5, -0.5],
             "xaxis.title.text": d["xtitle"],
-            "height": int(min(900, max(260, 130 + 26 * n))),
-            "title.text": f"{self._graph_name}: {self._summary()[len('Timeline(') : -1]}",
+            "height": int(min(900, max(280, 150 + 26 * n))),
+            "title.text": title,
+            "title.subtitle.text": d["subtitle"],
         }
+        ticks = d["xticks"]
+        if ticks is None:
+            relayout.update(
+                {
+                    "xaxis.tickmode": "auto",
+                    "xaxis.tickvals": None,
+                    "xaxis.ticktext": None,
+                    "xaxis.autorange": True,
+                }
+            )
+        else:
+            relayout.update(
+                {
+                    "xaxis.tickmode": "array",
+                    "xaxis.tickvals": [t[0] for t in ticks],
+                    "xaxis.ticktext": [t[1] for t in ticks],
+                    "xaxis.autorange": False,
+                    "xaxis.range": [0, d["xmax"]],
+                }
+            )
         if len(lanes) <= 60:
             relayout.update(
                 {
@@ -551,12 +598,13 @@ class Timeline(go.FigureWidget):
         self.plotly_update(
             restyle_data=restyle, relayout_data=relayout, trace_indexes=list(range(nb + 2))
         )
+        self._picture = {**d, "title": title, "summary": self._summary()}
         self._dirty = False
         self._updates_sent += 1
 
     def _arrays(self, now: float) -> dict[str, Any]:
         """The data of every trace, from the model (touches no plotly object)."""
-        per_run = self._mode in ("thread", "checkpoints")
+        per_run = self._mode in ("thread", "checkpoints") or self._follow_thread is not None
         execs: list[Execution] = list(self._log.executions.values())
         if len(execs) > self._max_bars:
             execs = execs[-self._max_bars :]
@@ -574,13 +622,14 @@ class Timeline(go.FigureWidget):
         offset: dict[int, int] = {}
         labels: list[str] = []
         groups = sorted(width)
-        for g in groups:
+        for i, g in enumerate(groups):
             offset[g] = len(labels)
             for lane in range(width[g]):
                 if len(groups) == 1:
                     labels.append(f"lane {lane}")
                 else:
-                    labels.append(f"{'run' if per_run else 'slot'} {g + 1} · lane {lane}")
+                    # numbered as drawn, so a run that ran no node leaves no gap
+                    labels.append(f"{'run' if per_run else 'slot'} {i + 1} · lane {lane}")
         t0 = self._t0 if self._t0 is not None else now
         many = self._runs_seen > 1
 
@@ -658,35 +707,83 @@ class Timeline(go.FigureWidget):
                     steps["y"] += [lo, hi, None]
                     steps["hover"] += [f"superstep {b['step']}", f"superstep {b['step']}", None]
 
+        # -- from seconds to the x axis: linear, or stretched so every bar is visible ----------
+        real_base = {s: np.asarray(v["base"], dtype=float) for s, v in cols.items()}
+        real_len = {s: np.asarray(v["x"], dtype=float) for s, v in cols.items()}
+        starts = np.concatenate(list(real_base.values()))
+        ends = starts + np.concatenate(list(real_len.values()))
+        step_x = np.asarray([v for v in steps["x"] if v is not None], dtype=float)
+        warp = TimeScale(starts, ends, step_x, self._scale)
+        self._scale_used = warp.kind
         obj = np.asarray
-        if per_run:
-            xtitle = "seconds since each run's start"
+        bars_out: dict[str, dict[str, Any]] = {}
+        for s, v in cols.items():
+            b0, length = real_base[s], real_len[s]
+            wb = warp(b0)
+            we = warp(b0 + length)
+            bars_out[s] = {
+                "base": wb,
+                "x": np.maximum(we - wb, warp.min_width),
+                "y": obj(v["y"], dtype=float),
+                "text": obj(v["text"], dtype=object),
+                "hover": obj(v["hover"], dtype=object),
+                "real": np.stack([b0, length], axis=1) if len(b0) else np.zeros((0, 2)),
+            }
+        mark_x = warp(obj(marks["x"], dtype=float))
+        step_xs: list[Any] = []
+        it = iter(warp(step_x).tolist())
+        for v in steps["x"]:
+            step_xs.append(None if v is None else next(it))
+
+        if per_run and len(shown) > 1:
+            xtitle = "time since each run's start"
         elif len(shown) > 1:
-            xtitle = "seconds since the first run's start"
+            xtitle = "time since the first run's start"
         else:
-            xtitle = "seconds since the run's start"
+            xtitle = "time since the run's start"
+        if warp.kind == "stretched":
+            xtitle += " (short steps widened so that every bar shows; ticks are real times)"
+        else:
+            xtitle += " (s)"
         return {
-            "bars": {
-                s: {
-                    "base": obj(v["base"], dtype=float),
-                    "x": obj(v["x"], dtype=float),
-                    "y": obj(v["y"], dtype=float),
-                    "text": obj(v["text"], dtype=object),
-                    "hover": obj(v["hover"], dtype=object),
-                }
-                for s, v in cols.items()
-            },
+            "bars": bars_out,
             "marks": {
-                "x": obj(marks["x"], dtype=float),
+                "x": mark_x,
                 "y": obj(marks["y"], dtype=float),
                 "hover": obj(marks["hover"], dtype=object),
                 "symbol": obj(marks["symbol"], dtype=object),
                 "color": obj(marks["color"], dtype=object),
             },
-            "steps": {k: obj(v, dtype=object) for k, v in steps.items()},
+            "steps": {
+                "x": obj(step_xs, dtype=object),
+                "y": obj(steps["y"], dtype=object),
+                "hover": obj(steps["hover"], dtype=object),
+            },
             "lanes": labels,
             "xtitle": xtitle,
+            "xticks": warp.ticks() if warp.kind == "stretched" else None,
+            "xmax": warp.total,
+            "subtitle": self._hint,
         }
+
+
+def _what_to_pass(app: Any) -> str:
+    """The subtitle of an empty ``timeline(app)``: what to run or pass."""
+    name = str(getattr(app, "name", "app"))
+    text = "No node has run since recording started: run the graph (bars appear live)"
+    threads: list[str] = []
+    if getattr(app, "checkpointer", None) is not None:
+        try:
+            threads = [str(t) for t in app.list_threads()][:3]
+        except Exception:  # a store that cannot list: no suggestion
+            threads = []
+    if threads:
+        text += f", or pass a thread id, e.g. {name}.timeline({threads[0]!r})"
+        if len(threads) > 1:
+            text += f" (threads: {', '.join(map(repr, threads))})"
+    else:
+        text += f", or pass a thread id: {name}.timeline('thread-id')"
+    return text + "."
 
 
 def _empty_traces() -> list[Any]:
@@ -699,10 +796,12 @@ def _empty_traces() -> list[Any]:
             y=[],
             text=[],
             hovertext=[],
-            marker={"color": colour, "line": {"width": 0}},
+            # a white edge: back-to-back executions on one lane stay two bars, not one
+            marker={"color": colour, "line": {"width": 1, "color": "#ffffff"}},
             width=0.8,
             textposition="inside",
             insidetextanchor="middle",
+            textangle=0,  # a name that does not fit is hidden, not turned on its side
             textfont={"size": 11},
             hovertemplate="%{hovertext}<extra></extra>",
             showlegend=False,
@@ -738,12 +837,24 @@ def _empty_traces() -> list[Any]:
 
 def _base_layout(name: str) -> dict[str, Any]:
     return {
-        "title": {"text": f"{name}: node executions", "x": 0.01, "font": {"size": 14}},
+        # The title sits over the plot's left part and plotly's toolbar (modebar) stands
+        # vertically in the right margin, so that the two never overlap.
+        "title": {
+            "text": f"{name}: node executions",
+            "x": 0.01,
+            "xanchor": "left",
+            "y": 0.98,
+            "yanchor": "top",
+            "yref": "container",
+            "font": {"size": 14},
+            "subtitle": {"text": "", "font": {"size": 11, "color": "#57606a"}},
+        },
+        "modebar": {"orientation": "v"},
         "barmode": "overlay",
-        "template": "plotly_white",
-        "height": 260,
-        "margin": {"l": 110, "r": 20, "t": 40, "b": 45},
-        "xaxis": {"title": {"text": "seconds since the run's start"}, "rangemode": "tozero"},
+        "template": TEMPLATE,
+        "height": 280,
+        "margin": {"l": 110, "r": 44, "t": 56, "b": 50},
+        "xaxis": {"title": {"text": "time since the run's start (s)"}, "rangemode": "tozero"},
         "yaxis": {
             "autorange": False,
             "range": [0.5, -0.5],
@@ -821,14 +932,18 @@ def timeline(
     *,
     max_bars: int = 2_000,
     interval: float = 0.05,
+    scale: str = "auto",
 ) -> Timeline:
     """A plotly Gantt chart of a graph's node executions, live during runs.
 
     What it shows:
 
-    - ``timeline(app)``: the most recent recorded run; runs that start while it is displayed
-      replace it and are drawn live, concurrent runs in separate lane groups ("slots", reused
-      once their run has ended), x in seconds since the first of them started.
+    - ``timeline(app)``: the thread that last ran a node, every recorded run of it (a
+      debugger's steps included; for a run without a thread, that run). A run that ran no
+      node (a debugger waiting at step 0) is skipped; when nothing ran at all, the chart says
+      what to run or pass. Runs on that thread join it live; the first run elsewhere replaces
+      it, and later ones are drawn live, concurrent runs in separate lane groups ("slots",
+      reused once their run has ended), x from the first of them.
     - ``timeline(app, run_id)``: one recorded run.
     - ``timeline(app, thread_id)``: every recorded run of the thread, one lane group each, each
       from its own start, live as the thread goes on. A thread with checkpoints but no recorded
@@ -840,19 +955,29 @@ def timeline(
     end), red a final failure (marked with an x), grey still running. Hover a bar for node, superstep,
     attempt and duration.
 
-    Creating a timeline turns recording on (``app.record()``), so later runs can be drawn.
+    When one node takes 10,000 times longer than the others, a linear time axis leaves the
+    fast ones invisible: with ``scale="auto"`` (the default) such a chart is *stretched*, every
+    stretch of time that a bar covers at least ~1-6 % of the width (idle gaps shrunk), order
+    and overlaps kept, ticks labelled with the real times; ``scale="linear"`` keeps seconds
+    (bars at least ~3 px wide), ``scale="stretched"`` always stretches.
+
+    Displayed in a notebook it also leaves a static SVG picture of itself, which HTML exports,
+    nbviewer and GitHub show where the widget cannot run. Creating a timeline turns recording
+    on (``app.record()``), so later runs can be drawn.
 
     Args:
         app: a compiled graph.
-        run_or_thread: a run id, a thread id, or None for the latest run(s).
+        run_or_thread: a run id, a thread id, or None for the latest thread or run.
         max_bars: draw at most this many executions (the newest), to stay fast in long batches.
         interval: least seconds between two live redraws (default 0.05: 20 a second at most).
+        scale: ``"auto"``, ``"linear"`` or ``"stretched"`` x axis (see above).
 
     Raises:
-        InvalidInputError: ``run_or_thread`` is a run that ran before recording started.
+        InvalidInputError: ``run_or_thread`` is a run that ran before recording started, or
+            an option is out of range.
 
     Example:
         >>> tl = app.timeline()        # doctest: +SKIP
         >>> tl                         # display it, then run the graph: bars appear as it goes
     """
-    return Timeline(app, run_or_thread, max_bars=max_bars, interval=interval)
+    return Timeline(app, run_or_thread, max_bars=max_bars, interval=interval, scale=scale)
