@@ -3,6 +3,7 @@
     python benchmarks/graphview_render.py                    # 1,000 and 10,000 nodes
     python benchmarks/graphview_render.py --sizes 100 1000 3000 10000 --repeat 5
     python benchmarks/graphview_render.py --layout dagre --sizes 500 800
+    python benchmarks/graphview_render.py --collapse off   # no chain/fan-out groups
 
 Loads the built bundle (agentgraph_nb/static/graphview.js) into a blank Chromium page with a
 minimal stand-in for the anywidget model (no Jupyter, no server: requests are answered by
@@ -58,14 +59,16 @@ window.agnRender = (graph, opts) => new Promise((resolve) => {
   el.style.width = "1200px";
   document.body.appendChild(el);
   const model = new FakeModel({graph, status: {}, details: {}, selected: "", edge_counts: {},
-    breakpoints: [], layout_engine: opts.layout, renderer: opts.renderer, height: "700px"});
+    breakpoints: [], layout_engine: opts.layout, renderer: opts.renderer, collapse: opts.collapse,
+    height: "700px"});
   const t0 = performance.now();
   widget.render({model, el});
   const t1 = performance.now();
   requestAnimationFrame(() => requestAnimationFrame(() => {
     const d = el.querySelector("[data-testid=graphview]").dataset;
     resolve({render: t1 - t0, paint: performance.now() - t0, layout: Number(d.layoutMs),
-             engine: d.layout, renderer: d.renderer, nodes: Number(d.nodeCount)});
+             engine: d.layout, renderer: d.renderer, nodes: Number(d.nodeCount),
+             drawn: Number(d.drawnCount || d.nodeCount)});
   }));
 });
 window.agnZoom = async (steps) => {
@@ -92,6 +95,7 @@ def measure(
     chromium: str = "/usr/bin/chromium",
     layout: str = "auto",
     renderer: str = "auto",
+    collapse: str = "auto",
 ) -> list[dict]:
     """Median timings (ms) per size; see the module docstring."""
     from playwright.sync_api import sync_playwright
@@ -117,7 +121,7 @@ def measure(
             runs = [
                 page.evaluate(
                     "([g, o]) => window.agnRender(g, o)",
-                    [graph, {"layout": layout, "renderer": renderer}],
+                    [graph, {"layout": layout, "renderer": renderer, "collapse": collapse}],
                 )
                 for _ in range(repeat)
             ]
@@ -126,6 +130,7 @@ def measure(
             results.append(
                 {
                     "nodes": first["nodes"],
+                    "drawn": first["drawn"],
                     "engine": first["engine"],
                     "renderer": first["renderer"],
                     "layout_ms": statistics.median(r["layout"] for r in runs),
@@ -145,15 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--layout", default="auto", choices=["auto", "dagre", "layered"])
     ap.add_argument("--renderer", default="auto", choices=["auto", "svg", "canvas"])
+    ap.add_argument(
+        "--collapse", default="auto", choices=["auto", "on", "off"], help="chain/fan-out groups"
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object per size")
     args = ap.parse_args(argv)
-    rows = measure(args.sizes, args.repeat, args.chromium, args.layout, args.renderer)
+    rows = measure(
+        args.sizes, args.repeat, args.chromium, args.layout, args.renderer, args.collapse
+    )
     for r in rows:
         if args.json:
             print(json.dumps(r))
         else:
             print(
-                f"{r['nodes']:>6} nodes  {r['engine']:>7}/{r['renderer']:<6}  layout {r['layout_ms']:8.1f} ms"
+                f"{r['nodes']:>6} nodes ({r['drawn']:>6} drawn)  {r['engine']:>7}/{r['renderer']:<6}"
+                f"  layout {r['layout_ms']:8.1f} ms"
                 f"  render {r['render_ms']:8.1f} ms  paint {r['paint_ms']:8.1f} ms"
                 f"  zoom frame {r['zoom_frame_ms']:6.1f} ms"
             )

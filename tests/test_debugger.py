@@ -86,7 +86,8 @@ def test_stepping_through_parallel_supersteps_updates_inspector_and_statuses() -
     dbg.cont_button.click()
     assert dbg.state.values["log"] == ["plan", "a", "b", "write"] and dbg.done
     assert set(view.status.values()) == {"done"}
-    assert "Finished." in text(dbg.status_html)
+    assert "Finished in 3 steps" in text(dbg.status_html)
+    assert 'data-state="finished"' in dbg.status_html.value
     assert dbg.step_button.disabled and dbg.cont_button.disabled
     assert [label for label, _ in dbg.history_slider.options] == [
         f"step {i} \u00b7 main" for i in range(4)
@@ -117,33 +118,25 @@ def test_live_statuses_while_continue_runs() -> None:
     dbg.close()
 
 
-def test_breakpoints_by_clicking_nodes() -> None:
+def test_a_click_picks_the_node_and_breakpoints_toggle_from_the_view() -> None:
     dbg = Debugger(graph(), {"q": "x"}, breakpoints=["a:after"])
     view = dbg.graphview
     assert "after a" in text(dbg.breakpoints_html)
     assert view.breakpoints == ["a:after"]  # after-breakpoints are drawn too
-    dbg.breakpoint_mode.value = True
+    assert "Ready: plan runs first" in text(dbg.status_html)
+    # a plain click selects the node and picks it for "Run to here"; breakpoints are unchanged
     view.click("write")  # what a click on the node in the browser does
-    assert dbg.session.breakpoints == ["write", "a:after"]
-    assert view.breakpoints == ["write", "a:after"]
-    assert view.selected == "write"  # the view keeps its selection: no reset needed
-    assert "before write" in text(dbg.breakpoints_html)
-    assert "breakpoints: write, a:after" in text(dbg.status_html)
-    view.click("write")  # a second click on the selected node removes it
-    assert dbg.session.breakpoints == ["a:after"] and view.breakpoints == ["a:after"]
-    view.click("write")  # and a third sets it again
-    assert dbg.session.breakpoints == ["write", "a:after"]
-    view.click("write")
-    dbg.breakpoint_when.value = "after"
-    view.click("plan")
-    assert dbg.session.breakpoints == ["a:after", "plan:after"]
-    assert view.breakpoints == ["a:after", "plan:after"]
-    view.click("b", shift=True)  # shift-click: the view toggles the one before, whatever the mode
-    assert dbg.session.breakpoints == ["b", "a:after", "plan:after"]
-    assert view.breakpoints == ["b", "a:after", "plan:after"]
-    view.click("__start__")  # not a node of the graph: nothing to toggle
-    assert dbg.session.breakpoints == ["b", "a:after", "plan:after"] and dbg.error is None
-    # the details panel's checkboxes edit the list in the view: both kinds come back
+    assert view.selected == "write" and dbg.run_to_target.value == "write"
+    assert dbg.session.breakpoints == ["a:after"]
+    view.click("write")  # the node already selected: picked again, still no breakpoint
+    assert dbg.session.breakpoints == ["a:after"] and not dbg.run_to_button.disabled
+    # shift-click toggles the breakpoint before the node
+    view.click("b", shift=True)
+    assert dbg.session.breakpoints == ["b", "a:after"] and view.breakpoints == ["b", "a:after"]
+    assert "before b" in text(dbg.breakpoints_html)
+    view.click("__start__")  # not a node of the graph: nothing to pick
+    assert dbg.run_to_target.value == "write" and dbg.error is None
+    # the gutter dots, B / Shift+B and the details panel's checkboxes edit the list in the view
     view.breakpoints = ["b", "plan:after", "write:after", "nope", "nope:after", "write:before"]
     assert dbg.session.before == {"b", "write"} and dbg.session.after == {"plan", "write"}
     assert view.breakpoints == ["b", "write", "plan:after", "write:after"]
@@ -153,21 +146,14 @@ def test_breakpoints_by_clicking_nodes() -> None:
 
     dbg.cont_button.click()
     assert dbg.state.next == ("a", "b") and dbg.state.values["log"] == ["plan"]
-    assert "Paused after plan (breakpoint)." in text(dbg.status_html)
+    assert "Paused after plan (breakpoint) \u2014 step 1" in text(dbg.status_html)
+    assert 'data-state="paused"' in dbg.status_html.value
     dbg.toggle_breakpoint("plan", "after")
-
-    # breakpoint mode off: a click picks the node for "Run to here"
-    dbg.breakpoint_mode.value = False
-    assert dbg.run_to_button.disabled is False or dbg.run_to_target.value == ""
+    dbg.toggle_breakpoint("a", "after")
     view.click("a")
     assert dbg.run_to_target.value == "a"
     view.click("write")
     assert dbg.run_to_target.value == "write" and not dbg.run_to_button.disabled
-    dbg.run_to_target.value = "a"
-    view.click("write")  # the node already selected in the view: picked again
-    assert dbg.run_to_target.value == "write" and view.selected == "write"
-    assert dbg.session.breakpoints == ["a:after"]  # unchanged
-    dbg.toggle_breakpoint("a", "after")
     dbg.run_to_button.click()
     assert dbg.state.next == ("write",) and view.status["write"] == "pending"
     assert "Paused before write" in text(dbg.status_html)
@@ -175,6 +161,28 @@ def test_breakpoints_by_clicking_nodes() -> None:
         dbg.run_to("wirte")
     with pytest.raises(InvalidInputError, match="Did you mean 'plan'"):
         dbg.toggle_breakpoint("plam")
+    dbg.close()
+
+
+def test_keyboard_shortcuts_step_continue_and_back() -> None:
+    dbg = Debugger(graph(), {"q": "x"}, thread_id="keys")
+    view = dbg.graphview
+    assert view.shortcuts == {"n": "step", "c": "continue", "p": "back"}
+    assert "agentgraph-keys" in dbg._dom_classes  # the view's key handler covers the debugger
+
+    def press(command: str) -> None:  # the message the browser sends for a bound key
+        view._handle_custom_msg({"event": "command", "command": command}, [])
+
+    press("step")
+    assert dbg.state.step == 1
+    press("back")
+    assert dbg.state.step == 0
+    press("continue")
+    assert dbg.done and "Finished in 3 steps" in text(dbg.status_html)
+    press("step")  # the Step button is disabled: nothing happens, nothing raises
+    press("unbound")
+    assert dbg.done and dbg.error is None
+    assert view.caption == f"thread keys \u00b7 {dbg.label(dbg.state.checkpoint_id or '')}"
     dbg.close()
 
 
@@ -332,7 +340,7 @@ def test_resume_from_an_interrupt_with_a_schema_generated_form() -> None:
     assert dbg.graphview.status["review"] == "interrupted"
     shown = text(dbg.interrupt_html)
     assert "review asks: Publish <this>?" in shown and "draft 1" in shown and "schema" not in shown
-    assert "Waiting for an answer" in text(dbg.status_html)
+    assert "Waiting for your answer: Publish <this>?" in text(dbg.status_html)
     form = {
         next(c for c in w._dom_classes if c.startswith("agentgraph-answer-")): w
         for w in dbg.answer_box.children[0].children

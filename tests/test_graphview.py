@@ -557,3 +557,100 @@ def test_show_paints_simulated_routes_as_edge_counts() -> None:
     assert view.edge_counts["pick->a"] + view.edge_counts["pick->b"] == 200
     assert view.edge_counts["pick->a"] > view.edge_counts["pick->b"]
     assert app.show(routes={"pick->a": 3}).edge_counts == {"pick->a": 3}
+
+
+# -- which run is shown, pins ---------------------------------------------------------------
+
+
+def tev(kind: str, node: str = "", *, thread: str | None, run_id: str, **kw: Any) -> Event:
+    return Event(kind=kind, run_id=run_id, thread_id=thread, step=1, node=node, **kw)
+
+
+def run_on(
+    v: GraphView, thread: str | None, run_id: str, nodes: list[str], status: str = "completed"
+) -> None:
+    v.on_event(tev("run_start", thread=thread, run_id=run_id))
+    for n in nodes:
+        v.on_event(tev("node_start", n, thread=thread, run_id=run_id, data={}, attempt=1))
+        v.on_event(tev("node_end", n, thread=thread, run_id=run_id, data={}, attempt=1))
+    v.on_event(tev("run_end", thread=thread, run_id=run_id, data={"status": status}))
+
+
+def test_the_view_says_which_run_it_shows(view: GraphView) -> None:
+    assert view.height == "auto" and view.run == {} and view.runs == []
+    run_on(view, "A", "r1", ["plan"])
+    assert view.run["thread_id"] == "A" and view.run["state"] == "ended"
+    assert view.run["label"] == "thread A \u00b7 run ended at step 1"
+    run_on(view, None, "0123456789abcdef", ["search"], status="failed")
+    assert view.run["label"] == "run 01234567 \u00b7 failed at step 1"
+    assert view.status["search"] == "done" and view.status["plan"] == "idle"  # its own picture
+    assert [r["key"] for r in view.runs] == ["run:0123456789abcdef", "thread:A"]
+
+
+def test_a_pinned_view_ignores_other_threads(view: GraphView) -> None:
+    run_on(view, "A", "r1", ["plan", "search"])
+    view.pin(thread_id="A")
+    assert view.pin_thread == "A" and view.run["pinned"] is True
+    shown = dict(view.status)
+    view.on_event(tev("run_start", thread="B", run_id="r2"))
+    view.on_event(tev("node_start", "write", thread="B", run_id="r2", data={}, attempt=1))
+    view.flush()
+    assert view.status == shown and view.run["thread_id"] == "A"
+    assert "thread:B" in [r["key"] for r in view.runs]  # it can be pinned to B from the menu
+    view.pin(thread_id="B")  # B's own picture, kept while A was shown
+    assert view.status["write"] == "running" and view.run["thread_id"] == "B"
+    view.unpin()
+    assert view.pin_thread == "" and view.run["thread_id"] == "B"  # the latest run
+    view.pin_run = "r1"  # what the menu sets for a run without a thread (none seen here)
+    assert view.run["label"] == "run r1 \u00b7 no run yet" and view.status == {}
+    with pytest.raises(ValueError, match="exactly one"):
+        view.pin()
+
+
+def test_an_unpinned_view_follows_the_latest_run(view: GraphView) -> None:
+    run_on(view, "A", "r1", ["plan"])
+    view.on_event(tev("run_start", thread="B", run_id="r2"))
+    view.flush()
+    assert view.run["thread_id"] == "B" and view.run["state"] == "running"
+    assert view.status == dict.fromkeys(NODES, "pending")
+    # A's late events update A's picture only
+    view.on_event(tev("node_start", "write", thread="A", run_id="r1", data={}, attempt=1))
+    view.flush()
+    assert view.status["write"] == "pending"
+    view.on_event(tev("run_end", thread="B", run_id="r2", data={"status": "interrupted"}))
+    assert view.run["label"] == "thread B \u00b7 paused at step 1"
+
+
+def test_pictures_are_bounded() -> None:
+    v = GraphView(RESEARCH)
+    for i in range(50):
+        run_on(v, f"t{i}", f"r{i}", ["plan"])
+    assert len(v._runs.pictures) <= 16 and v.run["thread_id"] == "t49"
+    assert len(v.runs) == 8
+    v.reset()
+    assert v.status == {} and v.run == {} and v.runs == []
+    v.close()
+
+
+def test_find_expand_fit_and_commands(view: GraphView) -> None:
+    sent: list[Any] = []
+    view.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+    view.find("write")
+    assert view.selected == "write" and sent[-1] == {"cmd": "find", "node": "write"}
+    with pytest.raises(ValueError, match="Did you mean 'write'"):
+        view.find("wirte")
+    view.fit()
+    assert sent[-1] == {"cmd": "fit"}
+    view.expand("chain:n0")
+    view.expand("chain:n0")
+    assert view.expanded == ["chain:n0"]
+    view.collapse_all()
+    assert view.expanded == []
+    commands: list[str] = []
+    view.on_command(commands.append)
+    view.shortcuts = {"n": "step"}
+    view._handle_custom_msg({"event": "command", "command": "step"}, [])
+    view._handle_custom_msg({"event": "command", "command": "rm -rf"}, [])  # not bound: ignored
+    assert commands == ["step"]
+    for name in ("collapse", "expanded", "query", "minimap", "pin_thread", "run", "shortcuts"):
+        assert name in view.trait_names(sync=True)

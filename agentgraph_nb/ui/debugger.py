@@ -1,10 +1,12 @@
 """Debugger: a step-through view over a :class:`~agentgraph_nb.graph.session.DebugSession`.
 
 Standard ipywidgets around the GraphView anywidget: a toolbar (Step, Continue, Run to here,
-Stop, Back, breakpoint mode), the graph showing where the run is, a state inspector with the
-change from the previous checkpoint, a history slider over every checkpoint of the thread (all
-branches), an editor to change one value and fork, a side-by-side comparison of two
-checkpoints, and a form to answer a pending ``interrupt()``.
+Stop, Back; keys N, C, P), a status line saying where the run is, the graph showing it (a click
+selects a node and picks it for Run to here; the dots on a node's corners, B and Shift+B
+toggle breakpoints), a history slider over every checkpoint of the thread (all branches), and
+beside the graph, tabs: the state inspector with the change from the previous checkpoint, an
+editor to change one value and fork, a side-by-side comparison of two checkpoints. A form to
+answer a pending ``interrupt()`` appears above the tabs. Its look lives in ``_debugger_look``.
 
 Every control has a Python twin (``dbg.step()``, ``dbg.cont()``, ``dbg.fork({...})``, ...);
 the buttons call them, so a notebook or a test drives the widget exactly as a click does.
@@ -29,6 +31,7 @@ from agentgraph_nb.export.svg import render_svg
 from agentgraph_nb.graph.session import DebugSession, StateDiff
 from agentgraph_nb.types import StateSnapshot
 from agentgraph_nb.ui import _static, inspector
+from agentgraph_nb.ui._debugger_look import DEBUGGER_CSS, KEYS, question_of, status_line
 from agentgraph_nb.ui.graphview import GraphView, short_text
 
 if TYPE_CHECKING:
@@ -264,19 +267,21 @@ class Debugger(W.VBox):
 
     def _build(self) -> None:
         app = self.app
-        # A Continue resumes from a checkpoint: the nodes that ran before it stay "done".
-        self.graphview = GraphView.from_app(app, height="420px", reset_on_run_start=False)
+        # A Continue resumes from a checkpoint: the nodes that ran before it stay "done". The
+        # view shows this thread only, whatever else runs on the app.
+        self.graphview = GraphView.from_app(app, reset_on_run_start=False, shortcuts=KEYS)
+        self.graphview.pin(thread_id=self._session.thread_id)
         names = self.graphview.node_names
         self.step_button = _button(
             "Step",
             "agentgraph-step",
-            "Run one superstep: every node that is ready, in parallel",
+            "Run one superstep: every node that is ready, in parallel (N)",
             "step-forward",
         )
         self.cont_button = _button(
             "Continue",
             "agentgraph-continue",
-            "Run to the next breakpoint, interrupt, or the end",
+            "Run to the next breakpoint, interrupt, or the end (C)",
             "play",
         )
         self.run_to_button = _button(
@@ -295,7 +300,7 @@ class Debugger(W.VBox):
         self.back_button = _button(
             "Back",
             "agentgraph-back",
-            "Select the previous checkpoint; the next Step forks from it",
+            "Select the previous checkpoint; the next Step forks from it (P)",
             "step-backward",
         )
         self.run_to_target = _classed(
@@ -303,32 +308,11 @@ class Debugger(W.VBox):
                 options=[("(click a node)", ""), *((n, n) for n in names)],
                 value="",
                 description="to",
-                layout=W.Layout(width="180px"),
-                style={"description_width": "20px"},
+                layout=W.Layout(width="170px"),
+                style={"description_width": "18px"},
                 tooltip="The node 'Run to here' runs to (click one in the graph)",
             ),
             "agentgraph-run-to-target",
-        )
-        self.breakpoint_mode = _classed(
-            W.ToggleButton(
-                value=False,
-                description="Breakpoints",
-                icon="circle",
-                layout=W.Layout(width="auto"),
-                tooltip="On: clicking a node toggles a breakpoint on it (before or after, as chosen "
-                "next to this). Off: clicking picks the 'Run to here' node. Shift-click always "
-                "toggles a breakpoint before the node.",
-            ),
-            "agentgraph-breakpoint-mode",
-        )
-        self.breakpoint_when = _classed(
-            W.ToggleButtons(
-                options=[("before", "before"), ("after", "after")],
-                value="before",
-                tooltips=["Pause before the node runs", "Pause after the node's step"],
-                style={"button_width": "60px"},
-            ),
-            "agentgraph-breakpoint-when",
         )
         self.status_html = _classed(W.HTML(), "agentgraph-status")
         self.error_html = _classed(W.HTML(), "agentgraph-error")
@@ -339,7 +323,7 @@ class Debugger(W.VBox):
                 description="History",
                 continuous_update=False,
                 layout=W.Layout(width="100%"),
-                style={"description_width": "60px"},
+                style={"description_width": "52px"},
                 readout=True,
             ),
             "agentgraph-history",
@@ -354,13 +338,16 @@ class Debugger(W.VBox):
             "agentgraph-resume",
             "Answer the interrupt and continue",
             "reply",
-            button_style="primary",
         )
         self.interrupt_box = _classed(
             W.VBox(
                 [self.interrupt_html, self.answer_box, self.resume_button],
                 layout=W.Layout(
-                    display="none", border="1px solid #d4a72c", padding="4px", margin="0 0 6px 0"
+                    display="none",
+                    border="1px solid #c5a3f0",
+                    padding="6px",
+                    margin="0 0 6px 0",
+                    flex="0 0 auto",
                 ),
             ),
             "agentgraph-interrupt",
@@ -410,57 +397,76 @@ class Debugger(W.VBox):
         )
         self.compare_html = _classed(W.HTML(), "agentgraph-compare-result")
 
-        toolbar = W.HBox(
-            [
-                self.step_button,
-                self.cont_button,
-                self.run_to_button,
-                self.run_to_target,
-                self.stop_button,
-                self.back_button,
-                W.HTML("&nbsp;"),
-                self.breakpoint_mode,
-                self.breakpoint_when,
-            ],
-            layout=W.Layout(flex_flow="row wrap", align_items="center"),
+        toolbar = _classed(
+            W.HBox(
+                [
+                    self.step_button,
+                    self.cont_button,
+                    self.back_button,
+                    self.stop_button,
+                    self.run_to_button,
+                    self.run_to_target,
+                    W.HTML(
+                        '<span class="agn-dbg-keys" title="Keyboard shortcuts while the debugger has '
+                        'the focus (click in it first)">keys: <b>N</b> step \u00b7 <b>C</b> continue '
+                        "\u00b7 <b>P</b> back \u00b7 <b>B</b> breakpoint on the selected node</span>",
+                        layout=W.Layout(margin="0 0 0 auto"),
+                    ),
+                ],
+            ),
+            "agn-dbg-bar",
         )
-        for part in (self.interrupt_box, self.inspector_html, self.writes_html):
-            part.layout.flex = "0 0 auto"  # the panel scrolls; its parts keep their height
-        side = W.VBox(
-            [self.interrupt_box, self.inspector_html, self.writes_html],
-            layout=W.Layout(flex="2 1 0", max_height="440px", overflow="auto", padding="0 0 0 8px"),
-        )
-        self.graphview.layout = W.Layout(flex="3 1 0", min_width="0")
-        main = W.HBox([self.graphview, side], layout=W.Layout(width="100%"))
+        for part in (self.inspector_html, self.writes_html):
+            part.layout.flex = "0 0 auto"  # the tab scrolls; its parts keep their height
         edit = W.VBox(
             [
-                W.HTML("<b>Edit a value and fork</b>"),
+                W.HTML(
+                    '<div class="agn-dbg-title">Change a value at the selected checkpoint</div>'
+                ),
                 self.edit_key,
                 self.edit_value,
                 self.edit_hint,
                 self.fork_button,
-            ],
-            layout=W.Layout(flex="1 1 0", padding="0 8px 0 0"),
+            ]
         )
         compare = W.VBox(
             [
-                W.HTML("<b>Compare two checkpoints</b>"),
-                self.compare_a,
-                self.compare_b,
-                self.compare_button,
+                W.HBox(
+                    [self.compare_a, self.compare_b, self.compare_button],
+                    layout=W.Layout(flex_flow="row wrap"),
+                ),
                 self.compare_html,
-            ],
-            layout=W.Layout(flex="1 1 0", overflow="auto"),
+            ]
         )
+        self.tabs = _classed(
+            W.Tab(
+                children=[W.VBox([self.inspector_html, self.writes_html]), edit, compare],
+                titles=["State", "Edit & fork", "Compare"],
+                layout=W.Layout(flex="1 1 auto", max_height="520px"),
+            ),
+            "agentgraph-tabs",
+        )
+        side = _classed(
+            W.VBox(
+                [self.interrupt_box, self.tabs],
+                layout=W.Layout(flex="2 1 0", min_width="280px", padding="0 0 0 8px"),
+            ),
+            "agn-dbg-side",
+        )
+        self.graphview.layout = W.Layout(width="100%")
+        left = W.VBox(
+            [self.graphview, self.history_slider, self.breakpoints_html],
+            layout=W.Layout(flex="3 1 0", min_width="0"),
+        )
+        main = W.HBox([left, side], layout=W.Layout(width="100%", align_items="flex-start"))
         self.children = [
+            W.HTML(DEBUGGER_CSS, layout=W.Layout(display="none")),
             toolbar,
             self.status_html,
             self.error_html,
             main,
-            self.breakpoints_html,
-            self.history_slider,
-            W.HBox([edit, compare], layout=W.Layout(width="100%")),
         ]
+        self.add_class("agentgraph-keys")  # the GraphView's key handler covers the whole debugger
 
         self.step_button.on_click(lambda _: self._guard(self.step))
         self.cont_button.on_click(lambda _: self._guard(self.cont))
@@ -471,6 +477,7 @@ class Debugger(W.VBox):
         self.compare_button.on_click(lambda _: self._guard(self.compare))
         self.resume_button.on_click(self._on_resume_click)
         self.graphview.on_node_click(self._on_node_click)
+        self.graphview.on_command(self._on_key_command)
         self.graphview.observe(self._on_view_breakpoints, names="breakpoints")
         self.history_slider.observe(self._on_slider, names="value")
         self.edit_key.observe(lambda _: self._sync_editor(force=True), names="value")
@@ -652,12 +659,13 @@ class Debugger(W.VBox):
         self.compare_html.value = inspector.render_compare(
             diff, va, vb, a_label=self.label(a), b_label=self.label(b)
         )
+        self.tabs.selected_index = 2  # the table where the user is looking, not below the fold
         return diff
 
     def toggle_breakpoint(self, name: str, when: str | None = None) -> bool:
         """Toggle a breakpoint before (default) or after a node (``"name:after"`` or
-        ``when="after"``), as a click on the node in breakpoint mode does. Returns whether it is
-        now set."""
+        ``when="after"``), as a click on the dot at the node's top left (top right: after), or
+        B (Shift+B) on the selected node, does. Returns whether it is now set."""
         on = self._session.toggle_breakpoint(name, when=when)
         self._sync_breakpoints()
         self._render_status()
@@ -768,13 +776,20 @@ class Debugger(W.VBox):
     # -- clicks -----------------------------------------------------------------------------
 
     def _on_node_click(self, name: str, shift: bool) -> None:
-        # Every click, also a repeated one on the selected node (the view keeps it selected).
+        # A click selects the node (its details open in the view) and picks it for Run to here.
         if shift or name not in self.graphview.node_names:
             return  # shift-click: the view toggled the breakpoint itself (_on_view_breakpoints)
-        if self.breakpoint_mode.value:
-            self._guard(self.toggle_breakpoint, name, self.breakpoint_when.value)
-        else:
-            self.run_to_target.value = name
+        self.run_to_target.value = name
+
+    def _on_key_command(self, command: str) -> None:
+        # N, C, P with the focus in the debugger: what the (enabled) button does.
+        button = {
+            "step": self.step_button,
+            "continue": self.cont_button,
+            "back": self.back_button,
+        }.get(command)
+        if button is not None and not button.disabled:
+            button.click()
 
     def _on_view_breakpoints(self, change: Mapping[str, Any]) -> None:
         # Shift-click or the details panel's checkboxes: "name" is before, "name:after" after.
@@ -861,6 +876,9 @@ class Debugger(W.VBox):
         )
         self.writes_html.value = inspector.render_writes(st.writes, step=st.step)
         self._paint_graph(st, by_id)
+        self.graphview.caption = (
+            f"thread {sess.thread_id} \u00b7 {self.label(st.checkpoint_id or '')}"
+        )
         self._sync_editor()
         self._sync_compare(hist)
         self._sync_interrupts(st)
@@ -960,7 +978,10 @@ class Debugger(W.VBox):
                 f'<code data-testid="breakpoint">{inspector._e(i)}</code>' for i in items
             )
         else:
-            body = '<span style="color:#6e7781">none (turn on Breakpoints and click a node, or shift-click a node)</span>'
+            body = (
+                '<span style="color:#6e7781">none: point at a node and click the dot on its top '
+                "left corner (top right: after), or select it and press B (Shift+B: after)</span>"
+            )
         self.breakpoints_html.value = (
             f'<div data-testid="debugger-breakpoints"><b>Breakpoints:</b> {body}</div>'
         )
@@ -1046,16 +1067,19 @@ class Debugger(W.VBox):
         parts = []
         for i in pending:
             payload = i.value
-            question = ""
-            rest: Any = payload
-            if isinstance(payload, str):
-                question, rest = payload, None
-            elif isinstance(payload, Mapping):
-                for k in ("question", "message", "prompt"):
-                    if isinstance(payload.get(k), str):
-                        question = payload[k]
-                        rest = {kk: vv for kk, vv in payload.items() if kk not in (k, "schema")}
-                        break
+            question = question_of(payload)
+            rest: Any = None if isinstance(payload, str) else payload
+            if isinstance(payload, Mapping):
+                asked = next(
+                    (
+                        k
+                        for k in ("question", "message", "prompt")
+                        if isinstance(payload.get(k), str)
+                    ),
+                    None,
+                )
+                if asked is not None:
+                    rest = {kk: vv for kk, vv in payload.items() if kk not in (asked, "schema")}
             body = inspector.render_value(rest, open_levels=1) if rest not in (None, {}) else ""
             parts.append(
                 f'<div data-testid="interrupt-{inspector._e(i.node)}"><b>{inspector._e(i.node)}</b> asks: '
@@ -1087,34 +1111,22 @@ class Debugger(W.VBox):
         self.history_slider.disabled = busy
 
     def _render_status(self) -> None:
-        sess = self._session
         st = self._snap
         failed = getattr(self._error, "node", None)
-        if self._task is not None:
-            where = "Running\u2026 (Stop cancels)"
-        elif any(i.when == "during" for i in st.interrupts):
-            where = "Waiting for an answer to the interrupt: fill in the form and Resume."
-        elif any(i.when == "before" for i in st.interrupts):
-            where = f"Paused before {', '.join(i.node for i in st.interrupts if i.when == 'before')} (breakpoint)."
-        elif any(i.when == "after" for i in st.interrupts):
-            where = f"Paused after {', '.join(i.node for i in st.interrupts if i.when == 'after')} (breakpoint)."
-        elif failed and st.checkpoint_id == self._latest_id():
-            where = (
-                f"{failed} failed (see above): fix it and Continue; the run resumes from the last "
-                "checkpoint without re-running the nodes that finished."
-            )
-        elif not st.next:
-            where = "Finished."
-        else:
-            where = ""
-        if self._task is None and st.checkpoint_id != self._latest_id() and st.next:
-            where += (
-                " Viewing an earlier checkpoint: Step or Continue from here starts a new branch."
-            )
-        note = f" {self._note}" if self._note else ""
-        text = f"{where}{note}".strip()
-        sep = f" \u2014 {inspector._e(text)}" if text else ""
-        self.status_html.value = f'<div data-testid="debugger-status" style="font-size:12px"><code>{inspector._e(sess.summary())}</code>{sep}</div>'
+        state, where = status_line(
+            running=self._task is not None,
+            step=st.step,
+            next_nodes=st.next,
+            interrupts=st.interrupts,
+            failed=failed if isinstance(failed, str) else None,
+            error=self._error,
+            at_latest=st.checkpoint_id == self._latest_id(),
+            note=self._note,
+        )
+        self.status_html.value = (
+            f'<div class="agn-dbg-status" data-testid="debugger-status" data-state="{state}" '
+            f'role="status" aria-live="polite"><span class="agn-dbg-where">{where}</span></div>'
+        )
         self._sync_buttons()
 
     def _render_error(self) -> None:

@@ -19,8 +19,10 @@ import anywidget
 import ipywidgets
 import traitlets
 
+from agentgraph_nb.errors import did_you_mean
 from agentgraph_nb.export.svg import graph_size, render_svg
 from agentgraph_nb.ui import _static
+from agentgraph_nb.ui._runs import RunPictures, key_of
 
 __all__ = ["GraphView"]
 
@@ -32,6 +34,10 @@ STATUSES = ("idle", "pending", "running", "done", "failed", "retrying", "interru
 _TEXT_LIMIT = 300
 _ERROR_LIMIT = 600
 _SVG_FALLBACK_MAX_NODES = 1500
+#: Event kinds that change what the view shows.
+_SHOWN = frozenset(
+    ("run_start", "run_end", "node_start", "node_end", "node_error", "node_retry", "interrupt")
+)
 
 
 class _ShortRepr(reprlib.Repr):
@@ -103,13 +109,30 @@ class GraphView(anywidget.AnyWidget):
             :meth:`on_node_click` to see every click.
         edge_counts: ``"src->dst"`` -> how often that route was taken, drawn as edge thickness.
         breakpoints: ``"name"`` for a breakpoint before a node (a dot on its top left),
-            ``"name:after"`` for one after it (top right). Shift-click a node toggles the one
-            before it; the details panel's checkboxes toggle either.
+            ``"name:after"`` for one after it (top right). The dots on a hovered node's
+            corners, the B key (Shift+B: after), shift-click and the details panel's
+            checkboxes toggle them.
         current: node names drawn as next to run (a thick dark outline).
         layout_engine: ``auto`` (dagre for small graphs, the layered layout for big ones),
             ``dagre`` or ``layered``.
         renderer: ``auto`` (SVG, canvas above 1,200 drawn nodes), ``svg`` or ``canvas``.
-        height: CSS height of the view.
+        height: ``auto`` (default: as tall as the graph needs, 110-540 px of drawing) or a CSS
+            height such as ``"480px"``.
+        collapse: ``auto`` (graphs over 200 nodes draw chains and fan-outs of 5 or more nodes
+            as one group each; a click on a group expands it), ``on`` or ``off``.
+        expanded: the groups expanded (``"chain:<first node>"``, ``"fan:<first node>"``).
+        query: the text in the search box; matching nodes are highlighted.
+        minimap: ``auto`` (shown while part of the graph is off screen or too small to
+            read), ``on`` or ``off``.
+        pin_thread, pin_run: the thread or run the view is pinned to ("": follow the latest
+            run); see :meth:`pin`.
+        run: the run shown (read-only): ``thread_id``, ``run_id``, ``state`` (running,
+            ended, paused, failed), ``step``, ``label``.
+        runs: the recent threads and runs the view can be pinned to (read-only).
+        caption: a text shown instead of the run's label (a Debugger names its checkpoint).
+        shortcuts: key -> command name: pressing the key with the focus inside the view (or the
+            widget around it marked ``agentgraph-keys``) calls the :meth:`on_command`
+            callbacks.
 
     Options (not synced):
         reset_on_run_start: whether a ``run_start`` event marks every node ``pending``
@@ -119,9 +142,10 @@ class GraphView(anywidget.AnyWidget):
     Example:
         >>> view = GraphView.from_app(app)      # doctest: +SKIP
         >>> unsubscribe = view.attach(app)      # doctest: +SKIP
-        >>> app.invoke({"question": "q"})       # doctest: +SKIP
-        >>> view.status["plan"]                 # doctest: +SKIP
-        'done'
+        >>> app.invoke({"question": "q"}, thread_id="t1")  # doctest: +SKIP
+        >>> view.status["plan"], view.run["label"]          # doctest: +SKIP
+        ('done', 'thread t1 · run ended at step 2')
+        >>> view.pin(thread_id="t1")  # other threads' runs no longer change it  # doctest: +SKIP
     """
 
     _esm = _STATIC / "graphview.js"
@@ -137,7 +161,17 @@ class GraphView(anywidget.AnyWidget):
         sync=True
     )
     renderer = traitlets.Enum(("auto", "svg", "canvas"), default_value="auto").tag(sync=True)
-    height = traitlets.Unicode("480px").tag(sync=True)
+    height = traitlets.Unicode("auto").tag(sync=True)
+    collapse = traitlets.Enum(("auto", "on", "off"), default_value="auto").tag(sync=True)
+    expanded = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    query = traitlets.Unicode("").tag(sync=True)
+    minimap = traitlets.Enum(("auto", "on", "off"), default_value="auto").tag(sync=True)
+    pin_thread = traitlets.Unicode("").tag(sync=True)
+    pin_run = traitlets.Unicode("").tag(sync=True)
+    run = traitlets.Dict().tag(sync=True)
+    runs = traitlets.List(traitlets.Dict()).tag(sync=True)
+    caption = traitlets.Unicode("").tag(sync=True)
+    shortcuts = traitlets.Dict(value_trait=traitlets.Unicode()).tag(sync=True)
     reset_on_run_start = traitlets.Bool(True)
 
     #: Seconds between two sends of live updates to the browser (20 a second).
@@ -148,18 +182,23 @@ class GraphView(anywidget.AnyWidget):
             kwargs["graph"] = dict(graph_json)
         super().__init__(**kwargs)
         self._lock = threading.RLock()
-        self._status_state: dict[str, str] = dict(self.status)
-        self._details_state: dict[str, dict[str, str]] = dict(self.details)
+        self._runs = RunPictures()
+        if self.status or self.details:
+            pic = self._runs.shown_picture()
+            pic.status = dict(self.status)
+            pic.details = dict(self.details)
         self._dirty = False
         self._last_flush = float("-inf")
         self._timer: threading.Timer | None = None
-        self._active_runs: set[str] = set()
         self._unsubscribe: Callable[[], Any] | None = None
         self._flushing = False
         self._node_click_handlers = ipywidgets.CallbackDispatcher()
+        self._command_handlers = ipywidgets.CallbackDispatcher()
         self.on_msg(self._on_front_end_msg)
         #: How many batches were sent to the browser (for tests and curiosity).
         self.flush_count = 0
+        if self.pin_thread or self.pin_run:
+            self._on_pin({})
 
     # -- construction -------------------------------------------------------------------------
 
@@ -215,12 +254,91 @@ class GraphView(anywidget.AnyWidget):
             self.selected = node
         self._node_click_handlers(node, shift)
 
+    def on_command(self, callback: Callable[[str], Any], remove: bool = False) -> None:
+        """Call ``callback(command)`` when a key bound in :attr:`shortcuts` is pressed in the view
+        (a Debugger binds N, C and P to ``step``, ``continue`` and ``back``). ``remove=True``
+        unregisters ``callback``. An exception in a callback is shown, not raised."""
+        self._command_handlers.register_callback(callback, remove=remove)
+
     def _on_front_end_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if not isinstance(content, Mapping) or content.get("event") != "node_click":
+        if not isinstance(content, Mapping):
             return
-        node = content.get("node")
-        if isinstance(node, str) and node:
-            self._node_click_handlers(node, bool(content.get("shift")))
+        event = content.get("event")
+        if event == "node_click":
+            node = content.get("node")
+            if isinstance(node, str) and node:
+                self._node_click_handlers(node, bool(content.get("shift")))
+        elif event == "command":
+            command = content.get("command")
+            if isinstance(command, str) and command in self.shortcuts.values():
+                self._command_handlers(command)
+
+    # -- finding your way in a big graph ------------------------------------------------------
+
+    def find(self, node: str) -> None:
+        """Jump to ``node`` as the search box does: expand the group it is in, select it,
+        centre it at a readable zoom and ring it.
+
+        Example:
+            >>> view.find("n4242")  # doctest: +SKIP
+        """
+        names = self.node_names
+        if node not in names:
+            raise ValueError(f"find: unknown node {node!r}.{did_you_mean(node, names)}")
+        self.selected = node
+        self.send({"cmd": "find", "node": node})
+
+    def fit(self) -> None:
+        """Zoom and pan the view to the whole graph (the Home button)."""
+        self.send({"cmd": "fit"})
+
+    def expand(self, group: str) -> None:
+        """Expand a group (``"chain:<first node>"`` or ``"fan:<first node>"``; see the
+        ``data-group`` of a group in the page, or :attr:`expanded`)."""
+        if group not in self.expanded:
+            self.expanded = [*self.expanded, group]
+
+    def collapse_all(self) -> None:
+        """Collapse every expanded group again."""
+        self.expanded = []
+
+    # -- which run is shown ----------------------------------------------------------------------
+
+    def pin(self, *, thread_id: str | None = None, run_id: str | None = None) -> None:
+        """Show only this thread's (or run's) runs: runs of other threads, such as a
+        Debugger's, no longer change the view. :meth:`unpin` follows the latest run again.
+
+        Example:
+            >>> view.pin(thread_id="t1")  # doctest: +SKIP
+        """
+        if bool(thread_id) == bool(run_id):
+            raise ValueError("pin: give exactly one of thread_id and run_id")
+        with self.hold_sync():
+            self.pin_thread = thread_id or ""
+            self.pin_run = run_id or ""
+
+    def unpin(self) -> None:
+        """Follow the latest run of the app again (the default)."""
+        with self.hold_sync():
+            self.pin_thread = ""
+            self.pin_run = ""
+
+    @traitlets.observe("pin_thread", "pin_run")
+    def _on_pin(self, _change: Mapping[str, Any]) -> None:
+        if not hasattr(self, "_runs"):
+            return
+        if self.pin_thread:
+            key: str | None = key_of(self.pin_thread, "")
+        elif self.pin_run:
+            key = key_of(None, self.pin_run)
+        else:
+            key = None
+        with self._lock:
+            if key == self._runs.pin:
+                return
+            self._runs.set_pin(key)
+            self._dirty = True
+            self._flush_locked(time.monotonic(), menu=True)
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -236,14 +354,32 @@ class GraphView(anywidget.AnyWidget):
     def on_event(self, event: Any) -> None:
         """Listener for run events (:class:`agentgraph_nb.types.Event`): update statuses and
         details. Safe to call from any thread; the browser gets the result in batches, at most
-        one per :attr:`flush_interval`, the last one never lost, and at once on ``run_end``."""
+        one per :attr:`flush_interval`, the last one never lost, and at once on ``run_end``.
+
+        Each thread (or run without a thread) has its own picture; the view shows the latest
+        run started, or the thread or run it is pinned to (:meth:`pin`)."""
         kind = event.kind
         node = event.node
         with self._lock:
+            runs = self._runs
+            starting = kind == "run_start"
+            if (
+                kind not in _SHOWN
+                and runs.pictures.get(key_of(event.thread_id, event.run_id)) is None
+            ):
+                return  # step_start, state_update, checkpoint: nothing to show
+            pic, new = runs.for_event(event.thread_id, event.run_id, starting)
+            if starting and new and not self.reset_on_run_start:
+                shown = runs.current()
+                if shown is not None and shown is not pic:
+                    pic.copy_from(shown)  # a debugger continues from the picture it drew
+            wanted = runs.wants(pic, starting)
+            pic.run_id = event.run_id
+            pic.step = event.step
             if kind == "node_start":
-                old = self._details_state.get(node, {})
-                self._status_state[node] = "running"
-                self._details_state[node] = {
+                old = pic.details.get(node, {})
+                pic.status[node] = "running"
+                pic.details[node] = {
                     "input": short_text(event.data),
                     "output": "",
                     "duration": "",
@@ -251,61 +387,74 @@ class GraphView(anywidget.AnyWidget):
                     "error": old.get("error", "") if (event.attempt or 1) > 1 else "",
                 }
             elif kind == "node_end":
-                self._status_state[node] = "done"
+                pic.status[node] = "done"
                 self._update_details(
+                    pic,
                     node,
                     output=short_text(event.data),
                     duration=_duration(event.duration),
                     attempt=str(event.attempt or 1),
                 )
             elif kind == "node_error":
-                self._status_state[node] = "failed"
+                pic.status[node] = "failed"
                 self._update_details(
+                    pic,
                     node,
                     error=short_text(event.data, _ERROR_LIMIT),
                     duration=_duration(event.duration),
                     attempt=str(event.attempt or 1),
                 )
             elif kind == "node_retry":
-                self._status_state[node] = "retrying"
+                pic.status[node] = "retrying"
                 self._update_details(
+                    pic,
                     node,
                     error=short_text(event.data, _ERROR_LIMIT),
                     attempt=str(event.attempt or 1),
                 )
             elif kind == "interrupt":
                 for name, value in self._interrupted(event):
-                    self._status_state[name] = "interrupted"
-                    self._update_details(name, interrupt=short_text(value))
-            elif kind == "run_start":
-                if not self._active_runs and self.reset_on_run_start:
-                    self._status_state = dict.fromkeys(self.node_names, "pending")
-                self._active_runs.add(event.run_id)
+                    pic.status[name] = "interrupted"
+                    self._update_details(pic, name, interrupt=short_text(value))
+            elif starting:
+                if not pic.active and self.reset_on_run_start:
+                    pic.status = dict.fromkeys(self.node_names, "pending")
+                pic.active.add(event.run_id)
+                pic.outcome = "running"
+                runs.latest = pic.key
             elif kind == "run_end":
-                self._active_runs.discard(event.run_id)
-                if not self._active_runs:
+                pic.active.discard(event.run_id)
+                if not pic.active:
                     # What never ran (or was cancelled) in this run is idle again, not waiting.
-                    for name, s in self._status_state.items():
+                    for name, s in pic.status.items():
                         if s in ("pending", "running", "retrying"):
-                            self._status_state[name] = "idle"
-                self._dirty = True
-                self._flush_locked(time.monotonic())
-                return
-            else:  # step_start, state_update, checkpoint: nothing to show
+                            pic.status[name] = "idle"
+                    data = event.data if isinstance(event.data, Mapping) else {}
+                    pic.outcome = str(data.get("status") or "completed")
+            if wanted:
+                runs.shown = pic.key
+            if runs.shown != pic.key:
+                if starting or kind == "run_end":
+                    self._dirty = True  # the pin menu lists the run
+                    self._flush_locked(time.monotonic(), menu=True)
                 return
             self._dirty = True
-            self._schedule_locked()
+            if starting or kind == "run_end":
+                self._flush_locked(time.monotonic(), menu=True)
+            else:
+                self._schedule_locked()
 
-    def _update_details(self, node: str, **fields: str) -> None:
+    @staticmethod
+    def _update_details(pic: Any, node: str, **fields: str) -> None:
         # Copy on write: a dict already sent to the browser is never mutated.
-        base = self._details_state.get(node) or {
+        base = pic.details.get(node) or {
             "input": "",
             "output": "",
             "duration": "",
             "attempt": "",
             "error": "",
         }
-        self._details_state[node] = {**base, **fields}
+        pic.details[node] = {**base, **fields}
 
     @staticmethod
     def _interrupted(event: Any) -> Iterable[tuple[str, Any]]:
@@ -339,7 +488,7 @@ class GraphView(anywidget.AnyWidget):
             if self._dirty:
                 self._flush_locked(time.monotonic())
 
-    def _flush_locked(self, now: float) -> None:
+    def _flush_locked(self, now: float, *, menu: bool = False) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -349,10 +498,21 @@ class GraphView(anywidget.AnyWidget):
         self._last_flush = now
         self.flush_count += 1
         self._flushing = True
+        runs = self._runs
+        pic = runs.current()
         try:
             with self.hold_sync():
-                self.status = dict(self._status_state)
-                self.details = dict(self._details_state)
+                self.status = dict(pic.status) if pic is not None else {}
+                self.details = dict(pic.details) if pic is not None else {}
+                shown = (
+                    pic.describe(pinned=runs.pin is not None) if pic is not None and pic.key else {}
+                )
+                if shown != self.run:
+                    self.run = shown
+                if menu:
+                    listed = runs.menu()
+                    if listed != self.runs:
+                        self.runs = listed
         finally:
             self._flushing = False
 
@@ -362,10 +522,17 @@ class GraphView(anywidget.AnyWidget):
         if getattr(self, "_flushing", True):
             return
         with self._lock:
+            pic = self._runs.shown_picture()
             if change["name"] == "status":
-                self._status_state = dict(change["new"])
+                pic.status = dict(change["new"])
             else:
-                self._details_state = dict(change["new"])
+                pic.details = dict(change["new"])
+
+    @property
+    def _status_state(self) -> dict[str, str]:
+        """The statuses the view shows next (for tests)."""
+        pic = self._runs.current()
+        return pic.status if pic is not None else {}
 
     def flush(self) -> None:
         """Send any pending updates to the browser now."""
@@ -373,13 +540,11 @@ class GraphView(anywidget.AnyWidget):
             self._flush_locked(time.monotonic())
 
     def reset(self) -> None:
-        """Back to the idle picture: no statuses, no details."""
+        """Back to the idle picture: no statuses, no details, no runs remembered."""
         with self._lock:
-            self._status_state = {}
-            self._details_state = {}
-            self._active_runs.clear()
+            self._runs.clear()
             self._dirty = True
-            self._flush_locked(time.monotonic())
+            self._flush_locked(time.monotonic(), menu=True)
 
     # -- display ---------------------------------------------------------------------------------
 

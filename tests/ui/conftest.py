@@ -51,3 +51,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def browser_type_launch_args() -> dict:
     """pytest-playwright's launch arguments: the system Chromium, headless, no sandbox."""
     return {"executable_path": CHROMIUM, "headless": True, "args": LAUNCH_ARGS}
+
+
+SCREENSHOTS = HERE / "screenshots"
+
+
+@pytest.fixture
+def screenshot() -> object:
+    """``screenshot(page_or_locator, name)`` saves a PNG to ``tests/ui/screenshots/`` (git-ignored)
+    for a person to look at; returns its path."""
+
+    def shot(target: object, name: str) -> Path:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        target.screenshot(path=str(path))  # type: ignore[attr-defined]
+        return path
+
+    return shot

@@ -1,6 +1,9 @@
-"""Debugger in a real browser: Step and Continue change the inspector, a click on a node toggles a
-breakpoint, an edited value forks a new branch into the history, an interrupt is answered from
-its generated form. Clicks go through the page; assertions look at the page and the Python side."""
+"""Debugger in a real browser: Step and Continue (buttons and keys) change the inspector, a click
+on a node selects it and picks it for Run to here, the dots on a node's corners and B / Shift+B
+toggle breakpoints, an edited value forks a new branch into the history, the comparison shows up
+beside the graph, an interrupt is answered from its generated form, the status line speaks the
+user's words. Clicks go through the page; assertions look at the page and the Python side.
+Screenshots land in tests/ui/screenshots/ for a person to look at."""
 
 from __future__ import annotations
 
@@ -97,7 +100,7 @@ def test_step_and_continue_change_the_inspector(show: Any) -> None:
     assert "by a, b" in inspector_text(page)
 
     page.locator("button.agentgraph-continue").click()
-    wait_text(page, ".agentgraph-status", "Finished.")
+    wait_text(page, ".agentgraph-status", "Finished in 3 steps")
     assert "step 3 \u00b7 main" in inspector_text(page)
     page.locator('[data-testid="node-write"][data-status="done"]').wait_for()
     assert page.locator("button.agentgraph-step").is_disabled()
@@ -109,44 +112,83 @@ def test_step_and_continue_change_the_inspector(show: Any) -> None:
     assert dbg.state.step == 2
 
 
-def test_clicking_a_node_toggles_a_breakpoint(show: Any) -> None:
+def test_keys_n_c_p_step_continue_and_go_back(show: Any) -> None:
+    dbg = Debugger(graph(), {"q": "x"}, thread_id="keys")
+    page = show(dbg)
+    assert "(N)" in (page.locator("button.agentgraph-step").get_attribute("title") or "")
+    page.locator('[data-testid="graphview-stage"]').click(position={"x": 5, "y": 5})  # focus
+    page.keyboard.press("n")
+    wait_until(lambda: dbg.state.step == 1, what="N steps")
+    wait_text(page, ".agentgraph-status", "Paused at step 1")
+    page.keyboard.press("n")
+    wait_until(lambda: dbg.state.step == 2, what="N steps again")
+    page.keyboard.press("p")
+    wait_until(lambda: dbg.state.step == 1, what="P goes back")
+    wait_text(page, ".agentgraph-history .widget-readout", "step 1 \u00b7 main")
+    page.locator("button.agentgraph-back").focus()  # keys work anywhere in the debugger
+    page.keyboard.press("c")
+    wait_until(lambda: dbg.done, what="C continues to the end")
+    wait_text(page, ".agentgraph-status", "Finished in 3 steps")
+    # typing in the editor is typing, not a shortcut
+    page.get_by_role("tab", name="Edit & fork").click()
+    box = page.locator(".agentgraph-fork-value textarea")
+    box.fill("")
+    box.type("pcn")
+    assert box.input_value() == "pcn" and dbg.done and dbg.state.step == 3
+
+
+def test_a_click_selects_and_the_gutter_dots_and_b_toggle_breakpoints(
+    show: Any, screenshot: Any
+) -> None:
     dbg = Debugger(graph(), {"q": "x"})
     page = show(dbg)
-    page.locator("button.agentgraph-breakpoint-mode").click()
-    wait_until(lambda: dbg.breakpoint_mode.value, what="breakpoint mode on in Python")
-    node(page, "write").click()
-    wait_until(lambda: dbg.session.breakpoints == ["write"], what="breakpoint set in Python")
-    page.locator('[data-testid="node-write"][data-breakpoint="true"]').wait_for()
-    page.locator('[data-testid="bp-before-write"]').wait_for()
-    wait_text(page, ".agentgraph-breakpoints", "before write")
-    # the view keeps the node selected (its panel open): the Debugger no longer resets it
+    node(page, "write").click()  # a plain click: select, pick for "Run to here", no breakpoint
+    wait_until(lambda: dbg.run_to_target.value == "write", what="run-to target picked")
+    assert dbg.graphview.selected == "write" and dbg.session.breakpoints == []
     page.locator('[data-testid="graphview-details"][data-node="write"]').wait_for()
-    assert dbg.graphview.selected == "write"
-    node(page, "write").click()  # the same, still selected node again: removed
-    page.locator('[data-testid="node-write"][data-breakpoint="false"]').wait_for()
-    page.locator('[data-testid="bp-before-write"]').wait_for(state="detached")
-    wait_until(lambda: dbg.session.breakpoints == [], what="breakpoint cleared in Python")
-    node(page, "write").click()  # and a third time: set again
-    page.locator('[data-testid="node-write"][data-breakpoint="true"]').wait_for()
-    wait_until(lambda: dbg.session.breakpoints == ["write"], what="breakpoint set again")
-    assert dbg.graphview.selected == "write"
+    node(page, "write").click()  # again: still no breakpoint
+    page.wait_for_timeout(200)
+    assert dbg.session.breakpoints == []
+    assert node(page, "write").get_attribute("data-breakpoint") != "true"
+
+    # the gutter: a dot on the top left corner of the node under the pointer
+    node(page, "plan").hover()
+    before = page.locator('[data-testid="bp-toggle-before"]')
+    before.wait_for()
+    assert before.get_attribute("aria-label") == "Add breakpoint before plan"
+    plan = node(page, "plan").locator("rect").bounding_box()
+    dot = before.bounding_box()
+    assert plan is not None and dot is not None
+    assert abs(dot["x"] + dot["width"] / 2 - plan["x"]) < 12  # on the node's left edge
+    screenshot(page.locator(".agentgraph-debugger"), "debugger-gutter-hover")
+    before.click()
+    wait_until(lambda: dbg.session.breakpoints == ["plan"], what="breakpoint set by the dot")
+    page.locator('[data-testid="bp-before-plan"]').wait_for()
+    wait_text(page, ".agentgraph-breakpoints", "before plan")
+    assert before.get_attribute("aria-pressed") == "true"
+    before.click()
+    wait_until(lambda: dbg.session.breakpoints == [], what="breakpoint removed by the dot")
+
+    # B on the focused (or selected) node: before; Shift+B: after
+    node(page, "write").focus()
+    page.keyboard.press("b")
+    wait_until(lambda: dbg.session.breakpoints == ["write"], what="B sets it")
+    page.keyboard.press("Shift+B")
+    wait_until(lambda: dbg.session.breakpoints == ["write", "write:after"], what="Shift+B: after")
+    page.locator('[data-testid="bp-after-write"]').wait_for()
+    page.keyboard.press("Shift+B")
+    wait_until(lambda: dbg.session.breakpoints == ["write"], what="Shift+B again removes it")
 
     page.locator("button.agentgraph-continue").click()
-    wait_text(page, ".agentgraph-status", "Paused before write (breakpoint).")
+    wait_text(page, ".agentgraph-status", "Paused before write (breakpoint) \u2014 step 2")
+    assert page.locator('[data-testid="debugger-status"]').get_attribute("data-state") == "paused"
     assert "next: write" in inspector_text(page)
     assert node(page, "write").get_attribute("data-status") == "pending"
-
-    # breakpoint mode off: a click picks the node for "Run to here"
-    page.locator("button.agentgraph-breakpoint-mode").click()
     page.locator("button.agentgraph-back").click()
     wait_text(page, ".agentgraph-inspector", "next: a, b")
-    page.locator("button.agentgraph-breakpoint-mode").click()  # on again
-    node(page, "write").click()  # and off the breakpoint
+    node(page, "write").focus()
+    page.keyboard.press("b")  # and off the breakpoint
     wait_until(lambda: dbg.session.breakpoints == [], what="breakpoint cleared")
-    page.locator("button.agentgraph-breakpoint-mode").click()
-    wait_until(lambda: not dbg.breakpoint_mode.value, what="breakpoint mode off")
-    node(page, "write").click()
-    wait_until(lambda: dbg.run_to_target.value == "write", what="run-to target picked")
     page.locator("button.agentgraph-run-to:not([disabled])").click()
     wait_text(page, ".agentgraph-status", "Paused before write")
 
@@ -155,27 +197,26 @@ def test_after_breakpoint_marker_and_the_next_nodes_outline(show: Any) -> None:
     dbg = Debugger(graph(), {"q": "x"})
     page = show(dbg)
     page.locator('[data-testid="node-plan"][data-current="true"]').wait_for()  # next: plan
-    page.locator("button.agentgraph-breakpoint-mode").click()
-    page.locator(".agentgraph-breakpoint-when button", has_text="after").click()
-    wait_until(lambda: dbg.breakpoint_when.value == "after", what="'after' picked in Python")
-    node(page, "plan").click()
+    node(page, "plan").hover()
+    page.locator('[data-testid="bp-toggle-after"]').click()
     wait_until(lambda: dbg.session.breakpoints == ["plan:after"], what="after-breakpoint set")
     page.locator('[data-testid="bp-after-plan"]').wait_for()
     assert page.locator('[data-testid="bp-before-plan"]').count() == 0
     assert node(page, "plan").get_attribute("data-breakpoint-after") == "true"
     wait_text(page, ".agentgraph-breakpoints", "after plan")
     # the details panel shows it too
+    node(page, "plan").click()
     page.locator('[data-testid="graphview-details"][data-node="plan"]').wait_for()
     assert page.locator('[data-testid="graphview-breakpoint-after-toggle"]').is_checked()
 
     page.locator("button.agentgraph-continue").click()
-    wait_text(page, ".agentgraph-status", "Paused after plan (breakpoint).")
+    wait_text(page, ".agentgraph-status", "Paused after plan (breakpoint) \u2014 step 1")
     page.locator('[data-testid="node-a"][data-current="true"]').wait_for()
     page.locator('[data-testid="node-plan"][data-current="false"]').wait_for()
     assert node(page, "b").get_attribute("data-current") == "true"
     assert node(page, "plan").get_attribute("data-status") == "done"
 
-    node(page, "plan").click()  # still selected: a click toggles it off again
+    page.locator('[data-testid="graphview-breakpoint-after-toggle"]').uncheck()
     wait_until(lambda: dbg.session.breakpoints == [], what="after-breakpoint cleared")
     page.locator('[data-testid="bp-after-plan"]').wait_for(state="detached")
 
@@ -205,7 +246,7 @@ def test_continue_keeps_the_done_statuses_of_earlier_steps(show: Any) -> None:
             assert node(page, name).get_attribute("data-status") == "done", name
     finally:
         release.set()
-    wait_text(page, ".agentgraph-status", "Finished.")
+    wait_text(page, ".agentgraph-status", "Finished in 3 steps")
     page.locator('[data-testid="node-write"][data-status="done"]').wait_for()
     assert set(page.evaluate("window.agnPlanStatuses")) <= {"done"}
 
@@ -219,6 +260,7 @@ def test_fork_from_an_edited_value_appears_in_the_history(show: Any) -> None:
     wait_text(page, ".agentgraph-history .widget-readout", "step 2 \u00b7 main")
     page.locator("button.agentgraph-back").click()  # to step 1: an edit here is a new branch
     wait_text(page, ".agentgraph-history .widget-readout", "step 1 \u00b7 main")
+    page.get_by_role("tab", name="Edit & fork").click()
     page.locator(".agentgraph-fork-key select").select_option(label="q")
     box = page.locator(".agentgraph-fork-value textarea")
     wait_until(lambda: box.input_value() == '"x"', what="the editor shows q's JSON")
@@ -231,16 +273,18 @@ def test_fork_from_an_edited_value_appears_in_the_history(show: Any) -> None:
     box.fill('"forked <value>"')
     page.locator("button.agentgraph-fork").click()
     wait_text(page, ".agentgraph-history .widget-readout", "step 2 \u00b7 branch 2 \u00b7 edit")
-    wait_text(page, ".agentgraph-inspector", "forked <value>")
     assert page.locator(".agentgraph-error").inner_text().strip() == ""
     assert dbg.state.values["q"] == "forked <value>" and len(dbg.session.branches()) == 2
+    page.get_by_role("tab", name="State").click()
+    wait_text(page, ".agentgraph-inspector", "forked <value>")
 
     page.locator("button.agentgraph-continue").click()
-    wait_text(page, ".agentgraph-status", "Finished.")
+    wait_text(page, ".agentgraph-status", "Finished in 4 steps")  # the edit is a checkpoint too
+    page.get_by_role("tab", name="Compare").click()
     page.locator("button.agentgraph-compare").click()
     wait_text(page, ".agentgraph-compare-result", "differ")
-    table = page.locator(".agentgraph-compare-result").inner_text()
-    assert "'x'" in table and "forked <value>" in table
+    text = page.locator(".agentgraph-compare-result").inner_text()
+    assert "'x'" in text and "forked <value>" in text
 
 
 def test_answer_an_interrupt_from_the_generated_form(show: Any) -> None:
@@ -259,7 +303,65 @@ def test_answer_an_interrupt_from_the_generated_form(show: Any) -> None:
     wait_text(page, ".agentgraph-interrupt", "Publish?")
     page.locator(".agentgraph-answer-approved input").check()
     page.locator(".agentgraph-answer-reason input").fill("fine")
+    wait_text(page, ".agentgraph-status", "Waiting for your answer: Publish?")
+    state = page.locator('[data-testid="debugger-status"]').get_attribute("data-state")
+    assert state == "waiting"
     page.locator("button.agentgraph-resume").click()
-    wait_text(page, ".agentgraph-status", "Finished.")
+    wait_text(page, ".agentgraph-status", "Finished in 1 step")
     assert dbg.state.values["answer"] == {"approved": True, "reason": "fine"}
     assert page.locator(".agentgraph-interrupt").is_hidden()
+
+
+def _box(locator: Any) -> dict[str, float]:
+    box = locator.bounding_box()
+    assert box is not None
+    return box
+
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def test_the_debugger_reads_well(show: Any, screenshot: Any) -> None:
+    """Status in words, controls not cut, the details beside the graph (not over it), the
+    comparison beside the graph (not below the fold)."""
+    dbg = Debugger(graph(), {"q": "x"}, breakpoints=["write"], thread_id="look")
+    page = show(dbg)
+    wait_text(page, ".agentgraph-status", "Ready: plan runs first")
+    for name in ("step", "continue", "back", "stop", "run-to"):
+        b = page.locator(f"button.agentgraph-{name}")
+        fits = b.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
+        assert fits, f"{name} button text is cut"
+    page.locator("button.agentgraph-continue").click()
+    wait_text(page, ".agentgraph-status", "Paused before write (breakpoint) \u2014 step 2")
+    status = page.locator('[data-testid="debugger-status"]').inner_text()
+    assert "interrupt" not in status and "Debugger(" not in status
+    assert page.locator('[data-testid="graphview-run"]').inner_text().startswith("thread look")
+
+    node(page, "a").click()
+    panel = page.locator('[data-testid="graphview-details"][data-node="a"]')
+    panel.wait_for()
+    page.wait_for_timeout(300)  # the graph re-fits beside the panel
+    stage = _box(page.locator('[data-testid="graphview-stage"]'))
+    details = _box(panel)
+    assert details["width"] <= 0.45 * (stage["width"] + details["width"])
+    for name in ("plan", "a", "b", "write"):
+        assert not _overlap(details, _box(node(page, name))), f"details cover {name}"
+    screenshot(page.locator(".agentgraph-debugger"), "debugger-paused-details")
+
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("button.agentgraph-compare").click()
+    result = page.locator(".agentgraph-compare-result table").first
+    result.wait_for()
+    box = _box(result)
+    viewport = page.viewport_size
+    assert viewport is not None
+    assert box["y"] + min(box["height"], 120) <= viewport["height"], "compare table below the fold"
+    graph_box = _box(page.locator('[data-testid="graphview"]'))
+    assert box["x"] >= graph_box["x"] + graph_box["width"] - 1  # beside the graph
+    screenshot(page, "debugger-compare")

@@ -1,8 +1,12 @@
 """GraphView in a real browser: nodes render, statuses change live from Python, clicks come back
-to Python, zoom/pan/fit work, and 1,000- and 10,000-node graphs render."""
+to Python, zoom/pan/fit work, 1,000- and 10,000-node graphs render; the view is sized to its
+graph, says which run it shows and can be pinned to one; big graphs have search, a minimap,
+fit-to-selection, collapsed chains and fan-outs, and a way home. Screenshots land in
+tests/ui/screenshots/ for a person to look at."""
 
 from __future__ import annotations
 
+import itertools
 import operator
 import threading
 import time
@@ -66,9 +70,9 @@ def show(solara_test: Any, page_session: Any) -> Iterator[Callable[..., Any]]:
 
     page_session.on("pageerror", on_error)
 
-    def _show(view: GraphView, timeout: float = 30_000) -> Any:
+    def _show(view: Any, timeout: float = 30_000) -> Any:
         display(view)
-        root = page_session.locator('[data-testid="graphview"][data-ready="true"]')
+        root = page_session.locator('[data-testid="graphview"][data-ready="true"]').last
         root.wait_for(timeout=timeout)
         return root
 
@@ -295,12 +299,12 @@ def test_zoom_pan_and_fit(show: Any, page_session: Any) -> None:
     page_session.mouse.up()
     assert vp.get_attribute("transform") != before
     assert view.selected == ""  # a drag is not a click
-    page_session.locator('[data-testid="graphview-fit"]').click()
+    page_session.locator('[data-testid="graphview-home"]').click()
     assert vp.get_attribute("transform") == fitted
 
 
 def test_1000_nodes_render_in_svg(show: Any, page_session: Any) -> None:
-    view = GraphView(synthetic_graph(1000, seed=1000))
+    view = GraphView(synthetic_graph(1000, seed=1000), collapse="off")
     root = show(view)
     assert root.get_attribute("data-renderer") == "svg"
     assert root.get_attribute("data-layout") == "layered"
@@ -323,7 +327,7 @@ def test_10000_nodes_render_without_error(show: Any, page_session: Any) -> None:
     )
     assert drawn > 1000
     view.status = dict.fromkeys(view.node_names, "running")
-    page_session.locator('[data-testid="graphview-fit"]').click()
+    page_session.locator('[data-testid="graphview-home"]').click()
     page_session.wait_for_timeout(200)
 
 
@@ -427,8 +431,10 @@ def test_every_click_on_a_node_reaches_python(show: Any, page_session: Any) -> N
     assert len(clicks) == 4
 
 
-def test_details_panel_keeps_the_clicked_node_uncovered(show: Any, page_session: Any) -> None:
-    """The panel opens on the side away from the node, which stays visible and clickable."""
+def test_details_panel_sits_beside_the_graph_never_over_it(
+    show: Any, page_session: Any, screenshot: Any
+) -> None:
+    """The panel is docked beside the graph: no node is under it, each stays clickable."""
     view = GraphView(GRAPH)
     clicks: list[str] = []
     view.on_node_click(lambda name, shift: clicks.append(name))
@@ -440,11 +446,15 @@ def test_details_panel_keeps_the_clicked_node_uncovered(show: Any, page_session:
     for name in (right, left):
         node(page, name).click()
         page.locator(f'[data-testid="graphview-details"][data-node="{name}"]').wait_for()
-        assert not _overlap(_box(panel), _box(node(page, name))), name
-        flipped = "agn-details-left" in (panel.get_attribute("class") or "")
-        assert flipped == (name == right)  # the right node would be under the usual place
+        page.wait_for_timeout(250)  # the graph re-fits beside the panel
+        box = _box(panel)
+        for other in NODES:
+            assert not _overlap(box, _box(node(page, other))), f"the panel covers {other}"
+        stage = _box(page.locator('[data-testid="graphview-stage"]'))
+        assert box["x"] >= stage["x"] + stage["width"] - 1  # docked to the right of the graph
         node(page, name).click()  # clickable again with the panel open
         wait_until(lambda name=name: clicks[-2:] == [name, name], what=f"second click on {name}")
+    screenshot(page.locator('[data-testid="graphview"]'), "graphview-details")
 
 
 def test_current_nodes_are_outlined(show: Any, page_session: Any) -> None:
@@ -486,3 +496,298 @@ def test_canvas_draws_after_breakpoints_on_the_right(show: Any, page_session: An
     view.breakpoints = ["solo"]
     wait_until(lambda: canvas.evaluate(red_js)[1] == 0, what="the after dot gone")
     assert canvas.evaluate(red_js)[0] > 20
+
+
+# -- size, run and pin ---------------------------------------------------------------------------
+
+
+def _height(root: Any) -> float:
+    return _box(root)["height"]
+
+
+def test_a_small_graph_gets_a_small_view(show: Any, page_session: Any, screenshot: Any) -> None:
+    tiny = GraphView(
+        {
+            "name": "tiny",
+            "nodes": [{"name": n} for n in ("plan", "search", "write")],
+            "edges": [
+                {"source": "__start__", "target": "plan"},
+                {"source": "plan", "target": "search"},
+                {"source": "search", "target": "write"},
+                {"source": "write", "target": "__end__"},
+            ],
+        }
+    )
+    assert tiny.height == "auto"
+    root = show(tiny)
+    page_session.wait_for_timeout(200)
+    assert _height(root) < 200, "a 3-node graph sits in a short strip"
+    nodes = [_box(node(page_session, n)) for n in ("plan", "search", "write")]
+    assert all(b["height"] >= 30 for b in nodes)  # drawn at full size, not shrunk
+    screenshot(root, "graphview-3-nodes")
+    tiny.height = "300px"  # a fixed height still wins
+    wait_until(lambda: abs(_height(root) - 300) < 2, what="fixed height applied")
+
+
+def test_the_view_says_which_run_it_shows_and_can_be_pinned(
+    show: Any, page_session: Any, screenshot: Any
+) -> None:
+    from agentgraph_nb import END, START, StateGraph
+    from agentgraph_nb.ui.debugger import Debugger
+
+    g = StateGraph(_State, name="pinned")
+    g.add_node("plan", lambda s: {"notes": ["p"]})
+    g.add_node("write", lambda s: {"notes": ["w"]})
+    g.add_edge(START, "plan").add_edge("plan", "write").add_edge("write", END)
+    app = g.compile()
+    top = app.show()  # the view at the top of the notebook
+    follower = app.show()  # another one, never pinned
+    page = page_session
+    import ipywidgets as W
+
+    show(W.VBox([top, follower]))
+    tops = page.locator('[data-testid="graphview"]')
+    page.locator('[data-testid="graphview"][data-ready="true"]').nth(1).wait_for()
+    pinned_view, follow_view = tops.nth(0), tops.nth(1)
+    app.invoke({"q": "x"}, thread_id="A")
+    pinned_view.locator(
+        '[data-testid="graphview-run"]', has_text="thread A \u00b7 run ended at step 2"
+    ).wait_for()
+    pinned_view.locator('[data-testid="node-plan"][data-status="done"]').wait_for()
+    # pin it from the page: the menu lists thread A
+    pinned_view.locator('[data-testid="graphview-follow"]').select_option(label="Pin to thread A")
+    wait_until(lambda: top.pin_thread == "A", what="pinned in Python")
+
+    dbg = Debugger(app, {"q": "y"}, thread_id="B")
+    show(dbg)
+    dbg.step()  # thread B: plan done, write pending
+    page.locator(
+        '.agentgraph-debugger [data-testid="node-write"][data-status="pending"]'
+    ).wait_for()
+    follow_view.locator('[data-testid="graphview-run"]', has_text="thread B").wait_for()
+    # the view that follows the latest run shows B's picture: write has not run there
+    follow_view.locator('[data-testid="node-write"][data-status="idle"]').wait_for()
+    page.wait_for_timeout(300)
+    # the pinned view did not change colour and still says thread A
+    assert pinned_view.locator('[data-testid="node-write"]').get_attribute("data-status") == "done"
+    assert pinned_view.locator('[data-testid="graphview-run"]').inner_text().startswith("thread A")
+    assert top.status["write"] == "done" and top.run["thread_id"] == "A"
+    screenshot(page, "graphview-pinned-vs-debugger")
+    top.unpin()  # following again: the latest run (thread B) shows
+    pinned_view.locator('[data-testid="graphview-run"]', has_text="thread B").wait_for()
+    dbg.close()
+
+
+# -- finding your way in big graphs -----------------------------------------------------------------
+
+
+def _center(box: dict[str, float]) -> tuple[float, float]:
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def test_search_jumps_to_a_node_and_highlights_it(show: Any, page_session: Any) -> None:
+    view = GraphView(GRAPH)
+    root = show(view)
+    page = page_session
+    box = page.locator('[data-testid="graphview-search"]')
+    box.fill("e")  # search, write, explore, review
+    page.locator('[data-testid="search-result-review"]').wait_for()
+    assert page.locator('[data-testid="graphview-search-count"]').inner_text() == "4"
+    for name in ("search", "write", "explore", "review"):
+        assert "agn-match" in (node(page, name).get_attribute("class") or "")
+    assert "agn-match" not in (node(page, "plan").get_attribute("class") or "")
+    box.fill("wri")
+    page.locator('[data-testid="search-result-write"]').wait_for()
+    box.press("Enter")
+    wait_until(lambda: view.selected == "write", what="the search selects the node in Python")
+    wait_until(lambda: view.query == "wri", what="the query reaches Python")
+    assert root.get_attribute("data-found") == "write"
+    ring = page.locator('[data-testid="graphview-found"]')
+    ring.wait_for()
+    stage = _box(page.locator('[data-testid="graphview-stage"]'))
+    cx, cy = _center(_box(node(page, "write")))
+    assert abs(cx - (stage["x"] + stage["width"] / 2)) < 4
+    assert abs(cy - (stage["y"] + stage["height"] / 2)) < 4
+    rx, ry = _center(_box(ring))
+    assert abs(rx - cx) < 2 and abs(ry - cy) < 2  # the ring is around the node
+    view.find("plan")  # the Python twin
+    wait_until(lambda: root.get_attribute("data-found") == "plan", what="find() jumps")
+    with pytest.raises(ValueError, match="Did you mean 'plan'"):
+        view.find("plam")
+
+
+def test_search_and_minimap_at_10000_nodes(show: Any, page_session: Any, screenshot: Any) -> None:
+    view = GraphView(synthetic_graph(10_000, seed=10_000))
+    root = show(view, timeout=60_000)
+    page = page_session
+    assert root.get_attribute("data-renderer") == "canvas"
+    minimap = page.locator('[data-testid="graphview-minimap"]')
+    minimap.wait_for()  # a graph this big cannot be read when fitted: the minimap is there
+    mm = _box(minimap)
+    vp = _box(page.locator('[data-testid="graphview-minimap-viewport"]'))
+    assert vp["x"] >= mm["x"] - 1 and vp["x"] + vp["width"] <= mm["x"] + mm["width"] + 1
+    fitted_scale = float(root.get_attribute("data-scale") or 0)
+    assert fitted_scale < 0.1
+    screenshot(root, "graphview-10000-fit")
+
+    box = page.locator('[data-testid="graphview-search"]')
+    box.fill("n4242")
+    page.locator('[data-testid="search-result-n4242"]').wait_for()
+    box.press("Enter")
+    wait_until(lambda: view.selected == "n4242", what="search selects n4242 in Python")
+    assert root.get_attribute("data-found") == "n4242"
+    assert float(root.get_attribute("data-scale") or 0) >= 1  # labels are readable at once
+    stage = _box(page.locator('[data-testid="graphview-stage"]'))
+    rx, ry = _center(_box(page.locator('[data-testid="graphview-found"]')))
+    assert abs(rx - (stage["x"] + stage["width"] / 2)) < 4
+    assert abs(ry - (stage["y"] + stage["height"] / 2)) < 4
+    # the minimap's rectangle shrank to where the view is
+    small = _box(page.locator('[data-testid="graphview-minimap-viewport"]'))
+    assert small["width"] < vp["width"] / 4
+    screenshot(root, "graphview-10000-search")
+
+    # a click on the minimap moves the view there
+    mm = _box(minimap)
+    page.mouse.click(mm["x"] + 8, mm["y"] + mm["height"] / 2)
+    page.wait_for_timeout(100)
+    moved = _box(page.locator('[data-testid="graphview-minimap-viewport"]'))
+    assert moved["x"] < small["x"] - 20
+    assert page.locator('[data-testid="graphview-found"]').is_hidden()  # n4242 is off screen
+
+    page.locator('[data-testid="graphview-details-close"]').click()
+    page.locator('[data-testid="graphview-home"]').click()  # and home
+    wait_until(
+        lambda: abs(float(root.get_attribute("data-scale") or 0) - fitted_scale) < 1e-4,
+        what="home restores the first fit",
+    )
+
+
+def _chain(n: int) -> dict[str, Any]:
+    names = [f"n{i}" for i in range(n)]
+    return {
+        "name": "chain",
+        "nodes": [{"name": x} for x in names],
+        "edges": [{"source": "__start__", "target": names[0]}]
+        + [{"source": a, "target": b} for a, b in itertools.pairwise(names)]
+        + [{"source": names[-1], "target": "__end__"}],
+    }
+
+
+def test_a_5000_node_chain_is_one_group_that_expands_on_click(
+    show: Any, page_session: Any, screenshot: Any
+) -> None:
+    view = GraphView(_chain(5000))
+    root = show(view)
+    page = page_session
+    group = page.locator('[data-testid="group-chain:n0"]')
+    assert group.count() == 1
+    assert root.get_attribute("data-drawn-count") == "1"
+    assert "chain of 5,000" in (group.text_content() or "")
+    assert _box(group.locator("rect").last)["height"] >= 30  # drawn big enough to read
+    assert _height(root) < 220  # three things to show: a short view
+    screenshot(root, "graphview-chain-collapsed")
+    group.click()
+    wait_until(lambda: view.expanded == ["chain:n0"], what="expanded in Python")
+    page.locator('[data-testid="graphview"][data-drawn-count="5000"]').wait_for()
+    assert root.get_attribute("data-renderer") == "canvas"
+    assert float(root.get_attribute("data-scale") or 0) >= 1  # the first nodes, readable
+    screenshot(root, "graphview-chain-expanded")
+    page.locator('[data-testid="graphview-collapse-all"]').click()
+    wait_until(lambda: view.expanded == [], what="collapsed again in Python")
+    page.locator('[data-testid="graphview"][data-drawn-count="1"]').wait_for()
+    # searching a node inside a collapsed group opens it
+    view.find("n4000")
+    page.locator('[data-testid="graphview"][data-found="n4000"]').wait_for()
+    wait_until(lambda: view.expanded == ["chain:n0"], what="the search opened the group")
+    assert view.selected == "n4000"
+
+
+def test_repeated_fan_out_is_one_group(show: Any, page_session: Any, screenshot: Any) -> None:
+    workers = [f"w{i}" for i in range(40)]
+    graph = {
+        "name": "map",
+        "nodes": [{"name": x} for x in ("split", *workers, "merge")],
+        "edges": [{"source": "__start__", "target": "split"}]
+        + [{"source": "split", "target": w} for w in workers]
+        + [{"source": w, "target": "merge"} for w in workers]
+        + [{"source": "merge", "target": "__end__"}],
+    }
+    view = GraphView(graph, collapse="on")
+    root = show(view)
+    page = page_session
+    group = page.locator('[data-testid="group-fan:w0"]')
+    assert "40 in parallel" in (group.text_content() or "")
+    assert root.get_attribute("data-drawn-count") == "3"
+    view.status = {"w3": "running", **dict.fromkeys(workers[:3], "done")}
+    page.locator('[data-testid="group-fan:w0"][data-status="running"]').wait_for()
+    screenshot(root, "graphview-fan-collapsed")
+    group.click()
+    page.locator('[data-testid="graphview"][data-drawn-count="42"]').wait_for()
+    assert node(page, "w3").get_attribute("data-status") == "running"
+    view.selected = "w7"
+    page.locator('[data-testid="graphview-details"][data-node="w7"]').wait_for()
+    page.locator('[data-testid="graphview-details-collapse"]').click()  # from inside the group
+    page.locator('[data-testid="graphview"][data-drawn-count="3"]').wait_for()
+    wait_until(lambda: view.expanded == [], what="collapsed in Python")
+
+
+def test_home_restores_the_fit_after_a_deep_zoom_near_the_edge(
+    show: Any, page_session: Any
+) -> None:
+    view = GraphView(GRAPH)
+    root = show(view)
+    page = page_session
+    vp = page.locator(".agn-viewport")
+    fitted = vp.get_attribute("transform")
+    stage = _box(page.locator('[data-testid="graphview-stage"]'))
+    page.mouse.move(stage["x"] + 3, stage["y"] + 3)  # the very corner
+    for _ in range(40):
+        page.mouse.wheel(0, -400)
+    page.wait_for_timeout(100)
+    assert float(root.get_attribute("data-scale") or 0) == 4  # as deep as it goes
+    for _ in range(6):  # drag the graph away, far
+        page.mouse.move(stage["x"] + 10, stage["y"] + 10)
+        page.mouse.down()
+        page.mouse.move(
+            stage["x"] + stage["width"] - 10, stage["y"] + stage["height"] - 10, steps=4
+        )
+        page.mouse.up()
+
+    def on_screen() -> bool:
+        boxes = [_box(node(page, n)) for n in [*NODES, "__start__", "__end__"]]
+        return any(_overlap(b, stage) for b in boxes) or page.locator(".agn-edge").count() > 0
+
+    assert on_screen()
+    # part of the graph is always kept in the view: its box still meets the stage
+    graph_box = page.evaluate(
+        "() => { const b = document.querySelector('.agn-viewport').getBoundingClientRect();"
+        " return {x: b.x, y: b.y, width: b.width, height: b.height}; }"
+    )
+    assert _overlap(graph_box, stage), "the graph was panned out of sight"
+    page.locator('[data-testid="graphview-minimap"]').wait_for()  # and the minimap shows where
+    page.locator('[data-testid="graphview-home"]').click()
+    assert vp.get_attribute("transform") == fitted
+    page.keyboard.press("+")  # the keyboard way: focus is in the view
+    page.wait_for_timeout(50)
+    page.locator('[data-testid="graphview-stage"]').focus()
+    page.keyboard.press("Home")
+    wait_until(lambda: vp.get_attribute("transform") == fitted, what="Home key restores the fit")
+
+
+def test_fit_selection_zooms_to_the_node_and_its_neighbours(show: Any, page_session: Any) -> None:
+    view = GraphView(synthetic_graph(400, seed=4), collapse="off")
+    root = show(view)
+    page = page_session
+    fit_scale = float(root.get_attribute("data-scale") or 0)
+    view.selected = "n200"
+    page.locator('[data-testid="graphview-details"][data-node="n200"]').wait_for()
+    page.locator('[data-testid="graphview-fit-selection"]').click()
+    scale = float(root.get_attribute("data-scale") or 0)
+    assert scale > fit_scale * 2
+    stage = _box(page.locator('[data-testid="graphview-stage"]'))
+    n = _box(node(page, "n200"))
+    assert (
+        _overlap(n, stage)
+        and n["x"] >= stage["x"]
+        and n["x"] + n["width"] <= stage["x"] + stage["width"]
+    )

@@ -205,7 +205,9 @@ def _check(page: Any, lab: JupyterLab, ev: Evidence) -> None:
     before = (status.inner_text(), inspector.inner_text())
     dbg.locator("button.agentgraph-step").click(timeout=10_000)  # waits until it is enabled
     try:
-        status.filter(has_text=re.compile(rf"\bstep {step + 1}\b")).wait_for(timeout=15_000)
+        # "Paused at step 3 ..." or, at the end, "Finished in 3 steps"
+        said_step = rf"\bstep {step + 1}\b|\b{step + 1} steps?\b"
+        status.filter(has_text=re.compile(said_step)).wait_for(timeout=15_000)
         inspector.filter(has_text=f"step {step + 1} \u00b7").wait_for(timeout=10_000)
     except Exception as exc:
         raise AssertionError(
@@ -213,6 +215,16 @@ def _check(page: Any, lab: JupyterLab, ev: Evidence) -> None:
             f"status {status.inner_text()!r}"
         ) from exc
     assert (status.inner_text(), inspector.inner_text()) != before
+
+    # B on a node toggles its breakpoint: JupyterLab's own "b" (insert a cell below) stays out
+    n_cells = page.locator(".jp-Notebook .jp-Cell").count()
+    dbg.locator('[data-testid="node-plan"]').click()
+    page.keyboard.press("b")
+    try:
+        dbg.locator('[data-testid="bp-before-plan"]').wait_for(timeout=10_000)
+    except Exception as exc:
+        raise AssertionError("B on the selected node set no breakpoint in JupyterLab") from exc
+    assert page.locator(".jp-Notebook .jp-Cell").count() == n_cells, "B inserted a cell"
 
     # (3) the timeline (a plotly FigureWidget) draws its bars
     tl_cell = cell_with(page, TIMELINE_CELL)

@@ -3,7 +3,8 @@
 // path per colour, text only when it is big enough to read (level of detail).
 import type { EdgeKind, VNode } from "./model";
 import {
-  BREAKPOINT, CURRENT, EDGE_BASE_WIDTH, EDGE_STYLE, NODE_TEXT, SELECTED, STATUS_COLORS, STATUSES, arrowDir, tracePath,
+  BREAKPOINT, CURRENT, EDGE_BASE_WIDTH, EDGE_STYLE, HIGHLIGHT, NODE_TEXT, SELECTED, STATUS_COLORS, STATUSES, arrowDir,
+  tracePath,
 } from "./style";
 import { BP_AFTER, BP_BEFORE, type Renderer, type ViewState } from "./view";
 
@@ -11,6 +12,9 @@ const TEXT_MIN_SCALE = 0.45;
 const FAR_SCALE = 0.3;
 const EDGE_LABEL_MIN_SCALE = 0.6;
 const TEXT_MAX_VISIBLE = 4000;
+const GROUP_TEXT_MIN_SCALE = 0.3;
+/** Search matches whose names are drawn however far out the view is. */
+const MATCH_LABELS_MAX = 200;
 
 export class CanvasRenderer implements Renderer {
   readonly kind = "canvas" as const;
@@ -91,6 +95,9 @@ export class CanvasRenderer implements Renderer {
     this.schedule();
   }
   currentChanged(): void {
+    this.schedule();
+  }
+  matchesChanged(): void {
     this.schedule();
   }
 
@@ -182,12 +189,28 @@ export class CanvasRenderer implements Renderer {
     }
     const round = k > 0.25;
     ctx.lineWidth = Math.max(1.2, 0.6 * px);
+    // Groups look like a stack of nodes: the card behind first.
+    for (const s of STATUSES) {
+      ctx.beginPath();
+      let any = false;
+      for (const n of visible) {
+        if (n.kind !== "group" || st.status[n.id] !== s) continue;
+        if (round) ctx.roundRect(n.x - n.w / 2 + 4, n.y - n.h / 2 - 4, n.w, n.h, 7);
+        else ctx.rect(n.x - n.w / 2 + 4, n.y - n.h / 2 - 4, n.w, n.h);
+        any = true;
+      }
+      if (!any) continue;
+      ctx.fillStyle = STATUS_COLORS[s].fill;
+      ctx.strokeStyle = STATUS_COLORS[s].stroke;
+      ctx.fill();
+      ctx.stroke();
+    }
     for (const s of STATUSES) {
       const c = STATUS_COLORS[s];
       ctx.beginPath();
       let any = false;
       for (const n of visible) {
-        if (n.kind !== "node" || st.status[n.id] !== s) continue;
+        if ((n.kind !== "node" && n.kind !== "group") || st.status[n.id] !== s) continue;
         const w = Math.max(n.w, minW);
         const h = Math.max(n.h, minH);
         if (round) ctx.roundRect(n.x - w / 2, n.y - h / 2, w, h, 7);
@@ -240,7 +263,7 @@ export class CanvasRenderer implements Renderer {
     ctx.beginPath();
     let anyCurrent = false;
     for (const n of visible) {
-      if (!st.current[n.id] || n.kind !== "node") continue;
+      if (!st.current[n.id] || (n.kind !== "node" && n.kind !== "group")) continue;
       const w = Math.max(n.w, minW);
       const h = Math.max(n.h, minH);
       if (round) ctx.roundRect(n.x - w / 2, n.y - h / 2, w, h, 7);
@@ -270,8 +293,23 @@ export class CanvasRenderer implements Renderer {
       ctx.strokeStyle = SELECTED;
       ctx.lineWidth = Math.max(2.5, 2 * px);
       ctx.beginPath();
-      if (n.kind === "node") ctx.roundRect(n.x - n.w / 2 - 3, n.y - n.h / 2 - 3, n.w + 6, n.h + 6, 9);
+      if (n.kind === "node" || n.kind === "group") ctx.roundRect(n.x - n.w / 2 - 3, n.y - n.h / 2 - 3, n.w + 6, n.h + 6, 9);
       else ctx.arc(n.x, n.y, n.w / 2 + 3, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+    // Search matches: an orange outline (never thinner than 2 screen pixels, so they stand out
+    // zoomed far out); the widget rings the node the search jumped to in its overlay.
+    const matched: VNode[] = [];
+    for (const n of visible) if (st.match[n.id]) matched.push(n);
+    if (matched.length) {
+      ctx.strokeStyle = HIGHLIGHT;
+      ctx.lineWidth = Math.max(2.5, 2.5 * px);
+      ctx.beginPath();
+      for (const n of matched) {
+        const w = Math.max(n.w, minW) + 8 * px;
+        const h = Math.max(n.h, minH) + 8 * px;
+        ctx.rect(n.x - w / 2, n.y - h / 2, w, h);
+      }
       ctx.stroke();
     }
 
@@ -283,6 +321,14 @@ export class CanvasRenderer implements Renderer {
       ctx.fillStyle = NODE_TEXT;
       for (const n of visible) {
         if (n.kind === "node") ctx.fillText(n.text, n.x, n.y);
+      }
+      for (const n of visible) {
+        if (n.kind === "group") ctx.fillText(n.text, n.x - 6, n.y - 7);
+      }
+      ctx.font = `11px ${this.font.slice(5)}`;
+      ctx.fillStyle = "#5f6368";
+      for (const n of visible) {
+        if (n.kind === "group") ctx.fillText(`${n.sub ?? ""}`, n.x - 6, n.y + 8);
       }
       ctx.font = `italic 11px ${this.font.slice(5)}`;
       ctx.fillStyle = EDGE_STYLE.dynamic.color;
@@ -301,6 +347,35 @@ export class CanvasRenderer implements Renderer {
           ctx.fillStyle = EDGE_STYLE[e.kind].color;
           ctx.fillText(e.label, e.lx, e.ly);
         }
+      }
+    }
+    // Far out, groups and search matches still say what they are: labels at screen size.
+    const labels: { n: VNode; text: string }[] = [];
+    if (k < TEXT_MIN_SCALE && k >= GROUP_TEXT_MIN_SCALE / 4) {
+      for (const n of visible) if (n.kind === "group") labels.push({ n, text: `${n.text} (${n.sub ?? ""})` });
+    }
+    if (k < TEXT_MIN_SCALE) {
+      for (const n of matched.slice(0, MATCH_LABELS_MAX)) labels.push({ n, text: n.kind === "group" ? n.text : n.label });
+      if (st.found >= 0 && !st.match[st.found]) labels.push({ n: g.nodes[st.found], text: g.nodes[st.found].label });
+    }
+    if (labels.length) {
+      ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+      ctx.font = this.font;
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      for (const { n, text } of labels) {
+        const sx = n.x * k + this.tx;
+        const sy = (n.y - n.h / 2) * k + this.ty - 12;
+        const w = ctx.measureText(text).width + 10;
+        ctx.fillStyle = "rgba(255,255,255,0.92)";
+        ctx.strokeStyle = st.match[n.id] || n.id === st.found ? HIGHLIGHT : "#9aa0a6";
+        ctx.lineWidth = 1;
+        ctx.beginPath();
+        ctx.roundRect(sx - w / 2, sy - 9, w, 18, 9);
+        ctx.fill();
+        ctx.stroke();
+        ctx.fillStyle = NODE_TEXT;
+        ctx.fillText(text, sx, sy);
       }
     }
     this.draws++;

@@ -31,8 +31,9 @@ export interface GraphJSON {
   weighted?: { source: string; weights: Record<string, number> }[];
 }
 
-/** node: a user node; start/end: the implicit ends; join: a join's junction; dynamic: a router stub. */
-export type NodeKind = "node" | "start" | "end" | "join" | "dynamic";
+/** node: a user node; start/end: the implicit ends; join: a join's junction; dynamic: a router
+ * stub; group: collapsed chain or fan of user nodes (see collapse.ts). */
+export type NodeKind = "node" | "start" | "end" | "join" | "dynamic" | "group";
 export type EdgeKind = "static" | "conditional" | "weighted" | "join" | "dynamic";
 
 export interface VNode {
@@ -48,6 +49,9 @@ export interface VNode {
   h: number;
   x: number;
   y: number;
+  /** Groups: the second line ("chain of 5,000") and the number of user nodes inside. */
+  sub?: string;
+  count?: number;
 }
 
 export interface VEdge {

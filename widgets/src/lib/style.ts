@@ -32,6 +32,8 @@ export const BREAKPOINT = "#d93025";
 export const SELECTED = "#1a73e8";
 /** The outline of the nodes next to run (the `current` trait). */
 export const CURRENT = "#3c4043";
+/** Search matches and the node the search jumped to. */
+export const HIGHLIGHT = "#e37400";
 
 /** CSS for the status and edge colours, generated from the palette above. */
 export function paletteCss(): string {
@@ -40,6 +42,7 @@ export function paletteCss(): string {
     const c = STATUS_COLORS[s];
     out.push(
       `.agn-gv .agn-node[data-status="${s}"]>rect{fill:${c.fill};stroke:${c.stroke}}`,
+      `.agn-gv .agn-mm-key[data-status="${s}"]{background:${c.stroke}}`,
       `.agn-gv .agn-chip[data-status="${s}"],.agn-gv .agn-badge[data-status="${s}"]{background:${c.fill};border-color:${c.stroke}}`,
     );
   }

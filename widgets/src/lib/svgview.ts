@@ -69,6 +69,19 @@ export class SvgRenderer implements Renderer {
             `<text x="${r1(n.w / 2)}" y="${n.h / 2}">${esc(n.text)}</text>` +
             `<title>${name}</title></g>`,
         );
+      } else if (n.kind === "group") {
+        const key = esc(n.name);
+        out.push(
+          `<g class="agn-node agn-group" data-testid="group-${key}" data-group="${key}" data-node-id="${n.id}" ` +
+            `data-status="${st.status[n.id]}" role="button" tabindex="0" aria-expanded="false" ` +
+            `aria-label="${esc(`${n.label} (${n.sub}): click to expand`)}" transform="translate(${r1(n.x - n.w / 2)} ${r1(n.y - n.h / 2)})">` +
+            `<rect class="agn-stack" x="4" y="-4" width="${r1(n.w)}" height="${n.h}" rx="7"/>` +
+            `<rect width="${r1(n.w)}" height="${n.h}" rx="7"/>` +
+            `<text class="agn-g1" x="${r1(n.w / 2 - 6)}" y="${n.h / 2 - 7}">${esc(n.text)}</text>` +
+            `<text class="agn-g2" x="${r1(n.w / 2 - 6)}" y="${n.h / 2 + 8}">${esc(n.sub ?? "")}</text>` +
+            `<text class="agn-gplus" x="${r1(n.w - 11)}" y="${n.h / 2}">+</text>` +
+            `<title>${esc(`${n.label}: ${n.sub}. Click to expand.`)}</title></g>`,
+        );
       } else if (n.kind === "start" || n.kind === "end") {
         const inner = n.kind === "end" ? '<circle class="agn-end-inner" r="5.5"/>' : "";
         out.push(
@@ -108,6 +121,7 @@ export class SvgRenderer implements Renderer {
     this.breakpointsChanged(g.nodes.map((n) => n.id).filter((i) => st.breakpoints[i]));
     this.currentChanged(g.nodes.map((n) => n.id).filter((i) => st.current[i]));
     if (st.selected >= 0) this.selectionChanged(-1, st.selected);
+    this.matchesChanged();
   }
 
   setTransform(k: number, tx: number, ty: number): void {
@@ -125,7 +139,9 @@ export class SvgRenderer implements Renderer {
   statusChanged(ids: number[]): void {
     for (const id of ids) {
       const el = this.nodeEls[id];
-      if (el && this.st.g.nodes[id].kind === "node") {
+      if (el && this.st.g.nodes[id].kind === "group") {
+        el.setAttribute("data-status", this.st.status[id]);
+      } else if (el && this.st.g.nodes[id].kind === "node") {
         el.setAttribute("data-status", this.st.status[id]);
         el.setAttribute("aria-label", `${this.st.g.nodes[id].name}: ${this.st.status[id]}`);
       }
@@ -153,7 +169,7 @@ export class SvgRenderer implements Renderer {
     for (const id of ids) {
       const el = this.nodeEls[id];
       const n = this.st.g.nodes[id];
-      if (!el || n.kind !== "node") continue;
+      if (!el || (n.kind !== "node" && n.kind !== "group")) continue;
       const bits = this.st.breakpoints[id];
       el.classList.toggle("agn-bp", !!(bits & BP_BEFORE));
       el.setAttribute("data-breakpoint", bits & BP_BEFORE ? "true" : "false");
@@ -188,10 +204,30 @@ export class SvgRenderer implements Renderer {
   currentChanged(ids: number[]): void {
     for (const id of ids) {
       const el = this.nodeEls[id];
-      if (!el || this.st.g.nodes[id].kind !== "node") continue;
+      if (!el || (this.st.g.nodes[id].kind !== "node" && this.st.g.nodes[id].kind !== "group")) continue;
       const on = !!this.st.current[id];
       el.classList.toggle("agn-current", on);
       el.setAttribute("data-current", on ? "true" : "false");
+    }
+  }
+
+  private matched: number[] = [];
+  private foundId = -1;
+
+  matchesChanged(): void {
+    const st = this.st;
+    for (const id of this.matched) if (!st.match[id]) this.nodeEls[id]?.classList.remove("agn-match");
+    const next: number[] = [];
+    for (let i = 0; i < st.match.length; i++) {
+      if (!st.match[i]) continue;
+      next.push(i);
+      this.nodeEls[i]?.classList.add("agn-match");
+    }
+    this.matched = next;
+    if (this.foundId !== st.found) {
+      if (this.foundId >= 0) this.nodeEls[this.foundId]?.classList.remove("agn-found");
+      if (st.found >= 0) this.nodeEls[st.found]?.classList.add("agn-found");
+      this.foundId = st.found;
     }
   }
 

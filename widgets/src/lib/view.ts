@@ -20,6 +20,9 @@ export interface ViewState {
   breakpoints: Uint8Array;
   /** 1 where a node is next to run (the `current` trait). */
   current: Uint8Array;
+  /** 1 where a node matches the search box; the node the search jumped to, or -1. */
+  match: Uint8Array;
+  found: number;
 }
 
 export interface Renderer {
@@ -31,6 +34,8 @@ export interface Renderer {
   selectionChanged(prev: number, next: number): void;
   breakpointsChanged(ids: number[]): void;
   currentChanged(ids: number[]): void;
+  /** Search matches or the found node changed (redraw their highlight). */
+  matchesChanged(): void;
   /** The node id under a pointer (client coordinates), or -1. */
   pick(clientX: number, clientY: number, target: EventTarget | null): number;
   destroy(): void;
@@ -38,7 +43,7 @@ export interface Renderer {
 
 export function selectable(g: VGraph, id: number): boolean {
   const k = g.nodes[id]?.kind;
-  return k === "node" || k === "start" || k === "end";
+  return k === "node" || k === "start" || k === "end" || k === "group";
 }
 
 /**
