@@ -20,6 +20,7 @@ EXTRA_OF: dict[str, str] = {
     "ipywidgets": "notebook",
     "anywidget": "notebook",
     "plotly": "notebook",
+    "_plotly_utils": "notebook",  # ships in the plotly distribution
     "pandas": "notebook",
     "numpy": "notebook",
     "tqdm": "notebook",
