@@ -64,7 +64,9 @@ def check_pair(widget: Any, published: Published, kind: str) -> str:
     assert list(twin) == ["text/html"] and twin_id
     uid = widget.model_id
     assert f'data-agentgraph-static="{kind}"' in html
-    assert f":root:has(.agentgraph-live-{uid} " in html  # hidden once the live view has drawn
+    assert (
+        f":root:has(.agentgraph-live-{uid}" in html and f".agentgraph-live-{uid} " in html
+    )  # hidden once drawn
     assert f"agentgraph-live-{uid}" in widget._dom_classes
     assert VIEW in live and live[VIEW]["model_id"] == uid and "text/plain" in live
     assert not {"text/html", "image/svg+xml"} & set(live)  # the twin carries the picture

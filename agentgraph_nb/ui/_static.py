@@ -73,7 +73,8 @@ def twin_html(uid: str, body: str, *, kind: str, ready: str = "*") -> str:
     """The twin's HTML: ``body`` in a marked ``<div>``, with the rule that hides it once the
     live view of the widget ``uid`` has drawn (an element matching ``ready`` inside it)."""
     live, static = f"{LIVE_CLASS}-{uid}", f"{STATIC_CLASS}-{uid}"
-    drawn = f".{live} {ready}"
+    # what the view draws may be its own element (plotly draws into the widget's element)
+    drawn = f".{live} *" if ready == "*" else f".{live}:is({ready}), .{live} {ready}"
     rule = (
         f"<style>:root:has({drawn}) .jp-OutputArea-child:has(.{static}),"
         f":root:has({drawn}) .{static}{{display:none!important}}</style>"
