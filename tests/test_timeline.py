@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import threading
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
@@ -236,8 +237,12 @@ def test_thread_without_events_is_drawn_from_checkpoints(closing: Any) -> None:
 
 def test_concurrent_runs_get_separate_lane_groups(closing: Any) -> None:
     g = StateGraph(S, name="slowchain")
+    # the first batch's four runs wait for each other, so they overlap however loaded the machine
+    gate: list[threading.Barrier | None] = [threading.Barrier(4, timeout=60)]
 
     def a(s: S) -> S:
+        if gate[0] is not None:
+            gate[0].wait()
         time.sleep(0.03)
         return {"log": ["a"]}
 
@@ -251,6 +256,7 @@ def test_concurrent_runs_get_separate_lane_groups(closing: Any) -> None:
     ys = sorted(b["lane"] for b in bars(tl, OK))
     assert ys == [0, 1, 2, 3]  # four runs at once: four slots
     assert tl.layout.yaxis.ticktext[0] == "slot 1 · lane 0"
+    gate[0] = None
     app.batch([{}] * 4, max_concurrency=1)  # one at a time: slots are reused
     tl.refresh()
     assert tl.bars == 8 and max(b["lane"] for b in bars(tl, OK)) == 3
