@@ -720,7 +720,7 @@ class GraphViewUI {
     }
     const id = st ? (this.hover >= 0 ? this.hover : st.selected) : -1;
     const n = st && id >= 0 ? st.g.nodes[id] : null;
-    const show = !!n && n.kind === "node" && n.h * k >= 14;
+    const show = !!n && n.kind === "node" && n.h * k >= 22;
     this.gutter.forEach((b, i) => {
       b.hidden = !show;
       if (!show || !n || !st) return;
