@@ -3,7 +3,8 @@
 * a chain 10x longer costs at most 15x the time (1,000 vs 10,000 nodes);
 * a step's cost does not depend on the graph's size: a 2-node path through a graph that also
   declares 10 or 10,000 unreachable nodes costs the same;
-* a fan-out's cost per branch does not depend on its width (100 vs 1,000 branches);
+* a fan-out's cost per branch does not depend on its width (100 vs 1,000 branches; at most 3x,
+  GC off: a cost per branch that walked the fan-out would measure 10x);
 * parsing a conditional edge, and compiling a join, 10x wider costs at most 30x the time
   (2,000 vs 20,000 targets, 1,000 vs 10,000 sources; timed with the cyclic GC off, whose pauses
   grow with the heap): linear work measures 10-17x here (a 10x larger working set misses caches
@@ -63,6 +64,15 @@ def best_of(fn: Callable[[], Any], runs: int, inner: int = 1) -> float:
             fn()
         best = min(best, (time.perf_counter() - t) / inner)
     return best
+
+
+def best_of_without_gc(fn: Callable[[], Any], runs: int, inner: int = 1) -> float:
+    """:func:`best_of` with the cyclic GC off, so that only the work itself is compared."""
+    gc.disable()
+    try:
+        return best_of(fn, runs, inner)
+    finally:
+        gc.enable()
 
 
 def chain_app(n: int) -> Any:
@@ -142,21 +152,14 @@ def test_fanout_cost_per_branch_does_not_depend_on_width(kind: str) -> None:
 
     assert runner(small)()["count"] == 100
     assert runner(big)()["count"] == 1_000
-    per_small = best_of(runner(small), runs=7, inner=10) / 100
-    per_big = best_of(runner(big), runs=7) / 1_000
-    assert per_big <= 2.0 * per_small, (
+    # GC off: 1,000 live tasks make the collector's pauses grow with the width, which is the
+    # runtime's cost, not ours. 3x still catches per-branch work that walks the fan-out (10x).
+    per_small = best_of_without_gc(runner(small), runs=7, inner=10) / 100
+    per_big = best_of_without_gc(runner(big), runs=7) / 1_000
+    assert per_big <= 3.0 * per_small, (
         f"{kind} fan-out: {per_big * 1e6:.1f} µs per branch at 1,000 branches vs {per_small * 1e6:.1f} µs at 100 "
-        f"({per_big / per_small:.1f}x; allowed: 2x)"
+        f"({per_big / per_small:.1f}x; allowed: 3x)"
     )
-
-
-def best_of_without_gc(fn: Callable[[], Any], runs: int, inner: int = 1) -> float:
-    """:func:`best_of` with the cyclic GC off, so that only the work itself is compared."""
-    gc.disable()
-    try:
-        return best_of(fn, runs, inner)
-    finally:
-        gc.enable()
 
 
 def wide_branch_cell(width: int) -> str:
