@@ -13,7 +13,8 @@ cell (``perf_counter`` around it), and the bytes its messages carried. ``--brows
 same two cells in a throwaway JupyterLab in Chromium and times the timeline cell from "run" to
 its static picture on the page, and to plotly's live figure: each plotly FigureWidget ships and
 evaluates plotly's 4.6 MB widget bundle in the page (about 2.2 s in headless Chromium on this
-project's 2-core machines), and the static picture stands in meanwhile.
+project's 2-core machines), and the static picture stands in meanwhile (0.7-1.2 s after "run";
+before the widgets opened their comm after the picture, the picture came with the live figure).
 The first timeline used to take 13.4 s in JupyterLab: plotly's import pulled in nbformat,
 jsonschema and rfc3987_syntax (a grammar compiled at import) and, for a version warning, the
 jupyterlab server package (see agentgraph_nb/ui/_plotly.py).
@@ -129,9 +130,26 @@ def run(cfg: Config) -> list[Row]:
     return rows
 
 
+# Timed inside the page (a requestAnimationFrame loop: a frame in which the picture has a size
+# is one the user saw), since a long task such as evaluating plotly's bundle also holds up the
+# test driver's own polling.
+PROBE = """() => {
+    const t0 = performance.now();
+    const t = (window.__agnFirst = {});
+    const loop = () => {
+        const img = document.querySelector('[data-agentgraph-static] img');
+        if (t.picture === undefined && img && img.getBoundingClientRect().width > 0) t.picture = performance.now() - t0;
+        if (t.live === undefined && document.querySelector('.js-plotly-plot .main-svg')) t.live = performance.now() - t0;
+        if (t.live === undefined || t.picture === undefined) requestAnimationFrame(loop);
+    };
+    requestAnimationFrame(loop);
+}"""
+
+
 def browser(repeat: int) -> list[tuple[float, float]]:
     """Seconds from "run the timeline cell" (a fresh kernel each) until JupyterLab shows its
-    static picture, and until plotly has drawn the live figure."""
+    static picture in a frame (or plotly's figure, if that comes first), and until plotly has drawn
+    the live figure."""
     sys.path.insert(0, str(ROOT / "tests" / "ui"))
     import tempfile
 
@@ -167,12 +185,14 @@ def browser(repeat: int) -> list[tuple[float, float]]:
                     timeout=60_000,
                 )
                 wait_for_kernel(page)
-                t0 = time.perf_counter()
+                page.evaluate(PROBE)
                 page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-cell-and-select-next')")
-                page.locator("[data-agentgraph-static] img").first.wait_for(state="visible", timeout=120_000)
-                t1 = time.perf_counter()
-                page.locator(".js-plotly-plot .main-svg").first.wait_for(state="attached", timeout=120_000)
-                times.append((t1 - t0, time.perf_counter() - t0))
+                page.wait_for_function("() => window.__agnFirst.live !== undefined", timeout=120_000)
+                page.wait_for_timeout(200)  # a twin that never showed stays undefined
+                t = page.evaluate("() => window.__agnFirst")
+                live = t["live"] / 1e3
+                # a twin never painted (the live figure came first) counts as the live figure's time
+                times.append((min(live, t.get("picture", float("inf")) / 1e3), live))
                 page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
                 page.close()
             b.close()

@@ -105,6 +105,37 @@ def test_dashboard_displays_its_picture_then_the_widget(published: Published, cl
     assert "1 completed" in html and "latency per node" in picture(html)
 
 
+@pytest.mark.parametrize("kind", ["timeline", "dashboard"])
+def test_plotly_widgets_open_their_comm_after_the_picture_is_out(
+    kind: str, published: Published, closing: Any
+) -> None:
+    """JupyterLab handles a kernel's messages in order, and a plotly widget's opening message
+    holds the ones after it until plotly's 4.6 MB bundle has loaded: the picture must go out
+    first, or it appears only with the live figure (3-4 s after the cell ran, measured)."""
+    app = chain()
+    app.record()
+    app.invoke({})
+    widget = app.timeline() if kind == "timeline" else app.dashboard()
+    closing(widget)
+    figure = widget if kind == "timeline" else widget.figure
+    opened: list[int] = []
+    import ipywidgets
+    import plotly.graph_objects as go
+
+    real_open = ipywidgets.Widget.open
+
+    def spy(self: Any) -> None:
+        opened.append(len(published.outputs))
+        real_open(self)
+
+    assert figure.comm is None and widget.comm is None  # built, not shown: nothing sent yet
+    with mock.patch.object(go.FigureWidget, "open", spy):  # what our mixin's open() calls
+        widget._ipython_display_()
+    assert opened and opened[0] == 1  # the twin was published, the view not yet
+    check_pair(widget, published, kind)
+    assert figure.comm is not None and figure._model_id == figure.comm.comm_id
+
+
 def test_graph_and_debugger_pictures(published: Published, closing: Any) -> None:
     app = fan(fail_times=0)
     view = app.show()

@@ -32,12 +32,13 @@ import base64
 import itertools
 import logging
 import re
+import uuid
 import weakref
 from collections.abc import Callable
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-__all__ = ["StaticTwin", "display", "escape", "img", "strip_test_ids", "twin_html"]
+__all__ = ["OpensWhenShown", "StaticTwin", "display", "escape", "img", "strip_test_ids", "twin_html"]
 
 logger = logging.getLogger("agentgraph_nb")
 
@@ -85,6 +86,44 @@ def twin_html(uid: str, body: str, *, kind: str, ready: str = "*") -> str:
     )
 
 
+class OpensWhenShown:
+    """Mixin for an ipywidget (before the widget class in the bases): its comm opens when the
+    widget is first shown or its ``model_id`` is first asked for (a container holding it
+    serializes it), not when it is built.
+
+    Why: JupyterLab handles a kernel's messages one after another, and the opening message of a
+    plotly ``FigureWidget`` (which carries plotly's 4.6 MB front-end bundle) holds every later
+    message until that bundle has loaded in the page, 2-3 s the first time. Built this way, the
+    static twin is published first and appears at once; the live figure follows. Traits set
+    before the comm opens travel in its opening message. The model id is chosen at build time,
+    so the twin's CSS can name the live view before it exists.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._agentgraph_deferred = True
+        super().__init__(*args, **kwargs)
+        if getattr(self, "_model_id", None) is None:
+            self._model_id = uuid.uuid4().hex
+
+    def open(self) -> None:
+        """Open the comm, unless the widget has not been shown yet (see the class doc)."""
+        if getattr(self, "_agentgraph_deferred", False):
+            return
+        super().open()  # type: ignore[misc]
+
+    def open_now(self) -> None:
+        """Open the comm now (showing the widget does this)."""
+        self._agentgraph_deferred = False
+        self.open()
+
+    @property
+    def model_id(self) -> str:
+        """The widget's model id; asking for it opens the comm (the front end needs the model)."""
+        if getattr(self, "comm", None) is None:
+            self.open_now()
+        return str(self.comm.comm_id)  # type: ignore[attr-defined]
+
+
 class StaticTwin:
     """The static twin of one widget: displays it, and redraws it after cells when the widget's
     ``version()`` changed.
@@ -118,7 +157,10 @@ class StaticTwin:
         self._before = before
         self._display_ids: list[str] = []
         self._shown: Any = object()
-        self.uid = str(getattr(widget, "model_id", "") or f"x{next(_ids)}")
+        # the id the widget's model will have (an OpensWhenShown widget knows it before its
+        # comm opens, and asking for ``model_id`` would open it)
+        uid = getattr(widget, "_model_id", None) or getattr(widget, "model_id", None)
+        self.uid = str(uid or f"x{next(_ids)}")
 
     def html(self) -> str:
         """The twin's HTML now (also what the widget's own mimebundle carries)."""
@@ -161,12 +203,19 @@ class StaticTwin:
         return True
 
 
-def display(widget: Any, twin: StaticTwin, bundle: dict[str, Any]) -> None:
-    """Show ``widget``: its static twin, then the widget view (``bundle`` without the static
-    formats, which the twin carries)."""
+def display(
+    widget: Any, twin: StaticTwin, bundle: dict[str, Any] | Callable[[], dict[str, Any]]
+) -> None:
+    """Show ``widget``: its static twin, then the widget view (``bundle``, or what it returns
+    when a callable, without the static formats, which the twin carries). An
+    :class:`OpensWhenShown` widget opens its comm after the twin is out."""
     from IPython.display import display as ipy_display
 
     twin.display()
+    if isinstance(widget, OpensWhenShown):
+        widget.open_now()
+    if callable(bundle):
+        bundle = bundle()
     live = {k: v for k, v in bundle.items() if k not in ("text/html", "image/svg+xml", "image/png")}
     ipy_display(live, raw=True)
 

@@ -82,7 +82,12 @@ def _nice(x: float) -> float:
     return next(m * mag for m in (10, 5, 2.5, 2, 1) if m * mag <= x * (1 + 1e-9))
 
 
-class Dashboard(widgets.VBox):
+class _Figure(_static.OpensWhenShown, go.FigureWidget):
+    """The dashboard's plotly figure: its comm opens with the dashboard's (see
+    :class:`~agentgraph_nb.ui._static.OpensWhenShown`)."""
+
+
+class Dashboard(_static.OpensWhenShown, widgets.VBox):
     """Metrics of a compiled graph as one widget: a header line (runs started, completed,
     failed, in flight, recent rate, run duration) over four panels:
 
@@ -208,6 +213,7 @@ class Dashboard(widgets.VBox):
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The widget view (with the figure's current state, which a view that opens later
         starts from), the text repr, and the static picture as ``text/html``."""
+        self.open_now()
         bundle = self._live_bundle(**kwargs)
         bundle["text/html"] = self._twin.html()
         return bundle
@@ -223,7 +229,7 @@ class Dashboard(widgets.VBox):
 
     def _ipython_display_(self) -> None:
         """In IPython: the static picture, then the live widget (see ``ui/_static.py``)."""
-        _static.display(self, self._twin, self._live_bundle())
+        _static.display(self, self._twin, self._live_bundle)
 
     def __repr__(self) -> str:
         runs = self._app.metrics.runs
@@ -541,4 +547,4 @@ def _figure(nodes: Sequence[str]) -> Any:
     fig.update_yaxes(rangemode="tozero", row=2, col=2)
     fig.update_xaxes(title_text="seconds since the first recorded run", row=1, col=2)
     fig.update_xaxes(type="log", title_text="ms", row=2, col=2)
-    return go.FigureWidget(fig)
+    return _Figure(fig)

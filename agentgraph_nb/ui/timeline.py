@@ -93,7 +93,7 @@ def _wall(iso: str | None) -> float | None:
         return None
 
 
-class Timeline(go.FigureWidget):
+class Timeline(_static.OpensWhenShown, go.FigureWidget):
     """A live Gantt chart of a graph's node executions: a plotly ``FigureWidget``.
 
     Made by ``app.timeline()`` / :func:`timeline` (see there for what it shows). Traces, in
@@ -287,6 +287,7 @@ class Timeline(go.FigureWidget):
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> Any:
         """The widget view, the text repr (nbval and plain terminals see the text) and the
         static picture as ``text/html``."""
+        self.open_now()
         bundle = self._live_bundle()
         bundle["text/html"] = self._twin.html()
         return bundle
@@ -300,7 +301,7 @@ class Timeline(go.FigureWidget):
 
     def _ipython_display_(self) -> None:
         """In IPython: the static picture, then the live widget (see ``ui/_static.py``)."""
-        _static.display(self, self._twin, self._live_bundle())
+        _static.display(self, self._twin, self._live_bundle)
 
     def _static_html(self) -> str:
         from agentgraph_nb.ui import _pictures
