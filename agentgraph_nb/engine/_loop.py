@@ -27,6 +27,7 @@ from agentgraph_nb.constants import END
 from agentgraph_nb.engine._algo import (
     NOARG,
     apply_writes,
+    is_overwrite,
     normalize_result,
     pick_weighted,
     resolve_targets,
@@ -40,7 +41,7 @@ from agentgraph_nb.errors import (
     NodeError,
     NodeTimeoutError,
 )
-from agentgraph_nb.types import Event, Interrupt, Overwrite
+from agentgraph_nb.types import Event, Interrupt
 
 if TYPE_CHECKING:
     import asyncio
@@ -905,10 +906,14 @@ def _merge_failed(run: Run, tasks: list[Any], results: list[Any], writes: list[t
     key = exc.key
     if key is not None and run.schema.reducers.get(key) is None:
         # a plain key written twice, or an unknown key: every task that wrote it
+        bad = [i for i, (_, upd) in enumerate(writes) if isinstance(upd, dict) and key in upd]
+    else:
+        # two overwrites of a reducer key: the tasks that overwrote it; a reducer or an update
+        # that failed on its own: the tasks of the node named
         bad = [i for i, (_, upd) in enumerate(writes)
-               if isinstance(upd, dict) and key in upd and type(upd[key]) is not Overwrite]
-    else:  # a reducer or an update that failed on its own: the tasks of the node named
-        bad = [i for i, (name, _) in enumerate(writes) if name == exc.node]
+               if key is not None and isinstance(upd, dict) and key in upd and is_overwrite(upd[key])]
+        if len(bad) < 2:
+            bad = [i for i, (name, _) in enumerate(writes) if name == exc.node]
     if not bad:
         bad = list(range(len(tasks)))
     keep = [i for i in todo if i not in bad]
