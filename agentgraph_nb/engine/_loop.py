@@ -1081,9 +1081,29 @@ def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: list[Pen
         idx = next((i for i, t in enumerate(run.tasks) if t[0].name == it.node), -1)
         writes.append(PendingWrite(idx, _IW, {"value": it.value, "id": it.id, "node": it.node, "when": it.when}, []))
     run.save_pending(writes)
+    if run.stream_updates or run.stream_values:
+        _stream_interrupts(run, intrs)
     if run.emit is not None:
         run.emit("interrupt", run.step, intrs[0].node if intrs else "", data=intrs)
     logger.info("run paused by %d interrupt(s) at step %d", len(intrs), run.step, extra=run._log_extra(run.step))
+
+
+def _stream_interrupts(run: Run, intrs: tuple[Interrupt, ...]) -> None:
+    """What a stream yields when the run pauses, as LangGraph's does: for ``"updates"``,
+    ``{"__interrupt__": (interrupt,)}`` per node that called ``interrupt()`` (and for
+    ``"values"``, the state with that entry), or ``{"__interrupt__": ()}`` once for a static
+    breakpoint (``interrupt_before``/``interrupt_after``; nothing for ``"values"``)."""
+    during = [it for it in intrs if it.when == "during"]
+    out = run.out
+    if not during:
+        if run.stream_updates:
+            out.append(("updates", {INTERRUPT_KEY: ()}))
+        return
+    for it in during:
+        if run.stream_updates:
+            out.append(("updates", {INTERRUPT_KEY: (it,)}))
+        if run.stream_values:
+            out.append(("values", {**run.values, INTERRUPT_KEY: (it,)}))
 
 
 def _recorded_interrupts(run: Run) -> dict[str, Any]:

@@ -516,6 +516,11 @@ class CompiledGraph(ViewsMixin):
         state after the input (or the state resumed from) and after every superstep;
         ``"events"``: every :class:`Event`. ``stream(None, thread_id=...)`` on a finished thread
         yields no update and the state once for ``"values"``, as LangGraph does.
+
+        When the run pauses, the stream ends as LangGraph's does: ``"updates"`` yields
+        ``{"__interrupt__": (Interrupt(...),)}`` for each node that called ``interrupt()`` and
+        ``{"__interrupt__": ()}`` for a breakpoint (``interrupt_before``/``interrupt_after``);
+        ``"values"`` yields the state with an ``"__interrupt__"`` entry for ``interrupt()``.
         A list of modes yields ``(mode, payload)`` pairs. Takes the keywords of :meth:`invoke`.
         """
         modes, tagged = self._modes(mode)
