@@ -60,7 +60,8 @@ class Command:
     Attributes:
         update: a partial state update, as a node would return it.
         goto: a node name, a :class:`Send`, or a sequence of them, to run next
-            (in addition to the node's static edges).
+            (in addition to the node's static edges). In a ``Command`` passed to ``invoke``
+            on a paused thread, they run in the pending superstep, next to the nodes waiting there.
         resume: the answer to a pending :func:`~agentgraph_nb.interrupt` (input to ``invoke``),
             or a mapping of interrupt id to answer when several are pending.
 
