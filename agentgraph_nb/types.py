@@ -16,6 +16,7 @@ __all__ = [
     "Event",
     "EventKind",
     "Interrupt",
+    "NodeFailure",
     "Overwrite",
     "RetryPolicy",
     "Send",
@@ -290,6 +291,52 @@ class Interrupt:
     id: str
     node: str = ""
     when: Literal["during", "before", "after"] = "during"
+
+
+@dataclass(frozen=True)
+class NodeFailure:
+    """Where a run failed: attached to the node's own exception, which reaches the caller with its
+    own type (``except RuntimeError`` works, as in LangGraph). Read it with
+    :func:`~agentgraph_nb.node_failure`.
+
+    Attributes:
+        node: the node that raised (or after which routing raised).
+        step: the superstep.
+        attempt: how many attempts were made (1 = no retry).
+        graph: the name of the graph.
+        thread_id: the run's thread, or ``None``.
+        during: ``"node"`` (the node's function raised) or ``"routing"`` (a router of its
+            conditional edges raised).
+
+    Example:
+        >>> try:                                         # doctest: +SKIP
+        ...     app.invoke({"topic": "x"}, thread_id="t1")
+        ... except ConnectionError as err:
+        ...     where = node_failure(err)                # NodeFailure(node='search', step=2, ...)
+        ...     app.get_state("t1").next                 # ('search',): fix, then invoke(None, ...)
+    """
+
+    node: str
+    step: int
+    attempt: int = 1
+    graph: str = ""
+    thread_id: str | None = None
+    during: Literal["node", "routing"] = "node"
+    # the node's function (a short traceback points at its code); never compared nor pickled
+    _fn: Any = field(default=None, repr=False, compare=False)
+
+    def __reduce__(self) -> Any:  # exceptions carrying it stay picklable (batch in process pools)
+        return (NodeFailure, (self.node, self.step, self.attempt, self.graph, self.thread_id, self.during))
+
+    def describe(self) -> str:
+        """The failure in words, e.g. ``"node 'search' of graph 'research' failed at step 2 (attempt 3)"``."""
+        routing = self.during == "routing"
+        what = f"routing after node {self.node!r}" if routing else f"node {self.node!r}"
+        of = f" of graph {self.graph!r}" if self.graph else ""
+        extra = [] if routing else [f"attempt {self.attempt}"]
+        if self.thread_id is not None:
+            extra.append(f"thread {self.thread_id!r}")
+        return f"{what}{of} failed at step {self.step}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 @dataclass(frozen=True)

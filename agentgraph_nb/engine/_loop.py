@@ -41,7 +41,7 @@ from agentgraph_nb.errors import (
     NodeError,
     NodeTimeoutError,
 )
-from agentgraph_nb.types import Event, Interrupt
+from agentgraph_nb.types import Event, Interrupt, NodeFailure
 
 if TYPE_CHECKING:
     import asyncio
@@ -444,15 +444,43 @@ def _check_newest(store: BaseCheckpointer, rec: CheckpointRecord, expected: str 
 
 
 # -- executing one task ---------------------------------------------------------------------------
-def _error_for(run: Run, node: PNode, step: int, attempt: int, exc: BaseException) -> Exception:
+def _error_for(run: Run, node: PNode, step: int, attempt: int, exc: BaseException) -> BaseException:
+    """What a node's failure raises: the node's own exception, told where it failed (see
+    :func:`_tell_where`); our own errors as they are; a :class:`NodeError` chained to the
+    exception only when it refuses new attributes."""
+    failure = NodeFailure(node.name, step, attempt, run.plan.name, run.thread_id, "node", node.fn)
     if isinstance(exc, (NodeTimeoutError, InvalidUpdateError)):
         if isinstance(exc, InvalidUpdateError) and exc.step is None:
             exc.step = step
+        _tell_where(exc, failure, note=False)
+        return exc
+    if _tell_where(exc, failure):
         return exc
     return NodeError(
         f"node {node.name!r} failed at step {step} (attempt {attempt}): {type(exc).__name__}: {exc}",
         node=node.name, step=step, attempt=attempt,
     )
+
+
+def _tell_where(exc: BaseException, failure: NodeFailure, note: bool = True) -> bool:
+    """Attach ``failure`` to ``exc`` (``exc.agentgraph_failure``, read by
+    :func:`~agentgraph_nb.node_failure`) and, with ``note``, say it in a note that tracebacks
+    print. The exception keeps its type, so callers catch what the node raised (as in
+    LangGraph). An exception passing through nested graphs gets a note per level and the
+    outermost failure. False when ``exc`` refuses attributes."""
+    try:
+        exc.agentgraph_failure = failure  # type: ignore[attr-defined]
+        if note:
+            text = failure.describe()
+            notes = getattr(exc, "__notes__", None)
+            if not (isinstance(notes, list) and text in notes):  # the same object re-raised
+                if sys.version_info >= (3, 11):
+                    exc.add_note(text)
+                else:  # 3.10: what add_note does
+                    exc.__notes__ = [*(notes or []), text]  # type: ignore[attr-defined]
+    except Exception:  # a frozen exception class, a __notes__ that is not a list
+        return False
+    return True
 
 
 def _on_retry(run: Run, node: PNode, step: int, attempt: int, exc: BaseException, index: int) -> float:
@@ -886,7 +914,7 @@ async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any],
         saved = _pending_writes(tasks, results, todo, durable)
         if errors:
             run.save_pending(saved)
-            raise errors[0].exc from errors[0].exc.__cause__
+            raise errors[0].exc  # as it is: its own cause and context
         _stop_for_interrupts(run, tuple(intrs), saved)
         return [], [], values
     writes = _writes(tasks, results)
@@ -951,6 +979,9 @@ async def _route_step(run: Run, tasks: list[Any], results: list[Any], values: di
             run.save_pending(_pending_writes(tasks, results, others, None))
             if isinstance(exc, InvalidUpdateError):
                 exc.step = step
+                raise
+            # the router's own exception, told where (as a node's is)
+            if _tell_where(exc, NodeFailure(node.name, step, 1, run.plan.name, run.thread_id, "routing")):
                 raise
             raise NodeError(
                 f"node {node.name!r} failed at step {step}: routing after it failed: {type(exc).__name__}: {exc}",
