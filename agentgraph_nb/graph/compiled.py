@@ -48,6 +48,7 @@ from agentgraph_nb.errors import (
     InvalidInputError,
     InvalidUpdateError,
     did_you_mean,
+    node_failure,
 )
 from agentgraph_nb.graph._views import ViewsMixin
 from agentgraph_nb.observe.metrics import Metrics, RunStats
@@ -414,8 +415,8 @@ class CompiledGraph(ViewsMixin):
                 run.emit("run_end", run.step, duration=dt, data={"status": outcome, "values": run.values, "error": err})
             level = logging.INFO if outcome != "failed" else logging.ERROR
             if logger.isEnabledFor(level):
-                at = getattr(err, "step", None)
-                at = at if isinstance(at, int) else run.step
+                failure = node_failure(err)
+                at = failure.step if failure is not None else run.step
                 logger.log(level, "run %s of graph %r %s in %.6fs at step %d", run.run_id, self.name, outcome, dt, at,
                            extra=run._log_extra(at))
 
