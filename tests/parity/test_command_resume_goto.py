@@ -13,7 +13,16 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
-from agentgraph_nb import END, START, Command, InvalidInputError, InvalidUpdateError, Send, StateGraph, interrupt
+from agentgraph_nb import (
+    END,
+    START,
+    Command,
+    InvalidInputError,
+    InvalidUpdateError,
+    Send,
+    StateGraph,
+    interrupt,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::agentgraph_nb.errors.GraphValidationWarning")
 
