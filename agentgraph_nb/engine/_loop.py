@@ -448,7 +448,7 @@ def _error_for(run: Run, node: PNode, step: int, attempt: int, exc: BaseExceptio
     """What a node's failure raises: the node's own exception, told where it failed (see
     :func:`_tell_where`); our own errors as they are; a :class:`NodeError` chained to the
     exception only when it refuses new attributes."""
-    failure = NodeFailure(node.name, step, attempt, run.plan.name, run.thread_id, "node", node.fn)
+    failure = NodeFailure(node.name, step, attempt, run.plan.name or "", run.thread_id, "node", node.fn)
     if isinstance(exc, (NodeTimeoutError, InvalidUpdateError)):
         if isinstance(exc, InvalidUpdateError) and exc.step is None:
             exc.step = step
@@ -981,7 +981,7 @@ async def _route_step(run: Run, tasks: list[Any], results: list[Any], values: di
                 exc.step = step
                 raise
             # the router's own exception, told where (as a node's is)
-            if _tell_where(exc, NodeFailure(node.name, step, 1, run.plan.name, run.thread_id, "routing")):
+            if _tell_where(exc, NodeFailure(node.name, step, 1, run.plan.name or "", run.thread_id, "routing")):
                 raise
             raise NodeError(
                 f"node {node.name!r} failed at step {step}: routing after it failed: {type(exc).__name__}: {exc}",
