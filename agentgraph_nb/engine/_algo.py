@@ -77,7 +77,8 @@ def _short(v: Any, n: int = 60) -> str:
 
 
 def apply_writes(
-    schema: StateSchema, values: dict[str, Any], writes: Sequence[tuple[str, Any]], *, check: bool = True
+    schema: StateSchema, values: dict[str, Any], writes: Sequence[tuple[str, Any]], *, check: bool = True,
+    _resolved: bool = False,
 ) -> dict[str, Any]:
     """Return new values: ``values`` with each ``(node, update)`` merged in order.
 
@@ -93,7 +94,6 @@ def apply_writes(
     reducers = schema.reducers
     open_keys = schema.kind == "dict"
     writers: dict[str, str] | None = None
-    overwritten: dict[str, str] | None = None  # reducer key -> the node that overwrote it
     for name, upd in writes:
         if not upd:
             continue
@@ -138,22 +138,10 @@ def apply_writes(
                 new[k] = v
                 continue
             tv = type(v)
-            if tv is Overwrite or (tv is dict and is_overwrite(v)):
-                if overwritten is None:
-                    overwritten = {}
-                prev = overwritten.get(k)
-                if prev is not None:
-                    who = f"node {prev!r} (twice)" if prev == name else f"nodes {prev!r} and {name!r}"
-                    raise InvalidUpdateError(
-                        f"{who} both wrote Overwrite(...) to state key {k!r} in the same superstep: a key "
-                        "can take only one Overwrite per superstep. Let only one branch overwrite it.",
-                        node=prev,
-                        key=k,
-                    )
-                overwritten[k] = name
+            if tv is Overwrite or (tv is dict and (_OVERWRITE in v or "type" in v) and is_overwrite(v)):
+                if not _resolved:  # rare: start again without the writes the overwrites replace
+                    return apply_writes(schema, values, _overwrites_win(schema, writes), check=check, _resolved=True)
                 new[k] = v.value if tv is Overwrite else _overwrite_value(v)
-            elif overwritten is not None and k in overwritten:
-                continue  # the key's overwrite wins the step
             elif k in new:
                 try:
                     new[k] = r(new[k], v)
@@ -183,6 +171,35 @@ def is_overwrite(v: Any) -> bool:
             return True
         return len(v) == 2 and v.get("type") == _OVERWRITE and "value" in v
     return False
+
+
+def _overwrites_win(schema: StateSchema, writes: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``writes`` without the other writes of each reducer key that one of them overwrites (so that
+    the overwrite wins the step, as in LangGraph). Two overwrites of one key are an
+    :class:`InvalidUpdateError` naming both writers and the key."""
+    reducers = schema.reducers
+    by: dict[str, str] = {}  # reducer key -> the node that overwrote it
+    for name, upd in writes:
+        if not isinstance(upd, dict):
+            continue
+        for k, v in upd.items():
+            if isinstance(k, str) and reducers.get(k) is not None and is_overwrite(v):
+                prev = by.get(k)
+                if prev is not None:
+                    who = f"node {prev!r} (twice)" if prev == name else f"nodes {prev!r} and {name!r}"
+                    raise InvalidUpdateError(
+                        f"{who} both wrote Overwrite(...) to state key {k!r} in the same superstep: a key "
+                        "can take only one Overwrite per superstep. Let only one branch overwrite it.",
+                        node=prev,
+                        key=k,
+                    )
+                by[k] = name
+    out: list[tuple[str, Any]] = []
+    for name, upd in writes:
+        if isinstance(upd, dict) and any(k in by and not is_overwrite(v) for k, v in upd.items()):
+            upd = {k: v for k, v in upd.items() if k not in by or is_overwrite(v)}
+        out.append((name, upd))
+    return out
 
 
 def _overwrite_value(v: dict[str, Any]) -> Any:
