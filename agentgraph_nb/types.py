@@ -300,7 +300,8 @@ class NodeFailure:
     :func:`~agentgraph_nb.node_failure`.
 
     Attributes:
-        node: the node that raised (or after which routing raised).
+        node: the node that raised (or after which routing raised; ``"__start__"`` for the
+            routers of ``START``).
         step: the superstep.
         attempt: how many attempts were made (1 = no retry).
         graph: the name of the graph.
@@ -331,7 +332,10 @@ class NodeFailure:
     def describe(self) -> str:
         """The failure in words, e.g. ``"node 'search' of graph 'research' failed at step 2 (attempt 3)"``."""
         routing = self.during == "routing"
-        what = f"routing after node {self.node!r}" if routing else f"node {self.node!r}"
+        if routing:
+            what = "routing from START" if self.node == "__start__" else f"routing after node {self.node!r}"
+        else:
+            what = f"node {self.node!r}"
         of = f" of graph {self.graph!r}" if self.graph else ""
         extra = [] if routing else [f"attempt {self.attempt}"]
         if self.thread_id is not None:

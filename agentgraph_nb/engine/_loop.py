@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from agentgraph_nb._lazy import LazyModule
 from agentgraph_nb.checkpoint.base import CheckpointRecord, PendingWrite, new_checkpoint_stamp
-from agentgraph_nb.constants import END
+from agentgraph_nb.constants import END, START
 from agentgraph_nb.engine._algo import (
     NOARG,
     apply_writes,
@@ -843,6 +843,9 @@ async def _start(run: Run) -> None:
         except InvalidUpdateError:
             raise
         except Exception as exc:
+            # the router's own exception, as after a node (see _route_step)
+            if _tell_where(exc, NodeFailure(START, 0, 1, plan.name or "", run.thread_id, "routing")):
+                raise
             raise InvalidUpdateError(
                 f"routing from START failed: {type(exc).__name__}: {exc}", node="__start__"
             ) from exc

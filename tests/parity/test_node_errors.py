@@ -150,6 +150,25 @@ def test_router_exception_reaches_the_caller() -> None:
     assert ei.value.__notes__ == ["routing after node 'a' of graph 'State' failed at step 1"]
 
 
+def test_router_of_start_exception_reaches_the_caller() -> None:
+    """Follows test_pregel.py::test_checkpoint_recovery for a router of START: its own exception
+    reaches the caller (it was an InvalidUpdateError wrapping it), marked as routing from START;
+    nothing is stored, so the thread has no checkpoint to resume."""
+
+    def route(s: State) -> str:
+        raise LookupError("no route")
+
+    g = StateGraph(State).add_node("a", lambda s: None)
+    g.add_conditional_edges(START, route, ["a"])
+    app = g.compile()
+    with pytest.raises(LookupError, match="no route") as ei:
+        app.invoke({}, thread_id="t")
+    f = node_failure(ei.value)
+    assert f is not None and (f.node, f.step, f.during) == ("__start__", 0, "routing")
+    assert ei.value.__notes__ == ["routing from START of graph 'State' failed at step 0 (thread 't')"]
+    assert app.get_state("t").checkpoint_id is None
+
+
 def test_our_own_errors_keep_their_types() -> None:
     """Follows test_pregel.py::test_checkpoint_recovery for failures agentgraph_nb itself detects:
     a timeout stays a NodeTimeoutError (a TimeoutError), described by node_failure as well; an
