@@ -136,3 +136,24 @@ def test_overwrite_of_a_plain_key_is_a_plain_write() -> None:
 
     g3 = StateGraph(Open).add_node("a", lambda s: {"meta": {"__overwrite__": 1}}).add_edge(START, "a")
     assert g3.compile().invoke({}) == {"meta": {"__overwrite__": 1}}
+
+
+def test_overwrite_wins_its_parallel_step_async() -> None:
+    """Follows test_pregel.py::test_overwrite_parallel with async nodes under ainvoke (LangGraph
+    has no async twin of it): the overwriting node finishes last, its sibling's append is still
+    dropped."""
+    import asyncio
+
+    async def node_b(s: State) -> dict[str, Any]:
+        await asyncio.sleep(0.02)
+        return {"messages": Overwrite(["b"])}
+
+    async def node_c(s: State) -> dict[str, Any]:
+        return {"messages": ["c"]}
+
+    g = StateGraph(State).add_node("node_b", node_b).add_node("node_c", node_c)
+    g.add_node("node_d", lambda s: {"messages": ["d"]})
+    g.add_edge(START, "node_b").add_edge(START, "node_c")
+    g.add_edge(["node_b", "node_c"], "node_d")
+    out = asyncio.run(g.compile().ainvoke({"messages": ["START"]}))
+    assert out == {"messages": ["b", "d"]}
