@@ -1,5 +1,6 @@
 """Public value types: routing (:class:`Send`, :class:`Command`), :class:`RetryPolicy`,
-:class:`StateSnapshot`, :class:`Interrupt` and the run :class:`Event`.
+:class:`StateSnapshot`, :class:`Interrupt`, :class:`NodeFailure` (where a run failed) and the run
+:class:`Event`.
 """
 
 from __future__ import annotations
