@@ -31,6 +31,7 @@ from agentgraph_nb.errors import (
     MissingDependencyError,
     NodeError,
     NodeTimeoutError,
+    node_failure,
 )
 from agentgraph_nb.graph.compiled import CompiledGraph
 from agentgraph_nb.graph.session import DebugSession, StateDiff
@@ -39,6 +40,7 @@ from agentgraph_nb.types import (
     Command,
     Event,
     Interrupt,
+    NodeFailure,
     Overwrite,
     RetryPolicy,
     Send,
@@ -71,6 +73,7 @@ __all__ = [
     "MemoryCheckpointer",
     "MissingDependencyError",
     "NodeError",
+    "NodeFailure",
     "NodeTimeoutError",
     "Overwrite",
     "RetryPolicy",
@@ -83,6 +86,7 @@ __all__ = [
     "full_traceback",
     "interrupt",
     "load_ipython_extension",
+    "node_failure",
     "short_traceback",
     "short_tracebacks",
 ]

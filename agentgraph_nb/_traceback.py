@@ -53,7 +53,7 @@ def full_traceback(exc: BaseException) -> str:
     Example:
         >>> try:                                                   # doctest: +SKIP
         ...     app.invoke({"x": 1})
-        ... except NodeError as err:
+        ... except ValueError as err:                            # what the node raised
         ...     print(agentgraph_nb.full_traceback(err))
     """
     import traceback
@@ -79,7 +79,7 @@ def _frames(tb: TracebackType | None) -> Iterator[tuple[Any, int]]:
 
 def should_shorten(exc: BaseException) -> bool:
     """Whether the short form applies: an agentgraph_nb error, or any error that came out of a run
-    (e.g. a node's own exception, should a run ever raise it unwrapped)."""
+    (a node's own exception, which the engine re-raises with its own type)."""
     from agentgraph_nb.errors import AgentGraphError
 
     if isinstance(exc, AgentGraphError):
@@ -188,8 +188,15 @@ class _Writer:
 
 
 def _node_info(chain: list[BaseException]) -> tuple[Any, str | None, int | None, BaseException | None]:
-    """(the node's function, its name, the step, the error that carries them) from the chain."""
+    """(the node's function, its name, the step, the error that carries them) from the chain:
+    a node's own exception carries a ``NodeFailure`` (see engine/_loop.py), our errors carry
+    ``_node_fn``, ``node`` and ``step``."""
+    from agentgraph_nb.types import NodeFailure
+
     for e in chain:
+        failure = e.__dict__.get("agentgraph_failure") if hasattr(e, "__dict__") else None
+        if isinstance(failure, NodeFailure) and failure.during == "node" and failure._fn is not None:
+            return failure._fn, failure.node, failure.step, e
         fn = getattr(e, "_node_fn", None)
         if fn is not None:
             return fn, getattr(e, "node", None), getattr(e, "step", None), e
@@ -274,6 +281,9 @@ def short_traceback(exc: BaseException, *, shell: Any = None, hint: str | None =
     head = f"Traceback (most recent call last; {what}):"
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     lines = [head, *out.lines(), message]
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):  # where the node failed, as the engine tells it; after the message, as Python prints notes
+        lines += [n for n in notes if isinstance(n, str)]
     for e in chain[1:]:
         mine = f"{type(e).__name__}: {e}"
         if mine not in message and str(e) not in message:

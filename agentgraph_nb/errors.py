@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from agentgraph_nb.types import NodeFailure
+
 __all__ = [
     "AgentGraphError",
     "AgentGraphWarning",
@@ -23,6 +25,7 @@ __all__ = [
     "MissingDependencyError",
     "NodeError",
     "NodeTimeoutError",
+    "node_failure",
 ]
 
 
@@ -77,8 +80,41 @@ class InvalidUpdateError(AgentGraphError, ValueError):
         return msg if self.step is None else f"{msg} (at step {self.step})"
 
 
+def node_failure(exc: BaseException | None) -> NodeFailure | None:
+    """Where the run that raised ``exc`` failed: which node, at which step, after how many attempts.
+
+    A node's own exception reaches the caller with its own type (as in LangGraph), carrying a
+    :class:`~agentgraph_nb.types.NodeFailure` (and a note saying the same, which tracebacks
+    print). This finds it on ``exc`` or on the exceptions ``exc`` was raised from (so it still
+    works after ``raise MyError(...) from err``). For agentgraph_nb's own errors that name a node
+    (:class:`NodeTimeoutError`, :class:`InvalidUpdateError` of a node's update) it describes them
+    too. ``None`` when nothing names a node (a bad input, an error from outside a run).
+
+    Example:
+        >>> try:                                        # doctest: +SKIP
+        ...     app.invoke({"q": "x"}, thread_id="t1")
+        ... except ValueError as err:
+        ...     print(node_failure(err))                # NodeFailure(node='parse', step=1, attempt=1, ...)
+    """
+    seen: set[int] = set()
+    cur = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        found = cur.__dict__.get("agentgraph_failure") if hasattr(cur, "__dict__") else None
+        if isinstance(found, NodeFailure):
+            return found
+        node, step = getattr(cur, "node", None), getattr(cur, "step", None)
+        if isinstance(cur, AgentGraphError) and isinstance(node, str) and not node.startswith("__") and isinstance(step, int):
+            return NodeFailure(node, step, getattr(cur, "attempt", 1), _fn=cur._node_fn)
+        cur = cur.__cause__ if cur.__cause__ is not None else cur.__context__
+    return None
+
+
 class NodeError(AgentGraphError):
-    """A node failed after its retries. Chained (``raise ... from``) to the original exception.
+    """A node failed after its retries, in a way its own exception cannot carry: a timeout
+    (:class:`NodeTimeoutError`), or an exception that refuses new attributes (rare: the engine
+    re-raises a node's own exception, with a :class:`~agentgraph_nb.types.NodeFailure` attached,
+    whenever it can). Chained (``raise ... from``) to the original exception.
 
     Attributes:
         node: the node's name.

@@ -1,5 +1,6 @@
 """Public value types: routing (:class:`Send`, :class:`Command`), :class:`RetryPolicy`,
-:class:`StateSnapshot`, :class:`Interrupt` and the run :class:`Event`.
+:class:`StateSnapshot`, :class:`Interrupt`, :class:`NodeFailure` (where a run failed) and the run
+:class:`Event`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ __all__ = [
     "Event",
     "EventKind",
     "Interrupt",
+    "NodeFailure",
     "Overwrite",
     "RetryPolicy",
     "Send",
@@ -60,7 +62,8 @@ class Command:
     Attributes:
         update: a partial state update, as a node would return it.
         goto: a node name, a :class:`Send`, or a sequence of them, to run next
-            (in addition to the node's static edges).
+            (in addition to the node's static edges). In a ``Command`` passed to ``invoke``
+            on a paused thread, they run in the pending superstep, next to the nodes waiting there.
         resume: the answer to a pending :func:`~agentgraph_nb.interrupt` (input to ``invoke``),
             or a mapping of interrupt id to answer when several are pending.
 
@@ -289,6 +292,56 @@ class Interrupt:
     id: str
     node: str = ""
     when: Literal["during", "before", "after"] = "during"
+
+
+@dataclass(frozen=True)
+class NodeFailure:
+    """Where a run failed: attached to the node's own exception, which reaches the caller with its
+    own type (``except RuntimeError`` works, as in LangGraph). Read it with
+    :func:`~agentgraph_nb.node_failure`.
+
+    Attributes:
+        node: the node that raised (or after which routing raised; ``"__start__"`` for the
+            routers of ``START``).
+        step: the superstep.
+        attempt: how many attempts were made (1 = no retry).
+        graph: the name of the graph.
+        thread_id: the run's thread, or ``None``.
+        during: ``"node"`` (the node's function raised) or ``"routing"`` (a router of its
+            conditional edges raised).
+
+    Example:
+        >>> try:                                         # doctest: +SKIP
+        ...     app.invoke({"topic": "x"}, thread_id="t1")
+        ... except ConnectionError as err:
+        ...     where = node_failure(err)                # NodeFailure(node='search', step=2, ...)
+        ...     app.get_state("t1").next                 # ('search',): fix, then invoke(None, ...)
+    """
+
+    node: str
+    step: int
+    attempt: int = 1
+    graph: str = ""
+    thread_id: str | None = None
+    during: Literal["node", "routing"] = "node"
+    # the node's function (a short traceback points at its code); never compared nor pickled
+    _fn: Any = field(default=None, repr=False, compare=False)
+
+    def __reduce__(self) -> Any:  # exceptions carrying it stay picklable (batch in process pools)
+        return (NodeFailure, (self.node, self.step, self.attempt, self.graph, self.thread_id, self.during))
+
+    def describe(self) -> str:
+        """The failure in words, e.g. ``"node 'search' of graph 'research' failed at step 2 (attempt 3)"``."""
+        routing = self.during == "routing"
+        if routing:
+            what = "routing from START" if self.node == "__start__" else f"routing after node {self.node!r}"
+        else:
+            what = f"node {self.node!r}"
+        of = f" of graph {self.graph!r}" if self.graph else ""
+        extra = [] if routing else [f"attempt {self.attempt}"]
+        if self.thread_id is not None:
+            extra.append(f"thread {self.thread_id!r}")
+        return f"{what}{of} failed at step {self.step}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 @dataclass(frozen=True)

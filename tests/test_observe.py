@@ -242,7 +242,7 @@ def test_frames_of_a_failed_run() -> None:
     assert list(ex[ex["node"] == "flaky"]["status"]) == ["retry", "retry", "error"]
     df = app.events()
     end = df[df["kind"] == "run_end"].iloc[0]
-    assert "NodeError" in end["error"]
+    assert end["error"] == "ConnectionError: transient"  # the node's own error
     assert (df["kind"] == "node_error").sum() == 1
 
 

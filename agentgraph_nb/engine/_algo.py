@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from agentgraph_nb.engine._plan import Plan, PNode
     from agentgraph_nb.state._schema import StateSchema
 
-__all__ = ["NOARG", "apply_writes", "normalize_result", "resolve_targets"]
+__all__ = ["NOARG", "apply_writes", "is_overwrite", "normalize_result", "resolve_targets"]
 
 
 class _NoArg:
@@ -77,13 +77,18 @@ def _short(v: Any, n: int = 60) -> str:
 
 
 def apply_writes(
-    schema: StateSchema, values: dict[str, Any], writes: Sequence[tuple[str, Any]], *, check: bool = True
+    schema: StateSchema, values: dict[str, Any], writes: Sequence[tuple[str, Any]], *, check: bool = True,
+    _resolved: bool = False,
 ) -> dict[str, Any]:
     """Return new values: ``values`` with each ``(node, update)`` merged in order.
 
     Keys with a reducer are folded through it; plain keys take the written value, and two
     writes to one plain key in the same call raise :class:`InvalidUpdateError` naming both
-    writers. ``values`` itself is never modified.
+    writers. An :class:`Overwrite` of a reducer key (or its JSON spelling
+    ``{"__overwrite__": value}``) wins the call: the key takes its value, whatever the other
+    writes of the key in the call, before or after it (as in LangGraph); two overwrites of one
+    key in one call are an :class:`InvalidUpdateError`. On a plain key an ``Overwrite`` is a
+    plain write. ``values`` itself is never modified.
     """
     new = dict(values)
     reducers = schema.reducers
@@ -113,10 +118,9 @@ def apply_writes(
                 raise InvalidUpdateError(
                     f"node {name!r} wrote a non-string key {k!r}; state keys are strings", node=name
                 ) from None
-            if type(v) is Overwrite:
-                new[k] = v.value
-                continue
             if r is None:
+                if type(v) is Overwrite:
+                    v = v.value
                 if check:
                     if writers is None:
                         writers = {}
@@ -132,6 +136,12 @@ def apply_writes(
                         )
                     writers[k] = name
                 new[k] = v
+                continue
+            tv = type(v)
+            if tv is Overwrite or (tv is dict and (_OVERWRITE in v or "type" in v) and is_overwrite(v)):
+                if not _resolved:  # rare: start again without the writes the overwrites replace
+                    return apply_writes(schema, values, _overwrites_win(schema, writes), check=check, _resolved=True)
+                new[k] = v.value if tv is Overwrite else _overwrite_value(v)
             elif k in new:
                 try:
                     new[k] = r(new[k], v)
@@ -145,6 +155,55 @@ def apply_writes(
             else:
                 new[k] = v
     return new
+
+
+_OVERWRITE = "__overwrite__"
+
+
+def is_overwrite(v: Any) -> bool:
+    """Whether ``v`` replaces a reducer key's value: an :class:`Overwrite`, or its JSON spellings
+    ``{"__overwrite__": value}`` and ``{"type": "__overwrite__", "value": value}`` (what
+    LangGraph's ``Overwrite`` dataclass becomes in JSON)."""
+    if type(v) is Overwrite:
+        return True
+    if isinstance(v, dict):
+        if len(v) == 1 and _OVERWRITE in v:
+            return True
+        return len(v) == 2 and v.get("type") == _OVERWRITE and "value" in v
+    return False
+
+
+def _overwrites_win(schema: StateSchema, writes: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``writes`` without the other writes of each reducer key that one of them overwrites (so that
+    the overwrite wins the step, as in LangGraph). Two overwrites of one key are an
+    :class:`InvalidUpdateError` naming both writers and the key."""
+    reducers = schema.reducers
+    by: dict[str, str] = {}  # reducer key -> the node that overwrote it
+    for name, upd in writes:
+        if not isinstance(upd, dict):
+            continue
+        for k, v in upd.items():
+            if isinstance(k, str) and reducers.get(k) is not None and is_overwrite(v):
+                prev = by.get(k)
+                if prev is not None:
+                    who = f"node {prev!r} (twice)" if prev == name else f"nodes {prev!r} and {name!r}"
+                    raise InvalidUpdateError(
+                        f"{who} both wrote Overwrite(...) to state key {k!r} in the same superstep: a key "
+                        "can take only one Overwrite per superstep. Let only one branch overwrite it.",
+                        node=prev,
+                        key=k,
+                    )
+                by[k] = name
+    out: list[tuple[str, Any]] = []
+    for name, upd in writes:
+        if isinstance(upd, dict) and any(k in by and not is_overwrite(v) for k, v in upd.items()):
+            upd = {k: v for k, v in upd.items() if k not in by or is_overwrite(v)}
+        out.append((name, upd))
+    return out
+
+
+def _overwrite_value(v: dict[str, Any]) -> Any:
+    return v[_OVERWRITE] if _OVERWRITE in v else v["value"]
 
 
 def resolve_targets(

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from agentgraph_nb._lazy import LazyModule
 from agentgraph_nb.checkpoint.base import CheckpointRecord, PendingWrite, new_checkpoint_stamp
-from agentgraph_nb.constants import END
+from agentgraph_nb.constants import END, START
 from agentgraph_nb.engine._algo import (
     NOARG,
     apply_writes,
+    is_overwrite,
     normalize_result,
     pick_weighted,
     resolve_targets,
@@ -40,7 +41,7 @@ from agentgraph_nb.errors import (
     NodeError,
     NodeTimeoutError,
 )
-from agentgraph_nb.types import Event, Interrupt, Overwrite
+from agentgraph_nb.types import Event, Interrupt, NodeFailure
 
 if TYPE_CHECKING:
     import asyncio
@@ -443,15 +444,43 @@ def _check_newest(store: BaseCheckpointer, rec: CheckpointRecord, expected: str 
 
 
 # -- executing one task ---------------------------------------------------------------------------
-def _error_for(run: Run, node: PNode, step: int, attempt: int, exc: BaseException) -> Exception:
+def _error_for(run: Run, node: PNode, step: int, attempt: int, exc: BaseException) -> BaseException:
+    """What a node's failure raises: the node's own exception, told where it failed (see
+    :func:`_tell_where`); our own errors as they are; a :class:`NodeError` chained to the
+    exception only when it refuses new attributes."""
+    failure = NodeFailure(node.name, step, attempt, run.plan.name or "", run.thread_id, "node", node.fn)
     if isinstance(exc, (NodeTimeoutError, InvalidUpdateError)):
         if isinstance(exc, InvalidUpdateError) and exc.step is None:
             exc.step = step
+        _tell_where(exc, failure, note=False)
+        return exc
+    if _tell_where(exc, failure):
         return exc
     return NodeError(
         f"node {node.name!r} failed at step {step} (attempt {attempt}): {type(exc).__name__}: {exc}",
         node=node.name, step=step, attempt=attempt,
     )
+
+
+def _tell_where(exc: BaseException, failure: NodeFailure, note: bool = True) -> bool:
+    """Attach ``failure`` to ``exc`` (``exc.agentgraph_failure``, read by
+    :func:`~agentgraph_nb.node_failure`) and, with ``note``, say it in a note that tracebacks
+    print. The exception keeps its type, so callers catch what the node raised (as in
+    LangGraph). An exception passing through nested graphs gets a note per level and the
+    outermost failure. False when ``exc`` refuses attributes."""
+    try:
+        exc.agentgraph_failure = failure  # type: ignore[attr-defined]
+        if note:
+            text = failure.describe()
+            notes = getattr(exc, "__notes__", None)
+            if not (isinstance(notes, list) and text in notes):  # the same object re-raised
+                if sys.version_info >= (3, 11):
+                    exc.add_note(text)
+                else:  # 3.10: what add_note does
+                    exc.__notes__ = [*(notes or []), text]  # type: ignore[attr-defined]
+    except Exception:  # a frozen exception class, a __notes__ that is not a list
+        return False
+    return True
 
 
 def _on_retry(run: Run, node: PNode, step: int, attempt: int, exc: BaseException, index: int) -> float:
@@ -814,6 +843,9 @@ async def _start(run: Run) -> None:
         except InvalidUpdateError:
             raise
         except Exception as exc:
+            # the router's own exception, as after a node (see _route_step)
+            if _tell_where(exc, NodeFailure(START, 0, 1, plan.name or "", run.thread_id, "routing")):
+                raise
             raise InvalidUpdateError(
                 f"routing from START failed: {type(exc).__name__}: {exc}", node="__start__"
             ) from exc
@@ -885,7 +917,7 @@ async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any],
         saved = _pending_writes(tasks, results, todo, durable)
         if errors:
             run.save_pending(saved)
-            raise errors[0].exc from errors[0].exc.__cause__
+            raise errors[0].exc  # as it is: its own cause and context
         _stop_for_interrupts(run, tuple(intrs), saved)
         return [], [], values
     writes = _writes(tasks, results)
@@ -905,10 +937,14 @@ def _merge_failed(run: Run, tasks: list[Any], results: list[Any], writes: list[t
     key = exc.key
     if key is not None and run.schema.reducers.get(key) is None:
         # a plain key written twice, or an unknown key: every task that wrote it
+        bad = [i for i, (_, upd) in enumerate(writes) if isinstance(upd, dict) and key in upd]
+    else:
+        # two overwrites of a reducer key: the tasks that overwrote it; a reducer or an update
+        # that failed on its own: the tasks of the node named
         bad = [i for i, (_, upd) in enumerate(writes)
-               if isinstance(upd, dict) and key in upd and type(upd[key]) is not Overwrite]
-    else:  # a reducer or an update that failed on its own: the tasks of the node named
-        bad = [i for i, (name, _) in enumerate(writes) if name == exc.node]
+               if key is not None and isinstance(upd, dict) and key in upd and is_overwrite(upd[key])]
+        if len(bad) < 2:
+            bad = [i for i, (name, _) in enumerate(writes) if name == exc.node]
     if not bad:
         bad = list(range(len(tasks)))
     keep = [i for i in todo if i not in bad]
@@ -946,6 +982,9 @@ async def _route_step(run: Run, tasks: list[Any], results: list[Any], values: di
             run.save_pending(_pending_writes(tasks, results, others, None))
             if isinstance(exc, InvalidUpdateError):
                 exc.step = step
+                raise
+            # the router's own exception, told where (as a node's is)
+            if _tell_where(exc, NodeFailure(node.name, step, 1, run.plan.name or "", run.thread_id, "routing")):
                 raise
             raise NodeError(
                 f"node {node.name!r} failed at step {step}: routing after it failed: {type(exc).__name__}: {exc}",
@@ -1076,9 +1115,29 @@ def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: list[Pen
         idx = next((i for i, t in enumerate(run.tasks) if t[0].name == it.node), -1)
         writes.append(PendingWrite(idx, _IW, {"value": it.value, "id": it.id, "node": it.node, "when": it.when}, []))
     run.save_pending(writes)
+    if run.stream_updates or run.stream_values:
+        _stream_interrupts(run, intrs)
     if run.emit is not None:
         run.emit("interrupt", run.step, intrs[0].node if intrs else "", data=intrs)
     logger.info("run paused by %d interrupt(s) at step %d", len(intrs), run.step, extra=run._log_extra(run.step))
+
+
+def _stream_interrupts(run: Run, intrs: tuple[Interrupt, ...]) -> None:
+    """What a stream yields when the run pauses, as LangGraph's does: for ``"updates"``,
+    ``{"__interrupt__": (interrupt,)}`` per node that called ``interrupt()`` (and for
+    ``"values"``, the state with that entry), or ``{"__interrupt__": ()}`` once for a static
+    breakpoint (``interrupt_before``/``interrupt_after``; nothing for ``"values"``)."""
+    during = [it for it in intrs if it.when == "during"]
+    out = run.out
+    if not during:
+        if run.stream_updates:
+            out.append(("updates", {INTERRUPT_KEY: ()}))
+        return
+    for it in during:
+        if run.stream_updates:
+            out.append(("updates", {INTERRUPT_KEY: (it,)}))
+        if run.stream_values:
+            out.append(("values", {**run.values, INTERRUPT_KEY: (it,)}))
 
 
 def _recorded_interrupts(run: Run) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from agentgraph_nb.checkpoint.base import (
     find_parent_cycle,
 )
 from agentgraph_nb.constants import END
-from agentgraph_nb.engine._algo import apply_writes
+from agentgraph_nb.engine._algo import NOARG, apply_writes, resolve_targets
 from agentgraph_nb.engine._loop import (
     _EW,
     _IW,
@@ -48,6 +48,7 @@ from agentgraph_nb.errors import (
     InvalidInputError,
     InvalidUpdateError,
     did_you_mean,
+    node_failure,
 )
 from agentgraph_nb.graph._views import ViewsMixin
 from agentgraph_nb.observe.metrics import Metrics, RunStats
@@ -340,11 +341,17 @@ class CompiledGraph(ViewsMixin):
         if run.store is None:
             raise InvalidInputError("Command(resume=...) needs the thread_id= of the paused run")
         rec = self._load_into(run, checkpoint_id)
-        if rec is None or not run.tasks:
+        if rec is None:
+            raise InvalidInputError(
+                f"thread {run.thread_id!r} is not paused: it has no checkpoint, and a Command continues "
+                "a thread (pass an input dict to start one)"
+            )
+        if not run.tasks and not cmd.goto:
             raise InvalidInputError(f"thread {run.thread_id!r} is not paused: there is nothing to resume")
         pending = [i for i in run.interrupts if i.when == "during"]
         answers: dict[str, Any] = {}
-        if cmd.resume is not None or pending:
+        # a Command that only redirects (goto, no resume) answers nothing: the paused node asks again
+        if cmd.resume is not None or (pending and not cmd.goto):
             if isinstance(cmd.resume, dict) and cmd.resume and all(k in {i.id for i in pending} for k in cmd.resume):
                 answers = dict(cmd.resume)
             elif len(pending) == 1:
@@ -355,13 +362,16 @@ class CompiledGraph(ViewsMixin):
                     f"thread {run.thread_id!r} has {len(pending)} pending interrupts ({ids}); answer them with "
                     "Command(resume={interrupt_id: value, ...})"
                 )
-        if cmd.update:
+        if cmd.update or cmd.goto:
             # Stored first, as update_state stores an edit (a checkpoint of its own with the same
-            # next tasks, the step's saved results and its questions' ids), so the edit survives
-            # whatever the resumed step does (pause again, fail, crash); the run resumes from it.
-            # Stores that keep only writes between snapshots would otherwise never see it.
+            # next tasks plus the goto targets, the step's saved results and its questions' ids),
+            # so the edit survives whatever the resumed step does (pause again, fail, crash); the
+            # run resumes from it. Stores that keep only writes between snapshots would otherwise
+            # never see it.
+            what = "update" if cmd.update else "goto"
             edited = self._write_update(cast(str, run.thread_id), cmd.update, None, rec.checkpoint_id,
-                                        f"Command(update=...) resuming thread {run.thread_id!r}", "__input__")
+                                        f"Command({what}=...) resuming thread {run.thread_id!r}", "__input__",
+                                        goto=cmd.goto)
             self._load_into(run, edited)
         if answers:
             run.resume_values = {**run.resume_values, **answers}  # a new dict: the default is shared
@@ -405,8 +415,8 @@ class CompiledGraph(ViewsMixin):
                 run.emit("run_end", run.step, duration=dt, data={"status": outcome, "values": run.values, "error": err})
             level = logging.INFO if outcome != "failed" else logging.ERROR
             if logger.isEnabledFor(level):
-                at = getattr(err, "step", None)
-                at = at if isinstance(at, int) else run.step
+                failure = node_failure(err)
+                at = failure.step if failure is not None else run.step
                 logger.log(level, "run %s of graph %r %s in %.6fs at step %d", run.run_id, self.name, outcome, dt, at,
                            extra=run._log_extra(at))
 
@@ -461,7 +471,9 @@ class CompiledGraph(ViewsMixin):
         Args:
             input: a dict of initial values (through the reducers), ``None`` to resume a paused
                 or failed thread (on a finished one it runs nothing and returns the state), or
-                ``Command(resume=...)`` to answer an interrupt.
+                ``Command(resume=..., update=..., goto=...)`` to continue a thread: ``resume``
+                answers an interrupt, ``update`` edits the state first, ``goto`` adds nodes to the
+                pending step (next to the ones its edges chose; on a finished thread, they run next).
             thread_id: the thread whose checkpoints this run reads and extends. Without it, the
                 run is independent and not checkpointed.
             checkpoint_id: start from this checkpoint instead of the thread's newest (a fork:
@@ -516,6 +528,11 @@ class CompiledGraph(ViewsMixin):
         state after the input (or the state resumed from) and after every superstep;
         ``"events"``: every :class:`Event`. ``stream(None, thread_id=...)`` on a finished thread
         yields no update and the state once for ``"values"``, as LangGraph does.
+
+        When the run pauses, the stream ends as LangGraph's does: ``"updates"`` yields
+        ``{"__interrupt__": (Interrupt(...),)}`` for each node that called ``interrupt()`` and
+        ``{"__interrupt__": ()}`` for a breakpoint (``interrupt_before``/``interrupt_after``);
+        ``"values"`` yields the state with an ``"__interrupt__"`` entry for ``interrupt()``.
         A list of modes yields ``(mode, payload)`` pairs. Takes the keywords of :meth:`invoke`.
         """
         modes, tagged = self._modes(mode)
@@ -771,9 +788,11 @@ class CompiledGraph(ViewsMixin):
         return self._write_update(thread_id, values, as_node, checkpoint_id, f"update_state(thread {thread_id!r})", name)
 
     def _write_update(self, thread_id: str, values: Any, as_node: str | None, checkpoint_id: str | None,
-                      who: str, name: str) -> str:
+                      who: str, name: str, goto: Any = ()) -> str:
         """Store ``values`` as a checkpoint of their own (see :meth:`update_state`); ``who`` and
-        ``name`` say in errors who wrote them."""
+        ``name`` say in errors who wrote them. ``goto`` (a resuming ``Command``'s) adds tasks to
+        the pending step, after its own (so its saved results and questions keep their task
+        indexes); a node already pending by name runs once."""
         store = self._store()
         update = _update_dict(values, who, name) if values is not None else {}
         run = self._prepare({}, None, sync=True)
@@ -800,6 +819,13 @@ class CompiledGraph(ViewsMixin):
             node = self.plan.by_name[as_node]
             run.barriers = _freeze(run, _route(run, node, run.values, (), plain, sends, run.barriers))
             run.tasks = [self.plan.nodes[i].task for i in sorted(plain)] + sends
+        if goto:
+            plain = set()
+            sends = []
+            resolve_targets(self.plan, name, goto, declared=None, path_map=None, what=f"Command(goto=...) resuming thread {thread_id!r}",
+                            plain=plain, sends=sends)
+            have = {t[0].index for t in run.tasks if t[1] is NOARG}
+            run.tasks = [*run.tasks, *(self.plan.nodes[i].task for i in sorted(plain) if i not in have), *sends]
         if base is not None:
             run.step = base.step + 1
         extra: dict[str, Any] = {"as_node": as_node} if as_node else {}

@@ -9,6 +9,8 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agentgraph_nb.errors import node_failure
+
 __all__ = ["DEBUGGER_CSS", "KEYS", "status_line"]
 
 #: Keyboard shortcuts of the Debugger (with the focus anywhere inside it): key -> command.
@@ -137,7 +139,8 @@ def status_line(
     elif failed and at_latest:
         state = "failed"
         what = f"{type(error).__name__}" if error is not None else "an error"
-        at = getattr(error, "step", None)
+        failure = node_failure(error)
+        at = failure.step if failure is not None else None
         where = f"{_code(failed)} failed at step {at if isinstance(at, int) else step} ({html.escape(what)})"
         more = "Fix it and Continue: the run resumes without re-running the nodes that finished."
     elif not next_nodes:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from agentgraph_nb.constants import END
-from agentgraph_nb.errors import InvalidInputError, did_you_mean
+from agentgraph_nb.errors import InvalidInputError, did_you_mean, node_failure
 from agentgraph_nb.export.svg import render_svg
 from agentgraph_nb.graph.session import DebugSession, StateDiff
 from agentgraph_nb.types import StateSnapshot
@@ -203,7 +203,7 @@ class Debugger(W.VBox):
     :meth:`fork`, :meth:`compare`, :meth:`resume`, :meth:`toggle_breakpoint`; :attr:`state`,
     :attr:`history`, :attr:`session`. A wrong argument (an unknown node, stepping a finished
     run) raises :class:`~agentgraph_nb.errors.InvalidInputError` (a click shows it in the
-    error area instead); a failure of the graph being debugged (``NodeError`` ...) never
+    error area instead); a failure of the graph being debugged (a node's exception, ...) never
     raises: it is shown in the error area, kept in :attr:`error`, and the last checkpoint is
     selected so the run can be fixed and continued.
 
@@ -949,7 +949,8 @@ class Debugger(W.VBox):
                     "interrupt": short_text(intr.value),
                 }
         err = self._error
-        failed = getattr(err, "node", None)
+        failure = node_failure(err)
+        failed = failure.node if failure is not None else None
         if failed in names and st.checkpoint_id == self._latest_id():
             status[failed] = "failed"
             details[failed] = {
@@ -1112,13 +1113,13 @@ class Debugger(W.VBox):
 
     def _render_status(self) -> None:
         st = self._snap
-        failed = getattr(self._error, "node", None)
+        failure = node_failure(self._error)
         state, where = status_line(
             running=self._task is not None,
             step=st.step,
             next_nodes=st.next,
             interrupts=st.interrupts,
-            failed=failed if isinstance(failed, str) else None,
+            failed=failure.node if failure is not None else None,
             error=self._error,
             at_latest=st.checkpoint_id == self._latest_id(),
             note=self._note,

@@ -16,6 +16,8 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agentgraph_nb.errors import node_failure
+
 __all__ = [
     "INSPECTOR_CSS",
     "render_compare",
@@ -298,18 +300,22 @@ def render_compare(
 
 
 def render_error(exc: BaseException | None, *, message: str = "") -> str:
-    """An error (type, message, node/step/attempt of a NodeError, the chain of causes and a folded
-    traceback), or a plain message; "" when there is neither."""
+    """An error (type, message, where it failed: node/step/attempt from
+    :func:`~agentgraph_nb.node_failure`, the chain of causes and a folded traceback), or a plain
+    message; "" when there is neither."""
     if exc is None and not message:
         return ""
     if exc is None:
         return f'{INSPECTOR_CSS}<div class="agn-insp agn-error" data-testid="debugger-error">{_e(message)}</div>'
     lines = [f"<b>{_e(type(exc).__name__)}</b>: {_e(exc)}"]
-    where = [
-        f"{k} {getattr(exc, k)}"
-        for k in ("node", "step", "attempt")
-        if getattr(exc, k, None) not in (None, "")
-    ]
+    failure = node_failure(exc)
+    if failure is not None:
+        # routing failures happen after the node's one successful attempt: no attempt to name
+        where = [f"node {failure.node}", f"step {failure.step}"] + (
+            [f"attempt {failure.attempt}"] if failure.during == "node" else ["while routing after it"]
+        )
+    else:
+        where = [f"{k} {getattr(exc, k)}" for k in ("node", "step") if getattr(exc, k, None) not in (None, "")]
     if where:
         lines.append(f'<span class="agn-sub">{_e(", ".join(where))}</span>')
     cause = exc.__cause__ or exc.__context__
