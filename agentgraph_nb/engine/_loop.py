@@ -505,7 +505,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
                 except futures.TimeoutError:
                     node.stats.timeouts += 1
                     raise _timeout_error(node, step, attempt) from None
-            res = normalize_result(node.name, out)
+            res = normalize_result(node.name, out, run.schema)
         except GraphInterrupt:
             raise
         except Exception as exc:
@@ -596,7 +596,7 @@ async def run_async_task(
                 except asyncio.TimeoutError:
                     node.stats.timeouts += 1
                     raise _timeout_error(node, step, attempt) from None
-            res = normalize_result(node.name, out)
+            res = normalize_result(node.name, out, run.schema)
         except GraphInterrupt:
             raise
         except Exception as exc:
@@ -745,7 +745,7 @@ async def run_loop(run: Run) -> None:
                             res = node.fn(inp)  # type: ignore[misc]
                             if isinstance(res, CoroutineType):  # a proxy that now points at an async function
                                 res = await res
-                        res = normalize_result(node.name, res)
+                        res = normalize_result(node.name, res, run.schema)
                     except GraphInterrupt:
                         raise
                     except Exception as exc:  # retried (from attempt 2) or raised as the typed error

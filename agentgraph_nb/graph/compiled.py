@@ -51,6 +51,7 @@ from agentgraph_nb.errors import (
 )
 from agentgraph_nb.graph._views import ViewsMixin
 from agentgraph_nb.observe.metrics import Metrics, RunStats
+from agentgraph_nb.state._schema import ROOT
 from agentgraph_nb.types import Command, Event, Interrupt, Send, StateSnapshot
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ __all__ = ["CompiledGraph"]
 logger = logging.getLogger("agentgraph_nb")
 
 _MODES = frozenset({"values", "updates", "events"})
+_BLANK: Any = object()  # _prepare's input for update_state: no input at all (any schema)
 _DURABILITY = ("sync", "async", "exit")
 
 
@@ -140,6 +142,10 @@ class CompiledGraph(ViewsMixin):
         self._run_stats = RunStats()
         self.metrics = Metrics((n.stats for n in self.plan.nodes), self._run_stats)
         self._last_run: Run | None = None
+        # keys invoke returns and streams show (None: all of them), from the output schema
+        self._output_keys: frozenset[str] | None = None
+        # stream items need no conversion (no output schema, no root state)
+        self._plain_stream = self.schema.kind != "root"
 
     @property
     def last_run_id(self) -> str | None:
@@ -232,7 +238,7 @@ class CompiledGraph(ViewsMixin):
             # a replay from there goes on too); later ones do, and interrupt() always asks.
             run.skip_before = True
         else:
-            update = schema.coerce_input(input)
+            update = {} if input is _BLANK else schema.coerce_input(input)
             base = self._load_into(run, checkpoint_id) if store is not None else None
             if base is None:
                 if checkpoint_id is not None:
@@ -445,11 +451,29 @@ class CompiledGraph(ViewsMixin):
         self._end(run, "failed" if err is not None else "interrupted" if run.interrupts else "completed", err)
         return self._result(run) if err is None else {}
 
-    def _result(self, run: Run) -> dict[str, Any]:
-        values = dict(run.values)
-        if run.interrupts:
+    def _result(self, run: Run) -> Any:
+        """What invoke returns: the state (only the output schema's keys, when the graph has one;
+        the bare value of a root state), plus ``"__interrupt__"`` when paused."""
+        values = self._output(run.values)
+        if run.interrupts and isinstance(values, dict):
             values[INTERRUPT_KEY] = list(run.interrupts)
         return values
+
+    def _output(self, values: dict[str, Any]) -> Any:
+        """``values`` as callers receive them (see :meth:`_result`)."""
+        keys = self._output_keys
+        if keys is not None:
+            return {k: v for k, v in values.items() if k in keys}
+        return self.schema.output(values)
+
+    def _stream_item(self, mode: str, payload: Any) -> Any:
+        """A stream item as callers receive it: ``values`` through :meth:`_output`; with a root
+        state, each node's update as the bare value it returned."""
+        if mode == "values":
+            return self._output(payload)
+        if mode == "updates" and self.schema.kind == "root":
+            return {n: (u.get(ROOT) if isinstance(u, dict) else u) for n, u in payload.items()}
+        return payload
 
     def _all_sync(self) -> bool:
         plan = self.plan
@@ -520,7 +544,10 @@ class CompiledGraph(ViewsMixin):
         """
         modes, tagged = self._modes(mode)
         run = self._prepare(input, thread_id, sync=self._all_sync(), modes=modes, **kwargs)
+        plain = self._plain_stream
         for m, payload in iterate_sync(self._lifecycle(run), needs_loop=not run.sync):
+            if not plain:
+                payload = self._stream_item(m, payload)
             yield (m, payload) if tagged else payload
 
     async def astream(
@@ -530,7 +557,10 @@ class CompiledGraph(ViewsMixin):
         modes, tagged = self._modes(mode)
         run = self._prepare(input, thread_id, sync=False, modes=modes, **kwargs)
         async with aclosing(self._lifecycle(run)) as items:  # leaving the stream early closes the run now
+            plain = self._plain_stream
             async for m, payload in items:
+                if not plain:
+                    payload = self._stream_item(m, payload)
                 yield (m, payload) if tagged else payload
 
     def batch(
@@ -670,7 +700,7 @@ class CompiledGraph(ViewsMixin):
                 writes[w[0]] = w[1]
         return StateSnapshot(
             pending_writes={pw.node: pw.update for pw in done.values()},
-            values=dict(values),
+            values=self.schema.output(values),
             next=nxt,
             step=rec.step,
             checkpoint_id=rec.checkpoint_id,
@@ -775,8 +805,11 @@ class CompiledGraph(ViewsMixin):
         """Store ``values`` as a checkpoint of their own (see :meth:`update_state`); ``who`` and
         ``name`` say in errors who wrote them."""
         store = self._store()
-        update = _update_dict(values, who, name) if values is not None else {}
-        run = self._prepare({}, None, sync=True)
+        if self.schema.kind == "root":
+            update = {ROOT: values} if values is not None else {}
+        else:
+            update = _update_dict(values, who, name) if values is not None else {}
+        run = self._prepare(_BLANK, None, sync=True)
         run.store = store
         run.thread_id = thread_id
         run.durability = "sync"
