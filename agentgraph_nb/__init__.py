@@ -31,6 +31,7 @@ from agentgraph_nb.errors import (
     MissingDependencyError,
     NodeError,
     NodeTimeoutError,
+    StepTimeoutError,
 )
 from agentgraph_nb.graph.compiled import CompiledGraph
 from agentgraph_nb.graph.session import DebugSession, StateDiff
@@ -79,6 +80,7 @@ __all__ = [
     "StateDiff",
     "StateGraph",
     "StateSnapshot",
+    "StepTimeoutError",
     "__version__",
     "full_traceback",
     "interrupt",

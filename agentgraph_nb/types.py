@@ -8,7 +8,7 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 __all__ = [
     "EVENT_KINDS",
@@ -52,10 +52,17 @@ class Send:
         return hash(self.node)
 
 
+N = TypeVar("N")
+
+
 @dataclass(frozen=True)
-class Command:
+class Command(Generic[N]):
     """Returned by a node to update the state *and* choose what runs next; passed to
     ``invoke`` to resume an interrupted thread.
+
+    Generic over the names it may go to, as in LangGraph: a node annotated
+    ``-> Command[Literal["a", "b"]]`` is drawn (and checked for reachability) with edges to
+    ``a`` and ``b``, as if added with ``destinations=("a", "b")``.
 
     Attributes:
         update: a partial state update, as a node would return it.
@@ -65,11 +72,11 @@ class Command:
             or a mapping of interrupt id to answer when several are pending.
 
     Example:
-        >>> def review(state):
+        >>> def review(state) -> Command[Literal["publish", "revise"]]:
         ...     return Command(update={"ok": True}, goto="publish")
     """
 
-    update: Mapping[str, Any] | None = None
+    update: Mapping[str, Any] | Any = None
     goto: str | Send | Sequence[str | Send] = ()
     resume: Any = None
 

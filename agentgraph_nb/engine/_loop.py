@@ -39,6 +39,7 @@ from agentgraph_nb.errors import (
     InvalidUpdateError,
     NodeError,
     NodeTimeoutError,
+    StepTimeoutError,
 )
 from agentgraph_nb.types import Event, Interrupt, Overwrite
 
@@ -195,6 +196,7 @@ class Run:
         "skip_before",
         "start_input",
         "step",
+        "step_timeout",
         "store",
         "stream_events",
         "stream_updates",
@@ -265,6 +267,7 @@ class Run:
         self.t0 = time.perf_counter()
         self.start_input: dict[str, Any] | None = None  # set: route from START and save the input first
         self.max_steps: int | None = None  # stop (without error) after this many supersteps
+        self.step_timeout: float | None = None  # seconds a superstep may take (StepTimeoutError)
         # the run is its own scratch for inline tasks (one at a time): interrupt() reads these
         self.node = ""
         self.index = 0
@@ -482,7 +485,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
                   inline: bool = False) -> tuple[Any, Any]:
     """Run a sync node in this thread (timeouts via a worker thread), with retries. ``inline``:
     the only task of its step, on the loop's thread (reuses the run's scratch object)."""
-    inp = run.schema.make_input(values) if arg is NOARG else arg
+    inp = node.make_input(values) if arg is NOARG else arg
     fn = node.fn
     retry = node.retry
     emit = run.emit
@@ -561,7 +564,7 @@ async def run_async_task(
 ) -> tuple[Any, Any]:
     """Run any node on the event loop: async nodes awaited, sync ones inline or (with a
     timeout) on a worker thread. Retries with ``asyncio.sleep``; ``attempt``: the first one's number."""
-    inp = run.schema.make_input(values) if arg is NOARG else arg
+    inp = node.make_input(values) if arg is NOARG else arg
     fn = node.fn
     retry = node.retry
     emit = run.emit
@@ -726,14 +729,14 @@ async def run_loop(run: Run) -> None:
         if emit is not None:
             emit("step_start", step, data=_names(tasks))
         n = len(tasks)
-        if n == 1 and not run.pending:
+        if n == 1 and not run.pending and run.step_timeout is None:
             node, arg = tasks[0]
             try:
                 if sync:
                     res = run_sync_task(run, node, arg, 0, values, step, True)
                 elif run.scoped and node.timeout is None:
                     # the common async case runs right here: no coroutine per step
-                    inp = run.schema.make_input(values) if arg is NOARG else arg
+                    inp = node.make_input(values) if arg is NOARG else arg
                     run.reset_scratch(node.name, 0)
                     if emit is not None:
                         emit("node_start", step, node.name, 0.0, 1, f"{step}:0", inp)
@@ -765,7 +768,10 @@ async def run_loop(run: Run) -> None:
             writes = [(node.name, results[0][0])]
             new_values = _merge(run, values, writes, step)
         else:  # run side by side, merged in the fixed order
-            results, writes, new_values = await _parallel_step(run, tasks, values, step)
+            if run.step_timeout is None:
+                results, writes, new_values = await _parallel_step(run, tasks, values, step)
+            else:
+                results, writes, new_values = await _timed_step(run, tasks, values, step)
             if not results:  # paused by interrupts
                 return
         # route
@@ -895,6 +901,48 @@ async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any],
         _blame(run, exc, step)
         _merge_failed(run, tasks, results, writes, todo, durable, exc)
         raise
+
+
+async def _timed_step(run: Run, tasks: list[Any], values: dict[str, Any],
+                      step: int) -> tuple[list[Any], list[tuple[str, Any]], dict[str, Any]]:
+    """:func:`_parallel_step` within ``run.step_timeout`` seconds, or :class:`StepTimeoutError`.
+
+    On an event loop the step is cancelled (async nodes stop; sync ones in threads cannot be
+    killed and their results are ignored). Without one, the step runs on a worker thread that
+    this one stops waiting for. Either way nothing of the step is committed: the results saved
+    as it went (nodes that finished in time) stay pending writes of its base checkpoint."""
+    limit = cast(float, run.step_timeout)
+    if run.sync:
+        fut = _thread_pool().submit(contextvars.copy_context().run, _drive, _parallel_step(run, tasks, values, step))
+        try:
+            return cast("tuple[list[Any], list[tuple[str, Any]], dict[str, Any]]", fut.result(limit))
+        except futures.TimeoutError:
+            raise _step_timeout(run, tasks, step, limit) from None
+    try:
+        return await asyncio.wait_for(_parallel_step(run, tasks, values, step), limit)
+    except asyncio.TimeoutError:
+        raise _step_timeout(run, tasks, step, limit) from None
+
+
+def _drive(coro: Any) -> Any:
+    """Run a coroutine that never suspends (a sync run's step) to its end; return its value."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("a step of a sync run waited on an event loop")
+
+
+def _step_timeout(run: Run, tasks: list[Any], step: int, limit: float) -> StepTimeoutError:
+    names = tuple(dict.fromkeys(_names(tasks)))
+    logger.error("step %d timed out after %gs (nodes: %s)", step, limit, ", ".join(names), extra=run._log_extra(step))
+    return StepTimeoutError(
+        f"graph {run.plan.name!r}: step {step} ({', '.join(names)}) took longer than step_timeout={limit:g}s. "
+        "The thread's last checkpoint is the one before the step: invoke(None, thread_id=...) runs it again "
+        "(nodes that finished in time are not re-run); raise step_timeout if the step needs longer.",
+        step=step, nodes=names, timeout=limit,
+    )
 
 
 def _merge_failed(run: Run, tasks: list[Any], results: list[Any], writes: list[tuple[str, Any]], todo: list[int],

@@ -45,6 +45,7 @@ from agentgraph_nb.engine._plan import Plan
 from agentgraph_nb.engine._runner import iterate_sync, run_sync
 from agentgraph_nb.errors import (
     CheckpointError,
+    GraphValidationError,
     InvalidInputError,
     InvalidUpdateError,
     did_you_mean,
@@ -63,6 +64,7 @@ __all__ = ["CompiledGraph"]
 logger = logging.getLogger("agentgraph_nb")
 
 _MODES = frozenset({"values", "updates", "events"})
+COPY = "__copy__"  # update_state's as_node that copies a checkpoint (LangGraph's name)
 _BLANK: Any = object()  # _prepare's input for update_state: no input at all (any schema)
 _DURABILITY = ("sync", "async", "exit")
 
@@ -115,8 +117,10 @@ class CompiledGraph(ViewsMixin):
         interrupt_before: Sequence[str] | str | None = (),
         interrupt_after: Sequence[str] | str | None = (),
         name: str | None = None,
+        step_timeout: float | None = None,
     ) -> None:
         self.builder = builder
+        self.step_timeout = step_timeout
         # StateGraph.name is always a str (its name, the schema's __name__ or "graph"); mypy infers Optional
         self.name: str = name or cast(str, builder.name)
         self.plan = Plan(builder)
@@ -143,9 +147,32 @@ class CompiledGraph(ViewsMixin):
         self.metrics = Metrics((n.stats for n in self.plan.nodes), self._run_stats)
         self._last_run: Run | None = None
         # keys invoke returns and streams show (None: all of them), from the output schema
-        self._output_keys: frozenset[str] | None = None
+        out_view = getattr(builder, "output_state", None)
+        self._output_keys: frozenset[str] | None = out_view.key_set if out_view is not None else None
+        # the keys a run's input may set (None: any state key), from the input schema
+        self._input_view = getattr(builder, "input_state", None)
         # stream items need no conversion (no output schema, no root state)
-        self._plain_stream = self.schema.kind != "root"
+        self._plain_stream = self.schema.kind != "root" and self._output_keys is None
+
+    @property
+    def step_timeout(self) -> float | None:
+        """Seconds a superstep may take, or None (the default) for no limit. A step that takes
+        longer raises :class:`~agentgraph_nb.StepTimeoutError` (a ``TimeoutError``) and leaves
+        the thread resumable from the checkpoint before it. Set it as in LangGraph
+        (``app.step_timeout = 30``) or with ``compile(step_timeout=30)``.
+
+        Steps run on a worker thread (sync graphs) or as one awaited task while it is set, so a
+        graph without one pays nothing for it.
+        """
+        return self._step_timeout
+
+    @step_timeout.setter
+    def step_timeout(self, value: float | None) -> None:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf")
+        ):
+            raise GraphValidationError(f"step_timeout must be a positive number of seconds or None, got {value!r}")
+        self._step_timeout = float(value) if value is not None else None
 
     @property
     def last_run_id(self) -> str | None:
@@ -217,6 +244,7 @@ class CompiledGraph(ViewsMixin):
             interrupt_after=(self._call_breakpoints("interrupt_after", interrupt_after)
                              if interrupt_after is not None else self.interrupt_after),
         )
+        run.step_timeout = self._step_timeout
         if max_steps is not None:
             if not isinstance(max_steps, int) or max_steps < 0:
                 raise InvalidInputError(f"max_steps must be an int >= 0, got {max_steps!r}")
@@ -238,7 +266,7 @@ class CompiledGraph(ViewsMixin):
             # a replay from there goes on too); later ones do, and interrupt() always asks.
             run.skip_before = True
         else:
-            update = {} if input is _BLANK else schema.coerce_input(input)
+            update = {} if input is _BLANK else self._coerce_input(input)
             base = self._load_into(run, checkpoint_id) if store is not None else None
             if base is None:
                 if checkpoint_id is not None:
@@ -254,6 +282,22 @@ class CompiledGraph(ViewsMixin):
             run.tasks = []
             run.start_input = update
         return run
+
+    def _coerce_input(self, input: Any) -> dict[str, Any]:
+        """A run's input as an update dict; with an input schema, only its keys may be set."""
+        view = self._input_view
+        if view is None:
+            return self.schema.coerce_input(input)
+        update = view.coerce_input(input)
+        for k in update:
+            if k not in view.key_set:
+                raise InvalidUpdateError(
+                    f"the input sets state key {k!r}, which is not in the graph's input schema {view.name}."
+                    f"{did_you_mean(str(k), view.keys)} {view.name} has keys: {', '.join(view.keys)}",
+                    node="__input__",
+                    key=str(k),
+                )
+        return update
 
     def _call_breakpoints(self, label: str, names: Sequence[str] | str) -> frozenset[str]:
         """A call's ``interrupt_before``/``interrupt_after``: one name, several or ``"*"``, checked
@@ -785,7 +829,9 @@ class CompiledGraph(ViewsMixin):
         with ``values`` merged through the reducers. Returns the new checkpoint id.
 
         Without ``as_node`` what runs next is unchanged; with ``as_node="x"`` the update counts as
-        ``x``'s and ``x``'s successors run next; ``as_node=END`` clears pending work. History is
+        ``x``'s and ``x``'s successors run next; ``as_node=END`` clears pending work;
+        ``as_node="__copy__"`` (with ``values=None``) copies the checkpoint forward: the same
+        values and next nodes, none of its saved results, so its step runs afresh from the copy. History is
         never rewritten: run ``invoke(None, thread_id=..., checkpoint_id=new_id)`` to continue.
 
         Raises:
@@ -795,10 +841,36 @@ class CompiledGraph(ViewsMixin):
                 state) a value does not fit its field.
         """
         thread_id = str(thread_id)
+        if as_node == COPY:
+            if values is not None:
+                raise InvalidUpdateError(
+                    f"update_state(thread {thread_id!r}, as_node='__copy__') copies a checkpoint as it is; "
+                    f"pass values=None (got {type(values).__name__}), or edit the copy with a second update_state",
+                    node=COPY,
+                )
+            return self._copy_checkpoint(thread_id, checkpoint_id)
         if as_node is not None and as_node != END and as_node not in self.plan.by_name:
             raise InvalidInputError(f"update_state: unknown as_node {as_node!r}.{did_you_mean(as_node, self.plan.by_name)}")
         name = as_node if as_node not in (None, END) else "__update__"
         return self._write_update(thread_id, values, as_node, checkpoint_id, f"update_state(thread {thread_id!r})", name)
+
+    def _copy_checkpoint(self, thread_id: str, checkpoint_id: str | None) -> str:
+        """``update_state(..., as_node="__copy__")``: a child of the checkpoint with its values and
+        its next tasks, none of its pending writes (the step runs afresh from the copy), source
+        ``"fork"``. Returns the copy's id."""
+        store = self._store()
+        run = self._prepare(_BLANK, None, sync=True)
+        run.store = store
+        run.thread_id = thread_id
+        run.durability = "sync"
+        base = self._load_into(run, checkpoint_id)
+        if base is None:
+            raise InvalidInputError(
+                f"update_state(thread {thread_id!r}, as_node='__copy__'): the thread has no checkpoint to copy"
+            )
+        run.step = base.step + 1
+        run.save([], "fork", {"copy_of": base.checkpoint_id})
+        return run.checkpoint_id  # type: ignore[return-value]
 
     def _write_update(self, thread_id: str, values: Any, as_node: str | None, checkpoint_id: str | None,
                       who: str, name: str) -> str:
