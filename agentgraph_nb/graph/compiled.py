@@ -148,7 +148,8 @@ class CompiledGraph(ViewsMixin):
         self._last_run: Run | None = None
         # keys invoke returns and streams show (None: all of them), from the output schema
         out_view = getattr(builder, "output_state", None)
-        self._output_keys: frozenset[str] | None = out_view.key_set if out_view is not None else None
+        # (a state whose keys other schemas extended returns its own keys, as in LangGraph)
+        self._output_keys: frozenset[str] | None = out_view.key_set if out_view is not None else self.schema.own_keys
         # the keys a run's input may set (None: any state key), from the input schema
         self._input_view = getattr(builder, "input_state", None)
         # stream items need no conversion (no output schema, no root state)

@@ -72,8 +72,8 @@ class BranchSpec:
 
 
 def _hints_of(fn: Any) -> dict[str, Any]:
-    """The type hints of a callable (of its ``__call__`` for other callable objects); ``{}`` when
-    they cannot be read (forward references to names that do not exist, builtins)."""
+    """The type hints of a callable (of its ``__call__`` for other callable objects), leaving out
+    those that cannot be resolved (string annotations naming a class local to a function)."""
     import typing
 
     target = fn if (inspect.isfunction(fn) or inspect.ismethod(fn)) else getattr(type(fn), "__call__", None)  # noqa: B004
@@ -81,8 +81,16 @@ def _hints_of(fn: Any) -> dict[str, Any]:
         return {}
     try:
         return typing.get_type_hints(target)
-    except Exception:
-        return {}
+    except Exception:  # one unresolvable hint (a class local to a function): read the others
+        pass
+    out: dict[str, Any] = {}
+    ns = getattr(target, "__globals__", None) or {}
+    for k, v in (getattr(target, "__annotations__", None) or {}).items():
+        try:
+            out[k] = eval(v, ns) if isinstance(v, str) else v  # noqa: S307 - the function's own annotation
+        except Exception:
+            continue
+    return out
 
 
 def _literal_names(tp: Any) -> tuple[str, ...] | None:

@@ -93,6 +93,8 @@ class StateSchema:
                     if callable(meta):
                         reducer = meta
                         break
+            if reducer is not None:
+                _check_reducer(reducer, key, self.name)
             self.types[key] = base
             self.reducers[key] = reducer
             self.reducer_names[key] = _reducer_name(reducer) if reducer is not None else None
@@ -282,6 +284,28 @@ class StateSchema:
                 k: {"type": type_name(self.types[k]), "reducer": self.reducer_names[k]} for k in self.keys
             },
         }
+
+
+def _check_reducer(reducer: Callable[..., Any], key: str, schema: str) -> None:
+    """A reducer is called ``reducer(current, update)``: one that cannot take two positional
+    arguments fails at the first parallel write, so it is refused when the schema is read."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(reducer).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (some builtins): trust it
+        return
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return
+    required = [p for p in positional if p.default is p.empty]
+    if len(positional) < 2 or len(required) > 2:
+        name = getattr(reducer, "__name__", None) or _reducer_name(reducer)
+        raise GraphValidationError(
+            f"Invalid reducer {name} for state key {key!r} of {schema}: a reducer is called as "
+            f"{name}(current, update), with two positional arguments; it takes "
+            f"{len(positional) if len(positional) < 2 else len(required)}"
+        )
 
 
 def _did_you_mean(name: str, choices: Iterable[str]) -> str:
