@@ -43,6 +43,7 @@ from agentgraph_nb.types import (
     Overwrite,
     RetryPolicy,
     Send,
+    SnapshotTask,
     StateSnapshot,
 )
 
@@ -79,6 +80,7 @@ __all__ = [
     "SqliteCheckpointer",
     "StateDiff",
     "StateGraph",
+    "SnapshotTask",
     "StateSnapshot",
     "StepTimeoutError",
     "__version__",

@@ -761,6 +761,10 @@ async def run_loop(run: Run) -> None:
             except GraphInterrupt as gi:
                 _stop_for_interrupts(run, gi.interrupts, [])
                 return
+            except Exception as exc:
+                if run.store is not None:  # get_state().tasks shows the error
+                    run.save_pending([_failure_write(0, node, exc)])
+                raise
             results = [res]
             if run.stream_updates:
                 out.append(("updates", {node.name: res[0]}))
@@ -890,7 +894,7 @@ async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any],
     if errors or intrs:
         saved = _pending_writes(tasks, results, todo, durable)
         if errors:
-            run.save_pending(saved)
+            run.save_pending(saved + [_failure_write(f.index, tasks[f.index][0], f.exc) for f in errors])
             raise errors[0].exc from errors[0].exc.__cause__
         _stop_for_interrupts(run, tuple(intrs), saved)
         return [], [], values
@@ -943,6 +947,13 @@ def _step_timeout(run: Run, tasks: list[Any], step: int, limit: float) -> StepTi
         "(nodes that finished in time are not re-run); raise step_timeout if the step needs longer.",
         step=step, nodes=names, timeout=limit,
     )
+
+
+def _failure_write(index: int, node: PNode, exc: BaseException) -> PendingWrite:
+    """The mark a failed task leaves on its step's checkpoint: resuming runs it again, and
+    ``get_state().tasks`` shows its error (the original exception's type and message)."""
+    cause = exc.__cause__ if isinstance(exc, NodeError) and exc.__cause__ is not None else exc
+    return PendingWrite(index, _EW, {"node": node.name, "error": f"{type(cause).__name__}: {cause}"}, [])
 
 
 def _merge_failed(run: Run, tasks: list[Any], results: list[Any], writes: list[tuple[str, Any]], todo: list[int],

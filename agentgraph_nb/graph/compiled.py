@@ -53,7 +53,7 @@ from agentgraph_nb.errors import (
 from agentgraph_nb.graph._views import ViewsMixin
 from agentgraph_nb.observe.metrics import Metrics, RunStats
 from agentgraph_nb.state._schema import ROOT
-from agentgraph_nb.types import Command, Event, Interrupt, Send, StateSnapshot
+from agentgraph_nb.types import Command, Event, Interrupt, Send, SnapshotTask, StateSnapshot
 
 if TYPE_CHECKING:
 
@@ -717,13 +717,16 @@ class CompiledGraph(ViewsMixin):
         latest = self.checkpointer.get(thread_id)  # type: ignore[union-attr]
         return latest is not None and latest.checkpoint_id == rec.checkpoint_id
 
-    def _snapshot(self, rec: CheckpointRecord, values: dict[str, Any], tip: bool = True) -> StateSnapshot:
+    def _snapshot(self, rec: CheckpointRecord, values: dict[str, Any], tip: bool = True,
+                  results: list[Any] | None = None) -> StateSnapshot:
         """The snapshot of ``rec`` (whose values are ``values``).
 
         At the thread's newest checkpoint (``tip``) a step that did not complete (a node failed,
         an interrupt paused it, the process died) shows as LangGraph shows it: the results of
         its finished nodes applied to ``values``, and ``next`` naming only the nodes still to
-        run. The stored checkpoint is unchanged: resuming merges those results with the rest."""
+        run. The stored checkpoint is unchanged: resuming merges those results with the rest.
+        ``results``: the writes of the checkpoint's next step (``[node, update]`` in task order),
+        when the caller knows them (history: the next checkpoint of the branch)."""
         done, intrs, _ = _read_pending(rec.pending_writes if tip else ())
         nxt = tuple(t[0] for i, t in enumerate(rec.next) if i not in done)
         if done:
@@ -755,6 +758,7 @@ class CompiledGraph(ViewsMixin):
             interrupts=intrs,
             thread_id=rec.thread_id,
             metadata=dict(rec.metadata),
+            tasks=_tasks(rec, done, intrs, rec.pending_writes if tip else (), results),
         )
 
     def get_state(self, thread_id: str, checkpoint_id: str | None = None) -> StateSnapshot:
@@ -798,14 +802,23 @@ class CompiledGraph(ViewsMixin):
         tip_id = newest.checkpoint_id if newest is not None else None
         if limit is not None or before is not None or filter:
             out = []
+            later: dict[str, list[Any]] = {}  # within the listed ones: a checkpoint's next step's writes
+            for rec in reversed(recs):
+                if rec.parent_id is not None and rec.metadata.get("source") == "loop":
+                    later.setdefault(rec.parent_id, rec.writes)
             for rec in recs:
                 loaded = self._load(str(thread_id), rec.checkpoint_id)
                 if loaded is not None:
-                    out.append(self._snapshot(loaded[0], loaded[1], rec.checkpoint_id == tip_id))
+                    out.append(self._snapshot(loaded[0], loaded[1], rec.checkpoint_id == tip_id,
+                                              later.get(rec.checkpoint_id)))
             return out
         values_of: dict[str, dict[str, Any]] = {}
         schema = self.schema
         out = []
+        step_writes: dict[str, list[Any]] = {}  # checkpoint -> the writes of its next step
+        for rec in reversed(recs):
+            if rec.parent_id is not None and rec.metadata.get("source") == "loop":
+                step_writes.setdefault(rec.parent_id, rec.writes)
         for rec in reversed(recs):  # oldest first: parents come before children
             if rec.values is not None:
                 v = rec.values
@@ -815,7 +828,7 @@ class CompiledGraph(ViewsMixin):
                 loaded = self._load(str(thread_id), rec.checkpoint_id)
                 v = loaded[1] if loaded else {}
             values_of[rec.checkpoint_id] = v
-            out.append(self._snapshot(rec, v, rec.checkpoint_id == tip_id))
+            out.append(self._snapshot(rec, v, rec.checkpoint_id == tip_id, step_writes.get(rec.checkpoint_id)))
         out.reverse()
         return out
 
@@ -986,6 +999,48 @@ def _read_pending(
         elif pw.task_index >= 0:
             done[pw.task_index] = pw
     return done, tuple(i for k, i in asked.items() if not answered or k not in answers), answers
+
+
+def _tasks(rec: CheckpointRecord, done: dict[int, PendingWrite], intrs: tuple[Interrupt, ...],
+           writes: Iterable[PendingWrite], results: list[Any] | None) -> tuple[SnapshotTask, ...]:
+    """The :class:`SnapshotTask` objects of a checkpoint's next step."""
+    if not rec.next:
+        return ()
+    errors: dict[int, str] = {}
+    asked_at: dict[str, int] = {}
+    for pw in writes:
+        if pw.node == _EW:
+            errors[pw.task_index] = str(pw.update.get("error", "")) if isinstance(pw.update, dict) else ""
+        elif pw.task_index in errors and pw.node != _IW and pw.node != _RW:
+            del errors[pw.task_index]  # it ran again and finished
+        elif pw.node == _IW and isinstance(pw.update, dict):
+            asked_at[pw.update.get("id")] = pw.task_index
+    names = [t[0] for t in rec.next]
+    by_task: dict[int, list[Interrupt]] = {}
+    for it in intrs:
+        i = asked_at.get(it.id, -1)
+        if not (0 <= i < len(names) and names[i] == it.node):
+            i = names.index(it.node) if it.node in names else -1
+        if i >= 0:
+            by_task.setdefault(i, []).append(it)
+    step = rec.step + 1
+    out = []
+    for i, t in enumerate(rec.next):
+        if i in done:
+            result = done[i].update
+        elif results is not None and i < len(results) and results[i][0] == t[0]:
+            result = results[i][1]
+        else:
+            result = None
+        out.append(SnapshotTask(
+            id=f"{step}:{i}",
+            name=t[0],
+            path=("pull", t[0]) if len(t) == 1 else ("push", i),
+            error=errors.get(i) if i not in done else None,
+            interrupts=tuple(by_task.get(i, ())),
+            result=result,
+        ))
+    return tuple(out)
 
 
 def _progress(total: int, enabled: bool, name: str) -> Any:
