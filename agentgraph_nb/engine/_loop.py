@@ -118,6 +118,9 @@ def interrupt(value: Any) -> Any:
     answers = run.resume_values.get(iid, _MISSING)
     if answers is not _MISSING:
         return answers
+    if run.asked_at is _EMPTY:
+        run.asked_at = {}
+    run.asked_at[iid] = scratch.index  # which task asked (get_state().tasks shows it there)
     raise GraphInterrupt((Interrupt(value, iid, scratch.node, "during"),))
 
 
@@ -168,6 +171,7 @@ class Run:
         "_rng",
         "_run_id",
         "_seed",
+        "asked_at",
         "barriers",
         "buffer",
         "checkpoint_id",
@@ -256,6 +260,7 @@ class Run:
         self.since_snapshot = 0
         self.pending: dict[int, tuple[Any, Any]] = _EMPTY  # task index -> (update, goto) already done
         self.resume_values: dict[str, Any] = _EMPTY
+        self.asked_at: dict[str, int] = _EMPTY  # interrupt id -> index of the task that asked
         self.skip_before = False
         # a replay of an older checkpoint: its id, until the replay's first checkpoint is saved
         self.fork_of: str | None = None
@@ -1132,7 +1137,9 @@ def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: list[Pen
     for it in intrs:
         if it.id in asked and _same(asked[it.id], it.value):
             continue  # a paused node that ran again (invoke(None)) asked the same question again
-        idx = next((i for i, t in enumerate(run.tasks) if t[0].name == it.node), -1)
+        idx = run.asked_at.get(it.id, -1)
+        if not (0 <= idx < len(run.tasks) and run.tasks[idx][0].name == it.node):
+            idx = next((i for i, t in enumerate(run.tasks) if t[0].name == it.node), -1)
         writes.append(PendingWrite(idx, _IW, {"value": it.value, "id": it.id, "node": it.node, "when": it.when}, []))
     run.save_pending(writes)
     if run.emit is not None:
