@@ -1014,7 +1014,7 @@ def _tasks(rec: CheckpointRecord, done: dict[int, PendingWrite], intrs: tuple[In
         elif pw.task_index in errors and pw.node != _IW and pw.node != _RW:
             del errors[pw.task_index]  # it ran again and finished
         elif pw.node == _IW and isinstance(pw.update, dict):
-            asked_at[pw.update.get("id")] = pw.task_index
+            asked_at[str(pw.update.get("id"))] = pw.task_index
     names = [t[0] for t in rec.next]
     by_task: dict[int, list[Interrupt]] = {}
     for it in intrs:

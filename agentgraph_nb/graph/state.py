@@ -4,6 +4,7 @@ returns the runnable :class:`~agentgraph_nb.graph.compiled.CompiledGraph`."""
 from __future__ import annotations
 
 import inspect  # dataclasses imports it anyway
+import itertools
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ def _hints_of(fn: Any) -> dict[str, Any]:
     ns = getattr(target, "__globals__", None) or {}
     for k, v in (getattr(target, "__annotations__", None) or {}).items():
         try:
-            out[k] = eval(v, ns) if isinstance(v, str) else v  # noqa: S307 - the function's own annotation
+            out[k] = eval(v, ns) if isinstance(v, str) else v  # the function's own annotation, as get_type_hints does
         except Exception:
             continue
     return out
@@ -347,7 +348,7 @@ class StateGraph:
                 )
             self.add_node(name, fn)
             names.append(name)
-        for a, b in zip(names, names[1:]):
+        for a, b in itertools.pairwise(names):
             self.add_edge(a, b)
         return self
 

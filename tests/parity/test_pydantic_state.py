@@ -11,7 +11,15 @@ import pydantic
 import pytest
 import typing_extensions
 
-from agentgraph_nb import END, START, Command, GraphValidationError, InvalidUpdateError, Send, StateGraph
+from agentgraph_nb import (
+    END,
+    START,
+    Command,
+    GraphValidationError,
+    InvalidUpdateError,
+    Send,
+    StateGraph,
+)
 from agentgraph_nb.checkpoint.serde import Serializer
 
 
@@ -154,7 +162,7 @@ def test_root_state_is_one_reduced_value() -> None:
     app = g.compile()
     assert app.invoke(["0"]) == ["0", "1", "2", "2", "3"]
     assert list(app.stream(["0"], mode="values"))[-1] == ["0", "1", "2", "2", "3"]
-    assert list(app.stream(["0"], mode="updates"))[0] == {"1": ["1"]}
+    assert list(app.stream(["0"], mode="updates")) == [{"1": ["1"]}, {"2": ["2"]}, {"2": ["2"]}, {"3": ["3"]}]
     app.invoke(["0"], thread_id="t")
     assert app.get_state("t").values == ["0", "1", "2", "2", "3"]
     app.update_state("t", ["edit"])
