@@ -739,15 +739,16 @@ class CompiledGraph(ViewsMixin):
                 values = apply_writes(self.schema, values, [(done[i].node, done[i].update) for i in sorted(done)])
             except InvalidUpdateError:
                 pass  # results that cannot be merged: resuming reports it; show the values before the step
+        bare = _bare if self.schema.kind == "root" else _same_update
         counts = Counter(w[0] for w in rec.writes)
         writes: dict[str, Any] = {}
         for w in rec.writes:
             if counts[w[0]] > 1:
-                writes.setdefault(w[0], []).append(w[1])
+                writes.setdefault(w[0], []).append(bare(w[1]))
             else:
-                writes[w[0]] = w[1]
+                writes[w[0]] = bare(w[1])
         return StateSnapshot(
-            pending_writes={pw.node: pw.update for pw in done.values()},
+            pending_writes={pw.node: bare(pw.update) for pw in done.values()},
             values=self.schema.output(values),
             next=nxt,
             step=rec.step,
@@ -758,7 +759,7 @@ class CompiledGraph(ViewsMixin):
             interrupts=intrs,
             thread_id=rec.thread_id,
             metadata=dict(rec.metadata),
-            tasks=_tasks(rec, done, intrs, rec.pending_writes if tip else (), results),
+            tasks=_tasks(rec, done, intrs, rec.pending_writes if tip else (), results, bare),
         )
 
     def get_state(self, thread_id: str, checkpoint_id: str | None = None) -> StateSnapshot:
@@ -1001,9 +1002,20 @@ def _read_pending(
     return done, tuple(i for k, i in asked.items() if not answered or k not in answers), answers
 
 
+def _same_update(update: Any) -> Any:
+    return update
+
+
+def _bare(update: Any) -> Any:
+    """A root state's update as callers see it: the value itself, not ``{"__root__": value}``."""
+    return update.get(ROOT) if isinstance(update, dict) else update
+
+
 def _tasks(rec: CheckpointRecord, done: dict[int, PendingWrite], intrs: tuple[Interrupt, ...],
-           writes: Iterable[PendingWrite], results: list[Any] | None) -> tuple[SnapshotTask, ...]:
-    """The :class:`SnapshotTask` objects of a checkpoint's next step."""
+           writes: Iterable[PendingWrite], results: list[Any] | None,
+           bare: Callable[[Any], Any] = _same_update) -> tuple[SnapshotTask, ...]:
+    """The :class:`SnapshotTask` objects of a checkpoint's next step (``bare``: how an update is
+    shown)."""
     if not rec.next:
         return ()
     errors: dict[int, str] = {}
@@ -1027,9 +1039,9 @@ def _tasks(rec: CheckpointRecord, done: dict[int, PendingWrite], intrs: tuple[In
     out = []
     for i, t in enumerate(rec.next):
         if i in done:
-            result = done[i].update
+            result = bare(done[i].update)
         elif results is not None and i < len(results) and results[i][0] == t[0]:
-            result = results[i][1]
+            result = bare(results[i][1])
         else:
             result = None
         out.append(SnapshotTask(

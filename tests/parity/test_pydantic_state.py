@@ -165,6 +165,8 @@ def test_root_state_is_one_reduced_value() -> None:
     assert list(app.stream(["0"], mode="updates")) == [{"1": ["1"]}, {"2": ["2"]}, {"2": ["2"]}, {"3": ["3"]}]
     app.invoke(["0"], thread_id="t")
     assert app.get_state("t").values == ["0", "1", "2", "2", "3"]
+    first = app.get_state_history("t")[-1]  # writes and task results show the bare values too
+    assert first.writes == {"__input__": ["0"]} and first.tasks[0].result == ["1"]
     app.update_state("t", ["edit"])
     assert app.get_state("t").values[-1] == "edit"
 
