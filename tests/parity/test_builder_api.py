@@ -371,3 +371,32 @@ def test_error_messages_langgraph_tests_match_on() -> None:
     g = StateGraph(State).add_node("start", lambda s: None).add_edge(START, "start").add_edge("unknown", "start")
     with pytest.raises(GraphValidationError, match=r"edge 'unknown' -> 'start': unknown node 'unknown'"):
         g.compile()
+
+
+class JIn(TypedDict, total=False):
+    hello: str
+
+
+class JView(TypedDict, total=False):
+    bye: str
+
+
+def j_node(state: Any) -> None:
+    return None
+
+
+def test_schemas_survive_to_json_and_from_json() -> None:
+    """Follows test_pregel.py::test_node_schemas_custom_output (the same graph, saved and loaded):
+    the graph's input/output schemas and a node's input_schema are named in to_json() and found
+    again in the namespace; a missing one is an error naming it."""
+    g = StateGraph(State, input_schema=JIn, output_schema=Output).add_node("a", j_node, input_schema=JView)
+    g.add_edge(START, "a")
+    data = g.to_json()
+    assert (data["input_schema"], data["output_schema"], data["nodes"][0]["input_schema"]) == ("JIn", "Output", "JView")
+    ns = {"State": State, "JIn": JIn, "Output": Output, "JView": JView, "j_node": j_node}
+    back = StateGraph.from_json(data, namespace=ns).compile()
+    assert back.invoke({"hello": "h"}) == {"messages": []}
+    with pytest.raises(InvalidUpdateError, match="not in the graph's input schema JIn"):
+        back.invoke({"bye": "b"})
+    with pytest.raises(GraphValidationError, match=r"from_json: the graph's output_schema is 'Output', which the namespace does not hold"):
+        StateGraph.from_json(data, namespace={k: v for k, v in ns.items() if k != "Output"})
