@@ -250,12 +250,13 @@ class StateSchema:
         """
         if self.kind != "pydantic":
             return values
-        keys = [k for k in keys if k in self.key_set and k in values]
+        own = self.own_keys if self.own_keys is not None else self.key_set  # the model's fields
+        keys = [k for k in keys if k in own and k in values]
         if not keys:
             return values
         # a model holding the current state: field (and model "after") validators see all of it,
         # as on an assignment to a model with validate_assignment=True
-        inst = self.cls.model_construct(**values)
+        inst = self.cls.model_construct(**{k: v for k, v in values.items() if k in own})
         validator = self.cls.__pydantic_validator__
         out = values
         for k in keys:

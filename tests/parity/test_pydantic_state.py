@@ -212,3 +212,34 @@ def test_typing_extensions_typeddict_keys_are_registered_with_the_serializer(tmp
     app.invoke({"docs": [Doc("a")]}, thread_id="t")
     reopened = g.compile(checkpointer=f"sqlite:///{tmp_path / 'te.db'}")
     assert reopened.get_state("t").values == {"doc": Doc("b"), "docs": [Doc("a"), Doc("c")]}
+
+
+class Counter(pydantic.BaseModel):
+    n: int = 0
+
+
+class Secret(typing_extensions.TypedDict, total=False):
+    secret: str
+
+
+def _writes_secret(state: Counter) -> dict[str, Any]:
+    return {"secret": "xyz", "n": state.n + 1}
+
+
+def _reads_secret(state: Secret) -> dict[str, Any]:
+    return {"n": len(state["secret"])}
+
+
+def test_pydantic_state_with_a_private_key() -> None:
+    """Follows test_state.py::test_private_input_schema_conditional_edge with a pydantic state: a
+    key only a node's schema declares is kept outside the model (its nodes still receive Counter
+    instances), and update_state validates only the model's fields."""
+    seen: list[str] = []
+    g = StateGraph(Counter).add_node("a", _writes_secret).add_node("b", _reads_secret)
+    g.add_node("c", lambda s: seen.append(type(s).__name__))
+    g.add_edge(START, "a").add_edge("a", "b").add_edge("b", "c")
+    app = g.compile()
+    assert app.invoke({"n": 0}, thread_id="t") == {"n": 3}
+    assert seen == ["Counter"]
+    app.update_state("t", {"secret": "yy", "n": "5"})
+    assert app.get_state("t").values == {"n": 5, "secret": "yy"}
