@@ -768,7 +768,7 @@ async def run_loop(run: Run) -> None:
                 return
             except Exception as exc:
                 if run.store is not None:  # get_state().tasks shows the error
-                    run.save_pending([_failure_write(0, node, exc)])
+                    _save_failure(run, node, exc)
                 raise
             results = [res]
             if run.stream_updates:
@@ -952,6 +952,16 @@ def _step_timeout(run: Run, tasks: list[Any], step: int, limit: float) -> StepTi
         "(nodes that finished in time are not re-run); raise step_timeout if the step needs longer.",
         step=step, nodes=names, timeout=limit,
     )
+
+
+def _save_failure(run: Run, node: PNode, exc: BaseException) -> None:
+    """Record the failure of a step's only task; a store that cannot take it (a conflict, a
+    full disk) is logged, so that the node's own error is the one raised."""
+    try:
+        run.save_pending([_failure_write(0, node, exc)])
+    except Exception as store_exc:
+        logger.error("could not record the failure of node %r: %s", node.name, store_exc,
+                     extra=run._log_extra(run.step + 1, node.name))
 
 
 def _failure_write(index: int, node: PNode, exc: BaseException) -> PendingWrite:
