@@ -156,6 +156,8 @@ def _state_class_of(fn: Any, state_cls: Any) -> Any:
     tp = hints.get(params[0].name)
     if tp is None or tp is state_cls or not isinstance(tp, type):
         return None
+    if (tp.__module__, tp.__qualname__) == (getattr(state_cls, "__module__", None), getattr(state_cls, "__qualname__", None)):
+        return None  # the state class as an earlier notebook cell defined it
     if typing_extensions.is_typeddict(tp) or dataclasses.is_dataclass(tp) or (
         isinstance(getattr(tp, "model_fields", None), dict) and hasattr(tp, "model_construct")
     ):
