@@ -110,7 +110,7 @@ class Plan:
             PNode(i, s.name, s.fn, s.retry, s.timeout) for i, s in enumerate(g.nodes.values())
         ]
         for n, spec in zip(self.nodes, g.nodes.values()):
-            n.make_input = (spec.input_view or g.state).make_input
+            n.make_input = (spec.input_view or g.state).input_builder()
         self.by_name: dict[str, PNode] = {n.name: n for n in self.nodes}
         self.start = PNode(-1, START, None, None, None)
         idx = {n.name: n.index for n in self.nodes}
