@@ -78,8 +78,8 @@ def _hints_of(fn: Any) -> dict[str, Any]:
     import typing
 
     target = fn if (inspect.isfunction(fn) or inspect.ismethod(fn)) else getattr(type(fn), "__call__", None)  # noqa: B004
-    if target is None:
-        return {}
+    if target is None or not getattr(target, "__annotations__", None):
+        return {}  # most nodes (lambdas, unannotated functions): no get_type_hints cost
     try:
         return typing.get_type_hints(target)
     except Exception:  # one unresolvable hint (a class local to a function): read the others
@@ -113,16 +113,16 @@ def _literal_names(tp: Any) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(found)) or None
 
 
-def command_destinations(fn: Any) -> tuple[str, ...] | None:
+def command_destinations(fn: Any, hints: dict[str, Any] | None = None) -> tuple[str, ...] | None:
     """The nodes a node's return annotation says its ``Command`` may go to:
     ``-> Command[Literal["a", "b"]]`` gives ``("a", "b")`` (as LangGraph reads it); None without one."""
+    ret = (_hints_of(fn) if hints is None else hints).get("return")
+    if ret is None:
+        return None
     import typing
 
     from agentgraph_nb.types import Command
 
-    ret = _hints_of(fn).get("return")
-    if ret is None:
-        return None
     found: list[str] = []
 
     def visit(t: Any) -> None:
@@ -137,15 +137,16 @@ def command_destinations(fn: Any) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(found)) or None
 
 
-def _state_class_of(fn: Any, state_cls: Any) -> Any:
+def _state_class_of(fn: Any, state_cls: Any, hints: dict[str, Any]) -> Any:
     """The schema class a node's first parameter is annotated with, when it is a TypedDict,
     dataclass or pydantic model other than the graph's state (LangGraph gives such a node that
     view of the state); None otherwise."""
+    if not hints:
+        return None
     import dataclasses
 
     import typing_extensions
 
-    hints = _hints_of(fn)
     try:
         params = [p for p in inspect.signature(fn).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -232,10 +233,10 @@ class StateGraph:
     def _side_schema(self, cls: Any, role: str) -> Any:
         """Read another schema of the graph (input, output, a node's input) and add its keys to
         the state's; None for None (or the state's own class)."""
-        from agentgraph_nb.state._schema import read_schema
-
         if cls is None or cls is self.schema:
             return None
+        from agentgraph_nb.state._schema import read_schema
+
         side = read_schema(cls)
         if side.kind in ("dict", "root") or self.state.kind in ("dict", "root"):
             raise GraphValidationError(
@@ -299,14 +300,15 @@ class StateGraph:
             not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0 or math.isinf(timeout)
         ):
             raise GraphValidationError(f"node {node!r}: timeout= must be a positive number of seconds, got {timeout!r}")
+        hints = _hints_of(fn)  # {} for an unannotated callable, at no cost
         if destinations is None:
-            destinations = command_destinations(fn)
+            destinations = command_destinations(fn, hints)
         elif isinstance(destinations, str) or not all(isinstance(d, str) for d in destinations):
             raise GraphValidationError(
                 f"node {node!r}: destinations= must be a list of node names, got {destinations!r}"
             )
         if input_schema is None and self.state.kind not in ("dict", "root"):
-            input_schema = _state_class_of(fn, self.schema)
+            input_schema = _state_class_of(fn, self.schema, hints)
         view = self._side_schema(input_schema, f"node {node!r}: input_schema")
         self.nodes[node] = NodeSpec(
             node, fn, retry, float(timeout) if timeout is not None else None,
