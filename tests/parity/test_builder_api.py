@@ -199,6 +199,9 @@ def test_command_literal_annotation_declares_and_draws_the_edges() -> None:
     assert app.to_json()["nodes"][0]["destinations"] == ["node_b", END]  # what GraphView draws
     assert "n_node_a -.->|\"goto\"| n_node_b" in app.to_mermaid()
     assert '"node_a" -> "node_b" [style=dashed, label="goto"]' in app.to_dot()
+    from agentgraph_nb.export.svg import render_svg  # the static picture GraphView shows offline
+
+    assert ">goto</text>" in render_svg(app.to_json())
 
 
 def test_router_literal_annotation_declares_its_targets() -> None:
