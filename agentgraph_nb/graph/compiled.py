@@ -525,7 +525,9 @@ class CompiledGraph(ViewsMixin):
         return plan.refresh() if plan.dynamic else plan.all_sync
 
     def invoke(self, input: Any, thread_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Run the graph to the end (or to an interrupt) and return the final state as a dict.
+        """Run the graph to the end (or to an interrupt) and return the final state as a dict
+        (only the output schema's keys when the graph has one; the value itself for a root state
+        ``StateGraph(Annotated[list, operator.add])``).
 
         Args:
             input: a dict of initial values (through the reducers), ``None`` to resume a paused
