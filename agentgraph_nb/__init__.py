@@ -32,6 +32,7 @@ from agentgraph_nb.errors import (
     NodeError,
     NodeTimeoutError,
     node_failure,
+    StepTimeoutError,
 )
 from agentgraph_nb.graph.compiled import CompiledGraph
 from agentgraph_nb.graph.session import DebugSession, StateDiff
@@ -44,6 +45,7 @@ from agentgraph_nb.types import (
     Overwrite,
     RetryPolicy,
     Send,
+    SnapshotTask,
     StateSnapshot,
 )
 
@@ -81,7 +83,9 @@ __all__ = [
     "SqliteCheckpointer",
     "StateDiff",
     "StateGraph",
+    "SnapshotTask",
     "StateSnapshot",
+    "StepTimeoutError",
     "__version__",
     "full_traceback",
     "interrupt",

@@ -26,6 +26,7 @@ __all__ = [
     "NodeError",
     "NodeTimeoutError",
     "node_failure",
+    "StepTimeoutError",
 ]
 
 
@@ -141,6 +142,35 @@ class NodeTimeoutError(NodeError, TimeoutError):
 
     A sync node that times out cannot be killed: its thread is abandoned and its result ignored.
     """
+
+
+class StepTimeoutError(AgentGraphError, TimeoutError):
+    """A superstep ran longer than the graph's ``step_timeout`` (LangGraph raises a plain
+    ``TimeoutError``; this is one).
+
+    The step does not complete: async nodes still running are cancelled, sync ones cannot be
+    killed (their threads are abandoned and their results ignored). The thread's last checkpoint
+    is the one before the step, with the results of the nodes that finished in time saved, so
+    ``invoke(None, thread_id=...)`` runs the step's other nodes again.
+
+    Attributes:
+        step: the superstep that timed out.
+        nodes: the nodes of that step.
+        timeout: the limit, in seconds.
+    """
+
+    def __init__(self, message: str, *, step: int, nodes: tuple[str, ...], timeout: float) -> None:
+        super().__init__(message)
+        self.step = step
+        self.nodes = nodes
+        self.timeout = timeout
+
+    def __reduce__(self) -> Any:  # keep picklable across processes (batch in pools)
+        return (_rebuild_step_timeout, (str(self), self.step, self.nodes, self.timeout))
+
+
+def _rebuild_step_timeout(msg: str, step: int, nodes: tuple[str, ...], timeout: float) -> StepTimeoutError:
+    return StepTimeoutError(msg, step=step, nodes=nodes, timeout=timeout)
 
 
 class MissingDependencyError(AgentGraphError, ModuleNotFoundError):

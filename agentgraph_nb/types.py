@@ -9,7 +9,7 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 __all__ = [
     "EVENT_KINDS",
@@ -21,6 +21,7 @@ __all__ = [
     "Overwrite",
     "RetryPolicy",
     "Send",
+    "SnapshotTask",
     "StateSnapshot",
     "default_retry_on",
     "retry_after",
@@ -54,10 +55,17 @@ class Send:
         return hash(self.node)
 
 
+N = TypeVar("N")
+
+
 @dataclass(frozen=True)
-class Command:
+class Command(Generic[N]):
     """Returned by a node to update the state *and* choose what runs next; passed to
     ``invoke`` to resume an interrupted thread.
+
+    Generic over the names it may go to, as in LangGraph: a node annotated
+    ``-> Command[Literal["a", "b"]]`` is drawn (and checked for reachability) with edges to
+    ``a`` and ``b``, as if added with ``destinations=("a", "b")``.
 
     Attributes:
         update: a partial state update, as a node would return it.
@@ -68,11 +76,11 @@ class Command:
             or a mapping of interrupt id to answer when several are pending.
 
     Example:
-        >>> def review(state):
+        >>> def review(state) -> Command[Literal["publish", "revise"]]:
         ...     return Command(update={"ok": True}, goto="publish")
     """
 
-    update: Mapping[str, Any] | None = None
+    update: Mapping[str, Any] | Any = None
     goto: str | Send | Sequence[str | Send] = ()
     resume: Any = None
 
@@ -345,6 +353,35 @@ class NodeFailure:
 
 
 @dataclass(frozen=True)
+class SnapshotTask:
+    """One task of a checkpoint's next superstep (LangGraph's ``PregelTask``).
+
+    Attributes:
+        id: ``"<step>:<index>"``, the ``task_id`` of the :class:`Event` objects of its execution
+            (``step`` is the superstep that runs it, the checkpoint's step + 1).
+        name: the node it runs.
+        path: ``("pull", name)`` for a task an edge or router started, ``("push", index)`` for
+            one a :class:`Send` started (LangGraph: ``__pregel_pull`` / ``__pregel_push``).
+        error: ``"<ExceptionType>: message"`` of the node's failure, when the step failed on it
+            (at the thread's newest checkpoint; resuming runs it again); else None.
+        interrupts: the interrupts pending on it.
+        state: the state of a subgraph it runs (not yet: always None).
+        result: what it wrote: in :meth:`get_state_history`, every task's update (read from
+            the next checkpoint of its branch); at the newest checkpoint, the updates of the
+            tasks that finished before the step failed or paused; None when not known (a task
+            still to run, or ``get_state`` of an older checkpoint).
+    """
+
+    id: str
+    name: str
+    path: tuple[Any, ...]
+    error: str | None = None
+    interrupts: tuple[Interrupt, ...] = ()
+    state: Any = None
+    result: Any = None
+
+
+@dataclass(frozen=True)
 class StateSnapshot:
     """The state of a thread at one checkpoint.
 
@@ -356,7 +393,10 @@ class StateSnapshot:
         next: names of the nodes that run next: the nodes of an incomplete superstep that
             still have to run (finished ones are in ``pending_writes``). Empty only when
             nothing is left to run.
-        step: the superstep that produced this checkpoint (0 = the input).
+        step: the superstep that produced this checkpoint (0 = the input of a new thread;
+            a later run's input checkpoint takes the next number). LangGraph numbers the same
+            checkpoints alike on a new thread, and adds one before them (step -1, source
+            "input", next ``("__start__",)``) that we do not store: see the README.
         checkpoint_id: this checkpoint's id (pass it to ``invoke``/``update_state`` to fork).
         parent_id: the checkpoint before it, or None for the first.
         created_at: ISO-8601 wall-clock time of creation (UTC).
@@ -368,6 +408,8 @@ class StateSnapshot:
         pending_writes: updates of the nodes of an incomplete superstep that already
             completed (their step failed or paused on another node); shown applied in
             ``values``, merged for good when the step is resumed.
+        tasks: the tasks of the next superstep, every one of ``next`` and those already
+            finished, with their errors, interrupts and results (see :class:`SnapshotTask`).
     """
 
     values: dict[str, Any]
@@ -381,6 +423,7 @@ class StateSnapshot:
     thread_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     pending_writes: dict[str, Any] = field(default_factory=dict)
+    tasks: tuple[SnapshotTask, ...] = ()
 
 
 EventKind = Literal[

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentgraph_nb.constants import END
 from agentgraph_nb.errors import InvalidUpdateError, did_you_mean
+from agentgraph_nb.state._schema import ROOT
 from agentgraph_nb.types import Command, Overwrite, Send
 
 if TYPE_CHECKING:
@@ -29,19 +30,49 @@ NOARG: Any = _NoArg()
 """Marks a task that reads the state (as opposed to a ``Send`` task with its own input)."""
 
 
-def normalize_result(node: str, out: Any) -> tuple[dict[str, Any] | None, Any]:
-    """Split what a node returned into (update, goto). ``goto`` is ``()`` when there is none."""
+def normalize_result(node: str, out: Any, schema: StateSchema) -> tuple[dict[str, Any] | None, Any]:
+    """Split what a node returned into (update, goto). ``goto`` is ``()`` when there is none.
+
+    A node returns a dict, ``None``, a :class:`Command`, a list mixing ``Command`` objects and
+    updates, or (as LangGraph allows) an instance of a pydantic model or dataclass whose fields
+    are state keys; with a root state (``Annotated[T, reducer]``) any value is the update.
+    """
     if out is None:
         return None, ()
-    if type(out) is dict:
+    if type(out) is dict and schema.kind != "root":
         return out, ()
+    return _normalize(node, out, schema)
+
+
+def _normalize(node: str, out: Any, schema: StateSchema) -> tuple[dict[str, Any] | None, Any]:
+    """The less common return values of :func:`normalize_result`."""
     if isinstance(out, Command):
-        upd = out.update
-        if upd is not None and not isinstance(upd, dict):
-            upd = _command_update(node, upd)
-        return upd, out.goto
-    if isinstance(out, dict):
+        return _command_update(node, out.update, schema), out.goto
+    if isinstance(out, (list, tuple)) and out and any(isinstance(i, Command) for i in out):
+        update: dict[str, Any] = {}
+        gotos: list[Any] = []
+        for item in out:
+            if isinstance(item, Command):
+                upd = _command_update(node, item.update, schema)
+                goto = item.goto
+                if goto:
+                    gotos.extend((goto,) if isinstance(goto, (str, Send)) else goto)
+            elif schema.kind == "root":
+                upd = {ROOT: item} if item is not None else None
+            else:
+                upd, more = normalize_result(node, item, schema)
+                if more:
+                    gotos.extend((more,) if isinstance(more, (str, Send)) else more)
+            if upd:
+                _fold(node, update, upd, schema)
+        return update or None, gotos
+    if schema.kind == "root":
+        return {ROOT: out}, ()
+    if isinstance(out, Mapping):
         return dict(out), ()
+    upd = schema.update_from_object(node, out)
+    if upd is not None:
+        return upd, ()
     raise InvalidUpdateError(
         f"node {node!r} returned {type(out).__name__} {_short(out)}: a node must return a dict of state "
         "updates, None, or Command(update=..., goto=...)",
@@ -49,13 +80,42 @@ def normalize_result(node: str, out: Any) -> tuple[dict[str, Any] | None, Any]:
     )
 
 
-def _command_update(node: str, upd: Any) -> dict[str, Any]:
-    """A ``Command.update`` that is not a dict: another mapping or (as LangGraph allows) a list
-    of ``(key, value)`` pairs; anything else is an :class:`InvalidUpdateError`."""
+def _fold(node: str, acc: dict[str, Any], upd: dict[str, Any], schema: StateSchema) -> None:
+    """Add one update of a node's list of updates to ``acc``: a key written twice goes through
+    its reducer (``r(first, second)``); twice without a reducer is an error, as in LangGraph."""
+    for k, v in upd.items():
+        if k not in acc:
+            acc[k] = v
+            continue
+        r = schema.reducers.get(k) if isinstance(k, str) else None
+        if r is None or type(v) is Overwrite or type(acc[k]) is Overwrite:
+            raise InvalidUpdateError(
+                f"node {node!r} returned a list of updates that writes state key {k!r} twice, and "
+                f"{k!r} has no reducer to merge them (at key {k!r}: can receive only one value per step). "
+                "Write it once, or declare it as Annotated[T, reducer].",
+                node=node,
+                key=k,
+            )
+        acc[k] = r(acc[k], v)
+
+
+def _command_update(node: str, upd: Any, schema: StateSchema) -> dict[str, Any] | None:
+    """A ``Command.update`` as a dict: a dict, another mapping, (as LangGraph allows) a list of
+    ``(key, value)`` pairs or a pydantic model / dataclass instance, or with a root state any
+    value; anything else is an :class:`InvalidUpdateError`."""
+    if upd is None:
+        return None
+    if schema.kind == "root":
+        return {ROOT: upd}
+    if type(upd) is dict:
+        return upd
     if isinstance(upd, Mapping):
         return dict(upd)
     if isinstance(upd, (list, tuple)) and all(isinstance(p, tuple) and len(p) == 2 for p in upd):
         return dict(upd)
+    obj = schema.update_from_object(node, upd)
+    if obj is not None:
+        return obj
     raise InvalidUpdateError(
         f"node {node!r} returned Command(update={_short(upd)}): a Command's update must be a dict of "
         "state updates (or None)",

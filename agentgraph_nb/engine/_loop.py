@@ -40,6 +40,7 @@ from agentgraph_nb.errors import (
     InvalidUpdateError,
     NodeError,
     NodeTimeoutError,
+    StepTimeoutError,
 )
 from agentgraph_nb.types import Event, Interrupt, NodeFailure
 
@@ -118,6 +119,9 @@ def interrupt(value: Any) -> Any:
     answers = run.resume_values.get(iid, _MISSING)
     if answers is not _MISSING:
         return answers
+    if run.asked_at is _EMPTY:
+        run.asked_at = {}
+    run.asked_at[iid] = scratch.index  # which task asked (get_state().tasks shows it there)
     raise GraphInterrupt((Interrupt(value, iid, scratch.node, "during"),))
 
 
@@ -168,6 +172,7 @@ class Run:
         "_rng",
         "_run_id",
         "_seed",
+        "asked_at",
         "barriers",
         "buffer",
         "checkpoint_id",
@@ -196,6 +201,7 @@ class Run:
         "skip_before",
         "start_input",
         "step",
+        "step_timeout",
         "store",
         "stream_events",
         "stream_updates",
@@ -255,6 +261,7 @@ class Run:
         self.since_snapshot = 0
         self.pending: dict[int, tuple[Any, Any]] = _EMPTY  # task index -> (update, goto) already done
         self.resume_values: dict[str, Any] = _EMPTY
+        self.asked_at: dict[str, int] = _EMPTY  # interrupt id -> index of the task that asked
         self.skip_before = False
         # a replay of an older checkpoint: its id, until the replay's first checkpoint is saved
         self.fork_of: str | None = None
@@ -266,6 +273,7 @@ class Run:
         self.t0 = time.perf_counter()
         self.start_input: dict[str, Any] | None = None  # set: route from START and save the input first
         self.max_steps: int | None = None  # stop (without error) after this many supersteps
+        self.step_timeout: float | None = None  # seconds a superstep may take (StepTimeoutError)
         # the run is its own scratch for inline tasks (one at a time): interrupt() reads these
         self.node = ""
         self.index = 0
@@ -511,7 +519,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
                   inline: bool = False) -> tuple[Any, Any]:
     """Run a sync node in this thread (timeouts via a worker thread), with retries. ``inline``:
     the only task of its step, on the loop's thread (reuses the run's scratch object)."""
-    inp = run.schema.make_input(values) if arg is NOARG else arg
+    inp = node.make_input(values) if arg is NOARG else arg
     fn = node.fn
     retry = node.retry
     emit = run.emit
@@ -534,7 +542,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
                 except futures.TimeoutError:
                     node.stats.timeouts += 1
                     raise _timeout_error(node, step, attempt) from None
-            res = normalize_result(node.name, out)
+            res = normalize_result(node.name, out, run.schema)
         except GraphInterrupt:
             raise
         except Exception as exc:
@@ -590,7 +598,7 @@ async def run_async_task(
 ) -> tuple[Any, Any]:
     """Run any node on the event loop: async nodes awaited, sync ones inline or (with a
     timeout) on a worker thread. Retries with ``asyncio.sleep``; ``attempt``: the first one's number."""
-    inp = run.schema.make_input(values) if arg is NOARG else arg
+    inp = node.make_input(values) if arg is NOARG else arg
     fn = node.fn
     retry = node.retry
     emit = run.emit
@@ -625,7 +633,7 @@ async def run_async_task(
                 except asyncio.TimeoutError:
                     node.stats.timeouts += 1
                     raise _timeout_error(node, step, attempt) from None
-            res = normalize_result(node.name, out)
+            res = normalize_result(node.name, out, run.schema)
         except GraphInterrupt:
             raise
         except Exception as exc:
@@ -755,14 +763,14 @@ async def run_loop(run: Run) -> None:
         if emit is not None:
             emit("step_start", step, data=_names(tasks))
         n = len(tasks)
-        if n == 1 and not run.pending:
+        if n == 1 and not run.pending and run.step_timeout is None:
             node, arg = tasks[0]
             try:
                 if sync:
                     res = run_sync_task(run, node, arg, 0, values, step, True)
                 elif run.scoped and node.timeout is None:
                     # the common async case runs right here: no coroutine per step
-                    inp = run.schema.make_input(values) if arg is NOARG else arg
+                    inp = node.make_input(values) if arg is NOARG else arg
                     run.reset_scratch(node.name, 0)
                     if emit is not None:
                         emit("node_start", step, node.name, 0.0, 1, f"{step}:0", inp)
@@ -774,7 +782,7 @@ async def run_loop(run: Run) -> None:
                             res = node.fn(inp)  # type: ignore[misc]
                             if isinstance(res, CoroutineType):  # a proxy that now points at an async function
                                 res = await res
-                        res = normalize_result(node.name, res)
+                        res = normalize_result(node.name, res, run.schema)
                     except GraphInterrupt:
                         raise
                     except Exception as exc:  # retried (from attempt 2) or raised as the typed error
@@ -787,6 +795,10 @@ async def run_loop(run: Run) -> None:
             except GraphInterrupt as gi:
                 _stop_for_interrupts(run, gi.interrupts, [])
                 return
+            except Exception as exc:
+                if run.store is not None:  # get_state().tasks shows the error
+                    _save_failure(run, node, exc)
+                raise
             results = [res]
             if run.stream_updates:
                 out.append(("updates", {node.name: res[0]}))
@@ -794,7 +806,10 @@ async def run_loop(run: Run) -> None:
             writes = [(node.name, results[0][0])]
             new_values = _merge(run, values, writes, step)
         else:  # run side by side, merged in the fixed order
-            results, writes, new_values = await _parallel_step(run, tasks, values, step)
+            if run.step_timeout is None:
+                results, writes, new_values = await _parallel_step(run, tasks, values, step)
+            else:
+                results, writes, new_values = await _timed_step(run, tasks, values, step)
             if not results:  # paused by interrupts
                 return
         # route
@@ -916,7 +931,7 @@ async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any],
     if errors or intrs:
         saved = _pending_writes(tasks, results, todo, durable)
         if errors:
-            run.save_pending(saved)
+            run.save_pending(saved + [_failure_write(f.index, tasks[f.index][0], f.exc) for f in errors])
             raise errors[0].exc  # as it is: its own cause and context
         _stop_for_interrupts(run, tuple(intrs), saved)
         return [], [], values
@@ -927,6 +942,65 @@ async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any],
         _blame(run, exc, step)
         _merge_failed(run, tasks, results, writes, todo, durable, exc)
         raise
+
+
+async def _timed_step(run: Run, tasks: list[Any], values: dict[str, Any],
+                      step: int) -> tuple[list[Any], list[tuple[str, Any]], dict[str, Any]]:
+    """:func:`_parallel_step` within ``run.step_timeout`` seconds, or :class:`StepTimeoutError`.
+
+    On an event loop the step is cancelled (async nodes stop; sync ones in threads cannot be
+    killed and their results are ignored). Without one, the step runs on a worker thread that
+    this one stops waiting for. Either way nothing of the step is committed: the results saved
+    as it went (nodes that finished in time) stay pending writes of its base checkpoint."""
+    limit = cast(float, run.step_timeout)
+    if run.sync:
+        fut = _thread_pool().submit(contextvars.copy_context().run, _drive, _parallel_step(run, tasks, values, step))
+        try:
+            return cast("tuple[list[Any], list[tuple[str, Any]], dict[str, Any]]", fut.result(limit))
+        except futures.TimeoutError:
+            raise _step_timeout(run, tasks, step, limit) from None
+    try:
+        return await asyncio.wait_for(_parallel_step(run, tasks, values, step), limit)
+    except asyncio.TimeoutError:
+        raise _step_timeout(run, tasks, step, limit) from None
+
+
+def _drive(coro: Any) -> Any:
+    """Run a coroutine that never suspends (a sync run's step) to its end; return its value."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("a step of a sync run waited on an event loop")
+
+
+def _step_timeout(run: Run, tasks: list[Any], step: int, limit: float) -> StepTimeoutError:
+    names = tuple(dict.fromkeys(_names(tasks)))
+    logger.error("step %d timed out after %gs (nodes: %s)", step, limit, ", ".join(names), extra=run._log_extra(step))
+    return StepTimeoutError(
+        f"graph {run.plan.name!r}: step {step} ({', '.join(names)}) took longer than step_timeout={limit:g}s. "
+        "The thread's last checkpoint is the one before the step: invoke(None, thread_id=...) runs it again "
+        "(nodes that finished in time are not re-run); raise step_timeout if the step needs longer.",
+        step=step, nodes=names, timeout=limit,
+    )
+
+
+def _save_failure(run: Run, node: PNode, exc: BaseException) -> None:
+    """Record the failure of a step's only task; a store that cannot take it (a conflict, a
+    full disk) is logged, so that the node's own error is the one raised."""
+    try:
+        run.save_pending([_failure_write(0, node, exc)])
+    except Exception as store_exc:
+        logger.error("could not record the failure of node %r: %s", node.name, store_exc,
+                     extra=run._log_extra(run.step + 1, node.name))
+
+
+def _failure_write(index: int, node: PNode, exc: BaseException) -> PendingWrite:
+    """The mark a failed task leaves on its step's checkpoint: resuming runs it again, and
+    ``get_state().tasks`` shows its error (the original exception's type and message)."""
+    cause = exc.__cause__ if isinstance(exc, NodeError) and exc.__cause__ is not None else exc
+    return PendingWrite(index, _EW, {"node": node.name, "error": f"{type(cause).__name__}: {cause}"}, [])
 
 
 def _merge_failed(run: Run, tasks: list[Any], results: list[Any], writes: list[tuple[str, Any]], todo: list[int],
@@ -1112,7 +1186,9 @@ def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: list[Pen
     for it in intrs:
         if it.id in asked and _same(asked[it.id], it.value):
             continue  # a paused node that ran again (invoke(None)) asked the same question again
-        idx = next((i for i, t in enumerate(run.tasks) if t[0].name == it.node), -1)
+        idx = run.asked_at.get(it.id, -1)
+        if not (0 <= idx < len(run.tasks) and run.tasks[idx][0].name == it.node):
+            idx = next((i for i, t in enumerate(run.tasks) if t[0].name == it.node), -1)
         writes.append(PendingWrite(idx, _IW, {"value": it.value, "id": it.id, "node": it.node, "when": it.when}, []))
     run.save_pending(writes)
     if run.stream_updates or run.stream_values:

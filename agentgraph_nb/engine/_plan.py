@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 __all__ = ["PBranch", "PJoin", "PNode", "Plan"]
 
 
+def _no_input(values: dict[str, Any]) -> Any:
+    raise AssertionError("START takes no input")
+
+
 class PBranch:
     """A conditional edge, compiled."""
 
@@ -60,6 +64,7 @@ class PNode:
         "inline",
         "is_async",
         "joins",
+        "make_input",
         "name",
         "retry",
         "simple",
@@ -88,6 +93,8 @@ class PNode:
         self.simple = True  # only static successors: next tasks are static_next
         self.stats = NodeStats(name)
         self.task: tuple[PNode, Any] = (self, NOARG)
+        # what the node receives, built from the state values (its input_schema's view, or the state)
+        self.make_input: Callable[[dict[str, Any]], Any] = _no_input
 
     def __repr__(self) -> str:
         return f"<node {self.name}>"
@@ -102,6 +109,8 @@ class Plan:
         self.nodes: list[PNode] = [
             PNode(i, s.name, s.fn, s.retry, s.timeout) for i, s in enumerate(g.nodes.values())
         ]
+        for n, spec in zip(self.nodes, g.nodes.values()):
+            n.make_input = (spec.input_view or g.state).input_builder()
         self.by_name: dict[str, PNode] = {n.name: n for n in self.nodes}
         self.start = PNode(-1, START, None, None, None)
         idx = {n.name: n.index for n in self.nodes}

@@ -19,7 +19,9 @@ class EdgeSpec(NamedTuple):
 
 def edge_specs(g: dict[str, Any]) -> Iterator[EdgeSpec]:
     """Static edges, join inputs, router routes (``router`` or ``router: key`` labels), dynamic
-    router stubs and weighted alternatives (the weight as label), in that order."""
+    router stubs, weighted alternatives (the weight as label) and the ``Command(goto=...)``
+    destinations of nodes (``destinations=`` or ``-> Command[Literal[...]]``, labelled ``goto``),
+    in that order."""
     for e in g["edges"]:
         yield EdgeSpec("static", e["source"], e["target"], "")
     for j in g["joins"]:
@@ -37,3 +39,6 @@ def edge_specs(g: dict[str, Any]) -> Iterator[EdgeSpec]:
     for w in g["weighted"]:
         for t, wt in w["weights"].items():
             yield EdgeSpec("weighted", w["source"], t, f"{wt:g}")
+    for n in g["nodes"]:
+        for t in n.get("destinations") or ():
+            yield EdgeSpec("conditional", n["name"], t, "goto")

@@ -356,4 +356,6 @@ def _not_expressible(node: Mapping[str, Any]) -> str:
         lost.append(f"retry_on={node['retry']['retry_on']}")
     if node.get("destinations"):
         lost.append(f"destinations={list(node['destinations'])}")
+    if node.get("input_schema"):
+        lost.append(f"input_schema={node['input_schema']}")
     return ", ".join(lost)

@@ -52,6 +52,7 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
                 # a node bound by name in a notebook (hot-reload proxy): the name it looks up
                 **({"ref": ref} if hasattr(type(n.fn), "is_async") and isinstance(ref := getattr(n.fn, "name", None), str) else {}),
                 **({"metadata": n.metadata} if n.metadata else {}),
+                **({"input_schema": _schema_name(n.input_schema)} if n.input_schema is not None else {}),
             }
             for n in g.nodes.values()
         ],
@@ -68,7 +69,26 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
             for b in g.branches
         ],
         "weighted": [{"source": s, "weights": dict(w)} for s, w in g.weighted],
+        **({"input_schema": _schema_name(g.input_schema)} if getattr(g, "input_state", None) is not None else {}),
+        **({"output_schema": _schema_name(g.output_schema)} if getattr(g, "output_state", None) is not None else {}),
     }
+
+
+def _schema_name(cls: Any) -> str:
+    return str(getattr(cls, "__name__", cls))
+
+
+def _schema_ref(name: Any, namespace: Mapping[str, Any] | None, what: str) -> Any:
+    """A schema the graph file names (``input_schema``...), from the namespace; None for none."""
+    if name is None:
+        return None
+    found = namespace.get(name) if namespace is not None and isinstance(name, str) else None
+    if found is None:
+        raise GraphValidationError(
+            f"from_json: the graph's {what} is {name!r}, which the namespace does not hold; "
+            f"pass namespace={{{name!r}: {name}}} with it"
+        )
+    return found
 
 
 def _short(target: Any) -> str | None:
@@ -168,7 +188,9 @@ def _build(
     cls: type[StateGraph], data: Mapping[str, Any], schema: Any, namespace: Mapping[str, Any] | None,
     allowed: tuple[str, ...],
 ) -> StateGraph:
-    g = cls(schema, name=data.get("name"))
+    g = cls(schema, name=data.get("name"),
+            input_schema=_schema_ref(data.get("input_schema"), namespace, "input_schema"),
+            output_schema=_schema_ref(data.get("output_schema"), namespace, "output_schema"))
     for n in data["nodes"]:
         fn = _resolve(n, (n["name"], n.get("ref"), _short(n.get("target"))), namespace, allowed, f"node {n['name']!r}")
         r = n.get("retry")
@@ -180,7 +202,8 @@ def _build(
             except (TypeError, ValueError) as exc:
                 raise GraphValidationError(f"from_json: node {n['name']!r} has an invalid retry policy {r!r}: {exc}") from exc
         g.add_node(n["name"], fn, retry=retry, timeout=n.get("timeout"), destinations=n.get("destinations"),
-                   metadata=n.get("metadata"))
+                   metadata=n.get("metadata"),
+                   input_schema=_schema_ref(n.get("input_schema"), namespace, f"node {n['name']!r} input_schema"))
     for e in data.get("edges", []):
         g.add_edge(e["source"], e["target"])
     for j in data.get("joins", []):

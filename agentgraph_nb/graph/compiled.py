@@ -45,6 +45,7 @@ from agentgraph_nb.engine._plan import Plan
 from agentgraph_nb.engine._runner import iterate_sync, run_sync
 from agentgraph_nb.errors import (
     CheckpointError,
+    GraphValidationError,
     InvalidInputError,
     InvalidUpdateError,
     did_you_mean,
@@ -52,7 +53,8 @@ from agentgraph_nb.errors import (
 )
 from agentgraph_nb.graph._views import ViewsMixin
 from agentgraph_nb.observe.metrics import Metrics, RunStats
-from agentgraph_nb.types import Command, Event, Interrupt, Send, StateSnapshot
+from agentgraph_nb.state._schema import ROOT
+from agentgraph_nb.types import Command, Event, Interrupt, Send, SnapshotTask, StateSnapshot
 
 if TYPE_CHECKING:
 
@@ -63,6 +65,8 @@ __all__ = ["CompiledGraph"]
 logger = logging.getLogger("agentgraph_nb")
 
 _MODES = frozenset({"values", "updates", "events"})
+COPY = "__copy__"  # update_state's as_node that copies a checkpoint (LangGraph's name)
+_BLANK: Any = object()  # _prepare's input for update_state: no input at all (any schema)
 _DURABILITY = ("sync", "async", "exit")
 
 
@@ -114,8 +118,10 @@ class CompiledGraph(ViewsMixin):
         interrupt_before: Sequence[str] | str | None = (),
         interrupt_after: Sequence[str] | str | None = (),
         name: str | None = None,
+        step_timeout: float | None = None,
     ) -> None:
         self.builder = builder
+        self.step_timeout = step_timeout
         # StateGraph.name is always a str (its name, the schema's __name__ or "graph"); mypy infers Optional
         self.name: str = name or cast(str, builder.name)
         self.plan = Plan(builder)
@@ -141,6 +147,34 @@ class CompiledGraph(ViewsMixin):
         self._run_stats = RunStats()
         self.metrics = Metrics((n.stats for n in self.plan.nodes), self._run_stats)
         self._last_run: Run | None = None
+        # keys invoke returns and streams show (None: all of them), from the output schema
+        out_view = getattr(builder, "output_state", None)
+        # (a state whose keys other schemas extended returns its own keys, as in LangGraph)
+        self._output_keys: frozenset[str] | None = out_view.key_set if out_view is not None else self.schema.own_keys
+        # the keys a run's input may set (None: any state key), from the input schema
+        self._input_view = getattr(builder, "input_state", None)
+        # stream items need no conversion (no output schema, no root state)
+        self._plain_stream = self.schema.kind != "root" and self._output_keys is None
+
+    @property
+    def step_timeout(self) -> float | None:
+        """Seconds a superstep may take, or None (the default) for no limit. A step that takes
+        longer raises :class:`~agentgraph_nb.StepTimeoutError` (a ``TimeoutError``) and leaves
+        the thread resumable from the checkpoint before it. Set it as in LangGraph
+        (``app.step_timeout = 30``) or with ``compile(step_timeout=30)``.
+
+        Steps run on a worker thread (sync graphs) or as one awaited task while it is set, so a
+        graph without one pays nothing for it.
+        """
+        return self._step_timeout
+
+    @step_timeout.setter
+    def step_timeout(self, value: float | None) -> None:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf")
+        ):
+            raise GraphValidationError(f"step_timeout must be a positive number of seconds or None, got {value!r}")
+        self._step_timeout = float(value) if value is not None else None
 
     @property
     def last_run_id(self) -> str | None:
@@ -212,6 +246,7 @@ class CompiledGraph(ViewsMixin):
             interrupt_after=(self._call_breakpoints("interrupt_after", interrupt_after)
                              if interrupt_after is not None else self.interrupt_after),
         )
+        run.step_timeout = self._step_timeout
         if max_steps is not None:
             if not isinstance(max_steps, int) or max_steps < 0:
                 raise InvalidInputError(f"max_steps must be an int >= 0, got {max_steps!r}")
@@ -233,7 +268,7 @@ class CompiledGraph(ViewsMixin):
             # a replay from there goes on too); later ones do, and interrupt() always asks.
             run.skip_before = True
         else:
-            update = schema.coerce_input(input)
+            update = {} if input is _BLANK else self._coerce_input(input)
             base = self._load_into(run, checkpoint_id) if store is not None else None
             if base is None:
                 if checkpoint_id is not None:
@@ -249,6 +284,22 @@ class CompiledGraph(ViewsMixin):
             run.tasks = []
             run.start_input = update
         return run
+
+    def _coerce_input(self, input: Any) -> dict[str, Any]:
+        """A run's input as an update dict; with an input schema, only its keys may be set."""
+        view = self._input_view
+        if view is None:
+            return self.schema.coerce_input(input)
+        update = view.coerce_input(input)
+        for k in update:
+            if k not in view.key_set:
+                raise InvalidUpdateError(
+                    f"the input sets state key {k!r}, which is not in the graph's input schema {view.name}."
+                    f"{did_you_mean(str(k), view.keys)} {view.name} has keys: {', '.join(view.keys)}",
+                    node="__input__",
+                    key=str(k),
+                )
+        return update
 
     def _call_breakpoints(self, label: str, names: Sequence[str] | str) -> frozenset[str]:
         """A call's ``interrupt_before``/``interrupt_after``: one name, several or ``"*"``, checked
@@ -455,18 +506,38 @@ class CompiledGraph(ViewsMixin):
         self._end(run, "failed" if err is not None else "interrupted" if run.interrupts else "completed", err)
         return self._result(run) if err is None else {}
 
-    def _result(self, run: Run) -> dict[str, Any]:
-        values = dict(run.values)
-        if run.interrupts:
+    def _result(self, run: Run) -> Any:
+        """What invoke returns: the state (only the output schema's keys, when the graph has one;
+        the bare value of a root state), plus ``"__interrupt__"`` when paused."""
+        values = self._output(run.values)
+        if run.interrupts and isinstance(values, dict):
             values[INTERRUPT_KEY] = list(run.interrupts)
         return values
+
+    def _output(self, values: dict[str, Any]) -> Any:
+        """``values`` as callers receive them (see :meth:`_result`)."""
+        keys = self._output_keys
+        if keys is not None:
+            return {k: v for k, v in values.items() if k in keys}
+        return self.schema.output(values)
+
+    def _stream_item(self, mode: str, payload: Any) -> Any:
+        """A stream item as callers receive it: ``values`` through :meth:`_output`; with a root
+        state, each node's update as the bare value it returned."""
+        if mode == "values":
+            return self._output(payload)
+        if mode == "updates" and self.schema.kind == "root":
+            return {n: (u.get(ROOT) if isinstance(u, dict) else u) for n, u in payload.items()}
+        return payload
 
     def _all_sync(self) -> bool:
         plan = self.plan
         return plan.refresh() if plan.dynamic else plan.all_sync
 
     def invoke(self, input: Any, thread_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Run the graph to the end (or to an interrupt) and return the final state as a dict.
+        """Run the graph to the end (or to an interrupt) and return the final state as a dict
+        (only the output schema's keys when the graph has one; the value itself for a root state
+        ``StateGraph(Annotated[list, operator.add])``).
 
         Args:
             input: a dict of initial values (through the reducers), ``None`` to resume a paused
@@ -537,7 +608,10 @@ class CompiledGraph(ViewsMixin):
         """
         modes, tagged = self._modes(mode)
         run = self._prepare(input, thread_id, sync=self._all_sync(), modes=modes, **kwargs)
+        plain = self._plain_stream
         for m, payload in iterate_sync(self._lifecycle(run), needs_loop=not run.sync):
+            if not plain:
+                payload = self._stream_item(m, payload)
             yield (m, payload) if tagged else payload
 
     async def astream(
@@ -547,7 +621,10 @@ class CompiledGraph(ViewsMixin):
         modes, tagged = self._modes(mode)
         run = self._prepare(input, thread_id, sync=False, modes=modes, **kwargs)
         async with aclosing(self._lifecycle(run)) as items:  # leaving the stream early closes the run now
+            plain = self._plain_stream
             async for m, payload in items:
+                if not plain:
+                    payload = self._stream_item(m, payload)
                 yield (m, payload) if tagged else payload
 
     def batch(
@@ -659,13 +736,16 @@ class CompiledGraph(ViewsMixin):
         latest = self.checkpointer.get(thread_id)  # type: ignore[union-attr]
         return latest is not None and latest.checkpoint_id == rec.checkpoint_id
 
-    def _snapshot(self, rec: CheckpointRecord, values: dict[str, Any], tip: bool = True) -> StateSnapshot:
+    def _snapshot(self, rec: CheckpointRecord, values: dict[str, Any], tip: bool = True,
+                  results: list[Any] | None = None) -> StateSnapshot:
         """The snapshot of ``rec`` (whose values are ``values``).
 
         At the thread's newest checkpoint (``tip``) a step that did not complete (a node failed,
         an interrupt paused it, the process died) shows as LangGraph shows it: the results of
         its finished nodes applied to ``values``, and ``next`` naming only the nodes still to
-        run. The stored checkpoint is unchanged: resuming merges those results with the rest."""
+        run. The stored checkpoint is unchanged: resuming merges those results with the rest.
+        ``results``: the writes of the checkpoint's next step (``[node, update]`` in task order),
+        when the caller knows them (history: the next checkpoint of the branch)."""
         done, intrs, _ = _read_pending(rec.pending_writes if tip else ())
         nxt = tuple(t[0] for i, t in enumerate(rec.next) if i not in done)
         if done:
@@ -678,16 +758,17 @@ class CompiledGraph(ViewsMixin):
                 values = apply_writes(self.schema, values, [(done[i].node, done[i].update) for i in sorted(done)])
             except InvalidUpdateError:
                 pass  # results that cannot be merged: resuming reports it; show the values before the step
+        bare = _bare if self.schema.kind == "root" else _same_update
         counts = Counter(w[0] for w in rec.writes)
         writes: dict[str, Any] = {}
         for w in rec.writes:
             if counts[w[0]] > 1:
-                writes.setdefault(w[0], []).append(w[1])
+                writes.setdefault(w[0], []).append(bare(w[1]))
             else:
-                writes[w[0]] = w[1]
+                writes[w[0]] = bare(w[1])
         return StateSnapshot(
-            pending_writes={pw.node: pw.update for pw in done.values()},
-            values=dict(values),
+            pending_writes={pw.node: bare(pw.update) for pw in done.values()},
+            values=self.schema.output(values),
             next=nxt,
             step=rec.step,
             checkpoint_id=rec.checkpoint_id,
@@ -697,6 +778,7 @@ class CompiledGraph(ViewsMixin):
             interrupts=intrs,
             thread_id=rec.thread_id,
             metadata=dict(rec.metadata),
+            tasks=_tasks(rec, done, intrs, rec.pending_writes if tip else (), results, bare),
         )
 
     def get_state(self, thread_id: str, checkpoint_id: str | None = None) -> StateSnapshot:
@@ -740,14 +822,23 @@ class CompiledGraph(ViewsMixin):
         tip_id = newest.checkpoint_id if newest is not None else None
         if limit is not None or before is not None or filter:
             out = []
+            later: dict[str, list[Any]] = {}  # within the listed ones: a checkpoint's next step's writes
+            for rec in reversed(recs):
+                if rec.parent_id is not None and rec.metadata.get("source") == "loop":
+                    later.setdefault(rec.parent_id, rec.writes)
             for rec in recs:
                 loaded = self._load(str(thread_id), rec.checkpoint_id)
                 if loaded is not None:
-                    out.append(self._snapshot(loaded[0], loaded[1], rec.checkpoint_id == tip_id))
+                    out.append(self._snapshot(loaded[0], loaded[1], rec.checkpoint_id == tip_id,
+                                              later.get(rec.checkpoint_id)))
             return out
         values_of: dict[str, dict[str, Any]] = {}
         schema = self.schema
         out = []
+        step_writes: dict[str, list[Any]] = {}  # checkpoint -> the writes of its next step
+        for rec in reversed(recs):
+            if rec.parent_id is not None and rec.metadata.get("source") == "loop":
+                step_writes.setdefault(rec.parent_id, rec.writes)
         for rec in reversed(recs):  # oldest first: parents come before children
             if rec.values is not None:
                 v = rec.values
@@ -757,7 +848,7 @@ class CompiledGraph(ViewsMixin):
                 loaded = self._load(str(thread_id), rec.checkpoint_id)
                 v = loaded[1] if loaded else {}
             values_of[rec.checkpoint_id] = v
-            out.append(self._snapshot(rec, v, rec.checkpoint_id == tip_id))
+            out.append(self._snapshot(rec, v, rec.checkpoint_id == tip_id, step_writes.get(rec.checkpoint_id)))
         out.reverse()
         return out
 
@@ -772,7 +863,9 @@ class CompiledGraph(ViewsMixin):
         with ``values`` merged through the reducers. Returns the new checkpoint id.
 
         Without ``as_node`` what runs next is unchanged; with ``as_node="x"`` the update counts as
-        ``x``'s and ``x``'s successors run next; ``as_node=END`` clears pending work. History is
+        ``x``'s and ``x``'s successors run next; ``as_node=END`` clears pending work;
+        ``as_node="__copy__"`` (with ``values=None``) copies the checkpoint forward: the same
+        values and next nodes, none of its saved results, so its step runs afresh from the copy. History is
         never rewritten: run ``invoke(None, thread_id=..., checkpoint_id=new_id)`` to continue.
 
         Raises:
@@ -782,10 +875,36 @@ class CompiledGraph(ViewsMixin):
                 state) a value does not fit its field.
         """
         thread_id = str(thread_id)
+        if as_node == COPY:
+            if values is not None:
+                raise InvalidUpdateError(
+                    f"update_state(thread {thread_id!r}, as_node='__copy__') copies a checkpoint as it is; "
+                    f"pass values=None (got {type(values).__name__}), or edit the copy with a second update_state",
+                    node=COPY,
+                )
+            return self._copy_checkpoint(thread_id, checkpoint_id)
         if as_node is not None and as_node != END and as_node not in self.plan.by_name:
             raise InvalidInputError(f"update_state: unknown as_node {as_node!r}.{did_you_mean(as_node, self.plan.by_name)}")
         name = as_node if as_node not in (None, END) else "__update__"
         return self._write_update(thread_id, values, as_node, checkpoint_id, f"update_state(thread {thread_id!r})", name)
+
+    def _copy_checkpoint(self, thread_id: str, checkpoint_id: str | None) -> str:
+        """``update_state(..., as_node="__copy__")``: a child of the checkpoint with its values and
+        its next tasks, none of its pending writes (the step runs afresh from the copy), source
+        ``"fork"``. Returns the copy's id."""
+        store = self._store()
+        run = self._prepare(_BLANK, None, sync=True)
+        run.store = store
+        run.thread_id = thread_id
+        run.durability = "sync"
+        base = self._load_into(run, checkpoint_id)
+        if base is None:
+            raise InvalidInputError(
+                f"update_state(thread {thread_id!r}, as_node='__copy__'): the thread has no checkpoint to copy"
+            )
+        run.step = base.step + 1
+        run.save([], "fork", {"copy_of": base.checkpoint_id})
+        return run.checkpoint_id  # type: ignore[return-value]
 
     def _write_update(self, thread_id: str, values: Any, as_node: str | None, checkpoint_id: str | None,
                       who: str, name: str, goto: Any = ()) -> str:
@@ -794,8 +913,11 @@ class CompiledGraph(ViewsMixin):
         the pending step, after its own (so its saved results and questions keep their task
         indexes); a node already pending by name runs once."""
         store = self._store()
-        update = _update_dict(values, who, name) if values is not None else {}
-        run = self._prepare({}, None, sync=True)
+        if self.schema.kind == "root":
+            update = {ROOT: values} if values is not None else {}
+        else:
+            update = _update_dict(values, who, name) if values is not None else {}
+        run = self._prepare(_BLANK, None, sync=True)
         run.store = store
         run.thread_id = thread_id
         run.durability = "sync"
@@ -906,6 +1028,59 @@ def _read_pending(
         elif pw.task_index >= 0:
             done[pw.task_index] = pw
     return done, tuple(i for k, i in asked.items() if not answered or k not in answers), answers
+
+
+def _same_update(update: Any) -> Any:
+    return update
+
+
+def _bare(update: Any) -> Any:
+    """A root state's update as callers see it: the value itself, not ``{"__root__": value}``."""
+    return update.get(ROOT) if isinstance(update, dict) else update
+
+
+def _tasks(rec: CheckpointRecord, done: dict[int, PendingWrite], intrs: tuple[Interrupt, ...],
+           writes: Iterable[PendingWrite], results: list[Any] | None,
+           bare: Callable[[Any], Any] = _same_update) -> tuple[SnapshotTask, ...]:
+    """The :class:`SnapshotTask` objects of a checkpoint's next step (``bare``: how an update is
+    shown)."""
+    if not rec.next:
+        return ()
+    errors: dict[int, str] = {}
+    asked_at: dict[str, int] = {}
+    for pw in writes:
+        if pw.node == _EW:
+            errors[pw.task_index] = str(pw.update.get("error", "")) if isinstance(pw.update, dict) else ""
+        elif pw.task_index in errors and pw.node != _IW and pw.node != _RW:
+            del errors[pw.task_index]  # it ran again and finished
+        elif pw.node == _IW and isinstance(pw.update, dict):
+            asked_at[str(pw.update.get("id"))] = pw.task_index
+    names = [t[0] for t in rec.next]
+    by_task: dict[int, list[Interrupt]] = {}
+    for it in intrs:
+        i = asked_at.get(it.id, -1)
+        if not (0 <= i < len(names) and names[i] == it.node):
+            i = names.index(it.node) if it.node in names else -1
+        if i >= 0:
+            by_task.setdefault(i, []).append(it)
+    step = rec.step + 1
+    out = []
+    for i, t in enumerate(rec.next):
+        if i in done:
+            result = bare(done[i].update)
+        elif results is not None and i < len(results) and results[i][0] == t[0]:
+            result = bare(results[i][1])
+        else:
+            result = None
+        out.append(SnapshotTask(
+            id=f"{step}:{i}",
+            name=t[0],
+            path=("pull", t[0]) if len(t) == 1 else ("push", i),
+            error=errors.get(i) if i not in done else None,
+            interrupts=tuple(by_task.get(i, ())),
+            result=result,
+        ))
+    return tuple(out)
 
 
 def _progress(total: int, enabled: bool, name: str) -> Any:

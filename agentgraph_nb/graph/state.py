@@ -3,6 +3,8 @@ returns the runnable :class:`~agentgraph_nb.graph.compiled.CompiledGraph`."""
 
 from __future__ import annotations
 
+import inspect  # dataclasses imports it anyway
+import itertools
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +35,6 @@ def is_async_callable(fn: Any) -> bool:
             return bool(fn.is_async)
         except Exception:
             return False
-    import inspect
-
     if inspect.iscoroutinefunction(fn):
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004
@@ -58,6 +58,8 @@ class NodeSpec:
     timeout: float | None = None
     destinations: tuple[str, ...] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    input_schema: Any = None  # the node's view of the state (a schema class), or None: the whole state
+    input_view: Any = None  # input_schema, read (a StateSchema that filters the state to its keys)
 
 
 @dataclass
@@ -68,6 +70,100 @@ class BranchSpec:
     router: Callable[..., Any]
     targets: tuple[str, ...] | None
     path_map: dict[Hashable, str] | None
+
+
+def _hints_of(fn: Any) -> dict[str, Any]:
+    """The type hints of a callable (of its ``__call__`` for other callable objects), leaving out
+    those that cannot be resolved (string annotations naming a class local to a function)."""
+    import typing
+
+    target = fn if (inspect.isfunction(fn) or inspect.ismethod(fn)) else getattr(type(fn), "__call__", None)  # noqa: B004
+    if target is None or not getattr(target, "__annotations__", None):
+        return {}  # most nodes (lambdas, unannotated functions): no get_type_hints cost
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # one unresolvable hint (a class local to a function): read the others
+        pass
+    out: dict[str, Any] = {}
+    ns = getattr(target, "__globals__", None) or {}
+    for k, v in (getattr(target, "__annotations__", None) or {}).items():
+        try:
+            out[k] = eval(v, ns) if isinstance(v, str) else v  # the function's own annotation, as get_type_hints does
+        except Exception:
+            continue
+    return out
+
+
+def _literal_names(tp: Any) -> tuple[str, ...] | None:
+    """The names of ``Literal["a", "b"]`` (inside ``Optional``/``Union`` and ``list[...]`` too), or
+    None when ``tp`` holds no string Literal."""
+    import typing
+
+    found: list[str] = []
+
+    def visit(t: Any) -> None:
+        origin = typing.get_origin(t)
+        if origin is typing.Literal:
+            found.extend(a for a in typing.get_args(t) if isinstance(a, str))
+        elif origin is not None:
+            for a in typing.get_args(t):
+                visit(a)
+
+    visit(tp)
+    return tuple(dict.fromkeys(found)) or None
+
+
+def command_destinations(fn: Any, hints: dict[str, Any] | None = None) -> tuple[str, ...] | None:
+    """The nodes a node's return annotation says its ``Command`` may go to:
+    ``-> Command[Literal["a", "b"]]`` gives ``("a", "b")`` (as LangGraph reads it); None without one."""
+    ret = (_hints_of(fn) if hints is None else hints).get("return")
+    if ret is None:
+        return None
+    import typing
+
+    from agentgraph_nb.types import Command
+
+    found: list[str] = []
+
+    def visit(t: Any) -> None:
+        origin = typing.get_origin(t)
+        if origin is Command:
+            found.extend(_literal_names(typing.get_args(t)[0]) or ())
+        elif origin is not None:
+            for a in typing.get_args(t):
+                visit(a)
+
+    visit(ret)
+    return tuple(dict.fromkeys(found)) or None
+
+
+def _state_class_of(fn: Any, state_cls: Any, hints: dict[str, Any]) -> Any:
+    """The schema class a node's first parameter is annotated with, when it is a TypedDict,
+    dataclass or pydantic model other than the graph's state (LangGraph gives such a node that
+    view of the state); None otherwise."""
+    if not hints:
+        return None
+    import dataclasses
+
+    import typing_extensions
+
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return None
+    if not params:
+        return None
+    tp = hints.get(params[0].name)
+    if tp is None or tp is state_cls or not isinstance(tp, type):
+        return None
+    if (tp.__module__, tp.__qualname__) == (getattr(state_cls, "__module__", None), getattr(state_cls, "__qualname__", None)):
+        return None  # the state class as an earlier notebook cell defined it
+    if typing_extensions.is_typeddict(tp) or dataclasses.is_dataclass(tp) or (
+        isinstance(getattr(tp, "model_fields", None), dict) and hasattr(tp, "model_construct")
+    ):
+        return tp
+    return None
 
 
 def _node_list(label: str, names: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -101,27 +197,55 @@ class StateGraph:
 
     Args:
         schema: a TypedDict, dataclass or pydantic model. Keys annotated
-            ``Annotated[T, reducer]`` merge parallel writes with the reducer.
+            ``Annotated[T, reducer]`` merge parallel writes with the reducer. Or
+            ``Annotated[T, reducer]`` itself: the whole state is one reduced value.
         name: the graph's name, used in displays and exports.
+        input_schema: the keys a run's input may set (default: the state's). Its keys that the
+            state lacks become state keys too, as in LangGraph.
+        output_schema: the keys ``invoke`` returns and ``stream(mode="values")`` shows
+            (default: all). Its keys that the state lacks become state keys too.
 
     Example:
         >>> g = StateGraph(State, name="research")
         >>> g.add_node("plan", plan).add_edge(START, "plan").add_edge("plan", END)
         >>> app = g.compile()
         >>> app.invoke({"question": "why?"})
+        >>> StateGraph(State, input_schema=Question, output_schema=Answer)  # invoke returns Answer's keys
     """
 
-    def __init__(self, schema: Any = dict, *, name: str | None = None) -> None:
+    def __init__(self, schema: Any = dict, *, name: str | None = None, input_schema: Any = None,
+                 output_schema: Any = None) -> None:
         from agentgraph_nb.state._schema import read_schema
 
         self.schema = schema
         self.state = read_schema(schema)
+        self.input_schema = input_schema
+        self.output_schema = output_schema
+        self.input_state = self._side_schema(input_schema, "input_schema")
+        self.output_state = self._side_schema(output_schema, "output_schema")
         self.name = name or getattr(schema, "__name__", "graph")
         self.nodes: dict[str, NodeSpec] = {}
         self.edges: list[tuple[str, str]] = []
         self.joins: list[tuple[tuple[str, ...], str]] = []
         self.branches: list[BranchSpec] = []
         self.weighted: list[tuple[str, dict[str, float]]] = []
+
+    def _side_schema(self, cls: Any, role: str) -> Any:
+        """Read another schema of the graph (input, output, a node's input) and add its keys to
+        the state's; None for None (or the state's own class)."""
+        if cls is None or cls is self.schema:
+            return None
+        from agentgraph_nb.state._schema import read_schema
+
+        side = read_schema(cls)
+        if side.kind in ("dict", "root") or self.state.kind in ("dict", "root"):
+            raise GraphValidationError(
+                f"{role}={getattr(cls, '__name__', cls)!r}: input and output schemas need a state schema with "
+                f"keys (a TypedDict, dataclass or pydantic model) on both sides; the state is {self.state.name}"
+            )
+        self.state.extend(side, role)
+        side.own_keys = side.key_set  # a view: filters the state down to its keys
+        return side
 
     # -- nodes ------------------------------------------------------------------------------------
     def add_node(
@@ -133,6 +257,7 @@ class StateGraph:
         timeout: float | None = None,
         destinations: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        input_schema: Any = None,
     ) -> Self:
         """Add a node: a sync or async callable taking the state and returning an update dict,
         ``None`` or a :class:`~agentgraph_nb.Command`.
@@ -143,7 +268,16 @@ class StateGraph:
             retry: how to retry it when it fails (default: no retry).
             timeout: seconds after which an attempt fails with ``NodeTimeoutError``.
             destinations: nodes it may send to with ``Command(goto=...)`` (for drawing and checks).
+                Default: what its return annotation says, ``-> Command[Literal["a", "b"]]``.
             metadata: free-form data kept with the node (shown in exports).
+            input_schema: the node's view of the state: it receives only these keys, as this
+                class (keys the state lacks become state keys). Default: the class its first
+                parameter is annotated with, when that is another TypedDict, dataclass or
+                pydantic model (as in LangGraph); else the whole state.
+
+        Example:
+            >>> def triage(state: State) -> Command[Literal["answer", "escalate"]]: ...
+            >>> g.add_node("triage", triage)          # drawn with edges to answer and escalate
         """
         if fn is None:
             if isinstance(node, str):
@@ -166,10 +300,60 @@ class StateGraph:
             not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0 or math.isinf(timeout)
         ):
             raise GraphValidationError(f"node {node!r}: timeout= must be a positive number of seconds, got {timeout!r}")
+        hints = _hints_of(fn)  # {} for an unannotated callable, at no cost
+        if destinations is None:
+            destinations = command_destinations(fn, hints)
+        elif isinstance(destinations, str) or not all(isinstance(d, str) for d in destinations):
+            raise GraphValidationError(
+                f"node {node!r}: destinations= must be a list of node names, got {destinations!r}"
+            )
+        if input_schema is None and self.state.kind not in ("dict", "root"):
+            input_schema = _state_class_of(fn, self.schema, hints)
+        view = self._side_schema(input_schema, f"node {node!r}: input_schema")
         self.nodes[node] = NodeSpec(
             node, fn, retry, float(timeout) if timeout is not None else None,
             tuple(destinations) if destinations is not None else None, dict(metadata or {}),
+            input_schema if view is not None else None, view,
         )
+        return self
+
+    def add_sequence(self, nodes: Sequence[Callable[..., Any] | tuple[str, Callable[..., Any]]]) -> Self:
+        """Add nodes and chain them with edges, in order (LangGraph's ``add_sequence``). Each item
+        is a callable (named after ``__name__``) or a ``(name, callable)`` pair. Add the edge from
+        ``START`` (or any other node) to the first one yourself.
+
+        Example:
+            >>> g.add_sequence([plan, ("search", search_web), write]).add_edge(START, "plan")
+        """
+        if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
+            raise GraphValidationError(
+                f"add_sequence() takes a list of nodes (callables or (name, callable) pairs), got {type(nodes).__name__}"
+            )
+        if not nodes:
+            raise GraphValidationError("add_sequence([]): a sequence needs at least one node")
+        names: list[str] = []
+        for i, item in enumerate(nodes):
+            if isinstance(item, tuple):
+                if len(item) != 2 or not isinstance(item[0], str):
+                    raise GraphValidationError(
+                        f"add_sequence(): item {i} is {item!r}; give a callable or a (name, callable) pair"
+                    )
+                name, fn = item
+            elif callable(item):
+                fn = item
+                name = getattr(fn, "__name__", None) or type(fn).__name__
+            else:
+                raise GraphValidationError(
+                    f"add_sequence(): item {i} is {type(item).__name__} {item!r}; give a callable or a (name, callable) pair"
+                )
+            if name in names:
+                raise GraphValidationError(
+                    f"add_sequence(): node {name!r} appears twice in the sequence; node names must be unique"
+                )
+            self.add_node(name, fn)
+            names.append(name)
+        for a, b in itertools.pairwise(names):
+            self.add_edge(a, b)
         return self
 
     @overload
@@ -229,7 +413,8 @@ class StateGraph:
         The router returns a node name, a list of names (run in parallel), :class:`Send`
         objects (dynamic fan-out), or ``END``. ``targets`` declares what it may return (a list
         of node names, or a mapping from the router's return values to node names); without it,
-        any node is allowed and checked when the router returns.
+        the router's return annotation ``-> Literal["a", "b"]`` declares them, and without
+        either any node is allowed and checked when the router returns.
         """
         self._check_name(source, "source")
         if not callable(router):
@@ -243,6 +428,8 @@ class StateGraph:
             if isinstance(targets, str):
                 targets = [targets]
             tgt = tuple(targets)
+        else:  # LangGraph reads a router's `-> Literal["a", "b"]` as its declared targets
+            tgt = _literal_names(_hints_of(router).get("return"))
         self.branches.append(BranchSpec(source, router, tgt, path_map))
         return self
 
@@ -313,6 +500,7 @@ class StateGraph:
         interrupt_before: Sequence[str] | str | None = None,
         interrupt_after: Sequence[str] | str | None = None,
         name: str | None = None,
+        step_timeout: float | None = None,
     ) -> CompiledGraph:
         """Validate and freeze the graph into a runnable :class:`CompiledGraph`.
 
@@ -323,6 +511,8 @@ class StateGraph:
             interrupt_before: nodes to pause before (``"*"`` for all; ``None`` or ``()`` for none).
             interrupt_after: nodes to pause after (``"*"`` for all; ``None`` or ``()`` for none).
             name: overrides the graph's name.
+            step_timeout: seconds a superstep may take (``StepTimeoutError`` past it); also
+                settable later, ``app.step_timeout = 30``, as in LangGraph.
 
         Raises:
             GraphValidationError: unknown nodes in edges, undeclared router targets, no entry.
@@ -348,6 +538,7 @@ class StateGraph:
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             name=name,
+            step_timeout=step_timeout,
         )
 
     # -- export -----------------------------------------------------------------------------------
