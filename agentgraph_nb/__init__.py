@@ -31,8 +31,8 @@ from agentgraph_nb.errors import (
     MissingDependencyError,
     NodeError,
     NodeTimeoutError,
-    node_failure,
     StepTimeoutError,
+    node_failure,
 )
 from agentgraph_nb.graph.compiled import CompiledGraph
 from agentgraph_nb.graph.session import DebugSession, StateDiff
