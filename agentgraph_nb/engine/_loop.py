@@ -228,8 +228,11 @@ class Run:
         self.thread_id = thread_id
         self.store = store
         # the store, when this run must await its async methods (a network store driven on an
-        # event loop); None on the sync path and for stores whose sync methods never wait
-        self.astore: BaseCheckpointer | None = store if (store is not None and not sync and not store.inline_ok) else None
+        # event loop); None on the sync path and for stores whose sync methods never wait. A store
+        # from before the concurrency check is called as it always was: the engine's own check
+        # and the write must not be split by an await (see _check_newest)
+        self.astore: BaseCheckpointer | None = (
+            store if (store is not None and not sync and not store.inline_ok and store.checks_conflicts) else None)
         self.durability = durability
         self.listeners = listeners
         self.emit: Callable[..., None] | None = self._emit if (listeners or "events" in modes) else None

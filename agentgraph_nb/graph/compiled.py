@@ -267,7 +267,7 @@ class CompiledGraph(ViewsMixin):
         """:meth:`_prepare` for the async path: a store that is not :attr:`inline_ok` is read with
         its async methods (a resume with ``Command`` writes through the sync ones, off the loop)."""
         store = self.checkpointer
-        if thread_id is None or store is None or store.inline_ok:
+        if thread_id is None or store is None or store.inline_ok or not store.checks_conflicts:
             return self._prepare(input, thread_id, sync=sync, modes=modes, **kwargs)
         if isinstance(input, Command):
             import asyncio
