@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-__all__ = ["FakeChatModel", "Flaky", "fake_search", "flaky", "normalize_messages"]
+__all__ = ["STORE_SCENARIOS", "FakeChatModel", "Flaky", "fake_search", "flaky", "normalize_messages", "store_conformance"]
 
 Message = tuple[str, str]
 
@@ -407,3 +407,12 @@ def flaky(
     wrapper.calls = 0  # type: ignore[attr-defined]
     wrapper.reset = reset  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+def __getattr__(name: str) -> Any:
+    # the store conformance kit (agentgraph_nb/checkpoint/conformance.py), imported on first use
+    if name in ("store_conformance", "STORE_SCENARIOS"):
+        from agentgraph_nb.checkpoint import conformance
+
+        return getattr(conformance, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
