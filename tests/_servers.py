@@ -126,9 +126,11 @@ class PostgresServer:
 
 
 class RedisServer:
-    """A redis-server on a free loopback port, without persistence."""
+    """A redis-server on a free loopback port, without persistence (``persistent=True``: an
+    append-only file synced at every write, so a restart keeps the data)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, persistent: bool = False) -> None:
+        self.persistent = persistent
         binary = redis_binaries()
         if binary is None:
             raise RuntimeError("Redis is not installed (apt-get install -y redis-server)")
@@ -144,7 +146,8 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always",
              "--dir", str(self.dir), "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
