@@ -63,7 +63,7 @@ for i = 5, #ARGV, 3 do
   redis.call('ZADD', KEYS[1], seq, ARGV[i])
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
-  redis.call('ZADD', KEYS[4], 'NX', seq, ARGV[1])
+  if head == '' and i == 5 then redis.call('ZADD', KEYS[4], 'NX', seq, ARGV[1]) end
 end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
