@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from agentgraph_nb.checkpoint.conformance import STORE_SCENARIOS, store_conformance
+
 __all__ = ["STORE_SCENARIOS", "FakeChatModel", "Flaky", "fake_search", "flaky", "normalize_messages", "store_conformance"]
 
 Message = tuple[str, str]
@@ -408,11 +410,3 @@ def flaky(
     wrapper.reset = reset  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
-
-def __getattr__(name: str) -> Any:
-    # the store conformance kit (agentgraph_nb/checkpoint/conformance.py), imported on first use
-    if name in ("store_conformance", "STORE_SCENARIOS"):
-        from agentgraph_nb.checkpoint import conformance
-
-        return getattr(conformance, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -157,11 +157,11 @@ def measure(pg_url: str, redis_url: str, steps: int, runs: int) -> list[tuple[st
     for name, store in (("postgres", PostgresCheckpointer(pg_url)), ("redis", RedisCheckpointer(redis_url))):
         app = _ours(steps, store)
         tag = time.time_ns()
-        t = _median(_per_step_run(lambda k: app.invoke({"x": 0}, thread_id=f"s{tag}-{k}", durability="sync"), steps),
-                    runs)
+        t = _median(_per_step_run(
+            lambda k, app=app, tag=tag: app.invoke({"x": 0}, thread_id=f"s{tag}-{k}", durability="sync"), steps), runs)
         results[f"{name} invoke"] = t - base
 
-        async def arun() -> float:
+        async def arun(app: Any = app, tag: int = tag) -> float:
             return await _amedian(lambda k: app.ainvoke({"x": 0}, thread_id=f"a{tag}-{k}", durability="sync"),
                                   steps, runs)
 

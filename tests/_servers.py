@@ -96,7 +96,7 @@ class PostgresServer:
                 "-k", str(self.dir), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"]
         if not self.durable:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        log = open(self.dir / "log", "ab")  # noqa: SIM115 - the server keeps it
+        log = open(self.dir / "log", "ab")  # the server keeps it open
         self.proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
         log.close()
         _wait_port(self.port, self.proc, 30, "postgres")

@@ -443,7 +443,7 @@ def _ainvoke(c: _Ctx) -> None:
             c.check(out["answer"] == i and out["x"] == i + 2, f"resumed ainvoke run {i}: {out}")
         t = c.thread("stream")
         ups = [u async for u in app.astream({"x": 0}, thread_id=t, durability="async")]
-        c.check([list(u)[0] for u in ups][:2] == ["a", "b"], f"astream updates {ups}")
+        c.check([next(iter(u)) for u in ups][:2] == ["a", "b"], f"astream updates {ups}")
         hist = [h async for h in _ahistory(c.store, t)]
         c.check([h.step for h in hist] == [2, 1, 0], f"astream's checkpoints {[h.step for h in hist]}")
 
