@@ -247,7 +247,7 @@ async def test_1000_concurrent_ainvoke_runs_on_a_pool_of_10_connections(
     for i in (0, 499, 999):
         assert (await store.aget(f"t{i}")).step == 2  # type: ignore[union-attr]
     assert len(store.list_threads()) == 1000  # type: ignore[union-attr]
-    pool = store._apools[asyncio.get_running_loop()]  # type: ignore[union-attr]
+    pool = store._apools[asyncio.get_running_loop()][0]  # type: ignore[union-attr]
     assert len(pool._idle) <= 10
 
 
@@ -276,3 +276,40 @@ def test_import_agentgraph_nb_imports_neither_driver_and_a_missing_extra_names_t
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("kind", NETWORK)
+def test_asyncio_run_again_and_again_leaves_no_connection_behind(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    import gc
+
+    url = store_url(kind, request, tmp_path)
+    server = request.getfixturevalue(f"{kind}_server")
+
+    def connections() -> int:
+        if kind == "postgres":
+            import psycopg
+
+            with psycopg.connect(server.url) as conn:
+                return int(conn.execute("SELECT count(*) - 1 FROM pg_stat_activity "
+                                        "WHERE backend_type = 'client backend'").fetchone()[0])
+        import redis
+
+        with redis.Redis.from_url(server.url) as client:
+            return len(client.client_list()) - 1
+
+    async def step(s: dict[str, Any]) -> dict[str, Any]:
+        return {"x": s.get("x", 0) + 1}
+
+    g = StateGraph(S, name="loops")
+    g.add_node("a", step).add_edge(START, "a").add_edge("a", END)
+    app = g.compile(checkpointer=url)
+    before = connections()
+    for i in range(6):  # each asyncio.run is a new loop: its connections close with it
+        assert asyncio.run(app.ainvoke({"x": i}, thread_id=f"t{i}"))["x"] == i + 1
+        assert app.invoke({"x": i}, thread_id=f"s{i}")["x"] == i + 1  # a private loop, sync connections
+    gc.collect()
+    assert connections() - before <= 1  # the store's one sync connection
+    app.checkpointer.close()  # type: ignore[union-attr]
+    assert connections() - before <= 0

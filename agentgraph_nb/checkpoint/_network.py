@@ -19,7 +19,7 @@ import os
 import queue
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
 from typing import Any
 
 from agentgraph_nb.checkpoint._codec import RecordCodec, redact_url
@@ -37,7 +37,7 @@ from agentgraph_nb.checkpoint.base import (
 from agentgraph_nb.checkpoint.serde import Serializer, default_serializer
 from agentgraph_nb.errors import CheckpointConflictError, CheckpointError
 
-__all__ = ["NetworkCheckpointer", "Op", "Row"]
+__all__ = ["NetworkCheckpointer", "Op", "Row", "loop_resource"]
 
 _log = logging.getLogger("agentgraph_nb")
 
@@ -52,6 +52,45 @@ _IDLE = 2.0  # seconds without work after which the background writer stops
 _MAX_REFUSED = 10_000
 _PAGE = 64  # records read at a time by list()
 _STOP = object()
+
+
+async def _close_with_loop(resource: Any, aclose: Callable[[Any], Awaitable[None]]) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        try:
+            await aclose(resource)
+        except Exception:  # the server may be gone already
+            pass
+
+
+async def loop_resource(registry: weakref.WeakKeyDictionary[Any, Any], make: Callable[[], Any],
+                        aclose: Callable[[Any], Awaitable[None]]) -> Any:
+    """The running loop's instance of a loop-bound resource (an asyncio client or pool), made on
+    first use and closed, inside its loop, when the loop shuts down: an async generator started
+    here is one that ``asyncio.run`` (``loop.shutdown_asyncgens()``) closes, and its ``finally``
+    closes the resource. So ``asyncio.run(app.ainvoke(...))`` called again and again leaves no
+    connection behind."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    entry = registry.get(loop)
+    if entry is not None:
+        return entry[0]
+    resource = make()
+    guard = _close_with_loop(resource, aclose)
+    await guard.__anext__()  # runs to its yield at once: no other task can slip in
+    registry[loop] = (resource, guard)
+    return resource
+
+
+async def close_loop_resource(registry: weakref.WeakKeyDictionary[Any, Any]) -> None:
+    """Close the running loop's resource now (``aclose()`` of the store)."""
+    import asyncio
+
+    entry = registry.pop(asyncio.get_running_loop(), None)
+    if entry is not None:
+        await entry[1].aclose()
 
 
 class NetworkCheckpointer(BaseCheckpointer):

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentgraph_nb._lazy import requires_extra
-from agentgraph_nb.checkpoint._network import NetworkCheckpointer, Op, Row
+from agentgraph_nb.checkpoint._network import NetworkCheckpointer, Op, Row, close_loop_resource, loop_resource
 from agentgraph_nb.checkpoint.base import Durability, Retention
 from agentgraph_nb.checkpoint.serde import Serializer
 from agentgraph_nb.errors import CheckpointError
@@ -137,6 +137,14 @@ class _APool:
                 self._idle.append(conn)
         finally:
             self._slots.release()
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
+    def __del__(self) -> None:  # its loop went away without closing it: close the sockets
+        self.close_now()
 
     def close_now(self) -> None:
         """Close the idle connections without awaiting (from any thread: closes the sockets)."""
@@ -263,7 +271,8 @@ SELECT {cols}, chain.looped FROM chain JOIN {self._cp} c
 ORDER BY chain.depth"""
         self._pool: _Pool | None = None
         self._pool_lock = threading.Lock()
-        self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _APool] = weakref.WeakKeyDictionary()
+        # per event loop: (its pool, the guard that closes it with the loop; see loop_resource)
+        self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     # -- connections ------------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -282,14 +291,9 @@ ORDER BY chain.depth"""
                 pool = self._pool
         return pool
 
-    def _async_pool(self) -> _APool:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        pool = self._apools.get(loop)
-        if pool is None:
-            pool = self._apools[loop] = _APool(self._aconnect, self.pool_size, self.timeout)
-        return pool
+    async def _async_pool(self) -> _APool:
+        return await loop_resource(  # type: ignore[no-any-return]
+            self._apools, lambda: _APool(self._aconnect, self.pool_size, self.timeout), _APool.aclose)
 
     def _after_fork(self) -> None:
         self._pool = None  # the parent's sockets are left alone
@@ -298,17 +302,11 @@ ORDER BY chain.depth"""
     def _close_connections(self) -> None:
         if self._pool is not None:
             self._pool.close()
-        for pool in list(self._apools.values()):
+        for pool, _guard in list(self._apools.values()):
             pool.close_now()
 
     async def _aclose_connections(self) -> None:
-        import asyncio
-
-        pool = self._apools.pop(asyncio.get_running_loop(), None)
-        if pool is not None:
-            idle, pool._idle = pool._idle, []
-            for conn in idle:
-                await conn.close()
+        await close_loop_resource(self._apools)
 
     # -- drivers ----------------------------------------------------------------------------
     @staticmethod
@@ -373,7 +371,7 @@ ORDER BY chain.depth"""
                 res, exc = None, e
 
     async def _adrive(self, op: Callable[..., Op], args: tuple[Any, ...], action: str, thread_id: str | None) -> Any:
-        pool = self._async_pool()
+        pool = await self._async_pool()
         for attempt in (0, 1):
             try:
                 conn, reused = await pool.acquire()

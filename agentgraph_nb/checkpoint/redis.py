@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from agentgraph_nb._lazy import requires_extra
-from agentgraph_nb.checkpoint._network import NetworkCheckpointer, Op, Row
+from agentgraph_nb.checkpoint._network import NetworkCheckpointer, Op, Row, close_loop_resource, loop_resource
 from agentgraph_nb.checkpoint.base import CheckpointRecord, Durability, Retention
 from agentgraph_nb.checkpoint.serde import Serializer
 
@@ -243,14 +243,10 @@ class RedisCheckpointer(NetworkCheckpointer):
                     self._client = redis.Redis.from_url(self._client_url, **self._options())
         return self._client
 
-    def _async_client(self) -> Any:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:
-            client = self._aclients[loop] = redis.asyncio.Redis.from_url(self._client_url, **self._options(True))
-        return client
+    async def _async_client(self) -> Any:
+        return await loop_resource(
+            self._aclients, lambda: redis.asyncio.Redis.from_url(self._client_url, **self._options(True)),
+            lambda client: client.aclose())
 
     def _after_fork(self) -> None:
         self._client = None
@@ -262,11 +258,7 @@ class RedisCheckpointer(NetworkCheckpointer):
             self._client = None
 
     async def _aclose_connections(self) -> None:
-        import asyncio
-
-        client = self._aclients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        await close_loop_resource(self._aclients)
 
     # -- drivers ----------------------------------------------------------------------------
     def _sha(self, name: str) -> str:
@@ -336,7 +328,7 @@ class RedisCheckpointer(NetworkCheckpointer):
         gen = op(*args)
         res: Any = None
         try:
-            client = self._async_client()
+            client = await self._async_client()
             while True:
                 try:
                     req = gen.send(res)

@@ -516,6 +516,9 @@ class CompiledGraph(ViewsMixin):
                 run was writing it (see the README's "One writer per thread at a time").
         """
         run = self._prepare(input, thread_id, sync=self._all_sync(), **kwargs)
+        # a sync call writes through the store's sync connections, even when async nodes run on
+        # a loop of their own: that loop lives for this call only (no pool of connections per call)
+        run.astore = None
         return run_sync(self.ainvoke(run), needs_loop=not run.sync)  # type: ignore[no-any-return]
 
     async def ainvoke(self, input: Any, thread_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -567,6 +570,7 @@ class CompiledGraph(ViewsMixin):
         """
         modes, tagged = self._modes(mode)
         run = self._prepare(input, thread_id, sync=self._all_sync(), modes=modes, **kwargs)
+        run.astore = None  # the store's sync connections, as in invoke()
         for m, payload in iterate_sync(self._lifecycle(run), needs_loop=not run.sync):
             yield (m, payload) if tagged else payload
 
