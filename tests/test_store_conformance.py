@@ -44,3 +44,28 @@ def test_the_kit_catches_a_store_that_does_not_check_conflicts() -> None:
 
     with pytest.raises(AssertionError, match="scenario 'conflicts'.*was stored"):
         store_conformance(Careless(), only=["conflicts"])
+
+
+@pytest.mark.parametrize("kind", STORES)
+async def test_a_stores_retention_applies_after_each_run(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> None:
+    from agentgraph_nb import END, START, MemoryCheckpointer, Retention, StateGraph
+    from agentgraph_nb.checkpoint import open_checkpointer
+
+    url = store_url(kind, request, tmp_path)
+    store = MemoryCheckpointer() if kind == "memory" else open_checkpointer(url)
+    store.retention = Retention(keep_last=3)
+    store.snapshot_every = 2
+
+    g = StateGraph(dict, name="kept")
+    g.add_node("inc", lambda s: {"x": s.get("x", 0) + 1})
+    g.add_edge(START, "inc")
+    g.add_conditional_edges("inc", lambda s: "inc" if s["x"] % 10 else END, ["inc", END])
+    app = g.compile(checkpointer=store)
+    assert app.invoke({"x": 0}, thread_id="t")["x"] == 10
+    hist = app.get_state_history("t")
+    assert [h.step for h in hist][:3] == [10, 9, 8] and len(hist) <= 4  # the newest 3 and their snapshot
+    assert all(app.get_state("t", h.checkpoint_id).values["x"] == h.step for h in hist)
+    assert (await app.ainvoke(None, thread_id="t"))["x"] == 10
+    assert (await app.ainvoke({"x": 0}, thread_id="t"))["x"] == 10  # 11 more checkpoints, pruned again
+    hist = app.get_state_history("t")
+    assert len(hist) <= 4 and hist[0].values["x"] == 10
