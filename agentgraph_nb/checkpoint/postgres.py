@@ -33,7 +33,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentgraph_nb._lazy import requires_extra
-from agentgraph_nb.checkpoint._network import NetworkCheckpointer, Op, Row, close_loop_resource, loop_resource
+from agentgraph_nb.checkpoint._network import (
+    NetworkCheckpointer,
+    Op,
+    Row,
+    close_loop_resource,
+    loop_resource,
+)
 from agentgraph_nb.checkpoint.base import Durability, Retention
 from agentgraph_nb.checkpoint.serde import Serializer
 from agentgraph_nb.errors import CheckpointError

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from agentgraph_nb._lazy import requires_extra
-from agentgraph_nb.checkpoint._network import NetworkCheckpointer, Op, Row, close_loop_resource, loop_resource
+from agentgraph_nb.checkpoint._network import (
+    NetworkCheckpointer,
+    Op,
+    Row,
+    close_loop_resource,
+    loop_resource,
+)
 from agentgraph_nb.checkpoint.base import CheckpointRecord, Durability, Retention
 from agentgraph_nb.checkpoint.serde import Serializer
 
