@@ -313,3 +313,21 @@ def test_asyncio_run_again_and_again_leaves_no_connection_behind(
     assert connections() - before <= 1  # the store's one sync connection
     app.checkpointer.close()  # type: ignore[union-attr]
     assert connections() - before <= 0
+
+
+def test_a_full_postgres_pool_is_a_checkpoint_error_after_its_timeout(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    from agentgraph_nb.checkpoint import open_checkpointer
+
+    store = open_checkpointer(store_url("postgres", request, tmp_path) + "&pool_size=1&timeout=0.3")
+    app = chain({}, ["a"]).compile(checkpointer=store)
+    app.invoke({"x": 0}, thread_id="t")
+    pool = store._sync_pool()  # type: ignore[attr-defined]
+    held, _ = pool.acquire()  # another caller holds the only connection
+    try:
+        with pytest.raises(CheckpointError, match=r"thread 't'.*pool full"):
+            app.invoke({"x": 0}, thread_id="t")
+    finally:
+        pool.release(held)
+    assert app.invoke(None, thread_id="t")["x"] == 1  # and works again once it is free

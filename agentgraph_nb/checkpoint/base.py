@@ -7,7 +7,9 @@ replaying writes through the reducers (see :meth:`BaseCheckpointer.get_chain`). 
 stores bytes proportional to its steps, not to steps times state size.
 
 Writing a new store means subclassing :class:`BaseCheckpointer` in one file and implementing
-``put``, ``put_writes``, ``get``, ``list``, ``list_threads`` and ``delete_thread``. A store that
+``put``, ``put_writes``, ``get``, ``list``, ``list_threads`` and ``delete_thread`` (and
+``delete_checkpoints`` for retention); the async twins come for free, and
+:func:`agentgraph_nb.testing.store_conformance` checks the result. A store that
 decodes records from bytes checks them with :func:`record_problem` and
 :func:`pending_write_problem`, so a damaged row is a ``CheckpointError`` naming the field.
 
