@@ -331,3 +331,29 @@ def test_a_full_postgres_pool_is_a_checkpoint_error_after_its_timeout(
     finally:
         pool.release(held)
     assert app.invoke(None, thread_id="t")["x"] == 1  # and works again once it is free
+
+
+@pytest.mark.parametrize("kind", NETWORK)
+def test_a_store_written_by_a_newer_version_is_refused_untouched(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    from agentgraph_nb.checkpoint import open_checkpointer
+
+    url = store_url(kind, request, tmp_path)
+    app = chain({}, ["a"]).compile(checkpointer=url)
+    app.invoke({"x": 0}, thread_id="t")
+    server = request.getfixturevalue(f"{kind}_server")
+    if kind == "postgres":
+        import psycopg
+
+        schema = url.rsplit("schema=", 1)[1]
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute(f"UPDATE \"{schema}\".agentgraph_meta SET value = '99' WHERE key = 'schema_version'")
+    else:
+        import redis
+
+        prefix = url.rsplit("prefix=", 1)[1]
+        redis.Redis.from_url(server.url).hset(f"{prefix}:meta", "schema_version", "99")
+    newer = chain({}, ["a"]).compile(checkpointer=open_checkpointer(url))
+    with pytest.raises(CheckpointError, match=r"newer agentgraph_nb \(store schema version 99"):
+        newer.get_state("t")

@@ -39,6 +39,7 @@ from agentgraph_nb.checkpoint._network import (
 )
 from agentgraph_nb.checkpoint.base import CheckpointRecord, Durability, Retention
 from agentgraph_nb.checkpoint.serde import Serializer
+from agentgraph_nb.errors import CheckpointError
 
 with requires_extra("the Redis checkpoint store"):
     import redis
@@ -50,7 +51,11 @@ with requires_extra("the Redis checkpoint store"):
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["RedisCheckpointer"]
+__all__ = ["SCHEMA_VERSION", "RedisCheckpointer"]
+
+SCHEMA_VERSION = 1
+"""Version of the key layout this code writes (in ``P:meta``); a newer one is refused."""
+_APP = "agentgraph_nb"
 
 _PAGE = 64
 
@@ -227,6 +232,7 @@ class RedisCheckpointer(NetworkCheckpointer):
         self._lock = threading.Lock()
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._shas: dict[str, str] = {}
+        self._ready = False
 
     # -- keys -------------------------------------------------------------------------------
     def _keys(self, thread_id: str) -> list[str]:
@@ -317,6 +323,13 @@ class RedisCheckpointer(NetworkCheckpointer):
         return await getattr(client, req[1])(*req[2:])
 
     def _drive(self, op: Callable[..., Op], args: tuple[Any, ...], action: str, thread_id: str | None) -> Any:
+        if not self._ready:
+            self._ready = True  # before running it: the setup is driven here too
+            try:
+                self._drive(self._op_setup, (), action, thread_id)
+            except BaseException:
+                self._ready = False
+                raise
         gen = op(*args)
         res: Any = None
         try:
@@ -331,6 +344,13 @@ class RedisCheckpointer(NetworkCheckpointer):
             raise self._server_error(exc, action, thread_id) from exc
 
     async def _adrive(self, op: Callable[..., Op], args: tuple[Any, ...], action: str, thread_id: str | None) -> Any:
+        if not self._ready:
+            self._ready = True
+            try:
+                await self._adrive(self._op_setup, (), action, thread_id)
+            except BaseException:
+                self._ready = False
+                raise
         gen = op(*args)
         res: Any = None
         try:
@@ -373,6 +393,26 @@ class RedisCheckpointer(NetworkCheckpointer):
         return rec
 
     # -- operations -------------------------------------------------------------------------
+    def _op_setup(self) -> Op:
+        key = f"{self.prefix}:meta"
+        yield ("cmd", "hsetnx", key, "application", _APP)
+        yield ("cmd", "hsetnx", key, "schema_version", str(SCHEMA_VERSION))
+        meta = {_s(k): _s(v) for k, v in (yield ("cmd", "hgetall", key)).items()}
+        if meta.get("application") != _APP:
+            raise CheckpointError(
+                f"{self.where}: key {key!r} belongs to another application ({meta.get('application')!r}); "
+                "pass another prefix= (nothing was modified)")
+        try:
+            version = int(meta.get("schema_version", ""))
+        except ValueError:
+            version = -1
+        if version > SCHEMA_VERSION:
+            raise CheckpointError(
+                f"{self.where} (prefix {self.prefix!r}) was written by a newer agentgraph_nb (store schema "
+                f"version {version}; this version reads up to {SCHEMA_VERSION}). Upgrade agentgraph_nb to read "
+                "it, or use another prefix= (nothing was modified).")
+        return None
+
     def _op_put(self, rows: Sequence[Row], atomic: bool) -> Op:
         if atomic:  # one writer's records of one thread: one script, all or none
             res = yield self._put_request(rows)
