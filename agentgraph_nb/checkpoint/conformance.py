@@ -29,7 +29,6 @@ A failed scenario raises :class:`AssertionError` naming the scenario and what di
 
 from __future__ import annotations
 
-import asyncio
 import operator
 import os
 import threading
@@ -380,6 +379,8 @@ def _racing_runs(c: _Ctx) -> None:
 
 
 def _async_methods(c: _Ctx) -> None:
+    import asyncio  # here, not at the top: importing agentgraph_nb.testing stays light
+
     s, t = c.store, c.thread()
 
     async def main() -> None:
@@ -414,6 +415,8 @@ def _async_methods(c: _Ctx) -> None:
 
 def _ainvoke(c: _Ctx) -> None:
     """Many concurrent ``ainvoke`` runs, each on its own thread, all correct; ``astream`` too."""
+    import asyncio
+
     from agentgraph_nb import END, START, Command, StateGraph, interrupt
 
     async def step(s: dict[str, Any]) -> dict[str, Any]:
