@@ -1,9 +1,12 @@
 """PostgreSQL checkpoint store: shared by processes and machines, sync and natively async.
 
-``compile(checkpointer="postgresql://user:pw@host:5432/db")`` (extra ``postgres``: psycopg 3).
+``compile(checkpointer="postgresql://user:pw@host:5432/db")`` (extra ``postgres``: psycopg 3;
+PostgreSQL 14 or newer, for the ``CYCLE`` clause of the chain query).
 The sync methods use sync connections, the async ones (``ainvoke``/``astream``) asyncio
 connections of the running loop, each from a small pool of this store; one copy of the logic
-drives both (see ``_network.py``).
+drives both (see ``_network.py``). The pools are our own few lines rather than psycopg_pool's: they
+connect in the caller (no background thread, no reconnect backoff, so the first call after a
+server restart connects at once) and add nothing per checkout.
 
 Tables (in ``schema``, ``public`` by default): ``agentgraph_meta`` (schema version),
 ``agentgraph_threads`` (each thread's newest checkpoint: its *head*), ``agentgraph_checkpoints``
