@@ -306,8 +306,16 @@ def test_asyncio_run_again_and_again_leaves_no_connection_behind(
     g.add_node("a", step).add_edge(START, "a").add_edge("a", END)
     app = g.compile(checkpointer=url)
     before = connections()
-    for i in range(6):  # each asyncio.run is a new loop: its connections close with it
-        assert asyncio.run(app.ainvoke({"x": i}, thread_id=f"t{i}"))["x"] == i + 1
+    def run_on_a_new_loop(coro: Any) -> Any:  # what asyncio.run does (which nest_asyncio may patch)
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    for i in range(6):  # each run on a new loop: its connections close with it
+        assert run_on_a_new_loop(app.ainvoke({"x": i}, thread_id=f"t{i}"))["x"] == i + 1
         assert app.invoke({"x": i}, thread_id=f"s{i}")["x"] == i + 1  # a private loop, sync connections
     gc.collect()
 
