@@ -19,7 +19,9 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-__all__ = ["FakeChatModel", "Flaky", "fake_search", "flaky", "normalize_messages"]
+from agentgraph_nb.checkpoint.conformance import STORE_SCENARIOS, store_conformance
+
+__all__ = ["STORE_SCENARIOS", "FakeChatModel", "Flaky", "fake_search", "flaky", "normalize_messages", "store_conformance"]
 
 Message = tuple[str, str]
 
@@ -407,3 +409,4 @@ def flaky(
     wrapper.calls = 0  # type: ignore[attr-defined]
     wrapper.reset = reset  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+

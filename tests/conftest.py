@@ -30,3 +30,54 @@ def pytest_configure(config: pytest.Config) -> None:
     # the browser tests' solara server: a free port, so parallel test sessions never collide
     if hasattr(config.option, "solara_port"):
         config.option.solara_port = _free_port()
+
+
+# -- throwaway database servers (tests/_servers.py), one of each per session, started on first use
+@pytest.fixture(scope="session")
+def postgres_server():  # type: ignore[no-untyped-def]
+    """A PostgreSQL server for the session (skipped only where PostgreSQL is not installed)."""
+    from tests._servers import PostgresServer, postgres_binaries
+
+    if postgres_binaries() is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql); CI installs it")
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'agentgraph_nb[postgres]')")
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server():  # type: ignore[no-untyped-def]
+    """A Redis server for the session (skipped only where redis-server is not installed)."""
+    from tests._servers import RedisServer, redis_binaries
+
+    if redis_binaries() is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server); CI installs it")
+    pytest.importorskip("redis", reason="redis-py is not installed (pip install 'agentgraph_nb[redis]')")
+    server = RedisServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+_store_counter = iter(range(1_000_000))
+
+
+def store_url(kind: str, request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A URL of a fresh, empty store of ``kind`` (memory, sqlite, postgres, redis): a file of its
+    own, a Postgres schema of its own, a Redis key prefix of its own."""
+    n = next(_store_counter)
+    if kind == "memory":
+        return "memory"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path}/runs{n}.db"
+    if kind == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        return f"{server.url}?schema=t{n}_{id(request) & 0xFFFF}"
+    if kind == "redis":
+        server = request.getfixturevalue("redis_server")
+        return f"{server.url}?prefix=t{n}-{id(request)}"
+    raise ValueError(kind)

@@ -1,6 +1,6 @@
-"""Crash-resume across processes on a real SQLite file: a run killed with SIGKILL resumes in a
-new process and completed steps never run again; interrupts resume across processes too; the
-bytes a long run writes grow linearly with its steps."""
+"""Crash-resume across processes on a real SQLite file and on real PostgreSQL and Redis servers: a
+run killed with SIGKILL resumes in a new process and completed steps never run again; interrupts
+resume across processes too; the bytes a long run writes grow linearly with its steps."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ SCRIPT = textwrap.dedent(
     g.add_node("ask", ask)
     g.add_edge("n5", "ask")
     g.add_edge("ask", END)
-    app = g.compile(checkpointer=f"sqlite:///{db}")
+    app = g.compile(checkpointer=db if "://" in db else f"sqlite:///{db}")
 
     if mode == "start":
         app.invoke({"x": 0}, thread_id="job", durability="sync")
@@ -77,27 +77,39 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _run(tmp: Path, mode: str) -> subprocess.CompletedProcess[str]:
+def _run(tmp: Path, mode: str, store: str | None = None) -> subprocess.CompletedProcess[str]:
     script = tmp / "job.py"
     script.write_text(SCRIPT)
     return subprocess.run(
-        [sys.executable, str(script), str(tmp / "runs.db"), str(tmp / "log.txt"), mode],
+        [sys.executable, str(script), store or str(tmp / "runs.db"), str(tmp / "log.txt"), mode],
         capture_output=True, text=True, timeout=120,
     )
 
 
-def test_kill_9_mid_run_then_resume_in_new_process(tmp_path: Path) -> None:
-    first = _run(tmp_path, "start")
+KINDS = ["sqlite", "postgres", "redis"]
+
+
+def _store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """None: the SQLite file in tmp_path; else a fresh PostgreSQL schema or Redis prefix."""
+    from tests.conftest import store_url
+
+    return None if kind == "sqlite" else store_url(kind, request, tmp_path)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kill_9_mid_run_then_resume_in_new_process(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    url = _store(kind, request, tmp_path)
+    first = _run(tmp_path, "start", url)
     assert first.returncode == -signal.SIGKILL, first.stderr
     lines = (tmp_path / "log.txt").read_text().split("\n")
     ends_before = [ln for ln in lines if ln.startswith("end")]
     assert "end n2" in ends_before and "end n3" not in ends_before
 
-    second = _run(tmp_path, "resume")
+    second = _run(tmp_path, "resume", url)
     assert second.returncode == 0, second.stderr
     assert "INTERRUPT approve?" in second.stdout  # paused at the human step, in the new process
 
-    third = _run(tmp_path, "answer")  # answered from yet another process
+    third = _run(tmp_path, "answer", url)  # answered from yet another process
     assert third.returncode == 0, third.stderr
     done = third.stdout.split()
     assert done[0] == "DONE" and done[1] == "6" and done[2] == "yes"
@@ -204,7 +216,7 @@ FAN_SCRIPT = textwrap.dedent(
     for name in ("a", "b", "c"):
         g.add_node(name, make(name))
     g.add_edge(START, "a").add_edge(START, "b").add_edge(["a", "b"], "c")
-    app = g.compile(checkpointer=f"sqlite:///{db}")
+    app = g.compile(checkpointer=db if "://" in db else f"sqlite:///{db}")
 
     def die_before_the_steps_checkpoint(ev):
         # every node of the step has finished and been merged; its checkpoint is not written yet
@@ -225,14 +237,18 @@ FAN_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("moment", ["mid", "between"])
-def test_kill_inside_a_parallel_step_leaves_next_naming_the_unfinished_work(tmp_path: Path, moment: str) -> None:
+def test_kill_inside_a_parallel_step_leaves_next_naming_the_unfinished_work(
+    tmp_path: Path, moment: str, kind: str, request: pytest.FixtureRequest
+) -> None:
     script = tmp_path / "fan.py"
     script.write_text(FAN_SCRIPT)
+    url = _store(kind, request, tmp_path) or str(tmp_path / "runs.db")
 
     def run(mode: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(script), str(tmp_path / "runs.db"), str(tmp_path / "log.txt"), mode, moment],
+            [sys.executable, str(script), url, str(tmp_path / "log.txt"), mode, moment],
             capture_output=True, text=True, timeout=120,
         )
 

@@ -1,6 +1,7 @@
 """Checkpoints through the engine: history, resume, fork, update_state, human in the loop.
 
-Every test runs on the in-memory store and on a real SQLite file.
+Every test runs on the in-memory store, on a real SQLite file, and on real PostgreSQL and Redis
+servers (started once per session, see tests/_servers.py).
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ class S(TypedDict, total=False):
     answer: Any
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
-    if request.param == "memory":
-        return "memory"
-    pytest.importorskip("agentgraph_nb.checkpoint.sqlite")
-    return f"sqlite:///{tmp_path / 'runs.db'}"
+    from tests.conftest import store_url
+
+    return store_url(request.param, request, tmp_path)
 
 
 def counting_chain(counts: dict[str, int], names: list[str], fail_at: set[str] | None = None) -> StateGraph:

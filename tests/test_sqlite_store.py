@@ -685,8 +685,13 @@ def test_open_checkpointer_specs(tmp_path: pathlib.Path, monkeypatch: pytest.Mon
     ("spec", "match"),
     [
         (
-            "redis://localhost",
-            r"unknown checkpointer 'redis://localhost'\. The 'redis' scheme is not supported.*Supported: None or 'memory'.*sqlite:///",
+            "mongodb://localhost",
+            r"unknown checkpointer 'mongodb://localhost'\. The 'mongodb' scheme is not supported.*Supported: None or "
+            r"'memory'.*sqlite:///.*postgresql://.*redis://",
+        ),
+        (
+            "postgress://localhost/db",
+            r"The 'postgress' scheme is not supported\. Did you mean 'postgresql'\?",
         ),
         ("runs.db", r"Did you mean 'sqlite:///runs\.db'\?"),
         ("memroy", r"Did you mean 'memory'\?"),

@@ -1,7 +1,9 @@
-"""Checkpoint stores: the protocol, the in-memory store, the SQLite store and the serializer.
+"""Checkpoint stores: the protocol, the in-memory, SQLite, PostgreSQL and Redis stores and the
+serializer.
 
-``open_checkpointer`` turns what ``compile(checkpointer=...)`` accepts into a store. The SQLite
-store and the serializer are imported on first use, so ``import agentgraph_nb`` stays fast.
+``open_checkpointer`` turns what ``compile(checkpointer=...)`` accepts into a store. Every store
+but the in-memory one is imported on first use, so ``import agentgraph_nb`` stays fast and imports
+neither psycopg nor redis (extras ``postgres`` and ``redis``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from agentgraph_nb.checkpoint.base import (
     CheckpointRecord,
     Durability,
     PendingWrite,
+    Retention,
     new_checkpoint_id,
 )
 from agentgraph_nb.checkpoint.memory import MemoryCheckpointer
 from agentgraph_nb.errors import GraphValidationError, did_you_mean
 
 if TYPE_CHECKING:
+    from agentgraph_nb.checkpoint.postgres import PostgresCheckpointer
+    from agentgraph_nb.checkpoint.redis import RedisCheckpointer
     from agentgraph_nb.checkpoint.serde import Serializer, default_serializer
     from agentgraph_nb.checkpoint.sqlite import SqliteCheckpointer
 
@@ -29,6 +34,9 @@ __all__ = [
     "Durability",
     "MemoryCheckpointer",
     "PendingWrite",
+    "PostgresCheckpointer",
+    "RedisCheckpointer",
+    "Retention",
     "Serializer",
     "SqliteCheckpointer",
     "default_serializer",
@@ -38,14 +46,16 @@ __all__ = [
 
 _LAZY = {
     "SqliteCheckpointer": "agentgraph_nb.checkpoint.sqlite",
+    "PostgresCheckpointer": "agentgraph_nb.checkpoint.postgres",
+    "RedisCheckpointer": "agentgraph_nb.checkpoint.redis",
     "Serializer": "agentgraph_nb.checkpoint.serde",
     "default_serializer": "agentgraph_nb.checkpoint.serde",
 }
 
 _SUPPORTED = (
     "None or 'memory' (in memory, the default), 'sqlite:///relative/path.db', "
-    "'sqlite:////absolute/path.db', 'sqlite://:memory:', or a store object such as "
-    "SqliteCheckpointer('runs.db')"
+    "'sqlite:////absolute/path.db', 'sqlite://:memory:', 'postgresql://user:pw@host:5432/db', "
+    "'redis://host:6379/0', or a store object such as SqliteCheckpointer('runs.db')"
 )
 _SQLITE_OPTIONS = {"snapshot_every": int, "durability": str, "timeout": float}
 
@@ -69,14 +79,20 @@ def open_checkpointer(
         spec: ``None`` or ``"memory"`` for an in-memory store; ``"sqlite:///runs.db"`` (path
             relative to the working directory), ``"sqlite:////abs/runs.db"`` (absolute) or
             ``"sqlite://:memory:"`` for SQLite, optionally with ``?snapshot_every=16``,
-            ``&durability=sync`` and ``&timeout=5``; a path object for a SQLite file; or a store
-            object, returned as is.
+            ``&durability=sync`` and ``&timeout=5``; ``"postgresql://user:pw@host:5432/db"``
+            (extra ``postgres``; options ``schema``, ``pool_size``, ``snapshot_every``,
+            ``durability``, ``timeout``); ``"redis://host:6379/0"`` (extra ``redis``; options
+            ``prefix``, ``ttl``, ``snapshot_every``, ``durability``, ``timeout``); a path object for
+            a SQLite file; or a store object, returned as is.
 
     Returns:
         The store.
 
     Raises:
-        GraphValidationError: the spec names no supported store; the message lists those.
+        GraphValidationError: the spec names no supported store (the message lists those), or
+            has a bad option.
+        MissingDependencyError: the store's extra is not installed (the message names the
+            ``pip install`` to run).
 
     Example:
         >>> open_checkpointer("sqlite:///runs.db?durability=sync")
@@ -96,10 +112,12 @@ def open_checkpointer(
         )
     if spec.startswith("sqlite:"):
         return _open_sqlite(spec)
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
+    if scheme in ("postgresql", "postgres", "redis", "rediss"):
+        return _open_network(spec, scheme)
     if "://" in spec:
-        scheme = spec.split("://", 1)[0]
         hint = f" The {scheme!r} scheme is not supported." + did_you_mean(
-            scheme, ["sqlite", "memory"]
+            scheme, ["sqlite", "memory", "postgresql", "redis"]
         )
     elif spec.lower().endswith((".db", ".sqlite", ".sqlite3")):
         hint = f" Did you mean 'sqlite:///{spec}'?"
@@ -147,3 +165,19 @@ def _open_sqlite(spec: str) -> BaseCheckpointer:
         return SqliteCheckpointer(path, **options)
     except ValueError as exc:  # bad option values
         raise GraphValidationError(f"checkpointer {spec!r}: {exc}") from None
+
+
+def _open_network(spec: str, scheme: str) -> BaseCheckpointer:
+    from agentgraph_nb._lazy import requires_extra
+    from agentgraph_nb.checkpoint._codec import redact_url
+
+    store: type[BaseCheckpointer]
+    with requires_extra(f"checkpointer={redact_url(spec)!r}"):
+        if scheme.startswith("postgres"):
+            from agentgraph_nb.checkpoint.postgres import PostgresCheckpointer as store
+        else:
+            from agentgraph_nb.checkpoint.redis import RedisCheckpointer as store
+    try:
+        return store(spec)  # type: ignore[call-arg]
+    except ValueError as exc:  # bad option values
+        raise GraphValidationError(f"checkpointer {redact_url(spec)!r}: {exc}") from None

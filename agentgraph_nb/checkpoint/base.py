@@ -7,7 +7,9 @@ replaying writes through the reducers (see :meth:`BaseCheckpointer.get_chain`). 
 stores bytes proportional to its steps, not to steps times state size.
 
 Writing a new store means subclassing :class:`BaseCheckpointer` in one file and implementing
-``put``, ``put_writes``, ``get``, ``list``, ``list_threads`` and ``delete_thread``. A store that
+``put``, ``put_writes``, ``get``, ``list``, ``list_threads`` and ``delete_thread`` (and
+``delete_checkpoints`` for retention); the async twins come for free, and
+:func:`agentgraph_nb.testing.store_conformance` checks the result. A store that
 decodes records from bytes checks them with :func:`record_problem` and
 :func:`pending_write_problem`, so a damaged row is a ``CheckpointError`` naming the field.
 
@@ -25,16 +27,29 @@ history), and its caller gets the error. A store that checks sets
 :attr:`BaseCheckpointer.checks_conflicts`; see there for what it must do. ``put_writes`` is not
 checked: it attaches results to an existing checkpoint, which forks nothing (pending writes count
 only on the thread's newest checkpoint, and the writer's next ``put`` meets the conflict).
+
+**Async beside sync.** Every storage method has an ``a``-prefixed coroutine twin (``aput``,
+``aput_writes``, ``aget``, ``alist``, ...), which ``ainvoke``/``astream`` await so that a store
+never blocks the event loop. The defaults here run the sync method on a worker thread
+(:func:`asyncio.to_thread`), so a sync-only store works unchanged; network stores (Postgres,
+Redis) override them with native async I/O. A store whose sync methods are quick and never wait
+on a network sets :attr:`BaseCheckpointer.inline_ok`: the engine's async path then calls its sync
+methods directly, since a thread hop would cost more than the write (memory, SQLite).
+
+**Retention.** :meth:`BaseCheckpointer.prune` deletes a thread's old checkpoints by a
+:class:`Retention` policy (keep the last N, or those newer than T), never one that a kept
+checkpoint needs to rebuild its state; a store's ``retention=`` applies it after each run.
 """
 
 from __future__ import annotations
 
 import builtins
+import datetime as _dt
 import enum
 import itertools
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -47,6 +62,7 @@ __all__ = [
     "Durability",
     "Expected",
     "PendingWrite",
+    "Retention",
     "broken_chain_error",
     "cycle_error",
     "find_parent_cycle",
@@ -267,6 +283,68 @@ def pending_write_problem(pw: PendingWrite) -> str | None:
 _RESERVED = frozenset({"__interrupt__", "__resume__"})  # pending writes of interrupts, answers
 
 
+async def _to_thread(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    import asyncio  # imported on first use: ``import agentgraph_nb`` stays fast
+
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Which of a thread's checkpoints to keep: the newest ``keep_last``, and/or those newer
+    than ``max_age`` seconds. With both, a checkpoint goes only when it is outside the last
+    ``keep_last`` *and* older than ``max_age``. The thread's newest checkpoint always stays, and
+    so does every checkpoint a kept one needs to rebuild its state (its ancestors up to the
+    nearest full snapshot), so pruning never breaks ``get_state`` of a kept checkpoint.
+
+    Attributes:
+        keep_last: keep at least this many of the newest checkpoints (``None``: no count limit).
+        max_age: keep checkpoints created less than this many seconds ago (``None``: no age limit).
+
+    Example:
+        >>> store = SqliteCheckpointer("runs.db", retention=Retention(keep_last=100))
+        >>> store.prune("t1", Retention(max_age=7 * 86400))   # or once, by hand
+    """
+
+    keep_last: int | None = None
+    max_age: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.keep_last is None and self.max_age is None:
+            raise ValueError("Retention needs keep_last=, max_age= or both")
+        if self.keep_last is not None and (not isinstance(self.keep_last, int) or self.keep_last < 1):
+            raise ValueError(f"Retention(keep_last=...) must be an int >= 1, got {self.keep_last!r}")
+        if self.max_age is not None and not (isinstance(self.max_age, (int, float)) and self.max_age > 0):
+            raise ValueError(f"Retention(max_age=...) must be a number of seconds > 0, got {self.max_age!r}")
+
+    def doomed(self, records: Sequence[CheckpointRecord], now: float | None = None) -> builtins.list[str]:
+        """The ids among ``records`` (a thread's, newest first) that this policy deletes."""
+        if not records:
+            return []
+        cutoff = None
+        if self.max_age is not None:
+            t = time.time() if now is None else now
+            cutoff = _dt.datetime.fromtimestamp(t - self.max_age, _dt.timezone.utc).isoformat()
+        keep: set[str] = {records[0].checkpoint_id}
+        for i, r in enumerate(records):
+            by_count = self.keep_last is not None and i < self.keep_last
+            by_age = cutoff is not None and r.created_at >= cutoff
+            if self.keep_last is not None and cutoff is not None:
+                if by_count or by_age:
+                    keep.add(r.checkpoint_id)
+            elif by_count or by_age:
+                keep.add(r.checkpoint_id)
+        by_id = {r.checkpoint_id: r for r in records}
+        for cid in list(keep):  # a kept checkpoint keeps its chain down to a snapshot
+            rec = by_id[cid]
+            seen = 0
+            while rec.values is None and rec.parent_id in by_id and seen <= len(by_id):
+                rec = by_id[rec.parent_id]
+                keep.add(rec.checkpoint_id)
+                seen += 1
+        return [r.checkpoint_id for r in records if r.checkpoint_id not in keep]
+
+
 class BaseCheckpointer:
     """Protocol of a checkpoint store. Subclasses implement the six storage methods.
 
@@ -302,6 +380,11 @@ class BaseCheckpointer:
     snapshot_every: int = 1
     durability: Durability = "sync"
     checks_conflicts: bool = False
+    inline_ok: bool = False
+    """The sync methods are quick and never wait on a network: the engine's async path calls
+    them on the event loop instead of awaiting the ``a``-methods (memory, SQLite)."""
+    retention: Retention | None = None
+    """Applied to a thread by :meth:`prune` at the end of each run that wrote it."""
 
     # -- storage: implement these -------------------------------------------------------------
     def put(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
@@ -407,8 +490,102 @@ class BaseCheckpointer:
                 it, if one did (stores with :attr:`checks_conflicts` only).
         """
 
+    def delete_checkpoints(self, thread_id: str, checkpoint_ids: Sequence[str]) -> None:
+        """Delete some checkpoints of a thread, with their pending writes (used by
+        :meth:`prune`). Stores that support retention implement it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete single checkpoints")
+
+    def prune(self, thread_id: str, retention: Retention | None = None) -> int:
+        """Delete the checkpoints of a thread that ``retention`` (default: the store's
+        :attr:`retention`) does not keep; returns how many were deleted.
+
+        Example:
+            >>> store.prune("t1", Retention(keep_last=10))
+            42
+        """
+        policy = retention if retention is not None else self.retention
+        if policy is None:
+            return 0
+        self.flush()
+        doomed = policy.doomed(builtins.list(self.list(thread_id)))
+        if doomed:
+            self.delete_checkpoints(thread_id, doomed)
+        return len(doomed)
+
     def close(self) -> None:
         """Release resources (connections, threads). The store may not be used afterwards."""
+
+    # -- async twins: a worker thread by default; network stores override them -----------------
+    async def aput(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
+        """Async :meth:`put`."""
+        if expected is NO_CHECK:  # a store from before the check takes no expected=
+            await _to_thread(self.put, record)
+        else:
+            await _to_thread(self.put, record, expected=expected)
+
+    async def aput_many(self, records: Sequence[CheckpointRecord], *, expected: Expected = NO_CHECK) -> None:
+        """Async :meth:`put_many`."""
+        if expected is NO_CHECK:  # a store from before the check takes no expected=
+            await _to_thread(self.put_many, records)
+        else:
+            await _to_thread(self.put_many, records, expected=expected)
+
+    async def aput_nowait(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
+        """Async :meth:`put_nowait`."""
+        if expected is NO_CHECK:  # a store from before the check takes no expected=
+            await _to_thread(self.put_nowait, record)
+        else:
+            await _to_thread(self.put_nowait, record, expected=expected)
+
+    async def aput_writes(self, thread_id: str, checkpoint_id: str, writes: Sequence[PendingWrite]) -> None:
+        """Async :meth:`put_writes`."""
+        await _to_thread(self.put_writes, thread_id, checkpoint_id, writes)
+
+    async def aget(self, thread_id: str, checkpoint_id: str | None = None) -> CheckpointRecord | None:
+        """Async :meth:`get`."""
+        return await _to_thread(self.get, thread_id, checkpoint_id)
+
+    async def aget_chain(self, thread_id: str, checkpoint_id: str | None = None) -> builtins.list[CheckpointRecord]:
+        """Async :meth:`get_chain`."""
+        return await _to_thread(self.get_chain, thread_id, checkpoint_id)
+
+    async def alist(
+        self,
+        thread_id: str,
+        *,
+        before: str | None = None,
+        limit: int | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+    ) -> AsyncIterator[CheckpointRecord]:
+        """Async :meth:`list` (this default reads the whole list on a worker thread first)."""
+        recs = await _to_thread(
+            lambda: builtins.list(self.list(thread_id, before=before, limit=limit, metadata_filter=metadata_filter))
+        )
+        for r in recs:
+            yield r
+
+    async def alist_threads(self) -> builtins.list[str]:
+        """Async :meth:`list_threads`."""
+        return await _to_thread(self.list_threads)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async :meth:`delete_thread`."""
+        await _to_thread(self.delete_thread, thread_id)
+
+    async def aflush(self, checkpoint_id: str | None = None) -> None:
+        """Async :meth:`flush`."""
+        if checkpoint_id is None:  # a store from before the check takes no checkpoint_id
+            await _to_thread(self.flush)
+        else:
+            await _to_thread(self.flush, checkpoint_id)
+
+    async def aprune(self, thread_id: str, retention: Retention | None = None) -> int:
+        """Async :meth:`prune`."""
+        return await _to_thread(self.prune, thread_id, retention)
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        await _to_thread(self.close)
 
     def __enter__(self) -> BaseCheckpointer:
         return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from agentgraph_nb.checkpoint.base import (
@@ -13,6 +13,7 @@ from agentgraph_nb.checkpoint.base import (
     CheckpointRecord,
     Expected,
     PendingWrite,
+    Retention,
 )
 from agentgraph_nb.errors import CheckpointConflictError
 
@@ -23,14 +24,21 @@ class MemoryCheckpointer(BaseCheckpointer):
     """Keeps checkpoints in a dict. Values are stored by reference: the engine never mutates a
     state it has checkpointed, so a snapshot per step costs no copy.
 
+    Its async methods (``aput``, ``aget``, ...) call the sync ones: nothing here waits.
+
+    Args:
+        retention: old checkpoints to delete after each run (see :class:`Retention`).
+
     Example:
         >>> app = graph.compile(checkpointer=MemoryCheckpointer())  # or checkpointer="memory"
     """
 
     snapshot_every = 1
     checks_conflicts = True
+    inline_ok = True
 
-    def __init__(self) -> None:
+    def __init__(self, *, retention: Retention | None = None) -> None:
+        self.retention = retention
         self._threads: dict[str, dict[str, CheckpointRecord]] = {}
         self._lock = threading.Lock()  # every write compares and inserts under it
 
@@ -104,3 +112,55 @@ class MemoryCheckpointer(BaseCheckpointer):
     def delete_thread(self, thread_id: str) -> None:
         with self._lock:
             self._threads.pop(thread_id, None)
+
+    def delete_checkpoints(self, thread_id: str, checkpoint_ids: Sequence[str]) -> None:
+        with self._lock:
+            recs = self._threads.get(thread_id)
+            if recs:
+                for cid in checkpoint_ids:
+                    recs.pop(cid, None)
+
+    # nothing here waits: the async twins run the sync methods in place (no thread hop)
+    async def aput(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
+        self.put(record, expected=expected)
+
+    async def aput_many(self, records: Sequence[CheckpointRecord], *, expected: Expected = NO_CHECK) -> None:
+        self.put_many(records, expected=expected)
+
+    async def aput_nowait(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
+        self.put_nowait(record, expected=expected)
+
+    async def aput_writes(self, thread_id: str, checkpoint_id: str, writes: Sequence[PendingWrite]) -> None:
+        self.put_writes(thread_id, checkpoint_id, writes)
+
+    async def aget(self, thread_id: str, checkpoint_id: str | None = None) -> CheckpointRecord | None:
+        return self.get(thread_id, checkpoint_id)
+
+    async def aget_chain(self, thread_id: str, checkpoint_id: str | None = None) -> builtins.list[CheckpointRecord]:
+        return self.get_chain(thread_id, checkpoint_id)
+
+    async def alist(
+        self,
+        thread_id: str,
+        *,
+        before: str | None = None,
+        limit: int | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+    ) -> AsyncIterator[CheckpointRecord]:
+        for r in self.list(thread_id, before=before, limit=limit, metadata_filter=metadata_filter):
+            yield r
+
+    async def alist_threads(self) -> builtins.list[str]:
+        return self.list_threads()
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        self.delete_thread(thread_id)
+
+    async def aflush(self, checkpoint_id: str | None = None) -> None:
+        self.flush(checkpoint_id)
+
+    async def aprune(self, thread_id: str, retention: Retention | None = None) -> int:
+        return self.prune(thread_id, retention)
+
+    async def aclose(self) -> None:
+        self.close()

@@ -37,6 +37,7 @@ from agentgraph_nb.checkpoint.base import (
     Durability,
     Expected,
     PendingWrite,
+    Retention,
     broken_chain_error,
     cycle_error,
     pending_write_problem,
@@ -156,6 +157,12 @@ class SqliteCheckpointer(BaseCheckpointer):
             ``"async"`` (written in the background, flushed before ``invoke`` returns: faster, but a
             ``kill -9`` may lose the last few steps) or ``"exit"`` (all at the end of the run).
         timeout: seconds to wait for another connection's write lock before giving up.
+        retention: old checkpoints to delete after each run (see :class:`Retention`).
+
+    Its async methods (``aput``, ...) run the sync ones on a worker thread; but the engine's
+    ``ainvoke`` calls the sync ones in place (:attr:`inline_ok`): a step's write takes a few
+    microseconds, less than the hop to a thread and back (see benchmarks/stores.py). The price:
+    while another process holds the file's write lock, the event loop waits with this store.
 
     Raises:
         CheckpointError: the file is not a SQLite database, belongs to another application, is
@@ -167,6 +174,7 @@ class SqliteCheckpointer(BaseCheckpointer):
     """
 
     checks_conflicts = True
+    inline_ok = True
 
     def __init__(
         self,
@@ -176,6 +184,7 @@ class SqliteCheckpointer(BaseCheckpointer):
         snapshot_every: int = 32,
         durability: Durability = "sync",
         timeout: float = 30.0,
+        retention: Retention | None = None,
     ) -> None:
         if not isinstance(snapshot_every, int) or snapshot_every < 1:
             raise ValueError(f"snapshot_every must be an integer >= 1, got {snapshot_every!r}")
@@ -188,6 +197,7 @@ class SqliteCheckpointer(BaseCheckpointer):
         self.snapshot_every = snapshot_every
         self.durability = durability
         self.timeout = float(timeout)
+        self.retention = retention
         self._closed = False
         self._init_process_state()
         conn = self._open()
@@ -917,6 +927,31 @@ class SqliteCheckpointer(BaseCheckpointer):
                 try:
                     conn.execute("DELETE FROM writes WHERE thread_id = ?", (thread_id,))
                     conn.execute("DELETE FROM checkpoints WHERE thread_id = ?", (thread_id,))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+
+    def delete_checkpoints(self, thread_id: str, checkpoint_ids: Sequence[str]) -> None:
+        self.flush()
+        ids = builtins.list(checkpoint_ids)
+        with self._lock:
+            conn = self._fg()
+            with self._errors("delete checkpoints"):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for i in range(0, len(ids), 500):
+                        chunk = ids[i : i + 500]
+                        marks = ", ".join("?" * len(chunk))
+                        conn.execute(
+                            f"DELETE FROM writes WHERE thread_id = ? AND checkpoint_id IN ({marks})",
+                            (thread_id, *chunk),
+                        )
+                        conn.execute(
+                            f"DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_id IN ({marks})",
+                            (thread_id, *chunk),
+                        )
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:

@@ -173,6 +173,7 @@ class Run:
         "_run_id",
         "_seed",
         "asked_at",
+        "astore",
         "barriers",
         "buffer",
         "checkpoint_id",
@@ -233,6 +234,12 @@ class Run:
         self._run_id: str | None = None  # drawn when first read (events, logs, checkpoints)
         self.thread_id = thread_id
         self.store = store
+        # the store, when this run must await its async methods (a network store driven on an
+        # event loop); None on the sync path and for stores whose sync methods never wait. A store
+        # from before the concurrency check is called as it always was: the engine's own check
+        # and the write must not be split by an await (see _check_newest)
+        self.astore: BaseCheckpointer | None = (
+            store if (store is not None and not sync and not store.inline_ok and store.checks_conflicts) else None)
         self.durability = durability
         self.listeners = listeners
         self.emit: Callable[..., None] | None = self._emit if (listeners or "events" in modes) else None
@@ -440,6 +447,108 @@ class Run:
             self.save_fork()
         self.flush()
         self.store.put_writes(self.thread_id, self.checkpoint_id, writes)  # type: ignore[arg-type]
+
+
+
+    # -- the same, awaiting the store's async methods (see ``astore``) -----------------------------
+    async def asave(self, writes: list[tuple[str, Any]], source: str, extra: dict[str, Any] | None = None) -> None:
+        """:meth:`save` awaiting the store (for a run with ``astore``)."""
+        store = self.store
+        if store is None:
+            return
+        if self.astore is None:
+            self.save(writes, source, extra)
+            return
+        rec = self._record(writes, source, extra)
+        self.fork_of = self.planned_at = None
+        d = self.durability
+        if d == "sync":
+            await self._aput(store, rec)
+        elif d == "async":
+            if store.checks_conflicts:
+                await store.aput_nowait(rec, expected=self.head)
+            else:
+                await store.aput_nowait(rec)
+            self.head = rec.checkpoint_id
+        elif self.buffer is None:
+            self.buffer = [rec]
+        else:
+            self.buffer.append(rec)
+        self.checkpoint_id = rec.checkpoint_id
+        if self.emit is not None:
+            self.emit("checkpoint", self.step, data=rec.checkpoint_id)
+
+    async def _aput(self, store: BaseCheckpointer, rec: CheckpointRecord) -> None:
+        if store.checks_conflicts:
+            await store.aput(rec, expected=self.head)
+        else:
+            newest = await store.aget(rec.thread_id)
+            _same_head(store, rec, self.head, newest)
+            await store.aput(rec)
+        self.head = rec.checkpoint_id
+
+    async def asave_fork(self) -> None:
+        """:meth:`save_fork` awaiting the store."""
+        if self.astore is None:
+            self.save_fork()
+            return
+        base = cast(str, self.fork_of)
+        self.fork_of = None
+        self.planned_at = self.planned_at or base
+        rec = self._record([], "fork", {"fork_of": self.planned_at}, snapshot=True)
+        await self.aflush()
+        await self._aput(cast("BaseCheckpointer", self.store), rec)
+        self.checkpoint_id = rec.checkpoint_id
+        if self.emit is not None:
+            self.emit("checkpoint", self.step, data=rec.checkpoint_id)
+
+    async def aflush(self) -> None:
+        """:meth:`flush` awaiting the store."""
+        store = self.astore
+        if store is None:
+            self.flush()
+            return
+        if self.buffer:
+            if store.checks_conflicts:
+                await store.aput_many(self.buffer, expected=self.head)
+            else:
+                newest = await store.aget(self.buffer[0].thread_id)
+                _same_head(store, self.buffer[0], self.head, newest)
+                await store.aput_many(self.buffer)
+            self.head = self.buffer[-1].checkpoint_id
+            self.buffer = None
+        if self.durability == "async":
+            await store.aflush(checkpoint_id=self.head if store.checks_conflicts else None)
+
+    async def asave_pending(self, writes: list[PendingWrite]) -> None:
+        """:meth:`save_pending` awaiting the store."""
+        if self.astore is None:
+            self.save_pending(writes)
+            return
+        if self.store is None or self.checkpoint_id is None or not writes:
+            return
+        if self.fork_of is not None:
+            await self.asave_fork()
+        await self.aflush()
+        await self.astore.aput_writes(self.thread_id, self.checkpoint_id, writes)  # type: ignore[arg-type]
+
+    async def afinish(self, failed: bool) -> None:
+        """The end of a run with ``astore``: save a failed replay's fork, write what is buffered,
+        then apply the store's retention policy."""
+        if failed and self.fork_of is not None:
+            await self.asave_fork()
+        await self.aflush()
+        store = self.astore
+        if store is not None and store.retention is not None and self.head is not None:
+            await store.aprune(self.thread_id, store.retention)  # type: ignore[arg-type]
+
+
+def _same_head(store: BaseCheckpointer, rec: CheckpointRecord, expected: str | None,
+               newest: CheckpointRecord | None) -> None:
+    actual = newest.checkpoint_id if newest is not None else None
+    if actual != expected:
+        raise CheckpointConflictError(thread_id=rec.thread_id, expected=expected, actual=actual,
+                                      checkpoint_id=rec.checkpoint_id, store=repr(store))
 
 
 def _check_newest(store: BaseCheckpointer, rec: CheckpointRecord, expected: str | None) -> None:
@@ -757,7 +866,7 @@ async def run_loop(run: Run) -> None:
         if run.interrupt_before and not run.skip_before:
             intr = _before_interrupts(run, tasks)
             if intr:
-                _stop_for_interrupts(run, intr, [])
+                await _stop_for_interrupts(run, intr, [])
                 return
         run.skip_before = False
         if emit is not None:
@@ -793,11 +902,11 @@ async def run_loop(run: Run) -> None:
                 else:
                     res = await run_async_task(run, node, arg, 0, values, step, True)
             except GraphInterrupt as gi:
-                _stop_for_interrupts(run, gi.interrupts, [])
+                await _stop_for_interrupts(run, gi.interrupts, [])
                 return
             except Exception as exc:
                 if run.store is not None:  # get_state().tasks shows the error
-                    _save_failure(run, node, exc)
+                    await _save_failure(run, node, exc)
                 raise
             results = [res]
             if run.stream_updates:
@@ -825,7 +934,10 @@ async def run_loop(run: Run) -> None:
         if emit is not None:
             emit("state_update", step, data=dict(writes) if n > 1 else {writes[0][0]: writes[0][1]})
         if run.store is not None:
-            run.save(writes, "loop")
+            if run.astore is None:
+                run.save(writes, "loop")
+            else:
+                await run.asave(writes, "loop")
         if run.stream_values:
             out.append(("values", new_values))
         # nothing of this step stays referenced from this frame while the next one waits
@@ -837,7 +949,7 @@ async def run_loop(run: Run) -> None:
         if run.interrupt_after and run.tasks:
             intr = _after_interrupts(run, tasks)
             if intr:
-                _stop_for_interrupts(run, intr, [])
+                await _stop_for_interrupts(run, intr, [])
                 return
 
 
@@ -866,7 +978,7 @@ async def _start(run: Run) -> None:
             ) from exc
         run.tasks = _next_tasks(plan.nodes, plain, sends)
     if run.store is not None:
-        run.save([("__input__", run.start_input)], "input")
+        await run.asave([("__input__", run.start_input)], "input")
     run.start_input = None
 
 
@@ -931,16 +1043,16 @@ async def _parallel_step(run: Run, tasks: list[Any], values: dict[str, Any],
     if errors or intrs:
         saved = _pending_writes(tasks, results, todo, durable)
         if errors:
-            run.save_pending(saved + [_failure_write(f.index, tasks[f.index][0], f.exc) for f in errors])
+            await run.asave_pending(saved + [_failure_write(f.index, tasks[f.index][0], f.exc) for f in errors])
             raise errors[0].exc  # as it is: its own cause and context
-        _stop_for_interrupts(run, tuple(intrs), saved)
+        await _stop_for_interrupts(run, tuple(intrs), saved)
         return [], [], values
     writes = _writes(tasks, results)
     try:
         return results, writes, apply_writes(run.schema, values, writes)
     except InvalidUpdateError as exc:
         _blame(run, exc, step)
-        _merge_failed(run, tasks, results, writes, todo, durable, exc)
+        await _merge_failed(run, tasks, results, writes, todo, durable, exc)
         raise
 
 
@@ -986,11 +1098,11 @@ def _step_timeout(run: Run, tasks: list[Any], step: int, limit: float) -> StepTi
     )
 
 
-def _save_failure(run: Run, node: PNode, exc: BaseException) -> None:
+async def _save_failure(run: Run, node: PNode, exc: BaseException) -> None:
     """Record the failure of a step's only task; a store that cannot take it (a conflict, a
     full disk) is logged, so that the node's own error is the one raised."""
     try:
-        run.save_pending([_failure_write(0, node, exc)])
+        await run.asave_pending([_failure_write(0, node, exc)])
     except Exception as store_exc:
         logger.error("could not record the failure of node %r: %s", node.name, store_exc,
                      extra=run._log_extra(run.step + 1, node.name))
@@ -1003,7 +1115,7 @@ def _failure_write(index: int, node: PNode, exc: BaseException) -> PendingWrite:
     return PendingWrite(index, _EW, {"node": node.name, "error": f"{type(cause).__name__}: {cause}"}, [])
 
 
-def _merge_failed(run: Run, tasks: list[Any], results: list[Any], writes: list[tuple[str, Any]], todo: list[int],
+async def _merge_failed(run: Run, tasks: list[Any], results: list[Any], writes: list[tuple[str, Any]], todo: list[int],
                   durable: set[int] | None, exc: InvalidUpdateError) -> None:
     """A step's writes cannot be merged: the tasks whose writes are at fault failed (their saved
     results are marked so, and resuming runs them again, fixed or not); the others' results
@@ -1022,7 +1134,7 @@ def _merge_failed(run: Run, tasks: list[Any], results: list[Any], writes: list[t
     if not bad:
         bad = list(range(len(tasks)))
     keep = [i for i in todo if i not in bad]
-    run.save_pending(
+    await run.asave_pending(
         _pending_writes(tasks, results, keep, durable)
         + [PendingWrite(i, _EW, {"node": tasks[i][0].name, "error": str(exc)}, []) for i in bad]
     )
@@ -1053,7 +1165,7 @@ async def _route_step(run: Run, tasks: list[Any], results: list[Any], values: di
         except Exception as exc:
             others = list(range(n))
             del others[i]
-            run.save_pending(_pending_writes(tasks, results, others, None))
+            await run.asave_pending(_pending_writes(tasks, results, others, None))
             if isinstance(exc, InvalidUpdateError):
                 exc.step = step
                 raise
@@ -1179,10 +1291,10 @@ def _goto_list(goto: Any) -> list[Any]:
     return [[g.node, g.arg] if isinstance(g, Send) else [g] for g in items]
 
 
-def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: list[PendingWrite]) -> None:
+async def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: list[PendingWrite]) -> None:
     run.interrupts = intrs
     writes = list(saved)
-    asked = _recorded_interrupts(run)
+    asked = await _recorded_interrupts(run)
     for it in intrs:
         if it.id in asked and _same(asked[it.id], it.value):
             continue  # a paused node that ran again (invoke(None)) asked the same question again
@@ -1190,7 +1302,7 @@ def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: list[Pen
         if not (0 <= idx < len(run.tasks) and run.tasks[idx][0].name == it.node):
             idx = next((i for i, t in enumerate(run.tasks) if t[0].name == it.node), -1)
         writes.append(PendingWrite(idx, _IW, {"value": it.value, "id": it.id, "node": it.node, "when": it.when}, []))
-    run.save_pending(writes)
+    await run.asave_pending(writes)
     if run.stream_updates or run.stream_values:
         _stream_interrupts(run, intrs)
     if run.emit is not None:
@@ -1216,12 +1328,16 @@ def _stream_interrupts(run: Run, intrs: tuple[Interrupt, ...]) -> None:
             out.append(("values", {**run.values, INTERRUPT_KEY: (it,)}))
 
 
-def _recorded_interrupts(run: Run) -> dict[str, Any]:
+async def _recorded_interrupts(run: Run) -> dict[str, Any]:
     """``{id: value}`` of the interrupts already recorded on the run's checkpoint."""
     if run.store is None or run.checkpoint_id is None or run.fork_of is not None:
         return {}  # no thread, or a replay: its fork starts with none
-    run.flush()
-    rec = run.store.get(run.thread_id, run.checkpoint_id)  # type: ignore[arg-type]
+    if run.astore is None:
+        run.flush()
+        rec = run.store.get(run.thread_id, run.checkpoint_id)  # type: ignore[arg-type]
+    else:
+        await run.aflush()
+        rec = await run.astore.aget(run.thread_id, run.checkpoint_id)  # type: ignore[arg-type]
     return {pw.update["id"]: pw.update["value"] for pw in rec.pending_writes if pw.node == _IW} if rec else {}
 
 
@@ -1317,7 +1433,12 @@ async def _run_parallel_async(run: Run, tasks: list[Any], todo: list[int], value
                 if exc is None:
                     results[i] = f.result()
                     if durable is not None and left:  # the last one is saved with the step (see _save_done)
-                        _save_done(run, tasks, i, results[i], durable)
+                        if run.astore is None:
+                            _save_done(run, tasks, i, results[i], durable)
+                        else:
+                            await run.asave_pending([PendingWrite(i, tasks[i][0].name, results[i][0],
+                                                                  _goto_list(results[i][1]))])
+                            durable.add(i)
                     if run.stream_updates:
                         run.out.append(("updates", {tasks[i][0].name: results[i][0]}))
                 elif isinstance(exc, GraphInterrupt):

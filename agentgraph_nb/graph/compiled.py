@@ -5,6 +5,7 @@ its checkpoints (``get_state``, ``get_state_history``, ``update_state``), observ
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import time
 from collections import Counter
@@ -216,6 +217,7 @@ class CompiledGraph(ViewsMixin):
         interrupt_after: Sequence[str] | None = None,
         listeners: Sequence[Callable[[Event], Any]] | None = None,
         max_steps: int | None = None,
+        _fetched: tuple[CheckpointRecord | None, list[CheckpointRecord]] | None = None,
     ) -> Run:
         if not isinstance(recursion_limit, int) or recursion_limit < 1:
             raise InvalidInputError(f"recursion_limit must be a positive int, got {recursion_limit!r}")
@@ -255,7 +257,7 @@ class CompiledGraph(ViewsMixin):
         if isinstance(input, Command):
             self._prepare_resume(run, input, checkpoint_id)
         elif input is None:
-            loaded = self._load_into(run, checkpoint_id) if store is not None else None
+            loaded = self._load_into(run, checkpoint_id, _fetched) if store is not None else None
             if loaded is None:
                 where = f"thread {thread_id!r}" if thread_id is not None else "a run without thread_id"
                 raise InvalidInputError(
@@ -269,7 +271,7 @@ class CompiledGraph(ViewsMixin):
             run.skip_before = True
         else:
             update = {} if input is _BLANK else self._coerce_input(input)
-            base = self._load_into(run, checkpoint_id) if store is not None else None
+            base = self._load_into(run, checkpoint_id, _fetched) if store is not None else None
             if base is None:
                 if checkpoint_id is not None:
                     raise InvalidInputError(f"thread {thread_id!r} has no checkpoint {checkpoint_id!r}")
@@ -312,11 +314,31 @@ class CompiledGraph(ViewsMixin):
                 raise InvalidInputError(f"{label}: unknown node {n!r}.{did_you_mean(n, self.plan.by_name)}")
         return frozenset(out)
 
-    def _load(self, thread_id: str, checkpoint_id: str | None) -> tuple[CheckpointRecord, dict[str, Any], int] | None:
+    async def _aprepare(self, input: Any, thread_id: str | None, *, sync: bool,
+                        modes: frozenset[str] = frozenset(), **kwargs: Any) -> Run:
+        """:meth:`_prepare` for the async path: a store that is not :attr:`inline_ok` is read with
+        its async methods (a resume with ``Command`` writes through the sync ones, off the loop)."""
+        store = self.checkpointer
+        if thread_id is None or store is None or store.inline_ok or not store.checks_conflicts:
+            return self._prepare(input, thread_id, sync=sync, modes=modes, **kwargs)
+        if isinstance(input, Command):
+            import asyncio
+
+            return await asyncio.to_thread(
+                functools.partial(self._prepare, input, thread_id, sync=sync, modes=modes, **kwargs))
+        tid = str(thread_id)
+        cid = kwargs.get("checkpoint_id")
+        newest = await store.aget(tid) if cid is not None else None
+        chain = await store.aget_chain(tid, cid)
+        return self._prepare(input, thread_id, sync=sync, modes=modes, _fetched=(newest, chain), **kwargs)
+
+    def _load(self, thread_id: str, checkpoint_id: str | None,
+              chain: list[CheckpointRecord] | None = None) -> tuple[CheckpointRecord, dict[str, Any], int] | None:
         store = self.checkpointer
         if store is None:
             return None
-        chain = store.get_chain(thread_id, checkpoint_id)
+        if chain is None:
+            chain = store.get_chain(thread_id, checkpoint_id)
         if not chain:
             return None
         if chain[0].values is None:
@@ -330,7 +352,8 @@ class CompiledGraph(ViewsMixin):
             values = apply_writes(schema, values, [(w[0], w[1]) for w in rec.writes], check=False)
         return chain[-1], values, len(chain) - 1
 
-    def _load_into(self, run: Run, checkpoint_id: str | None) -> CheckpointRecord | None:
+    def _load_into(self, run: Run, checkpoint_id: str | None,
+                   fetched: tuple[CheckpointRecord | None, list[CheckpointRecord]] | None = None) -> CheckpointRecord | None:
         """Position ``run`` at the thread's newest checkpoint (or at ``checkpoint_id``); None when
         the thread has none.
 
@@ -340,8 +363,12 @@ class CompiledGraph(ViewsMixin):
         checkpoint is a child of it (``run.fork_of``)."""
         # The thread's newest checkpoint, which the run's first write will expect: read before
         # the chain, so that a write landing in between shows as a conflict, never as a fork.
-        newest = None if checkpoint_id is None else self.checkpointer.get(run.thread_id)  # type: ignore[union-attr, arg-type]
-        loaded = self._load(run.thread_id, checkpoint_id)  # type: ignore[arg-type]
+        if fetched is not None:  # read by _aprepare, in this order
+            newest, chain = fetched
+            loaded = self._load(run.thread_id, checkpoint_id, chain)  # type: ignore[arg-type]
+        else:
+            newest = None if checkpoint_id is None else self.checkpointer.get(run.thread_id)  # type: ignore[union-attr, arg-type]
+            loaded = self._load(run.thread_id, checkpoint_id)  # type: ignore[arg-type]
         if loaded is None:
             if checkpoint_id is not None:
                 raise InvalidInputError(f"thread {run.thread_id!r} has no checkpoint {checkpoint_id!r}")
@@ -443,12 +470,16 @@ class CompiledGraph(ViewsMixin):
         stats = self._run_stats
         dt = time.perf_counter() - run.t0
         try:
-            if err is not None and run.fork_of is not None:
-                # a replay that failed (or was stopped) before its first checkpoint: save where it
-                # stands as the thread's newest checkpoint, so get_state shows it and
-                # invoke(None) resumes it rather than the branch it replayed
-                run.save_fork()
-            run.flush()
+            if run.astore is None:  # else done by Run.afinish (awaited before this)
+                if err is not None and run.fork_of is not None:
+                    # a replay that failed (or was stopped) before its first checkpoint: save where it
+                    # stands as the thread's newest checkpoint, so get_state shows it and
+                    # invoke(None) resumes it rather than the branch it replayed
+                    run.save_fork()
+                run.flush()
+                store = run.store
+                if store is not None and store.retention is not None and run.head is not None:
+                    store.prune(run.thread_id, store.retention)  # type: ignore[arg-type]
         except Exception as exc:
             if err is None:
                 raise
@@ -480,9 +511,13 @@ class CompiledGraph(ViewsMixin):
             async with aclosing(stream_run(run)) as items:  # leaving the stream early closes the run now
                 async for item in items:
                     yield item
+            if run.astore is not None:
+                await run.afinish(False)
             outcome = "interrupted" if run.interrupts else "completed"
         except BaseException as exc:
             err = exc
+            if run.astore is not None:
+                await self._afinish_failed(run)
             raise
         finally:
             self._end(run, outcome, err)
@@ -564,20 +599,35 @@ class CompiledGraph(ViewsMixin):
                 run was writing it (see the README's "One writer per thread at a time").
         """
         run = self._prepare(input, thread_id, sync=self._all_sync(), **kwargs)
+        # a sync call writes through the store's sync connections, even when async nodes run on
+        # a loop of their own: that loop lives for this call only (no pool of connections per call)
+        run.astore = None
         return run_sync(self.ainvoke(run), needs_loop=not run.sync)  # type: ignore[no-any-return]
 
     async def ainvoke(self, input: Any, thread_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Async :meth:`invoke`: runs on the caller's event loop (``await app.ainvoke(...)``)."""
         # invoke() passes a run it prepared (sync or not) and drives this coroutine itself: one
         # implementation, and one coroutine frame per run (which counts with a million of them)
-        run = input if type(input) is Run else self._prepare(input, thread_id, sync=False, **kwargs)
+        run = input if type(input) is Run else await self._aprepare(input, thread_id, sync=False, **kwargs)
         token = self._enter(run)
         try:
             await run_loop(run)
+            if run.astore is not None:  # a network store: buffered checkpoints written without blocking
+                await run.afinish(False)
         except BaseException as exc:
+            if run.astore is not None:
+                await self._afinish_failed(run)
             self._exit(run, token, exc)
             raise
         return self._exit(run, token, None)
+
+    @staticmethod
+    async def _afinish_failed(run: Run) -> None:
+        """Write what a failed run with an async store still holds (see :meth:`_end`)."""
+        try:
+            await run.afinish(True)
+        except Exception as exc:
+            logger.error("could not flush checkpoints after a failed run: %s", exc)
 
     @staticmethod
     def _modes(mode: str | Sequence[str]) -> tuple[frozenset[str], bool]:
@@ -609,6 +659,7 @@ class CompiledGraph(ViewsMixin):
         modes, tagged = self._modes(mode)
         run = self._prepare(input, thread_id, sync=self._all_sync(), modes=modes, **kwargs)
         plain = self._plain_stream
+        run.astore = None  # the store's sync connections, as in invoke()
         for m, payload in iterate_sync(self._lifecycle(run), needs_loop=not run.sync):
             if not plain:
                 payload = self._stream_item(m, payload)
@@ -619,7 +670,7 @@ class CompiledGraph(ViewsMixin):
     ) -> AsyncIterator[Any]:
         """Async :meth:`stream`."""
         modes, tagged = self._modes(mode)
-        run = self._prepare(input, thread_id, sync=False, modes=modes, **kwargs)
+        run = await self._aprepare(input, thread_id, sync=False, modes=modes, **kwargs)
         async with aclosing(self._lifecycle(run)) as items:  # leaving the stream early closes the run now
             plain = self._plain_stream
             async for m, payload in items:

@@ -47,7 +47,7 @@ class AgentGraphMagics(Magics):
     """The ``%%agentgraph`` cell magic and ``%agentgraph`` line magic."""
 
     checkpointer = Unicode(
-        "memory", help="Default checkpointer for %%agentgraph graphs: 'memory', 'sqlite:///path.db' or 'none'."
+        "memory", help="Default checkpointer for %%agentgraph graphs: 'memory', 'sqlite:///path.db', 'postgresql://...', 'redis://...' or 'none'."
     ).tag(config=True)
     record = Bool(True, help="Record events of graphs built by %%agentgraph (for timelines and app.events()).").tag(
         config=True
@@ -78,7 +78,7 @@ class AgentGraphMagics(Magics):
     @magic_arguments()
     @argument("name", help="Name to bind the compiled graph to in the notebook.")
     @argument("--state", "-s", default=None, help="Name of the state schema (TypedDict, dataclass, pydantic).")
-    @argument("--checkpointer", "-c", default=None, help="'memory', 'sqlite:///runs.db' or 'none'.")
+    @argument("--checkpointer", "-c", default=None, help="'memory', 'sqlite:///runs.db', 'postgresql://...', 'redis://...' or 'none'.")
     @argument("-i", "--inputs", default=None, help="Variable holding the input dict for --run.")
     @argument("--thread", "-t", default=None, help="thread_id for --run.")
     @argument("--run", action="store_true", help="Run the graph after building it (with -i inputs).")

@@ -1,0 +1,374 @@
+"""What only the network stores (PostgreSQL, Redis) do, on real servers: ``ainvoke`` keeps the
+event loop free while the server makes it wait; a server that goes away mid-run is a typed error
+naming the store (no password) and the thread, and the run resumes when it is back, losing no
+completed step; damaged rows are typed errors; Redis threads expire; many concurrent runs share one
+small pool; the extras are optional."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from agentgraph_nb import END, START, CheckpointError, StateGraph
+from tests.conftest import store_url
+
+NETWORK = ["postgres", "redis"]
+
+
+class S(TypedDict, total=False):
+    x: int
+    log: Annotated[list[str], operator.add]
+
+
+def chain(counts: dict[str, int], names: list[str], hook: Any = None) -> StateGraph:
+    g = StateGraph(S, name="net")
+    prev = START
+    for n in names:
+        def fn(s: dict[str, Any], n: str = n) -> dict[str, Any]:
+            counts[n] = counts.get(n, 0) + 1
+            if hook is not None:
+                hook(n)
+            return {"log": [n], "x": s.get("x", 0) + 1}
+
+        g.add_node(n, fn)
+        g.add_edge(prev, n)
+        prev = n
+    g.add_edge(prev, END)
+    return g
+
+
+# -- the event loop stays free --------------------------------------------------------------------
+async def _ticks_while(coro: Any) -> tuple[Any, int]:
+    """Run ``coro`` while a ticker counts 10 ms ticks on the same loop."""
+    ticks = 0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    t = asyncio.ensure_future(ticker())
+    try:
+        return await coro, ticks
+    finally:
+        done = True
+        await t
+
+
+async def test_ainvoke_does_not_block_the_loop_while_postgres_waits_on_a_lock(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    import psycopg
+
+    url = store_url("postgres", request, tmp_path)
+    counts: dict[str, int] = {}
+    app = chain(counts, ["a", "b"]).compile(checkpointer=url)
+    await app.ainvoke({"x": 0}, thread_id="t")
+    schema = url.rsplit("schema=", 1)[1]
+    server = request.getfixturevalue("postgres_server")
+    with psycopg.connect(server.url) as other:  # holds the thread's head row for 0.5 s
+        other.execute(f'SELECT * FROM "{schema}".agentgraph_threads WHERE thread_id = %s FOR UPDATE', ("t",))
+
+        async def release() -> None:
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(other.commit)
+
+        rel = asyncio.ensure_future(release())
+        t0 = time.perf_counter()
+        out, ticks = await _ticks_while(app.ainvoke({"x": 0}, thread_id="t"))
+        await rel
+    assert out["x"] == 2 and time.perf_counter() - t0 >= 0.45  # it did wait for the lock...
+    assert ticks >= 20, f"the loop ticked {ticks} times in 0.5 s: ainvoke blocked it"  # ...without blocking
+
+
+async def test_ainvoke_does_not_block_the_loop_while_redis_is_paused(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    import redis
+
+    url = store_url("redis", request, tmp_path)
+    counts: dict[str, int] = {}
+    app = chain(counts, ["a", "b"]).compile(checkpointer=url)
+    await app.ainvoke({"x": 0}, thread_id="t")  # connects and loads the scripts
+    server = request.getfixturevalue("redis_server")
+    redis.Redis.from_url(server.url).client_pause(500, all=True)
+    t0 = time.perf_counter()
+    out, ticks = await _ticks_while(app.ainvoke({"x": 0}, thread_id="t"))
+    assert out["x"] == 2 and time.perf_counter() - t0 >= 0.4
+    assert ticks >= 20, f"the loop ticked {ticks} times in 0.5 s: ainvoke blocked it"
+
+
+@pytest.mark.parametrize("kind", NETWORK)
+async def test_ainvoke_uses_only_the_async_connections(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> None:
+    from agentgraph_nb.checkpoint import open_checkpointer
+
+    store = open_checkpointer(store_url(kind, request, tmp_path))
+    sync_calls: list[str] = []
+    drive = store._drive  # type: ignore[attr-defined]
+
+    def spy(op: Any, args: Any, action: str, thread_id: Any) -> Any:
+        sync_calls.append(action)
+        return drive(op, args, action, thread_id)
+
+    store._drive = spy  # type: ignore[attr-defined]
+    counts: dict[str, int] = {}
+    app = chain(counts, ["a", "b", "c"]).compile(checkpointer=store)
+    for durability in ("sync", "exit"):
+        assert (await app.ainvoke({"x": 0}, thread_id=durability, durability=durability))["x"] == 3
+        assert (await app.ainvoke(None, thread_id=durability))["x"] == 3
+    assert sync_calls == [], f"ainvoke called the sync driver on the loop: {sync_calls}"
+
+
+# -- a server that goes away ----------------------------------------------------------------------
+def _down_mid_run(kind: str, request: pytest.FixtureRequest, tmp_path: Any, asynchronous: bool) -> None:
+    if kind == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        url = store_url("postgres", request, tmp_path)
+    else:
+        from tests._servers import RedisServer, redis_binaries
+
+        if redis_binaries() is None:
+            pytest.skip("redis-server is not installed")
+        server = RedisServer(persistent=True)
+        request.addfinalizer(server.close)
+        url = f"{server.url}?timeout=2"
+    counts: dict[str, int] = {}
+
+    def hook(n: str) -> None:
+        if n == "c" and counts["c"] == 1:
+            server.stop()  # the server goes away while node c runs
+
+    app = chain(counts, ["a", "b", "c", "d"], hook).compile(checkpointer=url)
+    with pytest.raises(CheckpointError) as info:
+        if asynchronous:
+            asyncio.run(app.ainvoke({"x": 0}, thread_id="job"))
+        else:
+            app.invoke({"x": 0}, thread_id="job")
+    msg = str(info.value)
+    assert "thread 'job'" in msg and f"127.0.0.1:{server.port}" in msg, msg
+    assert "agentgraph-test-pw" not in msg, "the error shows the password"
+    assert "resume with invoke(None" in msg
+    server.start()
+    out = asyncio.run(app.ainvoke(None, thread_id="job")) if asynchronous else app.invoke(None, thread_id="job")
+    assert out == {"x": 4, "log": ["a", "b", "c", "d"]}
+    # a, b were committed before the server went away: not run again; c ran again, d once
+    assert counts == {"a": 1, "b": 1, "c": 2, "d": 1}
+    assert [h.step for h in app.get_state_history("job")] == [4, 3, 2, 1, 0]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["invoke", "ainvoke"])
+@pytest.mark.parametrize("kind", NETWORK)
+def test_server_down_mid_run_is_a_typed_error_and_the_run_resumes_when_it_is_back(
+    kind: str, asynchronous: bool, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    _down_mid_run(kind, request, tmp_path, asynchronous)
+
+
+@pytest.mark.parametrize("kind", NETWORK)
+def test_a_store_whose_server_is_not_there_names_it(kind: str) -> None:
+    from tests._servers import _free_port
+
+    port = _free_port()
+    url = (f"postgresql://me:hunter2@127.0.0.1:{port}/db?timeout=2" if kind == "postgres"
+           else f"redis://:hunter2@127.0.0.1:{port}/0?timeout=2")
+    pytest.importorskip("psycopg" if kind == "postgres" else "redis")
+    app = chain({}, ["a"]).compile(checkpointer=url)
+    with pytest.raises(CheckpointError) as info:
+        app.invoke({"x": 0}, thread_id="t1")
+    msg = str(info.value)
+    assert f"127.0.0.1:{port}" in msg and "thread 't1'" in msg and "hunter2" not in msg and "***" in msg, msg
+    assert "hunter2" not in repr(app.checkpointer)
+
+
+# -- damaged rows ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", NETWORK)
+def test_a_damaged_row_is_a_checkpoint_error_naming_store_thread_and_checkpoint(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    url = store_url(kind, request, tmp_path)
+    app = chain({}, ["a", "b"]).compile(checkpointer=url)
+    app.invoke({"x": 0}, thread_id="t")
+    cid = app.get_state("t").checkpoint_id
+    if kind == "postgres":
+        import psycopg
+
+        schema = url.rsplit("schema=", 1)[1]
+        with psycopg.connect(request.getfixturevalue("postgres_server").url, autocommit=True) as conn:
+            conn.execute(f'UPDATE "{schema}".agentgraph_checkpoints SET payload = %s WHERE checkpoint_id = %s',
+                         (b"\x93\x01\x02", cid))
+    else:
+        import redis
+
+        prefix = url.rsplit("prefix=", 1)[1]
+        redis.Redis.from_url(request.getfixturevalue("redis_server").url).hset(f"{prefix}:t:t:cp", cid, b"\xc1junk")
+    with pytest.raises(CheckpointError) as info:
+        app.get_state("t")
+    msg = str(info.value)
+    assert cid in msg and "thread 't'" in msg and "127.0.0.1" in msg, msg
+
+
+# -- Redis: threads that expire --------------------------------------------------------------------
+def test_redis_threads_expire_after_their_ttl(request: pytest.FixtureRequest, tmp_path: Any) -> None:
+    url = store_url("redis", request, tmp_path) + "&ttl=1"
+    app = chain({}, ["a"]).compile(checkpointer=url)
+    app.invoke({"x": 0}, thread_id="short")
+    assert app.list_threads() == ["short"]
+    assert app.get_state("short").values["x"] == 1
+    time.sleep(2.2)
+    assert app.checkpointer.get("short") is None  # type: ignore[union-attr]
+    assert "short" not in app.checkpointer.list_threads()  # type: ignore[union-attr]
+
+
+# -- many concurrent runs on one small pool --------------------------------------------------------
+async def test_1000_concurrent_ainvoke_runs_on_a_pool_of_10_connections(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    url = store_url("postgres", request, tmp_path) + "&pool_size=10"
+
+    async def step(s: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"x": s.get("x", 0) + 1, "log": ["s"]}
+
+    g = StateGraph(S, name="many")
+    g.add_node("a", step).add_node("b", step).add_edge(START, "a").add_edge("a", "b").add_edge("b", END)
+    app = g.compile(checkpointer=url)
+    outs = await asyncio.gather(*(app.ainvoke({"x": i}, thread_id=f"t{i}") for i in range(1000)))
+    assert [o["x"] for o in outs] == [i + 2 for i in range(1000)]
+    store = app.checkpointer
+    for i in (0, 499, 999):
+        assert (await store.aget(f"t{i}")).step == 2  # type: ignore[union-attr]
+    assert len(store.list_threads()) == 1000  # type: ignore[union-attr]
+    pool = store._apools[asyncio.get_running_loop()][0]  # type: ignore[union-attr]
+    assert len(pool._idle) <= 10
+
+
+# -- the extras are optional ----------------------------------------------------------------------
+def test_import_agentgraph_nb_imports_neither_driver_and_a_missing_extra_names_the_pip_install() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import agentgraph_nb
+        from agentgraph_nb import StateGraph
+        assert "psycopg" not in sys.modules and "redis" not in sys.modules, "a driver was imported"
+        sys.modules["psycopg"] = None
+        sys.modules["redis"] = None
+        from agentgraph_nb import MissingDependencyError
+        from agentgraph_nb.checkpoint import open_checkpointer
+        for url, extra in (("postgresql://u:pw@h/db", "postgres"), ("redis://h:6379/0", "redis")):
+            try:
+                open_checkpointer(url)
+            except MissingDependencyError as e:
+                assert f'pip install "agentgraph_nb[{extra}]"' in str(e), str(e)
+                assert "pw@" not in str(e), str(e)
+            else:
+                raise AssertionError("no error for " + url)
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("kind", NETWORK)
+def test_asyncio_run_again_and_again_leaves_no_connection_behind(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    import gc
+
+    url = store_url(kind, request, tmp_path)
+    server = request.getfixturevalue(f"{kind}_server")
+
+    def connections() -> int:
+        if kind == "postgres":
+            import psycopg
+
+            with psycopg.connect(server.url) as conn:
+                return int(conn.execute("SELECT count(*) - 1 FROM pg_stat_activity "
+                                        "WHERE backend_type = 'client backend'").fetchone()[0])
+        import redis
+
+        with redis.Redis.from_url(server.url) as client:
+            return len(client.client_list()) - 1
+
+    async def step(s: dict[str, Any]) -> dict[str, Any]:
+        return {"x": s.get("x", 0) + 1}
+
+    g = StateGraph(S, name="loops")
+    g.add_node("a", step).add_edge(START, "a").add_edge("a", END)
+    app = g.compile(checkpointer=url)
+    before = connections()
+    def run_on_a_new_loop(coro: Any) -> Any:  # what asyncio.run does (which nest_asyncio may patch)
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    for i in range(6):  # each run on a new loop: its connections close with it
+        assert run_on_a_new_loop(app.ainvoke({"x": i}, thread_id=f"t{i}"))["x"] == i + 1
+        assert app.invoke({"x": i}, thread_id=f"s{i}")["x"] == i + 1  # a private loop, sync connections
+    gc.collect()
+
+    def settled(most: int) -> int:  # the server sees a closed socket a moment later
+        deadline = time.monotonic() + 5
+        while (extra := connections() - before) > most and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return extra
+
+    assert settled(1) <= 1  # the store's one sync connection
+    app.checkpointer.close()  # type: ignore[union-attr]
+    assert settled(0) <= 0
+
+
+def test_a_full_postgres_pool_is_a_checkpoint_error_after_its_timeout(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    from agentgraph_nb.checkpoint import open_checkpointer
+
+    store = open_checkpointer(store_url("postgres", request, tmp_path) + "&pool_size=1&timeout=0.3")
+    app = chain({}, ["a"]).compile(checkpointer=store)
+    app.invoke({"x": 0}, thread_id="t")
+    pool = store._sync_pool()  # type: ignore[attr-defined]
+    held, _ = pool.acquire()  # another caller holds the only connection
+    try:
+        with pytest.raises(CheckpointError, match=r"thread 't'.*pool full"):
+            app.invoke({"x": 0}, thread_id="t")
+    finally:
+        pool.release(held)
+    assert app.invoke(None, thread_id="t")["x"] == 1  # and works again once it is free
+
+
+@pytest.mark.parametrize("kind", NETWORK)
+def test_a_store_written_by_a_newer_version_is_refused_untouched(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    from agentgraph_nb.checkpoint import open_checkpointer
+
+    url = store_url(kind, request, tmp_path)
+    app = chain({}, ["a"]).compile(checkpointer=url)
+    app.invoke({"x": 0}, thread_id="t")
+    server = request.getfixturevalue(f"{kind}_server")
+    if kind == "postgres":
+        import psycopg
+
+        schema = url.rsplit("schema=", 1)[1]
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute(f"UPDATE \"{schema}\".agentgraph_meta SET value = '99' WHERE key = 'schema_version'")
+    else:
+        import redis
+
+        prefix = url.rsplit("prefix=", 1)[1]
+        redis.Redis.from_url(server.url).hset(f"{prefix}:meta", "schema_version", "99")
+    newer = chain({}, ["a"]).compile(checkpointer=open_checkpointer(url))
+    with pytest.raises(CheckpointError, match=r"newer agentgraph_nb \(store schema version 99"):
+        newer.get_state("t")
