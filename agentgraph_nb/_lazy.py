@@ -26,6 +26,7 @@ EXTRA_OF: dict[str, str] = {
     "tqdm": "notebook",
     "nest_asyncio2": "notebook",
     "pydantic": "pydantic",
+    "openai": "llm",
 }
 """Each optional top-level module agentgraph_nb imports, and the extra that installs it."""
 

@@ -43,6 +43,7 @@ from agentgraph_nb.engine._loop import (
 )
 from agentgraph_nb.engine._plan import Plan
 from agentgraph_nb.engine._runner import iterate_sync, run_sync
+from agentgraph_nb.engine._stream import LIVE_MODES, live_stream, live_stream_async
 from agentgraph_nb.errors import (
     CheckpointError,
     InvalidInputError,
@@ -61,7 +62,7 @@ __all__ = ["CompiledGraph"]
 
 logger = logging.getLogger("agentgraph_nb")
 
-_MODES = frozenset({"values", "updates", "events"})
+_MODES = frozenset({"values", "updates", "events", "messages", "custom"})
 _DURABILITY = ("sync", "async", "exit")
 
 
@@ -514,13 +515,24 @@ class CompiledGraph(ViewsMixin):
 
         ``mode="updates"``: ``{node: update}`` once per node as it finishes; ``"values"``: the
         state after the input (or the state resumed from) and after every superstep;
-        ``"events"``: every :class:`Event`. ``stream(None, thread_id=...)`` on a finished thread
+        ``"events"``: every :class:`Event`; ``"messages"``: ``(chunk, metadata)`` for every token
+        of every chat-model call made inside a node, as it arrives (``metadata["node"]``,
+        ``"step"``, ``"run_id"``, ``"thread_id"``; see :mod:`agentgraph_nb.llm`);
+        ``"custom"``: what nodes pass to :func:`~agentgraph_nb.get_stream_writer`'s writer.
+        ``stream(None, thread_id=...)`` on a finished thread
         yields no update and the state once for ``"values"``, as LangGraph does.
         A list of modes yields ``(mode, payload)`` pairs. Takes the keywords of :meth:`invoke`.
         """
         modes, tagged = self._modes(mode)
         run = self._prepare(input, thread_id, sync=self._all_sync(), modes=modes, **kwargs)
-        for m, payload in iterate_sync(self._lifecycle(run), needs_loop=not run.sync):
+        items: Iterator[tuple[str, Any]]
+        if not modes & LIVE_MODES:
+            items = iterate_sync(self._lifecycle(run), needs_loop=not run.sync)
+        elif run.sync:
+            items = live_stream(self._lifecycle(run), modes)
+        else:
+            items = iterate_sync(live_stream_async(self._lifecycle(run), modes, sync_run=False), needs_loop=True)
+        for m, payload in items:
             yield (m, payload) if tagged else payload
 
     async def astream(
@@ -528,8 +540,15 @@ class CompiledGraph(ViewsMixin):
     ) -> AsyncIterator[Any]:
         """Async :meth:`stream`."""
         modes, tagged = self._modes(mode)
-        run = self._prepare(input, thread_id, sync=False, modes=modes, **kwargs)
-        async with aclosing(self._lifecycle(run)) as items:  # leaving the stream early closes the run now
+        if modes & LIVE_MODES:
+            # a graph of sync nodes runs on a worker thread, so its tokens reach this loop live
+            sync = self._all_sync()
+            run = self._prepare(input, thread_id, sync=sync, modes=modes, **kwargs)
+            agen = live_stream_async(self._lifecycle(run), modes, sync_run=sync)
+        else:
+            run = self._prepare(input, thread_id, sync=False, modes=modes, **kwargs)
+            agen = self._lifecycle(run)
+        async with aclosing(agen) as items:  # leaving the stream early closes the run now
             async for m, payload in items:
                 yield (m, payload) if tagged else payload
 
