@@ -1,0 +1,238 @@
+"""stream(mode="messages") and mode="custom": a model's tokens reach the consumer while the node
+runs (sync and async graphs, sync and async consumers, parallel nodes), with metadata naming
+the node; get_stream_writer feeds "custom". Real openai SDK against the real local server."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+pytest.importorskip("openai")
+
+from agentgraph_nb import END, START, NodeError, StateGraph, get_stream_writer, interrupt  # noqa: E402
+from agentgraph_nb.llm import OpenAIChat  # noqa: E402
+from agentgraph_nb.testing import ModelServer  # noqa: E402
+
+TOKEN_DELAY = 0.02
+
+
+@pytest.fixture
+def server() -> Any:
+    with ModelServer(token_delay=TOKEN_DELAY) as s:
+        yield s
+
+
+@pytest.fixture
+def model(server: ModelServer) -> OpenAIChat:
+    return OpenAIChat("test-model", base_url=server.base_url)
+
+
+
+def sync_graph(model: OpenAIChat) -> Any:
+    def agent(state: dict[str, Any]) -> dict[str, Any]:
+        return {"answer": model.invoke(state["question"])["content"]}
+
+    g = StateGraph(dict)
+    g.add_node("agent", agent).add_edge(START, "agent").add_edge("agent", END)
+    return g.compile()
+
+
+def async_graph(model: OpenAIChat) -> Any:
+    async def agent(state: dict[str, Any]) -> dict[str, Any]:
+        return {"answer": (await model.ainvoke(state["question"]))["content"]}
+
+    g = StateGraph(dict)
+    g.add_node("agent", agent).add_edge(START, "agent").add_edge("agent", END)
+    return g.compile()
+
+
+def _check_live(items: list[tuple[float, Any]], text: str) -> None:
+    """Tokens arrive one by one, spread over the answer (not in one burst at the node's end)."""
+    tokens = [(t, it[1]) for t, it in items if it[0] == "messages"]
+    (t_update,) = [t for t, it in items if it[0] == "updates"]
+    assert "".join(c["content"] for _, (c, _) in tokens) == text
+    assert len(tokens) == len(text.split())
+    first, last = tokens[0][0], tokens[-1][0]
+    assert last - first >= TOKEN_DELAY * (len(tokens) - 2)  # the server spaces them
+    assert first < t_update - TOKEN_DELAY  # the first token came well before the node ended
+    meta = tokens[0][1][1]
+    assert meta["node"] == meta["langgraph_node"] == "agent"
+    assert meta["step"] == meta["langgraph_step"] == 1
+    assert meta["model"] == "test-model" and len(meta["run_id"]) == 32
+
+
+QUESTION = "one two three four five"
+ANSWER = "You said: one two three four five"
+
+
+def test_sync_graph_sync_stream_is_token_by_token(model: OpenAIChat) -> None:
+    app = sync_graph(model)
+    items = [(time.perf_counter(), it) for it in app.stream({"question": QUESTION}, mode=["messages", "updates"])]
+    _check_live(items, ANSWER)
+    assert items[-1][1] == ("updates", {"agent": {"answer": ANSWER}})
+
+
+def test_single_mode_yields_bare_pairs_with_thread(model: OpenAIChat) -> None:
+    app = sync_graph(model)
+    got = list(app.stream({"question": "hi"}, mode="messages", thread_id="th"))
+    chunk, meta = got[0]
+    assert chunk == {"role": "assistant", "content": "You ", "id": chunk["id"]}
+    assert meta["thread_id"] == "th"
+    assert app.get_state("th").values["answer"] == "You said: hi"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_astream_is_token_by_token(model: OpenAIChat, kind: str) -> None:
+    app = sync_graph(model) if kind == "sync" else async_graph(model)
+
+    async def main() -> list[tuple[float, Any]]:
+        return [(time.perf_counter(), it) async for it in app.astream({"question": QUESTION},
+                                                                      mode=["messages", "updates"])]
+
+    _check_live(asyncio.run(main()), ANSWER)
+
+
+def test_async_graph_sync_stream_is_token_by_token(model: OpenAIChat) -> None:
+    app = async_graph(model)
+    items = [(time.perf_counter(), it) for it in app.stream({"question": QUESTION}, mode=["messages", "updates"])]
+    _check_live(items, ANSWER)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_parallel_nodes_interleave_and_are_named(model: OpenAIChat, kind: str) -> None:
+    g = StateGraph(dict)
+    for name in ("left", "right"):
+        if kind == "sync":
+            def node(state: dict[str, Any], name: str = name) -> dict[str, Any]:
+                return {name: model.invoke(f"{name} a b c")["content"]}
+        else:
+            async def node(state: dict[str, Any], name: str = name) -> dict[str, Any]:  # type: ignore[misc]
+                return {name: (await model.ainvoke(f"{name} a b c"))["content"]}
+        g.add_node(name, node).add_edge(START, name)
+    app = g.compile()
+    got = list(app.stream({}, mode="messages"))
+    by_node: dict[str, str] = {}
+    order = []
+    for chunk, meta in got:
+        by_node[meta["node"]] = by_node.get(meta["node"], "") + chunk["content"]
+        order.append(meta["node"])
+    assert by_node == {"left": "You said: left a b c", "right": "You said: right a b c"}
+    # both ran at once: the stream switches between them, not all of one then all of the other
+    switches = sum(1 for a, b in zip(order, order[1:]) if a != b)
+    assert switches >= 2, order
+
+
+def test_tool_call_chunks_stream(model: OpenAIChat) -> None:
+    def weather(city: str) -> str:
+        """Weather."""
+        return "sunny"
+
+    bound = model.bind_tools([weather])
+
+    def agent(state: dict[str, Any]) -> dict[str, Any]:
+        return {"msg": bound.invoke(state["q"])}
+
+    g = StateGraph(dict)
+    g.add_node("agent", agent).add_edge(START, "agent")
+    got = [c for c, _ in g.compile().stream({"q": "weather in Lima"}, mode="messages")]
+    pieces = [p for c in got for p in c["tool_call_chunks"]]
+    assert pieces[0]["name"] == "weather"
+    assert "".join(p["arguments"] for p in pieces) == '{"city": "Lima"}'
+
+
+def test_custom_mode_and_get_stream_writer() -> None:
+    def node(state: dict[str, Any]) -> dict[str, Any]:
+        write = get_stream_writer()
+        for i in range(3):
+            write({"i": i})
+        return {"done": True}
+
+    g = StateGraph(dict)
+    g.add_node("n", node).add_edge(START, "n")
+    app = g.compile()
+    assert list(app.stream({}, mode="custom")) == [{"i": 0}, {"i": 1}, {"i": 2}]
+    both = list(app.stream({}, mode=["custom", "updates"]))
+    assert both == [("custom", {"i": 0}), ("custom", {"i": 1}), ("custom", {"i": 2}), ("updates", {"n": {"done": True}})]
+    # outside a "custom" stream the writer is a no-op
+    assert app.invoke({}) == {"done": True}
+    assert list(app.stream({}, mode="updates")) == [{"n": {"done": True}}]
+    get_stream_writer()("ignored outside a run")
+
+
+def test_custom_mode_async_node() -> None:
+    async def node(state: dict[str, Any]) -> dict[str, Any]:
+        get_stream_writer()("a")
+        await asyncio.sleep(0)
+        get_stream_writer()("b")
+        return {}
+
+    g = StateGraph(dict)
+    g.add_node("n", node).add_edge(START, "n")
+    app = g.compile()
+
+    async def main() -> list[Any]:
+        return [x async for x in app.astream({}, mode="custom")]
+
+    assert asyncio.run(main()) == ["a", "b"]
+    assert list(app.stream({}, mode="custom")) == ["a", "b"]
+
+
+def test_closing_the_stream_early_stops_the_run(server: ModelServer, model: OpenAIChat) -> None:
+    server.token_delay = 0.05
+    app = sync_graph(model)
+    t = time.perf_counter()
+    threads = threading.active_count()
+    stream = app.stream({"question": " ".join(["w"] * 60)}, mode="messages")
+    next(stream)
+    stream.close()
+    assert time.perf_counter() - t < 1.0  # 60 tokens at 50 ms would take 3 s
+    assert threading.active_count() <= threads + 1  # the worker has ended (a server thread may linger)
+
+
+def test_a_failing_node_in_a_messages_stream_raises_the_typed_error(server: ModelServer) -> None:
+    model = OpenAIChat("m", base_url=server.base_url, retry=None)
+    app = sync_graph(model)
+    server.fail(400, message="nope")
+    with pytest.raises(NodeError, match="node 'agent' failed"):
+        list(app.stream({"question": "x"}, mode="messages"))
+
+
+def test_interrupts_work_in_a_messages_stream(model: OpenAIChat) -> None:
+    def ask(state: dict[str, Any]) -> dict[str, Any]:
+        return {"q": interrupt("question?")}
+
+    def agent(state: dict[str, Any]) -> dict[str, Any]:
+        return {"a": model.invoke(state["q"])["content"]}
+
+    g = StateGraph(dict)
+    g.add_node("ask", ask).add_node("agent", agent).add_edge(START, "ask").add_edge("ask", "agent")
+    app = g.compile()
+    assert list(app.stream({}, mode="messages", thread_id="i")) == []
+    from agentgraph_nb import Command
+
+    got = list(app.stream(Command(resume="x y"), mode="messages", thread_id="i"))
+    assert "".join(c["content"] for c, _ in got) == "You said: x y"
+    assert got[0][1]["node"] == "agent" and got[0][1]["step"] == 2
+
+
+def test_no_live_mode_means_no_sink_and_no_thread(model: OpenAIChat) -> None:
+    from agentgraph_nb.engine._stream import stream_sink
+
+    seen = []
+
+    def node(state: dict[str, Any]) -> dict[str, Any]:
+        seen.append((stream_sink(), threading.current_thread() is threading.main_thread()))
+        return {}
+
+    g = StateGraph(dict)
+    g.add_node("n", node).add_edge(START, "n")
+    app = g.compile()
+    list(app.stream({}, mode="updates"))
+    app.invoke({})
+    assert seen == [(None, True), (None, True)]
+
+
