@@ -370,3 +370,46 @@ def test_smoke_against_a_real_server() -> None:
     assert msg["usage"]["total_tokens"] > 0
     chunks = list(model.stream("Say hi"))
     assert chunks[-1]["done"] and chunks[-1]["content"]
+
+
+def test_dashboard_shows_tokens_and_cost_of_real_model_calls(server: ModelServer) -> None:
+    pytest.importorskip("plotly")
+    pytest.importorskip("ipywidgets")
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+
+    from agentgraph_nb.ui.dashboard import PANELS, T_TIN, T_TOUT, Dashboard
+
+    model = OpenAIChat("priced", base_url=server.base_url, price={"input": 1000.0, "output": 2000.0})
+    app = _agent_graph(model)
+    dash = Dashboard(app)
+    try:
+        app.invoke({"question": "one two three"})
+        dash.refresh()
+        fig = dash.figure
+        assert fig.data[T_TIN].visible and fig.data[T_TOUT].visible
+        assert np.asarray(fig.data[T_TIN].y).tolist() == [0, 4]  # prepare, agent
+        assert np.asarray(fig.data[T_TOUT].y).tolist() == [0, 5]
+        cost = (4 * 1000.0 + 5 * 2000.0) / 1e6
+        assert list(fig.data[T_TOUT].text) == ["", f"${cost:.3g}"]
+        assert "9 tokens" in dash._header.value and f"${cost:.3g}" in dash._header.value
+        texts = [t.text for t in ET.fromstring(dash.to_svg()).iter("{http://www.w3.org/2000/svg}text")]
+        assert PANELS[3] in texts and f"${cost:.3g}" in texts  # the static twin shows them too
+    finally:
+        dash.close()
+
+
+def test_readme_chat_models_section_runs_as_pasted(tmp_path: Path) -> None:
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Chat models and streaming", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    script = tmp_path / "agents.py"
+    script.write_text(code)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("You |said: |hello|\n")
+    assert "agent" in r.stdout and "tokens_in" in r.stdout
