@@ -331,7 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
         reply = scripted if scripted is not None else owner.reply(body)
         model = body.get("model") or owner.model
         cid = f"chatcmpl-{owner._next_id()}"
-        calls = [
+        calls: list[dict[str, Any]] = [
             {"id": c.get("id") or f"call_{cid[9:]}_{i}", "type": "function",
              "function": {"name": c["name"], "arguments": c["arguments"] if isinstance(c["arguments"], str)
                           else json.dumps(c["arguments"])}}

@@ -298,7 +298,7 @@ class StructuredOutputError(ModelResponseError):
     """
 
     schema: str = ""
-    errors: list[Any] = []  # noqa: RUF012
+    errors: list[Any] = []
 
 
 class CassetteMismatchError(AgentGraphError):

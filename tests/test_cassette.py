@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("openai")
 
-from agentgraph_nb import END, START, StateGraph  # noqa: E402
-from agentgraph_nb.errors import CassetteMismatchError, ModelError  # noqa: E402
-from agentgraph_nb.llm import OpenAIChat  # noqa: E402
-from agentgraph_nb.testing import ModelServer, cassette  # noqa: E402
+from agentgraph_nb import END, START, StateGraph
+from agentgraph_nb.errors import CassetteMismatchError, ModelError
+from agentgraph_nb.llm import OpenAIChat
+from agentgraph_nb.testing import ModelServer, cassette
 
 
 def weather(city: str) -> str:

@@ -13,9 +13,11 @@ import pytest
 
 pytest.importorskip("openai")
 
-from agentgraph_nb import END, START, NodeError, StateGraph, get_stream_writer, interrupt  # noqa: E402
-from agentgraph_nb.llm import OpenAIChat  # noqa: E402
-from agentgraph_nb.testing import ModelServer  # noqa: E402
+import itertools
+
+from agentgraph_nb import END, START, NodeError, StateGraph, get_stream_writer, interrupt
+from agentgraph_nb.llm import OpenAIChat
+from agentgraph_nb.testing import ModelServer
 
 TOKEN_DELAY = 0.02
 
@@ -122,7 +124,7 @@ def test_parallel_nodes_interleave_and_are_named(model: OpenAIChat, kind: str) -
         order.append(meta["node"])
     assert by_node == {"left": "You said: left a b c", "right": "You said: right a b c"}
     # both ran at once: the stream switches between them, not all of one then all of the other
-    switches = sum(1 for a, b in zip(order, order[1:]) if a != b)
+    switches = sum(1 for a, b in itertools.pairwise(order) if a != b)
     assert switches >= 2, order
 
 

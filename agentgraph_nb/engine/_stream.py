@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -236,7 +236,7 @@ def _start_worker(agen: Any, modes: frozenset[str]) -> tuple[_Channel, _Sink, th
         else:
             ch.put((_DONE, None))
         finally:
-            items.close()
+            items.close()  # type: ignore[attr-defined]
             _close_no_loop(agen)
 
     t = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="agentgraph_nb-stream",
@@ -259,7 +259,7 @@ def live_stream(agen: Any, modes: frozenset[str]) -> Iterator[tuple[Any, Any]]:
         t.join()
 
 
-async def live_stream_async(agen: Any, modes: frozenset[str], *, sync_run: bool) -> AsyncIterator[tuple[Any, Any]]:
+async def live_stream_async(agen: Any, modes: frozenset[str], *, sync_run: bool) -> AsyncGenerator[tuple[Any, Any], None]:
     """Items of a run with live modes, for an async consumer (``astream``, and ``stream`` of a
     graph with async nodes). ``sync_run``: the run is sync (driven on a worker thread)."""
     import asyncio
@@ -303,7 +303,7 @@ async def live_stream_async(agen: Any, modes: frozenset[str], *, sync_run: bool)
                 task.cancel()
             try:
                 await task
-            except BaseException:  # noqa: S110 - the run's own outcome was delivered (or nobody waits)
+            except BaseException:
                 pass
         else:
             while t.is_alive():

@@ -21,9 +21,22 @@ from typing import Any
 
 import openai
 
-from agentgraph_nb.engine._stream import message_metadata, report_llm_call, stream_sink, task_context
+from agentgraph_nb.engine._stream import (
+    message_metadata,
+    report_llm_call,
+    stream_sink,
+    task_context,
+)
 from agentgraph_nb.errors import ModelError, ModelResponseError, StructuredOutputError
-from agentgraph_nb.llm._base import Message, cost_of, new_message_id, price_of, to_messages, to_wire, tool_schema
+from agentgraph_nb.llm._base import (
+    Message,
+    cost_of,
+    new_message_id,
+    price_of,
+    to_messages,
+    to_wire,
+    tool_schema,
+)
 from agentgraph_nb.llm._cassette import active_cassette
 from agentgraph_nb.types import RetryPolicy
 
@@ -295,10 +308,11 @@ class OpenAIChat:
         self.streaming = streaming
         self.stream_usage = stream_usage
         params: dict[str, Any] = {}
-        for k, v in (("temperature", temperature), ("max_tokens", max_tokens), ("top_p", top_p), ("seed", seed),
-                     ("stop", stop)):
+        for k, v in (("temperature", temperature), ("max_tokens", max_tokens), ("top_p", top_p), ("seed", seed)):
             if v is not None:
-                params[k] = list(v) if k == "stop" and not isinstance(v, str) else v
+                params[k] = v
+        if stop is not None:
+            params["stop"] = stop if isinstance(stop, str) else list(stop)
         if extra_body:
             params.update(extra_body)
         self.params = params
