@@ -238,3 +238,45 @@ def test_no_live_mode_means_no_sink_and_no_thread(model: OpenAIChat) -> None:
     assert seen == [(None, True), (None, True)]
 
 
+
+
+def test_messages_a_node_returns_come_whole_once(model: OpenAIChat) -> None:
+    import json
+
+    def weather(city: str) -> str:
+        """Weather."""
+        return f"fog in {city}"
+
+    bound = model.bind_tools([weather])
+
+    def agent(state: dict[str, Any]) -> dict[str, Any]:
+        return {"messages": [*state["messages"], bound.invoke(state["messages"])]}
+
+    def tools(state: dict[str, Any]) -> dict[str, Any]:
+        call = state["messages"][-1]["tool_calls"][0]
+        out = {"role": "tool", "tool_call_id": call["id"], "content": weather(**json.loads(call["function"]["arguments"]))}
+        return {"messages": [*state["messages"], out]}
+
+    def polite(state: dict[str, Any]) -> dict[str, Any]:  # a "model" that does not stream
+        return {"messages": [*state["messages"], {"role": "assistant", "content": "Anything else?", "id": "p1"}]}
+
+    g = StateGraph(dict)
+    g.add_node("agent", agent).add_node("tools", tools).add_node("polite", polite)
+    g.add_edge(START, "agent")
+    g.add_conditional_edges("agent", lambda s: "tools" if s["messages"][-1].get("tool_calls") else "polite",
+                            ["tools", "polite"])
+    g.add_edge("tools", "agent").add_edge("polite", END)
+    app = g.compile()
+    ask = {"role": "user", "content": "weather in Bergen"}
+    got = list(app.stream({"messages": [ask]}, mode="messages"))
+    whole = [(c, m["node"], m["step"]) for c, m in got if m["node"] != "agent"]
+    assert whole == [
+        ({"role": "tool", "tool_call_id": got[0][0]["tool_call_chunks"][0]["id"], "content": "fog in Bergen"}, "tools", 2),
+        ({"role": "assistant", "content": "Anything else?", "id": "p1"}, "polite", 4),
+    ]
+    text = "".join(c["content"] for c, m in got if m["node"] == "agent")
+    assert text == "Result: fog in Bergen"  # the model's tokens, each once; the user's message never
+    # asking for updates too keeps them, after the node's messages
+    both = list(app.stream({"messages": [ask]}, mode=["messages", "updates"]))
+    kinds = [k for k, _ in both]
+    assert kinds.count("updates") == 4 and kinds.index("updates") > 0

@@ -40,15 +40,16 @@ class StreamClosed(BaseException):
 
 
 class _Sink:
-    """Where live items go for one streamed run."""
+    """Where live items go for one streamed run (``seen``: ids of the messages streamed)."""
 
-    __slots__ = ("closed", "custom", "messages", "put")
+    __slots__ = ("closed", "custom", "messages", "put", "seen")
 
     def __init__(self, put: Callable[[tuple[Any, Any]], None], modes: frozenset[str]) -> None:
         self.put = put
         self.messages = "messages" in modes
         self.custom = "custom" in modes
         self.closed = False
+        self.seen: set[str] = set()
 
     def emit(self, mode: str, payload: Any) -> None:
         if self.closed:
@@ -137,6 +138,74 @@ def report_llm_call(ctx: tuple[Run, str, int] | None, *, model: str, tokens_in: 
         })
 
 
+# -- whole messages that nodes return --------------------------------------------------------------
+def _is_message(m: Any) -> bool:
+    return type(m) is dict and isinstance(m.get("role"), str)
+
+
+def _scan(values: Any, ids: set[str], objs: dict[int, Any]) -> None:
+    """Note the messages held in a state's values (lists of message dicts, or one); ``objs``
+    keeps them alive, so their ``id()`` cannot be reused by a new message."""
+    if not isinstance(values, dict):
+        return
+    for v in values.values():
+        items = v if isinstance(v, list) else (v,)
+        for m in items:
+            if _is_message(m):
+                objs[id(m)] = m
+                mid = m.get("id")
+                if mid:
+                    ids.add(mid)
+
+
+class _Relay:
+    """Passes a live run's items on; with ``"messages"``, also the messages a node returns in its
+    update that were not streamed token by token and were not in the state before (tool
+    results, answers of models that do not stream), as LangGraph does, each whole as one
+    ``(message, metadata)`` item. To see the updates, it turns the run's ``"updates"`` items on
+    and drops them again unless the caller asked for them."""
+
+    __slots__ = ("cur", "ids", "objs", "put", "run", "sink", "updates")
+
+    def __init__(self, run: Run, sink: _Sink, modes: frozenset[str], put: Callable[[tuple[Any, Any]], None]) -> None:
+        self.put = put
+        self.run = run
+        self.sink = sink
+        self.updates = "updates" in modes
+        self.ids: set[str] = set()
+        self.objs: dict[int, Any] = {}
+        self.cur: Any = None
+        if sink.messages:
+            run.stream_updates = True
+            self.cur = run.values
+            _scan(run.values, self.ids, self.objs)
+
+    def __call__(self, item: tuple[Any, Any]) -> None:
+        if item[0] != "updates" or not self.sink.messages:
+            self.put(item)
+            return
+        run = self.run
+        if run.values is not self.cur:  # a new step committed: what the state held before it is old
+            _scan(self.cur, self.ids, self.objs)
+            self.cur = run.values
+        for node, update in item[1].items():
+            if not isinstance(update, dict):
+                continue
+            meta: dict[str, Any] | None = None
+            for v in update.values():
+                for m in (v if isinstance(v, list) else (v,)):
+                    if not _is_message(m) or id(m) in self.objs:
+                        continue
+                    mid = m.get("id")
+                    if mid and (mid in self.ids or mid in self.sink.seen):
+                        continue
+                    if meta is None:
+                        meta = message_metadata((run, node, run.step))
+                    self.put(("messages", (m, meta)))
+        if self.updates:
+            self.put(item)
+
+
 # -- the channel between a running graph and its consumer ------------------------------------------
 _DONE: Any = object()
 _ERROR: Any = object()
@@ -216,19 +285,20 @@ def _unpack(batch: list[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
         yield mode, payload
 
 
-def _start_worker(agen: Any, modes: frozenset[str]) -> tuple[_Channel, _Sink, threading.Thread]:
+def _start_worker(run: Run, agen: Any, modes: frozenset[str]) -> tuple[_Channel, _Sink, threading.Thread]:
     """Run a sync run's item generator (no event loop) on a worker thread feeding a channel."""
     from agentgraph_nb.engine._runner import _close_no_loop, _drive_no_loop
 
     ch = _Channel()
     sink = _Sink(ch.put, modes)
+    relay = _Relay(run, sink, modes, ch.put)
 
     def work() -> None:
         _sink.set(sink)
         items = _drive_no_loop(agen)
         try:
             for item in items:
-                ch.put(item)
+                relay(item)
                 if sink.closed:
                     break
         except BaseException as exc:
@@ -245,9 +315,10 @@ def _start_worker(agen: Any, modes: frozenset[str]) -> tuple[_Channel, _Sink, th
     return ch, sink, t
 
 
-def live_stream(agen: Any, modes: frozenset[str]) -> Iterator[tuple[Any, Any]]:
-    """Items of a sync run with live modes, for a sync consumer (``stream``)."""
-    ch, sink, t = _start_worker(agen, modes)
+def live_stream(run: Run, agen: Any, modes: frozenset[str]) -> Iterator[tuple[Any, Any]]:
+    """Items of a sync run with live modes, for a sync consumer (``stream``); ``agen``: the
+    run's item generator."""
+    ch, sink, t = _start_worker(run, agen, modes)
     try:
         while True:
             batch = ch.take()
@@ -259,22 +330,23 @@ def live_stream(agen: Any, modes: frozenset[str]) -> Iterator[tuple[Any, Any]]:
         t.join()
 
 
-async def live_stream_async(agen: Any, modes: frozenset[str], *, sync_run: bool) -> AsyncGenerator[tuple[Any, Any], None]:
+async def live_stream_async(run: Run, agen: Any, modes: frozenset[str]) -> AsyncGenerator[tuple[Any, Any], None]:
     """Items of a run with live modes, for an async consumer (``astream``, and ``stream`` of a
-    graph with async nodes). ``sync_run``: the run is sync (driven on a worker thread)."""
+    graph with async nodes). A sync run (``run.sync``) is driven on a worker thread."""
     import asyncio
 
-    if sync_run:
-        ch, sink, t = _start_worker(agen, modes)
+    if run.sync:
+        ch, sink, t = _start_worker(run, agen, modes)
         task = None
     else:
         ch = _Channel()
         sink = _Sink(ch.put, modes)
+        relay = _Relay(run, sink, modes, ch.put)
 
         async def pump() -> None:
             try:
                 async for item in agen:
-                    ch.put(item)
+                    relay(item)
             except BaseException as exc:
                 ch.put((_ERROR, exc))
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):

@@ -517,7 +517,9 @@ class CompiledGraph(ViewsMixin):
         state after the input (or the state resumed from) and after every superstep;
         ``"events"``: every :class:`Event`; ``"messages"``: ``(chunk, metadata)`` for every token
         of every chat-model call made inside a node, as it arrives (``metadata["node"]``,
-        ``"step"``, ``"run_id"``, ``"thread_id"``; see :mod:`agentgraph_nb.llm`);
+        ``"step"``, ``"run_id"``, ``"thread_id"``; see :mod:`agentgraph_nb.llm`), and, whole,
+        the messages a node returns that were neither streamed nor already in the state (tool
+        results, answers of models that do not stream);
         ``"custom"``: what nodes pass to :func:`~agentgraph_nb.get_stream_writer`'s writer.
         ``stream(None, thread_id=...)`` on a finished thread
         yields no update and the state once for ``"values"``, as LangGraph does.
@@ -529,9 +531,9 @@ class CompiledGraph(ViewsMixin):
         if not modes & LIVE_MODES:
             items = iterate_sync(self._lifecycle(run), needs_loop=not run.sync)
         elif run.sync:
-            items = live_stream(self._lifecycle(run), modes)
+            items = live_stream(run, self._lifecycle(run), modes)
         else:
-            items = iterate_sync(live_stream_async(self._lifecycle(run), modes, sync_run=False), needs_loop=True)
+            items = iterate_sync(live_stream_async(run, self._lifecycle(run), modes), needs_loop=True)
         for m, payload in items:
             yield (m, payload) if tagged else payload
 
@@ -544,7 +546,7 @@ class CompiledGraph(ViewsMixin):
             # a graph of sync nodes runs on a worker thread, so its tokens reach this loop live
             sync = self._all_sync()
             run = self._prepare(input, thread_id, sync=sync, modes=modes, **kwargs)
-            agen = live_stream_async(self._lifecycle(run), modes, sync_run=sync)
+            agen = live_stream_async(run, self._lifecycle(run), modes)
         else:
             run = self._prepare(input, thread_id, sync=False, modes=modes, **kwargs)
             agen = self._lifecycle(run)

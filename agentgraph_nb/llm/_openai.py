@@ -180,12 +180,13 @@ def _bad_tool_calls(msg: Message) -> list[tuple[dict[str, Any], str]]:
 class _Call:
     """What one model call needs to know about where it runs (found once per call)."""
 
-    __slots__ = ("ctx", "meta", "on_chunk")
+    __slots__ = ("ctx", "meta", "on_chunk", "sink")
 
     def __init__(self, model: OpenAIChat, on_chunk: Callable[[Message], None] | None) -> None:
         self.ctx = task_context()
         sink = stream_sink()
         live = sink is not None and sink.messages
+        self.sink = sink if live else None
         self.meta: dict[str, Any] | None = None
         if live:
             meta = self.meta = message_metadata(self.ctx, model=model.model)
@@ -548,6 +549,8 @@ class OpenAIChat:
             if cas is not None:
                 cas.add(body, rec)
         self._account(msg, call, t0)
+        if call.sink is not None:  # streamed: not to be sent again whole when the node returns it
+            call.sink.seen.add(msg["id"])
         bad = _bad_tool_calls(msg)
         if bad:
             if repaired:
@@ -571,6 +574,8 @@ class OpenAIChat:
             if cas is not None:
                 cas.add(body, rec)
         self._account(msg, call, t0)
+        if call.sink is not None:  # streamed: not to be sent again whole when the node returns it
+            call.sink.seen.add(msg["id"])
         bad = _bad_tool_calls(msg)
         if bad:
             if repaired:
