@@ -103,6 +103,15 @@ async def aengine_ttft(app: Any) -> float:
     return first
 
 
+def _ttft_line(kind: str, call: str, bare: list[float], eng: list[float]) -> str:
+    parts = []
+    for label, pick in (("median", statistics.median), ("best", min)):
+        b, e = pick(bare) * 1e3, pick(eng) * 1e3
+        parts.append(f"{label}: bare SDK {b:.3f} ms, engine {e:.3f} ms, overhead {e - b:+.3f} ms")
+    return (f"time to first token ({kind}, {len(bare)} runs, {call}(mode='messages')): " + "; ".join(parts)
+            + " (target <= +0.5 ms)")
+
+
 def graphs(model: OpenAIChat) -> tuple[Any, Any]:
     def agent(state: dict[str, Any]) -> dict[str, Any]:
         return {"a": model.invoke(state["q"])["content"]}
@@ -139,9 +148,7 @@ def main() -> None:
         for _ in range(args.runs):
             bare.append(bare_ttft(client))
             eng.append(engine_ttft(app))
-        b, e = statistics.median(bare) * 1e3, statistics.median(eng) * 1e3
-        print(f"time to first token (sync, median of {args.runs}): bare SDK {b:.3f} ms, "
-              f"engine stream(mode='messages') {e:.3f} ms, overhead {e - b:+.3f} ms (target <= +0.5 ms)")
+        print(_ttft_line("sync", "stream", bare, eng))
 
         async def amain() -> tuple[float, float]:
             aclient = openai.AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=0)
@@ -153,11 +160,10 @@ def main() -> None:
                 ab.append(await abare_ttft(aclient))
                 ae.append(await aengine_ttft(aapp))
             await aclient.close()
-            return statistics.median(ab) * 1e3, statistics.median(ae) * 1e3
+            return ab, ae
 
         ab, ae = asyncio.run(amain())
-        print(f"time to first token (async, median of {args.runs}): bare SDK {ab:.3f} ms, "
-              f"engine astream(mode='messages') {ae:.3f} ms, overhead {ae - ab:+.3f} ms")
+        print(_ttft_line("async", "astream", ab, ae))
 
         server.responder = lambda body: {"content": long_text}
         bare_tps, raw_tps, eng_tps = [], [], []
@@ -169,10 +175,11 @@ def main() -> None:
             n2, dt2 = engine_throughput(app)
             assert n2 == n1 == n == args.tokens, (n, n1, n2)
             eng_tps.append(n2 / dt2)
-        bt, rt, et = statistics.median(bare_tps), statistics.median(raw_tps), statistics.median(eng_tps)
-        print(f"token throughput ({args.tokens} tokens, median of {args.rounds}): bare SDK {bt:,.0f} tok/s, "
-              f"engine {et:,.0f} tok/s, ratio {et / bt:.1%} (target >= 90%)")
-        print(f"  floor: SDK raw SSE lines + json.loads {rt:,.0f} tok/s; engine / floor {et / rt:.1%}")
+        for label, pick in (("median", statistics.median), ("best", max)):
+            bt, rt, et = pick(bare_tps), pick(raw_tps), pick(eng_tps)
+            print(f"token throughput ({args.tokens} tokens, {label} of {args.rounds}): bare SDK {bt:,.0f} tok/s, "
+                  f"engine {et:,.0f} tok/s, ratio {et / bt:.1%} (target >= 90%); floor (the SDK's HTTP, "
+                  f"SSE lines + json.loads, no objects) {rt:,.0f} tok/s, engine / floor {et / rt:.1%}")
 
 
 if __name__ == "__main__":

@@ -138,23 +138,29 @@ def _from_completion(d: dict[str, Any]) -> Message:
     return msg
 
 
+# After "[DONE]" the rest of the body is still read (as the SDK's own streams do): a response
+# closed before its end closes its connection too, and every call would pay a new one.
 def _sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    done = False
     for line in lines:
-        if not line.startswith("data:"):
+        if done or not line.startswith("data:"):
             continue
         data = line[5:].strip()
         if data == "[DONE]":
-            return
+            done = True
+            continue
         yield json.loads(data)
 
 
 async def _asse(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+    done = False
     async for line in lines:
-        if not line.startswith("data:"):
+        if done or not line.startswith("data:"):
             continue
         data = line[5:].strip()
         if data == "[DONE]":
-            return
+            done = True
+            continue
         yield json.loads(data)
 
 
