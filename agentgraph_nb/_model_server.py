@@ -90,6 +90,8 @@ class ModelServer:
         requests: the JSON bodies received by ``/v1/chat/completions``, in order.
         delay: seconds to wait before answering each request (a slow server).
         token_delay: seconds between streamed chunks.
+        max_context: prompt tokens above which a request is refused with HTTP 400 and code
+            ``context_length_exceeded``, as OpenAI does (``None``: no limit).
 
     Args:
         port: the port (0: a free one).
@@ -100,8 +102,9 @@ class ModelServer:
     """
 
     def __init__(self, port: int = 0, *, model: str = "test-model", responder: Any = None,
-                 delay: float = 0.0, token_delay: float = 0.0) -> None:
+                 delay: float = 0.0, token_delay: float = 0.0, max_context: int | None = None) -> None:
         self.model = model
+        self.max_context = max_context
         self.responder = responder
         self.delay = delay
         self.token_delay = token_delay
@@ -328,6 +331,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": {"message": problem, "type": "invalid_request_error",
                                             "param": "messages", "code": None}})
             return
+        prompt = _count(body.get("messages") or [])
+        if owner.max_context is not None and prompt > owner.max_context:
+            self._send_json(400, {"error": {
+                "message": f"This model's maximum context length is {owner.max_context} tokens. However, your "
+                           f"messages resulted in {prompt} tokens. Please reduce the length of the messages.",
+                "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
+            return
         reply = scripted if scripted is not None else owner.reply(body)
         model = body.get("model") or owner.model
         cid = f"chatcmpl-{owner._next_id()}"
@@ -339,7 +349,6 @@ class _Handler(BaseHTTPRequestHandler):
         ]
         content = reply.get("content")
         toks = tokens(content or "")
-        prompt = _count(body.get("messages") or [])
         completion = len(toks) + sum(1 + len(c["function"]["arguments"].split()) for c in calls)
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         finish = "tool_calls" if calls else "stop"

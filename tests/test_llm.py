@@ -232,6 +232,15 @@ def test_400_is_not_retried(model: OpenAIChat, server: ModelServer) -> None:
     assert not RetryPolicy().should_retry(ei.value)  # a node's own retry policy leaves it alone too
 
 
+def test_an_exhausted_context_is_a_typed_error_not_retried() -> None:
+    with ModelServer(max_context=5) as server:
+        model = OpenAIChat("m", base_url=server.base_url)
+        assert model.invoke("short")["content"] == "You said: short"
+        with pytest.raises(ModelError, match=r"HTTP 400.*maximum context length is 5 tokens") as ei:
+            model.invoke("one two three four five six seven")
+        assert ei.value.status_code == 400 and len(server.requests) == 2
+
+
 def test_500_is_retried_until_the_policy_gives_up(server: ModelServer) -> None:
     model = OpenAIChat("m", base_url=server.base_url, retry=RetryPolicy(max_attempts=2, initial_interval=0))
     server.fail(500, times=5)

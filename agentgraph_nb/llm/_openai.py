@@ -674,9 +674,6 @@ class OpenAIChat:
             if not task.done():
                 task.cancel()
 
-    def __call__(self, messages: Any, **kwargs: Any) -> Message:
-        return self.invoke(messages, **kwargs)
-
 
 def _no_private(kwargs: dict[str, Any]) -> dict[str, Any]:
     if "_repaired" in kwargs:
