@@ -422,3 +422,19 @@ def test_readme_chat_models_section_runs_as_pasted(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("You |said: |hello|\n")
     assert "agent" in r.stdout and "tokens_in" in r.stdout
+
+
+def test_the_model_server_is_as_strict_as_openai_about_messages(server: ModelServer) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+    with pytest.raises(openai.BadRequestError, match="'id' were unexpected"):
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x", "id": "1"}])  # type: ignore[misc,list-item]
+    with pytest.raises(openai.BadRequestError, match="tool_call_id is required"):
+        client.chat.completions.create(model="m", messages=[{"role": "tool", "content": "x"}])  # type: ignore[misc,list-item]
+    ok = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "plain"}])
+    assert ok.choices[0].message.content == "You said: plain" and ok.usage is not None
+    chunks = list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "a b"}],
+                                                 stream=True, stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "You said: a b"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4

@@ -238,7 +238,10 @@ class _Channel:
             if not w.done():
                 w.set_result(None)
         else:
-            self.loop.call_soon_threadsafe(_wake, w)  # type: ignore[union-attr]
+            try:
+                self.loop.call_soon_threadsafe(_wake, w)  # type: ignore[union-attr]
+            except RuntimeError:  # the consumer's loop is closed: nobody is left to wake
+                pass
 
     def take(self) -> list[tuple[Any, Any]]:
         """Everything waiting, blocking until something is."""
