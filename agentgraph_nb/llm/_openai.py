@@ -532,12 +532,12 @@ class OpenAIChat:
         return msg
 
     def _account(self, msg: Message, call: _Call, t0: float) -> None:
-        u = msg.get("usage")
-        if call.ctx is None or u is None:
+        if call.ctx is None:
             return
-        tin, tout = u["prompt_tokens"], u["completion_tokens"]
+        u = msg.get("usage")  # a server that reports none (or stream_usage=False) counts 0 tokens
+        tin, tout = (u["prompt_tokens"], u["completion_tokens"]) if u else (0, 0)
         report_llm_call(call.ctx, model=self.model, tokens_in=tin, tokens_out=tout,
-                        cost=cost_of(price_of(self.model, self.price), tin, tout),
+                        cost=cost_of(price_of(self.model, self.price), tin, tout) if u else None,
                         latency=time.perf_counter() - t0, base_url=self.base_url)
 
     def _generate(self, messages: Any, kwargs: dict[str, Any], on_chunk: Callable[[Message], None] | None,
