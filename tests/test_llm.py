@@ -344,7 +344,8 @@ def test_calls_outside_a_graph_account_nothing(model: OpenAIChat) -> None:
 # -- packaging ---------------------------------------------------------------------------------------
 def _run(code: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([sys.executable, "-X", "dev", "-c", code], capture_output=True, text=True, env=env,
+                          timeout=60)
 
 
 def test_import_agentgraph_nb_does_not_import_openai() -> None:
@@ -438,3 +439,26 @@ def test_the_model_server_is_as_strict_as_openai_about_messages(server: ModelSer
                                                  stream=True, stream_options={"include_usage": True}))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "You said: a b"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4
+
+
+def test_sync_invoke_of_an_async_graph_closes_its_connections() -> None:
+    # each sync invoke() of an async graph runs on an event loop of its own, which the engine
+    # closes after the run: the model's client on that loop must be closed first, not collected open
+    r = _run(
+        "import gc\n"
+        "from agentgraph_nb import StateGraph, START\n"
+        "from agentgraph_nb.testing import ModelServer\n"
+        "from agentgraph_nb.llm import OpenAIChat\n"
+        "with ModelServer() as s:\n"
+        "    m = OpenAIChat('m', base_url=s.base_url)\n"
+        "    async def node(state):\n"
+        "        return {'a': (await m.ainvoke('x'))['content']}\n"
+        "    g = StateGraph(dict); g.add_node('n', node).add_edge(START, 'n'); app = g.compile()\n"
+        "    for _ in range(3):\n"
+        "        assert app.invoke({}) == {'a': 'You said: x'}\n"
+        "    gc.collect()\n"
+        "print('ok')\n"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
+    assert "unclosed" not in r.stderr, r.stderr

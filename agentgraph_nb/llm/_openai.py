@@ -21,6 +21,7 @@ from typing import Any
 
 import openai
 
+from agentgraph_nb.engine._runner import at_loop_close
 from agentgraph_nb.engine._stream import (
     message_metadata,
     report_llm_call,
@@ -410,6 +411,8 @@ class OpenAIChat:
         if c is None:
             c = self._aclients[loop] = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url,
                                                           timeout=self.timeout, max_retries=0)
+            # a loop the engine made for a sync invoke() closes after the run: close the client first
+            at_loop_close(loop, c.close)
         return c
 
     def _body(self, messages: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
