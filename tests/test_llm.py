@@ -462,3 +462,33 @@ def test_sync_invoke_of_an_async_graph_closes_its_connections() -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
     assert "unclosed" not in r.stderr, r.stderr
+
+
+def test_graphview_details_show_the_model_tokens_and_cost_of_a_node(server: ModelServer) -> None:
+    pytest.importorskip("anywidget")
+    from agentgraph_nb.ui.graphview import GraphView
+
+    model = OpenAIChat("priced", base_url=server.base_url, price={"input": 1000.0, "output": 1000.0})
+
+    def agent(state: dict[str, Any]) -> dict[str, Any]:
+        first = model.invoke(state["question"])
+        return {"answer": model.invoke([first, {"role": "user", "content": "again"}])["content"]}
+
+    g = StateGraph(dict, name="agent")
+    g.add_node("agent", agent).add_edge(START, "agent")
+    app = g.compile()
+    view = GraphView.from_app(app)
+    view.attach(app)
+    try:
+        app.invoke({"question": "one two"})
+        view.flush()
+        det = view.details["agent"]
+        # two calls: 3 in + 4 out, then 7 in + 3 out (the server counts words and roles)
+        assert det["model"] == "priced" and det["tokens"] == "10 in, 7 out (2 calls)"
+        assert det["cost"] == f"${17 * 1000.0 / 1e6:.3g}"
+        app.invoke({"question": "x"})  # a new execution starts counting afresh
+        view.flush()
+        assert view.details["agent"]["tokens"].endswith("(2 calls)")
+        assert view.details["agent"]["tokens"] != det["tokens"]
+    finally:
+        view.close()
