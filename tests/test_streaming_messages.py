@@ -280,3 +280,23 @@ def test_messages_a_node_returns_come_whole_once(model: OpenAIChat) -> None:
     both = list(app.stream({"messages": [ask]}, mode=["messages", "updates"]))
     kinds = [k for k, _ in both]
     assert kinds.count("updates") == 4 and kinds.index("updates") > 0
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_model_stream_inside_a_node_is_attributed_to_it(model: OpenAIChat, kind: str) -> None:
+    if kind == "sync":
+        def node(state: dict[str, Any]) -> dict[str, Any]:
+            return {"parts": [c["content"] for c in model.stream("p q")]}
+    else:
+        async def node(state: dict[str, Any]) -> dict[str, Any]:  # type: ignore[misc]
+            return {"parts": [c["content"] async for c in model.astream("p q")]}
+    g = StateGraph(dict)
+    g.add_node("writer", node).add_edge(START, "writer")
+    app = g.compile()
+    events: list[Any] = []
+    out = app.invoke({}, listeners=[events.append])
+    assert out["parts"][-1] == "You said: p q"
+    assert [(e.kind, e.node) for e in events if e.kind == "llm_end"] == [("llm_end", "writer")]
+    assert app.metrics.to_pandas().loc["writer", "tokens_out"] == 4
+    got = list(app.stream({}, mode="messages"))
+    assert {m["node"] for _, m in got} == {"writer"} and len(got) == 4

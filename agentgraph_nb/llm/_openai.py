@@ -543,9 +543,10 @@ class OpenAIChat:
                         cost=cost_of(price_of(self.model, self.price), tin, tout) if u else None,
                         latency=time.perf_counter() - t0, base_url=self.base_url)
 
-    def _generate(self, messages: Any, kwargs: dict[str, Any], on_chunk: Callable[[Message], None] | None,
+    def _generate(self, messages: Any, kwargs: dict[str, Any], on_chunk: Callable[[Message], None] | _Call | None,
                   stream: bool | None = None) -> Message:
-        call = _Call(self, on_chunk)
+        # a _Call made by the caller: it knows the node even when this runs on another thread
+        call = on_chunk if isinstance(on_chunk, _Call) else _Call(self, on_chunk)
         repaired = kwargs.pop("_repaired", False)
         body = self._body(messages, kwargs)
         want = bool(stream or self.streaming or call.on_chunk is not None)
@@ -565,12 +566,12 @@ class OpenAIChat:
             if repaired:
                 raise self._bad_calls_error(bad, call)
             return self._generate(_repair_calls(to_messages(messages), msg, bad), {**kwargs, "_repaired": True},
-                                  on_chunk, stream)
+                                  call, stream)
         return msg
 
-    async def _agenerate(self, messages: Any, kwargs: dict[str, Any], on_chunk: Callable[[Message], None] | None,
-                         stream: bool | None = None) -> Message:
-        call = _Call(self, on_chunk)
+    async def _agenerate(self, messages: Any, kwargs: dict[str, Any],
+                         on_chunk: Callable[[Message], None] | _Call | None, stream: bool | None = None) -> Message:
+        call = on_chunk if isinstance(on_chunk, _Call) else _Call(self, on_chunk)
         repaired = kwargs.pop("_repaired", False)
         body = self._body(messages, kwargs)
         want = bool(stream or self.streaming or call.on_chunk is not None)
@@ -590,7 +591,7 @@ class OpenAIChat:
             if repaired:
                 raise self._bad_calls_error(bad, call)
             return await self._agenerate(_repair_calls(to_messages(messages), msg, bad), {**kwargs, "_repaired": True},
-                                         on_chunk, stream)
+                                         call, stream)
         return msg
 
     def _bad_calls_error(self, bad: list[tuple[dict[str, Any], str]], call: _Call) -> ModelResponseError:
@@ -632,9 +633,11 @@ class OpenAIChat:
 
         ctx = contextvars.copy_context()
 
+        call = _Call(self, q.put)  # here, where the calling node can be found
+
         def work() -> None:
             try:
-                msg = self._generate(messages, _no_private(kwargs), q.put, stream=True)
+                msg = self._generate(messages, _no_private(kwargs), call, stream=True)
                 q.put((done, msg))
             except BaseException as exc:
                 q.put((done, exc))
@@ -656,9 +659,11 @@ class OpenAIChat:
         q: asyncio.Queue[Any] = asyncio.Queue()
         done = object()
 
+        call = _Call(self, q.put_nowait)  # here, where the calling node can be found
+
         async def work() -> None:
             try:
-                msg = await self._agenerate(messages, _no_private(kwargs), q.put_nowait, stream=True)
+                msg = await self._agenerate(messages, _no_private(kwargs), call, stream=True)
                 q.put_nowait((done, msg))
             except BaseException as exc:
                 q.put_nowait((done, exc))
