@@ -421,3 +421,23 @@ def _check(body: dict[str, Any]) -> str:
         if m["role"] == "tool" and not m.get("tool_call_id"):
             return f"messages[{i}].tool_call_id is required for role 'tool'"
     return ""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m agentgraph_nb._model_server [--port 8000]``: serve until interrupted."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="A deterministic OpenAI-compatible chat server for demos and tests.")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--token-delay", type=float, default=0.0, help="seconds between streamed chunks")
+    args = ap.parse_args(argv)
+    with ModelServer(args.port, token_delay=args.token_delay) as server:
+        print(f"serving on {server.base_url} (Ctrl-C stops)", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
