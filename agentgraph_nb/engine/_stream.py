@@ -97,7 +97,8 @@ def task_context() -> tuple[Run, str, int] | None:
     """``(run, node, step)`` of the node execution this code runs in, or ``None`` outside a run."""
     from agentgraph_nb.engine._loop import _find_scratch
 
-    found = _find_scratch()
+    # the frame depth to start from, on engines whose _find_scratch takes one (1: this frame)
+    found = _find_scratch(1) if _find_scratch.__code__.co_argcount else _find_scratch()  # type: ignore[call-arg]
     if found is None:
         return None
     run = found.run
