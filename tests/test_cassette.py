@@ -88,6 +88,15 @@ def test_replay_async_and_a_recorded_completion_streams_as_one_chunk(tmp_path: P
     with cassette(path, mode="replay"):
         chunks = list(model.stream("hello"))
     assert [c["content"] for c in chunks] == ["You said: hello", "You said: hello"]
+    # a recorded tool call replays, streamed, as one chunk with its tool_call_chunks
+    with ModelServer() as server, cassette(path, mode="record"):
+        model = OpenAIChat("test-model", base_url=server.base_url).bind_tools([weather])
+        call = model.invoke("weather in Nice")
+    with cassette(path, mode="replay"):
+        chunks = list(model.stream("weather in Nice"))
+    (tc,) = chunks[0]["tool_call_chunks"]
+    assert (tc["name"], tc["id"], tc["arguments"]) == ("weather", call["tool_calls"][0]["id"], '{"city": "Nice"}')
+    assert chunks[-1]["tool_calls"] == call["tool_calls"]
 
 
 def test_a_changed_request_is_a_mismatch_with_a_diff(tmp_path: Path) -> None:

@@ -530,8 +530,16 @@ class OpenAIChat:
                     call.on_chunk(piece)
             return acc.message()
         msg = _from_completion(recorded["completion"])
-        if call.on_chunk is not None and msg.get("content"):
-            call.on_chunk({"role": "assistant", "content": msg["content"], "id": msg["id"]})
+        if call.on_chunk is not None:  # recorded without streaming: the answer as one chunk
+            whole: Message = {"role": "assistant", "content": msg.get("content") or "", "id": msg["id"]}
+            if msg.get("tool_calls"):
+                whole["tool_call_chunks"] = [
+                    {"index": i, "id": tc["id"], "name": tc["function"]["name"],
+                     "arguments": tc["function"]["arguments"]}
+                    for i, tc in enumerate(msg["tool_calls"])
+                ]
+            if whole["content"] or "tool_call_chunks" in whole:
+                call.on_chunk(whole)
         return msg
 
     def _account(self, msg: Message, call: _Call, t0: float) -> None:
