@@ -492,3 +492,14 @@ def test_graphview_details_show_the_model_tokens_and_cost_of_a_node(server: Mode
         assert view.details["agent"]["tokens"] != det["tokens"]
     finally:
         view.close()
+
+
+def test_closing_a_model_stream_early_ends_the_call() -> None:
+    with ModelServer(token_delay=0.05) as server:
+        model = OpenAIChat("m", base_url=server.base_url)
+        t = time.perf_counter()
+        chunks = model.stream(" ".join(["w"] * 60))
+        assert next(chunks)["content"] == "You "
+        chunks.close()
+        assert time.perf_counter() - t < 1.0  # 62 tokens at 50 ms would take 3 s
+        assert model.invoke("after")["content"] == "You said: after"  # the model still works

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from agentgraph_nb.engine._loop import Run
 
-__all__ = ["LIVE_MODES", "get_stream_writer", "live_stream", "live_stream_async", "report_llm_call", "stream_sink",
+__all__ = ["LIVE_MODES", "StreamClosed", "get_stream_writer", "live_stream", "live_stream_async", "report_llm_call", "stream_sink",
            "task_context"]
 
 LIVE_MODES = frozenset({"messages", "custom"})

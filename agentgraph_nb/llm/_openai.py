@@ -23,6 +23,7 @@ import openai
 
 from agentgraph_nb.engine._runner import at_loop_close
 from agentgraph_nb.engine._stream import (
+    StreamClosed,
     message_metadata,
     report_llm_call,
     stream_sink,
@@ -632,16 +633,20 @@ class OpenAIChat:
 
         Runs the call on a worker thread so chunks reach the caller as they come.
         """
+        import contextvars
         import queue
         import threading
 
         q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         done = object()
-        import contextvars
+        closed = threading.Event()
 
-        ctx = contextvars.copy_context()
+        def put(piece: Message) -> None:
+            if closed.is_set():  # the caller stopped reading: end the call (and its connection)
+                raise StreamClosed()
+            q.put(piece)
 
-        call = _Call(self, q.put)  # here, where the calling node can be found
+        call = _Call(self, put)  # here, where the calling node can be found
 
         def work() -> None:
             try:
@@ -650,17 +655,20 @@ class OpenAIChat:
             except BaseException as exc:
                 q.put((done, exc))
 
-        t = threading.Thread(target=ctx.run, args=(work,), daemon=True)
+        t = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True)
         t.start()
-        while True:
-            item = q.get()
-            if type(item) is tuple and item[0] is done:
-                t.join()
-                if isinstance(item[1], BaseException):
-                    raise item[1]
-                yield {**item[1], "done": True}
-                return
-            yield item
+        try:
+            while True:
+                item = q.get()
+                if type(item) is tuple and item[0] is done:
+                    if isinstance(item[1], BaseException):
+                        raise item[1]
+                    yield {**item[1], "done": True}
+                    return
+                yield item
+        finally:
+            closed.set()
+            t.join()
 
     async def astream(self, messages: Any, **kwargs: Any) -> AsyncIterator[Message]:
         """Async :meth:`stream`."""
