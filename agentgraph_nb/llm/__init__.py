@@ -38,13 +38,18 @@ from agentgraph_nb.llm._base import (
 )
 
 if TYPE_CHECKING:
-    from agentgraph_nb.llm._openai import OpenAIChat, StructuredModel
+    from agentgraph_nb.llm._openai import OpenAIChat
+    from agentgraph_nb.llm._structured import StructuredModel
 
 __all__ = ["ChatModel", "OpenAIChat", "StructuredModel", "get_prices", "set_prices", "to_messages", "tool_schema"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("OpenAIChat", "StructuredModel"):
+    if name == "StructuredModel":
+        from agentgraph_nb.llm._structured import StructuredModel
+
+        return StructuredModel
+    if name == "OpenAIChat":
         from agentgraph_nb._lazy import requires_extra
 
         with requires_extra(f"agentgraph_nb.llm.{name}"):
