@@ -6,6 +6,7 @@ HTTP errors with ``Retry-After``, slow answers, scripted replies (malformed tool
 that does not fit a schema). Any OpenAI client talks to it through ``base_url``.
 
 Example:
+    >>> from agentgraph_nb.llm import OpenAIChat
     >>> from agentgraph_nb.testing import ModelServer
     >>> with ModelServer() as server:
     ...     model = OpenAIChat("test-model", base_url=server.base_url, api_key="x")

@@ -503,3 +503,19 @@ def test_closing_a_model_stream_early_ends_the_call() -> None:
         chunks.close()
         assert time.perf_counter() - t < 1.0  # 62 tokens at 50 ms would take 3 s
         assert model.invoke("after")["content"] == "You said: after"  # the model still works
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import agentgraph_nb._model_server
+    import agentgraph_nb.engine._stream
+    import agentgraph_nb.llm
+    import agentgraph_nb.llm._cassette
+    import agentgraph_nb.llm._openai
+
+    for mod in (agentgraph_nb._model_server, agentgraph_nb.engine._stream, agentgraph_nb.llm,
+                agentgraph_nb.llm._openai, agentgraph_nb.llm._cassette):
+        result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, mod.__name__
+        assert result.attempted > 0, mod.__name__

@@ -76,11 +76,14 @@ def get_stream_writer() -> Callable[[Any], None]:
     it (as in LangGraph).
 
     Example:
+        >>> from agentgraph_nb import START, StateGraph, get_stream_writer
         >>> def node(state):
         ...     write = get_stream_writer()
         ...     write({"progress": 0.5})
-        ...     return {}
-        >>> for chunk in app.stream({}, mode="custom"): ...
+        ...     return {"done": True}
+        >>> app = StateGraph(dict).add_node("n", node).add_edge(START, "n").compile()
+        >>> list(app.stream({}, mode="custom"))
+        [{'progress': 0.5}]
     """
     sink = _sink.get()
     if sink is None or not sink.custom:

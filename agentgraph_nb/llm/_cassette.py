@@ -141,7 +141,7 @@ def cassette(path: str | Path, mode: Literal["auto", "record", "replay"] = "auto
 
     Example:
         >>> from agentgraph_nb.testing import cassette
-        >>> with cassette("calls.jsonl"):
+        >>> with cassette("calls.jsonl"):                              # doctest: +SKIP
         ...     app.invoke({"messages": [{"role": "user", "content": "hi"}]})
     """
     cas = Cassette(path, mode)
