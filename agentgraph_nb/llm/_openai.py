@@ -465,7 +465,7 @@ class OpenAIChat:
         return policy.interval(attempt - 1, None, exc)
 
     # one call, sync: returns (message, what to record)
-    def _request(self, body: dict[str, Any], stream: bool, call: _Call) -> tuple[Message, dict[str, Any]]:
+    def _request(self, body: dict[str, Any], stream: bool, call: _Call, record: bool) -> tuple[Message, dict[str, Any]]:
         client = self._sync_client()
         attempt = 1
         while True:
@@ -479,7 +479,8 @@ class OpenAIChat:
                 chunks: list[dict[str, Any]] = []
                 with client.chat.completions.with_streaming_response.create(**body, **self._stream_args()) as resp:
                     for chunk in _sse(resp.iter_lines()):
-                        chunks.append(chunk)
+                        if record:  # kept only for a cassette: thousands of live dicts cost GC time
+                            chunks.append(chunk)
                         if "error" in chunk:
                             raise ModelError(f"model {self.model!r} at {self.base_url} sent an error mid-stream: "
                                              f"{chunk['error']}", model=self.model, base_url=self.base_url,
@@ -495,7 +496,8 @@ class OpenAIChat:
                 time.sleep(wait)
                 attempt += 1
 
-    async def _arequest(self, body: dict[str, Any], stream: bool, call: _Call) -> tuple[Message, dict[str, Any]]:
+    async def _arequest(self, body: dict[str, Any], stream: bool, call: _Call,
+                        record: bool) -> tuple[Message, dict[str, Any]]:
         client = self._async_client()
         attempt = 1
         while True:
@@ -510,7 +512,8 @@ class OpenAIChat:
                 async with client.chat.completions.with_streaming_response.create(
                         **body, **self._stream_args()) as resp:
                     async for chunk in _asse(resp.iter_lines()):
-                        chunks.append(chunk)
+                        if record:  # kept only for a cassette: thousands of live dicts cost GC time
+                            chunks.append(chunk)
                         if "error" in chunk:
                             raise ModelError(f"model {self.model!r} at {self.base_url} sent an error mid-stream: "
                                              f"{chunk['error']}", model=self.model, base_url=self.base_url,
@@ -568,7 +571,7 @@ class OpenAIChat:
         if cas is not None and cas.replaying:
             msg = self._replay(cas.take(body, self.model), call)
         else:
-            msg, rec = self._request(body, want, call)
+            msg, rec = self._request(body, want, call, cas is not None)
             if cas is not None:
                 cas.add(body, rec)
         self._account(msg, call, t0)
@@ -593,7 +596,7 @@ class OpenAIChat:
         if cas is not None and cas.replaying:
             msg = self._replay(cas.take(body, self.model), call)
         else:
-            msg, rec = await self._arequest(body, want, call)
+            msg, rec = await self._arequest(body, want, call, cas is not None)
             if cas is not None:
                 cas.add(body, rec)
         self._account(msg, call, t0)
