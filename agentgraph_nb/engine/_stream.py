@@ -10,6 +10,11 @@ other modes, in the order they happen) goes through one thread-safe :class:`_Cha
 * a graph of sync nodes runs on a worker thread, exactly as ``invoke`` runs it (no event loop);
 * a graph with async nodes runs as a task on the consumer's event loop.
 
+With ``"messages"``, the messages a node returns that were neither streamed nor in the state
+before also go out whole, once (see :class:`_Relay`). Closing the stream early sets the sink
+closed: the next token or custom value raises :class:`StreamClosed` into the node, which ends
+the run at once (a node blocked on something else finishes first).
+
 The sink is found through one context variable, set once per live run (never per node), so a run
 without a live mode pays nothing; which node is calling is found as ``interrupt()`` finds it
 (the engine's frame up the stack, or the task's context variable).
@@ -28,8 +33,8 @@ if TYPE_CHECKING:
 
     from agentgraph_nb.engine._loop import Run
 
-__all__ = ["LIVE_MODES", "StreamClosed", "get_stream_writer", "live_stream", "live_stream_async", "report_llm_call", "stream_sink",
-           "task_context"]
+__all__ = ["LIVE_MODES", "StreamClosed", "get_stream_writer", "live_stream", "live_stream_async", "message_metadata",
+           "report_llm_call", "stream_sink", "task_context"]
 
 LIVE_MODES = frozenset({"messages", "custom"})
 
