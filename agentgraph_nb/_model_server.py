@@ -112,6 +112,7 @@ class ModelServer:
         self.requests: list[dict[str, Any]] = []
         self._scripted: deque[dict[str, Any]] = deque()
         self._failures: deque[_Failure] = deque()
+        self._cuts: deque[int] = deque()
         self._lock = threading.Lock()
         self._counter = 0
         self._port = port
@@ -184,12 +185,20 @@ class ModelServer:
                 self._failures.append(_Failure(status, retry_after, body))
         return self
 
+    def cut(self, after: int = 2, *, times: int = 1) -> ModelServer:
+        """Break the next ``times`` streamed answers after ``after`` chunks: the connection is
+        closed mid-stream, as when a server dies or a proxy drops it."""
+        with self._lock:
+            self._cuts.extend([after] * times)
+        return self
+
     def reset(self) -> None:
-        """Forget requests, scripted replies and failures."""
+        """Forget requests, scripted replies, failures and cuts."""
         with self._lock:
             self.requests.clear()
             self._scripted.clear()
             self._failures.clear()
+            self._cuts.clear()
 
     # -- answering -----------------------------------------------------------------------------
     def _next_id(self) -> int:
@@ -281,6 +290,10 @@ def _args(params: dict[str, Any], text: str) -> str:
     return json.dumps(out)
 
 
+class _Cut(Exception):
+    """Internal: the scripted end of a stream cut short."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: ModelServer
     protocol_version = "HTTP/1.1"
@@ -370,8 +383,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         base = {"id": cid, "object": "chat.completion.chunk", "created": 0, "model": model}
         pause = owner.token_delay
+        with owner._lock:
+            budget = owner._cuts.popleft() if owner._cuts else -1
+        sent = [0]
 
         def send(choices: list[Any], extra: dict[str, Any] | None = None) -> None:
+            if sent[0] == budget:
+                raise _Cut()
+            sent[0] += 1
             obj = dict(base, choices=choices)
             if extra:
                 obj.update(extra)
@@ -401,6 +420,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
         except (BrokenPipeError, ConnectionResetError):  # the client went away mid-stream
             self.close_connection = True
+        except _Cut:  # scripted: drop the connection without ending the chunked body
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def _check(body: dict[str, Any]) -> str:

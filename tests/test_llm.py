@@ -519,3 +519,22 @@ def test_docstring_examples_run() -> None:
         result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, mod.__name__
         assert result.attempted > 0, mod.__name__
+
+
+def test_a_stream_cut_mid_answer_is_retried_or_a_typed_error(server: ModelServer) -> None:
+    model = OpenAIChat("m", base_url=server.base_url, retry=None)
+    server.cut(after=3)
+    with pytest.raises(ModelError, match="broke while the answer streamed") as ei:
+        list(model.stream("a b c d e"))
+    assert ei.value.status_code is None
+    server.cut(after=3)
+    with pytest.raises(ModelError, match="broke while the answer streamed"):
+        asyncio.run(_astream_all(model, "a b c"))
+    retrying = OpenAIChat("m", base_url=server.base_url, retry=NO_RETRY_WAIT)
+    server.cut(after=3)
+    chunks = list(retrying.stream("a b c d e"))
+    assert chunks[-1]["content"] == "You said: a b c d e"  # the second attempt streamed it whole
+
+
+async def _astream_all(model: OpenAIChat, text: str) -> list[Any]:
+    return [c async for c in model.astream(text)]

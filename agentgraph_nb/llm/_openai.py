@@ -52,6 +52,13 @@ _DEFAULT_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, max_interval=
 _API_ERRORS = (openai.APIStatusError, openai.APIConnectionError)  # APITimeoutError is a connection error
 
 
+def _broken(exc: BaseException) -> bool:
+    """Whether ``exc`` is the HTTP client's own transport error (a connection that broke while a
+    stream was being read), which the SDK does not wrap into its error types."""
+    return any(c.__name__ in ("TransportError", "RequestError") and c.__module__.startswith(("httpx", "httpcore"))
+               for c in type(exc).__mro__)
+
+
 class _Acc:
     """Folds streamed chunks into one assistant message; :meth:`add` returns the chunk as a
     ``stream(mode="messages")`` item (``None`` for chunks that carry nothing to show)."""
@@ -451,6 +458,12 @@ class OpenAIChat:
                 "raise timeout=... or check the server",
                 model=self.model, base_url=self.base_url, node=call.node, attempts=attempts,
             )
+        if _broken(exc):
+            return ModelError(
+                f"the connection to the model server at {self.base_url} (model {self.model!r}) broke while "
+                f"the answer streamed{tries}{where}: {type(exc).__name__}: {exc}",
+                model=self.model, base_url=self.base_url, node=call.node, attempts=attempts,
+            )
         return ModelError(
             f"cannot reach the model server at {self.base_url} (model {self.model!r}){tries}{where}: "
             f"{exc}. Is it running, and is base_url right?",
@@ -489,7 +502,9 @@ class OpenAIChat:
                         if piece is not None and on_chunk is not None:
                             on_chunk(piece)
                 return acc.message(), {"chunks": chunks}
-            except _API_ERRORS as exc:
+            except Exception as exc:
+                if not isinstance(exc, _API_ERRORS) and not _broken(exc):
+                    raise
                 wait = self._wait(attempt, exc)
                 if wait is None:
                     raise self._error(exc, attempt, call) from exc
@@ -522,7 +537,9 @@ class OpenAIChat:
                         if piece is not None and on_chunk is not None:
                             on_chunk(piece)
                 return acc.message(), {"chunks": chunks}
-            except _API_ERRORS as exc:
+            except Exception as exc:
+                if not isinstance(exc, _API_ERRORS) and not _broken(exc):
+                    raise
                 wait = self._wait(attempt, exc)
                 if wait is None:
                     raise self._error(exc, attempt, call) from exc
