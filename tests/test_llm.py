@@ -538,3 +538,37 @@ def test_a_stream_cut_mid_answer_is_retried_or_a_typed_error(server: ModelServer
 
 async def _astream_all(model: OpenAIChat, text: str) -> list[Any]:
     return [c async for c in model.astream(text)]
+
+
+def test_a_stream_event_that_is_not_json_is_a_typed_error() -> None:
+    # a server that is not OpenAI-compatible: text/event-stream with garbage in its events
+    import http.server
+    import threading
+
+    class Bad(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a: Any) -> None:
+            return None
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b"data: <html>oops</html>\n\ndata: [DONE]\n\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bad)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        model = OpenAIChat("m", base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1")
+        with pytest.raises(ModelResponseError, match="not a JSON object") as ei:
+            list(model.stream("x"))
+        assert ei.value.raw == "<html>oops</html>"
+        with pytest.raises(ModelResponseError, match="not a JSON object"):
+            asyncio.run(_astream_all(model, "x"))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

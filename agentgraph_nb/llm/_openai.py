@@ -153,6 +153,20 @@ def _from_completion(d: dict[str, Any]) -> Message:
 
 # After "[DONE]" the rest of the body is still read (as the SDK's own streams do): a response
 # closed before its end closes its connection too, and every call would pay a new one.
+class _BadChunk(Exception):
+    """Internal: a streamed event whose data is not JSON (the caller names model and server)."""
+
+
+def _chunk(data: str) -> dict[str, Any]:
+    try:
+        out = json.loads(data)
+    except ValueError as exc:
+        raise _BadChunk(data) from exc
+    if not isinstance(out, dict):
+        raise _BadChunk(data)
+    return out
+
+
 def _sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
     done = False
     for line in lines:
@@ -162,7 +176,7 @@ def _sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
         if data == "[DONE]":
             done = True
             continue
-        yield json.loads(data)
+        yield _chunk(data)
 
 
 async def _asse(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
@@ -174,7 +188,7 @@ async def _asse(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
         if data == "[DONE]":
             done = True
             continue
-        yield json.loads(data)
+        yield _chunk(data)
 
 
 def _bad_tool_calls(msg: Message) -> list[tuple[dict[str, Any], str]]:
@@ -470,6 +484,16 @@ class OpenAIChat:
             model=self.model, base_url=self.base_url, node=call.node, attempts=attempts,
         )
 
+    def _bad_chunk(self, exc: _BadChunk, call: _Call) -> ModelResponseError:
+        where = f" (node {call.node!r})" if call.node else ""
+        err = ModelResponseError(
+            f"model {self.model!r} at {self.base_url}{where} streamed an event that is not a JSON object: "
+            f"{str(exc.args[0])[:200]!r}. Is base_url an OpenAI-compatible /v1 endpoint?",
+            model=self.model, base_url=self.base_url, node=call.node,
+        )
+        err.raw = str(exc.args[0])
+        return err
+
     def _wait(self, attempt: int, exc: BaseException) -> float | None:
         """Seconds before the next attempt, or ``None`` when ``exc`` is not retried."""
         policy = self.retry
@@ -503,6 +527,8 @@ class OpenAIChat:
                             on_chunk(piece)
                 return acc.message(), {"chunks": chunks}
             except Exception as exc:
+                if isinstance(exc, _BadChunk):
+                    raise self._bad_chunk(exc, call) from exc
                 if not isinstance(exc, _API_ERRORS) and not _broken(exc):
                     raise
                 wait = self._wait(attempt, exc)
@@ -538,6 +564,8 @@ class OpenAIChat:
                             on_chunk(piece)
                 return acc.message(), {"chunks": chunks}
             except Exception as exc:
+                if isinstance(exc, _BadChunk):
+                    raise self._bad_chunk(exc, call) from exc
                 if not isinstance(exc, _API_ERRORS) and not _broken(exc):
                     raise
                 wait = self._wait(attempt, exc)
