@@ -17,6 +17,7 @@ from typing import Any
 
 from agentgraph_nb.constants import END, START
 from agentgraph_nb.engine._loop import interrupt
+from agentgraph_nb.engine._stream import get_stream_writer
 from agentgraph_nb.errors import (
     AgentGraphError,
     AgentGraphWarning,
@@ -91,6 +92,7 @@ __all__ = [
     "StepTimeoutError",
     "__version__",
     "full_traceback",
+    "get_stream_writer",
     "interrupt",
     "load_ipython_extension",
     "node_failure",

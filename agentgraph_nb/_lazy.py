@@ -28,6 +28,7 @@ EXTRA_OF: dict[str, str] = {
     "pydantic": "pydantic",
     "psycopg": "postgres",
     "redis": "redis",
+    "openai": "llm",
 }
 """Each optional top-level module agentgraph_nb imports, and the extra that installs it."""
 

@@ -14,6 +14,7 @@ from agentgraph_nb.types import NodeFailure
 __all__ = [
     "AgentGraphError",
     "AgentGraphWarning",
+    "CassetteMismatchError",
     "CheckpointConflictError",
     "CheckpointError",
     "GraphInterrupt",
@@ -23,10 +24,13 @@ __all__ = [
     "InvalidInputError",
     "InvalidUpdateError",
     "MissingDependencyError",
+    "ModelError",
+    "ModelResponseError",
     "NodeError",
     "NodeTimeoutError",
     "node_failure",
     "StepTimeoutError",
+    "StructuredOutputError",
 ]
 
 
@@ -301,3 +305,82 @@ class AgentGraphWarning(UserWarning):
 
 class GraphValidationWarning(AgentGraphWarning):
     """A likely mistake in a graph: an unreachable node, no way to END, ..."""
+
+
+class ModelError(AgentGraphError):
+    """A chat model call failed: the server refused it (HTTP status), could not be reached, or
+    did not answer in time, after the model's own retries.
+
+    ``status_code`` and ``headers`` are the server's (``None`` when it was not reached), so
+    :class:`~agentgraph_nb.RetryPolicy`'s default rule treats this error as it treats the HTTP
+    error behind it (429 and 5xx retried, other 4xx not).
+
+    Attributes:
+        model: the model name sent to the server.
+        base_url: the server's address.
+        status_code: the HTTP status, or ``None``.
+        node: the graph node that made the call ("" outside a run).
+        attempts: how many calls were made.
+    """
+
+    def __init__(self, message: str, *, model: str = "", base_url: str = "", status_code: int | None = None,
+                 node: str = "", attempts: int = 1, headers: Any = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.base_url = base_url
+        self.status_code = status_code
+        self.node = node
+        self.attempts = attempts
+        self.headers = headers
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_model_error, (type(self), str(self), self.model, self.base_url, self.status_code,
+                                       self.node, self.attempts))
+
+
+def _rebuild_model_error(cls: type[ModelError], msg: str, model: str, base_url: str, status: int | None,
+                         node: str, attempts: int) -> ModelError:
+    return cls(msg, model=model, base_url=base_url, status_code=status, node=node, attempts=attempts)
+
+
+class ModelResponseError(ModelError, ValueError):
+    """The model answered, but the answer cannot be used (tool-call arguments that are not
+    JSON, even after one repair attempt). Never retried by the default policy (a ``ValueError``).
+
+    Attributes:
+        raw: the offending text.
+    """
+
+    raw: str = ""
+
+
+class StructuredOutputError(ModelResponseError):
+    """``with_structured_output(Schema)``: the model's answer does not fit ``Schema``, even after
+    one repair attempt. The message lists pydantic's complaints; ``raw`` is the last answer.
+
+    Attributes:
+        schema: the name of the expected schema.
+        errors: pydantic's error list for the last answer.
+    """
+
+    schema: str = ""
+    errors: list[Any] = []
+
+
+class CassetteMismatchError(AgentGraphError):
+    """A replayed model call does not match the recorded one: the message shows a diff of the
+    recorded and the new request. Re-record (delete the file or ``mode="record"``) when the
+    change is intended.
+
+    Attributes:
+        path: the cassette file.
+        index: the position of the call in the cassette (0-based).
+    """
+
+    def __init__(self, message: str, *, path: str = "", index: int = -1) -> None:
+        super().__init__(message)
+        self.path = path
+        self.index = index
+
+    def __reduce__(self) -> Any:
+        return (type(self), (str(self),), {"path": self.path, "index": self.index})

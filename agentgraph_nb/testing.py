@@ -1,4 +1,6 @@
-"""Stand-ins for examples and tests: a deterministic fake chat model and a few helpers.
+"""Stand-ins for examples and tests: a deterministic fake chat model, a real local
+OpenAI-compatible model server (:class:`ModelServer`), record and replay of model calls
+(:func:`cassette`), and a few helpers.
 
 Nothing here touches the network or needs an API key, and the same inputs always give the same
 outputs, so notebooks that use it can be checked cell by cell (nbval) and tests can assert on
@@ -19,9 +21,12 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from agentgraph_nb._model_server import ModelServer
 from agentgraph_nb.checkpoint.conformance import STORE_SCENARIOS, store_conformance
+from agentgraph_nb.llm._cassette import Cassette, cassette
 
-__all__ = ["STORE_SCENARIOS", "FakeChatModel", "Flaky", "fake_search", "flaky", "normalize_messages", "store_conformance"]
+__all__ = ["STORE_SCENARIOS", "Cassette", "FakeChatModel", "Flaky", "ModelServer", "cassette", "fake_search", "flaky",
+           "normalize_messages", "store_conformance"]
 
 Message = tuple[str, str]
 

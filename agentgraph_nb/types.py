@@ -437,6 +437,7 @@ EventKind = Literal[
     "checkpoint",
     "interrupt",
     "run_end",
+    "llm_end",
 ]
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
@@ -456,7 +457,9 @@ class Event:
         task_id: identifies one execution of a node within a step.
         data: the update (``node_end``/``state_update``), the error (``node_error``,
             ``node_retry``), the checkpoint id (``checkpoint``), interrupts (``interrupt``),
-            the node's input (``node_start``) or the final values (``run_end``).
+            the node's input (``node_start``), the final values (``run_end``), or a chat-model
+            call's figures (``llm_end``: ``model``, ``tokens_in``, ``tokens_out``, ``cost``,
+            ``latency``, ``base_url``).
     """
 
     __slots__ = ("attempt", "data", "duration", "kind", "node", "run_id", "step", "task_id", "thread_id", "ts")

@@ -15,17 +15,36 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["NESTED", "iterate_sync", "run_sync"]
+__all__ = ["NESTED", "at_loop_close", "iterate_sync", "run_sync"]
 
 NESTED: Literal["nest", "thread"] = "nest"
 
 _DONE = object()
+
+_cleanups: weakref.WeakKeyDictionary[Any, list[Callable[[], Awaitable[Any]]]] = weakref.WeakKeyDictionary()
+
+
+def at_loop_close(loop: asyncio.AbstractEventLoop, close: Callable[[], Awaitable[Any]]) -> None:
+    """Await ``close()`` on ``loop`` before the engine closes it, when ``loop`` is one the engine
+    made for a sync call (a client's connections bound to it are then closed cleanly instead of
+    being collected open). Loops the engine did not make are their owners' to close: nothing
+    runs for them."""
+    _cleanups.setdefault(loop, []).append(close)
+
+
+async def _run_cleanups(loop: asyncio.AbstractEventLoop) -> None:
+    for close in _cleanups.pop(loop, ()):
+        try:
+            await close()
+        except Exception:  # a failing close must not hide the run's own outcome
+            pass
 
 
 def _drive_no_loop(agen: AsyncIterator[Any]) -> Iterator[Any]:
@@ -87,6 +106,7 @@ def _drive_private_loop(agen: AsyncIterator[Any]) -> Iterator[Any]:
     finally:
         try:
             loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(_run_cleanups(loop))
         finally:
             loop.close()
 
@@ -116,6 +136,7 @@ def _drive_thread(agen: AsyncIterator[Any]) -> Iterator[Any]:
         except BaseException as exc:  # delivered to the caller's thread
             q.put(("error", exc))
         finally:
+            await _run_cleanups(asyncio.get_running_loop())
             q.put(("done", None))
 
     t = threading.Thread(target=lambda: asyncio.run(pump()), name="agentgraph_nb-loop", daemon=True)

@@ -44,6 +44,7 @@ from agentgraph_nb.engine._loop import (
 )
 from agentgraph_nb.engine._plan import Plan
 from agentgraph_nb.engine._runner import iterate_sync, run_sync
+from agentgraph_nb.engine._stream import LIVE_MODES, live_stream, live_stream_async
 from agentgraph_nb.errors import (
     CheckpointError,
     GraphValidationError,
@@ -65,7 +66,7 @@ __all__ = ["CompiledGraph"]
 
 logger = logging.getLogger("agentgraph_nb")
 
-_MODES = frozenset({"values", "updates", "events"})
+_MODES = frozenset({"values", "updates", "events", "messages", "custom"})
 COPY = "__copy__"  # update_state's as_node that copies a checkpoint (LangGraph's name)
 _BLANK: Any = object()  # _prepare's input for update_state: no input at all (any schema)
 _DURABILITY = ("sync", "async", "exit")
@@ -647,7 +648,13 @@ class CompiledGraph(ViewsMixin):
 
         ``mode="updates"``: ``{node: update}`` once per node as it finishes; ``"values"``: the
         state after the input (or the state resumed from) and after every superstep;
-        ``"events"``: every :class:`Event`. ``stream(None, thread_id=...)`` on a finished thread
+        ``"events"``: every :class:`Event`; ``"messages"``: ``(chunk, metadata)`` for every token
+        of every chat-model call made inside a node, as it arrives (``metadata["node"]``,
+        ``"step"``, ``"run_id"``, ``"thread_id"``; see :mod:`agentgraph_nb.llm`), and, whole,
+        the messages a node returns that were neither streamed nor already in the state (tool
+        results, answers of models that do not stream);
+        ``"custom"``: what nodes pass to :func:`~agentgraph_nb.get_stream_writer`'s writer.
+        ``stream(None, thread_id=...)`` on a finished thread
         yields no update and the state once for ``"values"``, as LangGraph does.
 
         When the run pauses, the stream ends as LangGraph's does: ``"updates"`` yields
@@ -660,7 +667,14 @@ class CompiledGraph(ViewsMixin):
         run = self._prepare(input, thread_id, sync=self._all_sync(), modes=modes, **kwargs)
         plain = self._plain_stream
         run.astore = None  # the store's sync connections, as in invoke()
-        for m, payload in iterate_sync(self._lifecycle(run), needs_loop=not run.sync):
+        items: Iterator[tuple[str, Any]]
+        if not modes & LIVE_MODES:
+            items = iterate_sync(self._lifecycle(run), needs_loop=not run.sync)
+        elif run.sync:
+            items = live_stream(run, self._lifecycle(run), modes)
+        else:
+            items = iterate_sync(live_stream_async(run, self._lifecycle(run), modes), needs_loop=True)
+        for m, payload in items:
             if not plain:
                 payload = self._stream_item(m, payload)
             yield (m, payload) if tagged else payload
@@ -670,9 +684,17 @@ class CompiledGraph(ViewsMixin):
     ) -> AsyncIterator[Any]:
         """Async :meth:`stream`."""
         modes, tagged = self._modes(mode)
-        run = await self._aprepare(input, thread_id, sync=False, modes=modes, **kwargs)
-        async with aclosing(self._lifecycle(run)) as items:  # leaving the stream early closes the run now
-            plain = self._plain_stream
+        if modes & LIVE_MODES and self._all_sync():
+            # a graph of sync nodes runs on a worker thread, so its tokens reach this loop live;
+            # that thread uses the store's sync connections, as in invoke()
+            run = self._prepare(input, thread_id, sync=True, modes=modes, **kwargs)
+            run.astore = None
+            agen = live_stream_async(run, self._lifecycle(run), modes)
+        else:
+            run = await self._aprepare(input, thread_id, sync=False, modes=modes, **kwargs)
+            agen = self._lifecycle(run) if not modes & LIVE_MODES else live_stream_async(run, self._lifecycle(run), modes)
+        plain = self._plain_stream
+        async with aclosing(agen) as items:  # leaving the stream early closes the run now
             async for m, payload in items:
                 if not plain:
                     payload = self._stream_item(m, payload)

@@ -28,7 +28,8 @@ def percentile(sorted_values: list[float], q: float) -> float:
 class NodeStats:
     """Counters for one node. Latencies keep the last 10,000 executions for percentiles."""
 
-    __slots__ = ("count", "errors", "latencies", "name", "retries", "timeouts", "total")
+    __slots__ = ("cost", "count", "errors", "latencies", "llm_calls", "name", "retries", "timeouts", "tokens_in",
+                 "tokens_out", "total")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -38,10 +39,16 @@ class NodeStats:
         self.timeouts = 0
         self.total = 0.0
         self.latencies: deque[float] = deque(maxlen=_WINDOW)
+        # chat-model calls made by the node (agentgraph_nb.llm reports them)
+        self.llm_calls = 0
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.cost = 0.0
 
     def reset(self) -> None:
         self.count = self.errors = self.retries = self.timeouts = 0
-        self.total = 0.0
+        self.llm_calls = self.tokens_in = self.tokens_out = 0
+        self.total = self.cost = 0.0
         self.latencies.clear()
 
     def row(self) -> dict[str, Any]:
@@ -57,6 +64,10 @@ class NodeStats:
             "p90_s": percentile(lat, 90),
             "p99_s": percentile(lat, 99),
             "max_s": lat[-1] if lat else math.nan,
+            "llm_calls": self.llm_calls,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost": self.cost,
         }
 
 
@@ -107,7 +118,9 @@ class Metrics:
         raise KeyError(name)
 
     def rows(self) -> list[dict[str, Any]]:
-        """One dict per node: count, errors, retries, timeouts, mean/p50/p90/p99/max seconds."""
+        """One dict per node: count, errors, retries, timeouts, mean/p50/p90/p99/max seconds, and
+        its chat-model calls: ``llm_calls``, ``tokens_in``, ``tokens_out``, ``cost`` (0 without a
+        price table, see :func:`agentgraph_nb.llm.set_prices`)."""
         return [n.row() for n in self._nodes]
 
     def summary(self) -> dict[str, Any]:

@@ -36,7 +36,7 @@ _ERROR_LIMIT = 600
 _SVG_FALLBACK_MAX_NODES = 1500
 #: Event kinds that change what the view shows.
 _SHOWN = frozenset(
-    ("run_start", "run_end", "node_start", "node_end", "node_error", "node_retry", "interrupt")
+    ("run_start", "run_end", "node_start", "node_end", "node_error", "node_retry", "interrupt", "llm_end")
 )
 
 
@@ -187,6 +187,8 @@ class GraphView(anywidget.AnyWidget):
             pic = self._runs.shown_picture()
             pic.status = dict(self.status)
             pic.details = dict(self.details)
+        # chat-model calls of each node's current execution: (picture, node) -> [calls, in, out, cost]
+        self._llm: dict[tuple[Any, str], list[Any]] = {}
         self._dirty = False
         self._last_flush = float("-inf")
         self._timer: threading.Timer | None = None
@@ -377,6 +379,7 @@ class GraphView(anywidget.AnyWidget):
             pic.run_id = event.run_id
             pic.step = event.step
             if kind == "node_start":
+                self._llm.pop((pic.key, node), None)
                 old = pic.details.get(node, {})
                 pic.status[node] = "running"
                 pic.details[node] = {
@@ -412,6 +415,8 @@ class GraphView(anywidget.AnyWidget):
                     error=short_text(event.data, _ERROR_LIMIT),
                     attempt=str(event.attempt or 1),
                 )
+            elif kind == "llm_end":
+                self._llm_details(pic, node, event.data)
             elif kind == "interrupt":
                 for name, value in self._interrupted(event):
                     pic.status[name] = "interrupted"
@@ -443,6 +448,22 @@ class GraphView(anywidget.AnyWidget):
                 self._flush_locked(time.monotonic(), menu=True)
             else:
                 self._schedule_locked()
+
+    def _llm_details(self, pic: Any, node: str, data: Any) -> None:
+        """A chat-model call of the running node: model, tokens and cost so far in its details."""
+        if not isinstance(data, Mapping):
+            return
+        tot = self._llm.setdefault((pic.key, node), [0, 0, 0, None])
+        tot[0] += 1
+        tot[1] += int(data.get("tokens_in") or 0)
+        tot[2] += int(data.get("tokens_out") or 0)
+        if data.get("cost") is not None:
+            tot[3] = (tot[3] or 0.0) + float(data["cost"])
+        calls = f" ({tot[0]} calls)" if tot[0] > 1 else ""
+        fields = {"model": str(data.get("model", "")), "tokens": f"{tot[1]:,} in, {tot[2]:,} out{calls}"}
+        if tot[3] is not None:
+            fields["cost"] = f"${tot[3]:.3g}"
+        self._update_details(pic, node, **fields)
 
     @staticmethod
     def _update_details(pic: Any, node: str, **fields: str) -> None:
