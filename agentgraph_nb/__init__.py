@@ -31,10 +31,15 @@ from agentgraph_nb.errors import (
     MissingDependencyError,
     NodeError,
     NodeTimeoutError,
+    ToolArgumentsError,
+    ToolError,
+    UnknownMessageError,
+    UnknownToolError,
 )
 from agentgraph_nb.graph.compiled import CompiledGraph
 from agentgraph_nb.graph.session import DebugSession, StateDiff
 from agentgraph_nb.graph.state import StateGraph
+from agentgraph_nb.messages import REMOVE_ALL_MESSAGES, MessagesState, RemoveMessage, add_messages
 from agentgraph_nb.types import (
     Command,
     Event,
@@ -52,6 +57,7 @@ logging.getLogger("agentgraph_nb").addHandler(logging.NullHandler())
 
 __all__ = [
     "END",
+    "REMOVE_ALL_MESSAGES",
     "START",
     "AgentGraphError",
     "AgentGraphWarning",
@@ -69,17 +75,24 @@ __all__ = [
     "InvalidInputError",
     "InvalidUpdateError",
     "MemoryCheckpointer",
+    "MessagesState",
     "MissingDependencyError",
     "NodeError",
     "NodeTimeoutError",
     "Overwrite",
+    "RemoveMessage",
     "RetryPolicy",
     "Send",
     "SqliteCheckpointer",
     "StateDiff",
     "StateGraph",
     "StateSnapshot",
+    "ToolArgumentsError",
+    "ToolError",
+    "UnknownMessageError",
+    "UnknownToolError",
     "__version__",
+    "add_messages",
     "full_traceback",
     "interrupt",
     "load_ipython_extension",
