@@ -26,6 +26,7 @@ EXTRA_OF: dict[str, str] = {
     "tqdm": "notebook",
     "nest_asyncio2": "notebook",
     "pydantic": "pydantic",
+    "mcp": "mcp",
 }
 """Each optional top-level module agentgraph_nb imports, and the extra that installs it."""
 

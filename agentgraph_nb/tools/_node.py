@@ -289,6 +289,8 @@ class ToolNode:
             text = str(h(exc))
         elif isinstance(exc, (UnknownToolError, ToolArgumentsError)):
             text = f"Error: {exc}. Fix the call and try again."
+        elif isinstance(exc, ToolError):
+            text = f"Error: {exc}"
         else:
             text = f"Error: tool {name!r} raised {type(exc).__name__}: {exc}. Fix the call or try another way."
         return {"role": "tool", "tool_call_id": cid, "name": name, "content": text}
