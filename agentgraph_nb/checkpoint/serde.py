@@ -57,6 +57,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import msgpack
+import typing_extensions
 
 from agentgraph_nb.errors import CheckpointError
 
@@ -427,7 +428,7 @@ class Serializer:
                 found.append(t)
                 for f in t.model_fields.values():  # type: ignore[attr-defined]
                     visit(f.annotation)
-            elif typing.is_typeddict(t):
+            elif typing_extensions.is_typeddict(t):  # the stdlib's misses typing_extensions' before 3.12
                 for h in _hints(t).values():
                     visit(h)
 
