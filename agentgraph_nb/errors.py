@@ -146,7 +146,7 @@ class UnknownMessageError(AgentGraphError, ValueError):
         id: the message id that was not found.
     """
 
-    def __init__(self, message: str, *, id: str) -> None:  # noqa: A002 (the message's field)
+    def __init__(self, message: str, *, id: str) -> None:
         super().__init__(message)
         self.id = id
 

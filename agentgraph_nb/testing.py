@@ -418,7 +418,7 @@ def flaky(
 
 
 # -- a chat model that follows a script ----------------------------------------------------------------
-def tool_call(name: str, args: Mapping[str, Any] | str | None = None, id: str | None = None) -> dict[str, Any]:  # noqa: A002
+def tool_call(name: str, args: Mapping[str, Any] | str | None = None, id: str | None = None) -> dict[str, Any]:
     """One tool call in the OpenAI format, for scripting a model's answer.
 
     Args:

@@ -29,21 +29,21 @@ from agentgraph_nb import (
 )
 
 
-def user(content: str, id: str | None = None) -> dict[str, Any]:  # noqa: A002
+def user(content: str, id: str | None = None) -> dict[str, Any]:
     m: dict[str, Any] = {"role": "user", "content": content}
     if id is not None:
         m["id"] = id
     return m
 
 
-def ai(content: str, id: str | None = None) -> dict[str, Any]:  # noqa: A002
+def ai(content: str, id: str | None = None) -> dict[str, Any]:
     m: dict[str, Any] = {"role": "assistant", "content": content}
     if id is not None:
         m["id"] = id
     return m
 
 
-def system(content: str, id: str) -> dict[str, Any]:  # noqa: A002
+def system(content: str, id: str) -> dict[str, Any]:
     return {"role": "system", "content": content, "id": id}
 
 

@@ -1012,7 +1012,7 @@ def test_register_from_annotations_walks_typing_extensions_typeddicts() -> None:
     class _Inner:
         x: int
 
-    State = typing_extensions.TypedDict("State", {"inner": typing_extensions.NotRequired[_Inner]})
+    State = typing_extensions.TypedDict("State", {"inner": typing_extensions.NotRequired[_Inner]})  # noqa: UP013
     ser = Serializer()
     assert ser.register_from_annotations(State) == [_Inner]
     assert ser.loads(ser.dumps({"inner": _Inner(1)})) == {"inner": _Inner(1)}

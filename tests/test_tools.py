@@ -29,7 +29,15 @@ from agentgraph_nb import (
     interrupt,
 )
 from agentgraph_nb.testing import tool_call
-from agentgraph_nb.tools import InjectedState, InjectedToolCallId, Tool, ToolNode, tool, tool_content, tools_condition
+from agentgraph_nb.tools import (
+    InjectedState,
+    InjectedToolCallId,
+    Tool,
+    ToolNode,
+    tool,
+    tool_content,
+    tools_condition,
+)
 
 
 def calls_message(*calls: dict[str, Any]) -> dict[str, Any]:

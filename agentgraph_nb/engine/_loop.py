@@ -164,7 +164,7 @@ def _in_scope(found: _Scratch | Run) -> _Scratch | Run:
     return s if s is not None and s.parent is found else found
 
 
-class interrupt_scope:  # noqa: N801 (used like a function: ``with interrupt_scope(key):``)
+class interrupt_scope:
     """Give the ``interrupt()`` calls of one part of a node ids of their own, so that parts that
     run side by side (threads, tasks) pause and resume independently of their timing.
 

@@ -183,9 +183,10 @@ def create_react_agent(
     if state_schema is None:
         if response_format is not None:
             # the answer's class in the schema: the checkpoint serializer registers it from there
-            state_schema = TypedDict(  # type: ignore[operator]
+            make: Any = TypedDict  # called, not a class statement: the answer's class is a parameter
+            state_schema = make(
                 "AgentState",
-                {"messages": Annotated[list[Message], add_messages], "structured_response": NotRequired[response_format]},
+                {"messages": Annotated[list[Message], add_messages], "structured_response": NotRequired[response_format]},  # type: ignore[valid-type]
             )
         else:
             state_schema = AgentState

@@ -12,7 +12,13 @@ from typing import Any
 
 from agentgraph_nb.constants import END
 from agentgraph_nb.engine._loop import interrupt_scope
-from agentgraph_nb.errors import GraphInterrupt, ToolArgumentsError, ToolError, UnknownToolError, did_you_mean
+from agentgraph_nb.errors import (
+    GraphInterrupt,
+    ToolArgumentsError,
+    ToolError,
+    UnknownToolError,
+    did_you_mean,
+)
 from agentgraph_nb.messages import Message, convert_message
 from agentgraph_nb.tools._tool import Tool, as_tool, tool_content
 

@@ -91,7 +91,7 @@ class MCPTool(Tool):
                 f"MCP tool {self.name!r}: the arguments must be a JSON object, got {type(args).__name__}",
                 tool=self.name, tool_call_id=tool_call_id,
             )
-        params = self._schema["function"]["parameters"]
+        params = self.schema["function"]["parameters"]
         missing = [k for k in params.get("required", []) if k not in args]
         unknown = [k for k in args if params.get("additionalProperties") is False and k not in params.get("properties", {})]
         if missing or unknown:
@@ -178,7 +178,7 @@ def _default_errlog() -> TextIO:
         sys.stderr.fileno()
         return sys.stderr
     except Exception:  # a notebook's stream without a file descriptor
-        return open(os.devnull, "w")  # noqa: SIM115 (kept open as long as the server runs)
+        return open(os.devnull, "w")
 
 
 class MCPTools:
@@ -238,7 +238,9 @@ class MCPTools:
     async def _serve(self, ready: futures.Future[list[MCPTool]]) -> None:
         # one task opens and closes the session: anyio's cancel scopes must exit in the task that entered them
         self._closing = asyncio.Event()
-        params = StdioServerParameters(command=self.command[0], args=self.command[1:], env=self.env, cwd=self.cwd)
+        params = StdioServerParameters(
+            command=self.command[0], args=self.command[1:], env=self.env, cwd=None if self.cwd is None else os.fspath(self.cwd)
+        )
         try:
             async with stdio_client(params, errlog=self.errlog or _default_errlog()) as (read, write):
                 async with ClientSession(read, write) as session:
@@ -263,7 +265,7 @@ class MCPTools:
         if self._main is not None:
             try:
                 self._main.result(10)
-            except BaseException:  # noqa: S110 (the server may already be gone)
+            except BaseException:
                 pass
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
