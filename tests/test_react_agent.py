@@ -262,3 +262,21 @@ def test_scripted_chat_model_runs_out_clearly_and_shares_records() -> None:
     boom = ScriptedChatModel([ConnectionError("down")])
     with pytest.raises(ConnectionError):
         boom.invoke("x")
+
+
+def test_readme_agents_example_runs_as_pasted(tmp_path: Any) -> None:
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Tools and ReAct agents", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    script = tmp_path / "agent.py"
+    script.write_text(code)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:3] == ["Book for 2 in Rome?", "Rome is sunny: a table for two is booked.", "city='Rome' booked=True"]
+    assert "generate_structured_response" in r.stdout and 'n_agent["agent"]' in r.stdout
