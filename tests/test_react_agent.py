@@ -280,3 +280,17 @@ def test_readme_agents_example_runs_as_pasted(tmp_path: Any) -> None:
     lines = r.stdout.splitlines()
     assert lines[:3] == ["Book for 2 in Rome?", "Rome is sunny: a table for two is booked.", "city='Rome' booked=True"]
     assert "generate_structured_response" in r.stdout and 'n_agent["agent"]' in r.stdout
+
+
+def test_graphview_shows_the_agent_and_its_run() -> None:
+    pytest.importorskip("anywidget")
+    model = ScriptedChatModel([[tool_call("weather", {"city": "Oslo"})], "Rain."])
+    agent = create_react_agent(model, [weather])
+    view = agent.show()
+    graph = view.graph
+    assert [n["name"] for n in graph["nodes"]] == ["agent", "tools"]
+    edges = {(e["source"], e["target"]) for e in graph["edges"]}
+    assert {("__start__", "agent"), ("tools", "agent")} <= edges
+    agent.invoke({"messages": "weather?"})
+    bundle = agent._repr_mimebundle_()
+    assert "image/svg+xml" in bundle and ">agent<" in bundle["image/svg+xml"] and ">tools<" in bundle["image/svg+xml"]
