@@ -19,15 +19,21 @@ Example:
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from typing_extensions import TypedDict
 
+from agentgraph_nb._lazy import LazyModule
 from agentgraph_nb.errors import UnknownMessageError
+
+if TYPE_CHECKING:
+    import json
+    import uuid
+else:  # imported on first use: ``import agentgraph_nb`` stays fast
+    json = LazyModule("json", __name__, "json")
+    uuid = LazyModule("uuid", __name__, "uuid")
 
 __all__ = [
     "REMOVE_ALL_MESSAGES",
