@@ -282,3 +282,48 @@ def test_import_agentgraph_nb_imports_neither_pydantic_nor_mcp() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+# -- property: add_messages against a plain model of a conversation -----------------------------------
+def test_add_messages_matches_a_simple_model() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    ids = st.sampled_from(["a", "b", "c", "d", "e"])
+    op = st.one_of(
+        st.tuples(st.just("put"), ids, st.text(max_size=3)),
+        st.tuples(st.just("remove"), ids, st.just("")),
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.lists(op, max_size=5), max_size=6))
+    def check(updates: list[list[tuple[str, str, str]]]) -> None:
+        state: list[dict[str, Any]] = []
+        model: dict[str, str] = {}  # insertion-ordered: id -> content
+        for ops in updates:
+            # the model: a message keeps the place it first had; an update's last word on an id wins
+            right: list[Any] = []
+            order = list(model)
+            content = dict(model)
+            gone: set[str] = set()
+            ok = True
+            for kind, mid, text in ops:
+                if kind == "put":
+                    right.append({"role": "user", "content": text, "id": mid})
+                    if mid not in content:
+                        order.append(mid)
+                    content[mid] = text
+                    gone.discard(mid)
+                else:
+                    right.append(RemoveMessage(mid))
+                    ok = ok and mid in content  # known: in the list, or put earlier in this update
+                    gone.add(mid)
+            if not ok:
+                with pytest.raises(UnknownMessageError):
+                    add_messages(state, right)
+                continue
+            state = add_messages(state, right)
+            model = {k: content[k] for k in order if k not in gone}
+            assert [(m["id"], m["content"]) for m in state] == list(model.items())
+
+    check()
