@@ -402,3 +402,55 @@ def test_missing_dependency_names_the_pip_install(blocked: str, module: str, ext
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert f'needs {blocked}' in r.stdout and f'pip install "agentgraph_nb[{extra}]"' in r.stdout, r.stdout
+
+
+# -- tools that return a Command -------------------------------------------------------------------------
+def test_a_tool_returning_a_command_updates_state_and_routes() -> None:
+    from agentgraph_nb import Command
+
+    class State(MessagesState):
+        city: str
+
+    @tool
+    def pick_city(city: str, call_id: Annotated[str, InjectedToolCallId]) -> Command:
+        """Pick the city and hand over to the planner."""
+        return Command(
+            update={"city": city, "messages": [{"role": "tool", "tool_call_id": call_id, "content": f"picked {city}"}]},
+            goto="planner",
+        )
+
+    g = StateGraph(State)
+    g.add_node("agent", lambda s: {"messages": [calls_message(
+        tool_call("weather", {"city": "Oslo"}, id="w"), tool_call("pick_city", {"city": "Oslo"}, id="p"))]})
+    g.add_node(ToolNode([weather, pick_city]), destinations=["planner"])
+    g.add_node("planner", lambda s: {"messages": [("ai", f"planning for {s['city']}")]})
+    g.add_edge(START, "agent").add_edge("agent", "tools")
+    out = g.compile().invoke({"messages": "go"})
+    assert out["city"] == "Oslo"
+    assert [(m["role"], m.get("tool_call_id"), m["content"]) for m in out["messages"][2:]] == [
+        ("tool", "w", "18 C in Oslo for 1 day(s)"),
+        ("tool", "p", "picked Oslo"),
+        ("assistant", None, "planning for Oslo"),
+    ]
+
+
+def test_a_command_without_its_tool_message_or_with_conflicting_keys_is_an_error() -> None:
+    from agentgraph_nb import Command
+
+    @tool
+    def silent(x: int) -> Command:
+        """Forgets to answer."""
+        return Command(update={"n": x})
+
+    with pytest.raises(ToolError, match="tool 'silent' returned a Command whose update has no tool message answering its call 'c1'"):
+        ToolNode([silent])(state_with(tool_call("silent", {"x": 1}, id="c1")))
+
+    @tool
+    def setter(x: int, call_id: Annotated[str, InjectedToolCallId]) -> Command:
+        """Sets n."""
+        return Command(update={"n": x, "messages": {"role": "tool", "tool_call_id": call_id, "content": "ok"}})
+
+    with pytest.raises(ToolError, match="tools 'setter' and 'setter' both update state key 'n'"):
+        ToolNode([setter])(state_with(tool_call("setter", {"x": 1}, id="a"), tool_call("setter", {"x": 2}, id="b")))
+    out = ToolNode([setter])(state_with(tool_call("setter", {"x": 1}, id="a")))
+    assert isinstance(out, Command) and out.update == {"messages": [{"role": "tool", "tool_call_id": "a", "content": "ok"}], "n": 1}

@@ -21,6 +21,7 @@ from agentgraph_nb.errors import (
 )
 from agentgraph_nb.messages import Message, convert_message
 from agentgraph_nb.tools._tool import Tool, as_tool, tool_content
+from agentgraph_nb.types import Command
 
 __all__ = ["ToolNode", "tools_condition"]
 
@@ -72,6 +73,16 @@ def tools_condition(state: Any, messages_key: str = "messages") -> str:
     return END
 
 
+class _FromCommand:
+    """A tool call's result that is a ``Command`` (the tool updates the state itself)."""
+
+    __slots__ = ("call", "command")
+
+    def __init__(self, call: dict[str, Any], command: Command) -> None:
+        self.call = call
+        self.command = command
+
+
 ErrorHandler = bool | str | Callable[[BaseException], str] | type[BaseException] | tuple[type[BaseException], ...]
 
 
@@ -83,6 +94,12 @@ class ToolNode:
     async when any tool is). A tool that raises, a tool name the model made up, or arguments that
     are not JSON or do not fit the tool's schema become an error ``tool`` message back to the
     model (naming the tool and the problem), so the model can correct itself; the run goes on.
+
+    A tool may return a :class:`~agentgraph_nb.Command` to update other state keys and choose
+    what runs next (a hand-off to another agent): its ``update`` must answer the call with a
+    ``tool`` message under ``messages`` (take the id with an ``InjectedToolCallId`` parameter).
+    The node then returns one ``Command``: every call's messages in call order, the other keys of
+    the tools' updates (two tools writing one key is an error), and all their ``goto`` targets.
 
     ``interrupt()`` inside a tool pauses the run; each call's interrupts have their own ids, so
     calls that pause side by side are answered with ``Command(resume={id: value, ...})``. On
@@ -189,9 +206,48 @@ class ToolNode:
         for o in outcomes:
             if isinstance(o, BaseException):
                 raise o
+        if any(type(o) is _FromCommand for o in outcomes):
+            return self._combine(outcomes)
         if isinstance(state, list):
             return outcomes
         return {self.messages_key: outcomes}
+
+    def _combine(self, outcomes: list[Any]) -> Command:
+        """One ``Command`` for a message whose tools returned some: every call's messages in call
+        order, the other keys of their updates, and all their ``goto`` targets."""
+        key = self.messages_key
+        messages: list[Any] = []
+        update: dict[str, Any] = {}
+        writers: dict[str, str] = {}
+        goto: list[Any] = []
+        for o in outcomes:
+            if type(o) is not _FromCommand:
+                messages.append(o)
+                continue
+            call, cmd = o.call, o.command
+            upd = dict(cmd.update or {})
+            own = upd.pop(key, [])
+            own = own if isinstance(own, list) else [own]
+            if not any(isinstance(m, dict) and m.get("tool_call_id") == call["id"] for m in own):
+                raise ToolError(
+                    f"node {self.name!r}: tool {call['name']!r} returned a Command whose update has no tool message "
+                    f"answering its call {call['id']!r}; add {{'role': 'tool', 'tool_call_id': tool_call_id, "
+                    f"'content': ...}} to update[{key!r}] (take the id with an InjectedToolCallId parameter)",
+                    tool=call["name"], tool_call_id=call["id"], node=self.name,
+                )
+            messages.extend(own)
+            for k, v in upd.items():
+                if k in writers:
+                    raise ToolError(
+                        f"node {self.name!r}: tools {writers[k]!r} and {call['name']!r} both update state key {k!r} "
+                        "in one step; let one tool write it",
+                        tool=call["name"], tool_call_id=call["id"], node=self.name,
+                    )
+                writers[k] = call["name"]
+                update[k] = v
+            g = cmd.goto
+            goto.extend([g] if isinstance(g, str) or not isinstance(g, (list, tuple)) else g)
+        return Command(update={key: messages, **update}, goto=goto)
 
     # -- one call -----------------------------------------------------------------------------------
     def _calls(self, state: Any) -> list[dict[str, Any]]:
@@ -231,7 +287,7 @@ class ToolNode:
                 ) from exc
         return t, args
 
-    def _run_one(self, state: Any, call: dict[str, Any], scope: interrupt_scope) -> Message:
+    def _run_one(self, state: Any, call: dict[str, Any], scope: interrupt_scope) -> Message | _FromCommand:
         with scope:
             try:
                 t, args = self._prepare(state, call)
@@ -242,7 +298,7 @@ class ToolNode:
                 return self._error_message(call, exc)
         return self._message(call, result)
 
-    async def _arun_one(self, state: Any, call: dict[str, Any], scope: interrupt_scope) -> Message:
+    async def _arun_one(self, state: Any, call: dict[str, Any], scope: interrupt_scope) -> Message | _FromCommand:
         with scope:
             try:
                 t, args = self._prepare(state, call)
@@ -265,7 +321,9 @@ class ToolNode:
             return t.invoke(args, state=state, tool_call_id=cid)
 
     @staticmethod
-    def _message(call: dict[str, Any], result: Any) -> Message:
+    def _message(call: dict[str, Any], result: Any) -> Message | _FromCommand:
+        if type(result) is Command:  # the tool updates the state (and may route) itself
+            return _FromCommand(call, result)
         return {"role": "tool", "tool_call_id": call["id"], "name": call["name"], "content": tool_content(result)}
 
     def _error_message(self, call: dict[str, Any], exc: Exception) -> Message:
