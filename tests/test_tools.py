@@ -454,3 +454,19 @@ def test_a_command_without_its_tool_message_or_with_conflicting_keys_is_an_error
         ToolNode([setter])(state_with(tool_call("setter", {"x": 1}, id="a"), tool_call("setter", {"x": 2}, id="b")))
     out = ToolNode([setter])(state_with(tool_call("setter", {"x": 1}, id="a")))
     assert isinstance(out, Command) and out.update == {"messages": [{"role": "tool", "tool_call_id": "a", "content": "ok"}], "n": 1}
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import agentgraph_nb.messages
+    import agentgraph_nb.testing
+    import agentgraph_nb.tools
+    import agentgraph_nb.tools._node
+    import agentgraph_nb.tools._tool
+
+    for mod in (agentgraph_nb.messages, agentgraph_nb.tools, agentgraph_nb.tools._tool, agentgraph_nb.tools._node,
+                agentgraph_nb.testing):
+        result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, mod.__name__
+        assert result.attempted > 0, mod.__name__

@@ -117,10 +117,19 @@ class ToolNode:
         messages_key: the state key holding the conversation.
 
     Example:
-        >>> g = StateGraph(MessagesState)
-        >>> g.add_node("agent", call_model).add_node(ToolNode([weather]))        # doctest: +SKIP
-        >>> g.add_edge(START, "agent").add_conditional_edges("agent", tools_condition, ["tools", END])
-        >>> g.add_edge("tools", "agent")
+        >>> from agentgraph_nb import END, START, MessagesState, StateGraph
+        >>> from agentgraph_nb.testing import ScriptedChatModel, tool_call
+        >>> from agentgraph_nb.tools import tool
+        >>> @tool
+        ... def add(a: int, b: int) -> int:
+        ...     "Add two integers."
+        ...     return a + b
+        >>> model = ScriptedChatModel([[tool_call("add", {"a": 2, "b": 3})], "5"]).bind_tools([add])
+        >>> g = StateGraph(MessagesState).add_node("agent", lambda s: {"messages": [model.invoke(s["messages"])]})
+        >>> g = g.add_node(ToolNode([add])).add_edge("tools", "agent").add_edge(START, "agent")
+        >>> app = g.add_conditional_edges("agent", tools_condition, ["tools", END]).compile()
+        >>> [m["content"] for m in app.invoke({"messages": "2 + 3?"})["messages"]]
+        ['2 + 3?', None, '5', '5']
     """
 
     def __init__(

@@ -27,6 +27,7 @@ class InjectedState:
     so the model never sees it. :class:`~agentgraph_nb.tools.ToolNode` fills it in.
 
     Example:
+        >>> from typing import Annotated
         >>> @tool
         ... def count_messages(state: Annotated[dict, InjectedState]) -> int:
         ...     '''How many messages the conversation has.'''
@@ -353,6 +354,7 @@ def tool(
     ``tool(fn, ...)``.
 
     Example:
+        >>> from typing import Literal
         >>> @tool
         ... def weather(city: str, unit: Literal["C", "F"] = "C") -> str:
         ...     '''Current weather in a city.
