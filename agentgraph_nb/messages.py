@@ -192,7 +192,7 @@ def convert_messages(messages: Any) -> list[Message | RemoveMessage]:
     return [convert_message(messages)]
 
 
-def _as_list(value: Any, in_place: bool = True) -> list[Any]:
+def _as_list(value: Any, in_place: bool = True, prev: str = "") -> list[Any]:
     """The messages of one side of :func:`add_messages`, converted to dicts.
 
     Elements of a list the caller passed are converted *in that list*, and missing ids are set
@@ -211,10 +211,26 @@ def _as_list(value: Any, in_place: bool = True) -> list[Any]:
                 c["id"] = _new_id()
         return value
     out = convert_messages(value)
-    for c in out:
+    for n, c in enumerate(out):
         if type(c) is dict and not c.get("id"):
-            c["id"] = _new_id()
+            # a dict the caller passed gets its id on itself; a message made here from a string, a
+            # pair or a LangChain object cannot carry it back into the stored update, so its id
+            # comes from what precedes it: the same when the state is rebuilt from that update
+            c["id"] = _new_id() if c is value else _stable_id(prev, c, n)
+        if type(c) is dict:
+            prev = c["id"]
     return out
+
+
+def _stable_id(prev: str, m: Message, n: int) -> str:
+    """A uuid4-shaped id from the id before the message, its position in its update, role and
+    content: the same each time the same update is merged into the same state."""
+    from hashlib import blake2b
+
+    h = int.from_bytes(blake2b(f"{prev}|{n}|{m.get('role')}|{m.get('content')!r}".encode(), digest_size=16).digest(), "big")
+    h = (h & ~(0xF000 << 64 | 0xC000 << 48)) | (0x4000 << 64 | 0x8000 << 48)  # version 4, RFC 4122 variant
+    x = f"{h:032x}"
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def add_messages(left: Any, right: Any) -> list[Message]:
@@ -244,7 +260,7 @@ def add_messages(left: Any, right: Any) -> list[Message]:
         [('user', 'hello'), ('assistant', 'hey')]
     """
     lhs = _as_list(left, in_place=False)
-    rhs = _as_list(right)
+    rhs = _as_list(right, prev=lhs[-1]["id"] if lhs else "")
     for i in range(len(rhs) - 1, -1, -1):
         m = rhs[i]
         if type(m) is RemoveMessage and m.id == REMOVE_ALL_MESSAGES:

@@ -327,3 +327,21 @@ def test_add_messages_matches_a_simple_model() -> None:
             assert [(m["id"], m["content"]) for m in state] == list(model.items())
 
     check()
+
+
+@pytest.mark.parametrize("update", ["a string", ("ai", "a pair")], ids=["str", "pair"])
+def test_a_bare_shorthand_update_gets_the_same_id_when_the_state_is_rebuilt(update: Any, tmp_path: Any) -> None:
+    """A node returning one string or pair (not in a list): the stored update cannot hold the id,
+    so the id is derived from the message before it, and a state rebuilt from the stored updates
+    (SQLite keeps only updates between snapshots) has the ids the live run had."""
+    def bot(state: Any) -> dict[str, Any]:
+        return {"messages": update}
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    app = StateGraph(MessagesState).add_node("bot", bot).add_edge(START, "bot").compile(checkpointer=url)
+    live = [app.invoke({"messages": [f"q{i}"]}, thread_id="t") for i in range(3)][-1]
+    ids = [m["id"] for m in live["messages"]]
+    assert len(set(ids)) == 6 and all(_is_uuid4(i) for i in ids)  # equal messages, distinct ids
+    again = StateGraph(MessagesState).add_node("bot", bot).add_edge(START, "bot").compile(checkpointer=url)
+    assert again.get_state("t").values == live
+    assert [[m["id"] for m in s.values["messages"]] for s in again.get_state_history("t")][0] == ids
