@@ -344,4 +344,6 @@ def test_a_bare_shorthand_update_gets_the_same_id_when_the_state_is_rebuilt(upda
     assert len(set(ids)) == 6 and all(_is_uuid4(i) for i in ids)  # equal messages, distinct ids
     again = StateGraph(MessagesState).add_node("bot", bot).add_edge(START, "bot").compile(checkpointer=url)
     assert again.get_state("t").values == live
-    assert [[m["id"] for m in s.values["messages"]] for s in again.get_state_history("t")][0] == ids
+    for snap in again.get_state_history("t"):  # every checkpoint rebuilds a prefix of the live conversation
+        got = [m["id"] for m in snap.values.get("messages", [])]
+        assert got == ids[: len(got)]
