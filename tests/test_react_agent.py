@@ -127,10 +127,24 @@ def test_response_format_fills_structured_response() -> None:
     agent = create_react_agent(model, [weather], response_format=Forecast, prompt="Be exact.")
     out = agent.invoke({"messages": "Rome?"}, thread_id="t")
     assert out["structured_response"] == Forecast(city="Rome", temperature_c=21)
-    assert model.calls[2][0]["role"] == "system" and model.calls[2][-1]["content"] == "Rome: 21 C and sunny."
+    # the structured call sees the conversation, without the agent's prompt (as in LangGraph)
+    assert [m["role"] for m in model.calls[2]] == ["user", "assistant", "tool", "assistant"]
+    assert model.calls[2][-1]["content"] == "Rome: 21 C and sunny."
     assert "generate_structured_response" in agent.to_mermaid()
     # checkpointed (the model class is registered with the serializer) and read back as the model
     assert agent.get_state("t").values["structured_response"] == Forecast(city="Rome", temperature_c=21)
+
+
+def test_response_format_with_its_own_system_prompt() -> None:
+    model = ScriptedChatModel(["Oslo: 4 C.", '{"city": "Oslo", "temperature_c": 4}'])
+    out = create_react_agent(model, [weather], prompt="Be brief.",
+                             response_format=("Extract the forecast.", Forecast)).invoke({"messages": "Oslo?"})
+    assert out["structured_response"] == Forecast(city="Oslo", temperature_c=4)
+    assert [(m["role"], m["content"]) for m in model.calls[1]] == [
+        ("system", "Extract the forecast."), ("user", "Oslo?"), ("assistant", "Oslo: 4 C."),
+    ]
+    with pytest.raises(TypeError, match=r"pydantic model or \(system_prompt, model\)"):
+        create_react_agent(model, [weather], response_format=(Forecast, "x"))  # type: ignore[arg-type]
 
 
 def test_response_format_on_a_sqlite_checkpointer_round_trips(tmp_path: Any) -> None:

@@ -111,7 +111,7 @@ def create_react_agent(
     tools: Sequence[Any] | Any,
     *,
     prompt: str | Mapping[str, Any] | Callable[[Any], Any] | None = None,
-    response_format: type | None = None,
+    response_format: type | tuple[str, type] | None = None,
     state_schema: Any = None,
     checkpointer: Any = "memory",
     interrupt_before: Sequence[str] | None = None,
@@ -131,7 +131,9 @@ def create_react_agent(
         prompt: a string (sent as the system message first), a message dict (sent first), or a
             callable ``state -> messages`` returning everything the model is sent.
         response_format: a pydantic model: after the loop, ``model.with_structured_output(it)``
-            is asked for the final answer, which lands in the state's ``structured_response``.
+            is sent the conversation (without ``prompt``, as in LangGraph) and its answer lands in
+            the state's ``structured_response``; ``(system_prompt, Model)`` sends that system
+            message first.
         state_schema: the state schema (default :class:`AgentState`); it needs a ``messages``
             key merged by ``add_messages``.
         checkpointer: as for ``compile()`` (default in memory): with a ``thread_id`` a
@@ -172,6 +174,13 @@ def create_react_agent(
             )
         bound = bind(tool_node.tools)
     structured = None
+    structured_prompt = None
+    if isinstance(response_format, tuple):
+        if len(response_format) != 2 or not isinstance(response_format[0], str):
+            raise TypeError(
+                f"create_react_agent: response_format must be a pydantic model or (system_prompt, model), got {response_format!r}"
+            )
+        structured_prompt, response_format = response_format
     if response_format is not None:
         wso = getattr(model, "with_structured_output", None)
         if not callable(wso):
@@ -197,7 +206,7 @@ def create_react_agent(
     g.add_edge(START, "agent")
     after = "generate_structured_response" if structured is not None else END
     if structured is not None:
-        g.add_node("generate_structured_response", _StructuredNode(structured, prompt_fn))
+        g.add_node("generate_structured_response", _StructuredNode(structured, _prompt_fn(structured_prompt)))
         g.add_edge("generate_structured_response", END)
     if tool_node is not None:
         tool_node.name = tool_node.__name__ = "tools"
