@@ -122,6 +122,8 @@ def tool_content(result: Any) -> str | list[Any]:
         return result.model_dump_json()
     if isinstance(result, list) and result and all(isinstance(b, dict) and "type" in b for b in result):
         return result
+    if not isinstance(result, (dict, list, tuple, int, float, bool)):
+        return str(result)
     try:
         return json.dumps(result, ensure_ascii=False, default=_json_default)
     except (TypeError, ValueError):
