@@ -461,13 +461,14 @@ def test_docstring_examples_run() -> None:
     import doctest
 
     import agentgraph_nb.messages
+    import agentgraph_nb.prebuilt._react
     import agentgraph_nb.testing
     import agentgraph_nb.tools
     import agentgraph_nb.tools._node
     import agentgraph_nb.tools._tool
 
     for mod in (agentgraph_nb.messages, agentgraph_nb.tools, agentgraph_nb.tools._tool, agentgraph_nb.tools._node,
-                agentgraph_nb.testing):
+                agentgraph_nb.testing, agentgraph_nb.prebuilt._react):
         result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, mod.__name__
         assert result.attempted > 0, mod.__name__

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from typing_extensions import NotRequired, TypedDict
 
 from agentgraph_nb.constants import END, START
 from agentgraph_nb.messages import Message, add_messages, convert_message, convert_messages
+
+if TYPE_CHECKING:
+    from agentgraph_nb.graph.compiled import CompiledGraph
 
 __all__ = ["AgentState", "create_react_agent"]
 
@@ -118,7 +121,7 @@ def create_react_agent(
     interrupt_after: Sequence[str] | None = None,
     name: str = "react_agent",
     handle_tool_errors: Any = True,
-) -> Any:
+) -> CompiledGraph:
     """A tool-calling agent as a compiled graph: ``agent`` (the model) -> ``tools`` (a
     :class:`~agentgraph_nb.tools.ToolNode`) -> ``agent`` ... until the model answers without tool
     calls -> END.
@@ -152,8 +155,15 @@ def create_react_agent(
             ``response_format`` was given but it has no ``with_structured_output``.
 
     Example:
-        >>> agent = create_react_agent(model, [weather], prompt="Be brief.")   # doctest: +SKIP
-        >>> agent.invoke({"messages": [{"role": "user", "content": "Weather in Oslo?"}]})["messages"][-1]["content"]
+        >>> from agentgraph_nb.testing import ScriptedChatModel, tool_call
+        >>> from agentgraph_nb.tools import tool
+        >>> @tool
+        ... def weather(city: str) -> str:
+        ...     "Current weather in a city."
+        ...     return "sunny"
+        >>> model = ScriptedChatModel([[tool_call("weather", {"city": "Oslo"})], "It is sunny in Oslo."])
+        >>> agent = create_react_agent(model, [weather], prompt="Be brief.")
+        >>> agent.invoke({"messages": "Weather in Oslo?"})["messages"][-1]["content"]
         'It is sunny in Oslo.'
     """
     from agentgraph_nb.graph.state import StateGraph
