@@ -27,6 +27,7 @@ EXTRA_OF: dict[str, str] = {
     "nest_asyncio2": "notebook",
     "pydantic": "pydantic",
     "mcp": "mcp",
+    "langchain_core": "langchain",
 }
 """Each optional top-level module agentgraph_nb imports, and the extra that installs it."""
 

@@ -472,3 +472,31 @@ def test_docstring_examples_run() -> None:
         result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, mod.__name__
         assert result.attempted > 0, mod.__name__
+
+
+# -- LangChain tools ---------------------------------------------------------------------------------------
+def test_langchain_tools_work_in_a_tool_node() -> None:
+    lc_tools = pytest.importorskip("langchain_core.tools")
+
+    @lc_tools.tool
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers."""
+        return a * b
+
+    @lc_tools.tool
+    async def shout(text: str) -> str:
+        """Shout the text."""
+        return text.upper()
+
+    node = ToolNode([multiply, weather])
+    assert node.tools[0].schema["function"] == {
+        "name": "multiply", "description": "Multiply two integers.",
+        "parameters": {"properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"], "type": "object"},
+    }
+    out = node(state_with(tool_call("multiply", {"a": 6, "b": 7}, id="1"), tool_call("multiply", {"a": "x"}, id="2")))
+    assert out["messages"][0]["content"] == "42"
+    assert out["messages"][1]["content"].startswith("Error: tool 'multiply': invalid arguments: a: Input should be a valid integer")
+    anode = ToolNode([shout])
+    assert anode.is_async
+    out = asyncio.run(anode(state_with(tool_call("shout", {"text": "hi"}, id="s"))))
+    assert out["messages"][0]["content"] == "HI"

@@ -16,7 +16,16 @@ from agentgraph_nb.errors import ToolArgumentsError
 with requires_extra("agentgraph_nb.tools (tool schemas)"):
     import pydantic
 
-__all__ = ["InjectedState", "InjectedToolCallId", "Tool", "as_tool", "tool", "tool_content"]
+__all__ = [
+    "InjectedState",
+    "InjectedToolCallId",
+    "LangChainTool",
+    "Tool",
+    "as_tool",
+    "parse_arguments",
+    "tool",
+    "tool_content",
+]
 
 
 class InjectedState:
@@ -236,21 +245,7 @@ class Tool:
 
     # -- calling ------------------------------------------------------------------------------------
     def _kwargs(self, args: Any, state: Any, tool_call_id: str | None) -> dict[str, Any]:
-        if args is None:
-            args = {}
-        elif isinstance(args, (str, bytes)):
-            try:
-                args = json.loads(args) if args.strip() else {}
-            except ValueError as exc:
-                raise ToolArgumentsError(
-                    f"tool {self.name!r}: the arguments are not valid JSON ({exc}): {_short(args)}",
-                    tool=self.name, tool_call_id=tool_call_id,
-                ) from exc
-        if not isinstance(args, Mapping):
-            raise ToolArgumentsError(
-                f"tool {self.name!r}: the arguments must be a JSON object, got {type(args).__name__} {_short(args)}",
-                tool=self.name, tool_call_id=tool_call_id,
-            )
+        args = parse_arguments(self.name, args, tool_call_id)
         try:
             model = self.args_schema.model_validate(dict(args))
         except pydantic.ValidationError as exc:
@@ -308,6 +303,32 @@ class Tool:
 
     def __repr__(self) -> str:
         return f"Tool({self.name!r})"
+
+
+def parse_arguments(name: str, args: Any, tool_call_id: str | None = None) -> dict[str, Any]:
+    """A tool call's arguments as a dict: ``None`` is ``{}``, text is read as JSON, and anything
+    but a JSON object is a :class:`~agentgraph_nb.errors.ToolArgumentsError` naming the tool.
+
+    Example:
+        >>> parse_arguments("add", '{"a": 1}')
+        {'a': 1}
+    """
+    if args is None:
+        return {}
+    if isinstance(args, (str, bytes)):
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except ValueError as exc:
+            raise ToolArgumentsError(
+                f"tool {name!r}: the arguments are not valid JSON ({exc}): {_short(args)}",
+                tool=name, tool_call_id=tool_call_id,
+            ) from exc
+    if not isinstance(args, Mapping):
+        raise ToolArgumentsError(
+            f"tool {name!r}: the arguments must be a JSON object, got {type(args).__name__} {_short(args)}",
+            tool=name, tool_call_id=tool_call_id,
+        )
+    return dict(args)
 
 
 def _short(v: Any, n: int = 120) -> str:
@@ -382,11 +403,69 @@ def tool(
     return Tool(fn, name=name, description=description, args_schema=args_schema)
 
 
+class LangChainTool(Tool):
+    """A LangChain tool (``langchain_core.tools.BaseTool``, e.g. from ``langchain_core``'s
+    ``@tool`` or a community toolkit) used as one of ours: its OpenAI schema comes from
+    ``langchain_core``, and calls go to its ``invoke``/``ainvoke``, which check the arguments.
+    Made by :func:`as_tool` (so ``ToolNode`` and ``create_react_agent`` take such tools as they
+    are); ``langchain_core`` is imported only then.
+
+    Attributes:
+        tool: the LangChain tool.
+    """
+
+    def __init__(self, lc_tool: Any) -> None:
+        with requires_extra("LangChain tools"):
+            from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        self.tool = lc_tool
+        self.fn = lc_tool
+        self.name = self.__name__ = str(lc_tool.name)
+        self.description = str(getattr(lc_tool, "description", "") or "")
+        self._schema = convert_to_openai_tool(lc_tool)
+        # a StructuredTool made from an ``async def`` has only a coroutine
+        self.is_async = getattr(lc_tool, "func", None) is None and getattr(lc_tool, "coroutine", None) is not None
+        self.injected = {}
+        self.args_schema = None  # type: ignore[assignment]
+
+    def _call_error(self, exc: Exception, tool_call_id: str | None) -> Exception:
+        if isinstance(exc, pydantic.ValidationError):
+            return ToolArgumentsError(
+                f"tool {self.name!r}: invalid arguments: {_reasons(exc)}", tool=self.name, tool_call_id=tool_call_id
+            )
+        return exc
+
+    def invoke(self, args: Mapping[str, Any] | str | None = None, *, state: Any = None, tool_call_id: str | None = None) -> Any:
+        """Call the LangChain tool's ``invoke`` with the checked arguments."""
+        checked = parse_arguments(self.name, args, tool_call_id)
+        try:
+            return self.tool.invoke(checked)
+        except pydantic.ValidationError as exc:
+            raise self._call_error(exc, tool_call_id) from exc
+
+    async def ainvoke(self, args: Mapping[str, Any] | str | None = None, *, state: Any = None, tool_call_id: str | None = None) -> Any:
+        """Call the LangChain tool's ``ainvoke``."""
+        checked = parse_arguments(self.name, args, tool_call_id)
+        try:
+            return await self.tool.ainvoke(checked)
+        except pydantic.ValidationError as exc:
+            raise self._call_error(exc, tool_call_id) from exc
+
+    def __repr__(self) -> str:
+        return f"LangChainTool({self.name!r})"
+
+
+def _is_langchain_tool(obj: Any) -> bool:
+    return type(obj).__module__.startswith("langchain") and hasattr(obj, "args_schema") and hasattr(obj, "invoke")
+
+
 def as_tool(obj: Any) -> Tool:
     """A tool from a :class:`Tool`, an object that behaves like one (``name``, ``schema``,
-    ``invoke``/``ainvoke``: e.g. an MCP tool) or a plain function."""
+    ``invoke``/``ainvoke``: e.g. an MCP tool), a LangChain tool, or a plain function."""
     if isinstance(obj, Tool):
         return obj
+    if _is_langchain_tool(obj):
+        return LangChainTool(obj)
     if hasattr(obj, "schema") and hasattr(obj, "name") and (hasattr(obj, "invoke") or hasattr(obj, "ainvoke")):
         return obj  # type: ignore[no-any-return]
     if callable(obj):

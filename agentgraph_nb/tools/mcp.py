@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 from agentgraph_nb._lazy import requires_extra
 from agentgraph_nb.errors import ToolArgumentsError, ToolError
-from agentgraph_nb.tools._tool import Tool, _strip_titles
+from agentgraph_nb.tools._tool import Tool, _strip_titles, parse_arguments
 
 with requires_extra("agentgraph_nb.tools.mcp"):
     from mcp import ClientSession, StdioServerParameters
@@ -77,20 +77,7 @@ class MCPTool(Tool):
         self._loop = loop  # the session's own loop, when it runs on a background thread
 
     def _check(self, args: Any, tool_call_id: str | None) -> dict[str, Any]:
-        if args is None:
-            args = {}
-        if isinstance(args, (str, bytes)):
-            try:
-                args = json.loads(args) if args.strip() else {}
-            except ValueError as exc:
-                raise ToolArgumentsError(
-                    f"MCP tool {self.name!r}: the arguments are not valid JSON ({exc})", tool=self.name, tool_call_id=tool_call_id
-                ) from exc
-        if not isinstance(args, Mapping):
-            raise ToolArgumentsError(
-                f"MCP tool {self.name!r}: the arguments must be a JSON object, got {type(args).__name__}",
-                tool=self.name, tool_call_id=tool_call_id,
-            )
+        args = parse_arguments(self.name, args, tool_call_id)
         params = self.schema["function"]["parameters"]
         missing = [k for k in params.get("required", []) if k not in args]
         unknown = [k for k in args if params.get("additionalProperties") is False and k not in params.get("properties", {})]
