@@ -1,7 +1,7 @@
 """A tiny MCP server for tests/test_mcp.py, run over stdio with ``sys.executable``.
 
 Its tools: ``add`` (sync), ``slow_echo`` (async, sleeps: parallel calls overlap), ``fail``
-(raises, so the server answers with an error result), ``pid`` (the server's process id: the
+(raises, so the server answers with an error result), ``files.count`` (a dotted name), ``pid`` (the server's process id: the
 calls really reach this process).
 """
 
@@ -37,6 +37,12 @@ async def slow_echo(text: str, seconds: float = 0.5) -> str:
 def fail(reason: str) -> str:
     """Always fails with the given reason (sent back to the client as an error result)."""
     raise ToolError(reason)
+
+
+@server.tool(name="files.count")
+def files_count(names: list[str]) -> int:
+    """How many names (a dotted tool name, as MCP allows and chat APIs do not)."""
+    return len(names)
 
 
 @server.tool()

@@ -33,7 +33,7 @@ def by_name(tools: list[MCPTool]) -> dict[str, MCPTool]:
 
 def test_server_tools_load_with_their_schemas(server_tools: list[MCPTool]) -> None:
     tools = by_name(server_tools)
-    assert set(tools) == {"add", "slow_echo", "fail", "pid"}
+    assert set(tools) == {"add", "slow_echo", "fail", "files_count", "pid"}
     add = tools["add"].schema
     assert add["type"] == "function"
     assert add["function"]["name"] == "add" and add["function"]["description"] == "Add two integers."
@@ -47,6 +47,12 @@ def test_calls_reach_the_server_process(server_tools: list[MCPTool]) -> None:
     pid = int(tools["pid"].invoke({}))
     assert pid != os.getpid()
     os.kill(pid, 0)  # a live process of its own
+
+
+def test_a_dotted_server_name_is_offered_safely_and_called_by_its_own(server_tools: list[MCPTool]) -> None:
+    t = by_name(server_tools)["files_count"]
+    assert t.server_name == "files.count" and t.schema["function"]["name"] == "files_count"
+    assert t.invoke({"names": ["a", "b", "c"]}) == "3"
 
 
 def test_tool_node_runs_mcp_calls_in_parallel_and_reports_errors(server_tools: list[MCPTool]) -> None:
@@ -74,7 +80,7 @@ def test_react_agent_with_mcp_tools_sync_and_async(server_tools: list[MCPTool]) 
     agent = create_react_agent(model, server_tools)
     out = agent.invoke({"messages": "20 + 22?"}, thread_id="t")
     assert [(m["role"], m["content"]) for m in out["messages"][-2:]] == [("tool", "42"), ("assistant", "It is 42.")]
-    assert [t["function"]["name"] for t in model.tools_seen[0]] == ["add", "slow_echo", "fail", "pid"]
+    assert [t["function"]["name"] for t in model.tools_seen[0]] == ["add", "slow_echo", "fail", "files_count", "pid"]
 
     model = ScriptedChatModel([[tool_call("add", {"a": 1, "b": 1}, id="c")], "2"])
     out = asyncio.run(create_react_agent(model, server_tools).ainvoke({"messages": "1 + 1?"}))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -57,13 +58,19 @@ class MCPTool(Tool):
     """One tool of an MCP server; calling it sends ``tools/call`` through the session.
 
     Attributes:
-        name, description: as the server lists them.
+        name: the name the model calls it by: the server's, with characters chat APIs refuse
+            (anything but letters, digits, ``_`` and ``-``) as ``_``, at most 64 of them.
+        server_name: the name the server lists (and is called with).
+        description: as the server lists it.
         session: the MCP ``ClientSession`` the calls go through.
     """
 
     def __init__(self, session: Any, info: Any, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.session = session
-        self.name = self.__name__ = str(info.name)
+        self.server_name = str(info.name)
+        # chat APIs take 1-64 of [A-Za-z0-9_-]; MCP names may hold dots and be longer: the model
+        # sees a safe name, the server is called by its own
+        self.name = self.__name__ = re.sub(r"[^A-Za-z0-9_-]", "_", self.server_name)[:64] or "tool"
         self.description = str(getattr(info, "description", None) or "")
         params = _field(info, "input_schema", "inputSchema") or {}
         params = _strip_titles(dict(params))
@@ -92,7 +99,7 @@ class MCPTool(Tool):
         return dict(args)
 
     async def _call(self, args: dict[str, Any], tool_call_id: str | None) -> Any:
-        result = await self.session.call_tool(self.name, args)
+        result = await self.session.call_tool(self.server_name, args)
         content = _field(result, "content") or []
         texts = []
         for block in content:
