@@ -1,5 +1,10 @@
 """``@tool``: a plain function as a tool a chat model can call, with a JSON schema read from its
-type hints and docstring (pydantic builds and checks it)."""
+type hints and docstring (pydantic builds and checks it).
+
+In reading order: the markers a parameter can carry (``InjectedState``, ``InjectedToolCallId``),
+the docstring reader, how a result becomes a tool message's content, the :class:`Tool` class and
+:func:`tool`, then the adapters that make other things tools (:class:`LangChainTool`,
+:func:`as_tool`); MCP tools live in :mod:`agentgraph_nb.tools.mcp`."""
 
 from __future__ import annotations
 
