@@ -33,11 +33,16 @@ from agentgraph_nb.errors import (
     NodeError,
     NodeTimeoutError,
     StepTimeoutError,
+    ToolArgumentsError,
+    ToolError,
+    UnknownMessageError,
+    UnknownToolError,
     node_failure,
 )
 from agentgraph_nb.graph.compiled import CompiledGraph
 from agentgraph_nb.graph.session import DebugSession, StateDiff
 from agentgraph_nb.graph.state import StateGraph
+from agentgraph_nb.messages import REMOVE_ALL_MESSAGES, MessagesState, RemoveMessage, add_messages
 from agentgraph_nb.types import (
     Command,
     Event,
@@ -57,6 +62,7 @@ logging.getLogger("agentgraph_nb").addHandler(logging.NullHandler())
 
 __all__ = [
     "END",
+    "REMOVE_ALL_MESSAGES",
     "START",
     "AgentGraphError",
     "AgentGraphWarning",
@@ -74,6 +80,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidUpdateError",
     "MemoryCheckpointer",
+    "MessagesState",
     "MissingDependencyError",
     "NodeError",
     "NodeFailure",
@@ -82,6 +89,7 @@ __all__ = [
     "PostgresCheckpointer",
     "RedisCheckpointer",
     "Retention",
+    "RemoveMessage",
     "RetryPolicy",
     "Send",
     "SqliteCheckpointer",
@@ -90,7 +98,12 @@ __all__ = [
     "SnapshotTask",
     "StateSnapshot",
     "StepTimeoutError",
+    "ToolArgumentsError",
+    "ToolError",
+    "UnknownMessageError",
+    "UnknownToolError",
     "__version__",
+    "add_messages",
     "full_traceback",
     "get_stream_writer",
     "interrupt",

@@ -29,6 +29,8 @@ EXTRA_OF: dict[str, str] = {
     "psycopg": "postgres",
     "redis": "redis",
     "openai": "llm",
+    "mcp": "mcp",
+    "langchain_core": "langchain",
 }
 """Each optional top-level module agentgraph_nb imports, and the extra that installs it."""
 

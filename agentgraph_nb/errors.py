@@ -31,6 +31,10 @@ __all__ = [
     "node_failure",
     "StepTimeoutError",
     "StructuredOutputError",
+    "ToolArgumentsError",
+    "ToolError",
+    "UnknownMessageError",
+    "UnknownToolError",
 ]
 
 
@@ -203,6 +207,58 @@ class MissingDependencyError(AgentGraphError, ModuleNotFoundError):
 
     def __reduce__(self) -> Any:
         return (type(self), (self.modules, self.extra, self.feature))
+
+
+class UnknownMessageError(AgentGraphError, ValueError):
+    """``RemoveMessage(id)`` names a message that is not in the list.
+
+    Attributes:
+        id: the message id that was not found.
+    """
+
+    def __init__(self, message: str, *, id: str) -> None:
+        super().__init__(message)
+        self.id = id
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_kw, (type(self), str(self), {"id": self.id}))
+
+
+class ToolError(AgentGraphError):
+    """A tool call failed: the tool raised, its arguments were wrong, or it does not exist.
+
+    :class:`~agentgraph_nb.tools.ToolNode` turns these into an error ``tool`` message back to the
+    model; with ``handle_errors=False`` it raises them (chained to the tool's own exception), and
+    the run fails with a :class:`NodeError` naming the node.
+
+    Attributes:
+        tool: the tool's name (as the model called it).
+        tool_call_id: the id of the model's tool call, when there is one.
+        node: the graph node that ran the call, when known.
+    """
+
+    def __init__(
+        self, message: str, *, tool: str | None = None, tool_call_id: str | None = None, node: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.tool_call_id = tool_call_id
+        self.node = node
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_kw, (type(self), str(self), {"tool": self.tool, "tool_call_id": self.tool_call_id, "node": self.node}))
+
+
+class ToolArgumentsError(ToolError, ValueError):
+    """A tool was called with arguments that do not fit its schema (or that are not JSON)."""
+
+
+class UnknownToolError(ToolError, LookupError):
+    """The model called a tool that is not among the tools offered."""
+
+
+def _rebuild_kw(cls: type[Exception], msg: str, kw: dict[str, Any]) -> Exception:
+    return cls(msg, **kw)
 
 
 class GraphRecursionError(AgentGraphError, RecursionError):

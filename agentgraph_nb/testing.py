@@ -25,8 +25,20 @@ from agentgraph_nb._model_server import ModelServer
 from agentgraph_nb.checkpoint.conformance import STORE_SCENARIOS, store_conformance
 from agentgraph_nb.llm._cassette import Cassette, cassette
 
-__all__ = ["STORE_SCENARIOS", "Cassette", "FakeChatModel", "Flaky", "ModelServer", "cassette", "fake_search", "flaky",
-           "normalize_messages", "store_conformance"]
+__all__ = [
+    "STORE_SCENARIOS",
+    "Cassette",
+    "FakeChatModel",
+    "Flaky",
+    "ModelServer",
+    "ScriptedChatModel",
+    "cassette",
+    "fake_search",
+    "flaky",
+    "normalize_messages",
+    "store_conformance",
+    "tool_call",
+]
 
 Message = tuple[str, str]
 
@@ -415,3 +427,168 @@ def flaky(
     wrapper.reset = reset  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
+
+# -- a chat model that follows a script ----------------------------------------------------------------
+def tool_call(name: str, args: Mapping[str, Any] | str | None = None, id: str | None = None) -> dict[str, Any]:
+    """One tool call in the OpenAI format, for scripting a model's answer.
+
+    Args:
+        name: the tool to call.
+        args: its arguments (a dict, or JSON text, which is sent as it is, broken or not).
+        id: the call's id (default ``call_<name>``).
+
+    Example:
+        >>> tool_call("weather", {"city": "Oslo"}, id="c1")
+        {'id': 'c1', 'type': 'function', 'function': {'name': 'weather', 'arguments': '{"city": "Oslo"}'}}
+    """
+    import json
+
+    text = args if isinstance(args, str) else json.dumps(dict(args or {}))
+    return {"id": id or f"call_{name}", "type": "function", "function": {"name": name, "arguments": text}}
+
+
+class ScriptedChatModel:
+    """A chat model that answers with the messages it was given, in order, and records what it
+    was sent: for testing agents without a model server.
+
+    It follows the chat-model protocol of agentgraph_nb: ``invoke(messages)`` / ``ainvoke``
+    return one assistant message dict; :meth:`bind_tools` returns a model offering tools (reading
+    each tool's ``.schema``); :meth:`with_structured_output` returns a runnable whose ``invoke``
+    returns a pydantic model instance. Copies made by ``bind_tools`` share the script and the
+    records with the model they came from.
+
+    Args:
+        script: one entry per call: an assistant message dict, a string (its content), a list
+            of tool calls (see :func:`tool_call`), an exception (raised by that call), or a
+            callable ``messages -> entry``.
+        latency: seconds each call takes (``time.sleep`` / ``asyncio.sleep``).
+        name: shown in the repr and in errors.
+
+    Attributes:
+        calls: the messages sent with each call (copies), in call order.
+        tools_seen: the tool schemas bound at each call.
+
+    Example:
+        >>> model = ScriptedChatModel([[tool_call("weather", {"city": "Oslo"})], "It is sunny."])
+        >>> model.invoke([{"role": "user", "content": "weather?"}])["tool_calls"][0]["function"]["name"]
+        'weather'
+        >>> model.invoke([])["content"]
+        'It is sunny.'
+    """
+
+    def __init__(self, script: Sequence[Any], *, latency: float = 0.0, name: str = "scripted") -> None:
+        self.script = list(script)
+        self.latency = float(latency)
+        self.name = name
+        self.calls: list[list[dict[str, Any]]] = []
+        self.tools_seen: list[list[dict[str, Any]]] = []
+        self.tools: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._shared = self  # whose script and records a bound copy uses
+
+    # -- the protocol -------------------------------------------------------------------------------
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:
+        """A copy that offers ``tools`` (each a tool with ``.schema``, or a schema dict)."""
+        bound = ScriptedChatModel.__new__(ScriptedChatModel)
+        bound.__dict__.update(self.__dict__)
+        bound.tools = [t if isinstance(t, dict) else t.schema for t in tools]
+        return bound
+
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> _Structured:
+        """A runnable whose ``invoke(messages)`` returns a ``schema`` instance made from the next
+        script entry (a dict, JSON text, or an instance)."""
+        return _Structured(self, schema)
+
+    def invoke(self, messages: Any, **kwargs: Any) -> dict[str, Any]:
+        """The next scripted answer, as an assistant message."""
+        entry = self._next(messages)
+        if self.latency:
+            import time
+
+            time.sleep(self.latency)
+        return self._answer(entry)
+
+    async def ainvoke(self, messages: Any, **kwargs: Any) -> dict[str, Any]:
+        """Async :meth:`invoke`."""
+        entry = self._next(messages)
+        if self.latency:
+            import asyncio
+
+            await asyncio.sleep(self.latency)
+        return self._answer(entry)
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _next(self, messages: Any) -> Any:
+        import copy
+
+        from agentgraph_nb.messages import convert_messages
+
+        sent = copy.deepcopy([m for m in convert_messages(messages) if isinstance(m, dict)])
+        shared = self._shared
+        with shared._lock:
+            n = len(shared.calls)
+            shared.calls.append(sent)
+            shared.tools_seen.append(list(self.tools))
+            if n >= len(shared.script):
+                raise AssertionError(
+                    f"ScriptedChatModel {shared.name!r}: call {n + 1} but the script has only {len(shared.script)} "
+                    f"answers; the last message sent was {sent[-1] if sent else None!r}"
+                )
+            entry = shared.script[n]
+        if callable(entry) and not isinstance(entry, type):
+            entry = entry(sent)
+        return entry
+
+    @staticmethod
+    def _answer(entry: Any) -> dict[str, Any]:
+        import copy
+        import uuid
+
+        if isinstance(entry, BaseException):
+            raise entry
+        if isinstance(entry, str):
+            msg: dict[str, Any] = {"role": "assistant", "content": entry}
+        elif isinstance(entry, list):
+            msg = {"role": "assistant", "content": None, "tool_calls": copy.deepcopy(entry)}
+        elif isinstance(entry, Mapping):
+            msg = {"role": "assistant", "content": None, **copy.deepcopy(dict(entry))}
+        else:
+            raise TypeError(f"ScriptedChatModel: cannot answer with {type(entry).__name__} {entry!r}")
+        msg.setdefault("id", f"msg-{uuid.uuid4().hex[:12]}")
+        return msg
+
+    @property
+    def call_count(self) -> int:
+        """How many calls were made (by this model and the copies ``bind_tools`` made)."""
+        return len(self._shared.calls)
+
+    def __repr__(self) -> str:
+        return f"ScriptedChatModel({self.name!r}, {self.call_count}/{len(self.script)} answers used)"
+
+
+class _Structured:
+    """What :meth:`ScriptedChatModel.with_structured_output` returns."""
+
+    def __init__(self, model: ScriptedChatModel, schema: Any) -> None:
+        self.model = model
+        self.schema = schema
+
+    def _parse(self, entry: Any) -> Any:
+        import json
+
+        if isinstance(entry, BaseException):
+            raise entry
+        if isinstance(self.schema, type) and isinstance(entry, self.schema):
+            return entry
+        if isinstance(entry, Mapping) and entry.get("role") == "assistant":
+            entry = entry.get("content")
+        if isinstance(entry, str):
+            entry = json.loads(entry)
+        validate = getattr(self.schema, "model_validate", None)
+        return validate(entry) if validate is not None else entry
+
+    def invoke(self, messages: Any, **kwargs: Any) -> Any:
+        return self._parse(self.model._next(messages))
+
+    async def ainvoke(self, messages: Any, **kwargs: Any) -> Any:
+        return self._parse(self.model._next(messages))

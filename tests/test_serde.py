@@ -1001,3 +1001,18 @@ def test_numpy_arrays_of_zero_size_items_are_bounded() -> None:
     roundtrip(np.zeros(1000, dtype="V0"))
     with pytest.raises(CheckpointError, match=r'^state\["a"\]: cannot store a numpy array of more'):
         SER.dumps({"a": np.zeros(1 << 17, dtype="V0")}, root="state")
+
+
+def test_register_from_annotations_walks_typing_extensions_typeddicts() -> None:
+    # typing.is_typeddict misses typing_extensions' TypedDict before Python 3.12 (LangGraph code
+    # and NotRequired on 3.10 use it): the classes in its keys must still be registered
+    import typing_extensions
+
+    @dataclasses.dataclass
+    class _Inner:
+        x: int
+
+    State = typing_extensions.TypedDict("State", {"inner": typing_extensions.NotRequired[_Inner]})  # noqa: UP013
+    ser = Serializer()
+    assert ser.register_from_annotations(State) == [_Inner]
+    assert ser.loads(ser.dumps({"inner": _Inner(1)})) == {"inner": _Inner(1)}

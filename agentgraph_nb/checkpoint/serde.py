@@ -428,7 +428,7 @@ class Serializer:
                 found.append(t)
                 for f in t.model_fields.values():  # type: ignore[attr-defined]
                     visit(f.annotation)
-            elif typing_extensions.is_typeddict(t):
+            elif typing_extensions.is_typeddict(t):  # the stdlib's misses typing_extensions' before 3.12
                 for h in _hints(t).values():
                     visit(h)
 

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from agentgraph_nb.engine._plan import Plan, PNode
     from agentgraph_nb.types import RetryPolicy
 
-__all__ = ["INTERRUPT_KEY", "Run", "interrupt", "run_loop", "stream_run"]
+__all__ = ["INTERRUPT_KEY", "Run", "interrupt", "interrupt_scope", "run_loop", "stream_run"]
 
 if not TYPE_CHECKING:
     asyncio = LazyModule("asyncio", __name__, "asyncio")
@@ -106,7 +106,7 @@ def interrupt(value: Any) -> Any:
     Raises:
         RuntimeError: when called outside a running node.
     """
-    scratch = _find_scratch()
+    scratch = _find_scratch(2)
     if scratch is None:
         raise RuntimeError(
             "interrupt() can only be called inside a node while a graph runs (in a task the node "
@@ -121,11 +121,13 @@ def interrupt(value: Any) -> Any:
         return answers
     if run.asked_at is _EMPTY:
         run.asked_at = {}
-    run.asked_at[iid] = scratch.index  # which task asked (get_state().tasks shows it there)
+    # which task asked (get_state().tasks shows it there); a scope's index names a part of it
+    task = scratch.parent if isinstance(scratch, _ScopedScratch) else scratch
+    run.asked_at[iid] = task.index
     raise GraphInterrupt((Interrupt(value, iid, scratch.node, "during"),))
 
 
-def _find_scratch() -> _Scratch | Run | None:
+def _find_scratch(depth: int) -> _Scratch | Run | None:
     """What interrupt() answers to: the nearest engine frame up the calling stack (a task's
     ``scratch``, or the run itself for the loop's inline node), else the context variable.
 
@@ -134,17 +136,79 @@ def _find_scratch() -> _Scratch | Run | None:
     runs); it is what a task the node starts itself inherits (set once per run with a thread, and
     per task in parallel steps, streams and nodes with a timeout).
     """
-    f = sys._getframe(2)
+    f = sys._getframe(depth)
     while f is not None:
         code = f.f_code
         if code is _LOOP_CODE:
-            return cast("Run", f.f_locals["run"])
+            return _in_scope(cast("Run", f.f_locals["run"]))
         if code in _TASK_CODES:
             found = f.f_locals.get("scratch")
             if found is not None:
-                return cast("_Scratch | Run", found)
+                return _in_scope(cast("_Scratch | Run", found))
         f = f.f_back  # type: ignore[assignment]
-    return _current.get()
+    scoped = _scope.get()
+    return scoped if scoped is not None else _current.get()
+
+
+class _ScopedScratch(_Scratch):
+    """The scratch of an :class:`interrupt_scope`: a part of a node with interrupt ids of its own."""
+
+    __slots__ = ("parent",)
+
+    def __init__(self, run: Run, node: str, index: Any, parent: _Scratch | Run) -> None:
+        super().__init__(run, node, index)
+        self.parent = parent
+
+
+# the interrupt_scope entered in this context (thread or task), if any
+_scope: contextvars.ContextVar[_ScopedScratch | None] = contextvars.ContextVar("agentgraph_nb_scope", default=None)
+
+
+def _in_scope(found: _Scratch | Run) -> _Scratch | Run:
+    """``found``, or the scope entered inside it (a scope of another node's scratch, e.g. of a
+    subgraph's node run by the scoped code, does not apply to that node)."""
+    s = _scope.get()
+    return s if s is not None and s.parent is found else found
+
+
+class interrupt_scope:
+    """Give the ``interrupt()`` calls of one part of a node ids of their own, so that parts that
+    run side by side (threads, tasks) pause and resume independently of their timing.
+
+    Made in the node (where it finds the running node), entered where the part runs: in a
+    worker thread, a task, or the node itself. ``interrupt()`` calls inside count from 0 under
+    ``key``, which must name the part the same way each time the node runs (e.g. a tool call's
+    id). Outside a running node it does nothing (``interrupt()`` then fails as usual).
+
+    Example:
+        >>> scopes = [interrupt_scope(call["id"]) for call in calls]   # doctest: +SKIP
+        >>> def run(i):                                                # in a worker thread
+        ...     with scopes[i]:
+        ...         return tool(calls[i])
+    """
+
+    __slots__ = ("_scratch", "_token")
+
+    def __init__(self, key: str) -> None:
+        parent = _find_scratch(2)
+        self._scratch: _ScopedScratch | None = None
+        self._token: contextvars.Token[_ScopedScratch | None] | None = None
+        if parent is not None:
+            run = parent if isinstance(parent, Run) else parent.run
+            base = parent.parent if isinstance(parent, _ScopedScratch) else parent
+            index = f"{parent.index}/{key}"
+            self._scratch = _ScopedScratch(run, cast(str, parent.node), index, base)
+
+    def __enter__(self) -> interrupt_scope:
+        if self._scratch is not None:
+            self._scratch.counter = 0
+            self._token = _scope.set(self._scratch)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _scope.reset(self._token)
+            self._token = None
 
 
 _MISSING: Any = object()

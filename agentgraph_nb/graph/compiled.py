@@ -135,9 +135,12 @@ class CompiledGraph(ViewsMixin):
         if callable(reg) and self.schema.kind != "dict":
             reg(self.schema.cls)
         if ser is not None and hasattr(ser, "register"):
+            from agentgraph_nb.messages import RemoveMessage
             from agentgraph_nb.types import Overwrite
 
             ser.register(Overwrite, name="agentgraph_nb.Overwrite")
+            # a node's update may hold one; the state is rebuilt from stored updates
+            ser.register(RemoveMessage, name="agentgraph_nb.RemoveMessage")
         # StateGraph.compile() checked the names; None (as LangGraph code passes) means none
         self.interrupt_before = frozenset(
             () if interrupt_before is None else [interrupt_before] if isinstance(interrupt_before, str) else interrupt_before
