@@ -26,6 +26,12 @@ EXTRA_OF: dict[str, str] = {
     "tqdm": "notebook",
     "nest_asyncio2": "notebook",
     "pydantic": "pydantic",
+    # the node library and the command line (agentgraph_nb.nodes, agentgraph_nb.cli)
+    "httpx": "http",
+    "sqlalchemy": "sql",
+    "jinja2": "util",
+    "jsonschema": "util",
+    "click": "cli",
 }
 """Each optional top-level module agentgraph_nb imports, and the extra that installs it."""
 
