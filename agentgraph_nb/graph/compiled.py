@@ -832,8 +832,8 @@ class CompiledGraph(ViewsMixin):
         """
         for spec in self.builder.nodes.values():
             fn: Any = spec.fn
-            resolve = getattr(fn, "resolve", None)  # a notebook cell's hot-reload proxy
-            if resolve is not None and not hasattr(fn, "close"):
+            resolve = getattr(fn, "resolve", None)
+            if resolve is not None and hasattr(type(fn), "is_async"):  # a notebook cell's hot-reload proxy
                 try:
                     fn = resolve()
                 except Exception:
