@@ -27,7 +27,12 @@ from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
 
-from agentgraph_nb.errors import MissingDependencyError, NodeResourceError, NodeValueError, PathEscapeError
+from agentgraph_nb.errors import (
+    MissingDependencyError,
+    NodeResourceError,
+    NodeValueError,
+    PathEscapeError,
+)
 from agentgraph_nb.nodes._base import LibraryNode, Template, get_path, node_name
 
 __all__ = [

@@ -48,7 +48,14 @@ from agentgraph_nb.errors import (
     HttpTimeoutError,
     NodeValueError,
 )
-from agentgraph_nb.nodes._base import LibraryNode, Template, compile_templates, fill, get_path, node_name
+from agentgraph_nb.nodes._base import (
+    LibraryNode,
+    Template,
+    compile_templates,
+    fill,
+    get_path,
+    node_name,
+)
 from agentgraph_nb.types import RetryPolicy
 
 __all__ = [
@@ -259,7 +266,7 @@ class _Paging:
         return page
 
 
-class next_link(_Paging):  # noqa: N801 - read as a function in the factory's call
+class next_link(_Paging):
     """Follow the next page's URL: the ``Link: <...>; rel="next"`` header (``key=None``) or a
     (dotted) key of the JSON body, until there is none.
 
@@ -284,7 +291,7 @@ class next_link(_Paging):  # noqa: N801 - read as a function in the factory's ca
         return str(cur) if cur else None
 
 
-class page_param(_Paging):  # noqa: N801
+class page_param(_Paging):
     """Count pages with a query parameter (``?page=1``, ``?page=2``, ...) until a page has no items.
 
     Args:

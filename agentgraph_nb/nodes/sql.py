@@ -203,7 +203,8 @@ class SqlNode(LibraryNode):
             params_list = self._rows(state) if self.many else [self.bind(state)]
             count = 0
             with eng.begin() as conn:  # one transaction: all or nothing
-                for stmt, compiled in zip(self.sql, self._stmts):
+                for i, compiled in enumerate(self._stmts):
+                    stmt = self.sql[i]  # named in the error if this one fails
                     res = conn.execute(compiled, params_list)
                     count += max(res.rowcount or 0, 0)
             return self._update(count) if self.into else None
@@ -234,7 +235,8 @@ class AsyncSqlNode(SqlNode):
             params_list = self._rows(state) if self.many else [self.bind(state)]
             count = 0
             async with eng.begin() as conn:
-                for stmt, compiled in zip(self.sql, self._stmts):
+                for i, compiled in enumerate(self._stmts):
+                    stmt = self.sql[i]
                     res = await conn.execute(compiled, params_list)
                     count += max(res.rowcount or 0, 0)
             return self._update(count) if self.into else None
