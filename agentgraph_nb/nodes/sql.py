@@ -125,6 +125,7 @@ class SqlNode(LibraryNode):
         self.many = many
         self.query = query
         self.aio = aio
+        self._engine: Any = None
         if as_frame and first:
             raise ValueError("sql_query: as_frame=True and first=True do not go together")
 
@@ -190,7 +191,10 @@ class SqlNode(LibraryNode):
     # -- sync -------------------------------------------------------------------------------------
     def engine(self) -> Any:
         """The shared engine of this node's database."""
-        return engine_for(self._url, aio=self.aio)
+        eng = self._engine
+        if eng is None:
+            eng = self._engine = engine_for(self._url, aio=self.aio)
+        return eng
 
     def __call__(self, state: Any) -> dict[str, Any] | None:
         eng = self.engine()
@@ -214,8 +218,7 @@ class SqlNode(LibraryNode):
     def close(self) -> None:
         """Close the pooled connections of this node's database (shared with other nodes on the
         same URL; they reconnect on next use)."""
-        key = (sa.make_url(self.engine().url).render_as_string(hide_password=False), self.aio)
-        eng = _engines.get(key)
+        eng = self._engine
         if eng is not None:
             (eng.sync_engine if self.aio else eng).dispose()
 
