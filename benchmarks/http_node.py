@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import httpx  # noqa: E402
-from _http_server import LocalServer  # noqa: E402
+import httpx
+from _http_server import LocalServer
 
-from agentgraph_nb import START, StateGraph  # noqa: E402
-from agentgraph_nb.nodes import http_get  # noqa: E402
-from benchmarks._nodes_timing import paired  # noqa: E402
+from agentgraph_nb import START, StateGraph
+from agentgraph_nb.nodes import http_get
+from benchmarks._nodes_timing import paired
 
 TARGET_US = 50.0
 
