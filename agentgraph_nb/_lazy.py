@@ -32,6 +32,7 @@ EXTRA_OF: dict[str, str] = {
     "jinja2": "util",
     "jsonschema": "util",
     "click": "cli",
+    "pyarrow": "parquet",  # Parquet files (with pandas)
 }
 """Each optional top-level module agentgraph_nb imports, and the extra that installs it."""
 
