@@ -196,6 +196,10 @@ def test_pagination_page_param_and_next_link(srv: LocalServer) -> None:
     assert run_node(node, {})["all"] == [2, 3]
     node = http_get(srv.url("/pages"), paginate=page_param(items="items", max_pages=2), into="all")
     assert len(run_node(node, {})["all"]) == 4
+    node = http_get(srv.url("/pages"), paginate=page_param(items="items", start=3), into="all")
+    assert run_node(node, {})["all"] == ["p3-0", "p3-1"]  # the first request asks for page 3
+    node = http_get(srv.url("/pages"), paginate=page_param(items="items"), aio=True, into="all")
+    assert asyncio.run(node({}))["all"] == ["p1-0", "p1-1", "p2-0", "p2-1", "p3-0", "p3-1"]
 
 
 def test_select_and_update_without_into(srv: LocalServer) -> None:

@@ -85,6 +85,12 @@ def test_many_rows_in_one_transaction(db: str) -> None:
     with pytest.raises(NodeError):
         run(node, {"people": [{"name": "f", "city": "X"}, {"name": "ada", "city": "Y"}]})
     assert "f" not in names(db)
+    # a parameter a row lacks comes from the state, never from another row
+    mixed = sql_execute("INSERT INTO users (name, city) VALUES (:name, :city)", url=db, many="people")
+    run(mixed, {"city": "Bern", "people": [{"name": "g", "city": "Nice"}, {"name": "h"}]})
+    con = sqlite3.connect(db.removeprefix("sqlite:///"))
+    assert con.execute("SELECT name, city FROM users WHERE name IN ('g', 'h') ORDER BY name").fetchall() == [("g", "Nice"), ("h", "Bern")]
+    con.close()
     with pytest.raises(NodeError) as ei:
         run(node, {"people": "nope"})
     assert isinstance(ei.value.__cause__, NodeValueError) and "list of dicts" in str(ei.value.__cause__)

@@ -326,8 +326,8 @@ def export(graph: str, modules: tuple[str, ...], state: str | None, fmt: str, ou
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @_errors
 def inspect(url: str, thread: str | None, limit: int, graph: str | None, as_json: bool) -> None:
-    """Show what a checkpoint store (memory is empty in a new process; sqlite:///runs.db) holds:
-    its threads, or with --thread T that thread's history (newest first) and its state."""
+    """Show what a checkpoint store (sqlite:///runs.db) holds: its threads, or with --thread T
+    that thread's history (newest first) and its state, as tables."""
     from agentgraph_nb.checkpoint import open_checkpointer
 
     if not url.startswith(("sqlite:", "postgres", "redis")) and "://" not in url:

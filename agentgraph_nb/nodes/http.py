@@ -501,6 +501,12 @@ class HttpNode(LibraryNode):
             url=self.url_text,
         )
 
+    def _first_page(self, kw: dict[str, Any]) -> dict[str, Any]:
+        p = self.paginate
+        if isinstance(p, page_param):
+            kw["params"] = {**kw.get("params", {}), p.name: p.start}
+        return kw
+
     def _wait(self, attempt: int, err: HttpError) -> float | None:
         """Seconds to wait before another attempt, or None when ``err`` is final."""
         r = self.retry
@@ -548,7 +554,7 @@ class HttpNode(LibraryNode):
 
     def __call__(self, state: Any) -> dict[str, Any] | None:
         url = self._url_for(state)
-        kw = self._kwargs(state)
+        kw = self._first_page(self._kwargs(state))
         client = self.client()
         resp = self._send(client, url, kw)
         if self.paginate is None:
@@ -634,7 +640,7 @@ class AsyncHttpNode(HttpNode):
 
     async def __call__(self, state: Any) -> dict[str, Any] | None:  # type: ignore[override]
         url = self._url_for(state)
-        kw = self._kwargs(state)
+        kw = self._first_page(self._kwargs(state))
         client = self.aclient()
         resp = await self._asend(client, url, kw)
         if self.paginate is None:

@@ -157,8 +157,21 @@ class SqlNode(LibraryNode):
                 f"node {name!r}: many={self.many!r} must be a list of dicts (one per row), got {type(rows).__name__}",
                 node=name, resource=str(self.many), key=self.many,
             )
-        base = self.bind({**state, **rows[0]}) if rows and isinstance(state, Mapping) else {}
-        return [{**base, **{k: v for k, v in r.items()}} for r in rows]
+        fixed = dict(self._params_fn(state)) if self._params_fn is not None else None
+        out = []
+        for r in rows:  # a row's own values first, then params=, then the state key of the name
+            vals = {}
+            for b in self.binds:
+                if b in r:
+                    vals[b] = r[b]
+                elif fixed is not None and b in fixed:
+                    vals[b] = fixed[b]
+                elif b in self._params:
+                    vals[b] = fill(self._params[b], state, who=self.who)
+                else:
+                    vals[b] = get_path(state, b, who=self.who, what="row key or state key for SQL parameter")
+            out.append(vals)
+        return out
 
     def _error(self, exc: BaseException, stmt: str) -> SqlError:
         name = node_name(self.who)
