@@ -149,6 +149,7 @@ def test_async_query_and_rollback(db: str) -> None:
         out = await app.ainvoke({"city": "Rome"})
         with pytest.raises(SqlError):
             await bad({"name": "zed"})
+        await q.aclose()  # type: ignore[attr-defined]
         return out
 
     assert asyncio.run(main())["rows"] == [{"name": "bob"}]
@@ -161,3 +162,19 @@ def test_sql_node_by_name_in_a_cell(db: str) -> None:
     ns = {"find": sql_query("SELECT name FROM users WHERE city = :city", url=db, into="found")}
     app = _dsl.build(_dsl.parse("START -> find -> END"), name="g", schema=dict, namespace=ns, builder_cls=StateGraph).compile(checkpointer=None)
     assert app.invoke({"city": "Rome"})["found"] == [{"name": "bob"}]
+
+
+def test_a_process_with_async_sql_nodes_exits_quietly(db: str) -> None:
+    pytest.importorskip("aiosqlite")
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio\n"
+        "from agentgraph_nb.nodes import sql_query\n"
+        f"q = sql_query('SELECT name FROM users', url={db!r}, aio=True)\n"
+        "print(len(asyncio.run(q({}))['rows']))\n"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root)
+    assert r.returncode == 0 and r.stdout.strip() == "3" and r.stderr == "", r.stderr

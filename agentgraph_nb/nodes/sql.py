@@ -79,8 +79,8 @@ def dispose_engines() -> None:
     for (_, aio), eng in list(_engines.items()):
         if not aio:
             eng.dispose()
-        else:
-            eng.sync_engine.dispose()
+        else:  # closing an async connection needs its event loop: let them go with it
+            eng.sync_engine.dispose(close=False)
 
 
 class SqlNode(LibraryNode):
@@ -232,12 +232,21 @@ class SqlNode(LibraryNode):
         """Close the pooled connections of this node's database (shared with other nodes on the
         same URL; they reconnect on next use)."""
         eng = self._engine
-        if eng is not None:
-            (eng.sync_engine if self.aio else eng).dispose()
+        if eng is None:
+            return
+        if self.aio:  # closing async connections needs their loop: see aclose()
+            eng.sync_engine.dispose(close=False)
+        else:
+            eng.dispose()
 
 
 class AsyncSqlNode(SqlNode):
     """The async flavour of :class:`SqlNode` (``aio=True``)."""
+
+    async def aclose(self) -> None:
+        """Close the pooled connections of this node's database, on the running loop."""
+        if self._engine is not None:
+            await self._engine.dispose()
 
     async def __call__(self, state: Any) -> dict[str, Any] | None:  # type: ignore[override]
         eng = self.engine()
