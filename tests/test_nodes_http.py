@@ -276,4 +276,34 @@ def test_node_by_name_in_a_cell_language_graph(srv: LocalServer) -> None:
     builder = _dsl.build(_dsl.parse("START -> weather -> END"), name="g", schema=dict, namespace=ns, builder_cls=StateGraph)
     app = builder.compile(checkpointer=None)
     assert app.invoke({"city": "Oslo"})["w"]["raw_path"] == "/echo/Oslo"
-    app.close()
+    client = ns["weather"].client()
+    app.close()  # reaches the node behind the cell's hot-reload proxy
+    assert client.is_closed
+
+
+def test_nodes_in_a_notebook_cell(srv: LocalServer) -> None:
+    pytest.importorskip("IPython")
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "agentgraph_nb")
+    ip.run_line_magic("config", "AgentGraphMagics.record = False")
+    ip.run_line_magic("config", "AgentGraphMagics.display = False")
+    ip.user_ns["API"] = srv.url("")
+
+    def cell(code: str) -> Any:
+        res = ip.run_cell(code, store_history=False)
+        res.raise_error()
+        return res.result
+
+    cell(
+        "from agentgraph_nb.nodes import http_get, transform\n"
+        "fetch = http_get(API + '/echo/{city}', into='echo')\n"
+        "shout = transform('upper(echo.raw_path)', into='loud')\n"
+    )
+    cell("%%agentgraph weather\nSTART -> fetch -> shout -> END\n")
+    out = cell("weather.invoke({'city': 'Oslo'})")
+    assert out["loud"] == "/ECHO/OSLO"
+    # hot reload: rebinding the name to another node takes effect without re-running the cell
+    cell("shout = transform('lower(echo.raw_path)', into='loud')")
+    assert cell("weather.invoke({'city': 'Rome'})")["loud"] == "/echo/rome"
