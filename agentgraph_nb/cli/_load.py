@@ -32,7 +32,6 @@ from typing import Any
 
 from agentgraph_nb.errors import (
     AgentGraphError,
-    GraphValidationError,
     InvalidInputError,
     did_you_mean,
 )
@@ -269,12 +268,7 @@ def _load_dsl(path: Path, *, modules: list[str], state: str | None, checkpointer
         parsed, name=header.name or path.stem, schema=schema, namespace=ns, builder_cls=StateGraph, where=where
     )
     found: list[str] = []
-    try:
-        app = _compile(builder, checkpointer, found)
-    except _dsl.DslSyntaxError:
-        raise
-    except GraphValidationError as exc:
-        raise parsed.error(str(exc), None) from exc
+    app = _compile(builder, checkpointer, found)  # its errors name the nodes, as in the notebook
     _checks(app, found)
     return LoadedGraph(app, str(path), found)
 
