@@ -74,6 +74,18 @@ def test_json_body_template_keeps_value_types_and_headers_fill(srv: LocalServer)
     assert r["headers"]["x-trace"] == "t-7"
 
 
+def test_form_and_raw_bodies_and_header_injection(srv: LocalServer) -> None:
+    r = run_node(http_post(srv.url("/echo"), data={"q": "{question}"}, into="r"), {"question": "a b&c"})["r"]
+    assert r["body"] == "q=a+b%26c"
+    r = run_node(http_post(srv.url("/echo"), data="raw {question}", into="r"), {"question": "text"})["r"]
+    assert r["body"] == "raw text"
+    node = http_get(srv.url("/echo"), headers={"X-User": "{user}"}, into="r")
+    with pytest.raises(NodeError) as ei:
+        run_node(node, {"user": "ada\r\nX-Admin: 1"}, name="who")
+    err = ei.value.__cause__
+    assert isinstance(err, NodeValueError) and err.node == "who" and "X-User" in str(err)
+
+
 def test_missing_state_key_names_node_and_key(srv: LocalServer) -> None:
     node = http_get(srv.url("/echo/{city}"), into="r")
     with pytest.raises(NodeError) as ei:

@@ -458,9 +458,18 @@ class HttpNode(LibraryNode):
         if self._json is not None:
             kw["json"] = fill(self._json, state, who=self.who)
         elif self._data is not None:
-            kw["data"] = fill(self._data, state, who=self.who)
+            body = fill(self._data, state, who=self.who)
+            kw["content" if isinstance(body, (str, bytes)) else "data"] = body
         if self._headers is not None:
-            kw["headers"] = fill(self._headers, state, who=self.who)
+            headers = fill(self._headers, state, who=self.who)
+            for k, v in headers.items():
+                if any(c in str(v) for c in "\r\n\0"):  # a state value must not add a header
+                    name = node_name(self.who)
+                    raise NodeValueError(
+                        f"node {name!r}: header {k!r} would contain a line break or NUL (from the state); refused",
+                        node=name, resource=str(k), key=str(k),
+                    )
+            kw["headers"] = headers
         return kw
 
     def _parse(self, resp: httpx.Response, url: str) -> Any:
