@@ -236,6 +236,8 @@ def test_export_every_format_to_stdout_and_file(proj: Path) -> None:
         assert r.returncode == 0 and ok(r.stdout), (fmt, r.stdout[:200], r.stderr)
     r = ag(proj, "export", "greet:graph", "-f", "mermaid", "-o", "g.mmd")
     assert r.returncode == 0 and (proj / "g.mmd").read_text() == ag(proj, "export", "greet:graph").stdout
+    r = ag(proj, "export", "greet:graph", "-o", "no/such/dir/g.mmd")
+    assert r.returncode == 1 and r.stderr.startswith("error: InvalidInputError: cannot write 'no/such/dir/g.mmd'")
     r = ag(proj, "export", "greet:graph", "-f", "png")
     assert r.returncode == 2 and "'png' is not one of" in r.stderr
 

@@ -310,7 +310,10 @@ def export(graph: str, modules: tuple[str, ...], state: str | None, fmt: str, ou
     if output is None:
         click.echo(text, nl=False)
     else:
-        Path(output).write_text(text, encoding="utf-8")
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInputError(f"cannot write {output!r}: {exc.strerror or exc}") from None
         click.echo(f"wrote {output} ({fmt}, {len(text)} characters)", err=True)
 
 
