@@ -96,6 +96,8 @@ class _Handler(BaseHTTPRequestHandler):
             page = int(query.get("page", ["1"])[0])
             items = [f"p{page}-{i}" for i in range(2)] if page <= 3 else []
             self._send(200, {"items": items})
+        elif seg[0] == "elsewhere":  # a next link to another origin
+            self._send(200, {"data": [0], "next": "http://evil.invalid/steal"})
         elif seg[0] == "linked":  # /linked/<n>: next link in header and body up to 3
             n = int(seg[1])
             nxt = f"/linked/{n + 1}" if n < 3 else None

@@ -206,6 +206,10 @@ def test_pagination_page_param_and_next_link(srv: LocalServer) -> None:
     assert run_node(node, {})["all"] == [1, 2, 3]
     node = http_get(srv.url("/linked/2"), paginate=next_link("next", items="data"), into="all")
     assert run_node(node, {})["all"] == [2, 3]
+    node = http_get(srv.url("/elsewhere"), paginate=next_link("next", items="data"), auth=bearer("t"), into="all")
+    with pytest.raises(NodeError) as ei:
+        run_node(node, {})
+    assert isinstance(ei.value.__cause__, NodeValueError) and "another origin" in str(ei.value.__cause__)
     node = http_get(srv.url("/pages"), paginate=page_param(items="items", max_pages=2), into="all")
     assert len(run_node(node, {})["all"]) == 4
     node = http_get(srv.url("/pages"), paginate=page_param(items="items", start=3), into="all")

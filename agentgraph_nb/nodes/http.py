@@ -37,7 +37,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
@@ -510,6 +510,20 @@ class HttpNode(LibraryNode):
             url=self.url_text,
         )
 
+    def _next_url(self, resp: httpx.Response, nxt: str) -> str:
+        """The next page's URL, which must stay on the first page's origin: the node's
+        credentials go with every page, so a response must not send them to another host."""
+        url = urljoin(str(resp.url), nxt)
+        here, there = urlsplit(str(resp.url)), urlsplit(url)
+        if (here.scheme, here.netloc) != (there.scheme, there.netloc):
+            name = node_name(self.who)
+            raise NodeValueError(
+                f"node {name!r}: the next page of {resp.url} is on another origin ({url}); refused, so "
+                "that the node's credentials are not sent there",
+                node=name, resource=url, url=url,
+            )
+        return url
+
     def _first_page(self, kw: dict[str, Any]) -> dict[str, Any]:
         p = self.paginate
         if isinstance(p, page_param):
@@ -581,7 +595,7 @@ class HttpNode(LibraryNode):
                 nxt = p.next(resp, data)
                 if not nxt:
                     break
-                url = urljoin(str(resp.url), nxt)
+                url = self._next_url(resp, nxt)
                 kw = {k: v for k, v in kw.items() if k != "params"}  # the next link carries its query
             else:
                 page += 1
@@ -665,7 +679,7 @@ class AsyncHttpNode(HttpNode):
                 nxt = p.next(resp, data)
                 if not nxt:
                     break
-                url = urljoin(str(resp.url), nxt)
+                url = self._next_url(resp, nxt)
                 kw = {k: v for k, v in kw.items() if k != "params"}
             else:
                 page += 1
