@@ -52,6 +52,9 @@ def test_query_binds_state_values_by_parameter_name(db: str) -> None:
     assert run(one, {"user": {"name": "nobody"}})["u"] is None
     fn = sql_query("SELECT count(*) AS n FROM users WHERE city = :c", url=db, params=lambda s: {"c": s["place"]}, first=True, into=None)
     assert run(fn, {"place": "Oslo"}) == {"place": "Oslo", "n": 2}
+    row = sql_query("SELECT name AS who, city FROM users WHERE id = :id", url=db, into=None)
+    assert run(row, {"id": 3}) == {"id": 3, "who": "cy", "city": "Oslo"}
+    assert run(row, {"id": 99}) == {"id": 99}
 
 
 def test_sql_injection_attempts_stay_plain_values(db: str) -> None:

@@ -197,9 +197,11 @@ class SqlNode(LibraryNode):
         return rows
 
     def _update(self, value: Any) -> dict[str, Any] | None:
-        if self.into is None:
-            return value if isinstance(value, dict) else None
-        return {self.into: value}
+        if self.into is not None:
+            return {self.into: value}
+        if isinstance(value, list):  # no key to put the rows under: the first row is the update
+            value = value[0] if value else None
+        return value if isinstance(value, dict) else None
 
     # -- sync -------------------------------------------------------------------------------------
     def engine(self) -> Any:
