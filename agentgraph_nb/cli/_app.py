@@ -3,95 +3,29 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
-import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from agentgraph_nb.cli._load import LoadedGraph, load_graph, location
+from agentgraph_nb.cli._load import LoadedGraph, load_graph
+from agentgraph_nb.cli._output import Timer, dumps, ms, percentile, report, table
+from agentgraph_nb.cli._store import show_history, show_threads
 from agentgraph_nb.errors import AgentGraphError, InvalidInputError
 
-__all__ = ["cli", "table"]
+__all__ = ["cli"]
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-# -- output helpers -------------------------------------------------------------------------------
-
-
-def _default(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump()
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    if hasattr(obj, "to_dict"):
-        try:
-            return obj.to_dict(orient="records")
-        except TypeError:
-            return obj.to_dict()
-    return repr(obj)
-
-
-def dumps(value: Any, *, indent: int | None = None) -> str:
-    """JSON text of a state or an update (what is not JSON is shown as its repr)."""
-    return json.dumps(value, default=_default, ensure_ascii=False, indent=indent)
-
-
-def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], *, right: Sequence[int] = ()) -> str:
-    """Rows as an aligned plain-text table (columns in ``right`` right-aligned)."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-
-    def line(row: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-
-    out = [line(cells[0]), "  ".join("-" * w for w in widths)]
-    out.extend(line(r) for r in cells[1:])
-    return "\n".join(out)
-
-
-def _short(value: Any, n: int = 60) -> str:
-    text = value if isinstance(value, str) else dumps(value)
-    text = text.replace("\n", "\\n")
-    return text if len(text) <= n else text[: n - 3] + "..."
-
-
-def _ms(seconds: float) -> str:
-    return "-" if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)) else f"{seconds * 1000:.3f}"
 
 
 def _fail(message: str, code: int = 1) -> None:
     click.echo(message, err=True)
     sys.exit(code)
-
-
-def _report(exc: BaseException, source: str = "") -> str:
-    """An error as the notebook shows it, with file:line:column for ``.agentgraph`` files."""
-    name = type(exc).__name__
-    where = location(exc, source) if isinstance(exc, AgentGraphError) else ""
-    if where:
-        msg = getattr(exc, "msg", str(exc))
-        text = str(exc).split("\n", 1)
-        excerpt = "\n" + text[1] if len(text) > 1 else ""
-        return f"{where}error: {msg}{excerpt}"
-    lines = [f"error: {name}: {exc}"]
-    cause = exc.__cause__
-    seen = 0
-    while cause is not None and seen < 5:
-        lines.append(f"  caused by {type(cause).__name__}: {cause}")
-        cause, seen = cause.__cause__, seen + 1
-    return "\n".join(lines)
 
 
 def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,7 +36,7 @@ def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except AgentGraphError as exc:
-            _fail(_report(exc, str(kwargs.get("graph") or "")))
+            _fail(report(exc, str(kwargs.get("graph") or "")))
         except ModuleNotFoundError as exc:  # MissingDependencyError included: it names the pip install
             _fail(f"error: {exc}")
 
@@ -248,7 +182,7 @@ def run(
     if show:
         def on_event(e: Any) -> None:
             if e.kind == "node_end":
-                click.echo(f"[step {e.step}] {e.node} done in {_ms(e.duration)} ms", err=True)
+                click.echo(f"[step {e.step}] {e.node} done in {ms(e.duration)} ms", err=True)
             elif e.kind == "node_retry":
                 click.echo(f"[step {e.step}] {e.node} retrying (attempt {e.attempt + 1})", err=True)
             elif e.kind == "node_error":
@@ -342,108 +276,14 @@ def inspect(url: str, thread: str | None, limit: int, graph: str | None, as_json
     store = open_checkpointer(url)
     try:
         if thread is None:
-            _threads(store, as_json)
+            show_threads(store, as_json)
         else:
-            _history(store, url, thread, limit, graph, as_json)
+            show_history(store, url, thread, limit, graph, as_json)
     finally:
         store.close()
 
 
-def _threads(store: Any, as_json: bool) -> None:
-    rows = []
-    for t in store.list_threads():
-        recs = list(store.list(t))
-        newest = recs[0] if recs else None
-        rows.append({
-            "thread": t,
-            "checkpoints": len(recs),
-            "step": newest.step if newest else None,
-            "updated": newest.created_at if newest else None,
-            "next": [n[0] for n in newest.next] if newest else [],
-        })
-    if as_json:
-        click.echo(dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo("no threads")
-        return
-    click.echo(table(
-        [(r["thread"], r["checkpoints"], r["step"], r["updated"], ", ".join(r["next"]) or "(done)") for r in rows],
-        ["thread", "checkpoints", "step", "updated", "next"], right=(1, 2),
-    ))
-
-
-def _history(store: Any, url: str, thread: str, limit: int, graph: str | None, as_json: bool) -> None:
-    recs = list(store.list(thread, limit=limit))
-    if not recs:
-        threads = store.list_threads()
-        from agentgraph_nb.errors import did_you_mean
-
-        raise InvalidInputError(f"{url} has no thread {thread!r}.{did_you_mean(thread, threads)} Threads: {', '.join(threads[:10]) or 'none'}")
-    if graph is not None:
-        app = load_graph(graph, checkpointer=url).app
-        values = app.get_state(thread).values
-    else:
-        from agentgraph_nb.engine._algo import apply_writes
-        from agentgraph_nb.state._schema import read_schema
-
-        chain = store.get_chain(thread)
-        values = dict(chain[0].values or {})
-        schema = read_schema(dict)
-        for rec in chain[1:]:
-            values = apply_writes(schema, values, [(w[0], w[1]) for w in rec.writes], check=False)
-    hist = [
-        {
-            "checkpoint": r.checkpoint_id,
-            "step": r.step,
-            "source": r.metadata.get("source", ""),
-            "created": r.created_at,
-            "writes": [w[0] for w in r.writes],
-            "next": [n[0] for n in r.next],
-            "interrupts": [i.get("value") for i in r.interrupts],
-        }
-        for r in recs
-    ]
-    if as_json:
-        click.echo(dumps({"thread": thread, "history": hist, "state": values}, indent=2))
-        return
-    click.echo(f"thread {thread!r}: history, newest first")
-    click.echo(table(
-        [(h["checkpoint"], h["step"], h["source"], h["created"], ", ".join(h["writes"]), ", ".join(h["next"]) or "(done)")
-         for h in hist],
-        ["checkpoint", "step", "source", "created", "writes", "next"], right=(1,),
-    ))
-    pending = recs[0].interrupts
-    if pending:
-        click.echo(f"\npaused: {len(pending)} interrupt(s): " + "; ".join(_short(i.get("value")) for i in pending))
-    click.echo(f"\nstate{'' if graph else ' (writes replayed without the graph reducers; pass --graph for them)'}")
-    click.echo(table([(k, type(v).__name__, _short(v)) for k, v in values.items()], ["key", "type", "value"]))
-
-
 # -- profile and bench ----------------------------------------------------------------------------
-
-
-class _Timer:
-    """Collects each node execution's duration from the run events."""
-
-    def __init__(self) -> None:
-        self.times: dict[str, list[float]] = {}
-        self.errors: dict[str, int] = {}
-
-    def __call__(self, e: Any) -> None:
-        if e.kind == "node_end":
-            self.times.setdefault(e.node, []).append(e.duration)
-        elif e.kind == "node_error":
-            self.errors[e.node] = self.errors.get(e.node, 0) + 1
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    s = sorted(values)
-    k = (len(s) - 1) * q / 100
-    lo, hi = math.floor(k), math.ceil(k)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 @cli.command(context_settings=_CONTEXT)
@@ -455,7 +295,7 @@ def profile(graph: str, modules: tuple[str, ...], state: str | None, input: str 
     """Run a graph once on INPUT and print where the time went, per node."""
     inp = _read_input(input)
     app = _load(graph, modules, state, checkpointer="memory").app
-    timer = _Timer()
+    timer = Timer()
     unlisten = app.listen(timer)
     t = time.perf_counter()
     try:
@@ -467,10 +307,10 @@ def profile(graph: str, modules: tuple[str, ...], state: str | None, input: str 
     total = sum(sum(v) for v in timer.times.values()) or 1e-12
     rows = sorted(timer.times.items(), key=lambda kv: -sum(kv[1]))
     click.echo(table(
-        [(n, len(v), _ms(sum(v)), _ms(sum(v) / len(v)), f"{100 * sum(v) / total:.1f}%") for n, v in rows],
+        [(n, len(v), ms(sum(v)), ms(sum(v) / len(v)), f"{100 * sum(v) / total:.1f}%") for n, v in rows],
         ["node", "calls", "total ms", "mean ms", "share"], right=(1, 2, 3, 4),
     ))
-    click.echo(f"\nrun: {_ms(wall)} ms wall, {_ms(sum(sum(v) for v in timer.times.values()))} ms in nodes")
+    click.echo(f"\nrun: {ms(wall)} ms wall, {ms(sum(sum(v) for v in timer.times.values()))} ms in nodes")
 
 
 @cli.command(context_settings=_CONTEXT)
@@ -490,7 +330,7 @@ def bench(
     try:
         for _ in range(warmup):
             app.invoke(inp, **kw)
-        timer = _Timer()
+        timer = Timer()
         unlisten = app.listen(timer)
         walls = []
         try:
@@ -502,6 +342,6 @@ def bench(
             unlisten()
     finally:
         app.close()
-    rows = [(n, len(v), _ms(_pct(v, 50)), _ms(_pct(v, 99)), _ms(sum(v) / len(v))) for n, v in timer.times.items()]
-    rows.append(("(run)", len(walls), _ms(_pct(walls, 50)), _ms(_pct(walls, 99)), _ms(sum(walls) / len(walls))))
+    rows = [(n, len(v), ms(percentile(v, 50)), ms(percentile(v, 99)), ms(sum(v) / len(v))) for n, v in timer.times.items()]
+    rows.append(("(run)", len(walls), ms(percentile(walls, 50)), ms(percentile(walls, 99)), ms(sum(walls) / len(walls))))
     click.echo(table(rows, ["node", "calls", "p50 ms", "p99 ms", "mean ms"], right=(1, 2, 3, 4)))
