@@ -259,6 +259,11 @@ def test_inspect_threads_history_and_state(proj: Path) -> None:
     assert re.search(r'^log\s+list\s+\["hello", "shout"\]$', r.stdout, re.M)
     data = json.loads(ag(proj, "inspect", db, "--thread", "t1", "--json").stdout)
     assert [h["step"] for h in data["history"]] == [2, 1, 0] and data["state"]["greeting"] == "HELLO, ADA!"
+    first = data["history"][1]["checkpoint"]  # after step 1: hello has run, shout has not
+    data = json.loads(ag(proj, "inspect", db, "-t", "t1", "-k", first, "--json", "-g", "greet:graph").stdout)
+    assert data["checkpoint"] == first and data["state"] == {"name": "Ada", "greeting": "Hello, Ada!", "log": ["hello"]}
+    r = ag(proj, "inspect", db, "-t", "t1", "-k", first + "x")
+    assert r.returncode == 1 and f"no checkpoint '{first}x'. Did you mean '{first}'?" in r.stderr
     r = ag(proj, "inspect", db, "--thread", "t11")
     assert r.returncode == 1 and "no thread 't11'. Did you mean 't1'? Threads: t1, t2" in r.stderr
     r = ag(proj, "inspect", "sqlite:///nope.db")

@@ -260,9 +260,10 @@ def export(graph: str, modules: tuple[str, ...], state: str | None, fmt: str, ou
     help="The graph whose runs the store holds: its reducers rebuild the state exactly "
     "(without it, each write replaces a key's value).",
 )
+@click.option("-k", "--checkpoint", default=None, metavar="ID", help="With --thread: the state at this checkpoint (else: the newest).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @_errors
-def inspect(url: str, thread: str | None, limit: int, graph: str | None, as_json: bool) -> None:
+def inspect(url: str, thread: str | None, limit: int, graph: str | None, checkpoint: str | None, as_json: bool) -> None:
     """Show what a checkpoint store (sqlite:///runs.db) holds: its threads, or with --thread T
     that thread's history (newest first) and its state, as tables."""
     from agentgraph_nb.checkpoint import open_checkpointer
@@ -276,9 +277,11 @@ def inspect(url: str, thread: str | None, limit: int, graph: str | None, as_json
     store = open_checkpointer(url)
     try:
         if thread is None:
+            if checkpoint is not None:
+                raise click.UsageError("--checkpoint needs --thread")
             show_threads(store, as_json)
         else:
-            show_history(store, url, thread, limit, graph, as_json)
+            show_history(store, url, thread, limit, graph, as_json, checkpoint)
     finally:
         store.close()
 

@@ -38,21 +38,30 @@ def show_threads(store: Any, as_json: bool) -> None:
     ))
 
 
-def show_history(store: Any, url: str, thread: str, limit: int, graph: str | None, as_json: bool) -> None:
+def show_history(
+    store: Any, url: str, thread: str, limit: int, graph: str | None, as_json: bool, checkpoint: str | None = None
+) -> None:
+    """Print a thread's history (newest first) and its state at its newest checkpoint, or at
+    ``checkpoint``."""
     recs = list(store.list(thread, limit=limit))
     if not recs:
         threads = store.list_threads()
         from agentgraph_nb.errors import did_you_mean
 
         raise InvalidInputError(f"{url} has no thread {thread!r}.{did_you_mean(thread, threads)} Threads: {', '.join(threads[:10]) or 'none'}")
+    if checkpoint is not None and store.get(thread, checkpoint) is None:
+        from agentgraph_nb.errors import did_you_mean
+
+        ids = [r.checkpoint_id for r in store.list(thread)]
+        raise InvalidInputError(f"thread {thread!r} has no checkpoint {checkpoint!r}.{did_you_mean(checkpoint, ids)}")
     if graph is not None:
         app = load_graph(graph, checkpointer=url).app
-        values = app.get_state(thread).values
+        values = app.get_state(thread, checkpoint_id=checkpoint).values
     else:
         from agentgraph_nb.engine._algo import apply_writes
         from agentgraph_nb.state._schema import read_schema
 
-        chain = store.get_chain(thread)
+        chain = store.get_chain(thread, checkpoint)
         values = dict(chain[0].values or {})
         schema = read_schema(dict)
         for rec in chain[1:]:
@@ -70,7 +79,7 @@ def show_history(store: Any, url: str, thread: str, limit: int, graph: str | Non
         for r in recs
     ]
     if as_json:
-        click.echo(dumps({"thread": thread, "history": hist, "state": values}, indent=2))
+        click.echo(dumps({"thread": thread, "history": hist, "checkpoint": checkpoint or recs[0].checkpoint_id, "state": values}, indent=2))
         return
     click.echo(f"thread {thread!r}: history, newest first")
     click.echo(table(
@@ -81,5 +90,6 @@ def show_history(store: Any, url: str, thread: str, limit: int, graph: str | Non
     pending = recs[0].interrupts
     if pending:
         click.echo(f"\npaused: {len(pending)} interrupt(s): " + "; ".join(short(i.get("value")) for i in pending))
-    click.echo(f"\nstate{'' if graph else ' (writes replayed without the graph reducers; pass --graph for them)'}")
+    at = f" at checkpoint {checkpoint}" if checkpoint else ""
+    click.echo(f"\nstate{at}{'' if graph else ' (writes replayed without the graph reducers; pass --graph for them)'}")
     click.echo(table([(k, type(v).__name__, short(v)) for k, v in values.items()], ["key", "type", "value"]))
