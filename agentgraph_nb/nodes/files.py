@@ -77,7 +77,7 @@ class FileNode(LibraryNode):
         self.options = options
         self._action = action
 
-    def resolve(self, state: Any, *, pattern: bool = False) -> Path:
+    def path_for(self, state: Any, *, pattern: bool = False) -> Path:
         """The absolute path for this state, checked to stay inside ``base_dir``.
 
         Raises:
@@ -131,7 +131,7 @@ class FileNode(LibraryNode):
         return get_path(state, self.key, who=self.who)
 
     def __call__(self, state: Any) -> dict[str, Any] | None:
-        path = self.resolve(state, pattern=self.kind == "glob_files")
+        path = self.path_for(state, pattern=self.kind == "glob_files")
         out = self._action(self, path, state)
         return None if self.into is None else {self.into: out}
 
