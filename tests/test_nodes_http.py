@@ -125,6 +125,19 @@ def test_oauth2_client_credentials_token_is_fetched_once_and_cached(srv: LocalSe
     assert run_node(node, {})["r"]["token"] != first and auth.fetches == 2
 
 
+def test_oauth2_async_concurrent_calls_fetch_one_token(srv: LocalServer) -> None:
+    auth = oauth2_client_credentials(srv.url("/token"), "app", "s3cret")
+    node = http_get(srv.url("/protected"), auth=auth, aio=True, into="r")
+
+    async def main() -> list[Any]:
+        outs = await asyncio.gather(*(node({}) for _ in range(8)))
+        await node.aclose()
+        return outs
+
+    outs = asyncio.run(main())
+    assert auth.fetches == 1 and len({o["r"]["token"] for o in outs}) == 1
+
+
 def test_oauth2_bad_credentials_is_a_status_error_naming_the_token_url(srv: LocalServer) -> None:
     auth = oauth2_client_credentials(srv.url("/token"), "app", "wrong")
     with pytest.raises(NodeError) as ei:

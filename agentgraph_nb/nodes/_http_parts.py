@@ -4,9 +4,11 @@ becomes. Public names are imported from :mod:`agentgraph_nb.nodes.http`."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -101,6 +103,7 @@ class OAuth2ClientCredentials:
         self._token: str | None = None
         self._expires = 0.0
         self._lock = threading.Lock()
+        self._alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
         self.fetches = 0  # how many tokens were fetched (for tests and curiosity)
 
     def __repr__(self) -> str:
@@ -162,12 +165,20 @@ class OAuth2ClientCredentials:
         tok = self._cached()
         if tok is not None:
             return tok
-        form, headers = self._request()
-        try:
-            resp = await client.post(self.token_url, data=form, headers=headers)
-        except httpx.HTTPError as exc:
-            raise transport_error(node_name(who), "POST", self.token_url, exc) from exc
-        return self._store(resp, who)
+        loop = asyncio.get_running_loop()
+        lock = self._alocks.get(loop)
+        if lock is None:
+            lock = self._alocks[loop] = asyncio.Lock()
+        async with lock:  # concurrent calls on one loop wait for one fetch
+            tok = self._cached()
+            if tok is not None:
+                return tok
+            form, headers = self._request()
+            try:
+                resp = await client.post(self.token_url, data=form, headers=headers)
+            except httpx.HTTPError as exc:
+                raise transport_error(node_name(who), "POST", self.token_url, exc) from exc
+            return self._store(resp, who)
 
 
 def bearer(token: str) -> Bearer:
