@@ -31,6 +31,13 @@ EXTRA_OF: dict[str, str] = {
     "openai": "llm",
     "mcp": "mcp",
     "langchain_core": "langchain",
+    # the node library and the command line (agentgraph_nb.nodes, agentgraph_nb.cli)
+    "httpx": "http",
+    "sqlalchemy": "sql",
+    "jinja2": "util",
+    "jsonschema": "util",
+    "click": "cli",
+    "pyarrow": "parquet",  # Parquet files (with pandas)
 }
 """Each optional top-level module agentgraph_nb imports, and the extra that installs it."""
 

@@ -21,12 +21,17 @@ __all__ = [
     "GraphRecursionError",
     "GraphValidationError",
     "GraphValidationWarning",
+    "HttpConnectError",
+    "HttpError",
+    "HttpStatusError",
+    "HttpTimeoutError",
     "InvalidInputError",
     "InvalidUpdateError",
     "MissingDependencyError",
     "ModelError",
     "ModelResponseError",
     "NodeError",
+    "NodeResourceError",
     "NodeTimeoutError",
     "node_failure",
     "StepTimeoutError",
@@ -35,6 +40,9 @@ __all__ = [
     "ToolError",
     "UnknownMessageError",
     "UnknownToolError",
+    "NodeValueError",
+    "PathEscapeError",
+    "SqlError",
 ]
 
 
@@ -342,6 +350,92 @@ def _rebuild_conflict(
     return CheckpointConflictError(
         msg, thread_id=thread_id, expected=expected, actual=actual, checkpoint_id=checkpoint_id, store=store
     )
+
+
+class NodeResourceError(AgentGraphError):
+    """A node of the node library (:mod:`agentgraph_nb.nodes`) could not use its resource: a URL,
+    a database, a file, a state key.
+
+    Attributes:
+        node: the node's name (the graph's name for it while a graph runs, else what the factory
+            was called with, e.g. ``"http_get"``).
+        resource: what it was using: the URL, the database URL (password hidden), the path, the key.
+    """
+
+    def __init__(self, message: str, *, node: str, resource: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.node = node
+        self.resource = resource
+        for k, v in fields.items():
+            setattr(self, k, v)
+
+    def __reduce__(self) -> Any:
+        fields = {k: v for k, v in self.__dict__.items() if not k.startswith("_") and k not in ("node", "resource")}
+        return (_rebuild_resource, (type(self), str(self), self.node, self.resource, fields))
+
+
+def _rebuild_resource(
+    cls: type[NodeResourceError], msg: str, node: str, resource: str, fields: dict[str, Any]
+) -> NodeResourceError:
+    return cls(msg, node=node, resource=resource, **fields)
+
+
+class HttpError(NodeResourceError):
+    """An HTTP node's request failed: the host cannot be reached, the request timed out, or the
+    response cannot be read. Connection failures are also a :class:`ConnectionError` and
+    timeouts a :class:`TimeoutError` (see :class:`HttpStatusError` for error statuses), so
+    ``RetryPolicy()`` retries both.
+
+    Attributes:
+        url: the URL requested (``resource`` too).
+        method: the HTTP method.
+    """
+
+
+class HttpConnectError(HttpError, ConnectionError):
+    """An HTTP node could not connect (refused, unknown host, reset)."""
+
+
+class HttpTimeoutError(HttpError, TimeoutError):
+    """An HTTP node's request took longer than its ``timeout``."""
+
+
+class HttpStatusError(HttpError):
+    """An HTTP node got an error status (4xx, 5xx).
+
+    It carries ``status_code`` and the response ``headers``, so :class:`RetryPolicy` retries 429
+    and 5xx (waiting what ``Retry-After`` asks) and never other 4xx.
+
+    Attributes:
+        status_code: the response status.
+        headers: the response headers (a dict, lower-case names).
+        body: the start of the response body (at most 1,000 characters), for the message.
+    """
+
+
+class SqlError(NodeResourceError):
+    """A SQL node's statement failed; in a transaction, everything it wrote was rolled back.
+
+    Attributes:
+        database: the database URL, password hidden (``resource`` too).
+        statement: the SQL text (state values are bound parameters, never part of it).
+    """
+
+
+class PathEscapeError(NodeResourceError, PermissionError):
+    """A file node's path leads outside its ``base_dir`` (``..``, an absolute path, a symlink).
+
+    Attributes:
+        path: the path as the node was asked for it (``resource`` too).
+        base_dir: the directory the node is confined to.
+    """
+
+
+class NodeValueError(NodeResourceError, ValueError):
+    """A node of the node library got a value it cannot use: a state key missing or of the wrong
+    type, malformed JSON, a failed validation, a template or expression error. ``resource`` (and
+    ``key``) names the state key, the file or the URL involved.
+    """
 
 
 class GraphInterrupt(BaseException):

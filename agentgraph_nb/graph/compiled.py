@@ -1044,6 +1044,37 @@ class CompiledGraph(ViewsMixin):
         """Delete a thread and every checkpoint and pending write it has."""
         self._store().delete_thread(str(thread_id))
 
+    # -- resources --------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close what the graph's nodes hold: the pooled connections of the node library's
+        nodes (:mod:`agentgraph_nb.nodes`), in subgraphs too. The checkpointer stays open (it
+        may be shared). The graph can still run: the nodes reconnect on their next call.
+
+        Example:
+            >>> with g.compile() as app:
+            ...     app.invoke({"city": "Oslo"})  # doctest: +SKIP
+        """
+        for spec in self.builder.nodes.values():
+            fn: Any = spec.fn
+            resolve = getattr(fn, "resolve", None)
+            if resolve is not None and hasattr(type(fn), "is_async"):  # a notebook cell's hot-reload proxy
+                try:
+                    fn = resolve()
+                except Exception:
+                    continue
+            if isinstance(fn, CompiledGraph):
+                fn.close()
+                continue
+            # only the library's nodes: an arbitrary callable's close() may mean something else
+            if type(fn).__module__.startswith("agentgraph_nb.nodes."):
+                fn.close()
+
+    def __enter__(self) -> CompiledGraph:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- export -----------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """The graph as a JSON-able dict (format ``agentgraph_nb/graph`` v1); see

@@ -1021,19 +1021,21 @@ class NamespaceRef:
 # --------------------------------------------------------------------------- build
 
 
-def _describe_missing(what: str, path: str, exc: _Missing, *, node_name: str | None) -> str:
+def _describe_missing(
+    what: str, path: str, exc: _Missing, *, node_name: str | None, where: tuple[str, str] = ("the notebook", "in a cell above")
+) -> str:
     if node_name is not None and path == node_name and NAME_RE.fullmatch(node_name) is None:
         return f"{what} is not a Python name, so bind it to a function: '\"{node_name}\" = my_function'"
     hint = did_you_mean(exc.path, exc.choices)
     if not hint and node_name is not None and exc.path == path and path.upper() in KEYWORDS:
         hint = f" Did you mean {path.upper()!r}?"
-    msg = f"{what}: {exc.path!r} is not defined in the notebook.{hint}"
+    msg = f"{what}: {exc.path!r} is not defined in {where[0]}.{hint}"
     if node_name is not None and path == node_name:
-        return f"{msg} Define {path}(state) in a cell above, or bind another function: '{path} = my_function'."
-    return f"{msg} Define it in a cell above, or fix the name."
+        return f"{msg} Define {path}(state) {where[1]}, or bind another function: '{path} = my_function'."
+    return f"{msg} Define it {where[1]}, or fix the name."
 
 
-def _resolve_all(dsl: DslGraph, namespace: Mapping[str, Any]) -> None:
+def _resolve_all(dsl: DslGraph, namespace: Mapping[str, Any], where: tuple[str, str] = ("the notebook", "in a cell above")) -> None:
     """Check every name before building anything, and report the first problem with the others."""
     problems: list[tuple[Span | None, str]] = []
 
@@ -1041,7 +1043,7 @@ def _resolve_all(dsl: DslGraph, namespace: Mapping[str, Any]) -> None:
         try:
             value = _lookup(namespace, path)
         except _Missing as exc:
-            problems.append((span, _describe_missing(what, path, exc, node_name=node_name)))
+            problems.append((span, _describe_missing(what, path, exc, node_name=node_name, where=where)))
             return
         if not callable(value):
             near = did_you_mean(path, _public_callables(namespace))
@@ -1078,6 +1080,7 @@ def build(
     schema: Any,
     namespace: Mapping[str, Any],
     builder_cls: Callable[..., Any],
+    where: tuple[str, str] = ("the notebook", "in a cell above"),
 ) -> Any:
     """Build a parsed cell into a graph builder, resolving names in ``namespace``.
 
@@ -1093,6 +1096,8 @@ def build(
         schema: the state schema, passed through to ``builder_cls``.
         namespace: where names are looked up (the notebook's ``user_ns``).
         builder_cls: the builder class, e.g. ``StateGraph``.
+        where: for messages about undefined names: where names are looked up and where to
+            define one (the command line says which module).
 
     Returns:
         The builder, not compiled.
@@ -1106,7 +1111,7 @@ def build(
         >>> app = build(parse(cell), name="research", schema=State, namespace=globals(),
         ...             builder_cls=StateGraph).compile()  # doctest: +SKIP
     """
-    _resolve_all(dsl, namespace)
+    _resolve_all(dsl, namespace, where)
     builder = builder_cls(schema, name=name)  # a bad schema is not a mistake in the cell
     for node in dsl.nodes:
         ref = NamespaceRef(namespace, node.function, used_by=f"node {node.name!r}")
