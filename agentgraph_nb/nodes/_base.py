@@ -25,7 +25,7 @@ def node_name(default: str) -> str:
     try:
         from agentgraph_nb.engine._loop import _find_scratch
 
-        scratch = _find_scratch()
+        scratch = _find_scratch(2)  # from the caller of node_name up
     except Exception:  # pragma: no cover - outside a run, or the engine changed its insides
         return default
     name = getattr(scratch, "node", None)
