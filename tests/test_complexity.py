@@ -1,8 +1,10 @@
 """Growth tests: how the engine's cost grows with the graph, never an absolute time.
 
-* a chain 10x longer costs at most 15x the time (1,000 vs 10,000 nodes);
+* a chain 10x longer costs at most 25x the time (1,000 vs 10,000 nodes; 10-17x measured alone, up
+  to 21x on a loaded machine; a quadratic step would measure 100x);
 * a step's cost does not depend on the graph's size: a 2-node path through a graph that also
-  declares 10 or 10,000 unreachable nodes costs the same;
+  declares 10 or 10,000 unreachable nodes costs the same (at most 3x; a walk of the graph per step
+  would measure hundreds);
 * a fan-out's cost per branch does not depend on its width (100 vs 1,000 branches; at most 3x,
   GC off: a cost per branch that walked the fan-out would measure 10x);
 * parsing a conditional edge, and compiling a join, 10x wider costs at most 30x the time
@@ -10,6 +12,7 @@
   grow with the heap): linear work measures 10-17x here (a 10x larger working set misses caches
   more), the quadratic versions measured 50-140x.
 
+All are timed with the cyclic GC off (its pauses grow with the heap, not with our work).
 Each figure is the best of several runs (the minimum is the least disturbed by other work on the
 machine), and the bounds leave room for noise while still catching an O(n) step or an O(n^2) run.
 """
@@ -89,11 +92,11 @@ def chain_app(n: int) -> Any:
 def test_chain_10x_nodes_costs_at_most_15x() -> None:
     small, big = chain_app(1_000), chain_app(10_000)
     assert big.invoke({"x": 0}, recursion_limit=20_000)["x"] == 10_000
-    t_small = best_of(lambda: small.invoke({"x": 0}), runs=7, inner=3)
-    t_big = best_of(lambda: big.invoke({"x": 0}, recursion_limit=20_000), runs=5)
-    assert t_big <= 15 * t_small, (
+    t_small = best_of_without_gc(lambda: small.invoke({"x": 0}), runs=7, inner=3)
+    t_big = best_of_without_gc(lambda: big.invoke({"x": 0}, recursion_limit=20_000), runs=5)
+    assert t_big <= 25 * t_small, (
         f"a 10,000-node chain took {t_big * 1e3:.1f} ms, {t_big / t_small:.1f}x the 1,000-node chain's "
-        f"{t_small * 1e3:.2f} ms (allowed: 15x)"
+        f"{t_small * 1e3:.2f} ms (allowed: 25x)"
     )
 
 
@@ -118,11 +121,11 @@ def path_with_unreachable(extra: int) -> Any:
 def test_step_cost_does_not_depend_on_graph_size() -> None:
     small, big = path_with_unreachable(10), path_with_unreachable(10_000)
     assert small.invoke({"x": 0}) == big.invoke({"x": 0}) == {"x": 2}
-    t_small = best_of(lambda: small.invoke({"x": 0}), runs=7, inner=500)
-    t_big = best_of(lambda: big.invoke({"x": 0}), runs=7, inner=500)
-    assert t_big <= 2.0 * t_small, (
+    t_small = best_of_without_gc(lambda: small.invoke({"x": 0}), runs=7, inner=500)
+    t_big = best_of_without_gc(lambda: big.invoke({"x": 0}), runs=7, inner=500)
+    assert t_big <= 3.0 * t_small, (
         f"a 2-node run costs {t_big * 1e6:.1f} µs in a graph of 10,002 nodes but {t_small * 1e6:.1f} µs in one "
-        f"of 12 ({t_big / t_small:.1f}x; allowed: 2x): something in a run or a step walks the whole graph"
+        f"of 12 ({t_big / t_small:.1f}x; allowed: 3x): something in a run or a step walks the whole graph"
     )
 
 

@@ -338,8 +338,9 @@ def test_burst_is_coalesced_and_final_state_is_right(view: GraphView) -> None:
         view.on_event(ev("node_end", node, data={"i": i}, duration=0.001, attempt=1))
     elapsed = time.monotonic() - t0
     view.on_event(ev("run_end"))
-    # at most one send per interval (plus the first and the one on run_end)
-    assert view.flush_count <= elapsed / view.flush_interval + 3
+    # about one send per interval (plus the first and the one on run_end; a timer that fires
+    # late on a loaded machine can add one or two), never one per event (20,000 here)
+    assert view.flush_count <= elapsed / view.flush_interval + 5
     assert len(sends) <= view.flush_count
     assert view.status == dict.fromkeys(NODES, "done")
     last = NODES[9_999 % len(NODES)]
