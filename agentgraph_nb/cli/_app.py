@@ -16,7 +16,7 @@ import click
 from agentgraph_nb.cli._load import LoadedGraph, load_graph
 from agentgraph_nb.cli._output import Timer, dumps, ms, percentile, report, table
 from agentgraph_nb.cli._store import show_history, show_threads
-from agentgraph_nb.errors import AgentGraphError, InvalidInputError
+from agentgraph_nb.errors import AgentGraphError, InvalidInputError, node_failure
 
 __all__ = ["cli"]
 
@@ -39,6 +39,10 @@ def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             _fail(report(exc, str(kwargs.get("graph") or "")))
         except ModuleNotFoundError as exc:  # MissingDependencyError included: it names the pip install
             _fail(f"error: {exc}")
+        except Exception as exc:  # a node's own exception, told where it failed (node_failure)
+            if node_failure(exc) is None:
+                raise
+            _fail(report(exc, str(kwargs.get("graph") or "")))
 
     return wrapper
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentgraph_nb.cli._load import location
-from agentgraph_nb.errors import AgentGraphError
+from agentgraph_nb.errors import AgentGraphError, node_failure
 
 __all__ = ["Timer", "dumps", "ms", "percentile", "report", "short", "table"]
 
@@ -69,6 +69,9 @@ def report(exc: BaseException, source: str = "") -> str:
         excerpt = "\n" + text[1] if len(text) > 1 else ""
         return f"{where}error: {msg}{excerpt}"
     lines = [f"error: {name}: {exc}"]
+    failure = node_failure(exc)
+    if failure is not None and not isinstance(exc, AgentGraphError):  # a node's own exception
+        lines.append(f"  in {failure.describe()}")
     cause = exc.__cause__
     seen = 0
     while cause is not None and seen < 5:
