@@ -14,8 +14,9 @@ pytest.importorskip("httpx")
 
 from _http_server import LocalServer
 
-from agentgraph_nb import START, NodeError, RetryPolicy, StateGraph
+from agentgraph_nb import START, RetryPolicy, StateGraph
 from agentgraph_nb.errors import (
+    AgentGraphError,
     HttpConnectError,
     HttpStatusError,
     HttpTimeoutError,
@@ -80,17 +81,17 @@ def test_form_and_raw_bodies_and_header_injection(srv: LocalServer) -> None:
     r = run_node(http_post(srv.url("/echo"), data="raw {question}", into="r"), {"question": "text"})["r"]
     assert r["body"] == "raw text"
     node = http_get(srv.url("/echo"), headers={"X-User": "{user}"}, into="r")
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run_node(node, {"user": "ada\r\nX-Admin: 1"}, name="who")
-    err = ei.value.__cause__
+    err = ei.value
     assert isinstance(err, NodeValueError) and err.node == "who" and "X-User" in str(err)
 
 
 def test_missing_state_key_names_node_and_key(srv: LocalServer) -> None:
     node = http_get(srv.url("/echo/{city}"), into="r")
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run_node(node, {"town": "x"}, name="weather")
-    cause = ei.value.__cause__
+    cause = ei.value
     assert isinstance(cause, NodeValueError)
     assert cause.node == "weather" and cause.key == "city"
     assert "'weather'" in str(cause) and "'city'" in str(cause) and "The state has: town" in str(cause)
@@ -140,9 +141,9 @@ def test_oauth2_async_concurrent_calls_fetch_one_token(srv: LocalServer) -> None
 
 def test_oauth2_bad_credentials_is_a_status_error_naming_the_token_url(srv: LocalServer) -> None:
     auth = oauth2_client_credentials(srv.url("/token"), "app", "wrong")
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run_node(http_get(srv.url("/protected"), auth=auth, into="r"), {}, name="me")
-    err = ei.value.__cause__
+    err = ei.value
     assert isinstance(err, HttpStatusError) and err.status_code == 401
     assert err.node == "me" and "/token" in err.url and "OAuth2 token request" in str(err)
 
@@ -155,11 +156,11 @@ def test_retries_5xx_then_succeeds(srv: LocalServer) -> None:
 def test_429_waits_what_retry_after_asks(srv: LocalServer) -> None:
     node = http_get(srv.url("/status/429?retry_after=0.3"), retry=RetryPolicy(max_attempts=2, initial_interval=5), into="r")
     t = time.perf_counter()
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run_node(node, {})
     took = time.perf_counter() - t
     assert 0.25 < took < 3, took  # the server's 0.3 s, not the policy's 5 s
-    err = ei.value.__cause__
+    err = ei.value
     assert isinstance(err, HttpStatusError) and err.status_code == 429
     assert srv.server.hits["/status/429"] == 2
 
@@ -167,9 +168,9 @@ def test_429_waits_what_retry_after_asks(srv: LocalServer) -> None:
 def test_other_4xx_is_not_retried_and_names_node_url_status(srv: LocalServer) -> None:
     before = srv.server.hits.get("/status/404", 0)
     node = http_get(srv.url("/status/404"), retry=FAST, into="r")
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run_node(node, {}, name="lookup")
-    err = ei.value.__cause__
+    err = ei.value
     assert isinstance(err, HttpStatusError) and isinstance(err, NodeResourceError)
     assert (err.node, err.status_code, err.url) == ("lookup", 404, srv.url("/status/404"))
     assert "'lookup'" in str(err) and "404" in str(err) and srv.url("/status/404") in str(err)
@@ -188,26 +189,26 @@ def test_graph_retry_policy_treats_the_error_the_same_way(srv: LocalServer) -> N
 
 def test_timeout_and_connection_refused_are_typed(srv: LocalServer) -> None:
     node = http_get(srv.url("/slow/1"), timeout=0.1, retry=None, into="r")
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run_node(node, {})
-    assert isinstance(ei.value.__cause__, HttpTimeoutError) and isinstance(ei.value.__cause__, TimeoutError)
+    assert isinstance(ei.value, HttpTimeoutError) and isinstance(ei.value, TimeoutError)
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed when the block ends: nobody listens
     node = http_get(f"http://127.0.0.1:{port}/x", retry=None, into="r")
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run_node(node, {}, name="down")
-    err = ei.value.__cause__
+    err = ei.value
     assert isinstance(err, HttpConnectError) and isinstance(err, ConnectionError)
     assert err.node == "down" and str(port) in str(err)
 
 
 def test_malformed_json_is_a_value_error_naming_the_url(srv: LocalServer) -> None:
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run_node(http_get(srv.url("/badjson"), into="r"), {}, name="parse")
-    err = ei.value.__cause__
+    err = ei.value
     assert isinstance(err, NodeValueError) and "malformed JSON" in str(err) and "/badjson" in str(err)
     assert run_node(http_get(srv.url("/text"), into="r"), {})["r"] == "plain words"
 
@@ -220,9 +221,9 @@ def test_pagination_page_param_and_next_link(srv: LocalServer) -> None:
     node = http_get(srv.url("/linked/2"), paginate=next_link("next", items="data"), into="all")
     assert run_node(node, {})["all"] == [2, 3]
     node = http_get(srv.url("/elsewhere"), paginate=next_link("next", items="data"), auth=bearer("t"), into="all")
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run_node(node, {})
-    assert isinstance(ei.value.__cause__, NodeValueError) and "another origin" in str(ei.value.__cause__)
+    assert isinstance(ei.value, NodeValueError) and "another origin" in str(ei.value)
     node = http_get(srv.url("/pages"), paginate=page_param(items="items", max_pages=2), into="all")
     assert len(run_node(node, {})["all"]) == 4
     node = http_get(srv.url("/pages"), paginate=page_param(items="items", start=3), into="all")
@@ -248,9 +249,9 @@ def test_async_node_pools_per_loop_and_works_in_ainvoke(srv: LocalServer) -> Non
     outs = asyncio.run(main())
     assert [o["r"]["raw_path"] for o in outs] == [f"/echo/c{i}" for i in range(5)]
     assert app.invoke({"city": "sync"})["r"]["raw_path"] == "/echo/sync"  # a new loop, a new client
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         asyncio.run(app.ainvoke({"town": "x"}))
-    assert isinstance(ei.value.__cause__, NodeValueError)
+    assert isinstance(ei.value, NodeValueError)
 
 
 def test_async_retries_and_status_errors(srv: LocalServer) -> None:
@@ -293,9 +294,9 @@ def test_bad_arguments_fail_at_once() -> None:
 def test_whole_url_from_state_must_be_http(srv: LocalServer) -> None:
     node = http_request("GET", "{endpoint}", into="r")
     assert run_node(node, {"endpoint": srv.url("/fast")})["r"] == {"ok": True}
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run_node(node, {"endpoint": "file:///etc/passwd"})
-    assert isinstance(ei.value.__cause__, NodeValueError)
+    assert isinstance(ei.value, NodeValueError)
 
 
 def test_node_by_name_in_a_cell_language_graph(srv: LocalServer) -> None:

@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("sqlalchemy")
 
-from agentgraph_nb import START, NodeError, StateGraph
-from agentgraph_nb.errors import NodeValueError, SqlError
+from agentgraph_nb import START, StateGraph
+from agentgraph_nb.errors import AgentGraphError, NodeValueError, SqlError
 from agentgraph_nb.nodes import sql_execute, sql_query
 
 
@@ -73,9 +73,9 @@ def test_failed_statement_rolls_back_the_whole_call(db: str) -> None:
          "INSERT INTO users (name, city) VALUES ('ada', 'dup')"],  # UNIQUE violation
         url=db,
     )
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run(node, {"name": "dan", "city": "Bern"}, name="save")
-    err = ei.value.__cause__
+    err = ei.value
     assert isinstance(err, SqlError)
     assert err.node == "save" and err.database == db and "UNIQUE" in str(err) and "rolled back" in str(err)
     assert names(db) == ["ada", "bob", "cy"]  # 'dan' was not kept
@@ -85,7 +85,7 @@ def test_many_rows_in_one_transaction(db: str) -> None:
     node = sql_execute("INSERT INTO users (name, city) VALUES (:name, :city)", url=db, many="people", into="n")
     out = run(node, {"people": [{"name": "d", "city": "X"}, {"name": "e", "city": "Y"}]})
     assert out["n"] == 2 and names(db)[-2:] == ["d", "e"]
-    with pytest.raises(NodeError):
+    with pytest.raises(AgentGraphError):  # the node's own error
         run(node, {"people": [{"name": "f", "city": "X"}, {"name": "ada", "city": "Y"}]})
     assert "f" not in names(db)
     # a parameter a row lacks comes from the state, never from another row
@@ -94,27 +94,27 @@ def test_many_rows_in_one_transaction(db: str) -> None:
     con = sqlite3.connect(db.removeprefix("sqlite:///"))
     assert con.execute("SELECT name, city FROM users WHERE name IN ('g', 'h') ORDER BY name").fetchall() == [("g", "Nice"), ("h", "Bern")]
     con.close()
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run(node, {"people": "nope"})
-    assert isinstance(ei.value.__cause__, NodeValueError) and "list of dicts" in str(ei.value.__cause__)
+    assert isinstance(ei.value, NodeValueError) and "list of dicts" in str(ei.value)
 
 
 def test_missing_parameter_names_node_and_key(db: str) -> None:
     node = sql_query("SELECT * FROM users WHERE city = :city", url=db)
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run(node, {"town": "Oslo"}, name="find")
-    err = ei.value.__cause__
+    err = ei.value
     assert isinstance(err, NodeValueError) and err.node == "find" and err.key == "city"
 
 
 def test_bad_sql_and_unreachable_database_are_sql_errors_with_password_hidden(tmp_path: Path, db: str) -> None:
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run(sql_query("SELEC name FROM users", url=db), {}, name="typo")
-    assert isinstance(ei.value.__cause__, SqlError) and "syntax error" in str(ei.value.__cause__)
+    assert isinstance(ei.value, SqlError) and "syntax error" in str(ei.value)
     missing = f"sqlite:///{tmp_path}/no/such/dir/x.db"
-    with pytest.raises(NodeError) as ei:
+    with pytest.raises(AgentGraphError) as ei:  # the node's own error
         run(sql_query("SELECT 1", url=missing), {}, name="nodb")
-    err = ei.value.__cause__
+    err = ei.value
     assert isinstance(err, SqlError) and err.node == "nodb" and "unable to open" in str(err)
     node = sql_query("SELECT 1", url="postgresql://user:hunter2@127.0.0.1:1/db")
     assert "hunter2" not in node.database and "***" in node.database
