@@ -45,7 +45,7 @@ from agentgraph_nb.checkpoint.base import (
 from agentgraph_nb.checkpoint.serde import Serializer, default_serializer
 from agentgraph_nb.errors import CheckpointConflictError, CheckpointError
 
-__all__ = ["NetworkCheckpointer", "Op", "Row", "loop_resource"]
+__all__ = ["NetworkCheckpointer", "Op", "Row", "loop_resource", "typed_options"]
 
 _log = logging.getLogger("agentgraph_nb")
 
@@ -560,6 +560,21 @@ class NetworkCheckpointer(BaseCheckpointer):
 
     async def _aclose_connections(self) -> None:
         """Close the async connections of the running loop (others go with their loops)."""
+
+
+def typed_options(opts: dict[str, str], types: dict[str, type]) -> dict[str, Any]:
+    """A store URL's query options converted by ``types`` (``{"ttl": float, ...}``).
+
+    Raises:
+        ValueError: naming the option whose value does not convert.
+    """
+    values: dict[str, Any] = {}
+    for k, v in opts.items():
+        try:
+            values[k] = types[k](v)
+        except ValueError:
+            raise ValueError(f"option {k}={v!r} is not a valid {types[k].__name__}") from None
+    return values
 
 
 _open_stores: weakref.WeakSet[NetworkCheckpointer] = weakref.WeakSet()

@@ -36,6 +36,7 @@ from agentgraph_nb.checkpoint._network import (
     Row,
     close_loop_resource,
     loop_resource,
+    typed_options,
 )
 from agentgraph_nb.checkpoint.base import CheckpointRecord, Durability, Retention
 from agentgraph_nb.checkpoint.serde import Serializer
@@ -209,12 +210,7 @@ class RedisCheckpointer(NetworkCheckpointer):
         retention: Retention | None = None,
     ) -> None:
         clean, opts = _parse(url)
-        values: dict[str, Any] = {}
-        for k, v in opts.items():
-            try:
-                values[k] = _OPTIONS[k](v)
-            except ValueError:
-                raise ValueError(f"option {k}={v!r} is not a valid {_OPTIONS[k].__name__}") from None
+        values = typed_options(opts, _OPTIONS)
         super().__init__(
             url, serializer=serializer,
             snapshot_every=snapshot_every if snapshot_every is not None else values.get("snapshot_every", 32),

@@ -516,26 +516,36 @@ class OpenAIChat:
                 chunks: list[dict[str, Any]] = []
                 with client.chat.completions.with_streaming_response.create(**body, **self._stream_args()) as resp:
                     for chunk in _sse(resp.iter_lines()):
-                        if record:  # kept only for a cassette: thousands of live dicts cost GC time
-                            chunks.append(chunk)
-                        if "error" in chunk:
-                            raise ModelError(f"model {self.model!r} at {self.base_url} sent an error mid-stream: "
-                                             f"{chunk['error']}", model=self.model, base_url=self.base_url,
-                                             node=call.node)
-                        piece = acc.add(chunk)
-                        if piece is not None and on_chunk is not None:
-                            on_chunk(piece)
+                        self._take(chunk, acc, chunks if record else None, on_chunk, call)
                 return acc.message(), {"chunks": chunks}
             except Exception as exc:
-                if isinstance(exc, _BadChunk):
-                    raise self._bad_chunk(exc, call) from exc
-                if not isinstance(exc, _API_ERRORS) and not _broken(exc):
-                    raise
-                wait = self._wait(attempt, exc)
-                if wait is None:
-                    raise self._error(exc, attempt, call) from exc
-                time.sleep(wait)
+                time.sleep(self._retry_wait(exc, attempt, call))
                 attempt += 1
+
+    def _take(self, chunk: dict[str, Any], acc: _Acc, chunks: list[dict[str, Any]] | None,
+              on_chunk: Any, call: _Call) -> None:
+        """One streamed chunk: kept for a cassette (``chunks``), an error event raised, the rest
+        added to the message and handed to ``on_chunk`` (the live stream)."""
+        if chunks is not None:  # kept only for a cassette: thousands of live dicts cost GC time
+            chunks.append(chunk)
+        if "error" in chunk:
+            raise ModelError(f"model {self.model!r} at {self.base_url} sent an error mid-stream: "
+                             f"{chunk['error']}", model=self.model, base_url=self.base_url, node=call.node)
+        piece = acc.add(chunk)
+        if piece is not None and on_chunk is not None:
+            on_chunk(piece)
+
+    def _retry_wait(self, exc: Exception, attempt: int, call: _Call) -> float:
+        """Seconds to wait before retrying after ``exc``, or the error to raise (called in the
+        ``except`` of a request: an exception that is not the API's is re-raised as it is)."""
+        if isinstance(exc, _BadChunk):
+            raise self._bad_chunk(exc, call) from exc
+        if not isinstance(exc, _API_ERRORS) and not _broken(exc):
+            raise exc
+        wait = self._wait(attempt, exc)
+        if wait is None:
+            raise self._error(exc, attempt, call) from exc
+        return float(wait)
 
     async def _arequest(self, body: dict[str, Any], stream: bool, call: _Call,
                         record: bool) -> tuple[Message, dict[str, Any]]:
@@ -553,25 +563,10 @@ class OpenAIChat:
                 async with client.chat.completions.with_streaming_response.create(
                         **body, **self._stream_args()) as resp:
                     async for chunk in _asse(resp.iter_lines()):
-                        if record:  # kept only for a cassette: thousands of live dicts cost GC time
-                            chunks.append(chunk)
-                        if "error" in chunk:
-                            raise ModelError(f"model {self.model!r} at {self.base_url} sent an error mid-stream: "
-                                             f"{chunk['error']}", model=self.model, base_url=self.base_url,
-                                             node=call.node)
-                        piece = acc.add(chunk)
-                        if piece is not None and on_chunk is not None:
-                            on_chunk(piece)
+                        self._take(chunk, acc, chunks if record else None, on_chunk, call)
                 return acc.message(), {"chunks": chunks}
             except Exception as exc:
-                if isinstance(exc, _BadChunk):
-                    raise self._bad_chunk(exc, call) from exc
-                if not isinstance(exc, _API_ERRORS) and not _broken(exc):
-                    raise
-                wait = self._wait(attempt, exc)
-                if wait is None:
-                    raise self._error(exc, attempt, call) from exc
-                await asyncio.sleep(wait)
+                await asyncio.sleep(self._retry_wait(exc, attempt, call))
                 attempt += 1
 
     def _replay(self, recorded: dict[str, Any], call: _Call) -> Message:
