@@ -26,6 +26,7 @@ EXPECTED = [
     "06_debugging",
     "07_metrics",
     "08_multi_agent",
+    "14_templates",
 ]
 MAX_BYTES = 200_000
 WIDGET_MIMES = ("application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json")
@@ -62,7 +63,7 @@ def text_of(out: dict[str, Any]) -> str:
     return "".join(t) if isinstance(t, list) else t
 
 
-def test_the_eight_tutorials_are_there_in_order() -> None:
+def test_the_tutorials_are_there_in_order() -> None:
     assert [p.stem for p in PATHS] == EXPECTED
 
 

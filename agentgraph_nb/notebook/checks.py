@@ -98,6 +98,14 @@ def parallel_writer_conflicts(app: Any) -> list[str]:
     return out
 
 
+_QUALIFIERS = {
+    q
+    for mod in (typing, typing_extensions)
+    for q in (getattr(mod, n, None) for n in ("NotRequired", "Required", "ReadOnly", "Final", "ClassVar"))
+    if q is not None
+}
+
+
 def _storable(tp: Any, seen: set[int]) -> bool:
     if id(tp) in seen:
         return True
@@ -105,7 +113,7 @@ def _storable(tp: Any, seen: set[int]) -> bool:
     if tp is Any or isinstance(tp, (typing.TypeVar, str, typing.ForwardRef)):
         return True
     origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
+    if origin is typing.Annotated or origin in _QUALIFIERS:  # NotRequired[str] stores a str
         return _storable(typing.get_args(tp)[0], seen)
     if origin is typing.Literal:
         return True

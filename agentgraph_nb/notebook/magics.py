@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AgentGraphMagics", "load_ipython_extension", "unload_ipython_extension"]
 
-_SUBCOMMANDS = ("run", "show", "debug", "timeline", "dashboard", "dsl", "list")
+_SUBCOMMANDS = ("run", "show", "debug", "timeline", "dashboard", "dsl", "list", "new")
 
 
 def _clean_traceback(exc: BaseException) -> BaseException:
@@ -60,6 +60,7 @@ class AgentGraphMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.sources: dict[str, str] = {}
+        self._graph_cells_written: set[str] = set()
         self._switch_tracebacks({"new": self.short_tracebacks})
 
     @observe("short_tracebacks")
@@ -212,10 +213,53 @@ class AgentGraphMagics(Magics):
             except json.JSONDecodeError as exc:
                 raise UsageError(f"%agentgraph: cannot read the inputs {text!r}: {exc}") from None
 
+    def _new(self, rest: str) -> Any:
+        """``%agentgraph new TEMPLATE NAME``: the template's state and functions into the next cell
+        (running that cell writes the ``%%agentgraph`` cell after it); ``--graph`` writes the
+        ``%%agentgraph`` cell itself; with no arguments, the table of templates."""
+        from agentgraph_nb import templates
+
+        words = shlex.split(rest)
+        graph_only = "--graph" in words
+        words = [w for w in words if w != "--graph"]
+        if not words:
+            import pandas as pd
+
+            return pd.DataFrame(
+                [(t.name, t.summary) for t in templates.TEMPLATES.values()], columns=["template", "what it builds"]
+            ).set_index("template")
+        if len(words) != 2 or any(w.startswith("-") for w in words):
+            raise UsageError(
+                f"usage: %agentgraph new TEMPLATE NAME (templates: {', '.join(templates.TEMPLATES)}); got {rest.strip()!r}"
+            )
+        template, name = words
+        if template not in templates.TEMPLATES:
+            raise UsageError(
+                f"%agentgraph new: no template {template!r}.{did_you_mean(template, templates.TEMPLATES)} "
+                f"Templates: {', '.join(templates.TEMPLATES)}"
+            )
+        if not name.isidentifier():
+            raise UsageError(f"%agentgraph new: {name!r} is not a valid Python name to bind the graph to")
+        shell = cast("InteractiveShell", self.shell)
+        if not graph_only:
+            self._graph_cells_written.discard(name)  # a fresh stub cell writes its graph cell once
+            shell.set_next_input(templates.stub_cell(template, name), replace=False)
+            print(f"The {template!r} template's state and functions are in the next cell: edit them, then run it.")
+            return None
+        if name in self._graph_cells_written:
+            print(f"The %%agentgraph cell of {name!r} was written below when this cell first ran; not writing it again "
+                  f"(%agentgraph new {template} {name} starts over).")
+            return None
+        self._graph_cells_written.add(name)
+        shell.set_next_input(templates.graph_cell(template, name), replace=False)
+        print(f"The %%agentgraph cell that builds {name!r} is in the next cell: run it to build and draw the graph.")
+        return None
+
     # IPython annotates line_magic(name) as returning ``_F | Callable[[_F], _F]``, so mypy cannot call it
     @line_magic("agentgraph")  # type: ignore[arg-type]
     def _line(self, line: str) -> Any:
-        """``%agentgraph run|show|debug|timeline|dashboard|dsl|list NAME [inputs] [--thread T] [--seed N]``."""
+        """``%agentgraph run|show|debug|timeline|dashboard|dsl|list NAME [inputs] [--thread T] [--seed N]``;
+        ``%agentgraph new TEMPLATE NAME`` (see :mod:`agentgraph_nb.templates`)."""
         parts = line.strip().split(None, 2)
         if not parts:
             raise UsageError(f"usage: %agentgraph {{{'|'.join(_SUBCOMMANDS)}}} NAME [inputs]")
@@ -229,6 +273,8 @@ class AgentGraphMagics(Magics):
             from agentgraph_nb.graph.compiled import CompiledGraph
 
             return [k for k, v in self._user_ns.items() if isinstance(v, CompiledGraph) and not k.startswith("_")]
+        if cmd == "new":
+            return self._new(line.strip()[3:])
         if len(parts) < 2:
             raise UsageError(f"usage: %agentgraph {cmd} NAME [inputs]")
         app = self._graph(parts[1])
