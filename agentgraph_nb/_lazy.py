@@ -38,6 +38,10 @@ EXTRA_OF: dict[str, str] = {
     "jsonschema": "util",
     "click": "cli",
     "pyarrow": "parquet",  # Parquet files (with pandas)
+    # observability (agentgraph_nb.observe)
+    "opentelemetry": "otel",
+    "prometheus_client": "prometheus",
+    "statsd": "statsd",
 }
 """Each optional top-level module agentgraph_nb imports, and the extra that installs it."""
 
