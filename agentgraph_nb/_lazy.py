@@ -42,6 +42,7 @@ EXTRA_OF: dict[str, str] = {
     "opentelemetry": "otel",
     "prometheus_client": "prometheus",
     "statsd": "statsd",
+    "ray": "ray",  # Health(ray=True); the Ray executor
 }
 """Each optional top-level module agentgraph_nb imports, and the extra that installs it."""
 

@@ -70,7 +70,11 @@ def attach(app: Any, what: str) -> Any:
         return app.listen(bare)
     if what == "otel_sdk":
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
 
         class Drop(SpanExporter):
             def export(self, spans: Any) -> SpanExportResult:

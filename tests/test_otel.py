@@ -15,14 +15,14 @@ from typing_extensions import TypedDict
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from opentelemetry.trace import StatusCode  # noqa: E402
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
-from agentgraph_nb import END, START, Command, RetryPolicy, StateGraph, interrupt  # noqa: E402
-from agentgraph_nb.observe.otel import instrument  # noqa: E402
+from agentgraph_nb import END, START, Command, RetryPolicy, StateGraph, interrupt
+from agentgraph_nb.observe.otel import instrument
 
 
 class S(TypedDict, total=False):

@@ -14,7 +14,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from agentgraph_nb import CompiledGraph, templates
-from agentgraph_nb.testing import ScriptedChatModel, tool_call
+from agentgraph_nb.testing import ScriptedChatModel
 
 INPUTS: dict[str, dict[str, Any]] = {
     "react": {"messages": [{"role": "user", "content": "what is (2 + 3) * 4?"}]},
@@ -169,7 +169,7 @@ def test_new_writes_stub_then_graph_cell_that_build_the_template(ip: Interactive
 
     _run(ip, stub)  # the user runs the stub cell: its last line writes the graph cell
     cell = ip.rl_next_input
-    assert cell.startswith(f"%%agentgraph my_graph --state ") and cell == templates.graph_cell(name, "my_graph")
+    assert cell.startswith("%%agentgraph my_graph --state ") and cell == templates.graph_cell(name, "my_graph")
     ip.rl_next_input = None
     _run(ip, stub)  # running the stub cell again does not write a second graph cell
     assert ip.rl_next_input is None

@@ -167,7 +167,7 @@ class HealthServer:
         owner = health
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/livez":
                     body: dict[str, Any] = {"ok": True, "runs_in_flight": sum(_in_flight(a) for a in owner.apps)}

@@ -51,7 +51,7 @@ def _version() -> str:
 class _Open:
     """A node span being recorded, and the context token that made it current."""
 
-    __slots__ = ("node", "span", "thread", "tokens_in", "tokens_out", "token")
+    __slots__ = ("node", "span", "thread", "token", "tokens_in", "tokens_out")
 
     def __init__(self, node: str, span: Any, token: Any, thread: int) -> None:
         self.node = node

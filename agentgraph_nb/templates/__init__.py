@@ -244,7 +244,7 @@ def supervisor(
                 from agentgraph_nb.errors import AgentGraphError
 
                 raise AgentGraphError(
-                    f"templates.supervisor: the model answered {text!r}, which names none of {names + ['FINISH']}"
+                    f"templates.supervisor: the model answered {text!r}, which names none of {[*names, 'FINISH']}"
                 )
             return {"next": pick}
 

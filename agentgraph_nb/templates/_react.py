@@ -9,7 +9,7 @@ from typing import Annotated
 from typing_extensions import TypedDict
 
 from agentgraph_nb import add_messages
-from agentgraph_nb.tools import ToolNode, tool, tools_condition
+from agentgraph_nb.tools import ToolNode, tool, tools_condition  # noqa: F401  (the graph cell routes with it)
 
 
 class ReactState(TypedDict):
