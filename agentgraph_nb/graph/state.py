@@ -8,7 +8,7 @@ import itertools
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from agentgraph_nb.constants import END, RESERVED, START
 from agentgraph_nb.errors import GraphValidationError, did_you_mean
@@ -39,6 +39,11 @@ def is_async_callable(fn: Any) -> bool:
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004
     return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _is_compiled(fn: Any) -> bool:
+    """Whether ``fn`` is a compiled graph (without importing the compiled module here)."""
+    return type(fn).__name__ == "CompiledGraph" or (hasattr(fn, "plan") and hasattr(fn, "builder") and hasattr(fn, "invoke"))
 
 
 def target_name(fn: Any) -> str:
@@ -284,13 +289,15 @@ class StateGraph:
                 raise GraphValidationError(f"add_node({node!r}): missing the callable to run")
             fn = node
             node = getattr(fn, "__name__", None) or type(fn).__name__
+            if _is_compiled(fn):
+                node = cast(Any, fn).name  # add_node(team_app): the graph's name
         if not isinstance(node, str) or not node:
             raise GraphValidationError(f"node names must be non-empty strings, got {node!r}")
         if node in RESERVED:
             raise GraphValidationError(f"{node!r} is a reserved name (START/END); choose another node name")
         if node in self.nodes:
             raise GraphValidationError(f"node {node!r} is already in graph {self.name!r}; node names must be unique")
-        if not callable(fn):
+        if not callable(fn) and not _is_compiled(fn):
             raise GraphValidationError(
                 f"node {node!r}: expected a function or callable object, got {type(fn).__name__} {fn!r}"
             )
@@ -300,6 +307,15 @@ class StateGraph:
             not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0 or math.isinf(timeout)
         ):
             raise GraphValidationError(f"node {node!r}: timeout= must be a positive number of seconds, got {timeout!r}")
+        if _is_compiled(fn):  # a graph as a node (see graph/_subgraph.py)
+            if input_schema is not None:
+                raise GraphValidationError(
+                    f"node {node!r}: a subgraph receives the keys its schema shares with graph {self.name!r}; "
+                    "input_schema= does not apply to it"
+                )
+            from agentgraph_nb.graph._subgraph import make_subgraph_node
+
+            fn = cast("Callable[..., Any]", make_subgraph_node(self, node, cast(Any, fn)))
         hints = _hints_of(fn)  # {} for an unannotated callable, at no cost
         if destinations is None:
             destinations = command_destinations(fn, hints)
