@@ -333,3 +333,95 @@ def test_unknown_namespace_names_graph_thread_and_namespace() -> None:
         app.get_state("t", namespace="plain")
     with pytest.raises(UnknownNamespaceError, match=r"thread 'u'.*'team'.*has not run it"):
         app.get_state_history("u", namespace="team")
+
+
+# -- every store ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres", "redis"])
+@pytest.mark.parametrize("durability", ["sync", "exit"])
+def test_every_store_keeps_namespaced_checkpoints(kind: str, durability: str, request: pytest.FixtureRequest,
+                                                   tmp_path: Path) -> None:
+    from tests.conftest import store_url
+
+    url = store_url(kind, request, tmp_path)
+    calls: list[str] = []
+
+    def ask(s: S) -> dict[str, Any]:
+        calls.append("ask")
+        return {"x": interrupt("x?")}
+
+    def build(store: Any) -> Any:
+        inner = _chain("inner", ("prep", _counted(calls, "prep")), ("ask", ask))
+        return _chain("parent", ("team", _chain("team", ("inner", inner))), checkpointer=store)
+
+    app = build(url)
+    try:
+        out = app.invoke({"x": 0, "log": []}, thread_id="t", durability=durability)
+        assert out["__interrupt__"][0].path == ("team", "inner", "ask")
+        app2 = build(app.checkpointer if kind == "memory" else url)  # another process (memory: the same store)
+        try:
+            assert app2.get_state("t", subgraphs=True).tasks[0].state.tasks[0].state.next == ("ask",)
+            assert app2.invoke(Command(resume=3), thread_id="t", durability=durability) == {"x": 3, "log": ["prep"]}
+            assert calls == ["prep", "ask", "ask"]
+            assert app2.list_threads() == ["t"]
+            assert len(app2.get_state_history("t", namespace="team|inner")) >= 3
+            app2.delete_thread("t")
+            assert app2.checkpointer.list_threads() == []  # type: ignore[union-attr]
+        finally:
+            app2.checkpointer.close()  # type: ignore[union-attr]
+    finally:
+        app.checkpointer.close()  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_async_run_on_a_network_store_resumes_inside(kind: str, request: pytest.FixtureRequest,
+                                                           tmp_path: Path) -> None:
+    from tests.conftest import store_url
+
+    async def ask(s: S) -> dict[str, Any]:
+        return {"x": interrupt("x?")}
+
+    inner = StateGraph(S, name="inner")
+    inner.add_node("ask", ask).add_edge(START, "ask")
+    app = _chain("parent", ("team", inner.compile()), checkpointer=store_url(kind, request, tmp_path))
+    try:
+        out = await app.ainvoke({"x": 0, "log": []}, thread_id="t")
+        assert out["__interrupt__"][0].path == ("team", "ask")
+        assert await app.ainvoke(Command(resume=4), thread_id="t") == {"x": 4, "log": []}
+    finally:
+        app.checkpointer.close()  # type: ignore[union-attr]
+
+
+# -- "messages" from inside a subgraph (real openai SDK against the local model server) ---------------
+@pytest.mark.parametrize("use_async", [False, True])
+def test_messages_stream_from_inside_a_subgraph_carries_its_namespace(use_async: bool) -> None:
+    pytest.importorskip("openai")
+    from agentgraph_nb.llm import OpenAIChat
+    from agentgraph_nb.testing import ModelServer
+
+    class Q(TypedDict, total=False):
+        question: str
+        answer: str
+
+    with ModelServer(token_delay=0.0) as server:
+        model = OpenAIChat("test-model", base_url=server.base_url)
+
+        if use_async:
+            async def agent(s: Q) -> dict[str, Any]:
+                return {"answer": (await model.ainvoke(s["question"]))["content"]}
+        else:
+            def agent(s: Q) -> dict[str, Any]:  # type: ignore[misc]
+                return {"answer": model.invoke(s["question"])["content"]}
+
+        inner = StateGraph(Q, name="researcher")
+        inner.add_node("agent", agent).add_edge(START, "agent")
+        g = StateGraph(Q, name="team")
+        g.add_node("researcher", inner.compile()).add_edge(START, "researcher")
+        app = g.compile()
+        items = list(app.stream({"question": "one two"}, mode=["messages", "updates"], subgraphs=True, thread_id="m"))
+    tokens = [(ns, p) for ns, m, p in items if m == "messages"]
+    assert "".join(c["content"] for _, (c, _) in tokens) == "You said: one two"
+    assert {ns for ns, _ in tokens} == {("researcher",)}
+    meta = tokens[0][1][1]
+    assert meta["node"] == "agent" and meta["namespace"] == "researcher" and meta["thread_id"] == "m"
+    assert items[-1] == ((), "updates", {"researcher": {"question": "one two", "answer": "You said: one two"}})
