@@ -425,3 +425,45 @@ def test_messages_stream_from_inside_a_subgraph_carries_its_namespace(use_async:
     meta = tokens[0][1][1]
     assert meta["node"] == "agent" and meta["namespace"] == "researcher" and meta["thread_id"] == "m"
     assert items[-1] == ((), "updates", {"researcher": {"question": "one two", "answer": "You said: one two"}})
+
+
+# -- exports keep the nesting -----------------------------------------------------------------------
+def _leaf(s: S) -> dict[str, Any]:
+    return {"x": 2}
+
+
+def _first(s: S) -> dict[str, Any]:
+    return {"x": 1}
+
+
+def test_exports_keep_the_nesting() -> None:
+    inner = StateGraph(S, name="inner")
+    inner.add_node("leaf", _leaf).add_edge(START, "leaf").add_edge("leaf", END)
+    mid = StateGraph(S, name="research")
+    mid.add_node("first", _first).add_node("inner", inner.compile()).add_edge(START, "first")
+    mid.add_edge("first", "inner").add_edge("inner", END)
+    top = StateGraph(S, name="top")
+    top.add_node("team", mid.compile()).add_node("first", _first)
+    top.add_edge(START, "team").add_edge("team", "first").add_edge("first", END)
+    app = top.compile()
+    data = app.to_json()
+    team = next(n for n in data["nodes"] if n["name"] == "team")
+    assert team["ref"] == "research" and team["subgraph"]["name"] == "research"
+    inner_json = next(n for n in team["subgraph"]["nodes"] if n["name"] == "inner")["subgraph"]
+    assert [n["name"] for n in inner_json["nodes"]] == ["leaf"]
+    # back from JSON: the nested graphs are rebuilt (or taken from the namespace by name)
+    rebuilt = StateGraph.from_json(data, schema=S, namespace={"_first": _first, "first": _first, "leaf": _leaf, "S": S})
+    assert rebuilt.compile().invoke({"x": 0, "log": []}, thread_id="j")["x"] == 1
+    assert rebuilt.compile().to_json()["nodes"][0]["subgraph"]["nodes"][1]["subgraph"]["name"] == "inner"
+    given = StateGraph.from_json(data, schema=S, namespace={"first": _first, "research": mid.compile()})
+    assert given.nodes["team"].fn.app.name == "research"  # type: ignore[attr-defined]
+
+    dot = app.to_dot()
+    assert 'subgraph "cluster_team" {' in dot and 'subgraph "cluster_team/inner" {' in dot
+    assert '"__start__" -> "team/__start__";' in dot and '"team/__end__" -> "first";' in dot
+    assert '"team/first" -> "team/inner/__start__";' in dot
+    mermaid = app.to_mermaid()
+    assert 'subgraph n_team ["team: research"]' in mermaid and "subgraph n_team__n_inner" in mermaid
+    assert "__start__ --> n_team" in mermaid and "n_team__n_inner__n_leaf" in mermaid
+    dsl = app.to_dsl()
+    assert "team = research" in dsl and "# team: subgraph 'research'" in dsl and "#   START -> first -> inner -> END" in dsl
