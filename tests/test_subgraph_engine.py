@@ -467,3 +467,19 @@ def test_exports_keep_the_nesting() -> None:
     assert "__start__ --> n_team" in mermaid and "n_team__n_inner__n_leaf" in mermaid
     dsl = app.to_dsl()
     assert "team = research" in dsl and "# team: subgraph 'research'" in dsl and "#   START -> first -> inner -> END" in dsl
+
+
+def test_cell_language_uses_a_compiled_graph_bound_by_name_as_a_subgraph() -> None:
+    from agentgraph_nb.notebook._dsl import build, parse
+
+    research = _chain("research", ("find", lambda s: {"x": s["x"] + 5}))
+
+    def publish(s: S) -> dict[str, Any]:
+        return {"log": [f"published {s['x']}"]}
+
+    ns = {"research": research, "publish": publish}
+    app = build(parse("START -> team -> publish -> END\nteam = research\n"), name="desk", schema=S, namespace=ns,
+                builder_cls=StateGraph).compile()
+    assert app.invoke({"x": 1, "log": []}, thread_id="c") == {"x": 6, "log": ["published 6"]}
+    assert app.get_state("c", namespace="team").values["x"] == 6
+    assert "team = research" in app.to_dsl()

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from agentgraph_nb.engine import current_task
 from agentgraph_nb.engine._algo import NOARG
+from agentgraph_nb.engine._runner import iterate_sync, run_sync
+from agentgraph_nb.engine._stream import LIVE_MODES
 from agentgraph_nb.errors import (
     GraphInterrupt,
     GraphValidationError,
@@ -45,6 +47,7 @@ __all__ = ["NS_ITEM", "SEP", "SubgraphNode", "check_subgraph", "derived_thread",
            "resolve_namespace", "task_namespace"]
 
 SEP = "\x1f"  # between a thread id and a namespace in a derived thread key (no sane thread id holds it)
+_NO_MODES: frozenset[str] = frozenset()
 NS_ITEM = "__ns__"  # the mode of a subgraph's stream item in its parent's run.out: (ns tuple, mode, payload)
 
 
@@ -147,10 +150,7 @@ class SubgraphNode:
     def _child_run(self, child_input: Any, prun: Run | None, ns: str, tid: str | None, call: str,
                    newest: CheckpointRecord | None, sync: bool, resume: bool) -> tuple[CompiledGraph, Run]:
         listeners = prun.listeners if prun is not None else None
-        modes = prun.sub_modes if prun is not None and prun.sub_modes else frozenset()
-        from agentgraph_nb.engine._stream import LIVE_MODES
-
-        modes = modes - LIVE_MODES
+        modes = prun.sub_modes - LIVE_MODES if prun is not None and prun.sub_modes else _NO_MODES
         if prun is None or tid is None:
             app = self.app
             run = app._prepare(child_input, None, sync=sync, modes=modes, listeners=listeners)
@@ -173,8 +173,7 @@ class SubgraphNode:
             run.namespace = ns
             run.ev_thread = prun.ev_thread if prun.namespace else prun.thread_id
             run.sub_modes = prun.sub_modes
-            run.seed  # noqa: B018  (drawn now: a child of a seeded run is reproducible too)
-            if prun._seed is not None:
+            if prun._seed is not None:  # a child of a seeded run is reproducible too
                 run._seed = prun._seed
             run.recursion_limit = prun.recursion_limit
         return app, run
@@ -223,8 +222,6 @@ class SubgraphNode:
 
 class _SyncSubgraph(SubgraphNode):
     def __call__(self, state: Any) -> Any:
-        from agentgraph_nb.engine._runner import iterate_sync, run_sync
-
         child_input, prun, ns, tid, call = self._plan_call(state)
         newest = prun.store.get(tid) if prun is not None and tid is not None else None  # type: ignore[union-attr]
         how = self._resumable(newest, prun, call)
@@ -233,7 +230,7 @@ class _SyncSubgraph(SubgraphNode):
         app, run = self._child_run(child_input, prun, ns, tid, call, newest, True, how == "resume")
         local = ns.rsplit("|", 1)[-1]
         try:
-            if prun is not None and prun.sub_modes and (prun.sub_modes - {"messages", "custom"}):
+            if prun is not None and prun.sub_modes and (prun.sub_modes - LIVE_MODES):
                 for m, payload in iterate_sync(app._lifecycle(run), needs_loop=False):
                     self._forward(prun, local, m, payload, app)
             else:
@@ -255,7 +252,7 @@ class _AsyncSubgraph(SubgraphNode):
         app, run = self._child_run(child_input, prun, ns, tid, call, newest, False, how == "resume")
         local = ns.rsplit("|", 1)[-1]
         try:
-            if prun is not None and prun.sub_modes and (prun.sub_modes - {"messages", "custom"}):
+            if prun is not None and prun.sub_modes and (prun.sub_modes - LIVE_MODES):
                 async for m, payload in app._lifecycle(run):
                     self._forward(prun, local, m, payload, app)
             else:
