@@ -477,7 +477,9 @@ class Event:
         task_id: identifies one execution of a node within a step.
         data: the update (``node_end``/``state_update``), the error (``node_error``,
             ``node_retry``), the checkpoint id (``checkpoint``), interrupts (``interrupt``),
-            the node's input (``node_start``), the final values (``run_end``), or a chat-model
+            the node's input (``node_start``), the graph's name and seed (``run_start``; for a
+            subgraph's run also ``parent_run_id`` and ``parent_task_id``, the execution of the
+            parent's node that runs it), the final values (``run_end``), or a chat-model
             call's figures (``llm_end``: ``model``, ``tokens_in``, ``tokens_out``, ``cost``,
             ``latency``, ``base_url``).
         namespace: ``""`` for the graph's own nodes; for an event of a subgraph run inside it,

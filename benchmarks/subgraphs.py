@@ -9,6 +9,7 @@ cost of entering a subgraph, and the bytes a nested run's checkpoints take as it
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import sys
 import tempfile
@@ -115,7 +116,7 @@ def run(cfg: Config) -> list[Row]:
     tmp = Path(tempfile.mkdtemp(prefix="agentgraph-bench-", dir=cfg.tmp))
     steps = (10, 20, 40) if cfg.quick else (10, 50, 100, 200)
     sizes_b = {k: checkpoint_bytes(k, tmp) for k in steps}
-    per_step = [(sizes_b[b] - sizes_b[a]) / (b - a) for a, b in zip(steps, steps[1:])]
+    per_step = [(sizes_b[b] - sizes_b[a]) / (b - a) for a, b in itertools.pairwise(steps)]
     linear = max(per_step) <= 1.25 * min(per_step)
     rows.append(Row(
         NAME, f"checkpoint bytes of a nested run, {' / '.join(map(str, steps))} steps", "bytes", "B",

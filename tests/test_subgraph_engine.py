@@ -262,6 +262,10 @@ def test_events_and_frames_carry_the_namespace() -> None:
     ends = {(e.namespace, e.node) for e in seen if e.kind == "node_end"}
     assert ends == {("", "team"), ("team", "inner"), ("team|inner", "leaf")}
     assert {e.thread_id for e in seen} == {"t"}
+    starts = {e.namespace: e for e in seen if e.kind == "run_start"}
+    top_start = starts[""]
+    assert starts["team"].data["parent_run_id"] == top_start.run_id and starts["team"].data["parent_task_id"] == "1:0"
+    assert starts["team|inner"].data["parent_run_id"] == starts["team"].run_id
     df = app.events()
     assert "namespace" in df.columns
     assert set(df[df.kind == "node_end"].namespace) == {"", "team", "team|inner"}

@@ -264,6 +264,7 @@ class Run:
         "namespace",
         "node",
         "out",
+        "parent_task",
         "pending",
         "plan",
         "planned_at",
@@ -368,6 +369,7 @@ class Run:
         self.namespace = ""
         self.ev_thread: str | None = None
         self.tags: dict[str, Any] | None = None
+        self.parent_task: tuple[str, str] | None = None  # (parent run id, task id) running this subgraph
         # stream(..., subgraphs=True): the modes subgraph runs stream into this run's ``out``
         self.sub_modes: frozenset[str] | None = None
 

@@ -470,7 +470,10 @@ class CompiledGraph(ViewsMixin):
         self._run_stats.started += 1
         self._last_run = run
         if run.emit is not None:
-            run.emit("run_start", run.step, data={"graph": self.name, "seed": run.seed})
+            data = {"graph": self.name, "seed": run.seed}
+            if run.parent_task is not None:  # a subgraph's run: the parent's run and task that run it
+                data["parent_run_id"], data["parent_task_id"] = run.parent_task
+            run.emit("run_start", run.step, data=data)
         if logger.isEnabledFor(logging.INFO):
             logger.info("run %s of graph %r started (thread %s)", run.run_id, self.name, run.thread_id,
                         extra=run._log_extra(run.step))
