@@ -176,9 +176,7 @@ class SubgraphNode:
             if prun._seed is not None:  # a child of a seeded run is reproducible too
                 run._seed = prun._seed
             run.recursion_limit = prun.recursion_limit
-            task = current_task()
-            if task is not None and isinstance(task.index, int):
-                run.parent_task = (prun.run_id, f"{prun.step + 1}:{task.index}")
+            run.parent_task = (prun.run_id, f"{prun.step + 1}:{call.rsplit(':', 1)[1]}")
         return app, run
 
     def _resumable(self, newest: CheckpointRecord | None, prun: Run | None, call: str) -> str:
