@@ -15,6 +15,7 @@ from agentgraph_nb import (
     START,
     Command,
     GraphValidationError,
+    InvalidInputError,
     InvalidUpdateError,
     Send,
     StateGraph,
@@ -487,3 +488,31 @@ def test_cell_language_uses_a_compiled_graph_bound_by_name_as_a_subgraph() -> No
     assert app.invoke({"x": 1, "log": []}, thread_id="c") == {"x": 6, "log": ["published 6"]}
     assert app.get_state("c", namespace="team").values["x"] == 6
     assert "team = research" in app.to_dsl()
+
+
+def test_breakpoints_inside_a_subgraph_step_through_it() -> None:
+    calls: list[str] = []
+    inner = _chain("inner", ("a", _counted(calls, "a")), ("b", _counted(calls, "b")))
+    app = _chain("parent", ("team", inner), ("post", _counted(calls, "post")))
+    # stop before b inside team (per call), then go on
+    out = app.invoke({"x": 0, "log": []}, thread_id="t", interrupt_before=["team|b"])
+    assert out["__interrupt__"][0].path == ("team", "b") and out["__interrupt__"][0].when == "before"
+    assert calls == ["a"] and app.get_state("t", namespace="team").next == ("b",)
+    assert app.invoke(None, thread_id="t")["log"] == ["a", "b", "post"]
+    # "team|*": before every node of team, one step at a time (stepping into the subgraph)
+    calls.clear()
+    seen = []
+    out = app.invoke({"x": 0, "log": []}, thread_id="s", interrupt_before=["team|*"])
+    while "__interrupt__" in out:
+        seen.append(out["__interrupt__"][0].path)
+        out = app.invoke(None, thread_id="s", interrupt_before=["team|*"])
+    assert seen == [("team", "a"), ("team", "b")] and calls == ["a", "b", "post"]
+    # compiled in, and after a node
+    app2 = _chain("parent", ("team", inner), ("post", lambda s: {}), interrupt_after=["team|a"])
+    assert app2.invoke({"x": 0, "log": []}, thread_id="u")["__interrupt__"][0].path == ("team", "a")
+    with pytest.raises(InvalidInputError, match=r"'team\|c': graph 'inner' has no node 'c'"):
+        app.invoke({"x": 0, "log": []}, thread_id="v", interrupt_before=["team|c"])
+    with pytest.raises(InvalidInputError, match="node 'post' of graph 'parent' is not a subgraph"):
+        app.invoke({"x": 0, "log": []}, thread_id="v", interrupt_before=["post|x"])
+    with pytest.raises(GraphValidationError, match="has no node 'nope'"):
+        _chain("p", ("team", inner), interrupt_before=["nope|a"])

@@ -176,8 +176,17 @@ class SubgraphNode:
             if prun._seed is not None:  # a child of a seeded run is reproducible too
                 run._seed = prun._seed
             run.recursion_limit = prun.recursion_limit
+            if prun.interrupt_before or prun.interrupt_after:  # "team|ask": breakpoints inside
+                run.interrupt_before = self._inner_breakpoints(prun.interrupt_before, run.interrupt_before)
+                run.interrupt_after = self._inner_breakpoints(prun.interrupt_after, run.interrupt_after)
             run.parent_task = (prun.run_id, f"{prun.step + 1}:{call.rsplit(':', 1)[1]}")
         return app, run
+
+    def _inner_breakpoints(self, outer: frozenset[str], own: frozenset[str]) -> frozenset[str]:
+        """The child's breakpoints: its own, plus the parent's ``"<this node>|<path>"`` ones."""
+        head = self.name + "|"
+        extra = [n[len(head):] for n in outer if n.startswith(head)]
+        return own.union(extra) if extra else own
 
     def _resumable(self, newest: CheckpointRecord | None, prun: Run | None, call: str) -> str:
         """``"fresh"``, ``"resume"`` (the same call paused or failed inside) or ``"done"`` (the
@@ -353,6 +362,26 @@ def require_run(app: CompiledGraph, child: CompiledGraph, thread_id: str, namesp
             f"graph {app.name!r}, thread {thread_id!r}: subgraph {child.name!r} at namespace {namespace!r} has no "
             "checkpoint: the thread has not run it (namespaces of Send tasks are 'node:<task index>')"
         )
+
+
+def check_breakpoint_path(builder: StateGraph, path: str, label: str, error: type[Exception]) -> None:
+    """A breakpoint inside a subgraph, ``"team|ask"`` (``"team|*"``: every node of ``team``;
+    ``"team|inner|x"`` deeper), names subgraph nodes down to a node of the last one."""
+    g = builder
+    parts = path.split("|")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if last and part == "*":
+            return
+        spec = g.nodes.get(part)
+        if spec is None:
+            raise error(f"{label}: {path!r}: graph {g.name!r} has no node {part!r}.{did_you_mean(part, g.nodes)}")
+        if last:
+            return
+        if not isinstance(spec.fn, SubgraphNode):
+            raise error(f"{label}: {path!r}: node {part!r} of graph {g.name!r} is not a subgraph, so "
+                        "nothing can stop inside it")
+        g = spec.fn.app.builder
 
 
 def subgraph_tasks(app: CompiledGraph, snap: Any, rec: CheckpointRecord) -> Any:

@@ -317,7 +317,11 @@ class CompiledGraph(ViewsMixin):
 
         out = _node_list(label, names)
         for n in out:
-            if n != "*" and n not in self.plan.by_name:
+            if isinstance(n, str) and "|" in n:  # a breakpoint inside a subgraph
+                from agentgraph_nb.graph._subgraph import check_breakpoint_path
+
+                check_breakpoint_path(self.builder, n, label, InvalidInputError)
+            elif n != "*" and n not in self.plan.by_name:
                 raise InvalidInputError(f"{label}: unknown node {n!r}.{did_you_mean(n, self.plan.by_name)}")
         return frozenset(out)
 

@@ -544,7 +544,11 @@ class StateGraph:
         interrupt_after = _node_list("interrupt_after", interrupt_after)
         for label, names in (("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after)):
             for n in names:
-                if n != "*" and n not in self.nodes:
+                if isinstance(n, str) and "|" in n:  # a breakpoint inside a subgraph
+                    from agentgraph_nb.graph._subgraph import check_breakpoint_path
+
+                    check_breakpoint_path(self, n, label, GraphValidationError)
+                elif n != "*" and n not in self.nodes:
                     raise GraphValidationError(
                         f"{label}: unknown node {n!r}.{did_you_mean(n, self.nodes)}"
                     )
