@@ -666,7 +666,7 @@ def _error_for(run: Run, node: PNode, step: int, attempt: int, exc: BaseExceptio
     if _tell_where(exc, failure):
         return exc
     return NodeError(
-        f"node {node.name!r} failed at step {step} (attempt {attempt}): {type(exc).__name__}: {exc}",
+        f"node {failure.where!r} failed at step {step} (attempt {attempt}): {type(exc).__name__}: {exc}",
         node=node.name, step=step, attempt=attempt,
     )
 

@@ -1179,6 +1179,8 @@ class CompiledGraph(ViewsMixin):
                     fn = resolve()
                 except Exception:
                     continue
+            if getattr(fn, "is_subgraph", False):  # a compiled graph as a node (graph/_subgraph.py)
+                fn = fn.app
             if isinstance(fn, CompiledGraph):
                 fn.close()
                 continue
