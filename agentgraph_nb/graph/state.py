@@ -265,11 +265,14 @@ class StateGraph:
         input_schema: Any = None,
     ) -> Self:
         """Add a node: a sync or async callable taking the state and returning an update dict,
-        ``None`` or a :class:`~agentgraph_nb.Command`.
+        ``None`` or a :class:`~agentgraph_nb.Command`; or a compiled graph, which runs as a
+        subgraph (the keys the two schemas share flow in and out; its checkpoints live under the
+        namespace ``node`` of the parent's thread; see the README's "Subgraphs").
 
         Args:
-            node: the node's name, or the callable itself (named after ``__name__``).
-            fn: the callable, when ``node`` is a name.
+            node: the node's name, or the callable itself (named after ``__name__``; a compiled
+                graph after its name).
+            fn: the callable (or compiled graph), when ``node`` is a name.
             retry: how to retry it when it fails (default: no retry).
             timeout: seconds after which an attempt fails with ``NodeTimeoutError``.
             destinations: nodes it may send to with ``Command(goto=...)`` (for drawing and checks).
@@ -280,9 +283,14 @@ class StateGraph:
                 parameter is annotated with, when that is another TypedDict, dataclass or
                 pydantic model (as in LangGraph); else the whole state.
 
+        Raises:
+            GraphValidationError: a bad name or option; a subgraph that shares no state key
+                with this graph, or that contains this graph (naming both graphs).
+
         Example:
             >>> def triage(state: State) -> Command[Literal["answer", "escalate"]]: ...
             >>> g.add_node("triage", triage)          # drawn with edges to answer and escalate
+            >>> g.add_node("research", research_app)  # a compiled graph: a subgraph
         """
         if fn is None:
             if isinstance(node, str):
