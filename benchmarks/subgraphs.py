@@ -4,7 +4,7 @@ cost of entering a subgraph, and the bytes a nested run's checkpoints take as it
 (target: linear).
 
     python -m benchmarks --only subgraphs            # in the table with the other workloads
-    python -m benchmarks.subgraphs [--quick]         # this workload alone, printed
+    python -m benchmarks.subgraphs [--quick] [--repeat N]   # this workload alone, printed
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def run(cfg: Config) -> list[Row]:
     nodes, the difference over the nodes added), so the one-time cost of entering the subgraph
     (a run of its own) is a row of its own; the plain average over a ``small`` chain is shown too."""
     rows: list[Row] = []
-    small, large = (10, 50) if cfg.quick else (10, 100)
+    small, large = (10, 50) if cfg.quick else (10, 200)
     for depth in (1, 2):
         t = _timings(cfg, small, large, depth)
         where = "a subgraph" if depth == 1 else "a subgraph of a subgraph"
@@ -128,7 +128,8 @@ def run(cfg: Config) -> list[Row]:
 
 
 def main(argv: list[str]) -> int:
-    cfg = Config(quick="--quick" in argv, repeat=3 if "--quick" in argv else 5)
+    repeat = int(argv[argv.index("--repeat") + 1]) if "--repeat" in argv else (3 if "--quick" in argv else 5)
+    cfg = Config(quick="--quick" in argv, repeat=repeat)
     for r in run(cfg):
         mark = "" if r.passed is None else ("pass" if r.passed else "FAIL")
         lg = f"{r.lg:.2f}" if r.lg is not None else "-"
