@@ -276,6 +276,7 @@ def test_events_and_frames_carry_the_namespace() -> None:
     assert list(ex[ex.namespace == "team|inner"].node) == ["leaf"]
     rows = app.metrics.rows(subgraphs=True)
     assert {(r["namespace"], r["node"]) for r in rows} == {("", "team"), ("team", "inner"), ("team|inner", "leaf")}
+    assert app.metrics.to_pandas(subgraphs=True).loc[("team|inner", "leaf"), "count"] == 1
 
 
 def test_stream_subgraphs_with_events_mode_and_without_subgraphs() -> None:

@@ -163,13 +163,16 @@ class Metrics:
         self.runs.durations.clear()
         self.runs.ends.clear()
 
-    def to_pandas(self) -> Any:
-        """Per-node metrics as a pandas DataFrame indexed by node (pandas imported here)."""
+    def to_pandas(self, subgraphs: bool = False) -> Any:
+        """Per-node metrics as a pandas DataFrame indexed by node (pandas imported here);
+        ``subgraphs=True``: indexed by ``(namespace, node)``, the subgraphs' nodes included."""
         from agentgraph_nb._lazy import requires_extra
 
         with requires_extra("metrics.to_pandas()"):
             import pandas as pd
 
+        if subgraphs:
+            return pd.DataFrame(self.rows(subgraphs=True)).set_index(["namespace", "node"])
         return pd.DataFrame(self.rows()).set_index("node")
 
     def __repr__(self) -> str:
