@@ -387,13 +387,26 @@ async def test_async_run_on_a_network_store_resumes_inside(kind: str, request: p
     async def ask(s: S) -> dict[str, Any]:
         return {"x": interrupt("x?")}
 
+    def sync_ask(s: S) -> dict[str, Any]:
+        return {"log": [f"sync {interrupt('y?')}"]}
+
+    async def pre(s: S) -> dict[str, Any]:
+        return {"log": ["pre"]}
+
     inner = StateGraph(S, name="inner")
     inner.add_node("ask", ask).add_edge(START, "ask")
-    app = _chain("parent", ("team", inner.compile()), checkpointer=store_url(kind, request, tmp_path))
+    sync_inner = _chain("sync_inner", ("sync_ask", sync_ask))  # a sync subgraph inside an async run
+    g = StateGraph(S, name="parent")
+    g.add_node("pre", pre).add_node("team", inner.compile()).add_node("helper", sync_inner)
+    g.add_edge(START, "pre").add_edge("pre", "team").add_edge("team", "helper")
+    app = g.compile(checkpointer=store_url(kind, request, tmp_path))
     try:
         out = await app.ainvoke({"x": 0, "log": []}, thread_id="t")
         assert out["__interrupt__"][0].path == ("team", "ask")
-        assert await app.ainvoke(Command(resume=4), thread_id="t") == {"x": 4, "log": []}
+        out = await app.ainvoke(Command(resume=4), thread_id="t")
+        assert out["__interrupt__"][0].path == ("helper", "sync_ask")
+        assert await app.ainvoke(Command(resume=5), thread_id="t") == {
+            "x": 4, "log": ["pre", "pre", "pre", "pre", "sync 5"]}
     finally:
         app.checkpointer.close()  # type: ignore[union-attr]
 

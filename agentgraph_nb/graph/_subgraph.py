@@ -167,7 +167,8 @@ class SubgraphNode:
                 run.thread_id = tid
                 run.durability = prun.durability
                 run.head = newest.checkpoint_id if newest is not None else None
-            run.astore = prun.astore
+            # a sync subgraph runs without an event loop: it writes through the store's sync methods
+            run.astore = prun.astore if not sync else None
             run.tags = {"call": call}
         if prun is not None:
             run.namespace = ns
