@@ -109,6 +109,8 @@ class SubgraphNode:
         return got
 
     def _input(self, state: Any) -> dict[str, Any]:
+        """The child's input: the shared keys of the state the parent's node receives (a dict,
+        or a dataclass or pydantic instance)."""
         keys = self.in_keys
         if isinstance(state, Mapping):
             return dict(state) if keys is None else {k: state[k] for k in keys if k in state}
@@ -123,9 +125,9 @@ class SubgraphNode:
         return out
 
     def _output(self, values: Any) -> Any:
+        """The node's update: the child's output (``app._output``) limited to the shared keys."""
         if not isinstance(values, dict):
             return values
-        values.pop("__interrupt__", None)
         keys = self.out_keys
         return values if keys is None else {k: v for k, v in values.items() if k in keys}
 
