@@ -34,11 +34,13 @@ __all__ = [
     "NodeResourceError",
     "NodeTimeoutError",
     "node_failure",
+    "ParentCommand",
     "StepTimeoutError",
     "StructuredOutputError",
     "ToolArgumentsError",
     "ToolError",
     "UnknownMessageError",
+    "UnknownNamespaceError",
     "UnknownToolError",
     "NodeValueError",
     "PathEscapeError",
@@ -447,6 +449,22 @@ class GraphInterrupt(BaseException):
     def __init__(self, interrupts: tuple[Any, ...]) -> None:
         super().__init__(interrupts)
         self.interrupts = interrupts
+
+
+class ParentCommand(BaseException):
+    """Raised by the engine when a node of a subgraph returns ``Command(graph=Command.PARENT)``:
+    it leaves the subgraph's run and becomes the result of the subgraph's node in the parent.
+    A ``BaseException`` (as :class:`GraphInterrupt`) so that no ``except Exception`` retries it.
+    """
+
+    def __init__(self, node: str, command: Any) -> None:
+        super().__init__(node, command)
+        self.node = node
+        self.command = command
+
+
+class UnknownNamespaceError(InvalidInputError):
+    """A ``namespace=`` that names no subgraph of the graph, or one the thread has not run."""
 
 
 class AgentGraphWarning(UserWarning):

@@ -9,7 +9,7 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 __all__ = [
     "EVENT_KINDS",
@@ -74,6 +74,9 @@ class Command(Generic[N]):
             on a paused thread, they run in the pending superstep, next to the nodes waiting there.
         resume: the answer to a pending :func:`~agentgraph_nb.interrupt` (input to ``invoke``),
             or a mapping of interrupt id to answer when several are pending.
+        graph: ``None`` (this graph) or ``Command.PARENT``: returned by a node of a subgraph, the
+            update and ``goto`` apply to the parent graph, as the subgraph node's own result
+            (a handoff: ``Command(goto="agent_b", graph=Command.PARENT)``).
 
     Example:
         >>> def review(state) -> Command[Literal["publish", "revise"]]:
@@ -83,6 +86,9 @@ class Command(Generic[N]):
     update: Mapping[str, Any] | Any = None
     goto: str | Send | Sequence[str | Send] = ()
     resume: Any = None
+    graph: str | None = None
+
+    PARENT: ClassVar[str] = "__parent__"
 
 
 @dataclass(frozen=True)
@@ -294,12 +300,16 @@ class Interrupt:
         id: stable id; answer several at once with ``Command(resume={id: value})``.
         node: the node that paused.
         when: ``"during"`` (``interrupt()`` in the node), ``"before"`` or ``"after"``.
+        path: for an interrupt raised inside a subgraph, the nodes from this graph's node down to
+            the one that asked, e.g. ``("team", "approve")`` (``node`` is then ``"team"``); ``()``
+            for one of this graph's own nodes.
     """
 
     value: Any
     id: str
     node: str = ""
     when: Literal["during", "before", "after"] = "during"
+    path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -317,6 +327,8 @@ class NodeFailure:
         thread_id: the run's thread, or ``None``.
         during: ``"node"`` (the node's function raised) or ``"routing"`` (a router of its
             conditional edges raised).
+        path: for a failure inside a subgraph, the nodes from this graph's node down to the one
+            that raised, e.g. ``("team", "researcher", "search")``; ``()`` for this graph's own node.
 
     Example:
         >>> try:                                         # doctest: +SKIP
@@ -334,9 +346,16 @@ class NodeFailure:
     during: Literal["node", "routing"] = "node"
     # the node's function (a short traceback points at its code); never compared nor pickled
     _fn: Any = field(default=None, repr=False, compare=False)
+    path: tuple[str, ...] = ()
 
     def __reduce__(self) -> Any:  # exceptions carrying it stay picklable (batch in process pools)
-        return (NodeFailure, (self.node, self.step, self.attempt, self.graph, self.thread_id, self.during))
+        return (NodeFailure, (self.node, self.step, self.attempt, self.graph, self.thread_id, self.during, None,
+                              self.path))
+
+    @property
+    def where(self) -> str:
+        """The full path of the node that failed, ``"team > researcher > search"`` (or its name)."""
+        return " > ".join(self.path) if self.path else self.node
 
     def describe(self) -> str:
         """The failure in words, e.g. ``"node 'search' of graph 'research' failed at step 2 (attempt 3)"``."""
@@ -344,7 +363,7 @@ class NodeFailure:
         if routing:
             what = "routing from START" if self.node == "__start__" else f"routing after node {self.node!r}"
         else:
-            what = f"node {self.node!r}"
+            what = f"node {self.where!r}"
         of = f" of graph {self.graph!r}" if self.graph else ""
         extra = [] if routing else [f"attempt {self.attempt}"]
         if self.thread_id is not None:
@@ -365,7 +384,8 @@ class SnapshotTask:
         error: ``"<ExceptionType>: message"`` of the node's failure, when the step failed on it
             (at the thread's newest checkpoint; resuming runs it again); else None.
         interrupts: the interrupts pending on it.
-        state: the state of a subgraph it runs (not yet: always None).
+        state: the :class:`StateSnapshot` of the subgraph it runs (``get_state(..., subgraphs=True)``,
+            for a task of a subgraph node that has started); else None.
         result: what it wrote: in :meth:`get_state_history`, every task's update (read from
             the next checkpoint of its branch); at the newest checkpoint, the updates of the
             tasks that finished before the step failed or paused; None when not known (a task
@@ -457,12 +477,18 @@ class Event:
         task_id: identifies one execution of a node within a step.
         data: the update (``node_end``/``state_update``), the error (``node_error``,
             ``node_retry``), the checkpoint id (``checkpoint``), interrupts (``interrupt``),
-            the node's input (``node_start``), the final values (``run_end``), or a chat-model
+            the node's input (``node_start``), the graph's name and seed (``run_start``; for a
+            subgraph's run also ``parent_run_id`` and ``parent_task_id``, the execution of the
+            parent's node that runs it), the final values (``run_end``), or a chat-model
             call's figures (``llm_end``: ``model``, ``tokens_in``, ``tokens_out``, ``cost``,
             ``latency``, ``base_url``).
+        namespace: ``""`` for the graph's own nodes; for an event of a subgraph run inside it,
+            the subgraph's namespace (``"team"``, ``"team|inner"``, ``"team:2"`` for the third
+            task of a step that sends to it with ``Send``); ``thread_id`` is then the parent's thread.
     """
 
-    __slots__ = ("attempt", "data", "duration", "kind", "node", "run_id", "step", "task_id", "thread_id", "ts")
+    __slots__ = ("attempt", "data", "duration", "kind", "namespace", "node", "run_id", "step", "task_id",
+                 "thread_id", "ts")
 
     # a plain slotted class: runs with listeners build many of these, and a frozen dataclass's
     # __init__ costs several times more
@@ -478,6 +504,7 @@ class Event:
         attempt: int = 0,
         task_id: str = "",
         data: Any = None,
+        namespace: str = "",
     ) -> None:
         self.kind = kind
         self.run_id = run_id
@@ -489,10 +516,11 @@ class Event:
         self.attempt = attempt
         self.task_id = task_id
         self.data = data
+        self.namespace = namespace
 
     def _fields(self) -> tuple[Any, ...]:
         return (self.kind, self.run_id, self.thread_id, self.step, self.node, self.ts, self.duration,
-                self.attempt, self.task_id, self.data)
+                self.attempt, self.task_id, self.data, self.namespace)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Event) and self._fields() == other._fields()
@@ -504,5 +532,6 @@ class Event:
         return (
             f"Event(kind={self.kind!r}, run_id={self.run_id!r}, thread_id={self.thread_id!r}, step={self.step}, "
             f"node={self.node!r}, ts={self.ts!r}, duration={self.duration!r}, attempt={self.attempt}, "
-            f"task_id={self.task_id!r}, data={self.data!r})"
+            f"task_id={self.task_id!r}, data={self.data!r}"
+            + (f", namespace={self.namespace!r})" if self.namespace else ")")
         )

@@ -23,4 +23,5 @@ WORKLOADS = (
     "imports",
     "listener",
     "first_display",
+    "subgraphs",
 )

@@ -337,3 +337,12 @@ def test_nodes_in_a_notebook_cell(srv: LocalServer) -> None:
     # hot reload: rebinding the name to another node takes effect without re-running the cell
     cell("shout = transform('lower(echo.raw_path)', into='loud')")
     assert cell("weather.invoke({'city': 'Rome'})")["loud"] == "/echo/rome"
+
+
+def test_app_close_closes_node_clients_inside_subgraphs(srv: LocalServer) -> None:
+    node = http_get(srv.url("/fast"), into="r")
+    inner = StateGraph(dict, name="fetcher").add_node("n", node).add_edge(START, "n").compile(checkpointer=None)
+    with StateGraph(dict, name="outer").add_node("fetch", inner).add_edge(START, "fetch").compile(checkpointer=None) as app:
+        assert app.invoke({})["r"] == {"ok": True}
+        client = node.client()
+    assert client.is_closed

@@ -128,6 +128,7 @@ def test_recorder_keeps_small_data_only() -> None:
         ev.attempt,
         ev.task_id,
         ev.data,
+        ev.namespace,
     )
 
 

@@ -15,8 +15,12 @@ __all__ = ["show_history", "show_threads"]
 
 
 def show_threads(store: Any, as_json: bool) -> None:
+    from agentgraph_nb.graph._subgraph import is_derived
+
     rows = []
     for t in store.list_threads():
+        if is_derived(t):  # a subgraph's checkpoints (see graph/_subgraph.py): part of its parent thread
+            continue
         recs = list(store.list(t))
         newest = recs[0] if recs else None
         rows.append({

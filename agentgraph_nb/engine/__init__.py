@@ -1,3 +1,5 @@
 """The superstep engine: the compiled plan, the pure algorithm, the loop and its drivers."""
 
-__all__: list[str] = []
+from agentgraph_nb.engine._loop import current_task
+
+__all__: list[str] = ["current_task"]

@@ -8,7 +8,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentgraph_nb.constants import END
-from agentgraph_nb.errors import InvalidUpdateError, did_you_mean
+from agentgraph_nb.errors import InvalidUpdateError, ParentCommand, did_you_mean
 from agentgraph_nb.state._schema import ROOT
 from agentgraph_nb.types import Command, Overwrite, Send
 
@@ -44,9 +44,21 @@ def normalize_result(node: str, out: Any, schema: StateSchema) -> tuple[dict[str
     return _normalize(node, out, schema)
 
 
+def _to_parent(node: str, cmd: Command) -> None:
+    """A node's ``Command(graph=Command.PARENT)``: leave this graph's run for its parent's."""
+    if cmd.graph != Command.PARENT:
+        raise InvalidUpdateError(
+            f"node {node!r} returned Command(graph={cmd.graph!r}); graph= takes Command.PARENT (or None)",
+            node=node,
+        )
+    raise ParentCommand(node, cmd)
+
+
 def _normalize(node: str, out: Any, schema: StateSchema) -> tuple[dict[str, Any] | None, Any]:
     """The less common return values of :func:`normalize_result`."""
     if isinstance(out, Command):
+        if out.graph is not None:
+            _to_parent(node, out)
         return _command_update(node, out.update, schema), out.goto
     if isinstance(out, (list, tuple)) and out and any(isinstance(i, Command) for i in out):
         update: dict[str, Any] = {}

@@ -40,6 +40,7 @@ from agentgraph_nb.errors import (
     InvalidUpdateError,
     NodeError,
     NodeTimeoutError,
+    ParentCommand,
     StepTimeoutError,
 )
 from agentgraph_nb.types import Event, Interrupt, NodeFailure
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from agentgraph_nb.engine._plan import Plan, PNode
     from agentgraph_nb.types import RetryPolicy
 
-__all__ = ["INTERRUPT_KEY", "Run", "interrupt", "interrupt_scope", "run_loop", "stream_run"]
+__all__ = ["INTERRUPT_KEY", "Run", "current_task", "interrupt", "interrupt_scope", "run_loop", "stream_run"]
 
 if not TYPE_CHECKING:
     asyncio = LazyModule("asyncio", __name__, "asyncio")
@@ -125,6 +126,12 @@ def interrupt(value: Any) -> Any:
     task = scratch.parent if isinstance(scratch, _ScopedScratch) else scratch
     run.asked_at[iid] = task.index
     raise GraphInterrupt((Interrupt(value, iid, scratch.node, "during"),))
+
+
+def current_task() -> _Scratch | Run | None:
+    """The node execution the calling code runs in (``.run``, ``.node``, ``.index``), or None
+    outside a run; found as :func:`interrupt` finds it (a subgraph node reads its parent run)."""
+    return _find_scratch(2)
 
 
 def _find_scratch(depth: int) -> _Scratch | Run | None:
@@ -245,6 +252,7 @@ class Run:
         "debug_log",
         "durability",
         "emit",
+        "ev_thread",
         "fork_of",
         "head",
         "index",
@@ -253,8 +261,10 @@ class Run:
         "interrupts",
         "listeners",
         "max_steps",
+        "namespace",
         "node",
         "out",
+        "parent_task",
         "pending",
         "plan",
         "planned_at",
@@ -271,8 +281,10 @@ class Run:
         "stream_events",
         "stream_updates",
         "stream_values",
+        "sub_modes",
         "sync",
         "t0",
+        "tags",
         "tasks",
         "thread_id",
         "values",
@@ -352,6 +364,14 @@ class Run:
         # True for invoke/ainvoke (see CompiledGraph._enter): inline tasks then set no context
         # variable per node (interrupt() finds them up the stack)
         self.scoped = False
+        # a subgraph's run (see graph/_subgraph.py): its namespace ("team", "team|inner"), the
+        # thread its events name (the parent's), and what its checkpoints' metadata carry
+        self.namespace = ""
+        self.ev_thread: str | None = None
+        self.tags: dict[str, Any] | None = None
+        self.parent_task: tuple[str, str] | None = None  # (parent run id, task id) running this subgraph
+        # stream(..., subgraphs=True): the modes subgraph runs stream into this run's ``out``
+        self.sub_modes: frozenset[str] | None = None
 
     @property
     def run(self) -> Run:
@@ -389,7 +409,12 @@ class Run:
     # -- events -----------------------------------------------------------------------------------
     def _emit(self, kind: str, step: int, node: str = "", duration: float = 0.0, attempt: int = 0,
               task_id: str = "", data: Any = None) -> None:
-        ev = Event(kind, self.run_id, self.thread_id, step, node, time.perf_counter(), duration, attempt, task_id, data)
+        if self.namespace:
+            ev = Event(kind, self.run_id, self.ev_thread, step, node, time.perf_counter(), duration, attempt, task_id,
+                       data, self.namespace)
+        else:
+            ev = Event(kind, self.run_id, self.thread_id, step, node, time.perf_counter(), duration, attempt, task_id,
+                       data)
         if self.stream_events:
             self.out.append(("events", ev))
         for cb in self.listeners:
@@ -452,6 +477,8 @@ class Run:
         self.since_snapshot = 0 if snap else self.since_snapshot + 1
         cid, created_at = new_checkpoint_stamp()
         meta = {"source": source, "run_id": self.run_id}
+        if self.tags:
+            meta.update(self.tags)
         if extra:
             meta.update(extra)
         return CheckpointRecord(
@@ -629,7 +656,8 @@ def _error_for(run: Run, node: PNode, step: int, attempt: int, exc: BaseExceptio
     """What a node's failure raises: the node's own exception, told where it failed (see
     :func:`_tell_where`); our own errors as they are; a :class:`NodeError` chained to the
     exception only when it refuses new attributes."""
-    failure = NodeFailure(node.name, step, attempt, run.plan.name or "", run.thread_id, "node", node.fn)
+    failure = NodeFailure(node.name, step, attempt, run.plan.name or "", run.ev_thread if run.namespace else run.thread_id,
+                          "node", node.fn, _inner_path(node, exc))
     if isinstance(exc, (NodeTimeoutError, InvalidUpdateError)):
         if isinstance(exc, InvalidUpdateError) and exc.step is None:
             exc.step = step
@@ -638,9 +666,20 @@ def _error_for(run: Run, node: PNode, step: int, attempt: int, exc: BaseExceptio
     if _tell_where(exc, failure):
         return exc
     return NodeError(
-        f"node {node.name!r} failed at step {step} (attempt {attempt}): {type(exc).__name__}: {exc}",
+        f"node {failure.where!r} failed at step {step} (attempt {attempt}): {type(exc).__name__}: {exc}",
         node=node.name, step=step, attempt=attempt,
     )
+
+
+def _inner_path(node: PNode, exc: BaseException) -> tuple[str, ...]:
+    """The path down to the node that raised ``exc`` inside the subgraph ``node`` runs (``()``
+    when ``node`` is not a subgraph, or the failure was not a node's)."""
+    if not getattr(node.fn, "is_subgraph", False):
+        return ()
+    inner = exc.__dict__.get("agentgraph_failure") if hasattr(exc, "__dict__") else None
+    if not isinstance(inner, NodeFailure):
+        return ()
+    return (node.name, *(inner.path or (inner.node,)))
 
 
 def _tell_where(exc: BaseException, failure: NodeFailure, note: bool = True) -> bool:
@@ -716,7 +755,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
                     node.stats.timeouts += 1
                     raise _timeout_error(node, step, attempt) from None
             res = normalize_result(node.name, out, run.schema)
-        except GraphInterrupt:
+        except (GraphInterrupt, ParentCommand):
             raise
         except Exception as exc:
             if _will_retry(retry, attempt, exc):
@@ -807,7 +846,7 @@ async def run_async_task(
                     node.stats.timeouts += 1
                     raise _timeout_error(node, step, attempt) from None
             res = normalize_result(node.name, out, run.schema)
-        except GraphInterrupt:
+        except (GraphInterrupt, ParentCommand):
             raise
         except Exception as exc:
             if _will_retry(retry, attempt, exc):
@@ -956,7 +995,7 @@ async def run_loop(run: Run) -> None:
                             if isinstance(res, CoroutineType):  # a proxy that now points at an async function
                                 res = await res
                         res = normalize_result(node.name, res, run.schema)
-                    except GraphInterrupt:
+                    except (GraphInterrupt, ParentCommand):
                         raise
                     except Exception as exc:  # retried (from attempt 2) or raised as the typed error
                         res = await _after_first_failure(run, node, arg, values, step, time.perf_counter() - t, exc)
@@ -968,6 +1007,8 @@ async def run_loop(run: Run) -> None:
             except GraphInterrupt as gi:
                 await _stop_for_interrupts(run, gi.interrupts, [])
                 return
+            except ParentCommand:
+                raise
             except Exception as exc:
                 if run.store is not None:  # get_state().tasks shows the error
                     await _save_failure(run, node, exc)
@@ -1365,7 +1406,10 @@ async def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: li
         idx = run.asked_at.get(it.id, -1)
         if not (0 <= idx < len(run.tasks) and run.tasks[idx][0].name == it.node):
             idx = next((i for i, t in enumerate(run.tasks) if t[0].name == it.node), -1)
-        writes.append(PendingWrite(idx, _IW, {"value": it.value, "id": it.id, "node": it.node, "when": it.when}, []))
+        rec = {"value": it.value, "id": it.id, "node": it.node, "when": it.when}
+        if it.path:
+            rec["path"] = list(it.path)
+        writes.append(PendingWrite(idx, _IW, rec, []))
     await run.asave_pending(writes)
     if run.stream_updates or run.stream_values:
         _stream_interrupts(run, intrs)

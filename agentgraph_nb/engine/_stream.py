@@ -121,6 +121,9 @@ def message_metadata(ctx: tuple[Run, str, int] | None, **extra: Any) -> dict[str
         run, node, step = ctx
         meta = {"node": node, "step": step, "run_id": run.run_id, "thread_id": run.thread_id,
                 "langgraph_node": node, "langgraph_step": step}
+        if run.namespace:  # a subgraph's call: the parent's thread, and where it ran
+            meta["thread_id"] = run.ev_thread
+            meta["namespace"] = run.namespace
     meta.update(extra)
     return meta
 

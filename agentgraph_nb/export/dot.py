@@ -15,29 +15,51 @@ def _q(s: str) -> str:
 
 
 def to_dot(g: dict[str, Any]) -> str:
-    """DOT text: left to right; conditional edges dashed and labelled, weighted ones labelled."""
+    """DOT text: left to right; conditional edges dashed and labelled, weighted ones labelled.
+    A subgraph node is a cluster holding its own graph (node ids prefixed with its path,
+    ``"team/search"``): the parent's edges into it reach its START, those out of it leave its END."""
     lines = [f"digraph {_q(g['name'])} {{", "  rankdir=LR;", '  node [shape=box, style="rounded,filled", fillcolor="#eef2ff"];']
+    _body(g, "", lines, "  ")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
+    subs = {n["name"]: n["subgraph"] for n in g["nodes"] if n.get("subgraph")}
+
+    def into(name: str) -> str:
+        return _q(f"{prefix}{name}/{START}") if name in subs else _q(prefix + name)
+
+    def out_of(name: str) -> str:
+        return _q(f"{prefix}{name}/{END}") if name in subs else _q(prefix + name)
+
     edges = list(edge_specs(g))
     used = {e.source for e in edges} | {e.target for e in edges if e.target is not None}
     if START in used:
-        lines.append(f'  {_q(START)} [label="START", shape=circle, fillcolor="#d1fae5"];')
+        lines.append(f'{pad}{_q(prefix + START)} [label="START", shape=circle, fillcolor="#d1fae5"];')
     if END in used:
-        lines.append(f'  {_q(END)} [label="END", shape=doublecircle, fillcolor="#fee2e2"];')
+        lines.append(f'{pad}{_q(prefix + END)} [label="END", shape=doublecircle, fillcolor="#fee2e2"];')
     for n in g["nodes"]:
-        lines.append(f"  {_q(n['name'])};")
-    for e in edges:
-        src = _q(e.source)
-        if e.kind == "static":
-            lines.append(f"  {src} -> {_q(e.target)};")  # type: ignore[arg-type]
-        elif e.kind == "join":
-            lines.append(f"  {src} -> {_q(e.target)} [arrowhead=diamond, label=\"join\"];")  # type: ignore[arg-type]
-        elif e.kind == "conditional":
-            lines.append(f"  {src} -> {_q(e.target)} [style=dashed, label={_q(e.label)}];")  # type: ignore[arg-type]
-        elif e.kind == "dynamic":
-            stub = _q(f"{e.source}?{e.label}")
-            lines.append(f"  {stub} [label={_q(e.label + ' ?')}, shape=diamond, fillcolor=white];")
-            lines.append(f"  {src} -> {stub} [style=dashed];")
+        name = n["name"]
+        if name in subs:
+            sub = subs[name]
+            lines.append(f"{pad}subgraph {_q('cluster_' + prefix + name)} {{")
+            lines.append(f'{pad}  label={_q(name + ": " + str(sub.get("name")))}; style="rounded,dashed";')
+            _body(sub, f"{prefix}{name}/", lines, pad + "  ")
+            lines.append(f"{pad}}}")
         else:
-            lines.append(f"  {src} -> {_q(e.target)} [label={_q(e.label)}, color=\"#6366f1\"];")  # type: ignore[arg-type]
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+            lines.append(f"{pad}{_q(prefix + name)} [label={_q(name)}];" if prefix else f"{pad}{_q(name)};")
+    for e in edges:
+        src = out_of(e.source)
+        if e.kind == "static":
+            lines.append(f"{pad}{src} -> {into(e.target)};")  # type: ignore[arg-type]
+        elif e.kind == "join":
+            lines.append(f"{pad}{src} -> {into(e.target)} [arrowhead=diamond, label=\"join\"];")  # type: ignore[arg-type]
+        elif e.kind == "conditional":
+            lines.append(f"{pad}{src} -> {into(e.target)} [style=dashed, label={_q(e.label)}];")  # type: ignore[arg-type]
+        elif e.kind == "dynamic":
+            stub = _q(f"{prefix}{e.source}?{e.label}")
+            lines.append(f"{pad}{stub} [label={_q(e.label + ' ?')}, shape=diamond, fillcolor=white];")
+            lines.append(f"{pad}{src} -> {stub} [style=dashed];")
+        else:
+            lines.append(f"{pad}{src} -> {into(e.target)} [label={_q(e.label)}, color=\"#6366f1\"];")  # type: ignore[arg-type]

@@ -321,7 +321,26 @@ def to_dsl(graph: Mapping[str, Any], *, magic: bool = False) -> str:
     if tail_lines and out and any(n in decl_text for n in trailer):
         out.append("")
     out.extend(tail_lines)
+    out.extend(_nested(nodes))
     return "\n".join(out) + "\n"
+
+
+def _nested(nodes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Comment lines showing each subgraph node's own graph (the cell binds the node to the
+    compiled graph by its name; its inside is built in its own cell)."""
+    out: list[str] = []
+    for n in nodes:
+        sub = n.get("subgraph")
+        if not sub:
+            continue
+        out.append("")
+        out.append(f"# {n['name']}: subgraph {sub.get('name')!r}, built in its own cell:")
+        try:
+            text = to_dsl(sub)
+        except ValueError as exc:
+            text = f"(not expressible as cell text: {exc})\n"
+        out.extend(f"#   {line}".rstrip() for line in text.splitlines())
+    return out
 
 
 def _declarations(names: Sequence[str], decl_text: Mapping[str, str]) -> list[str]:

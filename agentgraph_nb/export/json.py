@@ -53,6 +53,7 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
                 **({"ref": ref} if hasattr(type(n.fn), "is_async") and isinstance(ref := getattr(n.fn, "name", None), str) else {}),
                 **({"metadata": n.metadata} if n.metadata else {}),
                 **({"input_schema": _schema_name(n.input_schema)} if n.input_schema is not None else {}),
+                **_subgraph_json(n.fn),
             }
             for n in g.nodes.values()
         ],
@@ -72,6 +73,14 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
         **({"input_schema": _schema_name(g.input_schema)} if getattr(g, "input_state", None) is not None else {}),
         **({"output_schema": _schema_name(g.output_schema)} if getattr(g, "output_state", None) is not None else {}),
     }
+
+
+def _subgraph_json(fn: Any) -> dict[str, Any]:
+    """A subgraph node's nested graph (``"subgraph"``) and the name it is bound by (``"ref"``:
+    the graph's name, which ``from_json``'s namespace and a notebook cell look it up by)."""
+    if not getattr(fn, "is_subgraph", False):
+        return {}
+    return {"ref": fn.app.name, "subgraph": fn.app.to_json()}
 
 
 def _schema_name(cls: Any) -> str:
@@ -184,6 +193,23 @@ def graph_from_json(
         ) from exc
 
 
+def _subgraph_from_json(cls: type[StateGraph], n: Mapping[str, Any], namespace: Mapping[str, Any] | None,
+                        allowed: tuple[str, ...]) -> Any:
+    """A subgraph node's graph: the compiled graph ``namespace`` holds under the node's name or
+    the subgraph's (``ref``), else rebuilt from the nested description (its schema and callables
+    from ``namespace`` too) and compiled without a checkpointer (it uses its parent's)."""
+    from agentgraph_nb.graph.compiled import CompiledGraph
+
+    for k in (n["name"], n.get("ref")):
+        got = namespace.get(k) if namespace is not None and isinstance(k, str) else None
+        if isinstance(got, CompiledGraph):
+            return got
+    sub = n["subgraph"]
+    sname = (sub.get("state") or {}).get("schema")
+    schema = namespace.get(sname, dict) if namespace is not None and sname else dict
+    return _build(cls, sub, schema, namespace, allowed).compile(checkpointer=None)
+
+
 def _build(
     cls: type[StateGraph], data: Mapping[str, Any], schema: Any, namespace: Mapping[str, Any] | None,
     allowed: tuple[str, ...],
@@ -192,6 +218,10 @@ def _build(
             input_schema=_schema_ref(data.get("input_schema"), namespace, "input_schema"),
             output_schema=_schema_ref(data.get("output_schema"), namespace, "output_schema"))
     for n in data["nodes"]:
+        if "subgraph" in n:
+            fn = _subgraph_from_json(cls, n, namespace, allowed)
+            g.add_node(n["name"], fn, destinations=n.get("destinations"), metadata=n.get("metadata"))
+            continue
         fn = _resolve(n, (n["name"], n.get("ref"), _short(n.get("target"))), namespace, allowed, f"node {n['name']!r}")
         r = n.get("retry")
         retry = None

@@ -24,24 +24,38 @@ def _label(s: str) -> str:
 
 
 def to_mermaid(g: dict[str, Any]) -> str:
-    """Mermaid ``flowchart LR`` text."""
+    """Mermaid ``flowchart LR`` text; a subgraph node is a ``subgraph ... end`` block holding
+    its own graph (ids prefixed with its path), which the parent's edges enter and leave."""
     lines = ["flowchart LR"]
-    lines.append(f'  {_id(START)}(["START"])')
-    lines.append(f'  {_id(END)}(["END"])')
+    _body(g, "", lines, "  ")
+    return "\n".join(lines) + "\n"
+
+
+def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
+    def nid(name: str) -> str:
+        return prefix + _id(name)
+
+    lines.append(f'{pad}{nid(START)}(["START"])')
+    lines.append(f'{pad}{nid(END)}(["END"])')
     for n in g["nodes"]:
-        lines.append(f'  {_id(n["name"])}["{_label(n["name"])}"]')
+        sub = n.get("subgraph")
+        if sub:
+            lines.append(f'{pad}subgraph {nid(n["name"])} ["{_label(n["name"])}: {_label(str(sub.get("name")))}"]')
+            _body(sub, nid(n["name"]) + "__", lines, pad + "  ")
+            lines.append(f"{pad}end")
+        else:
+            lines.append(f'{pad}{nid(n["name"])}["{_label(n["name"])}"]')
     for e in edge_specs(g):
-        src = _id(e.source)
+        src = nid(e.source)
         if e.kind == "static":
-            lines.append(f"  {src} --> {_id(e.target)}")  # type: ignore[arg-type]
+            lines.append(f"{pad}{src} --> {nid(e.target)}")  # type: ignore[arg-type]
         elif e.kind == "join":
-            lines.append(f"  {src} -->|join| {_id(e.target)}")  # type: ignore[arg-type]
+            lines.append(f"{pad}{src} -->|join| {nid(e.target)}")  # type: ignore[arg-type]
         elif e.kind == "conditional":
-            lines.append(f'  {src} -.->|"{_label(e.label)}"| {_id(e.target)}')  # type: ignore[arg-type]
+            lines.append(f'{pad}{src} -.->|"{_label(e.label)}"| {nid(e.target)}')  # type: ignore[arg-type]
         elif e.kind == "dynamic":
             stub = f"{src}_{_id(e.label)}_dyn"
-            lines.append(f'  {stub}{{"{_label(e.label)} ?"}}')
-            lines.append(f"  {src} -.-> {stub}")
+            lines.append(f'{pad}{stub}{{"{_label(e.label)} ?"}}')
+            lines.append(f"{pad}{src} -.-> {stub}")
         else:
-            lines.append(f'  {src} -->|"{e.label}"| {_id(e.target)}')  # type: ignore[arg-type]
-    return "\n".join(lines) + "\n"
+            lines.append(f'{pad}{src} -->|"{e.label}"| {nid(e.target)}')  # type: ignore[arg-type]

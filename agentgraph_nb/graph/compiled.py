@@ -50,6 +50,7 @@ from agentgraph_nb.errors import (
     GraphValidationError,
     InvalidInputError,
     InvalidUpdateError,
+    ParentCommand,
     did_you_mean,
     node_failure,
 )
@@ -150,7 +151,9 @@ class CompiledGraph(ViewsMixin):
         )
         self._listeners: list[Callable[[Event], Any]] = []
         self._run_stats = RunStats()
-        self.metrics = Metrics((n.stats for n in self.plan.nodes), self._run_stats)
+        self.metrics = Metrics((n.stats for n in self.plan.nodes), self._run_stats,
+                               [(n.name, cast(Any, n.fn).app.metrics) for n in self.plan.nodes
+                                if getattr(n.fn, "is_subgraph", False)])
         self._last_run: Run | None = None
         # keys invoke returns and streams show (None: all of them), from the output schema
         out_view = getattr(builder, "output_state", None)
@@ -314,7 +317,11 @@ class CompiledGraph(ViewsMixin):
 
         out = _node_list(label, names)
         for n in out:
-            if n != "*" and n not in self.plan.by_name:
+            if isinstance(n, str) and "|" in n:  # a breakpoint inside a subgraph
+                from agentgraph_nb.graph._subgraph import check_breakpoint_path
+
+                check_breakpoint_path(self.builder, n, label, InvalidInputError)
+            elif n != "*" and n not in self.plan.by_name:
                 raise InvalidInputError(f"{label}: unknown node {n!r}.{did_you_mean(n, self.plan.by_name)}")
         return frozenset(out)
 
@@ -401,6 +408,8 @@ class CompiledGraph(ViewsMixin):
         run.barriers = {k: frozenset(v) for k, v in rec.barriers.items()}
         run.tasks = [node(t[0]).task if len(t) == 1 else (node(t[0]), t[1]) for t in rec.next]
         run.planned_at = rec.metadata.get("fork_of")
+        if "call" in rec.metadata:  # a subgraph's checkpoint: its edits and resumes keep its call
+            run.tags = {"call": rec.metadata["call"]}
         # Pending writes belong to a step that has not completed: they resume the thread's newest
         # checkpoint. Re-running an older one (time travel) runs its step afresh.
         tip = run.head == rec.checkpoint_id
@@ -465,7 +474,10 @@ class CompiledGraph(ViewsMixin):
         self._run_stats.started += 1
         self._last_run = run
         if run.emit is not None:
-            run.emit("run_start", run.step, data={"graph": self.name, "seed": run.seed})
+            data = {"graph": self.name, "seed": run.seed}
+            if run.parent_task is not None:  # a subgraph's run: the parent's run and task that run it
+                data["parent_run_id"], data["parent_task_id"] = run.parent_task
+            run.emit("run_start", run.step, data=data)
         if logger.isEnabledFor(logging.INFO):
             logger.info("run %s of graph %r started (thread %s)", run.run_id, self.name, run.thread_id,
                         extra=run._log_extra(run.step))
@@ -522,6 +534,10 @@ class CompiledGraph(ViewsMixin):
             err = exc
             if run.astore is not None:
                 await self._afinish_failed(run)
+            if type(exc) is ParentCommand and not run.namespace:
+                from agentgraph_nb.graph._subgraph import handoff_error
+
+                raise handoff_error(self, exc) from None
             raise
         finally:
             self._end(run, outcome, err)
@@ -622,6 +638,10 @@ class CompiledGraph(ViewsMixin):
             if run.astore is not None:
                 await self._afinish_failed(run)
             self._exit(run, token, exc)
+            if type(exc) is ParentCommand and not run.namespace:
+                from agentgraph_nb.graph._subgraph import handoff_error
+
+                raise handoff_error(self, exc) from None
             raise
         return self._exit(run, token, None)
 
@@ -645,7 +665,8 @@ class CompiledGraph(ViewsMixin):
         return frozenset(modes), not isinstance(mode, str)
 
     def stream(
-        self, input: Any, thread_id: str | None = None, *, mode: str | Sequence[str] = "updates", **kwargs: Any
+        self, input: Any, thread_id: str | None = None, *, mode: str | Sequence[str] = "updates",
+        subgraphs: bool = False, **kwargs: Any
     ) -> Iterator[Any]:
         """Run the graph and yield as it goes.
 
@@ -665,9 +686,19 @@ class CompiledGraph(ViewsMixin):
         ``{"__interrupt__": ()}`` for a breakpoint (``interrupt_before``/``interrupt_after``);
         ``"values"`` yields the state with an ``"__interrupt__"`` entry for ``interrupt()``.
         A list of modes yields ``(mode, payload)`` pairs. Takes the keywords of :meth:`invoke`.
+
+        ``subgraphs=True`` also yields what the subgraphs run inside the graph stream, each item
+        with its namespace as in LangGraph: ``(namespace, payload)`` (``(namespace, mode,
+        payload)`` for a list of modes), where ``namespace`` is ``()`` for this graph's own items
+        and e.g. ``("team",)`` or ``("team", "inner")`` for a subgraph's (``"team:2"`` for the
+        ``Send`` task at index 2 of its step). A subgraph's items come before its node's own update.
+        ``"messages"`` items carry ``metadata["namespace"]`` (``"team|inner"``); ``"custom"`` items
+        are yielded with namespace ``()``.
         """
         modes, tagged = self._modes(mode)
         run = self._prepare(input, thread_id, sync=self._all_sync(), modes=modes, **kwargs)
+        if subgraphs:
+            run.sub_modes = modes
         plain = self._plain_stream
         run.astore = None  # the store's sync connections, as in invoke()
         items: Iterator[tuple[str, Any]]
@@ -677,13 +708,34 @@ class CompiledGraph(ViewsMixin):
             items = live_stream(run, self._lifecycle(run), modes)
         else:
             items = iterate_sync(live_stream_async(run, self._lifecycle(run), modes), needs_loop=True)
+        if subgraphs:
+            yield from map(functools.partial(self._ns_item, tagged), items)
+            return
         for m, payload in items:
             if not plain:
                 payload = self._stream_item(m, payload)
             yield (m, payload) if tagged else payload
 
+    def _ns_item(self, tagged: bool, item: tuple[str, Any]) -> Any:
+        """A ``stream(..., subgraphs=True)`` item: ``(namespace, payload)`` or ``(namespace, mode, payload)``."""
+        from agentgraph_nb.graph._subgraph import NS_ITEM
+
+        m, payload = item
+        if m == NS_ITEM:
+            ns, m, payload = payload
+        else:
+            ns = ()
+            if m == "messages" and isinstance(payload, tuple) and len(payload) == 2 and isinstance(payload[1], dict):
+                where = payload[1].get("namespace")
+                if where:
+                    ns = tuple(where.split("|"))
+            elif not self._plain_stream:
+                payload = self._stream_item(m, payload)
+        return (ns, m, payload) if tagged else (ns, payload)
+
     async def astream(
-        self, input: Any, thread_id: str | None = None, *, mode: str | Sequence[str] = "updates", **kwargs: Any
+        self, input: Any, thread_id: str | None = None, *, mode: str | Sequence[str] = "updates",
+        subgraphs: bool = False, **kwargs: Any
     ) -> AsyncIterator[Any]:
         """Async :meth:`stream`."""
         modes, tagged = self._modes(mode)
@@ -696,8 +748,14 @@ class CompiledGraph(ViewsMixin):
         else:
             run = await self._aprepare(input, thread_id, sync=False, modes=modes, **kwargs)
             agen = self._lifecycle(run) if not modes & LIVE_MODES else live_stream_async(run, self._lifecycle(run), modes)
+        if subgraphs:
+            run.sub_modes = modes
         plain = self._plain_stream
         async with aclosing(agen) as items:  # leaving the stream early closes the run now
+            if subgraphs:
+                async for item in items:
+                    yield self._ns_item(tagged, item)
+                return
             async for m, payload in items:
                 if not plain:
                     payload = self._stream_item(m, payload)
@@ -857,14 +915,31 @@ class CompiledGraph(ViewsMixin):
             tasks=_tasks(rec, done, intrs, rec.pending_writes if tip else (), results, bare),
         )
 
-    def get_state(self, thread_id: str, checkpoint_id: str | None = None) -> StateSnapshot:
+    def get_state(self, thread_id: str, checkpoint_id: str | None = None, *, subgraphs: bool = False,
+                  namespace: str | None = None) -> StateSnapshot:
         """The thread's state at its newest checkpoint (or at ``checkpoint_id``).
 
         At the newest checkpoint of a thread whose superstep did not complete (a node failed or
         paused, the process died), ``values`` shows the finished nodes' results applied and
         ``next`` names only the nodes still to run, as LangGraph shows it. An unknown thread
         gives an empty snapshot (no values, nothing next, ``checkpoint_id`` None).
+
+        Args:
+            subgraphs: fill ``tasks[i].state`` of each pending task that runs a subgraph with
+                that subgraph's own snapshot (recursively), as LangGraph does.
+            namespace: the state of a subgraph instead (``"team"``, ``"team|inner"``,
+                ``"team:2"`` for a ``Send`` task at index 2): its newest checkpoint in this thread
+                (``checkpoint_id`` then names one of its checkpoints).
+
+        Raises:
+            UnknownNamespaceError: ``namespace`` names no subgraph, or the thread never ran it.
         """
+        if namespace is not None:
+            from agentgraph_nb.graph._subgraph import require_run, resolve_namespace
+
+            child, tid = resolve_namespace(self, str(thread_id), namespace)
+            require_run(self, child, str(thread_id), namespace, tid)
+            return child.get_state(tid, checkpoint_id, subgraphs=subgraphs)
         self._store()
         loaded = self._load(str(thread_id), checkpoint_id)
         if loaded is None:
@@ -872,7 +947,12 @@ class CompiledGraph(ViewsMixin):
                 raise InvalidInputError(f"thread {thread_id!r} has no checkpoint {checkpoint_id!r}")
             return StateSnapshot({}, (), -1, None, None, None, {}, (), str(thread_id), {})
         rec, values, _ = loaded
-        return self._snapshot(rec, values, checkpoint_id is None or self._is_tip(str(thread_id), rec))
+        snap = self._snapshot(rec, values, checkpoint_id is None or self._is_tip(str(thread_id), rec))
+        if subgraphs and snap.tasks and self._has_subgraphs():
+            from agentgraph_nb.graph._subgraph import subgraph_tasks
+
+            snap = subgraph_tasks(self, snap, rec)
+        return snap
 
     def get_state_history(
         self,
@@ -881,14 +961,24 @@ class CompiledGraph(ViewsMixin):
         limit: int | None = None,
         before: str | None = None,
         filter: dict[str, Any] | None = None,
+        namespace: str | None = None,
     ) -> list[StateSnapshot]:
         """Every checkpoint of the thread, newest first, all branches included.
+
+        With ``namespace="team"`` (see :meth:`get_state`), the checkpoints of that subgraph in
+        this thread: every execution of it (each starts with a checkpoint of source ``"input"``).
 
         Args:
             limit: at most this many.
             before: only checkpoints created before this checkpoint id.
             filter: only checkpoints whose metadata contains these items (e.g. ``{"source": "update"}``).
         """
+        if namespace is not None:
+            from agentgraph_nb.graph._subgraph import require_run, resolve_namespace
+
+            child, tid = resolve_namespace(self, str(thread_id), namespace)
+            require_run(self, child, str(thread_id), namespace, tid)
+            return child.get_state_history(tid, limit=limit, before=before, filter=filter)
         store = self._store()
         recs = list(store.list(str(thread_id), before=before, limit=limit, metadata_filter=filter))
         loop = find_parent_cycle(recs)  # a damaged store: walks over the history would never end
@@ -934,9 +1024,16 @@ class CompiledGraph(ViewsMixin):
         values: dict[str, Any] | None,
         as_node: str | None = None,
         checkpoint_id: str | None = None,
+        *,
+        namespace: str | None = None,
     ) -> str:
         """Edit a thread's state: a new checkpoint, child of the newest (or of ``checkpoint_id``),
         with ``values`` merged through the reducers. Returns the new checkpoint id.
+
+        With ``namespace="team"``, edit that subgraph's state instead (``checkpoint_id`` then
+        names one of its checkpoints: a fork inside the subgraph): when the parent resumes the
+        paused or failed step that runs it (``invoke(None, ...)`` or ``Command(resume=...)``),
+        the subgraph goes on from the edited checkpoint.
 
         Without ``as_node`` what runs next is unchanged; with ``as_node="x"`` the update counts as
         ``x``'s and ``x``'s successors run next; ``as_node=END`` clears pending work;
@@ -951,6 +1048,12 @@ class CompiledGraph(ViewsMixin):
                 state) a value does not fit its field.
         """
         thread_id = str(thread_id)
+        if namespace is not None:
+            from agentgraph_nb.graph._subgraph import require_run, resolve_namespace
+
+            child, tid = resolve_namespace(self, thread_id, namespace)
+            require_run(self, child, thread_id, namespace, tid)
+            return child.update_state(tid, values, as_node, checkpoint_id)
         if as_node == COPY:
             if values is not None:
                 raise InvalidUpdateError(
@@ -1037,12 +1140,26 @@ class CompiledGraph(ViewsMixin):
         return run.checkpoint_id  # type: ignore[return-value]
 
     def list_threads(self) -> list[str]:
-        """Ids of every thread the store holds."""
-        return self._store().list_threads()
+        """Ids of every thread the store holds (not the keys its subgraphs' checkpoints live
+        under: see ``get_state(..., namespace=...)``)."""
+        from agentgraph_nb.graph._subgraph import is_derived
+
+        return [t for t in self._store().list_threads() if not is_derived(t)]
 
     def delete_thread(self, thread_id: str) -> None:
-        """Delete a thread and every checkpoint and pending write it has."""
-        self._store().delete_thread(str(thread_id))
+        """Delete a thread and every checkpoint and pending write it has, its subgraphs' too."""
+        from agentgraph_nb.graph._subgraph import SEP
+
+        store = self._store()
+        tid = str(thread_id)
+        store.delete_thread(tid)
+        if self._has_subgraphs():
+            for t in store.list_threads():
+                if t.startswith(tid + SEP):
+                    store.delete_thread(t)
+
+    def _has_subgraphs(self) -> bool:
+        return any(getattr(spec.fn, "is_subgraph", False) for spec in self.builder.nodes.values())
 
     # -- resources --------------------------------------------------------------------------------
     def close(self) -> None:
@@ -1062,6 +1179,8 @@ class CompiledGraph(ViewsMixin):
                     fn = resolve()
                 except Exception:
                     continue
+            if getattr(fn, "is_subgraph", False):  # a compiled graph as a node (graph/_subgraph.py)
+                fn = fn.app
             if isinstance(fn, CompiledGraph):
                 fn.close()
                 continue
@@ -1127,7 +1246,8 @@ def _read_pending(
         if pw.node == _IW:
             d = pw.update
             asked.pop(d["id"], None)  # keeps the order of the latest asking
-            asked[d["id"]] = Interrupt(d["value"], d["id"], d.get("node", ""), d.get("when", "during"))
+            asked[d["id"]] = Interrupt(d["value"], d["id"], d.get("node", ""), d.get("when", "during"),
+                                       tuple(d.get("path", ())))
         elif pw.node == _RW:
             answers[pw.update["id"]] = pw.update["value"]
         elif pw.node == _EW:

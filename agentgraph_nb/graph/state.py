@@ -8,7 +8,7 @@ import itertools
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from agentgraph_nb.constants import END, RESERVED, START
 from agentgraph_nb.errors import GraphValidationError, did_you_mean
@@ -39,6 +39,11 @@ def is_async_callable(fn: Any) -> bool:
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004
     return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _is_compiled(fn: Any) -> bool:
+    """Whether ``fn`` is a compiled graph (without importing the compiled module here)."""
+    return type(fn).__name__ == "CompiledGraph" or (hasattr(fn, "plan") and hasattr(fn, "builder") and hasattr(fn, "invoke"))
 
 
 def target_name(fn: Any) -> str:
@@ -260,11 +265,14 @@ class StateGraph:
         input_schema: Any = None,
     ) -> Self:
         """Add a node: a sync or async callable taking the state and returning an update dict,
-        ``None`` or a :class:`~agentgraph_nb.Command`.
+        ``None`` or a :class:`~agentgraph_nb.Command`; or a compiled graph, which runs as a
+        subgraph (the keys the two schemas share flow in and out; its checkpoints live under the
+        namespace ``node`` of the parent's thread; see the README's "Subgraphs").
 
         Args:
-            node: the node's name, or the callable itself (named after ``__name__``).
-            fn: the callable, when ``node`` is a name.
+            node: the node's name, or the callable itself (named after ``__name__``; a compiled
+                graph after its name).
+            fn: the callable (or compiled graph), when ``node`` is a name.
             retry: how to retry it when it fails (default: no retry).
             timeout: seconds after which an attempt fails with ``NodeTimeoutError``.
             destinations: nodes it may send to with ``Command(goto=...)`` (for drawing and checks).
@@ -275,22 +283,29 @@ class StateGraph:
                 parameter is annotated with, when that is another TypedDict, dataclass or
                 pydantic model (as in LangGraph); else the whole state.
 
+        Raises:
+            GraphValidationError: a bad name or option; a subgraph that shares no state key
+                with this graph, or that contains this graph (naming both graphs).
+
         Example:
             >>> def triage(state: State) -> Command[Literal["answer", "escalate"]]: ...
             >>> g.add_node("triage", triage)          # drawn with edges to answer and escalate
+            >>> g.add_node("research", research_app)  # a compiled graph: a subgraph
         """
         if fn is None:
             if isinstance(node, str):
                 raise GraphValidationError(f"add_node({node!r}): missing the callable to run")
             fn = node
             node = getattr(fn, "__name__", None) or type(fn).__name__
+            if _is_compiled(fn):
+                node = cast(Any, fn).name  # add_node(team_app): the graph's name
         if not isinstance(node, str) or not node:
             raise GraphValidationError(f"node names must be non-empty strings, got {node!r}")
         if node in RESERVED:
             raise GraphValidationError(f"{node!r} is a reserved name (START/END); choose another node name")
         if node in self.nodes:
             raise GraphValidationError(f"node {node!r} is already in graph {self.name!r}; node names must be unique")
-        if not callable(fn):
+        if not callable(fn) and not _is_compiled(fn):
             raise GraphValidationError(
                 f"node {node!r}: expected a function or callable object, got {type(fn).__name__} {fn!r}"
             )
@@ -300,6 +315,15 @@ class StateGraph:
             not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0 or math.isinf(timeout)
         ):
             raise GraphValidationError(f"node {node!r}: timeout= must be a positive number of seconds, got {timeout!r}")
+        if _is_compiled(fn):  # a graph as a node (see graph/_subgraph.py)
+            if input_schema is not None:
+                raise GraphValidationError(
+                    f"node {node!r}: a subgraph receives the keys its schema shares with graph {self.name!r}; "
+                    "input_schema= does not apply to it"
+                )
+            from agentgraph_nb.graph._subgraph import make_subgraph_node
+
+            fn = cast("Callable[..., Any]", make_subgraph_node(self, node, cast(Any, fn)))
         hints = _hints_of(fn)  # {} for an unannotated callable, at no cost
         if destinations is None:
             destinations = command_destinations(fn, hints)
@@ -528,7 +552,11 @@ class StateGraph:
         interrupt_after = _node_list("interrupt_after", interrupt_after)
         for label, names in (("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after)):
             for n in names:
-                if n != "*" and n not in self.nodes:
+                if isinstance(n, str) and "|" in n:  # a breakpoint inside a subgraph
+                    from agentgraph_nb.graph._subgraph import check_breakpoint_path
+
+                    check_breakpoint_path(self, n, label, GraphValidationError)
+                elif n != "*" and n not in self.nodes:
                     raise GraphValidationError(
                         f"{label}: unknown node {n!r}.{did_you_mean(n, self.nodes)}"
                     )

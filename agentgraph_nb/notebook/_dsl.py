@@ -1035,6 +1035,15 @@ def _describe_missing(
     return f"{msg} Define it {where[1]}, or fix the name."
 
 
+def _compiled_graph(namespace: Mapping[str, Any], path: str) -> Any:
+    """The compiled graph ``path`` names in the namespace, or None (a function, or nothing)."""
+    try:
+        value = _lookup(namespace, path)
+    except _Missing:
+        return None
+    return value if type(value).__name__ == "CompiledGraph" and hasattr(value, "plan") else None
+
+
 def _resolve_all(dsl: DslGraph, namespace: Mapping[str, Any], where: tuple[str, str] = ("the notebook", "in a cell above")) -> None:
     """Check every name before building anything, and report the first problem with the others."""
     problems: list[tuple[Span | None, str]] = []
@@ -1045,7 +1054,7 @@ def _resolve_all(dsl: DslGraph, namespace: Mapping[str, Any], where: tuple[str, 
         except _Missing as exc:
             problems.append((span, _describe_missing(what, path, exc, node_name=node_name, where=where)))
             return
-        if not callable(value):
+        if not callable(value) and _compiled_graph(namespace, path) is None:
             near = did_you_mean(path, _public_callables(namespace))
             problems.append(
                 (span, f"{what}: {path!r} is a {type(value).__name__}, not a function.{near}")
@@ -1114,7 +1123,10 @@ def build(
     _resolve_all(dsl, namespace, where)
     builder = builder_cls(schema, name=name)  # a bad schema is not a mistake in the cell
     for node in dsl.nodes:
-        ref = NamespaceRef(namespace, node.function, used_by=f"node {node.name!r}")
+        ref: Any = NamespaceRef(namespace, node.function, used_by=f"node {node.name!r}")
+        graph = _compiled_graph(namespace, node.function)
+        if graph is not None:  # a graph bound in an earlier cell: the node runs it as a subgraph
+            ref = graph
         _call(
             dsl, node.span, builder.add_node, node.name, ref, retry=node.retry, timeout=node.timeout
         )

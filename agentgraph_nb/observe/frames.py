@@ -43,6 +43,7 @@ EVENT_COLUMNS = (
     "attempt",
     "error",
     "task",
+    "namespace",
 )
 #: Columns of :func:`executions_frame`, in order.
 EXECUTION_COLUMNS = (
@@ -58,6 +59,7 @@ EXECUTION_COLUMNS = (
     "duration",
     "status",
     "error",
+    "namespace",
 )
 
 _NODE_KINDS = frozenset({"node_start", "node_end", "node_error", "node_retry"})
@@ -91,6 +93,7 @@ class Execution:
         "end",
         "error",
         "lane",
+        "namespace",
         "node",
         "note",
         "run",
@@ -115,6 +118,9 @@ class Execution:
         self.status = "running"
         self.error: str | None = None
         self.note: str | None = None
+        # "" for the graph's own nodes; a subgraph's ("team", "team|inner") for its nodes, whose
+        # ``thread`` is the parent's and whose ``run`` is the subgraph run's own id
+        self.namespace: str = rec[10] if len(rec) > 10 else ""
 
     def __repr__(self) -> str:
         return f"<Execution {self.node} step {self.step} attempt {self.attempt}: {self.status}>"
@@ -306,7 +312,9 @@ def events_frame(app: Any, run_id: str | None = None, thread_id: str | None = No
     Columns: ``run``, ``thread``, ``step``, ``node`` ("" for run and step events), ``kind``,
     ``start``, ``end`` (seconds since the first selected event), ``duration`` (seconds),
     ``attempt`` (node events; 0 otherwise), ``error`` (``"Type: message"`` for ``node_error``,
-    ``node_retry`` and failed ``run_end``; else None) and ``task`` (``"step:index"``).
+    ``node_retry`` and failed ``run_end``; else None), ``task`` (``"step:index"``) and
+    ``namespace`` (``""`` for the graph's own events; ``"team"``, ``"team|inner"`` for those of
+    a subgraph run inside it, whose ``run`` is the subgraph run's id and ``thread`` the parent's).
 
     Every row is an interval: the node events of one execution (``node_start`` and its
     ``node_end``, ``node_error`` or ``node_retry``) all carry that execution's start and end
@@ -353,7 +361,7 @@ def events_frame(app: Any, run_id: str | None = None, thread_id: str | None = No
         else:
             start = end = r[5] - t0
             dur = r[6]
-        rows.append((r[1], r[2], r[3], r[4], kind, start, end, dur, r[7], err, r[8]))
+        rows.append((r[1], r[2], r[3], r[4], kind, start, end, dur, r[7], err, r[8], r[10] if len(r) > 10 else ""))
     df = pd.DataFrame.from_records(rows, columns=list(EVENT_COLUMNS))
     return df.astype(
         {
@@ -372,8 +380,8 @@ def executions_frame(app: Any, run_id: str | None = None, thread_id: str | None 
     Columns: ``node``, ``run``, ``thread``, ``step``, ``attempt``, ``task``, ``lane`` (the task's
     index in its superstep: parallel branches differ), ``start``, ``end`` (seconds since the
     first selected event; ``end`` NaN while running), ``duration`` (seconds), ``status``
-    (``ok``, ``error``, ``retry`` for a failed attempt that was retried, ``running``) and
-    ``error``.
+    (``ok``, ``error``, ``retry`` for a failed attempt that was retried, ``running``),
+    ``error`` and ``namespace`` (as in :func:`events_frame`).
 
     Args and errors as for :func:`events_frame`; this is the data the timeline draws.
     """
@@ -398,6 +406,7 @@ def executions_frame(app: Any, run_id: str | None = None, thread_id: str | None 
             x.duration if x.end is not None else nan,
             x.status,
             x.error,
+            x.namespace,
         )
         for x in sorted(log.executions.values(), key=lambda x: x.start)
     ]

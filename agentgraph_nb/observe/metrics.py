@@ -106,9 +106,11 @@ class Metrics:
         >>> app.metrics.summary()["throughput_per_s"]
     """
 
-    def __init__(self, nodes: Iterable[NodeStats], runs: RunStats) -> None:
+    def __init__(self, nodes: Iterable[NodeStats], runs: RunStats,
+                 subgraphs: Iterable[tuple[str, Metrics]] = ()) -> None:
         self._nodes = list(nodes)
         self.runs = runs
+        self._subgraphs = list(subgraphs)  # (node name, the subgraph's metrics)
 
     def node(self, name: str) -> NodeStats:
         """The stats of one node."""
@@ -117,11 +119,22 @@ class Metrics:
                 return n
         raise KeyError(name)
 
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self, subgraphs: bool = False) -> list[dict[str, Any]]:
         """One dict per node: count, errors, retries, timeouts, mean/p50/p90/p99/max seconds, and
         its chat-model calls: ``llm_calls``, ``tokens_in``, ``tokens_out``, ``cost`` (0 without a
-        price table, see :func:`agentgraph_nb.llm.set_prices`)."""
-        return [n.row() for n in self._nodes]
+        price table, see :func:`agentgraph_nb.llm.set_prices`).
+
+        ``subgraphs=True``: every row gets a ``namespace`` (``""`` for this graph's nodes) and
+        the nodes of the subgraphs follow, under their namespace (``"team"``, ``"team|inner"``).
+        A compiled graph used as two nodes keeps one set of figures, shown under both."""
+        if not subgraphs:
+            return [n.row() for n in self._nodes]
+        out = [{**n.row(), "namespace": ""} for n in self._nodes]
+        for name, sub in self._subgraphs:
+            for r in sub.rows(subgraphs=True):
+                r["namespace"] = f"{name}|{r['namespace']}" if r["namespace"] else name
+                out.append(r)
+        return out
 
     def summary(self) -> dict[str, Any]:
         """Run-level figures: started, completed, failed, interrupted, mean/p50/p99 duration,
@@ -150,13 +163,16 @@ class Metrics:
         self.runs.durations.clear()
         self.runs.ends.clear()
 
-    def to_pandas(self) -> Any:
-        """Per-node metrics as a pandas DataFrame indexed by node (pandas imported here)."""
+    def to_pandas(self, subgraphs: bool = False) -> Any:
+        """Per-node metrics as a pandas DataFrame indexed by node (pandas imported here);
+        ``subgraphs=True``: indexed by ``(namespace, node)``, the subgraphs' nodes included."""
         from agentgraph_nb._lazy import requires_extra
 
         with requires_extra("metrics.to_pandas()"):
             import pandas as pd
 
+        if subgraphs:
+            return pd.DataFrame(self.rows(subgraphs=True)).set_index(["namespace", "node"])
         return pd.DataFrame(self.rows()).set_index("node")
 
     def __repr__(self) -> str:

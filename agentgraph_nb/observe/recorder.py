@@ -23,9 +23,9 @@ from agentgraph_nb.types import Event
 
 __all__ = ["EventRecorder", "Record", "as_record", "to_event"]
 
-#: A recorded event: ``(kind, run_id, thread_id, step, node, ts, duration, attempt, task_id, data)``,
-#: the fields of :class:`~agentgraph_nb.types.Event` in order.
-Record = tuple[str, str, "str | None", int, str, float, float, int, str, Any]
+#: A recorded event: ``(kind, run_id, thread_id, step, node, ts, duration, attempt, task_id, data,
+#: namespace)``, the fields of :class:`~agentgraph_nb.types.Event` in order.
+Record = tuple[str, str, "str | None", int, str, float, float, int, str, Any, str]
 
 _KEEP_DATA = frozenset({"node_error", "node_retry", "interrupt"})
 
@@ -53,6 +53,7 @@ def as_record(ev: Event) -> Record:
         ev.attempt,
         ev.task_id,
         data,
+        ev.namespace,
     )
 
 
@@ -126,6 +127,7 @@ class EventRecorder:
                 ev.attempt,
                 ev.task_id,
                 data,
+                ev.namespace,
             )
         )
 
