@@ -46,6 +46,7 @@ import decimal
 import enum
 import functools
 import operator
+import os
 import pathlib
 import pickle
 import sys
@@ -169,6 +170,207 @@ def _is_namedtuple(cls: Any) -> bool:
     return isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")
 
 
+# -- at rest: compression and encryption ------------------------------------------------------
+# A sealed record: 0xC1 (a byte msgpack never uses, so plain records are told apart by their
+# first byte), a format version, flags (bit 0: zstd, bit 1: AES-GCM); when encrypted, the key
+# id's length and the key id (UTF-8), then a 12-byte nonce; then the body (the ciphertext with
+# its 16-byte tag, of the msgpack bytes or of their zstd frame). Everything before the nonce,
+# plus the store's context (thread, checkpoint, field), is authenticated as associated data.
+_SEAL_MAGIC = 0xC1
+_SEAL_VERSION = 1
+_ZSTD = 1
+_AES = 2
+_NONCE = 12
+_MAX_INFLATED = 1 << 31  # bytes a compressed record may declare, at most
+
+
+def _zstd() -> Any:
+    from agentgraph_nb._lazy import requires_extra
+
+    with requires_extra("Serializer(compression='zstd')"):
+        import zstandard
+    return zstandard
+
+
+def _aesgcm() -> Any:
+    from agentgraph_nb._lazy import requires_extra
+
+    with requires_extra("Serializer(keys=...) (AES-GCM encryption)"):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return AESGCM
+
+
+class _Sealer:
+    """Compresses and encrypts the bytes of a :class:`Serializer` (see ``_SEAL_MAGIC``)."""
+
+    def __init__(
+        self,
+        compression: str | None,
+        threshold: int,
+        level: int,
+        keys: typing.Mapping[str, bytes],
+        active: str | None,
+        allow_plaintext: bool,
+    ) -> None:
+        if compression not in (None, "zstd"):
+            raise ValueError(f"compression={compression!r} is not supported; use 'zstd' or None")
+        if not isinstance(threshold, int) or threshold < 0:
+            raise ValueError(f"compression_threshold must be an int >= 0, got {threshold!r}")
+        self.compression = compression
+        self.threshold = threshold
+        self.allow_plaintext = allow_plaintext
+        self._compress: Callable[[bytes], bytes] | None = None
+        self._decompress: Any = None
+        if compression == "zstd":
+            zstd = _zstd()
+            self._compress = zstd.ZstdCompressor(level=level, write_content_size=True).compress
+            self._zstd = zstd
+        self.keys: dict[str, Any] = {}
+        for kid, key in keys.items():
+            if not isinstance(kid, str) or not kid or len(kid.encode("utf-8")) > 255:
+                raise ValueError(f"key id {kid!r} must be a non-empty str of at most 255 bytes")
+            if not isinstance(key, (bytes, bytearray)) or len(key) not in (16, 24, 32):
+                raise ValueError(
+                    f"key {kid!r} must be 16, 24 or 32 bytes (AES-128/192/256), got "
+                    f"{len(key) if isinstance(key, (bytes, bytearray)) else type(key).__name__}"
+                    "; make one with os.urandom(32)"
+                )
+            self.keys[kid] = _aesgcm()(bytes(key))
+        if self.keys:
+            if active is None:
+                if len(self.keys) > 1:
+                    raise ValueError(
+                        f"several keys ({', '.join(map(repr, self.keys))}): say which one encrypts "
+                        "new records with active_key="
+                    )
+                active = next(iter(self.keys))
+            if active not in self.keys:
+                raise ValueError(
+                    f"active_key={active!r} is not one of the keys ({', '.join(map(repr, self.keys))})"
+                )
+        elif active is not None:
+            raise ValueError(f"active_key={active!r} names no key: keys= is empty")
+        self.active = active
+        self._header = b""
+        self._cipher: Any = None
+        if active is not None:
+            kid_b = active.encode("utf-8")
+            self._header = bytes([_SEAL_MAGIC, _SEAL_VERSION, _AES]) + bytes([len(kid_b)]) + kid_b
+            self._header_z = bytes([_SEAL_MAGIC, _SEAL_VERSION, _AES | _ZSTD, len(kid_b)]) + kid_b
+            self._cipher = self.keys[active]
+
+    # -- writing ----------------------------------------------------------------------------
+    def seal(self, data: bytes, context: str) -> bytes:
+        flags = 0
+        if self._compress is not None and len(data) > self.threshold:
+            data = self._compress(data)
+            flags = _ZSTD
+        if self._cipher is None:
+            return bytes([_SEAL_MAGIC, _SEAL_VERSION, flags]) + data if flags else data
+        header = self._header_z if flags else self._header
+        nonce = os.urandom(_NONCE)
+        aad = header + b"\0" + context.encode("utf-8", "surrogatepass")
+        return header + nonce + self._cipher.encrypt(nonce, data, aad)
+
+    def is_current(self, data: bytes) -> bool:
+        """Whether ``data`` is sealed as :meth:`seal` seals now (the key; compression is not
+        redone for a record whose size decided otherwise)."""
+        if self.active is None:
+            return _Sealer.key_id_of(data) is None
+        return _Sealer.key_id_of(data) == self.active
+
+    # -- reading ----------------------------------------------------------------------------
+    @staticmethod
+    def is_sealed(data: bytes) -> bool:
+        return bool(data) and data[0] == _SEAL_MAGIC
+
+    @staticmethod
+    def _parse(data: bytes) -> tuple[int, str | None, int]:
+        """``(flags, key id or None, offset of the nonce or body)``."""
+        if len(data) < 3 or data[1] != _SEAL_VERSION:
+            version = data[1] if len(data) > 1 else None
+            raise CheckpointError(
+                f"cannot read stored data: it is sealed in format version {version!r}, which this "
+                f"agentgraph_nb does not know (it reads version {_SEAL_VERSION}): written by a "
+                "newer agentgraph_nb, or corrupt"
+            )
+        flags = data[2]
+        if flags & ~(_ZSTD | _AES):
+            raise CheckpointError(f"cannot read stored data: unknown flags {flags:#x} in its header")
+        if not flags & _AES:
+            return flags, None, 3
+        n = data[3] if len(data) > 3 else 0
+        kid_b = bytes(data[4 : 4 + n])
+        if n == 0 or len(kid_b) != n:
+            raise CheckpointError("cannot read stored data: its encryption header is truncated")
+        return flags, kid_b.decode("utf-8", "replace"), 4 + n
+
+    @staticmethod
+    def key_id_of(data: bytes) -> str | None:
+        if not _Sealer.is_sealed(data):
+            return None
+        return _Sealer._parse(data)[1]
+
+    @staticmethod
+    def open_without_sealer(data: bytes) -> bytes:
+        flags, kid, off = _Sealer._parse(data)
+        if kid is not None:
+            raise CheckpointError(
+                f"cannot read stored data: it is encrypted with key {kid!r}, and this serializer "
+                f"has no keys; pass Serializer(keys={{{kid!r}: ...}}) to read it"
+            )
+        return _Sealer._inflate(bytes(data[off:]))
+
+    def open(self, data: bytes, context: str) -> bytes:
+        flags, kid, off = _Sealer._parse(data)
+        body = bytes(data[off:])
+        if kid is not None:
+            cipher = self.keys.get(kid)
+            if cipher is None:
+                have = ", ".join(map(repr, self.keys)) or "none"
+                raise CheckpointError(
+                    f"cannot read stored data: it is encrypted with key {kid!r}, which this "
+                    f"serializer does not have (its keys: {have}); add it to Serializer(keys=...)"
+                )
+            if len(body) < _NONCE + 16:
+                raise CheckpointError(
+                    f"cannot read stored data encrypted with key {kid!r}: it is truncated"
+                )
+            aad = bytes(data[:off]) + b"\0" + context.encode("utf-8", "surrogatepass")
+            try:
+                body = cipher.decrypt(body[:_NONCE], body[_NONCE:], aad)
+            except Exception as exc:  # cryptography's InvalidTag
+                raise CheckpointError(
+                    f"cannot decrypt stored data with key {kid!r}: the key is wrong (another key "
+                    "under the same id), or the record was altered or moved from another thread "
+                    "or checkpoint"
+                ) from exc
+        elif self.keys and not self.allow_plaintext:
+            raise CheckpointError(
+                "refusing to read a record that is not encrypted while this serializer encrypts "
+                f"(keys {', '.join(map(repr, self.keys))}); pass allow_plaintext=True to read a "
+                "store written before encryption was turned on, and run store.reencrypt()"
+            )
+        return _Sealer._inflate(body) if flags & _ZSTD else body
+
+    @staticmethod
+    def _inflate(body: bytes) -> bytes:
+        zstd = _zstd()
+        try:
+            size = zstd.frame_content_size(body)
+        except zstd.ZstdError as exc:
+            raise CheckpointError(f"cannot read stored data: its zstd frame is corrupt ({exc})") from exc
+        if size < 0 or size > _MAX_INFLATED:
+            raise CheckpointError(
+                "cannot read stored data: its zstd frame does not declare a size up to "
+                f"{_MAX_INFLATED:,} bytes (agentgraph_nb always writes one): corrupt or made by hand"
+            )
+        try:
+            return zstd.ZstdDecompressor().decompress(body, max_output_size=size)
+        except zstd.ZstdError as exc:
+            raise CheckpointError(f"cannot read stored data: its zstd frame is corrupt ({exc})") from exc
+
+
 class Serializer:
     """Turns checkpoint values into bytes and back, without pickle unless asked to.
 
@@ -176,6 +378,26 @@ class Serializer:
         allow_pickle: opt in to pickle for values outside the allowlist, and to reading
             pickled values. Reading pickle runs code chosen by whoever wrote the data: enable
             it only for stores that nobody else can write.
+        compression: ``"zstd"`` compresses records larger than ``compression_threshold``
+            bytes (extra ``zstd``); None (the default) stores them as they are. Readers
+            decompress whatever they find, whatever this setting.
+        compression_threshold: records up to this many bytes stay uncompressed.
+        compression_level: the zstd level (3 is zstd's default; 1 is faster, 19 smaller).
+        keys: encryption keys by id, ``{"k2": key2, "k1": key1}``, each 16, 24 or 32 random
+            bytes (``os.urandom(32)``): records are encrypted with AES-GCM (extra ``crypto``),
+            and each names the id of its key, so old keys still decrypt after a rotation. The
+            store's context (thread, checkpoint, field) is authenticated with each record: a
+            record altered, or copied to another place, fails to decrypt.
+        active_key: the id of the key new records are encrypted with (needed with several keys).
+        allow_plaintext: with ``keys``, still read records that are not encrypted (a store
+            written before encryption was turned on; ``store.reencrypt()`` then encrypts them).
+            Off by default: whoever can write the store could otherwise slip in plain records.
+
+    Raises:
+        ValueError: a key that is not 16, 24 or 32 bytes, an ``active_key`` that is not one of
+            ``keys``, several keys and no ``active_key``, or an unknown ``compression``.
+        MissingDependencyError: ``compression="zstd"`` without the ``zstd`` extra, or keys
+            without the ``crypto`` extra.
 
     Attributes:
         allow_pickle: whether pickle is used and accepted.
@@ -186,10 +408,30 @@ class Serializer:
         >>> blob = ser.dumps(state)
         >>> ser.loads(blob) == state
         True
+        >>> secure = Serializer(compression="zstd", keys={"k2": key2, "k1": key1}, active_key="k2")
+        >>> app = graph.compile(checkpointer=SqliteCheckpointer("runs.db", serializer=secure))
     """
 
-    def __init__(self, *, allow_pickle: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        allow_pickle: bool = False,
+        compression: str | None = None,
+        compression_threshold: int = 1024,
+        compression_level: int = 3,
+        keys: typing.Mapping[str, bytes] | None = None,
+        active_key: str | None = None,
+        allow_plaintext: bool = False,
+    ) -> None:
         self.allow_pickle = allow_pickle
+        self._sealer: _Sealer | None = None
+        if compression is not None or keys:
+            self._sealer = _Sealer(
+                compression, compression_threshold, compression_level, keys or {}, active_key,
+                allow_plaintext,
+            )
+        elif active_key is not None:
+            raise ValueError(f"active_key={active_key!r} names no key: keys= is empty")
         self._lock = threading.Lock()
         self._by_name: dict[str, _Entry] = {}
         self._default = self._default_hook
@@ -241,15 +483,60 @@ class Serializer:
         }
 
     def __repr__(self) -> str:
-        return f"Serializer(allow_pickle={self.allow_pickle}, registered={len(self._by_name)})"
+        extra = ""
+        sealer = self._sealer
+        if sealer is not None:
+            if sealer.compression:
+                extra += f", compression={sealer.compression!r}"
+            if sealer.keys:
+                extra += f", keys=[{', '.join(map(repr, sealer.keys))}], active_key={sealer.active!r}"
+        return (
+            f"Serializer(allow_pickle={self.allow_pickle}{extra}, registered={len(self._by_name)})"
+        )
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether :meth:`dumps` encrypts (``keys=`` given)."""
+        return self._sealer is not None and bool(self._sealer.keys)
+
+    @property
+    def active_key(self) -> str | None:
+        """The id of the key new records are encrypted with (None: no encryption)."""
+        return self._sealer.active if self._sealer is not None and self._sealer.keys else None
+
+    def key_id(self, data: bytes) -> str | None:
+        """The id of the key ``data`` (from :meth:`dumps`) was encrypted with, or None."""
+        return _Sealer.key_id_of(data)
+
+    def reseal(self, data: bytes, *, context: str = "") -> bytes | None:
+        """``data`` (from :meth:`dumps`) compressed and encrypted as :meth:`dumps` would now do it,
+        or None if it already is (same key, same compression). Stores use it to re-encrypt
+        their records with the active key after a key rotation (``store.reencrypt()``).
+
+        Raises:
+            CheckpointError: ``data`` cannot be decrypted (missing or wrong key, altered or
+                moved record).
+        """
+        sealer = self._sealer
+        if sealer is None:
+            if not _Sealer.is_sealed(data):
+                return None
+            return _Sealer.open_without_sealer(data)
+        if sealer.is_current(data):
+            return None
+        raw = sealer.open(data, context) if _Sealer.is_sealed(data) else bytes(data)
+        return sealer.seal(raw, context)
 
     # -- public API -----------------------------------------------------------------------------
-    def dumps(self, obj: Any, *, root: str = "value") -> bytes:
-        """Serialize ``obj``.
+    def dumps(self, obj: Any, *, root: str = "value", context: str = "") -> bytes:
+        """Serialize ``obj`` (then compress and encrypt it, if the serializer was made so).
 
         Args:
             obj: the value to store.
             root: how error messages name ``obj`` (e.g. ``"state"``).
+            context: where the bytes will be stored (stores pass thread, checkpoint and field):
+                authenticated with an encrypted record, so that :meth:`loads` refuses a record
+                copied or moved to another place. Unused without encryption.
 
         Returns:
             The bytes, readable by :meth:`loads` of a serializer with the same registrations.
@@ -259,26 +546,51 @@ class Serializer:
                 :data:`MAX_NESTING` deep; the message names its key path, e.g.
                 ``state["docs"][3].meta: cannot store object of type Foo; ...``.
         """
+        sealer = self._sealer
         try:
-            return _packb(obj, default=self._default, use_bin_type=True, strict_types=True)
+            data = _packb(obj, default=self._default, use_bin_type=True, strict_types=True)
+            return data if sealer is None else sealer.seal(data, context)
         except UnicodeEncodeError:
             pass  # lone surrogates in a str: rare, so handled off the fast path
+        except CheckpointError:
+            raise
         except Exception as exc:
             raise self._explain(obj, root, exc) from _cause(exc)
         try:
-            return self._pack_inner(obj)
+            data = self._pack_inner(obj)
         except Exception as exc:
             raise self._explain(obj, root, exc) from _cause(exc)
+        return data if sealer is None else sealer.seal(data, context)
 
-    def loads(self, data: bytes) -> Any:
+    def loads(self, data: bytes, *, context: str = "") -> Any:
         """Rebuild a value written by :meth:`dumps`.
+
+        Args:
+            data: the bytes.
+            context: the ``context`` given to :meth:`dumps` (checked for encrypted data).
 
         Raises:
             CheckpointError: the data is corrupt, names a class that is not registered, holds
                 pickle data while ``allow_pickle`` is off, or breaks a limit no written value
-                breaks (nesting, hash floods, shapes: see the module's docstring). Nothing from the
-                data is run or imported, and time and memory stay proportional to its size.
+                breaks (nesting, hash floods, shapes: see the module's docstring); or it is
+                encrypted with a key this serializer lacks or does not match (the message names
+                the key id), or it is not encrypted while this serializer encrypts (unless
+                ``allow_plaintext``). Nothing from the data is run or imported, and time and
+                memory stay proportional to its size (compressed data declares its size).
         """
+        sealer = self._sealer
+        if data and data[0] == 0xC1:
+            data = (
+                sealer.open(data, context) if sealer is not None
+                else _Sealer.open_without_sealer(data)
+            )
+        elif sealer is not None and sealer.keys and not sealer.allow_plaintext:
+            raise CheckpointError(
+                "refusing to read a record that is not encrypted while this serializer encrypts "
+                f"(keys {', '.join(map(repr, sealer.keys))}): someone may have written it in "
+                "place of an encrypted one. To read a store written before encryption was turned "
+                "on, pass Serializer(..., allow_plaintext=True) and run store.reencrypt()"
+            )
         local = _local
         try:
             return self._unpack(data)
