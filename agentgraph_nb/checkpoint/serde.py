@@ -319,7 +319,8 @@ class _Sealer:
                 f"cannot read stored data: it is encrypted with key {kid!r}, and this serializer "
                 f"has no keys; pass Serializer(keys={{{kid!r}: ...}}) to read it"
             )
-        return _Sealer._inflate(bytes(data[off:]))
+        body = bytes(data[off:])
+        return _Sealer._inflate(body) if flags & _ZSTD else body
 
     def open(self, data: bytes, context: str) -> bytes:
         flags, kid, off = _Sealer._parse(data)

@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from agentgraph_nb.checkpoint._codec import context
 from agentgraph_nb.checkpoint.base import (
     NO_CHECK,
     BaseCheckpointer,
@@ -43,7 +44,6 @@ from agentgraph_nb.checkpoint.base import (
     pending_write_problem,
     record_problem,
 )
-from agentgraph_nb.checkpoint._codec import context
 from agentgraph_nb.checkpoint.serde import Serializer, default_serializer
 from agentgraph_nb.errors import CheckpointConflictError, CheckpointError
 
