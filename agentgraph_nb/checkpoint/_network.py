@@ -494,6 +494,15 @@ class NetworkCheckpointer(BaseCheckpointer):
         self._check_process()
         return await self._adrive(self._op_threads, (), "list threads", None)  # type: ignore[no-any-return]
 
+    def stored_bytes(self, thread_id: str) -> int | None:
+        if self._pending:
+            self.flush()
+        self._check_process()
+        return self._drive(self._op_stored_bytes, (thread_id,), "measure a thread", thread_id)  # type: ignore[no-any-return]
+
+    def _op_stored_bytes(self, thread_id: str) -> Op:
+        raise NotImplementedError
+
     def reencrypt(self, thread_id: str | None = None) -> int:
         self.flush()
         self._check_process()

@@ -512,6 +512,11 @@ class BaseCheckpointer:
             self.delete_checkpoints(thread_id, doomed)
         return len(doomed)
 
+    def stored_bytes(self, thread_id: str) -> int | None:
+        """How many bytes of content the store keeps for a thread (its checkpoints' and pending
+        writes' blobs; None for a store that keeps objects, not bytes). ``inspect_store`` shows it."""
+        return None
+
     def reencrypt(self, thread_id: str | None = None) -> int:
         """Rewrite stored records with the serializer's active key (and its compression), after
         a key rotation: ``Serializer(keys={"k2": new, "k1": old}, active_key="k2")``. Records

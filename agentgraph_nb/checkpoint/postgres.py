@@ -550,6 +550,12 @@ ORDER BY chain.depth"""
         yield (f"DELETE FROM {self._cp} WHERE thread_id = %s", (thread_id,), "none")
         yield ("COMMIT", None, "none")
 
+    def _op_stored_bytes(self, thread_id: str) -> Op:
+        n = yield (f"SELECT COALESCE((SELECT SUM(length(metadata) + length(payload)) FROM {self._cp} "
+                   f"WHERE thread_id = %(t)s), 0) + COALESCE((SELECT SUM(length(payload)) FROM {self._wr} "
+                   "WHERE thread_id = %(t)s), 0)", {"t": thread_id}, "scalar")
+        return int(n or 0)
+
     def _op_reencrypt(self, thread_id: str) -> Op:
         n = 0
         yield ("BEGIN", None, "none")

@@ -514,6 +514,15 @@ class RedisCheckpointer(NetworkCheckpointer):
             yield ("cmd", "zrem", f"{self.prefix}:threads", *gone)
         return [t for t, a in zip(ids, alive) if int(a)]
 
+    def _op_stored_bytes(self, thread_id: str) -> Op:
+        contents = yield ("cmd", "hgetall", self._keys(thread_id)[1])
+        n = 0
+        for cid_b, content in (contents or {}).items():
+            n += len(content)
+            items = yield ("cmd", "lrange", self._wprefix(thread_id) + _s(cid_b), 0, -1)
+            n += sum(len(i) for i in items or [])
+        return n
+
     def _op_reencrypt(self, thread_id: str) -> Op:
         cp_key = self._keys(thread_id)[1]
         contents = yield ("cmd", "hgetall", cp_key)

@@ -939,6 +939,19 @@ class SqliteCheckpointer(BaseCheckpointer):
                         conn.execute("ROLLBACK")
                     raise
 
+    def stored_bytes(self, thread_id: str) -> int | None:
+        self._sync_reads()
+        with self._lock:
+            conn = self._fg()
+            with self._errors("measure a thread"):
+                (a,) = conn.execute(
+                    "SELECT COALESCE(SUM(LENGTH(metadata) + LENGTH(payload)), 0) FROM checkpoints "
+                    "WHERE thread_id = ?", (thread_id,)).fetchone()
+                (b,) = conn.execute(
+                    "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM writes WHERE thread_id = ?",
+                    (thread_id,)).fetchone()
+        return int(a) + int(b)
+
     def reencrypt(self, thread_id: str | None = None) -> int:
         self.flush()
         reseal = self.serializer.reseal
