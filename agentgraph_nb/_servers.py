@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -107,8 +106,16 @@ class PostgresServer(_Server):
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._as_postgres: list[str] = []
-        if os.geteuid() == 0:
-            pwd.getpwnam("postgres")
+        if getattr(os, "geteuid", lambda: -1)() == 0:  # root (Unix)
+            import pwd  # Unix only, as PostgreSQL's Debian package is
+
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                raise ServerUnavailableError(
+                    "PostgreSQL refuses to run as root and there is no 'postgres' user to run it as "
+                    "(apt-get install -y postgresql creates one)"
+                ) from None
             self._as_postgres = ["setpriv", "--reuid", "postgres", "--regid", "postgres", "--init-groups"]
             shutil.chown(self.dir, "postgres", "postgres")
         pwfile = self.dir / "pw"
