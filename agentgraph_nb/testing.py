@@ -617,7 +617,7 @@ def postgres_server(*, durable: bool = False) -> Any:
             why).
 
     Example:
-        >>> with postgres_server() as pg:
+        >>> with postgres_server() as pg:                      # doctest: +SKIP
         ...     app = graph.compile(checkpointer=pg.url)
     """
     from agentgraph_nb._servers import PostgresServer
@@ -631,7 +631,7 @@ def redis_server(*, persistent: bool = False) -> Any:
     restart (``.stop()``, ``.start()``) keeps the data. Otherwise as :func:`postgres_server`.
 
     Example:
-        >>> with redis_server() as r:
+        >>> with redis_server() as r:                          # doctest: +SKIP
         ...     app = graph.compile(checkpointer=r.url)
     """
     from agentgraph_nb._servers import RedisServer
