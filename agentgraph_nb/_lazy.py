@@ -28,6 +28,8 @@ EXTRA_OF: dict[str, str] = {
     "pydantic": "pydantic",
     "psycopg": "postgres",
     "redis": "redis",
+    "zstandard": "zstd",
+    "cryptography": "crypto",
     "openai": "llm",
     "mcp": "mcp",
     "langchain_core": "langchain",

@@ -33,8 +33,11 @@ __all__ = [
     "NodeError",
     "NodeResourceError",
     "NodeTimeoutError",
-    "node_failure",
+    "NodeValueError",
     "ParentCommand",
+    "PathEscapeError",
+    "SqlError",
+    "StateMigrationError",
     "StepTimeoutError",
     "StructuredOutputError",
     "ToolArgumentsError",
@@ -42,9 +45,7 @@ __all__ = [
     "UnknownMessageError",
     "UnknownNamespaceError",
     "UnknownToolError",
-    "NodeValueError",
-    "PathEscapeError",
-    "SqlError",
+    "node_failure",
 ]
 
 
@@ -552,3 +553,29 @@ class CassetteMismatchError(AgentGraphError):
 
     def __reduce__(self) -> Any:
         return (type(self), (str(self),), {"path": self.path, "index": self.index})
+
+
+class StateMigrationError(CheckpointError):
+    """A checkpoint's state was written under a version of the graph's state that this graph
+    cannot bring to its own: a newer version, or an older one with a migration step missing (or
+    failing). ``StateGraph(State, version=N, migrations={1: upgrade_v1, ...})``.
+
+    Attributes:
+        thread_id: the thread.
+        checkpoint_id: the checkpoint being loaded.
+        stored_version: the state version the checkpoint was written under.
+        graph_version: the graph's state version.
+    """
+
+    def __init__(self, message: str, *, thread_id: str | None = None, checkpoint_id: str | None = None,
+                 stored_version: int | None = None, graph_version: int | None = None) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+        self.checkpoint_id = checkpoint_id
+        self.stored_version = stored_version
+        self.graph_version = graph_version
+
+    def __reduce__(self) -> Any:  # keep picklable across processes
+        return (_rebuild_kw, (type(self), str(self), {
+            "thread_id": self.thread_id, "checkpoint_id": self.checkpoint_id,
+            "stored_version": self.stored_version, "graph_version": self.graph_version}))

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from agentgraph_nb._model_server import ModelServer
+from agentgraph_nb._servers import ServerUnavailableError
 from agentgraph_nb.checkpoint.conformance import STORE_SCENARIOS, store_conformance
 from agentgraph_nb.llm._cassette import Cassette, cassette
 
@@ -32,10 +33,13 @@ __all__ = [
     "Flaky",
     "ModelServer",
     "ScriptedChatModel",
+    "ServerUnavailableError",
     "cassette",
     "fake_search",
     "flaky",
     "normalize_messages",
+    "postgres_server",
+    "redis_server",
     "store_conformance",
     "tool_call",
 ]
@@ -592,3 +596,59 @@ class _Structured:
 
     async def ainvoke(self, messages: Any, **kwargs: Any) -> Any:
         return self._parse(self.model._next(messages))
+
+
+def postgres_server(*, durable: bool = False) -> Any:
+    """Start a throwaway PostgreSQL server on a free loopback port, in a temp dir, from the
+    machine's PostgreSQL binaries (Debian: ``apt-get install -y postgresql``; as root it runs as
+    the ``postgres`` user). For tutorials and tests: its data goes when it is closed.
+
+    Args:
+        durable: keep ``fsync`` on (for benchmarks); off by default, which is faster and fine
+            for data that is thrown away.
+
+    Returns:
+        The server: ``.url`` (``postgresql://postgres:...@127.0.0.1:PORT/postgres``), ``.stop()``
+        and ``.start()`` (same URL), ``.close()`` (stop and delete its files). A context
+        manager too.
+
+    Raises:
+        ServerUnavailableError: PostgreSQL is not installed, or did not start (the message says
+            why).
+
+    Example:
+        >>> with postgres_server() as pg:                      # doctest: +SKIP
+        ...     app = graph.compile(checkpointer=pg.url)
+    """
+    from agentgraph_nb._servers import PostgresServer
+
+    return _closed_at_exit(PostgresServer(durable=durable))
+
+
+def redis_server(*, persistent: bool = False) -> Any:
+    """Start a throwaway redis-server on a free loopback port (Debian: ``apt-get install -y
+    redis-server``). ``persistent=True`` keeps an append-only file synced at every write, so a
+    restart (``.stop()``, ``.start()``) keeps the data. Otherwise as :func:`postgres_server`.
+
+    Example:
+        >>> with redis_server() as r:                          # doctest: +SKIP
+        ...     app = graph.compile(checkpointer=r.url)
+    """
+    from agentgraph_nb._servers import RedisServer
+
+    return _closed_at_exit(RedisServer(persistent=persistent))
+
+
+def _closed_at_exit(server: Any) -> Any:
+    import atexit
+    import weakref
+
+    ref = weakref.ref(server)
+
+    def close() -> None:
+        s = ref()
+        if s is not None:
+            s.close()
+
+    atexit.register(close)  # a kernel that exits without closing it leaves no server behind
+    return server

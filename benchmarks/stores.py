@@ -154,6 +154,8 @@ def measure(pg_url: str, redis_url: str, steps: int, runs: int) -> list[tuple[st
 
     abase = asyncio.run(abase_run())
     results: dict[str, float] = {}
+    trips: dict[str, float] = {}
+    server_us: dict[str, float] = {}
     for name, store in (("postgres", PostgresCheckpointer(pg_url)), ("redis", RedisCheckpointer(redis_url))):
         app = _ours(steps, store)
         tag = time.time_ns()
@@ -166,6 +168,9 @@ def measure(pg_url: str, redis_url: str, steps: int, runs: int) -> list[tuple[st
                                   steps, runs)
 
         results[f"{name} ainvoke"] = asyncio.run(arun()) - abase
+        trips[name] = _round_trips(store, app, steps)
+        if name == "redis":
+            server_us.update(_redis_server_time(redis_url, store, app))
         rows = _sample_rows(store, steps)
         if name == "postgres":
             results["postgres floor"] = _pg_floor(pg_url, rows, runs, autocommit=False)
@@ -208,7 +213,50 @@ def measure(pg_url: str, redis_url: str, steps: int, runs: int) -> list[tuple[st
     out.append(("redis", "ours, ainvoke (asyncio client)", results["redis ainvoke"] * us,
                 f"{results['redis ainvoke'] / rd_floor:.2f}x the floor"))
     out.append(("redis", "LangGraph RedisSaver", None, "needs the RedisJSON and RediSearch modules: not measured"))
+    for name, n in trips.items():
+        out.append((name, "ours: requests to the server per checkpoint", n, "one round trip per step"))
+    if server_us:
+        out.append(("redis", "server time of our write script (EVALSHA)", server_us["evalsha"],
+                    f"HSET: {server_us['hset']:.1f} µs; an empty script: {server_us['empty']:.1f} µs (INFO commandstats)"))
     return out
+
+
+def _round_trips(store: Any, app: Any, steps: int) -> float:
+    """Requests our store sends per checkpoint in one run (counted at the driver)."""
+    calls = [0]
+    orig = store._exec
+
+    def spy(*a: Any) -> Any:
+        calls[0] += 1
+        return orig(*a)
+
+    store._exec = spy
+    try:
+        app.invoke({"x": 0}, thread_id=f"count-{time.time_ns()}", durability="sync")
+    finally:
+        del store._exec
+    return (calls[0] - 1) / (steps + 1)  # one read of the (empty) thread, then one write per checkpoint
+
+
+def _redis_server_time(url: str, store: Any, app: Any) -> dict[str, float]:
+    """µs the server spends per call (INFO commandstats): our write script, one HSET of a
+    200-byte value, an empty script."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    empty = client.script_load("return {1}")
+    client.config_resetstat()
+    app.invoke({"x": 0}, thread_id=f"stat-{time.time_ns()}", durability="sync")
+    ours = client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
+    client.config_resetstat()
+    for i in range(200):
+        client.hset("stat:floor", str(i), b"x" * 200)
+        client.evalsha(empty, 0)
+    stats = client.info("commandstats")
+    client.delete("stat:floor")
+    client.close()
+    return {"evalsha": ours, "hset": stats["cmdstat_hset"]["usec_per_call"],
+            "empty": stats["cmdstat_evalsha"]["usec_per_call"]}
 
 
 async def _amedian(call: Callable[[int], Any], steps: int, runs: int) -> float:

@@ -252,7 +252,7 @@ def test_inspect_threads_history_and_state(proj: Path) -> None:
         ag(proj, "run", "greet:graph", '{"name": "Ada"}', "--thread", t, "-c", db)
     r = ag(proj, "inspect", db)
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["thread", "checkpoints", "step", "updated", "next"]
+    assert lines[0].split() == ["thread", "checkpoints", "step", "updated", "next", "bytes"]
     assert [ln.split()[:3] for ln in lines[2:]] == [["t1", "3", "2"], ["t2", "3", "2"]]
     r = ag(proj, "inspect", db, "--thread", "t1", "--graph", "greet:graph")
     assert r.returncode == 0, r.stderr

@@ -26,6 +26,7 @@ EXPECTED = [
     "06_debugging",
     "07_metrics",
     "08_multi_agent",
+    "11_durable_state",
     "14_templates",
 ]
 MAX_BYTES = 200_000

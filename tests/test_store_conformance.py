@@ -26,6 +26,27 @@ def test_store_conformance(kind: str, scenario: str, request: pytest.FixtureRequ
     assert store_conformance(store, only=[scenario]) == [scenario]
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
+def test_store_conformance_with_compression_and_encryption(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """Every scenario again, on stores whose serializer compresses and encrypts."""
+    import os
+
+    pytest.importorskip("zstandard")
+    pytest.importorskip("cryptography")
+    from agentgraph_nb.checkpoint.serde import Serializer
+    from tests.test_at_rest import _store
+
+    url = store_url(kind, request, tmp_path)
+    keys = {"k2": os.urandom(32), "k1": os.urandom(32)}
+
+    def factory() -> Any:
+        return _store(kind, url, Serializer(compression="zstd", keys=keys, active_key="k2"))
+
+    assert store_conformance(factory) == list(STORE_SCENARIOS)
+
+
 def test_the_kit_takes_a_factory_and_names_unknown_scenarios(tmp_path: Any) -> None:
     from agentgraph_nb import SqliteCheckpointer
 

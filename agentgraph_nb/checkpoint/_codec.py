@@ -17,7 +17,13 @@ from agentgraph_nb.checkpoint.base import (
 from agentgraph_nb.checkpoint.serde import Serializer
 from agentgraph_nb.errors import CheckpointError
 
-__all__ = ["RecordCodec", "redact_url"]
+__all__ = ["RecordCodec", "context", "redact_url"]
+
+
+def context(thread_id: str, checkpoint_id: str, field: str) -> str:
+    """Where a blob is stored, authenticated with it when the serializer encrypts (so a record
+    copied to another thread, checkpoint or field fails to decrypt)."""
+    return f"{thread_id}\0{checkpoint_id}\0{field}"
 
 
 def _kind(value: Any) -> str:
@@ -53,8 +59,10 @@ class RecordCodec:
         """``(metadata blob, payload blob)`` of a record."""
         dumps = self.serializer.dumps
         try:
-            payload = dumps([rec.writes, rec.values, rec.next, rec.barriers, rec.interrupts, rec.resume])
-            meta = dumps(rec.metadata, root="metadata")
+            t, c = rec.thread_id, rec.checkpoint_id
+            payload = dumps([rec.writes, rec.values, rec.next, rec.barriers, rec.interrupts, rec.resume],
+                            context=context(t, c, "payload"))
+            meta = dumps(rec.metadata, root="metadata", context=context(t, c, "metadata"))
         except CheckpointError as exc:
             raise CheckpointError(
                 f"cannot store the checkpoint of thread {rec.thread_id!r} at step {rec.step} in "
@@ -62,9 +70,10 @@ class RecordCodec:
             ) from exc.__cause__
         return meta, payload
 
-    def encode_write(self, thread_id: str, w: PendingWrite) -> bytes:
+    def encode_write(self, thread_id: str, checkpoint_id: str, w: PendingWrite) -> bytes:
         try:
-            return self.serializer.dumps([w.update, w.goto], root="state")
+            return self.serializer.dumps([w.update, w.goto], root="state",
+                                         context=context(thread_id, checkpoint_id, "write"))
         except CheckpointError as exc:
             raise CheckpointError(
                 f"cannot store the pending write of node {w.node!r} (thread {thread_id!r}) in "
@@ -84,8 +93,8 @@ class RecordCodec:
     ) -> CheckpointRecord:
         loads = self.serializer.loads
         try:
-            fields = loads(bytes(payload))
-            metadata = loads(bytes(meta))
+            fields = loads(bytes(payload), context=context(thread_id, checkpoint_id, "payload"))
+            metadata = loads(bytes(meta), context=context(thread_id, checkpoint_id, "metadata"))
         except CheckpointError as exc:
             raise CheckpointError(
                 f"cannot read checkpoint {checkpoint_id!r} of thread {thread_id!r} from "
@@ -111,7 +120,7 @@ class RecordCodec:
     def decode_write(self, thread_id: str, checkpoint_id: str, task_index: Any, node: Any,
                      payload: bytes) -> PendingWrite:
         try:
-            pair = self.serializer.loads(bytes(payload))
+            pair = self.serializer.loads(bytes(payload), context=context(thread_id, checkpoint_id, "write"))
         except CheckpointError as exc:
             raise CheckpointError(
                 f"cannot read a pending write of checkpoint {checkpoint_id!r} of thread "

@@ -277,13 +277,13 @@ class NetworkCheckpointer(BaseCheckpointer):
         await self._adrive(self._op_put, (rows, True), "store checkpoints", records[0].thread_id)
 
     def put_writes(self, thread_id: str, checkpoint_id: str, writes: Sequence[PendingWrite]) -> None:
-        items = [(w.task_index, w.node, self._codec.encode_write(thread_id, w)) for w in writes]
+        items = [(w.task_index, w.node, self._codec.encode_write(thread_id, checkpoint_id, w)) for w in writes]
         self.flush()
         self._check_process()
         self._drive(self._op_put_writes, (thread_id, checkpoint_id, items), "store pending writes", thread_id)
 
     async def aput_writes(self, thread_id: str, checkpoint_id: str, writes: Sequence[PendingWrite]) -> None:
-        items = [(w.task_index, w.node, self._codec.encode_write(thread_id, w)) for w in writes]
+        items = [(w.task_index, w.node, self._codec.encode_write(thread_id, checkpoint_id, w)) for w in writes]
         await self.aflush()
         self._check_process()
         await self._adrive(self._op_put_writes, (thread_id, checkpoint_id, items), "store pending writes", thread_id)
@@ -493,6 +493,34 @@ class NetworkCheckpointer(BaseCheckpointer):
             await self.aflush()
         self._check_process()
         return await self._adrive(self._op_threads, (), "list threads", None)  # type: ignore[no-any-return]
+
+    def stored_bytes(self, thread_id: str) -> int | None:
+        if self._pending:
+            self.flush()
+        self._check_process()
+        return self._drive(self._op_stored_bytes, (thread_id,), "measure a thread", thread_id)  # type: ignore[no-any-return]
+
+    def _op_stored_bytes(self, thread_id: str) -> Op:
+        raise NotImplementedError
+
+    def reencrypt(self, thread_id: str | None = None) -> int:
+        self.flush()
+        self._check_process()
+        threads = [thread_id] if thread_id is not None else self.list_threads()
+        return sum(self._drive(self._op_reencrypt, (t,), "re-encrypt records", t) for t in threads)
+
+    def _reseal(self, thread_id: str, checkpoint_id: str, field: str, blob: bytes) -> bytes | None:
+        from agentgraph_nb.checkpoint._codec import context
+
+        try:
+            return self.serializer.reseal(bytes(blob), context=context(thread_id, checkpoint_id, field))
+        except CheckpointError as exc:
+            raise CheckpointError(
+                f"cannot re-encrypt checkpoint {checkpoint_id!r} of thread {thread_id!r} in {self.where}: {exc}"
+            ) from exc
+
+    def _op_reencrypt(self, thread_id: str) -> Op:
+        raise NotImplementedError
 
     def delete_thread(self, thread_id: str) -> None:
         self.flush()

@@ -512,6 +512,36 @@ class BaseCheckpointer:
             self.delete_checkpoints(thread_id, doomed)
         return len(doomed)
 
+    def stored_bytes(self, thread_id: str) -> int | None:
+        """How many bytes of content the store keeps for a thread (its checkpoints' and pending
+        writes' blobs; None for a store that keeps objects, not bytes). ``inspect_store`` shows it."""
+        return None
+
+    def reencrypt(self, thread_id: str | None = None) -> int:
+        """Rewrite stored records with the serializer's active key (and its compression), after
+        a key rotation: ``Serializer(keys={"k2": new, "k1": old}, active_key="k2")``. Records
+        already under the active key are left alone, so it can be run again after an
+        interruption. Writers may keep running meanwhile (their new records use the active key).
+
+        Args:
+            thread_id: just this thread; None: every thread of the store.
+
+        Returns:
+            How many blobs were rewritten.
+
+        Raises:
+            CheckpointError: a record cannot be decrypted (its key is missing: the message names
+                the key id and the thread).
+            NotImplementedError: the store keeps no bytes it could rewrite.
+
+        Example:
+            >>> store = SqliteCheckpointer("runs.db", serializer=Serializer(
+            ...     keys={"k2": new_key, "k1": old_key}, active_key="k2"))
+            >>> store.reencrypt()       # now "k1" can be retired
+            128
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot re-encrypt its records")
+
     def close(self) -> None:
         """Release resources (connections, threads). The store may not be used afterwards."""
 

@@ -45,6 +45,10 @@ class MemoryCheckpointer(BaseCheckpointer):
     def __repr__(self) -> str:
         return "MemoryCheckpointer()"
 
+    def reencrypt(self, thread_id: str | None = None) -> int:
+        """Nothing to do: this store keeps objects, never bytes. Returns 0."""
+        return 0
+
     def _check(self, thread_id: str, record: CheckpointRecord, expected: Expected) -> None:
         recs = self._threads.get(thread_id)
         newest = next(reversed(recs)) if recs else None

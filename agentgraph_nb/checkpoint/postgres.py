@@ -550,6 +550,34 @@ ORDER BY chain.depth"""
         yield (f"DELETE FROM {self._cp} WHERE thread_id = %s", (thread_id,), "none")
         yield ("COMMIT", None, "none")
 
+    def _op_stored_bytes(self, thread_id: str) -> Op:
+        n = yield (f"SELECT COALESCE((SELECT SUM(length(metadata) + length(payload)) FROM {self._cp} "
+                   f"WHERE thread_id = %(t)s), 0) + COALESCE((SELECT SUM(length(payload)) FROM {self._wr} "
+                   "WHERE thread_id = %(t)s), 0)", {"t": thread_id}, "scalar")
+        return int(n or 0)
+
+    def _op_reencrypt(self, thread_id: str) -> Op:
+        n = 0
+        yield ("BEGIN", None, "none")
+        rows = yield (f"SELECT seq, checkpoint_id, metadata, payload FROM {self._cp} WHERE thread_id = %s "
+                      "FOR UPDATE", (thread_id,), "all")
+        for seq, cid, meta, payload in rows:
+            new_meta = self._reseal(thread_id, cid, "metadata", meta)
+            new_payload = self._reseal(thread_id, cid, "payload", payload)
+            if new_meta is not None or new_payload is not None:
+                yield (f"UPDATE {self._cp} SET metadata = %s, payload = %s WHERE seq = %s",
+                       (new_meta or bytes(meta), new_payload or bytes(payload), seq), "none")
+                n += (new_meta is not None) + (new_payload is not None)
+        rows = yield (f"SELECT seq, checkpoint_id, payload FROM {self._wr} WHERE thread_id = %s FOR UPDATE",
+                      (thread_id,), "all")
+        for seq, cid, payload in rows:
+            new = self._reseal(thread_id, cid, "write", payload)
+            if new is not None:
+                yield (f"UPDATE {self._wr} SET payload = %s WHERE seq = %s", (new, seq), "none")
+                n += 1
+        yield ("COMMIT", None, "none")
+        return n
+
     def _op_delete_checkpoints(self, thread_id: str, ids: Sequence[str]) -> Op:
         yield ("BEGIN", None, "none")
         head = yield (self._sql_head + " FOR UPDATE", (thread_id,), "scalar")

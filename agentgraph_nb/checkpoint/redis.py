@@ -157,7 +157,20 @@ end
 return #ids
 """
 
-_SCRIPTS = {"put": _PUT, "put_writes": _PUT_WRITES, "fetch": _FETCH, "page": _PAGE_SCRIPT, "delete": _DELETE}
+# Compare and set one hash field (ARGV[1] 'h') or list item (ARGV[1] 'l'): ARGV[2] field or index,
+# ARGV[3] the value read, ARGV[4] the new value. Re-encryption never resurrects a deleted record.
+_CAS = """
+if ARGV[1] == 'h' then
+  if redis.call('HGET', KEYS[1], ARGV[2]) ~= ARGV[3] then return 0 end
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
+else
+  if redis.call('LINDEX', KEYS[1], tonumber(ARGV[2])) ~= ARGV[3] then return 0 end
+  redis.call('LSET', KEYS[1], tonumber(ARGV[2]), ARGV[4])
+end
+return 1
+"""
+
+_SCRIPTS = {"cas": _CAS, "put": _PUT, "put_writes": _PUT_WRITES, "fetch": _FETCH, "page": _PAGE_SCRIPT, "delete": _DELETE}
 _OPTIONS: dict[str, type] = {"prefix": str, "snapshot_every": int, "durability": str, "ttl": float, "timeout": float}
 
 
@@ -500,6 +513,44 @@ class RedisCheckpointer(NetworkCheckpointer):
         if gone:  # expired (ttl) or deleted elsewhere: forget them
             yield ("cmd", "zrem", f"{self.prefix}:threads", *gone)
         return [t for t, a in zip(ids, alive) if int(a)]
+
+    def _op_stored_bytes(self, thread_id: str) -> Op:
+        contents = yield ("cmd", "hgetall", self._keys(thread_id)[1])
+        n = 0
+        for cid_b, content in (contents or {}).items():
+            n += len(content)
+            items = yield ("cmd", "lrange", self._wprefix(thread_id) + _s(cid_b), 0, -1)
+            n += sum(len(i) for i in items or [])
+        return n
+
+    def _op_reencrypt(self, thread_id: str) -> Op:
+        cp_key = self._keys(thread_id)[1]
+        contents = yield ("cmd", "hgetall", cp_key)
+        n = 0
+        for cid_b, content in (contents or {}).items():
+            cid = _s(cid_b)
+            try:
+                step, created, meta, payload = msgpack.unpackb(content, raw=False)
+            except Exception as exc:
+                raise self._codec.malformed(thread_id, cid, f"its stored content does not decode ({exc!r})") from exc
+            new_meta = self._reseal(thread_id, cid, "metadata", meta)
+            new_payload = self._reseal(thread_id, cid, "payload", payload)
+            if new_meta is not None or new_payload is not None:
+                new = msgpack.packb([step, created, new_meta or meta, new_payload or payload], use_bin_type=True)
+                done = yield ("script", "cas", [cp_key], ["h", cid, content, new])
+                n += int(done) * ((new_meta is not None) + (new_payload is not None))
+            wkey = self._wprefix(thread_id) + cid
+            items = yield ("cmd", "lrange", wkey, 0, -1)
+            for i, item in enumerate(items or []):
+                try:
+                    task_index, node, blob = msgpack.unpackb(item, raw=False)
+                except Exception as exc:
+                    raise self._codec.malformed(thread_id, cid, f"a pending write does not decode ({exc!r})") from exc
+                new_blob = self._reseal(thread_id, cid, "write", blob)
+                if new_blob is not None:
+                    new = msgpack.packb([task_index, node, new_blob], use_bin_type=True)
+                    n += int((yield ("script", "cas", [wkey], ["l", str(i), item, new])))
+        return n
 
     def _op_delete_thread(self, thread_id: str) -> Op:
         yield ("script", "delete", [*self._keys(thread_id), f"{self.prefix}:threads"],

@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from agentgraph_nb.checkpoint._codec import context
 from agentgraph_nb.checkpoint.base import (
     NO_CHECK,
     BaseCheckpointer,
@@ -397,10 +398,12 @@ class SqliteCheckpointer(BaseCheckpointer):
     def _encode(self, rec: CheckpointRecord) -> _Row:
         dumps = self.serializer.dumps
         try:
+            t, c = rec.thread_id, rec.checkpoint_id
             payload = dumps(
-                [rec.writes, rec.values, rec.next, rec.barriers, rec.interrupts, rec.resume]
+                [rec.writes, rec.values, rec.next, rec.barriers, rec.interrupts, rec.resume],
+                context=context(t, c, "payload"),
             )
-            meta = dumps(rec.metadata, root="metadata")
+            meta = dumps(rec.metadata, root="metadata", context=context(t, c, "metadata"))
         except CheckpointError as exc:
             raise CheckpointError(
                 f"cannot store the checkpoint of thread {rec.thread_id!r} at step {rec.step}: "
@@ -448,8 +451,8 @@ class SqliteCheckpointer(BaseCheckpointer):
         checkpoint_id, parent_id, step, created_at, meta, payload = row
         loads = self.serializer.loads
         try:
-            fields = loads(payload)
-            metadata = loads(meta)
+            fields = loads(payload, context=context(thread_id, checkpoint_id, "payload"))
+            metadata = loads(meta, context=context(thread_id, checkpoint_id, "metadata"))
         except CheckpointError as exc:
             raise CheckpointError(
                 f"cannot read checkpoint {checkpoint_id!r} of thread {thread_id!r} from "
@@ -501,7 +504,7 @@ class SqliteCheckpointer(BaseCheckpointer):
             ).fetchall()
             for cid, task_index, node, payload in rows:
                 try:
-                    pair = self.serializer.loads(payload)
+                    pair = self.serializer.loads(payload, context=context(thread_id, cid, "write"))
                 except CheckpointError as exc:
                     raise CheckpointError(
                         f"cannot read a pending write of checkpoint {cid!r} of thread "
@@ -777,7 +780,10 @@ class SqliteCheckpointer(BaseCheckpointer):
         rows = []
         for w in writes:
             try:
-                payload = self.serializer.dumps([w.update, w.goto], root="state")
+                payload = self.serializer.dumps(
+                    [w.update, w.goto], root="state",
+                    context=context(thread_id, checkpoint_id, "write"),
+                )
             except CheckpointError as exc:
                 raise CheckpointError(
                     f"cannot store the pending write of node {w.node!r} (thread {thread_id!r}): "
@@ -884,7 +890,7 @@ class SqliteCheckpointer(BaseCheckpointer):
 
     def _decode_meta(self, thread_id: str, checkpoint_id: str, blob: bytes) -> dict[str, Any]:
         try:
-            meta = self.serializer.loads(blob)
+            meta = self.serializer.loads(blob, context=context(thread_id, checkpoint_id, "metadata"))
         except CheckpointError as exc:
             raise CheckpointError(
                 f"cannot read checkpoint {checkpoint_id!r} of thread {thread_id!r} from "
@@ -932,6 +938,75 @@ class SqliteCheckpointer(BaseCheckpointer):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+
+    def stored_bytes(self, thread_id: str) -> int | None:
+        self._sync_reads()
+        with self._lock:
+            conn = self._fg()
+            with self._errors("measure a thread"):
+                (a,) = conn.execute(
+                    "SELECT COALESCE(SUM(LENGTH(metadata) + LENGTH(payload)), 0) FROM checkpoints "
+                    "WHERE thread_id = ?", (thread_id,)).fetchone()
+                (b,) = conn.execute(
+                    "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM writes WHERE thread_id = ?",
+                    (thread_id,)).fetchone()
+        return int(a) + int(b)
+
+    def reencrypt(self, thread_id: str | None = None) -> int:
+        self.flush()
+        reseal = self.serializer.reseal
+        n = 0
+        where, args = ("WHERE thread_id = ?", (thread_id,)) if thread_id is not None else ("", ())
+        with self._lock:
+            conn = self._fg()
+            with self._errors("re-encrypt records"):
+                # the old bytes (plain ones, after allow_plaintext) are zeroed, not left in free
+                # pages; the WAL holding them is truncated after the commit
+                conn.execute("PRAGMA secure_delete = ON")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = conn.execute(
+                        f"SELECT seq, thread_id, checkpoint_id, metadata, payload FROM checkpoints {where}",
+                        args,
+                    ).fetchall()
+                    for seq, t, c, meta, payload in rows:
+                        try:
+                            new_meta = reseal(meta, context=context(t, c, "metadata"))
+                            new_payload = reseal(payload, context=context(t, c, "payload"))
+                        except CheckpointError as exc:
+                            raise CheckpointError(
+                                f"cannot re-encrypt checkpoint {c!r} of thread {t!r} in {self.path}: {exc}"
+                            ) from exc
+                        if new_meta is not None or new_payload is not None:
+                            conn.execute(
+                                "UPDATE checkpoints SET metadata = ?, payload = ? WHERE seq = ?",
+                                (new_meta or meta, new_payload or payload, seq),
+                            )
+                            n += (new_meta is not None) + (new_payload is not None)
+                    rows = conn.execute(
+                        f"SELECT seq, thread_id, checkpoint_id, payload FROM writes {where}", args
+                    ).fetchall()
+                    for seq, t, c, payload in rows:
+                        try:
+                            new = reseal(payload, context=context(t, c, "write"))
+                        except CheckpointError as exc:
+                            raise CheckpointError(
+                                f"cannot re-encrypt a pending write of checkpoint {c!r} of thread "
+                                f"{t!r} in {self.path}: {exc}"
+                            ) from exc
+                        if new is not None:
+                            conn.execute("UPDATE writes SET payload = ? WHERE seq = ?", (new, seq))
+                            n += 1
+                    conn.execute("COMMIT")
+                    if n:
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                finally:
+                    conn.execute("PRAGMA secure_delete = OFF")
+        return n
 
     def delete_checkpoints(self, thread_id: str, checkpoint_ids: Sequence[str]) -> None:
         self.flush()

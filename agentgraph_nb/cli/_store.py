@@ -15,21 +15,9 @@ __all__ = ["show_history", "show_threads"]
 
 
 def show_threads(store: Any, as_json: bool) -> None:
-    from agentgraph_nb.graph._subgraph import is_derived
+    from agentgraph_nb.checkpoint.inspect import thread_rows
 
-    rows = []
-    for t in store.list_threads():
-        if is_derived(t):  # a subgraph's checkpoints (see graph/_subgraph.py): part of its parent thread
-            continue
-        recs = list(store.list(t))
-        newest = recs[0] if recs else None
-        rows.append({
-            "thread": t,
-            "checkpoints": len(recs),
-            "step": newest.step if newest else None,
-            "updated": newest.created_at if newest else None,
-            "next": [n[0] for n in newest.next] if newest else [],
-        })
+    rows = thread_rows(store)  # the rows of inspect_store(url) in a notebook
     if as_json:
         click.echo(dumps(rows, indent=2))
         return
@@ -37,8 +25,10 @@ def show_threads(store: Any, as_json: bool) -> None:
         click.echo("no threads")
         return
     click.echo(table(
-        [(r["thread"], r["checkpoints"], r["step"], r["updated"], ", ".join(r["next"]) or "(done)") for r in rows],
-        ["thread", "checkpoints", "step", "updated", "next"], right=(1, 2),
+        [(r["thread"], r["checkpoints"], r["step"], r["updated"],
+          (", ".join(r["next"]) or "(done)") + (" (interrupted)" if r["interrupted"] else ""),
+          "-" if r["bytes"] is None else r["bytes"]) for r in rows],
+        ["thread", "checkpoints", "step", "updated", "next", "bytes"], right=(1, 2, 5),
     ))
 
 

@@ -476,7 +476,10 @@ class Run:
         snap = snapshot or self.checkpoint_id is None or self.since_snapshot + 1 >= store.snapshot_every
         self.since_snapshot = 0 if snap else self.since_snapshot + 1
         cid, created_at = new_checkpoint_stamp()
-        meta = {"source": source, "run_id": self.run_id}
+        meta: dict[str, Any] = {"source": source, "run_id": self.run_id}
+        version = getattr(self.plan, "state_version", 1)
+        if version != 1:  # version 1 records nothing: the checkpoints of before versions existed
+            meta["state_version"] = version
         if self.tags:
             meta.update(self.tags)
         if extra:

@@ -130,6 +130,10 @@ class CompiledGraph(ViewsMixin):
         self.plan = Plan(builder)
         self.plan.name = self.name
         self.schema = builder.state
+        self.state_version: int = getattr(builder, "version", 1)
+        self.migrations: dict[int, Any] = dict(getattr(builder, "migrations", {}))
+        self.plan.state_version = self.state_version  # type: ignore[attr-defined]  # checkpoints record it
+        self._open_schema: Any = None  # the schema with open keys, for replaying older versions' writes
         self.checkpointer = _open_store(checkpointer)
         ser = getattr(self.checkpointer, "serializer", None)
         reg = getattr(ser, "register_from_annotations", None)
@@ -359,9 +363,74 @@ class CompiledGraph(ViewsMixin):
             )
         values = chain[0].values
         schema = self.schema
+        target = self.state_version
+        ver = chain[0].metadata.get("state_version", 1)
         for rec in chain[1:]:
-            values = apply_writes(schema, values, [(w[0], w[1]) for w in rec.writes], check=False)
+            rv = rec.metadata.get("state_version", 1)
+            if rv != ver:
+                values = self._migrate(values, ver, rv, thread_id, rec)
+                ver = rv
+            values = apply_writes(schema if ver == target else self._replay_schema(), values,
+                                  [(w[0], w[1]) for w in rec.writes], check=False)
+        if ver != target:
+            values = self._migrate(values, ver, target, thread_id, chain[-1])
         return chain[-1], values, len(chain) - 1
+
+    def _replay_schema(self) -> Any:
+        """The state schema with open keys: writes of an older state version may name keys the
+        state no longer has; they are kept as written, for the migrations to rename or drop."""
+        if self._open_schema is None:
+            import copy
+
+            open_ = copy.copy(self.schema)
+            if open_.kind != "root":
+                open_.kind = "dict"
+            self._open_schema = open_
+        return self._open_schema
+
+    def _migrate(self, values: dict[str, Any], frm: Any, to: int, thread_id: str,
+                 rec: CheckpointRecord) -> dict[str, Any]:
+        """``values`` of state version ``frm`` brought to version ``to`` by the graph's migrations."""
+        from agentgraph_nb.errors import StateMigrationError
+
+        target = self.state_version
+        where = f"checkpoint {rec.checkpoint_id!r} of thread {thread_id!r}"
+        kw = {"thread_id": thread_id, "checkpoint_id": rec.checkpoint_id, "stored_version": frm,
+              "graph_version": target}
+        newer = to if type(to) is int and to > target else frm
+        if type(frm) is not int or type(to) is not int or frm < 1 or to < 1:
+            raise StateMigrationError(
+                f"{where} records state version {newer!r}, which is not a version number: the store is "
+                "damaged or was edited outside agentgraph_nb", **kw)
+        if newer > target:
+            raise StateMigrationError(
+                f"{where} was written under state version {newer} of graph {self.name!r}, newer than this "
+                f"graph's version {target}: run it with the code that wrote it (or a newer one); older code "
+                "cannot read a newer state", **{**kw, "stored_version": newer})
+        if to < frm:
+            raise StateMigrationError(
+                f"{where} follows a checkpoint of state version {frm} but was written under the older "
+                f"version {to}: an older copy of the graph wrote to a thread that a newer one had upgraded",
+                **kw)
+        for k in range(frm, to):
+            fn = self.migrations.get(k)
+            if fn is None:
+                raise StateMigrationError(
+                    f"{where} holds state version {frm}, graph {self.name!r} is at version {target}, and "
+                    f"there is no migration from version {k} to {k + 1}: add it, "
+                    f"StateGraph(..., version={target}, migrations={{{k}: upgrade_v{k}, ...}})", **kw)
+            try:
+                out = fn(dict(values))
+            except Exception as exc:
+                raise StateMigrationError(
+                    f"{where}: the migration from state version {k} to {k + 1} "
+                    f"({getattr(fn, '__qualname__', fn)!s}) failed: {type(exc).__name__}: {exc}", **kw) from exc
+            if not isinstance(out, dict):
+                raise StateMigrationError(
+                    f"{where}: the migration from state version {k} to {k + 1} returned "
+                    f"{type(out).__name__}, not the values as a dict", **kw)
+            values = out
+        return values
 
     def _load_into(self, run: Run, checkpoint_id: str | None,
                    fetched: tuple[CheckpointRecord | None, list[CheckpointRecord]] | None = None) -> CheckpointRecord | None:
@@ -1005,15 +1074,25 @@ class CompiledGraph(ViewsMixin):
         for rec in reversed(recs):
             if rec.parent_id is not None and rec.metadata.get("source") == "loop":
                 step_writes.setdefault(rec.parent_id, rec.writes)
+        target = self.state_version
+        versions: dict[str, Any] = {}
         for rec in reversed(recs):  # oldest first: parents come before children
+            rv = rec.metadata.get("state_version", 1)
             if rec.values is not None:
                 v = rec.values
             elif rec.parent_id in values_of:
-                v = apply_writes(schema, values_of[rec.parent_id], [(w[0], w[1]) for w in rec.writes], check=False)
+                v, pv = values_of[rec.parent_id], versions[rec.parent_id]
+                if pv != rv:
+                    v = self._migrate(v, pv, rv, str(thread_id), rec)
+                v = apply_writes(schema if rv == target else self._replay_schema(), v,
+                                 [(w[0], w[1]) for w in rec.writes], check=False)
             else:
                 loaded = self._load(str(thread_id), rec.checkpoint_id)
-                v = loaded[1] if loaded else {}
+                v, rv = (loaded[1] if loaded else {}), target
             values_of[rec.checkpoint_id] = v
+            versions[rec.checkpoint_id] = rv
+            if rv != target:
+                v = self._migrate(v, rv, target, str(thread_id), rec)
             out.append(self._snapshot(rec, v, rec.checkpoint_id == tip_id, step_writes.get(rec.checkpoint_id)))
         out.reverse()
         return out

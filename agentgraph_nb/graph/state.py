@@ -209,6 +209,16 @@ class StateGraph:
             state lacks become state keys too, as in LangGraph.
         output_schema: the keys ``invoke`` returns and ``stream(mode="values")`` shows
             (default: all). Its keys that the state lacks become state keys too.
+        version: the version of the state's shape (1 by default). Checkpoints record it (those
+            written under version 1 carry nothing, as before versions existed).
+        migrations: ``{k: upgrade}`` for each older version ``k``: ``upgrade(values)`` takes the
+            state's values (a dict) as they were under version ``k`` and returns them as they
+            are under ``k + 1``. A checkpoint written under an older version loads upgraded,
+            one step after another (``get_state``, history, resume); its writes are replayed
+            through today's reducers, keys the state no longer has kept as written for the
+            migration to rename or drop. A missing step, a failing one, or a checkpoint of a
+            newer version is a :class:`~agentgraph_nb.errors.StateMigrationError` naming the
+            versions, the thread and the checkpoint.
 
     Example:
         >>> g = StateGraph(State, name="research")
@@ -216,11 +226,28 @@ class StateGraph:
         >>> app = g.compile()
         >>> app.invoke({"question": "why?"})
         >>> StateGraph(State, input_schema=Question, output_schema=Answer)  # invoke returns Answer's keys
+        >>> StateGraph(StateV2, version=2, migrations={1: lambda v: {**v, "tags": [v.pop("tag")]}})
     """
 
     def __init__(self, schema: Any = dict, *, name: str | None = None, input_schema: Any = None,
-                 output_schema: Any = None) -> None:
+                 output_schema: Any = None, version: int = 1,
+                 migrations: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None) -> None:
         from agentgraph_nb.state._schema import read_schema
+
+        if type(version) is not int or version < 1:
+            raise GraphValidationError(f"version={version!r}: the state version is an int >= 1")
+        self.version = version
+        self.migrations: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+        for k, fn in (migrations or {}).items():
+            if type(k) is not int or not 1 <= k < version:
+                raise GraphValidationError(
+                    f"migrations={{{k!r}: ...}}: each key is the version a migration upgrades from, "
+                    f"an int from 1 to {version - 1} (version={version})")
+            if not callable(fn):
+                raise GraphValidationError(
+                    f"migrations[{k}] is {type(fn).__name__}, not a function upgrading the values of version "
+                    f"{k} to version {k + 1}")
+            self.migrations[k] = fn
 
         self.schema = schema
         self.state = read_schema(schema)
