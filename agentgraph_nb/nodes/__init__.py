@@ -19,6 +19,7 @@ module              nodes                                              extra
 ``nodes.sql``       ``sql_query``, ``sql_execute``                     ``agentgraph_nb[sql]``
 ``nodes.files``     ``read_text``, ``write_json``, ``glob_files``, ...  none (Parquet: ``[parquet]``)
 ``nodes.util``      ``validate``, ``transform``, ``template``          ``agentgraph_nb[util]``
+``nodes.nosql``     ``redis_get``, ``redis_set``, ``redis_hget``, ...  ``agentgraph_nb[redis]``
 ==================  =================================================  ==========================
 
 Errors name the node and the resource (:class:`~agentgraph_nb.errors.NodeResourceError` and its
@@ -47,6 +48,10 @@ __all__ = [
     "read_json",
     "read_parquet",
     "read_text",
+    "redis_get",
+    "redis_hget",
+    "redis_hset",
+    "redis_set",
     "sql_execute",
     "sql_query",
     "template",
@@ -67,6 +72,7 @@ _MODULE = {
         ["delete_file", "glob_files", "list_dir", "read_csv", "read_json", "read_parquet", "read_text",
          "write_csv", "write_json", "write_parquet", "write_text"], "files"),
     **dict.fromkeys(["template", "transform", "validate"], "util"),
+    **dict.fromkeys(["redis_get", "redis_hget", "redis_hset", "redis_set"], "nosql"),
 }
 
 
