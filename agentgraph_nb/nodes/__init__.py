@@ -20,6 +20,7 @@ module              nodes                                              extra
 ``nodes.files``     ``read_text``, ``write_json``, ``glob_files``, ...  none (Parquet: ``[parquet]``)
 ``nodes.util``      ``validate``, ``transform``, ``template``          ``agentgraph_nb[util]``
 ``nodes.nosql``     ``redis_get``, ``redis_set``, ``redis_hget``, ...  ``agentgraph_nb[redis]``
+``nodes.streams``   ``stream_add``, ``stream_read``, ``StreamTrigger``  ``agentgraph_nb[redis]``
 ==================  =================================================  ==========================
 
 Errors name the node and the resource (:class:`~agentgraph_nb.errors.NodeResourceError` and its
@@ -53,6 +54,9 @@ __all__ = [
     "redis_hset",
     "redis_set",
     "sql_execute",
+    "stream_add",
+    "stream_read",
+    "StreamTrigger",
     "sql_query",
     "template",
     "transform",
@@ -73,6 +77,7 @@ _MODULE = {
          "write_csv", "write_json", "write_parquet", "write_text"], "files"),
     **dict.fromkeys(["template", "transform", "validate"], "util"),
     **dict.fromkeys(["redis_get", "redis_hget", "redis_hset", "redis_set"], "nosql"),
+    **dict.fromkeys(["StreamTrigger", "stream_add", "stream_read"], "streams"),
 }
 
 
