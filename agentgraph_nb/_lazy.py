@@ -38,6 +38,9 @@ EXTRA_OF: dict[str, str] = {
     "jsonschema": "util",
     "click": "cli",
     "pyarrow": "parquet",  # Parquet files (with pandas)
+    "aio_pika": "rabbitmq",
+    "aiokafka": "kafka",
+    "watchfiles": "watch",
 }
 """Each optional top-level module agentgraph_nb imports, and the extra that installs it."""
 

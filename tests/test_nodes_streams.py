@@ -135,7 +135,7 @@ def test_given_up_messages_and_undecodable_ones_go_to_the_dead_letter_stream(url
     assert sorted(dead) == sorted([m1, m2])
     assert dead[m1][b"data"] == b'{"n": 1}' and b"boom 2" in dead[m1][b"error"]
     assert b"MessageDecodeError" in dead[m2][b"error"] and dead[m2][b"data"] == b"\xff\xfe"
-    dec = [e for e in errors if isinstance(e, MessageDecodeError)][0]
+    dec = next(e for e in errors if isinstance(e, MessageDecodeError))
     assert dec.queue == "jobs" and dec.message_id == m2 and "jobs" in str(dec) and m2 in str(dec)
     assert t.stats["undecodable"] == 1 and t.stats["given_up"] == 2
     assert r.xpending("jobs", "g")["pending"] == 0

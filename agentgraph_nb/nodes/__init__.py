@@ -21,6 +21,7 @@ module              nodes                                              extra
 ``nodes.util``      ``validate``, ``transform``, ``template``          ``agentgraph_nb[util]``
 ``nodes.nosql``     ``redis_get``, ``redis_set``, ``redis_hget``, ...  ``agentgraph_nb[redis]``
 ``nodes.streams``   ``stream_add``, ``stream_read``, ``StreamTrigger``  ``agentgraph_nb[redis]``
+``nodes.rabbitmq``  ``rabbitmq_publish``, ``rabbitmq_get``, ...        ``agentgraph_nb[rabbitmq]``
 ==================  =================================================  ==========================
 
 Errors name the node and the resource (:class:`~agentgraph_nb.errors.NodeResourceError` and its
@@ -48,6 +49,9 @@ __all__ = [
     "read_csv",
     "read_json",
     "read_parquet",
+    "RabbitMQTrigger",
+    "rabbitmq_get",
+    "rabbitmq_publish",
     "read_text",
     "redis_get",
     "redis_hget",
@@ -78,6 +82,7 @@ _MODULE = {
     **dict.fromkeys(["template", "transform", "validate"], "util"),
     **dict.fromkeys(["redis_get", "redis_hget", "redis_hset", "redis_set"], "nosql"),
     **dict.fromkeys(["StreamTrigger", "stream_add", "stream_read"], "streams"),
+    **dict.fromkeys(["RabbitMQTrigger", "rabbitmq_get", "rabbitmq_publish"], "rabbitmq"),
 }
 
 

@@ -113,6 +113,10 @@ class Trigger:
     async def _close(self) -> None:
         """Disconnect from the source."""
 
+    def _skip(self, event: Event) -> bool:
+        """True to pass over an event of this batch (it comes again later: Kafka, after a retry)."""
+        return False
+
     # -- running ----------------------------------------------------------------------------------
     def thread_of(self, event: Event) -> str | None:
         if self._thread_id is not None:
@@ -192,6 +196,8 @@ class Trigger:
             try:
                 while not self._stop.is_set():
                     for event in await self._next():
+                        if self._skip(event):
+                            continue
                         await self._handle(event)
                         if self._stop.is_set():
                             break
