@@ -22,6 +22,7 @@ module              nodes                                              extra
 ``nodes.nosql``     ``redis_get``, ``redis_set``, ``redis_hget``, ...  ``agentgraph_nb[redis]``
 ``nodes.streams``   ``stream_add``, ``stream_read``, ``StreamTrigger``  ``agentgraph_nb[redis]``
 ``nodes.rabbitmq``  ``rabbitmq_publish``, ``rabbitmq_get``, ...        ``agentgraph_nb[rabbitmq]``
+``nodes.kafka``     ``kafka_send``, ``kafka_read``, ``KafkaTrigger``    ``agentgraph_nb[kafka]``
 ==================  =================================================  ==========================
 
 Errors name the node and the resource (:class:`~agentgraph_nb.errors.NodeResourceError` and its
@@ -39,6 +40,9 @@ __all__ = [
     "bearer",
     "delete_file",
     "glob_files",
+    "KafkaTrigger",
+    "kafka_read",
+    "kafka_send",
     "http_get",
     "http_post",
     "http_request",
@@ -83,6 +87,7 @@ _MODULE = {
     **dict.fromkeys(["redis_get", "redis_hget", "redis_hset", "redis_set"], "nosql"),
     **dict.fromkeys(["StreamTrigger", "stream_add", "stream_read"], "streams"),
     **dict.fromkeys(["RabbitMQTrigger", "rabbitmq_get", "rabbitmq_publish"], "rabbitmq"),
+    **dict.fromkeys(["KafkaTrigger", "kafka_read", "kafka_send"], "kafka"),
 }
 
 
