@@ -23,6 +23,7 @@ module              nodes                                              extra
 ``nodes.streams``   ``stream_add``, ``stream_read``, ``StreamTrigger``  ``agentgraph_nb[redis]``
 ``nodes.rabbitmq``  ``rabbitmq_publish``, ``rabbitmq_get``, ...        ``agentgraph_nb[rabbitmq]``
 ``nodes.kafka``     ``kafka_send``, ``kafka_read``, ``KafkaTrigger``    ``agentgraph_nb[kafka]``
+``nodes.watch``     ``FileTrigger``                                    ``agentgraph_nb[watch]``
 ==================  =================================================  ==========================
 
 Errors name the node and the resource (:class:`~agentgraph_nb.errors.NodeResourceError` and its
@@ -39,6 +40,7 @@ __all__ = [
     "basic",
     "bearer",
     "delete_file",
+    "FileTrigger",
     "glob_files",
     "KafkaTrigger",
     "kafka_read",
@@ -88,6 +90,7 @@ _MODULE = {
     **dict.fromkeys(["StreamTrigger", "stream_add", "stream_read"], "streams"),
     **dict.fromkeys(["RabbitMQTrigger", "rabbitmq_get", "rabbitmq_publish"], "rabbitmq"),
     **dict.fromkeys(["KafkaTrigger", "kafka_read", "kafka_send"], "kafka"),
+    "FileTrigger": "watch",
 }
 
 
