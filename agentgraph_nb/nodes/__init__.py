@@ -24,6 +24,7 @@ module              nodes                                              extra
 ``nodes.rabbitmq``  ``rabbitmq_publish``, ``rabbitmq_get``, ...        ``agentgraph_nb[rabbitmq]``
 ``nodes.kafka``     ``kafka_send``, ``kafka_read``, ``KafkaTrigger``    ``agentgraph_nb[kafka]``
 ``nodes.watch``     ``FileTrigger``                                    ``agentgraph_nb[watch]``
+``nodes.webhook``   ``WebhookReceiver``                                none (standard library)
 ==================  =================================================  ==========================
 
 Errors name the node and the resource (:class:`~agentgraph_nb.errors.NodeResourceError` and its
@@ -71,6 +72,7 @@ __all__ = [
     "template",
     "transform",
     "validate",
+    "WebhookReceiver",
     "write_csv",
     "write_json",
     "write_parquet",
@@ -91,6 +93,7 @@ _MODULE = {
     **dict.fromkeys(["RabbitMQTrigger", "rabbitmq_get", "rabbitmq_publish"], "rabbitmq"),
     **dict.fromkeys(["KafkaTrigger", "kafka_read", "kafka_send"], "kafka"),
     "FileTrigger": "watch",
+    "WebhookReceiver": "webhook",
 }
 
 
