@@ -92,7 +92,7 @@ def test_rows_as_a_frame_and_first_row(pg: Any) -> None:
 def test_sql_errors_bad_credentials_and_no_server_name_the_node_and_database(pg: Any, aio: bool) -> None:
     import socket
 
-    url, _, server = pg
+    url = pg[0]
     with pytest.raises(SqlError, match=r"node 'q': the query on postgresql://postgres:\*\*\*@.*UndefinedTable"):
         run(sql_query("SELECT * FROM nope", url=url, aio=aio), {}, aio)
     bad = url.replace("agentgraph-test-pw", "wrong")
