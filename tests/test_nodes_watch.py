@@ -84,6 +84,8 @@ def test_bad_directory_and_arguments_and_a_prompt_stop(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="changes must be"):
         FileTrigger(app, tmp_path, changes=("renamed",))
     t = FileTrigger(app, tmp_path).start()
+    with pytest.raises(TriggerError, match="already running"):
+        t.start()
     t0 = time.monotonic()
     t.stop()
     assert time.monotonic() - t0 < 3 and not t.running

@@ -12,8 +12,8 @@ written by other producers, without ``data``, are read as a dict of their fields
 reads with ``XREADGROUP`` as one consumer of a group, acknowledges (``XACK``) a message only after
 its run has ended, and leaves a failed one pending: it is tried again (``max_attempts``), then
 acknowledged, or moved to ``dead_letter`` (another stream) and acknowledged in one transaction.
-Started again, the trigger first takes the messages its consumer left pending (a crash mid-run);
-``claim_idle=`` also claims those other consumers of the group left pending that long.
+When it starts, the trigger first takes the messages its consumer left pending (a crash mid-run);
+with ``claim_idle=``, then also those other consumers of the group left pending that long.
 """
 
 from __future__ import annotations
@@ -259,8 +259,8 @@ class StreamTrigger(Trigger):
         codec: how bodies are written: ``"json"``, ``"text"``, ``"bytes"``.
         dead_letter: a stream that receives the messages given up (body, id, error).
         retry_delay: seconds before a failed message is tried again.
-        claim_idle: also claim messages other consumers of the group left pending this many
-            seconds (a consumer that died).
+        claim_idle: when starting, also claim the messages other consumers of the group left
+            pending this many seconds (a consumer that died).
         batch: messages read at a time.
         **kwargs: ``thread_id``, ``max_attempts``, ``on_result``, ``on_error`` (see
             :class:`~agentgraph_nb.nodes._trigger.Trigger`).
