@@ -147,3 +147,19 @@ def test_trigger_runs_once_per_record_retries_in_order_and_dead_letters(url: str
     assert all(d.key == b"same" for d in dead)
     # every offset committed: a new member of the group gets nothing
     assert one(kafka_read(topic, url=url, group="g"), {})["messages"] == []
+
+
+def test_sync_invokes_share_one_producer_closed_by_app_close(url: str, topic: str) -> None:
+    from agentgraph_nb.nodes import kafka as kmod
+
+    node = kafka_send(topic, "{n}", url=url)
+    app = StateGraph(dict).add_node("send", node).add_edge(START, "send").compile(checkpointer=None)
+    app.invoke({"n": 1})
+    first = kmod._producers[url]
+    app.invoke({"n": 2})  # each sync invoke runs on a loop of its own; the producer outlives them
+    assert kmod._producers[url] is first
+    app.close()
+    assert url not in kmod._producers and first._closed
+    app.invoke({"n": 3})  # a new one on next use
+    assert [r.value for r in consume_all(url, topic)] == [b"1", b"2", b"3"]
+    app.close()

@@ -176,3 +176,18 @@ def test_unreachable_broker_fails_at_start(q: str) -> None:
     t = RabbitMQTrigger(Worker().app(), q, url=f"amqp://guest:guest@127.0.0.1:{port}/")
     with pytest.raises(QueueConnectError, match="cannot reach RabbitMQ"):
         t.start()
+
+
+def test_sync_invokes_share_one_connection_closed_by_app_close(url: str, q: str) -> None:
+    from agentgraph_nb.nodes import rabbitmq as rmod
+
+    app = StateGraph(dict).add_node("p", rabbitmq_publish(q, "{n}", url=url)).add_edge(START, "p").compile(checkpointer=None)
+    app.invoke({"n": 1})
+    conn = rmod._held[url][0]
+    app.invoke({"n": 2})  # each sync invoke runs on a loop of its own; the connection outlives them
+    assert rmod._held[url][0] is conn
+    app.close()
+    assert url not in rmod._held and conn.is_closed
+    app.invoke({"n": 3})
+    app.close()
+    assert [b for b, _ in drain(url, q)] == [b"1", b"2", b"3"]

@@ -27,6 +27,7 @@ def _run(code: str, cwd: Path, **env: str) -> str:
     e = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     r = subprocess.run([sys.executable, "example.py"], cwd=cwd, env=e, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert "Unclosed" not in r.stderr and "Task was destroyed" not in r.stderr, r.stderr  # clients closed at exit
     return r.stdout
 
 

@@ -8,16 +8,17 @@ Nothing here imports a third-party library.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import threading
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from agentgraph_nb.errors import MessageDecodeError, NodeValueError
 
-__all__ = ["CODECS", "LoopClients", "decode", "encode", "hide_password"]
+__all__ = ["CODECS", "LoopClients", "decode", "encode", "hide_password", "io_loop"]
 
 CODECS = ("json", "text", "bytes")
 
@@ -137,3 +138,77 @@ class LoopClients:
                 out.extend(clients.values())
                 clients.clear()
         return out
+
+
+T = TypeVar("T")
+
+
+class IoLoop:
+    """One event loop in a daemon thread that owns the broker clients of the process (RabbitMQ
+    connections, Kafka producers), so they outlive any one run: a sync ``invoke`` runs async nodes
+    on a loop made for that call, which would otherwise leave a client behind per call. Nodes hand
+    their work over with ``await io_loop.run(coro)`` from whatever loop they run on; cancelling the
+    caller (a node timeout) cancels the work. At exit, the registered closers run on it."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closers: dict[Any, Callable[[], Awaitable[Any]]] = {}
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            return loop
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                t = threading.Thread(target=loop.run_forever, name="agentgraph-nodes-io", daemon=True)
+                t.start()
+                self._loop, self._thread = loop, t
+            return self._loop
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the I/O loop and wait for it from the caller's loop."""
+        loop = self.loop()
+        try:
+            if asyncio.get_running_loop() is loop:
+                return await coro
+        except RuntimeError:
+            pass
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run ``coro`` on the I/O loop from sync code and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop()).result(timeout)
+
+    def on_close(self, key: Any, closer: Callable[[], Awaitable[Any]] | None) -> None:
+        """Register (or, with None, forget) what closes a client at exit."""
+        if closer is None:
+            self._closers.pop(key, None)
+        else:
+            self._closers[key] = closer
+
+    def close(self) -> None:
+        """Close the registered clients, then stop the loop (at exit; it starts again on use)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or loop.is_closed():
+            return
+        closers, self._closers = list(self._closers.values()), {}
+
+        async def close_all() -> None:
+            await asyncio.gather(*(c() for c in closers), return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(close_all(), loop).result(10)
+        except Exception:  # pragma: no cover - a broker that hangs on close at exit
+            pass
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(5)
+        loop.close()
+        self._loop = self._thread = None
+
+
+io_loop = IoLoop()
+atexit.register(io_loop.close)

@@ -9,7 +9,9 @@ Example:
     ...     t.wait(10)
 
 Values are JSON by default (``codec="text"``/``"bytes"``); keys are text. Sending waits for the
-broker's acknowledgement. The nodes are async (aiokafka is); a sync ``invoke`` runs them too.
+broker's acknowledgement. The nodes are async (aiokafka is); a sync ``invoke`` runs them too. One
+producer per URL is shared by the process's nodes: it lives on the node library's I/O thread, so it
+outlives each run's event loop, and is stopped by ``app.close()`` and at exit.
 
 The trigger is a member of a consumer group (``group``) and commits a record's offset only after
 its run ends; records of a partition run in order. A failed run is tried again from the same
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -30,14 +31,13 @@ from aiokafka import errors as kerr
 
 from agentgraph_nb.errors import MessageDecodeError, QueueConnectError, QueueError
 from agentgraph_nb.nodes._base import LibraryNode, Template, compile_templates, fill, node_name
-from agentgraph_nb.nodes._conn import check_codec, decode, encode
+from agentgraph_nb.nodes._conn import check_codec, decode, encode, io_loop
 from agentgraph_nb.nodes._trigger import Event, Trigger, as_input
 
 __all__ = ["KafkaNode", "KafkaTrigger", "kafka_read", "kafka_send"]
 
-_producers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AIOKafkaProducer]] = (
-    weakref.WeakKeyDictionary()
-)
+# one producer per URL, living on the node library's I/O loop (_conn.io_loop)
+_producers: dict[str, AIOKafkaProducer] = {}
 
 
 def bootstrap(url: str) -> str:
@@ -62,9 +62,8 @@ def _record_id(topic: str, partition: int, offset: int) -> str:
 
 
 async def _producer(url: str) -> AIOKafkaProducer:
-    loop = asyncio.get_running_loop()
-    per = _producers.setdefault(loop, {})
-    p = per.get(url)
+    """The URL's shared producer; call on the I/O loop."""
+    p = _producers.get(url)
     if p is None:
         p = AIOKafkaProducer(bootstrap_servers=bootstrap(url), acks="all", request_timeout_ms=10_000)
         try:
@@ -72,8 +71,16 @@ async def _producer(url: str) -> AIOKafkaProducer:
         except BaseException:
             await p.stop()
             raise
-        per[url] = p
+        _producers[url] = p
+        io_loop.on_close(("kafka", url), p.stop)
     return p
+
+
+async def _drop(url: str) -> None:
+    p = _producers.pop(url, None)
+    io_loop.on_close(("kafka", url), None)
+    if p is not None:
+        await p.stop()
 
 
 class KafkaNode(LibraryNode):
@@ -121,23 +128,26 @@ class KafkaNode(LibraryNode):
 
     async def __call__(self, state: Any) -> dict[str, Any] | None:
         topic = self.topic.render(state, who=self.who)
+        name = node_name(self.who)  # here: the I/O loop's thread cannot see which node runs
+        if self.op == "send":
+            value = self._value_fn(state) if self._value_fn is not None else fill(self._value, state, who=self.who)
+            data = encode(value, self.codec, node=name, resource=topic)
+            key = self.key.render(state, who=self.who).encode() if self.key is not None else None
+            headers = [(str(k), str(v).encode()) for k, v in fill(self._headers, state, who=self.who).items()] or None
+            work = self._send(topic, data, key, headers)
+        else:
+            work = self._read(topic, name)
         try:
-            if self.op == "send":
-                return await self._send(state, topic)
-            return await self._read(topic)
+            return await io_loop.run(work)
         except kerr.KafkaError as exc:
-            raise _error(exc, node=node_name(self.who), url=self.url, topic=topic, op=self.op) from exc
+            raise _error(exc, node=name, url=self.url, topic=topic, op=self.op) from exc
 
-    async def _send(self, state: Any, topic: str) -> dict[str, Any] | None:
-        value = self._value_fn(state) if self._value_fn is not None else fill(self._value, state, who=self.who)
-        data = encode(value, self.codec, node=node_name(self.who), resource=topic)
-        key = self.key.render(state, who=self.who).encode() if self.key is not None else None
-        headers = [(str(k), str(v).encode()) for k, v in fill(self._headers, state, who=self.who).items()] or None
+    async def _send(self, topic: str, data: bytes, key: bytes | None, headers: Any) -> dict[str, Any] | None:
         p = await _producer(self.url)
         md = await p.send_and_wait(topic, data, key=key, headers=headers)  # acknowledged by the broker
         return None if self.into is None else {self.into: _record_id(md.topic, md.partition, md.offset)}
 
-    async def _read(self, topic: str) -> dict[str, Any] | None:
+    async def _read(self, topic: str, name: str) -> dict[str, Any] | None:
         # partitions assigned by hand: no group join (seconds), yet offsets committed to the group
         c = AIOKafkaConsumer(bootstrap_servers=bootstrap(self.url), group_id=self.group, enable_auto_commit=False,
                              auto_offset_reset="earliest", request_timeout_ms=10_000)
@@ -151,7 +161,6 @@ class KafkaNode(LibraryNode):
                 return None if self.into is None else {self.into: []}
             c.assign([TopicPartition(topic, p) for p in sorted(parts)])
             got = await c.getmany(timeout_ms=int(self.timeout * 1000), max_records=self.count)
-            name = node_name(self.who)
             out = []
             for tp, records in got.items():
                 for r in records:
@@ -165,15 +174,13 @@ class KafkaNode(LibraryNode):
             await c.stop()
 
     async def aclose(self) -> None:
-        """Stop this loop's producer for the node's broker."""
-        p = _producers.get(asyncio.get_running_loop(), {}).pop(self.url, None)
-        if p is not None:
-            await p.stop()
+        """Stop the shared producer of the node's broker (it starts again on use)."""
+        await io_loop.run(_drop(self.url))
 
     def close(self) -> None:
-        """Forget the producers (they belong to their event loops)."""
-        for per in list(_producers.values()):
-            per.pop(self.url, None)
+        """Stop the shared producer of the node's broker (it starts again on next use)."""
+        if self.url in _producers:
+            io_loop.call(_drop(self.url))
 
 
 def kafka_send(

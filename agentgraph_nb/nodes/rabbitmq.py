@@ -9,7 +9,9 @@ Example:
 
 Bodies are JSON by default (``codec="text"``/``"bytes"``). Publishing waits for the broker's
 confirmation, so a node that returned has its message in the queue. The nodes are async (aio-pika
-is); a sync ``invoke`` runs them too. Connections are shared per URL and event loop.
+is); a sync ``invoke`` runs them too. One connection per URL is shared by the process's nodes: it
+lives on the node library's I/O thread, so it outlives each run's event loop, and is closed by
+``app.close()`` and at exit.
 
 The trigger consumes with manual acknowledgements: a message is acknowledged after its run
 ends; a failed run keeps it unacknowledged (a crash returns it to the queue) and tries again
@@ -23,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-import weakref
 from typing import Any
 
 import aio_pika
@@ -32,15 +33,15 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from agentgraph_nb.errors import MessageDecodeError, QueueConnectError, QueueError
 from agentgraph_nb.nodes._base import LibraryNode, Template, compile_templates, fill, node_name
-from agentgraph_nb.nodes._conn import check_codec, decode, encode, hide_password
+from agentgraph_nb.nodes._conn import check_codec, decode, encode, hide_password, io_loop
 from agentgraph_nb.nodes._trigger import Event, Trigger, as_input
 
 __all__ = ["RabbitMQNode", "RabbitMQTrigger", "rabbitmq_get", "rabbitmq_publish"]
 
 _CONTENT_TYPE = {"json": "application/json", "text": "text/plain", "bytes": "application/octet-stream"}
 
-# one connection and channel per URL per event loop
-_channels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = weakref.WeakKeyDictionary()
+# one connection and channel per URL, living on the node library's I/O loop (_conn.io_loop)
+_held: dict[str, tuple[Any, Any]] = {}
 
 
 def _error(exc: BaseException, *, node: str, url: str, queue: str, op: str, message_id: str | None = None) -> QueueError:
@@ -65,13 +66,22 @@ def _error(exc: BaseException, *, node: str, url: str, queue: str, op: str, mess
 
 
 async def _channel(url: str) -> Any:
-    loop = asyncio.get_running_loop()
-    per = _channels.setdefault(loop, {})
-    held = per.get(url)
+    """The URL's shared channel (with publisher confirms); call on the I/O loop."""
+    held = _held.get(url)
     if held is None or held[1].is_closed:
+        if held is not None:
+            await held[0].close()
         conn = await aio_pika.connect(url, timeout=10)
-        held = per[url] = (conn, await conn.channel(publisher_confirms=True))
+        held = _held[url] = (conn, await conn.channel(publisher_confirms=True))
+        io_loop.on_close(("rabbitmq", url), conn.close)
     return held[1]
+
+
+async def _drop(url: str) -> None:
+    held = _held.pop(url, None)
+    io_loop.on_close(("rabbitmq", url), None)
+    if held is not None:
+        await held[0].close()
 
 
 def _message_id(m: AbstractIncomingMessage) -> str:
@@ -125,59 +135,67 @@ class RabbitMQNode(LibraryNode):
 
     async def __call__(self, state: Any) -> dict[str, Any] | None:
         queue = self.queue.render(state, who=self.who)
-        op = "publish to" if self.op == "publish" else "get from"
+        name = node_name(self.who)  # here: the I/O loop's thread cannot see which node runs
+        if self.op == "publish":
+            value = self._body_fn(state) if self._body_fn is not None else fill(self._body, state, who=self.who)
+            data = encode(value, self.codec, node=name, resource=queue)
+            headers = fill(self._headers, state, who=self.who) or None
+            work = self._publish(queue, data, headers)
+        else:
+            work = self._get(queue, name)
         try:
-            ch = await _channel(self.url)
-            if self.op == "publish":
-                value = self._body_fn(state) if self._body_fn is not None else fill(self._body, state, who=self.who)
-                msg = aio_pika.Message(
-                    encode(value, self.codec, node=node_name(self.who), resource=queue),
-                    content_type=_CONTENT_TYPE[self.codec],
-                    message_id=uuid.uuid4().hex,
-                    headers=fill(self._headers, state, who=self.who) or None,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT if self.persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
-                )
-                if self.exchange:
-                    ex = await ch.get_exchange(self.exchange, ensure=True)
-                else:
-                    if self.declare:
-                        await self._queue(ch, queue)
-                    ex = ch.default_exchange
-                await ex.publish(msg, routing_key=queue)  # returns once the broker confirmed it
-                return None if self.into is None else {self.into: msg.message_id}
-            q = await self._queue(ch, queue)
-            got: list[AbstractIncomingMessage] = []
-            for _ in range(self.count):
-                m = await q.get(no_ack=False, fail=False)
-                if m is None:
-                    break
-                got.append(m)
-            try:
-                name = node_name(self.who)
-                out = [{"id": _message_id(m), "data": decode(m.body, self.codec, node=name, queue=queue,
-                                                             message_id=_message_id(m), url=self.shown)}
-                       for m in got]
-            except MessageDecodeError:
-                for m in got:  # back to the queue, all of them: nothing half consumed
-                    await m.nack(requeue=True)
-                raise
-            for m in got:
-                await m.ack()
-            return None if self.into is None else {self.into: out}
+            return await io_loop.run(work)
         except (amqp_errors.AMQPError, OSError, asyncio.TimeoutError) as exc:
-            raise _error(exc, node=node_name(self.who), url=self.url, queue=queue, op=op) from exc
+            op = "publish to" if self.op == "publish" else "get from"
+            raise _error(exc, node=name, url=self.url, queue=queue, op=op) from exc
+
+    async def _publish(self, queue: str, data: bytes, headers: dict[str, Any] | None) -> dict[str, Any] | None:
+        ch = await _channel(self.url)
+        msg = aio_pika.Message(
+            data,
+            content_type=_CONTENT_TYPE[self.codec],
+            message_id=uuid.uuid4().hex,
+            headers=headers,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT if self.persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
+        )
+        if self.exchange:
+            ex = await ch.get_exchange(self.exchange, ensure=True)
+        else:
+            if self.declare:
+                await self._queue(ch, queue)
+            ex = ch.default_exchange
+        await ex.publish(msg, routing_key=queue)  # returns once the broker confirmed it
+        return None if self.into is None else {self.into: msg.message_id}
+
+    async def _get(self, queue: str, name: str) -> dict[str, Any] | None:
+        ch = await _channel(self.url)
+        q = await self._queue(ch, queue)
+        got: list[AbstractIncomingMessage] = []
+        for _ in range(self.count):
+            m = await q.get(no_ack=False, fail=False)
+            if m is None:
+                break
+            got.append(m)
+        try:
+            out = [{"id": _message_id(m), "data": decode(m.body, self.codec, node=name, queue=queue,
+                                                         message_id=_message_id(m), url=self.shown)}
+                   for m in got]
+        except MessageDecodeError:
+            for m in got:  # back to the queue, all of them: nothing half consumed
+                await m.nack(requeue=True)
+            raise
+        for m in got:
+            await m.ack()
+        return None if self.into is None else {self.into: out}
 
     async def aclose(self) -> None:
-        """Close this loop's connection to the node's broker."""
-        per = _channels.get(asyncio.get_running_loop(), {})
-        held = per.pop(self.url, None)
-        if held is not None:
-            await held[0].close()
+        """Close the shared connection to the node's broker (shared per URL; it reopens on use)."""
+        await io_loop.run(_drop(self.url))
 
     def close(self) -> None:
-        """Forget the connections (they belong to their event loops, which close them)."""
-        for per in list(_channels.values()):
-            per.pop(self.url, None)
+        """Close the shared connection to the node's broker (it reopens on next use)."""
+        if self.url in _held:
+            io_loop.call(_drop(self.url))
 
 
 def rabbitmq_publish(
