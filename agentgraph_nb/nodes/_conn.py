@@ -44,12 +44,18 @@ def check_codec(codec: str, who: str) -> str:
     return codec
 
 
-def encode(value: Any, codec: str, *, node: str, resource: str) -> bytes:
-    """A value as the bytes stored or sent: JSON (default), text or bytes as they are."""
+def _named(node: str | Callable[[], str]) -> str:
+    return node() if callable(node) else node
+
+
+def encode(value: Any, codec: str, *, node: str | Callable[[], str], resource: str) -> bytes:
+    """A value as the bytes stored or sent: JSON (default), text or bytes as they are. ``node``
+    may be a function giving the node's name, called only on the way to an error."""
     if codec == "json":
         try:
             return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
         except (TypeError, ValueError) as exc:
+            node = _named(node)
             raise NodeValueError(
                 f"node {node!r}: the value for {resource!r} cannot be written as JSON: {exc}",
                 node=node, resource=resource,
@@ -58,6 +64,7 @@ def encode(value: Any, codec: str, *, node: str, resource: str) -> bytes:
         return str(value).encode()
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
+    node = _named(node)
     raise NodeValueError(
         f"node {node!r}: codec='bytes' needs bytes for {resource!r}, got {type(value).__name__}",
         node=node, resource=resource,
@@ -65,7 +72,7 @@ def encode(value: Any, codec: str, *, node: str, resource: str) -> bytes:
 
 
 def decode(
-    raw: bytes | str | None, codec: str, *, node: str, queue: str, message_id: str | None, url: str,
+    raw: bytes | str | None, codec: str, *, node: str | Callable[[], str], queue: str, message_id: str | None, url: str,
     what: str = "message",
 ) -> Any:
     """Bytes read back as a value.
@@ -79,6 +86,7 @@ def decode(
         text = raw.decode() if isinstance(raw, (bytes, bytearray)) else raw
         return json.loads(text) if codec == "json" else text
     except (UnicodeDecodeError, ValueError) as exc:
+        node = _named(node)
         mid = f" (message {message_id})" if message_id is not None else ""
         start = bytes(raw[:60]) if isinstance(raw, (bytes, bytearray)) else raw[:60]
         raise MessageDecodeError(

@@ -108,6 +108,9 @@ class RedisNode(LibraryNode):
         self.default = default
         self.aio = aio
 
+    def _current_name(self) -> str:
+        return node_name(self.who)
+
     def _value_of(self, state: Any) -> Any:
         return self._value_fn(state) if self._value_fn is not None else fill(self._value, state, who=self.who)
 
@@ -119,10 +122,10 @@ class RedisNode(LibraryNode):
                 f"node {name!r}: redis_hset needs a non-empty dict of fields for {key!r}, got {type(fields).__name__}",
                 node=name, resource=key, key=key,
             )
-        return {str(f): encode(v, self.codec, node=self.who, resource=f"{key}.{f}") for f, v in fields.items()}
+        return {str(f): encode(v, self.codec, node=self._current_name, resource=f"{key}.{f}") for f, v in fields.items()}
 
     def _decode(self, raw: Any, key: str) -> Any:
-        return decode(raw, self.codec, node=node_name(self.who), queue=key, message_id=None, url=self.shown,
+        return decode(raw, self.codec, node=self._current_name, queue=key, message_id=None, url=self.shown,
                       what="value")
 
     def _result(self, raw: Any, key: str) -> dict[str, Any] | None:
@@ -147,7 +150,7 @@ class RedisNode(LibraryNode):
         if self.op == "get":
             return key, lambda c: c.get(key)
         if self.op == "set":
-            data = encode(self._value_of(state), self.codec, node=node_name(self.who), resource=key)
+            data = encode(self._value_of(state), self.codec, node=self._current_name, resource=key)
             return key, lambda c: c.set(key, data, px=ttl)
         if self.op == "hget":
             if self.field is None:

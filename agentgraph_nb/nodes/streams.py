@@ -22,6 +22,7 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio
@@ -51,7 +52,7 @@ def _queue_error(exc: BaseException, *, node: str, url: str, stream: str, op: st
     )
 
 
-def _body(fields: dict[Any, Any], codec: str, *, node: str, stream: str, mid: str, url: str) -> Any:
+def _body(fields: dict[Any, Any], codec: str, *, node: str | Callable[[], str], stream: str, mid: str, url: str) -> Any:
     if _DATA in fields or "data" in fields:
         raw = fields.get(_DATA, fields.get("data"))
         return decode(raw, codec, node=node, queue=stream, message_id=mid, url=url)
@@ -119,12 +120,15 @@ class StreamNode(LibraryNode):
         self.aio = aio
         self._groups: set[str] = set()
 
+    def _current_name(self) -> str:
+        return node_name(self.who)
+
     def _payload(self, state: Any, stream: str) -> dict[bytes, bytes]:
         value = self._value_fn(state) if self._value_fn is not None else fill(self._value, state, who=self.who)
-        return {_DATA: encode(value, self.codec, node=node_name(self.who), resource=stream)}
+        return {_DATA: encode(value, self.codec, node=self._current_name, resource=stream)}
 
     def _messages(self, entries: Any, stream: str) -> list[dict[str, Any]]:
-        name = node_name(self.who)
+        name = self._current_name
         out = []
         for _, items in entries or []:
             for mid, fields in items:
