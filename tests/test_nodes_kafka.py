@@ -152,7 +152,7 @@ def test_trigger_runs_once_per_record_retries_in_order_and_dead_letters(url: str
 def test_sync_invokes_share_one_producer_closed_by_app_close(url: str, topic: str) -> None:
     from agentgraph_nb.nodes import kafka as kmod
 
-    node = kafka_send(topic, "{n}", url=url)
+    node = kafka_send(topic, "{n}", url=url, key="k")  # one partition: in order
     app = StateGraph(dict).add_node("send", node).add_edge(START, "send").compile(checkpointer=None)
     app.invoke({"n": 1})
     first = kmod._producers[url]

@@ -191,3 +191,19 @@ def test_sync_invokes_share_one_connection_closed_by_app_close(url: str, q: str)
     app.invoke({"n": 3})
     app.close()
     assert [b for b, _ in drain(url, q)] == [b"1", b"2", b"3"]
+
+
+def test_the_trigger_reconnects_after_a_broker_restart(url: str, q: str, rabbitmq_server: Any) -> None:
+    w = Worker()
+    publish = StateGraph(dict).add_node("p", rabbitmq_publish(q, {"n": "{n}"}, url=url)).add_edge(START, "p")
+    sender = publish.compile(checkpointer=None)
+    with RabbitMQTrigger(w.app(), q, url=url) as t:
+        sender.invoke({"n": 1})
+        assert t.wait(1, timeout=15)
+        rabbitmq_server.stop()
+        rabbitmq_server.start()  # the durable queue is still there
+        sender.invoke({"n": 2})  # the node's shared connection is made again too
+        assert t.wait(2, timeout=30), t.stats
+    assert [c["n"] for c in w.calls] == [1, 2]
+    assert drain(url, q) == []
+    sender.close()

@@ -201,3 +201,26 @@ def test_stop_is_prompt_and_serve_runs_on_the_callers_loop(url: str, r: Any) -> 
 
     asyncio.run(main())
     assert w.calls == [{"n": 5}]
+
+
+def test_the_trigger_survives_a_server_restart(url: str, r: Any, redis_server: Any) -> None:
+    w = Worker()
+    with StreamTrigger(w.app(), "jobs", url=url, group="g") as t:
+        r.xadd("jobs", {"data": '{"n": 1}'})
+        assert t.wait(1, timeout=10)
+        redis_server.stop()
+        import time
+
+        time.sleep(0.8)  # the trigger's reads fail meanwhile; it keeps trying
+        redis_server.start()  # empty (no persistence): the group is made again
+        r2 = redis.Redis.from_url(url)
+        for _ in range(100):
+            try:
+                r2.xadd("jobs", {"data": '{"n": 2}'})
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        assert t.wait(2, timeout=15), t.stats
+        r2.close()
+    assert [c["n"] for c in w.calls] == [1, 2]
+    assert t.stats["source_errors"] >= 1 and t.running is False

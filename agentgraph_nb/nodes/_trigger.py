@@ -84,7 +84,8 @@ class Trigger:
         self.on_result = on_result
         self.on_error = on_error
         self._thread_id = thread_id
-        self.stats = {"events": 0, "runs": 0, "succeeded": 0, "failed": 0, "retried": 0, "given_up": 0, "undecodable": 0}
+        self.stats = {"events": 0, "runs": 0, "succeeded": 0, "failed": 0, "retried": 0, "given_up": 0, "undecodable": 0,
+                      "source_errors": 0}
         self.results: deque[tuple[Event, Any]] = deque(maxlen=keep)
         self.failures: deque[tuple[Event, BaseException]] = deque(maxlen=keep)
         self._stop = threading.Event()
@@ -142,7 +143,8 @@ class Trigger:
             final = event.attempt >= self.max_attempts
             await self._failed(event, exc, final=final)
             return
-        await self._ack(event)  # only now: the run has ended and its checkpoints are written
+        # only now: the run has ended and its checkpoints are written
+        await self._source(self._ack(event), event)
         self.stats["succeeded"] += 1
         self.results.append((event, out))
         self._notify()
@@ -156,13 +158,23 @@ class Trigger:
         logger.warning("%s: event %s (attempt %d) failed: %s", self.kind, event.id, event.attempt, exc)
         if final:
             self.stats["given_up"] += 1
-            await self._give_up(event, exc)
+            await self._source(self._give_up(event, exc), event)
         else:
             self.stats["retried"] += 1
-            await self._retry(event)
+            await self._source(self._retry(event), event)
         self._notify()
         if self.on_error is not None:
             self._call(self.on_error, event, exc)
+
+    async def _source(self, op: Any, event: Event) -> None:
+        """Acknowledge, retry or dead-letter; if the broker is gone meanwhile, the message stays
+        unacknowledged there (it comes again) and the trigger goes on."""
+        try:
+            await op
+        except Exception as exc:
+            self.stats["source_errors"] += 1
+            self.failures.append((event, exc))
+            logger.warning("%s: could not settle event %s with its source: %s", self.kind, event.id, exc)
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> None:
         try:

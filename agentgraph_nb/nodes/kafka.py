@@ -321,6 +321,7 @@ class KafkaTrigger(Trigger):
         except kerr.KafkaError as exc:
             err = _error(exc, node=self._who, url=self.url, topic=self.topic, op="consume from")
             self.failures.append((Event("-", None, error=err), err))
+            self.stats["source_errors"] += 1
             await asyncio.sleep(0.5)
             return []
         return [self._event(tp, r) for tp, records in got.items() for r in records]

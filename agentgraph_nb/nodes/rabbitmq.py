@@ -23,6 +23,7 @@ exchange when the queue has one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -68,9 +69,10 @@ def _error(exc: BaseException, *, node: str, url: str, queue: str, op: str, mess
 async def _channel(url: str) -> Any:
     """The URL's shared channel (with publisher confirms); call on the I/O loop."""
     held = _held.get(url)
-    if held is None or held[1].is_closed:
+    if held is None or held[1].is_closed or not held[0].connected.is_set():  # closed, or the broker went away
         if held is not None:
-            await held[0].close()
+            with contextlib.suppress(Exception):
+                await held[0].close()
         conn = await aio_pika.connect(url, timeout=10)
         held = _held[url] = (conn, await conn.channel(publisher_confirms=True))
         io_loop.on_close(("rabbitmq", url), conn.close)
@@ -290,6 +292,10 @@ class RabbitMQTrigger(Trigger):
         return f"RabbitMQTrigger {self.queue}"
 
     async def _open(self) -> None:
+        await self._connect()
+        self._later = []
+
+    async def _connect(self) -> None:
         try:
             self._conn = await aio_pika.connect(self.url, timeout=10)
             self._ch = await self._conn.channel(publisher_confirms=True)
@@ -304,7 +310,6 @@ class RabbitMQTrigger(Trigger):
                 await self._conn.close()
                 self._conn = None
             raise _error(exc, node=self._who, url=self.url, queue=self.queue, op="consume from") from exc
-        self._later = []
 
     def _event(self, m: AbstractIncomingMessage) -> Event:
         mid = _message_id(m)
@@ -320,6 +325,20 @@ class RabbitMQTrigger(Trigger):
             return Event(mid, None, error=err, raw=m)
 
     async def _next(self) -> list[Event]:
+        if self._conn is None or not self._conn.connected.is_set():  # the broker went away: connect again
+            # what this connection had not acknowledged, the broker delivers again
+            self._later = []
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    await self._conn.close()
+                self._conn = None
+            try:
+                await self._connect()
+            except QueueError as exc:
+                self.stats["source_errors"] += 1
+                self.failures.append((Event("-", None, error=exc), exc))
+                await asyncio.sleep(0.5)
+                return []
         now = time.monotonic()
         due = [e for t, e in self._later if t <= now]
         if due:
@@ -359,7 +378,8 @@ class RabbitMQTrigger(Trigger):
 
     async def _close(self) -> None:
         for _, e in self._later:  # not tried again here: back to the queue for the next consumer
-            await e.raw.nack(requeue=True)
+            with contextlib.suppress(Exception):
+                await e.raw.nack(requeue=True)
         self._later = []
         if self._conn is not None:
             await self._conn.close()

@@ -19,6 +19,7 @@ with ``claim_idle=``, then also those other consumers of the group left pending 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -373,7 +374,12 @@ class StreamTrigger(Trigger):
                 self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=block
             )
         except rex.RedisError as exc:
+            if isinstance(exc, rex.ResponseError) and "NOGROUP" in str(exc):
+                with contextlib.suppress(rex.RedisError):  # the stream or group was deleted (a server restarted empty)
+                    await _ensure_group(self._client, self.stream, self.group)
+                return []
             err = self._err(exc, "XREADGROUP")
+            self.stats["source_errors"] += 1
             self.failures.append((Event("-", None, error=err), err))
             await asyncio.sleep(0.5)  # the server is down or restarting: try again
             return []
