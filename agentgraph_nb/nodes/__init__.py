@@ -1,4 +1,5 @@
-"""The node library: ready nodes for HTTP, SQL, files and small utilities.
+"""The node library: ready nodes for HTTP, SQL, files, Redis, queues and small utilities, and
+triggers that start runs (queue consumers, a file watcher, a webhook receiver).
 
 Each is a factory returning a node, usable in Python and by name in ``%%agentgraph`` cells (bind
 the node to a name in the notebook: ``weather = http_get(...)``, then ``START -> weather``)::
@@ -29,6 +30,11 @@ module              nodes                                              extra
 
 Errors name the node and the resource (:class:`~agentgraph_nb.errors.NodeResourceError` and its
 subclasses). ``app.close()`` closes the connections the graph's nodes hold.
+
+The triggers (``StreamTrigger``, ``RabbitMQTrigger``, ``KafkaTrigger``, ``FileTrigger``) run a
+compiled graph once per event and share one shape (:class:`~agentgraph_nb.nodes._trigger.Trigger`):
+``start()``/``stop()`` or ``with``, ``await serve()``, ``wait(n)``, ``stats``, ``results``,
+``failures``, ``on_result``/``on_error``; ``WebhookReceiver`` has the same lifecycle.
 """
 
 from __future__ import annotations
