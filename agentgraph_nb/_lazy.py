@@ -45,6 +45,9 @@ EXTRA_OF: dict[str, str] = {
     "prometheus_client": "prometheus",
     "statsd": "statsd",
     "ray": "ray",  # Health(ray=True); the Ray executor
+    "aio_pika": "rabbitmq",
+    "aiokafka": "kafka",
+    "watchfiles": "watch",
 }
 """Each optional top-level module agentgraph_nb imports, and the extra that installs it."""
 

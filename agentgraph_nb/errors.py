@@ -27,6 +27,9 @@ __all__ = [
     "HttpTimeoutError",
     "InvalidInputError",
     "InvalidUpdateError",
+    "KeyValueConnectError",
+    "KeyValueError",
+    "MessageDecodeError",
     "MissingDependencyError",
     "ModelError",
     "ModelResponseError",
@@ -36,12 +39,15 @@ __all__ = [
     "NodeValueError",
     "ParentCommand",
     "PathEscapeError",
+    "QueueConnectError",
+    "QueueError",
     "SqlError",
     "StateMigrationError",
     "StepTimeoutError",
     "StructuredOutputError",
     "ToolArgumentsError",
     "ToolError",
+    "TriggerError",
     "UnknownMessageError",
     "UnknownNamespaceError",
     "UnknownToolError",
@@ -439,6 +445,47 @@ class NodeValueError(NodeResourceError, ValueError):
     type, malformed JSON, a failed validation, a template or expression error. ``resource`` (and
     ``key``) names the state key, the file or the URL involved.
     """
+
+
+class KeyValueError(NodeResourceError):
+    """A key/value node (:mod:`agentgraph_nb.nodes.nosql`, Redis) failed: the server cannot be
+    reached (then also a :class:`ConnectionError`, so ``RetryPolicy()`` retries it), the
+    credentials are refused, or the command failed (a key holding another type).
+
+    Attributes:
+        url: the server URL, password hidden (``resource`` too).
+        key: the key the node used.
+    """
+
+
+class KeyValueConnectError(KeyValueError, ConnectionError):
+    """A key/value node could not reach its server (refused, unknown host, timeout)."""
+
+
+class QueueError(NodeResourceError):
+    """A queue node or trigger (:mod:`agentgraph_nb.nodes`: Redis streams, RabbitMQ, Kafka) could
+    not use its broker: refused credentials, a missing queue, a failed publish.
+
+    Attributes:
+        queue: the stream, queue or topic (``resource`` too).
+        url: the broker URL, password hidden.
+        message_id: the message involved, if any.
+    """
+
+
+class QueueConnectError(QueueError, ConnectionError):
+    """A queue node or trigger could not reach its broker (refused, unknown host, timeout)."""
+
+
+class MessageDecodeError(QueueError, ValueError):
+    """A message's body cannot be decoded (not JSON, not UTF-8): it names the node, the queue and
+    the message id. A trigger does not start a run for it; it acknowledges it (or moves it to the
+    dead-letter queue when one is set), so one bad message does not block the others."""
+
+
+class TriggerError(AgentGraphError):
+    """A trigger (a queue consumer, a file watcher, a webhook receiver) cannot start: its source is
+    unusable (a missing directory, a port in use), or it was started twice."""
 
 
 class GraphInterrupt(BaseException):

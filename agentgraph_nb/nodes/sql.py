@@ -17,7 +17,7 @@ of the process). Every call runs in a transaction: a statement that fails rolls 
 the node wrote in it (several statements, or ``many=`` rows), and raises
 :class:`~agentgraph_nb.errors.SqlError` naming the node and the database (password hidden).
 ``aio=True`` makes an async node on SQLAlchemy's asyncio extension (``sqlite+aiosqlite`` for
-SQLite URLs).
+SQLite URLs). ``postgresql://`` URLs use psycopg 3 (extra ``postgres``), sync and async.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def engine_for(url: str | sa.URL, *, aio: bool = False) -> Any:
     u = sa.make_url(url)
     if aio and u.get_backend_name() == "sqlite" and u.get_driver_name() in ("pysqlite", "sqlite"):
         u = u.set(drivername="sqlite+aiosqlite")
+    if u.drivername in ("postgresql", "postgres"):  # psycopg 3 (the postgres extra): sync and asyncio alike
+        u = u.set(drivername="postgresql+psycopg")
     key = (u.render_as_string(hide_password=False), aio)
     eng = _engines.get(key)
     if eng is not None:
