@@ -33,6 +33,7 @@ from agentgraph_nb.errors import (
     NodeError,
     NodeTimeoutError,
     StepTimeoutError,
+    TaskCallError,
     ToolArgumentsError,
     ToolError,
     UnknownMessageError,
@@ -98,12 +99,14 @@ __all__ = [
     "SnapshotTask",
     "StateSnapshot",
     "StepTimeoutError",
+    "TaskCallError",
     "ToolArgumentsError",
     "ToolError",
     "UnknownMessageError",
     "UnknownToolError",
     "__version__",
     "add_messages",
+    "entrypoint",
     "full_traceback",
     "get_stream_writer",
     "interrupt",
@@ -111,6 +114,7 @@ __all__ = [
     "node_failure",
     "short_traceback",
     "short_tracebacks",
+    "task",
 ]
 
 _LAZY = {
@@ -122,6 +126,8 @@ _LAZY = {
     "full_traceback": ("agentgraph_nb._traceback", "full_traceback"),
     "short_traceback": ("agentgraph_nb._traceback", "short_traceback"),
     "short_tracebacks": ("agentgraph_nb._traceback", "short_tracebacks"),
+    "entrypoint": ("agentgraph_nb.func", "entrypoint"),
+    "task": ("agentgraph_nb.func", "task"),
 }
 
 
