@@ -51,7 +51,14 @@ from typing import Any, Generic, TypeVar
 
 from agentgraph_nb.checkpoint.base import PendingWrite
 from agentgraph_nb.constants import END, START
-from agentgraph_nb.engine._loop import Run, _find_scratch, _scope, _ScopedScratch, _Scratch
+from agentgraph_nb.engine._loop import (
+    Run,
+    _find_scratch,
+    _scope,
+    _ScopedScratch,
+    _Scratch,
+    interrupt,
+)
 from agentgraph_nb.engine._stream import get_stream_writer, stream_sink
 from agentgraph_nb.errors import (
     CheckpointConflictError,
@@ -88,10 +95,13 @@ def _task_pool() -> futures.ThreadPoolExecutor:
 class _Exec:
     """One execution of an entrypoint's body: where its task calls save and find results."""
 
-    __slots__ = ("lock", "name", "run", "saved", "scratch", "step")
+    __slots__ = ("lock", "name", "run", "saved", "scratch", "seen", "started", "step", "stepping")
 
-    def __init__(self, run: Run, scratch: _Scratch | Run, name: str) -> None:
+    def __init__(self, run: Run, scratch: _Scratch | Run, name: str, seen: dict[str, None]) -> None:
         self.run = run
+        self.seen = seen  # the entrypoint's names of the tasks that ran (drawn by app.show())
+        self.started: list[Any] = []  # futures of the calls started (all awaited before the body ends)
+        self.stepping = False  # pause before each task call (Entrypoint.debug(step_tasks=True))
         self.scratch = scratch
         self.name = name
         self.step = run.step + 1
@@ -252,10 +262,20 @@ class TaskFunction(Generic[T]):
             frame = _Frame("")
             _frame.set(frame)
         key = frame.next_key(self.name)
+        if self.name not in ex.seen:
+            ex.seen[self.name] = None
         saved = ex.saved_results()
         if key in saved:
             return _done(saved[key], self.name)
         base = ex.scratch
+        if ex.stepping:
+            _pause_before(ex, base, key, self.name, args, kwargs)
+        fut = self._start(ex, base, key, args, kwargs)
+        ex.started.append(fut._fut)
+        return fut
+
+    def _start(self, ex: _Exec, base: _Scratch | Run, key: str, args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> TaskFuture[T]:
         scratch = _ScopedScratch(ex.run, ex.name, f"{base.index}/{key}", base)
         if self.is_async:
             try:
@@ -333,6 +353,39 @@ class TaskFunction(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<task {self.name!r}>"
+
+
+def _pause_before(ex: _Exec, base: _Scratch | Run, key: str, name: str, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> None:
+    """Stepping task by task: an ``interrupt()`` before the call runs (answered by the
+    Debugger's Resume); its id is the call's own, so the answer lets exactly this call run."""
+    scratch = _ScopedScratch(ex.run, ex.name, f"{base.index}/{key}/before", base)
+    token = _scope.set(scratch)
+    try:
+        interrupt({"before_task": name, "call": key, "input": args[0] if len(args) == 1 and not kwargs else args})
+    finally:
+        _scope.reset(token)
+
+
+def _wait_started(ex: _Exec) -> None:
+    """Let every task the body started finish (its result saved) before the body's step ends,
+    even when the body raised: nothing of this execution runs on after the run."""
+    while True:
+        pending = [f for f in ex.started if not f.done()]
+        if not pending:
+            return
+        futures.wait([f for f in pending if isinstance(f, futures.Future)])
+        if any(not isinstance(f, futures.Future) for f in pending):  # pragma: no cover - async body only
+            return
+
+
+async def _await_started(ex: _Exec) -> None:
+    """:func:`_wait_started` in an async body (asyncio tasks and thread futures alike)."""
+    while True:
+        pending = [f for f in ex.started if not f.done()]
+        if not pending:
+            return
+        await asyncio.wait([asyncio.wrap_future(f) if isinstance(f, futures.Future) else f for f in pending])
 
 
 def _event(ex: _Exec, kind: str, node: str, dt: float, attempt: int, tid: str, data: Any) -> None:
@@ -485,6 +538,9 @@ class Entrypoint:
         self.name = name or _callable_name(fn)
         injected, _ = _check_signature(fn, self.name)
         self.is_async = _is_async(fn)
+        #: names of the tasks that ran in this process, in the order first seen (``show()`` draws them)
+        self.tasks_seen: dict[str, None] = {}
+        self._stepping: set[str] = set()  # threads whose runs pause before each task call
         node = self._make_node(fn, injected)
         builder = StateGraph(dict, name=self.name)
         builder.add_node(self.name, node, retry=retry_policy)
@@ -494,6 +550,8 @@ class Entrypoint:
 
     def _make_node(self, fn: Callable[..., Any], injected: set[str]) -> Callable[..., Any]:
         name = self.name
+        seen = self.tasks_seen
+        stepping = self._stepping
 
         def kwargs_for(state: dict[str, Any], ex: _Exec) -> dict[str, Any]:
             kw: dict[str, Any] = {}
@@ -509,7 +567,8 @@ class Entrypoint:
             found = _find_scratch(2)
             if found is None:  # pragma: no cover - the engine always runs nodes where it finds them
                 raise TaskCallError(f"entrypoint {name!r} ran outside the engine", task=name)
-            ex = _Exec(found.run, found, name)
+            ex = _Exec(found.run, found, name, seen)
+            ex.stepping = bool(stepping) and found.run.thread_id in stepping
             return ex, _exec.set(ex), _frame.set(_Frame(""))
 
         def end(value: Any) -> dict[str, Any]:
@@ -523,6 +582,7 @@ class Entrypoint:
                 try:
                     value = await fn(state.get("input"), **kwargs_for(state, ex))
                 finally:
+                    await _await_started(ex)
                     _frame.reset(t2)
                     _exec.reset(t1)
                 return end(value)
@@ -535,6 +595,7 @@ class Entrypoint:
             try:
                 value = fn(state.get("input"), **kwargs_for(state, ex))
             finally:
+                _wait_started(ex)
                 _frame.reset(t2)
                 _exec.reset(t1)
             return end(value)
@@ -625,6 +686,55 @@ class Entrypoint:
         the next call sees it as ``previous``). Returns the new checkpoint's id."""
         return self.graph.update_state(thread_id, {"output": value, "previous": value},
                                        checkpoint_id=checkpoint_id)
+
+    # -- the notebook ------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The graph as JSON (see :meth:`CompiledGraph.to_json`) with the tasks that have run
+        drawn as nodes beside the entrypoint (``"kind": "task"``, reached by a ``task`` branch)."""
+        data = self.graph.to_json()
+        tasks = [t for t in self.tasks_seen if t not in (self.name, START, END)]
+        if tasks:
+            data["nodes"] = [*data["nodes"], *({"name": t, "target": "", "async": False, "retry": None,
+                                               "timeout": None, "kind": "task"} for t in tasks)]
+            data["branches"] = [*data["branches"], {"source": self.name, "router": "task", "router_target": "",
+                                                    "targets": tasks, "path_map": None}]
+        return data
+
+    def show(self, routes: Any = None) -> Any:
+        """The GraphView of this workflow: the entrypoint, and beside it each task as soon as it
+        first runs; live node and task status during runs."""
+        view = self.graph.show(routes)
+        view.graph = self.to_json()
+        known = set(self.tasks_seen)
+
+        def grow(event: Any) -> None:
+            if event.kind == "node_start" and event.node not in known and event.node in self.tasks_seen:
+                known.add(event.node)
+                view.graph = self.to_json()
+
+        self.graph.listen(grow)
+        return view
+
+    def debug(self, inputs: Any = None, *, thread_id: str | None = None, step_tasks: bool = True) -> Any:
+        """The step-through Debugger on a run of this workflow. With ``step_tasks`` (default) the
+        run pauses before each task call: the Debugger shows ``{"before_task": name, "call": key,
+        "input": ...}`` as the pending interrupt, and Resume (any answer) runs that task and
+        pauses before the next, while the GraphView marks each task as it runs. Finished tasks
+        are never run again: stepping, going back and continuing reuse their saved results."""
+        dbg = self.graph.debug(self._input(inputs) if inputs is not None else None, thread_id=thread_id)
+        if step_tasks:
+            self._stepping.add(dbg.session.thread_id)
+        view = dbg.graphview
+        view.graph = self.to_json()
+        known = set(self.tasks_seen)
+
+        def grow(event: Any) -> None:
+            if event.kind == "node_start" and event.node not in known and event.node in self.tasks_seen:
+                known.add(event.node)
+                view.graph = self.to_json()
+
+        self.graph.listen(grow)
+        return dbg
 
     def __getattr__(self, name: str) -> Any:
         # the graph's other methods: show, debug, timeline, record, events, listen, list_threads, ...

@@ -261,3 +261,81 @@ def test_import_agentgraph_nb_does_not_import_the_functional_api() -> None:
     code = "import sys, agentgraph_nb; print('agentgraph_nb.func' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_task_still_running_when_the_body_pauses_finishes_and_is_kept() -> None:
+    """The body asks before waiting for a task it started: the task still finishes (and is
+    saved) before the step ends, so answering does not run it again."""
+    ran: list[int] = []
+
+    @task
+    def slow(n: int) -> int:
+        time.sleep(0.05)
+        ran.append(n)
+        return n
+
+    @entrypoint(checkpointer="memory")
+    def flow(n: int) -> list[Any]:
+        fut = slow(n)
+        answer = interrupt("go?")
+        return [fut.result(), answer]
+
+    assert "__interrupt__" in flow.invoke(7, thread_id="t")
+    assert ran == [7]
+    assert flow.invoke(Command(resume="yes"), thread_id="t") == [7, "yes"]
+    assert ran == [7]
+
+
+def test_show_draws_the_tasks_that_ran_beside_the_entrypoint() -> None:
+    pytest.importorskip("ipywidgets")
+
+    @task
+    def fetch(n: int) -> int:
+        return n
+
+    @task
+    def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    @entrypoint(checkpointer="memory")
+    def flow(ns: list[int]) -> int:
+        return total([f.result() for f in [fetch(n) for n in ns]]).result()
+
+    view = flow.show()
+    assert [n["name"] for n in view.graph["nodes"]] == ["flow"]
+    flow.invoke([1, 2], thread_id="t")
+    view.flush()
+    assert [n["name"] for n in view.graph["nodes"]] == ["flow", "fetch", "total"]
+    assert [n.get("kind") for n in view.graph["nodes"]] == [None, "task", "task"]
+    assert view.graph["branches"][-1]["targets"] == ["fetch", "total"]
+    assert view.status == {"flow": "done", "fetch": "done", "total": "done"}
+
+
+def test_the_debugger_steps_task_by_task() -> None:
+    pytest.importorskip("ipywidgets")
+    ran: list[Any] = []
+
+    @task
+    def fetch(n: int) -> int:
+        ran.append(n)
+        return n * 10
+
+    @task
+    def total(xs: list[int]) -> int:
+        ran.append("total")
+        return sum(xs)
+
+    @entrypoint(checkpointer="memory")
+    def flow(ns: list[int]) -> int:
+        return total([fetch(n).result() for n in ns]).result()
+
+    dbg = flow.debug([1, 2])
+    asked = [i.value for i in dbg.step().interrupts]
+    assert asked == [{"before_task": "fetch", "call": "0:fetch", "input": 1}] and ran == []
+    assert [i.value["before_task"] for i in dbg.resume(None).interrupts] == ["fetch"] and ran == [1]
+    assert [i.value["input"] for i in dbg.resume(None).interrupts] == [[10, 20]] and ran == [1, 2]
+    final = dbg.resume(None)
+    assert final.interrupts == () and ran == [1, 2, "total"]
+    assert flow.get_state(dbg.session.thread_id).values == 30
+    # other threads run straight through
+    assert flow.invoke([3], thread_id="plain") == 30
