@@ -736,6 +736,17 @@ class Entrypoint:
         self.graph.listen(grow)
         return dbg
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """As a compiled graph displays, with the tasks that ran drawn beside the entrypoint."""
+        from agentgraph_nb.notebook.display import mimebundle
+
+        return mimebundle(self)
+
+    def _ipython_display_(self) -> None:
+        from agentgraph_nb.notebook.display import ipython_display
+
+        ipython_display(self)
+
     def __getattr__(self, name: str) -> Any:
         # the graph's other methods: show, debug, timeline, record, events, listen, list_threads, ...
         if name.startswith("__") or name == "graph":
