@@ -93,9 +93,15 @@ def _task_pool() -> futures.ThreadPoolExecutor:
 
 
 class _Exec:
-    """One execution of an entrypoint's body: where its task calls save and find results."""
+    """One execution of an entrypoint's body: where its task calls save and find results.
 
-    __slots__ = ("lock", "name", "run", "saved", "scratch", "seen", "started", "step", "stepping")
+    Results are written through the store's sync methods, except in an async body on a store
+    the run awaits (``run.astore``, a network store under ``ainvoke``/``astream``): there they go
+    through its async methods on the body's loop, from async tasks directly and from the threads
+    of sync tasks by handing the write to that loop, so the loop never blocks on the network.
+    """
+
+    __slots__ = ("lock", "loop", "name", "run", "saved", "scratch", "seen", "started", "step", "stepping")
 
     def __init__(self, run: Run, scratch: _Scratch | Run, name: str, seen: dict[str, None]) -> None:
         self.run = run
@@ -107,6 +113,7 @@ class _Exec:
         self.step = run.step + 1
         self.saved: dict[str, Any] | None = None  # read from the store on the first task call
         self.lock = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None  # an async body's loop, with run.astore
 
     @property
     def durable(self) -> bool:
@@ -118,17 +125,29 @@ class _Exec:
         if self.saved is None:
             with self.lock:
                 if self.saved is None:
-                    self.saved = self._load()
+                    self.saved = self._read(self._record())
         return self.saved
 
-    def _load(self) -> dict[str, Any]:
+    async def aload(self) -> None:
+        """Read the saved results before an async body runs (through the store's async methods)."""
+        if self.saved is None and self.loop is not None:
+            rec = None
+            if self._readable():
+                run = self.run
+                rec = await run.astore.aget(run.thread_id, run.checkpoint_id)  # type: ignore[union-attr, arg-type]
+            self.saved = self._read(rec)
+
+    def _readable(self) -> bool:
+        # a replay of an older checkpoint (fork_of) starts its step afresh: it reuses nothing saved there
         run = self.run
-        if not self.durable or run.checkpoint_id is None:
-            return {}
-        # a replay of an older checkpoint starts its step afresh: it reuses nothing saved there
-        if run.fork_of is not None:
-            return {}
-        rec = run.store.get(run.thread_id, run.checkpoint_id)  # type: ignore[union-attr, arg-type]
+        return self.durable and run.checkpoint_id is not None and run.fork_of is None
+
+    def _record(self) -> Any:
+        run = self.run
+        return run.store.get(run.thread_id, run.checkpoint_id) if self._readable() else None  # type: ignore[union-attr, arg-type]
+
+    @staticmethod
+    def _read(rec: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if rec is not None:
             for pw in rec.pending_writes:
@@ -136,24 +155,51 @@ class _Exec:
                     out[pw.update["id"]] = pw.update["value"]
         return out
 
-    def save(self, key: str, task: str, value: Any) -> None:
-        """Keep a finished task's result (in memory for this execution, and in the store)."""
+    def _keep(self, key: str, task: str, value: Any) -> PendingWrite | None:
         with self.lock:
             saved = self.saved if self.saved is not None else {}
             saved[key] = value
             self.saved = saved
-            if not self.durable:
-                return
-            run = self.run
-            try:
-                run.save_pending([PendingWrite(-1, TASK_WRITE, {"id": key, "value": value, "task": task}, [])])
-            except (TypeError, ValueError, CheckpointError) as exc:
-                if isinstance(exc, CheckpointConflictError):
-                    raise
-                raise CheckpointError(
-                    f"task {task!r} of entrypoint {self.name!r} returned a value the checkpointer cannot "
-                    f"store ({type(value).__name__}; thread {run.thread_id!r}): {exc}"
-                ) from exc
+        return PendingWrite(-1, TASK_WRITE, {"id": key, "value": value, "task": task}, []) if self.durable else None
+
+    def save(self, key: str, task: str, value: Any) -> None:
+        """Keep a finished task's result (in memory for this execution, and in the store), from
+        a sync task's thread."""
+        pw = self._keep(key, task, value)
+        if pw is None:
+            return
+        try:
+            if self.loop is not None:
+                asyncio.run_coroutine_threadsafe(self.run.asave_pending([pw]), self.loop).result()
+            else:
+                with self.lock:
+                    self.run.save_pending([pw])
+        except CheckpointConflictError:
+            raise
+        except (TypeError, ValueError, CheckpointError) as exc:
+            raise self._unstorable(exc, task, value) from exc
+
+    async def asave(self, key: str, task: str, value: Any) -> None:
+        """:meth:`save` from an async task."""
+        pw = self._keep(key, task, value)
+        if pw is None:
+            return
+        try:
+            if self.loop is not None and self.loop is asyncio.get_running_loop():
+                await self.run.asave_pending([pw])
+            else:
+                with self.lock:
+                    self.run.save_pending([pw])
+        except CheckpointConflictError:
+            raise
+        except (TypeError, ValueError, CheckpointError) as exc:
+            raise self._unstorable(exc, task, value) from exc
+
+    def _unstorable(self, exc: Exception, task: str, value: Any) -> CheckpointError:
+        return CheckpointError(
+            f"task {task!r} of entrypoint {self.name!r} returned a value the checkpointer cannot "
+            f"store ({type(value).__name__}; thread {self.run.thread_id!r}): {exc}"
+        )
 
 
 class _Frame:
@@ -328,7 +374,8 @@ class TaskFunction(Generic[T]):
                 await asyncio.sleep(delay)
                 attempt += 1
                 continue
-            return self._finish(ex, key, tid, attempt, time.perf_counter() - t0, value)
+            await ex.asave(key, self.name, value)
+            return self._finish(ex, key, tid, attempt, time.perf_counter() - t0, value, saved=True)
 
     def _failed(self, ex: _Exec, exc: Exception, attempt: int, tid: str, dt: float, key: str) -> float:
         """The wait before the next attempt, or raise ``exc`` (with a note saying where)."""
@@ -341,8 +388,10 @@ class TaskFunction(Generic[T]):
                        + (f", thread {ex.run.thread_id!r}" if ex.run.thread_id is not None else ""))
         raise exc
 
-    def _finish(self, ex: _Exec, key: str, tid: str, attempt: int, dt: float, value: Any) -> Any:
-        ex.save(key, self.name, value)
+    def _finish(self, ex: _Exec, key: str, tid: str, attempt: int, dt: float, value: Any,
+                saved: bool = False) -> Any:
+        if not saved:
+            ex.save(key, self.name, value)
         _event(ex, "node_end", self.name, dt, attempt, tid, value)
         sink = stream_sink()
         if sink is not None and ex.run.stream_updates:
@@ -579,7 +628,11 @@ class Entrypoint:
         if self.is_async:
             async def anode(state: dict[str, Any]) -> dict[str, Any]:
                 ex, t1, t2 = start(state)
+                run = ex.run
+                if run.astore is not None and run.thread_id is not None:
+                    ex.loop = asyncio.get_running_loop()
                 try:
+                    await ex.aload()
                     value = await fn(state.get("input"), **kwargs_for(state, ex))
                 finally:
                     await _await_started(ex)

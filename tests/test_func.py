@@ -339,3 +339,57 @@ def test_the_debugger_steps_task_by_task() -> None:
     assert flow.get_state(dbg.session.thread_id).values == 30
     # other threads run straight through
     assert flow.invoke([3], thread_id="plain") == 30
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+async def test_an_async_entrypoint_on_a_network_store_keeps_results_through_async_connections(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+) -> None:
+    """Real servers: task results (async and sync tasks) are saved and found again through the
+    store's async methods only (the loop never blocks on the network)."""
+    from agentgraph_nb.checkpoint import open_checkpointer
+    from tests.conftest import store_url
+
+    store = open_checkpointer(store_url(kind, request, tmp_path))
+    sync_calls: list[str] = []
+    drive = store._drive  # type: ignore[attr-defined]
+
+    def spy(op: Any, args: Any, action: str, thread_id: Any) -> Any:
+        # the engine prepares a resume in a worker thread through the sync methods (off the
+        # loop, for graphs too); what counts here: no sync call on the loop, no task result
+        # written through them
+        try:
+            asyncio.get_running_loop()
+            sync_calls.append(f"{action} on the loop")
+        except RuntimeError:
+            items = args[2] if action == "store pending writes" else []
+            if any("__task__" in repr(w) for w in items):
+                sync_calls.append(f"{action} of a task result")
+        return drive(op, args, action, thread_id)
+
+    store._drive = spy  # type: ignore[attr-defined]
+    ran: list[str] = []
+
+    @task
+    async def fetch(n: int) -> int:
+        ran.append(f"fetch{n}")
+        await asyncio.sleep(0.01)
+        return n * 10
+
+    @task
+    def double(n: int) -> int:
+        ran.append(f"double{n}")
+        return n * 2
+
+    @entrypoint(checkpointer=store)
+    async def flow(ns: list[int]) -> dict[str, Any]:
+        values = [await f for f in [fetch(n) for n in ns]]
+        doubled = await double(sum(values))
+        return {"doubled": doubled, "answer": interrupt("ok?")}
+
+    paused = await flow.ainvoke([1, 2], thread_id="t")
+    assert "__interrupt__" in paused
+    assert sorted(ran) == ["double30", "fetch1", "fetch2"]
+    assert await flow.ainvoke(Command(resume="yes"), thread_id="t") == {"doubled": 60, "answer": "yes"}
+    assert sorted(ran) == ["double30", "fetch1", "fetch2"]
+    assert sync_calls == [], f"the async entrypoint called the sync driver: {sync_calls}"
