@@ -252,6 +252,12 @@ class TaskFuture(Generic[T]):
         """Whether the task has finished."""
         return self._fut.done()
 
+    def cancel(self) -> bool:
+        """Cancel the task: an async task gets ``CancelledError`` at its next ``await``; a sync
+        task is cancelled only if it has not started. Its result is not saved, so the call runs
+        again when the body runs again."""
+        return self._fut.cancel()
+
     def __await__(self) -> Any:
         fut = self._fut
         if isinstance(fut, futures.Future):

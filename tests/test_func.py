@@ -15,6 +15,7 @@ from agentgraph_nb import (
     CheckpointError,
     Command,
     GraphValidationError,
+    RetryPolicy,
     TaskCallError,
     entrypoint,
     get_stream_writer,
@@ -393,3 +394,24 @@ async def test_an_async_entrypoint_on_a_network_store_keeps_results_through_asyn
     assert await flow.ainvoke(Command(resume="yes"), thread_id="t") == {"doubled": 60, "answer": "yes"}
     assert sorted(ran) == ["double30", "fetch1", "fetch2"]
     assert sync_calls == [], f"the async entrypoint called the sync driver: {sync_calls}"
+
+
+def test_task_retry_policy() -> None:
+    """``@task(retry_policy=...)`` (LangGraph's API; its suite has no behavioural test of it):
+    a flaky task succeeds on its third attempt, each attempt an event."""
+    attempts = 0
+
+    @task(retry_policy=RetryPolicy(max_attempts=3, initial_interval=0.0, jitter=False, retry_on=ConnectionError))
+    def flaky() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise ConnectionError("down")
+        return "up"
+
+    @entrypoint()
+    def graph(_: Any) -> str:
+        return flaky().result()
+
+    assert graph.invoke(1) == "up"
+    assert attempts == 3
