@@ -793,7 +793,50 @@ class Entrypoint:
                 view.graph = self.to_json()
 
         self.graph.listen(grow)
+        painting = [False]
+
+        def paint(change: Any) -> None:
+            # the Debugger paints nodes from the selected checkpoint's writes; tasks are not
+            # among them: mark the ones whose results that step keeps, and the one asked about
+            if painting[0]:
+                return
+            status = dict(change["new"])
+            try:
+                extra = self._task_statuses(dbg.state)
+            except Exception:  # a picture must never break the Debugger
+                return
+            if any(status.get(k) != v for k, v in extra.items()):
+                painting[0] = True
+                try:
+                    view.status = {**status, **extra}
+                finally:
+                    painting[0] = False
+
+        view.observe(paint, names="status")
+        paint({"new": view.status})
         return dbg
+
+    def _task_statuses(self, snap: StateSnapshot) -> dict[str, str]:
+        """Statuses of tasks at a checkpoint: ``done`` for those whose results its step keeps
+        (or, at the end of a step, the step before kept), ``pending`` for the one a stepping
+        pause asks about."""
+        store = self.graph.checkpointer
+        if store is None or snap.checkpoint_id is None or snap.thread_id is None:
+            return {}
+        out: dict[str, str] = {}
+        rec = store.get(snap.thread_id, snap.checkpoint_id)
+        recs = [rec] if rec is not None else []
+        if rec is not None and not any(pw.node == TASK_WRITE for pw in rec.pending_writes) and rec.parent_id:
+            parent = store.get(snap.thread_id, rec.parent_id)
+            recs = [parent] if parent is not None else []
+        for r in recs:
+            for pw in r.pending_writes:
+                if pw.node == TASK_WRITE and isinstance(pw.update, dict):
+                    out[str(pw.update.get("task"))] = "done"
+        for it in snap.interrupts:
+            if isinstance(it.value, dict) and "before_task" in it.value:
+                out[str(it.value["before_task"])] = "pending"
+        return out
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """As a compiled graph displays, with the tasks that ran drawn beside the entrypoint."""

@@ -333,9 +333,12 @@ def test_the_debugger_steps_task_by_task() -> None:
     dbg = flow.debug([1, 2])
     asked = [i.value for i in dbg.step().interrupts]
     assert asked == [{"before_task": "fetch", "call": "0:fetch", "input": 1}] and ran == []
+    assert dbg.graphview.status == {"flow": "interrupted", "fetch": "pending"}  # total has not run yet
     assert [i.value["before_task"] for i in dbg.resume(None).interrupts] == ["fetch"] and ran == [1]
     assert [i.value["input"] for i in dbg.resume(None).interrupts] == [[10, 20]] and ran == [1, 2]
+    assert dbg.graphview.status == {"flow": "interrupted", "fetch": "done", "total": "pending"}
     final = dbg.resume(None)
+    assert dbg.graphview.status == {"flow": "done", "fetch": "done", "total": "done"}
     assert final.interrupts == () and ran == [1, 2, "total"]
     assert flow.get_state(dbg.session.thread_id).values == 30
     # other threads run straight through
