@@ -726,6 +726,16 @@ class Entrypoint:
             if item is not _SKIP:
                 yield (m, item) if tagged else item
 
+    def batch(self, inputs: Sequence[Any], **kwargs: Any) -> list[Any]:
+        """Run many inputs (see :meth:`CompiledGraph.batch`); the return values in input order."""
+        out = self.graph.batch([self._input(x) for x in inputs], **kwargs)
+        return [x if isinstance(x, BaseException) else self._result(x) for x in out]
+
+    async def abatch(self, inputs: Sequence[Any], **kwargs: Any) -> list[Any]:
+        """Async :meth:`batch`."""
+        out = await self.graph.abatch([self._input(x) for x in inputs], **kwargs)
+        return [x if isinstance(x, BaseException) else self._result(x) for x in out]
+
     # -- state ------------------------------------------------------------------------------------
     @staticmethod
     def _snapshot(snap: StateSnapshot) -> StateSnapshot:

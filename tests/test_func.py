@@ -418,3 +418,20 @@ def test_task_retry_policy() -> None:
 
     assert graph.invoke(1) == "up"
     assert attempts == 3
+
+
+def test_batch_runs_many_inputs_and_returns_the_return_values() -> None:
+    @task
+    def double(n: int) -> int:
+        return n * 2
+
+    @entrypoint(checkpointer="memory")
+    def flow(n: int) -> int:
+        if n < 0:
+            raise ValueError(f"negative: {n}")
+        return double(n).result() + 1
+
+    assert flow.batch([1, 2, 3]) == [3, 5, 7]
+    out = flow.batch([1, -1], return_exceptions=True, thread_ids=["a", "b"])
+    assert out[0] == 3 and isinstance(out[1], ValueError)
+    assert asyncio.run(flow.abatch([4, 5])) == [9, 11]
