@@ -51,15 +51,8 @@ from typing import Any, Generic, TypeVar
 
 from agentgraph_nb.checkpoint.base import PendingWrite
 from agentgraph_nb.constants import END, START
-from agentgraph_nb.engine._loop import (
-    Run,
-    _find_scratch,
-    _scope,
-    _ScopedScratch,
-    _Scratch,
-    interrupt,
-)
-from agentgraph_nb.engine._stream import get_stream_writer, stream_sink
+from agentgraph_nb.engine._loop import Run, interrupt, interrupt_scope
+from agentgraph_nb.engine._stream import get_stream_writer, stream_sink, task_context
 from agentgraph_nb.errors import (
     CheckpointConflictError,
     CheckpointError,
@@ -101,16 +94,15 @@ class _Exec:
     of sync tasks by handing the write to that loop, so the loop never blocks on the network.
     """
 
-    __slots__ = ("lock", "loop", "name", "run", "saved", "scratch", "seen", "started", "step", "stepping")
+    __slots__ = ("lock", "loop", "name", "run", "saved", "seen", "started", "step", "stepping")
 
-    def __init__(self, run: Run, scratch: _Scratch | Run, name: str, seen: dict[str, None]) -> None:
+    def __init__(self, run: Run, step: int, name: str, seen: dict[str, None]) -> None:
         self.run = run
         self.seen = seen  # the entrypoint's names of the tasks that ran (drawn by app.show())
         self.started: list[Any] = []  # futures of the calls started (all awaited before the body ends)
         self.stepping = False  # pause before each task call (Entrypoint.debug(step_tasks=True))
-        self.scratch = scratch
         self.name = name
-        self.step = run.step + 1
+        self.step = step
         self.saved: dict[str, Any] | None = None  # read from the store on the first task call
         self.lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None  # an async body's loop, with run.astore
@@ -319,16 +311,16 @@ class TaskFunction(Generic[T]):
         saved = ex.saved_results()
         if key in saved:
             return _done(saved[key], self.name)
-        base = ex.scratch
         if ex.stepping:
-            _pause_before(ex, base, key, self.name, args, kwargs)
-        fut = self._start(ex, base, key, args, kwargs)
+            _pause_before(key, self.name, args, kwargs)
+        fut = self._start(ex, key, args, kwargs)
         ex.started.append(fut._fut)
         return fut
 
-    def _start(self, ex: _Exec, base: _Scratch | Run, key: str, args: tuple[Any, ...],
-               kwargs: dict[str, Any]) -> TaskFuture[T]:
-        scratch = _ScopedScratch(ex.run, ex.name, f"{base.index}/{key}", base)
+    def _start(self, ex: _Exec, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture[T]:
+        # made here, where the calling node (or task) is found; entered where the call runs:
+        # interrupt() inside the task gets ids of this call's own, stable across re-runs
+        scratch = interrupt_scope(key)
         if self.is_async:
             try:
                 loop = asyncio.get_running_loop()
@@ -344,14 +336,13 @@ class TaskFunction(Generic[T]):
         return TaskFuture(_task_pool().submit(ctx.run, self._run, ex, scratch, key, args, kwargs), self.name)
 
     # -- running one call ---------------------------------------------------------------------------
-    def _enter(self, scratch: _ScopedScratch, key: str) -> None:
-        scratch.counter = 0
-        _scope.set(scratch)  # interrupt() inside finds this call's scratch
+    def _enter(self, scope: interrupt_scope, key: str) -> None:
+        scope.__enter__()  # in this call's own context (a copy), left with it
         _frame.set(_Frame(key + "/"))  # tasks called by this task get keys under this one
 
-    def _run(self, ex: _Exec, scratch: _ScopedScratch, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _run(self, ex: _Exec, scratch: interrupt_scope, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self._enter(scratch, key)
-        tid = f"{ex.step}:{scratch.index}"
+        tid = f"{ex.step}:{key}"
         attempt = 1
         while True:
             t0 = time.perf_counter()
@@ -365,10 +356,10 @@ class TaskFunction(Generic[T]):
                 continue
             return self._finish(ex, key, tid, attempt, time.perf_counter() - t0, value)
 
-    async def _arun(self, ex: _Exec, scratch: _ScopedScratch, key: str, args: tuple[Any, ...],
+    async def _arun(self, ex: _Exec, scratch: interrupt_scope, key: str, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
         self._enter(scratch, key)
-        tid = f"{ex.step}:{scratch.index}"
+        tid = f"{ex.step}:{key}"
         attempt = 1
         while True:
             t0 = time.perf_counter()
@@ -410,16 +401,11 @@ class TaskFunction(Generic[T]):
         return f"<task {self.name!r}>"
 
 
-def _pause_before(ex: _Exec, base: _Scratch | Run, key: str, name: str, args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> None:
+def _pause_before(key: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Stepping task by task: an ``interrupt()`` before the call runs (answered by the
     Debugger's Resume); its id is the call's own, so the answer lets exactly this call run."""
-    scratch = _ScopedScratch(ex.run, ex.name, f"{base.index}/{key}/before", base)
-    token = _scope.set(scratch)
-    try:
+    with interrupt_scope(f"{key}/before"):
         interrupt({"before_task": name, "call": key, "input": args[0] if len(args) == 1 and not kwargs else args})
-    finally:
-        _scope.reset(token)
 
 
 def _wait_started(ex: _Exec) -> None:
@@ -619,11 +605,12 @@ class Entrypoint:
             return kw
 
         def start(state: dict[str, Any]) -> tuple[_Exec, Any, Any]:
-            found = _find_scratch(2)
+            found = task_context()
             if found is None:  # pragma: no cover - the engine always runs nodes where it finds them
                 raise TaskCallError(f"entrypoint {name!r} ran outside the engine", task=name)
-            ex = _Exec(found.run, found, name, seen)
-            ex.stepping = bool(stepping) and found.run.thread_id in stepping
+            run, _, step = found
+            ex = _Exec(run, step, name, seen)
+            ex.stepping = bool(stepping) and run.thread_id in stepping
             return ex, _exec.set(ex), _frame.set(_Frame(""))
 
         def end(value: Any) -> dict[str, Any]:
