@@ -435,3 +435,23 @@ def test_batch_runs_many_inputs_and_returns_the_return_values() -> None:
     out = flow.batch([1, -1], return_exceptions=True, thread_ids=["a", "b"])
     assert out[0] == 3 and isinstance(out[1], ValueError)
     assert asyncio.run(flow.abatch([4, 5])) == [9, 11]
+
+
+def test_the_timeline_draws_a_bar_per_task_call() -> None:
+    pytest.importorskip("plotly")
+
+    @task
+    def fetch(n: int) -> int:
+        time.sleep(0.01)
+        return n
+
+    @entrypoint(checkpointer="memory")
+    def flow(ns: list[int]) -> int:
+        return sum(f.result() for f in [fetch(n) for n in ns])
+
+    flow.record()
+    flow.invoke([1, 2, 3], thread_id="t")
+    tl = flow.timeline("t")
+    assert tl.executions == 4  # the entrypoint and its three task calls
+    svg = tl.to_svg()
+    assert "fetch" in svg and "flow" in svg
