@@ -774,9 +774,11 @@ class Entrypoint:
     def debug(self, inputs: Any = None, *, thread_id: str | None = None, step_tasks: bool = True) -> Any:
         """The step-through Debugger on a run of this workflow. With ``step_tasks`` (default) the
         run pauses before each task call: the Debugger shows ``{"before_task": name, "call": key,
-        "input": ...}`` as the pending interrupt, and Resume (any answer) runs that task and
-        pauses before the next, while the GraphView marks each task as it runs. Finished tasks
-        are never run again: stepping, going back and continuing reuse their saved results."""
+        "input": ...}`` as the pending interrupt and its graph marks the tasks done so far and the
+        next one pending. **Resume** (any answer) runs that task and pauses before the next; Step
+        on such a pause asks the same question again (the pause is an ``interrupt()``, which only
+        an answer gets past). Finished tasks are never run again: going back and continuing
+        reuse their results."""
         dbg = self.graph.debug(self._input(inputs) if inputs is not None else None, thread_id=thread_id)
         if step_tasks:
             self._stepping.add(dbg.session.thread_id)
