@@ -31,7 +31,7 @@ How it is built (on the graph engine, no second engine):
 * ``interrupt()`` inside a task pauses the whole entrypoint; its id comes from the task call's
   key, so the answer reaches that call when the body runs again.
 * Task executions are events like node executions (``node_start``/``node_end``, node = the task's
-  name, ``task_id`` = ``"<step>:<index>/<call key>"``): the Timeline draws their bars, the
+  name, ``task_id`` = ``"<step>:<call key>"``): the Timeline draws their bars, the
   GraphView draws the tasks that ran beside the entrypoint, ``stream(mode="updates")`` yields
   ``{task_name: result}`` as each finishes.
 """
@@ -320,28 +320,28 @@ class TaskFunction(Generic[T]):
     def _start(self, ex: _Exec, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture[T]:
         # made here, where the calling node (or task) is found; entered where the call runs:
         # interrupt() inside the task gets ids of this call's own, stable across re-runs
-        scratch = interrupt_scope(key)
+        scope = interrupt_scope(key)
         if self.is_async:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 loop = None
             if loop is not None:
-                return TaskFuture(loop.create_task(self._arun(ex, scratch, key, args, kwargs)), self.name)
+                return TaskFuture(loop.create_task(self._arun(ex, scope, key, args, kwargs)), self.name)
             # an async task called from a sync entrypoint: its own loop, on a thread
             ctx = contextvars.copy_context()
-            return TaskFuture(_task_pool().submit(ctx.run, asyncio.run, self._arun(ex, scratch, key, args, kwargs)),
+            return TaskFuture(_task_pool().submit(ctx.run, asyncio.run, self._arun(ex, scope, key, args, kwargs)),
                               self.name)
         ctx = contextvars.copy_context()
-        return TaskFuture(_task_pool().submit(ctx.run, self._run, ex, scratch, key, args, kwargs), self.name)
+        return TaskFuture(_task_pool().submit(ctx.run, self._run, ex, scope, key, args, kwargs), self.name)
 
     # -- running one call ---------------------------------------------------------------------------
     def _enter(self, scope: interrupt_scope, key: str) -> None:
         scope.__enter__()  # in this call's own context (a copy), left with it
         _frame.set(_Frame(key + "/"))  # tasks called by this task get keys under this one
 
-    def _run(self, ex: _Exec, scratch: interrupt_scope, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        self._enter(scratch, key)
+    def _run(self, ex: _Exec, scope: interrupt_scope, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self._enter(scope, key)
         tid = f"{ex.step}:{key}"
         attempt = 1
         while True:
@@ -356,9 +356,9 @@ class TaskFunction(Generic[T]):
                 continue
             return self._finish(ex, key, tid, attempt, time.perf_counter() - t0, value)
 
-    async def _arun(self, ex: _Exec, scratch: interrupt_scope, key: str, args: tuple[Any, ...],
+    async def _arun(self, ex: _Exec, scope: interrupt_scope, key: str, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
-        self._enter(scratch, key)
+        self._enter(scope, key)
         tid = f"{ex.step}:{key}"
         attempt = 1
         while True:
