@@ -34,6 +34,7 @@ from agentgraph_nb.errors import (
     NodeTimeoutError,
     StateMigrationError,
     StepTimeoutError,
+    TaskCallError,
     ToolArgumentsError,
     ToolError,
     UnknownMessageError,
@@ -101,12 +102,14 @@ __all__ = [
     "SnapshotTask",
     "StateSnapshot",
     "StepTimeoutError",
+    "TaskCallError",
     "ToolArgumentsError",
     "ToolError",
     "UnknownMessageError",
     "UnknownToolError",
     "__version__",
     "add_messages",
+    "entrypoint",
     "full_traceback",
     "get_stream_writer",
     "inspect_store",
@@ -115,6 +118,7 @@ __all__ = [
     "node_failure",
     "short_traceback",
     "short_tracebacks",
+    "task",
 ]
 
 _LAZY = {
@@ -128,6 +132,8 @@ _LAZY = {
     "full_traceback": ("agentgraph_nb._traceback", "full_traceback"),
     "short_traceback": ("agentgraph_nb._traceback", "short_traceback"),
     "short_tracebacks": ("agentgraph_nb._traceback", "short_tracebacks"),
+    "entrypoint": ("agentgraph_nb.func", "entrypoint"),
+    "task": ("agentgraph_nb.func", "task"),
 }
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "StateMigrationError",
     "StepTimeoutError",
     "StructuredOutputError",
+    "TaskCallError",
     "ToolArgumentsError",
     "ToolError",
     "TriggerError",
@@ -276,6 +277,21 @@ class UnknownToolError(ToolError, LookupError):
 
 def _rebuild_kw(cls: type[Exception], msg: str, kw: dict[str, Any]) -> Exception:
     return cls(msg, **kw)
+
+
+class TaskCallError(AgentGraphError, RuntimeError):
+    """A ``@task`` was called where it cannot run: outside a running ``@entrypoint``.
+
+    Attributes:
+        task: the task's name.
+    """
+
+    def __init__(self, message: str, *, task: str) -> None:
+        super().__init__(message)
+        self.task = task
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_kw, (type(self), str(self), {"task": self.task}))
 
 
 class GraphRecursionError(AgentGraphError, RecursionError):

@@ -23,3 +23,21 @@ def test_readme_quickstart_runs(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "found 3 sources" in r.stdout
+
+
+def test_readme_functional_api_example_runs(tmp_path: Path) -> None:
+    text = README.read_text()
+    section = text[text.index("## Functional API"):text.index("## Differences from LangGraph")]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    code += (
+        "\nassert weather.get_state('w1').values == 'Oslo 21C, Lima 21C'"
+        "\nprint(weather.invoke(['Oslo'], thread_id='w1'))"
+        "\nprint(weather.invoke(Command(resume='no'), thread_id='w1'))\n"
+    )
+    script = tmp_path / "functional.py"
+    script.write_text(code)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0].startswith("{'__interrupt__': [Interrupt(value={'approve': 'Oslo 21C'}")
+    assert out[1] == "Oslo 21C, Lima 21C"  # not approved: the previous text, kept with entrypoint.final
