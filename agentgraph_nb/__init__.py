@@ -16,8 +16,7 @@ import logging
 from typing import Any
 
 from agentgraph_nb.constants import END, START
-from agentgraph_nb.engine._loop import interrupt
-from agentgraph_nb.engine._stream import get_stream_writer
+from agentgraph_nb.engine import get_stream_writer, interrupt
 from agentgraph_nb.errors import (
     AgentGraphError,
     AgentGraphWarning,

@@ -52,7 +52,7 @@ def show_history(
         app = load_graph(graph, checkpointer=url).app
         values = app.get_state(thread, checkpoint_id=checkpoint).values
     else:
-        from agentgraph_nb.engine._algo import apply_writes
+        from agentgraph_nb.engine import apply_writes
         from agentgraph_nb.state._schema import read_schema
 
         chain = store.get_chain(thread, checkpoint)

@@ -1,5 +1,77 @@
-"""The superstep engine: the compiled plan, the pure algorithm, the loop and its drivers."""
+"""The superstep engine: the compiled plan, the pure algorithm, the loop and its drivers.
 
-from agentgraph_nb.engine._loop import current_task
+This package is the engine's whole surface: the builder (``agentgraph_nb.graph``) hands it plain
+data (:class:`GraphDef`) and everything above it (the compiled graph, subgraphs, the functional
+API, chat models, tools, the node library) imports from here, never from the private modules.
+The engine itself imports nothing of the builder.
+"""
 
-__all__: list[str] = ["current_task"]
+from agentgraph_nb.engine._algo import NOARG, apply_writes, normalize_result, resolve_targets
+from agentgraph_nb.engine._loop import (
+    ERROR_WRITE,
+    INTERRUPT_KEY,
+    INTERRUPT_WRITE,
+    RESUME_WRITE,
+    Run,
+    current_task,
+    find_scratch,
+    interrupt,
+    interrupt_scope,
+    run_loop,
+    stream_run,
+)
+from agentgraph_nb.engine._loop import _current as current_task_var
+from agentgraph_nb.engine._loop import _freeze as freeze_barriers
+from agentgraph_nb.engine._loop import _route as route_node
+from agentgraph_nb.engine._plan import BranchDef, GraphDef, NodeDef, Plan
+from agentgraph_nb.engine._runner import _running_loop as running_loop
+from agentgraph_nb.engine._runner import at_loop_close, iterate_sync, run_sync
+from agentgraph_nb.engine._stream import (
+    LIVE_MODES,
+    StreamClosed,
+    get_stream_writer,
+    live_stream,
+    live_stream_async,
+    message_metadata,
+    report_llm_call,
+    stream_sink,
+    task_context,
+)
+
+__all__: list[str] = [
+    "ERROR_WRITE",
+    "INTERRUPT_KEY",
+    "INTERRUPT_WRITE",
+    "LIVE_MODES",
+    "NOARG",
+    "RESUME_WRITE",
+    "StreamClosed",
+    "BranchDef",
+    "GraphDef",
+    "NodeDef",
+    "Plan",
+    "Run",
+    "apply_writes",
+    "at_loop_close",
+    "current_task",
+    "current_task_var",
+    "find_scratch",
+    "freeze_barriers",
+    "get_stream_writer",
+    "interrupt",
+    "interrupt_scope",
+    "iterate_sync",
+    "live_stream",
+    "live_stream_async",
+    "message_metadata",
+    "normalize_result",
+    "report_llm_call",
+    "resolve_targets",
+    "route_node",
+    "running_loop",
+    "run_loop",
+    "run_sync",
+    "stream_run",
+    "stream_sink",
+    "task_context",
+]

@@ -65,6 +65,8 @@ INTERRUPT_KEY = "__interrupt__"
 _IW = "__interrupt__"  # pending-write node name for recorded interrupts
 _RW = "__resume__"  # pending-write node name for resume answers
 _EW = "__error__"  # pending-write node name marking a task whose saved result could not be merged
+# the same, by their public names (agentgraph_nb.engine)
+INTERRUPT_WRITE, RESUME_WRITE, ERROR_WRITE = _IW, _RW, _EW
 
 # what interrupt() reads: a _Scratch, or the Run itself for its inline tasks (one at a time)
 _current: contextvars.ContextVar[_Scratch | Run | None] = contextvars.ContextVar("agentgraph_nb_task", default=None)
@@ -132,6 +134,12 @@ def current_task() -> _Scratch | Run | None:
     """The node execution the calling code runs in (``.run``, ``.node``, ``.index``), or None
     outside a run; found as :func:`interrupt` finds it (a subgraph node reads its parent run)."""
     return _find_scratch(2)
+
+
+def find_scratch(depth: int) -> _Scratch | Run | None:
+    """The running task's context, found up the stack when no context variable is set (the
+    engine runs inline nodes without one); ``depth``: frames to skip."""
+    return _find_scratch(depth + 1)
 
 
 def _find_scratch(depth: int) -> _Scratch | Run | None:

@@ -7,20 +7,59 @@ common case of static edges.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agentgraph_nb._callables import is_async_callable
 from agentgraph_nb.constants import END, START
 from agentgraph_nb.engine._algo import NOARG
-from agentgraph_nb.graph.state import is_async_callable
 from agentgraph_nb.observe.metrics import NodeStats
 
 if TYPE_CHECKING:
-    from agentgraph_nb.graph.state import StateGraph
     from agentgraph_nb.state._schema import StateSchema
     from agentgraph_nb.types import RetryPolicy
 
-__all__ = ["PBranch", "PJoin", "PNode", "Plan"]
+__all__ = ["BranchDef", "GraphDef", "NodeDef", "PBranch", "PJoin", "PNode", "Plan"]
+
+
+# -- what compile() hands the engine: plain data, no builder ------------------------------------------
+@dataclass(frozen=True)
+class NodeDef:
+    """A node as the engine needs it: its function, retry policy, timeout and input builder."""
+
+    name: str
+    fn: Callable[..., Any] | None
+    retry: RetryPolicy | None
+    timeout: float | None
+    make_input: Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class BranchDef:
+    """A conditional edge: ``router(state)`` picks among ``targets`` (None: any node), through
+    ``path_map`` when given."""
+
+    source: str
+    router: Callable[..., Any]
+    targets: Sequence[str] | None
+    path_map: dict[Hashable, str] | None
+
+
+@dataclass(frozen=True)
+class GraphDef:
+    """A validated graph as plain data: what :class:`Plan` compiles. ``edges`` are
+    ``(source, target)`` pairs, ``joins`` ``(sources, target)``, ``weighted``
+    ``(source, {target: weight})``."""
+
+    name: str
+    schema: StateSchema
+    nodes: Sequence[NodeDef]
+    edges: Sequence[tuple[str, str]]
+    joins: Sequence[tuple[tuple[str, ...], str]]
+    branches: Sequence[BranchDef]
+    weighted: Sequence[tuple[str, Mapping[str, float]]]
+    state_version: int = 1
 
 
 def _no_input(values: dict[str, Any]) -> Any:
@@ -103,14 +142,13 @@ class PNode:
 class Plan:
     """Everything the loop needs, frozen at compile time."""
 
-    def __init__(self, g: StateGraph) -> None:
+    def __init__(self, g: GraphDef) -> None:
         self.name = g.name
-        self.schema: StateSchema = g.state
-        self.nodes: list[PNode] = [
-            PNode(i, s.name, s.fn, s.retry, s.timeout) for i, s in enumerate(g.nodes.values())
-        ]
-        for n, spec in zip(self.nodes, g.nodes.values()):
-            n.make_input = (spec.input_view or g.state).input_builder()
+        self.schema: StateSchema = g.schema
+        self.state_version = g.state_version
+        self.nodes: list[PNode] = [PNode(i, s.name, s.fn, s.retry, s.timeout) for i, s in enumerate(g.nodes)]
+        for n, spec in zip(self.nodes, g.nodes):
+            n.make_input = spec.make_input
         self.by_name: dict[str, PNode] = {n.name: n for n in self.nodes}
         self.start = PNode(-1, START, None, None, None)
         idx = {n.name: n.index for n in self.nodes}

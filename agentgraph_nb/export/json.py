@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, cast
 
+from agentgraph_nb._callables import is_async_callable
 from agentgraph_nb.errors import GraphValidationError
-from agentgraph_nb.graph.state import is_async_callable, target_name
+from agentgraph_nb.graph.state import target_name
 from agentgraph_nb.types import RetryPolicy, default_retry_on
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from agentgraph_nb.constants import END, START
-from agentgraph_nb.engine._stream import get_stream_writer, task_context
+from agentgraph_nb.engine import get_stream_writer, task_context
 from agentgraph_nb.errors import GraphValidationError, TaskCallError
 from agentgraph_nb.func._task import (
     TASK_WRITE,

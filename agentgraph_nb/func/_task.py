@@ -14,8 +14,7 @@ from concurrent import futures
 from typing import Any, Generic, TypeVar
 
 from agentgraph_nb.checkpoint.base import PendingWrite
-from agentgraph_nb.engine._loop import Run, interrupt, interrupt_scope
-from agentgraph_nb.engine._stream import stream_sink
+from agentgraph_nb.engine import Run, interrupt, interrupt_scope, stream_sink
 from agentgraph_nb.errors import (
     CheckpointConflictError,
     CheckpointError,

@@ -23,10 +23,7 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from agentgraph_nb.engine import current_task
-from agentgraph_nb.engine._algo import NOARG
-from agentgraph_nb.engine._runner import iterate_sync, run_sync
-from agentgraph_nb.engine._stream import LIVE_MODES
+from agentgraph_nb.engine import LIVE_MODES, NOARG, current_task, iterate_sync, run_sync
 from agentgraph_nb.errors import (
     GraphInterrupt,
     GraphValidationError,
@@ -39,7 +36,7 @@ from agentgraph_nb.types import Command, Interrupt
 
 if TYPE_CHECKING:
     from agentgraph_nb.checkpoint.base import BaseCheckpointer, CheckpointRecord
-    from agentgraph_nb.engine._loop import Run
+    from agentgraph_nb.engine import Run
     from agentgraph_nb.graph.compiled import CompiledGraph
     from agentgraph_nb.graph.state import StateGraph
 

@@ -29,22 +29,31 @@ from agentgraph_nb.checkpoint.base import (
     find_parent_cycle,
 )
 from agentgraph_nb.constants import END
-from agentgraph_nb.engine._algo import NOARG, apply_writes, resolve_targets
-from agentgraph_nb.engine._loop import (
-    _EW,
-    _IW,
-    _RW,
+from agentgraph_nb.engine import (
+    ERROR_WRITE,
     INTERRUPT_KEY,
+    INTERRUPT_WRITE,
+    LIVE_MODES,
+    NOARG,
+    RESUME_WRITE,
+    BranchDef,
+    GraphDef,
+    NodeDef,
+    Plan,
     Run,
-    _current,
-    _freeze,
-    _route,
+    apply_writes,
+    current_task_var,
+    freeze_barriers,
+    iterate_sync,
+    live_stream,
+    live_stream_async,
+    resolve_targets,
+    route_node,
     run_loop,
+    run_sync,
+    running_loop,
     stream_run,
 )
-from agentgraph_nb.engine._plan import Plan
-from agentgraph_nb.engine._runner import iterate_sync, run_sync
-from agentgraph_nb.engine._stream import LIVE_MODES, live_stream, live_stream_async
 from agentgraph_nb.errors import (
     CheckpointError,
     GraphValidationError,
@@ -103,6 +112,23 @@ def _open_store(spec: Any) -> BaseCheckpointer | None:
     return open_checkpointer(spec)
 
 
+def _graph_def(builder: StateGraph, name: str, state_version: int) -> GraphDef:
+    """The builder as the plain data the engine compiles (the engine never sees the builder)."""
+    return GraphDef(
+        name=name,
+        schema=builder.state,
+        nodes=tuple(
+            NodeDef(s.name, s.fn, s.retry, s.timeout, (s.input_view or builder.state).input_builder())
+            for s in builder.nodes.values()
+        ),
+        edges=tuple(builder.edges),
+        joins=tuple(builder.joins),
+        branches=tuple(BranchDef(b.source, b.router, b.targets, b.path_map) for b in builder.branches),
+        weighted=tuple(builder.weighted),
+        state_version=state_version,
+    )
+
+
 class CompiledGraph(ViewsMixin):
     """A validated, runnable graph. Made by :meth:`StateGraph.compile`.
 
@@ -127,12 +153,10 @@ class CompiledGraph(ViewsMixin):
         self.step_timeout = step_timeout
         # StateGraph.name is always a str (its name, the schema's __name__ or "graph"); mypy infers Optional
         self.name: str = name or cast(str, builder.name)
-        self.plan = Plan(builder)
-        self.plan.name = self.name
         self.schema = builder.state
         self.state_version: int = getattr(builder, "version", 1)
         self.migrations: dict[int, Any] = dict(getattr(builder, "migrations", {}))
-        self.plan.state_version = self.state_version  # type: ignore[attr-defined]  # checkpoints record it
+        self.plan = Plan(_graph_def(builder, self.name, self.state_version))
         self._open_schema: Any = None  # the schema with open keys, for replaying older versions' writes
         self.checkpointer = _open_store(checkpointer)
         ser = getattr(self.checkpointer, "serializer", None)
@@ -535,7 +559,7 @@ class CompiledGraph(ViewsMixin):
             self._load_into(run, edited)
         if answers:
             run.resume_values = {**run.resume_values, **answers}  # a new dict: the default is shared
-            run.save_pending([PendingWrite(-1, _RW, {"id": k, "value": v}, []) for k, v in answers.items()])
+            run.save_pending([PendingWrite(-1, RESUME_WRITE, {"id": k, "value": v}, []) for k, v in answers.items()])
         run.skip_before = True
 
     # -- running ----------------------------------------------------------------------------------
@@ -621,12 +645,12 @@ class CompiledGraph(ViewsMixin):
         tasks its nodes start themselves."""
         self._begin(run)
         run.scoped = True
-        return _current.set(run) if run.thread_id is not None else None
+        return current_task_var.set(run) if run.thread_id is not None else None
 
     def _exit(self, run: Run, token: contextvars.Token[Any] | None, err: BaseException | None) -> dict[str, Any]:
         """End an invoke/ainvoke run (``err``: what it raised) and return its final state."""
         if token is not None:
-            _current.reset(token)
+            current_task_var.reset(token)
         self._end(run, "failed" if err is not None else "interrupted" if run.interrupts else "completed", err)
         return self._result(run) if err is None else {}
 
@@ -850,9 +874,8 @@ class CompiledGraph(ViewsMixin):
 
             coro = self.abatch(items, thread_ids=thread_ids, max_concurrency=max_concurrency,
                                return_exceptions=return_exceptions, progress=progress, **kwargs)
-            from agentgraph_nb.engine._runner import _running_loop
 
-            if _running_loop() is None:
+            if running_loop() is None:
                 return asyncio.run(coro)
             return run_sync(coro, needs_loop=True)  # type: ignore[no-any-return]
         import concurrent.futures
@@ -1197,7 +1220,7 @@ class CompiledGraph(ViewsMixin):
             plain: set[int] = set()
             sends: list[Any] = []
             node = self.plan.by_name[as_node]
-            run.barriers = _freeze(run, _route(run, node, run.values, (), plain, sends, run.barriers))
+            run.barriers = freeze_barriers(run, route_node(run, node, run.values, (), plain, sends, run.barriers))
             run.tasks = [self.plan.nodes[i].task for i in sorted(plain)] + sends
         if goto:
             plain = set()
@@ -1322,14 +1345,14 @@ def _read_pending(
     asked: dict[str, Interrupt] = {}
     answers: dict[str, Any] = {}
     for pw in writes:
-        if pw.node == _IW:
+        if pw.node == INTERRUPT_WRITE:
             d = pw.update
             asked.pop(d["id"], None)  # keeps the order of the latest asking
             asked[d["id"]] = Interrupt(d["value"], d["id"], d.get("node", ""), d.get("when", "during"),
                                        tuple(d.get("path", ())))
-        elif pw.node == _RW:
+        elif pw.node == RESUME_WRITE:
             answers[pw.update["id"]] = pw.update["value"]
-        elif pw.node == _EW:
+        elif pw.node == ERROR_WRITE:
             done.pop(pw.task_index, None)  # its result could not be merged: the task runs again
         elif pw.task_index >= 0:
             done[pw.task_index] = pw
@@ -1355,11 +1378,11 @@ def _tasks(rec: CheckpointRecord, done: dict[int, PendingWrite], intrs: tuple[In
     errors: dict[int, str] = {}
     asked_at: dict[str, int] = {}
     for pw in writes:
-        if pw.node == _EW:
+        if pw.node == ERROR_WRITE:
             errors[pw.task_index] = str(pw.update.get("error", "")) if isinstance(pw.update, dict) else ""
-        elif pw.task_index in errors and pw.node != _IW and pw.node != _RW:
+        elif pw.task_index in errors and pw.node != INTERRUPT_WRITE and pw.node != RESUME_WRITE:
             del errors[pw.task_index]  # it ran again and finished
-        elif pw.node == _IW and isinstance(pw.update, dict):
+        elif pw.node == INTERRUPT_WRITE and isinstance(pw.update, dict):
             asked_at[str(pw.update.get("id"))] = pw.task_index
     names = [t[0] for t in rec.next]
     by_task: dict[int, list[Interrupt]] = {}

@@ -23,23 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["StateGraph"]
 
 
-def is_async_callable(fn: Any) -> bool:
-    """True for ``async def`` functions and objects whose ``__call__`` is one (or that say so
-    through an ``is_async`` attribute, like the notebook's hot-reload proxies)."""
-    code = getattr(fn, "__code__", None)
-    if code is not None and type(fn).__name__ == "function":
-        return bool(code.co_flags & 0x80)  # CO_COROUTINE: what inspect checks, without the cost
-    flag = getattr(type(fn), "is_async", None)
-    if isinstance(flag, property) or flag is not None:
-        try:
-            return bool(fn.is_async)
-        except Exception:
-            return False
-    if inspect.iscoroutinefunction(fn):
-        return True
-    call = getattr(fn, "__call__", None)  # noqa: B004
-    return call is not None and inspect.iscoroutinefunction(call)
-
 
 def _is_compiled(fn: Any) -> bool:
     """Whether ``fn`` is a compiled graph (without importing the compiled module here)."""

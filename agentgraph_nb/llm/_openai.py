@@ -24,9 +24,9 @@ from typing import Any
 
 import openai
 
-from agentgraph_nb.engine._runner import at_loop_close
-from agentgraph_nb.engine._stream import (
+from agentgraph_nb.engine import (
     StreamClosed,
+    at_loop_close,
     message_metadata,
     report_llm_call,
     stream_sink,

@@ -7,7 +7,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from agentgraph_nb.engine._stream import task_context
+from agentgraph_nb.engine import task_context
 from agentgraph_nb.errors import StructuredOutputError
 from agentgraph_nb.llm._base import Message, to_messages
 

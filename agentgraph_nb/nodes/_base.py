@@ -23,9 +23,9 @@ def node_name(default: str) -> str:
     Only called on the way to an error, so the running node's name costs nothing on success.
     """
     try:
-        from agentgraph_nb.engine._loop import _find_scratch
+        from agentgraph_nb.engine import find_scratch
 
-        scratch = _find_scratch(2)  # from the caller of node_name up
+        scratch = find_scratch(2)  # from the caller of node_name up
     except Exception:  # pragma: no cover - outside a run, or the engine changed its insides
         return default
     name = getattr(scratch, "node", None)

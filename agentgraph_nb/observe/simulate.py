@@ -46,7 +46,7 @@ class _Notes:
 def _wrap_router(
     router: Callable[..., Any], source: str, path_map: Mapping[Hashable, str] | None, notes: _Notes
 ) -> Callable[..., Any]:
-    from agentgraph_nb.graph.state import is_async_callable
+    from agentgraph_nb._callables import is_async_callable
 
     if is_async_callable(router):
 
@@ -72,7 +72,7 @@ def _wrap_router(
 
 
 def _wrap_node(fn: Callable[..., Any], name: str, notes: _Notes) -> Callable[..., Any]:
-    from agentgraph_nb.graph.state import is_async_callable
+    from agentgraph_nb._callables import is_async_callable
 
     def note(out: Any) -> None:
         if isinstance(out, Command) and out.goto:

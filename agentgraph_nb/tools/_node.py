@@ -11,7 +11,7 @@ from concurrent import futures
 from typing import Any
 
 from agentgraph_nb.constants import END
-from agentgraph_nb.engine._loop import interrupt_scope
+from agentgraph_nb.engine import interrupt_scope
 from agentgraph_nb.errors import (
     GraphInterrupt,
     ToolArgumentsError,

@@ -288,7 +288,7 @@ class Tool:
         """
         kwargs = self._kwargs(args, state, tool_call_id)
         if self.is_async:
-            from agentgraph_nb.engine._runner import run_sync
+            from agentgraph_nb.engine import run_sync
 
             return run_sync(self.fn(**kwargs), needs_loop=True)
         return self.fn(**kwargs)

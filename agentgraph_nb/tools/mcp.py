@@ -128,7 +128,7 @@ class MCPTool(Tool):
         checked = self._check(args, tool_call_id)
         loop = self._loop
         if loop is None:
-            from agentgraph_nb.engine._runner import run_sync
+            from agentgraph_nb.engine import run_sync
 
             return run_sync(self._call(checked, tool_call_id), needs_loop=True)
         return asyncio.run_coroutine_threadsafe(self._call(checked, tool_call_id), loop).result()
