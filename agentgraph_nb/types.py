@@ -438,6 +438,7 @@ EventKind = Literal[
     "interrupt",
     "run_end",
     "llm_end",
+    "llm_token",
 ]
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
@@ -459,7 +460,10 @@ class Event:
             ``node_retry``), the checkpoint id (``checkpoint``), interrupts (``interrupt``),
             the node's input (``node_start``), the final values (``run_end``), or a chat-model
             call's figures (``llm_end``: ``model``, ``tokens_in``, ``tokens_out``, ``cost``,
-            ``latency``, ``base_url``).
+            ``latency``, ``base_url``), or one streamed chunk of a chat model's answer
+            (``llm_token``: the chunk message, ``{"role": "assistant", "content": piece, "id":
+            ..., "tool_call_chunks"?: [...]}``; sent only to listeners that ask for tokens with
+            a true ``llm_tokens`` attribute, as GraphView and Debugger do).
     """
 
     __slots__ = ("attempt", "data", "duration", "kind", "node", "run_id", "step", "task_id", "thread_id", "ts")

@@ -31,6 +31,7 @@ from agentgraph_nb.engine._stream import (
     report_llm_call,
     stream_sink,
     task_context,
+    token_listener,
 )
 from agentgraph_nb.errors import ModelError, ModelResponseError
 from agentgraph_nb.llm._base import (
@@ -221,6 +222,7 @@ class _Call:
         live = sink is not None and sink.messages
         self.sink = sink if live else None
         self.meta: dict[str, Any] | None = None
+        outs: list[Callable[[Message], None]] = [] if on_chunk is None else [on_chunk]
         if live:
             meta = self.meta = message_metadata(self.ctx, model=model.model)
             emit = sink.emit  # type: ignore[union-attr]
@@ -228,18 +230,18 @@ class _Call:
             def to_sink(piece: Message) -> None:
                 emit("messages", (piece, meta))
 
-            if on_chunk is None:
-                self.on_chunk: Callable[[Message], None] | None = to_sink
-            else:
-                user = on_chunk
-
-                def both(piece: Message) -> None:
-                    user(piece)
-                    to_sink(piece)
-
-                self.on_chunk = both
+            outs.append(to_sink)
+        to_listeners = token_listener(self.ctx)  # a GraphView or Debugger showing tokens live
+        if to_listeners is not None:
+            outs.append(to_listeners)
+        if len(outs) <= 1:
+            self.on_chunk: Callable[[Message], None] | None = outs[0] if outs else None
         else:
-            self.on_chunk = on_chunk
+            def each(piece: Message) -> None:
+                for out in outs:
+                    out(piece)
+
+            self.on_chunk = each
 
     @property
     def node(self) -> str:
