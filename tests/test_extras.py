@@ -81,7 +81,7 @@ def test_readme_first_command_installs_lab_and_binder_matches() -> None:
     first = re.findall(r"```bash\n(.*?)```", readme, re.S)[0].strip()
     assert first == 'pip install -e ".[lab]" && jupyter lab notebooks/01_quickstart.ipynb'
     assert "--allow-root" in readme
-    assert 'pip install --no-cache-dir -e ".[lab]"' in (ROOT / "binder" / "postBuild").read_text()
+    assert 'pip install --no-cache-dir -e ".[lab,llm]"' in (ROOT / "binder" / "postBuild").read_text()  # llm: notebook 09
     reqs = [
         line.strip()
         for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines()

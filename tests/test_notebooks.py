@@ -26,6 +26,7 @@ EXPECTED = [
     "06_debugging",
     "07_metrics",
     "08_multi_agent",
+    "09_agents",
 ]
 MAX_BYTES = 200_000
 WIDGET_MIMES = ("application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 import threading
 import time
 import weakref
@@ -98,6 +99,11 @@ class Coalescer:
             self.close()
             return False
         self._last = time.perf_counter()
+        if "pandas" in sys.modules:
+            # plotly looks pandas up in sys.modules without importing it: while another thread
+            # is still importing it (``app.metrics.to_pandas()`` in the cell as a run ends),
+            # plotly would read a half-made module and fail. This import waits for that one.
+            import pandas  # noqa: F401
         cpu = time.thread_time()  # CPU, not wall: waiting for the GIL is not our cost
         try:
             return flush()
