@@ -573,3 +573,25 @@ def test_a_stream_event_that_is_not_json_is_a_typed_error() -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_readme_agent_against_your_own_server_runs_as_pasted(tmp_path: Path, server: ModelServer) -> None:
+    """The README's agent block, pointed at a server only through the environment, as a user does."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("A tool-calling agent against your own server", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    script = tmp_path / "my_agent.py"
+    script.write_text(code)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env.update(PYTHONPATH=str(ROOT), OPENAI_BASE_URL=server.base_url, OPENAI_MODEL="test-model")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "Result: 21 C, sun"
+    assert re.search(r"agent\s+2\s+\d+\s+\d+", r.stdout), r.stdout  # two model calls, tokens counted
+    bodies = server.requests
+    assert [b["model"] for b in bodies] == ["test-model", "test-model"] and bodies[0]["stream"] is True
+    assert bodies[0]["tools"][0]["function"]["name"] == "weather"
