@@ -89,6 +89,8 @@ class ModelServer:
     Attributes:
         base_url: ``http://127.0.0.1:PORT/v1``, for any OpenAI client.
         requests: the JSON bodies received by ``/v1/chat/completions``, in order.
+        connections: how many TCP connections clients opened (keep-alive shows as fewer
+            connections than requests).
         delay: seconds to wait before answering each request (a slow server).
         token_delay: seconds between streamed chunks.
         max_context: prompt tokens above which a request is refused with HTTP 400 and code
@@ -110,6 +112,7 @@ class ModelServer:
         self.delay = delay
         self.token_delay = token_delay
         self.requests: list[dict[str, Any]] = []
+        self.connections = 0
         self._scripted: deque[dict[str, Any]] = deque()
         self._failures: deque[_Failure] = deque()
         self._cuts: deque[int] = deque()
@@ -300,6 +303,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        with self.owner._lock:
+            self.owner.connections += 1
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet

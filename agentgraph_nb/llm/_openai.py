@@ -14,9 +14,11 @@ accounting, tool-call repair, the public calls). Structured output is in ``_stru
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import json
 import os
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -24,7 +26,7 @@ from typing import Any
 
 import openai
 
-from agentgraph_nb.engine._runner import at_loop_close
+from agentgraph_nb.engine._runner import at_loop_close, is_private_loop
 from agentgraph_nb.engine._stream import (
     StreamClosed,
     message_metadata,
@@ -211,6 +213,37 @@ def _bad_tool_calls(msg: Message) -> list[tuple[dict[str, Any], str]]:
     return bad
 
 
+_TLS: Any = None
+_WORKERS: Any = None
+_WORKERS_LOCK = threading.Lock()
+
+
+def _workers() -> Any:
+    """The threads that run sync requests for async callers on short-lived loops (see
+    :meth:`OpenAIChat.ainvoke`)."""
+    global _WORKERS
+    if _WORKERS is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with _WORKERS_LOCK:
+            if _WORKERS is None:
+                _WORKERS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="agentgraph_nb-llm")
+    return _WORKERS
+
+
+def _tls_context() -> Any:
+    """One TLS context for every client (httpx's default: certifi's CA bundle, or
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR``). Building one loads the CA bundle, about 60 ms here, and a
+    sync ``invoke()`` of a graph with async nodes runs on an event loop of its own, so it gets a
+    new async client every run: without sharing, that was most of a short run's time."""
+    global _TLS
+    if _TLS is None:
+        import httpx
+
+        _TLS = httpx.create_ssl_context()
+    return _TLS
+
+
 class _Call:
     """What one model call needs to know about where it runs (found once per call)."""
 
@@ -376,6 +409,8 @@ class OpenAIChat:
 
     def _copy(self) -> OpenAIChat:
         new = copy.copy(self)
+        new._client = None  # a client of its own: each closes with its model
+        new._aclients = weakref.WeakKeyDictionary()
         new.params = dict(self.params)
         new.tools = list(self.tools)
         return new
@@ -430,15 +465,19 @@ class OpenAIChat:
         c = self._client
         if c is None:
             c = self._client = openai.OpenAI(api_key=self._api_key, base_url=self.base_url, timeout=self.timeout,
-                                             max_retries=0)
+                                             max_retries=0,
+                                             http_client=openai.DefaultHttpxClient(verify=_tls_context()))
+            # its kept-alive connections close with the model (or at exit), not collected open
+            weakref.finalize(self, c.close)
         return c
 
     def _async_client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
         c = self._aclients.get(loop)
         if c is None:
-            c = self._aclients[loop] = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url,
-                                                          timeout=self.timeout, max_retries=0)
+            c = self._aclients[loop] = openai.AsyncOpenAI(
+                api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0,
+                http_client=openai.DefaultAsyncHttpxClient(verify=_tls_context()))
             # a loop the engine made for a sync invoke() closes after the run: close the client first
             at_loop_close(loop, c.close)
         return c
@@ -672,7 +711,18 @@ class OpenAIChat:
         return self._generate(messages, _no_private(kwargs), None)
 
     async def ainvoke(self, messages: Any, **kwargs: Any) -> Message:
-        """Async :meth:`invoke`."""
+        """Async :meth:`invoke`.
+
+        On an event loop the engine made for one sync ``invoke()`` (a graph with async nodes run
+        from sync code), the call goes through the sync client on a worker thread instead: that
+        loop closes when the run ends, so an async client bound to it would connect anew on every
+        run, while the sync client keeps its connections alive across runs."""
+        loop = asyncio.get_running_loop()
+        if is_private_loop(loop):
+            call = _Call(self, None)  # here, where the calling node can be found
+            ctx = contextvars.copy_context()  # the cassette and the live stream, on the worker
+            return await loop.run_in_executor(_workers(), ctx.run, self._generate, messages,
+                                              _no_private(kwargs), call)
         return await self._agenerate(messages, _no_private(kwargs), None)
 
     def stream(self, messages: Any, **kwargs: Any) -> Iterator[Message]:
