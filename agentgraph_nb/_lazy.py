@@ -29,6 +29,7 @@ EXTRA_OF: dict[str, str] = {
     "psycopg": "postgres",
     "redis": "redis",
     "openai": "llm",
+    "anthropic": "anthropic",
     "mcp": "mcp",
     "langchain_core": "langchain",
     # the node library and the command line (agentgraph_nb.nodes, agentgraph_nb.cli)

@@ -24,6 +24,8 @@ How it answers (first rule that applies):
 5. otherwise ``"You said: "`` and the last user message.
 
 Tokens are whitespace-delimited words (each with its trailing space); usage counts them.
+``POST /v1/messages`` answers by the same rules in the shapes of Anthropic's Messages API
+(``anthropic_url`` is the ``base_url`` for its SDK).
 """
 
 from __future__ import annotations
@@ -160,6 +162,12 @@ class ModelServer:
     @property
     def port(self) -> int:
         return self._port
+
+    @property
+    def anthropic_url(self) -> str:
+        """``http://127.0.0.1:PORT``: the ``base_url`` for Anthropic's SDK (it adds ``/v1/messages``),
+        served by the same rules in Anthropic's shapes."""
+        return f"http://127.0.0.1:{self._port}"
 
     @property
     def base_url(self) -> str:
@@ -330,6 +338,11 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.owner
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        if self.path.rstrip("/").endswith("/v1/messages"):  # Anthropic's Messages API
+            from agentgraph_nb._anthropic_server import handle_messages
+
+            handle_messages(self, raw)
+            return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
