@@ -104,7 +104,20 @@ def handle_messages(handler: Any, raw: bytes) -> None:
         _error(handler, 400, "invalid_request_error",
                f"prompt is too long: {prompt} tokens > {owner.max_context} maximum")
         return
-    reply = scripted if scripted is not None else owner.reply(shaped)
+    forced = body.get("tool_choice") or {}
+    if scripted is None and forced.get("type") == "tool":
+        # a forced tool (how structured output is asked for): its input fills the tool's schema
+        spec: dict[str, Any] = next((t for t in body.get("tools") or () if t.get("name") == forced.get("name")), {})
+        shaped = {k: v for k, v in shaped.items() if k not in ("tools", "tool_choice")}
+        shaped["response_format"] = {"type": "json_schema",
+                                     "json_schema": {"schema": spec.get("input_schema") or {}}}
+        filled = owner.reply(shaped)
+        if filled.get("tool_calls") or not filled.get("content"):
+            reply = filled
+        else:
+            reply = {"tool_calls": [{"name": forced.get("name"), "arguments": filled["content"]}]}
+    else:
+        reply = scripted if scripted is not None else owner.reply(shaped)
     model = body.get("model") or owner.model
     mid = f"msg_{owner._next_id()}"
     uses = []

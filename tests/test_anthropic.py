@@ -169,3 +169,35 @@ def test_a_cassette_records_the_stream_and_replays_it(server: ModelServer, tmp_p
     with cassette(tape, mode="replay") as cas:
         again = [c["content"] for c, m in agent.stream({"messages": "weather in Lima"}, mode="messages")]
     assert again == first and cas.calls == 2 and len(server.requests) == n
+
+
+def test_structured_output_is_a_forced_tool_validated_with_one_repair(server: ModelServer) -> None:
+    from pydantic import BaseModel
+
+    from agentgraph_nb.errors import StructuredOutputError
+
+    class Plan(BaseModel):
+        city: str
+        people: int
+
+    structured = model_for(server).with_structured_output(Plan)
+    assert structured.invoke("dinner in Rome") == Plan(city="dinner in Rome", people=1)
+    body = server.requests[-1]
+    assert body["tool_choice"] == {"type": "tool", "name": "Plan"} and body["tools"][0]["name"] == "Plan"
+    # an answer that does not fit is sent back once with the errors, then it is a typed error
+    server.script({"tool_calls": [{"name": "Plan", "arguments": {"city": "Rome"}}]})
+    assert structured.invoke("for two") == Plan(city="for two", people=1)
+    repair = server.requests[-1]["messages"]
+    assert repair[-1]["content"][0]["type"] == "tool_result" and "people" in repair[-1]["content"][0]["content"]
+    server.script(*[{"tool_calls": [{"name": "Plan", "arguments": {"city": 3}}]}] * 2)
+    with pytest.raises(StructuredOutputError, match="does not fit Plan"):
+        structured.invoke("x")
+    # and through the ReAct agent's response_format, async too
+    agent = create_react_agent(model_for(server), [weather], response_format=Plan)
+    out = agent.invoke({"messages": "weather in Rome"})
+    assert out["structured_response"].people == 1 and out["messages"][-1]["content"] == "Result: 21 C, sun"
+
+    async def main() -> Any:
+        return await structured.ainvoke("lunch")
+
+    assert asyncio.run(main()) == Plan(city="lunch", people=1)

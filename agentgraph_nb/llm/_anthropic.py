@@ -24,7 +24,7 @@ from typing import Any
 import anthropic
 
 from agentgraph_nb.engine._runner import at_loop_close, is_private_loop
-from agentgraph_nb.engine._stream import report_llm_call
+from agentgraph_nb.engine._stream import report_llm_call, task_context
 from agentgraph_nb.errors import ModelError, ModelResponseError
 from agentgraph_nb.llm._base import (
     Message,
@@ -36,6 +36,7 @@ from agentgraph_nb.llm._base import (
 )
 from agentgraph_nb.llm._cassette import active_cassette
 from agentgraph_nb.llm._common import _asse, _BadChunk, _broken, _Call, _sse, _tls_context, _workers
+from agentgraph_nb.llm._structured import StructuredModel
 from agentgraph_nb.types import RetryPolicy
 
 __all__ = ["AnthropicChat"]
@@ -206,8 +207,8 @@ class AnthropicChat:
         >>> model.invoke("Say hi")["content"]                                                 # doctest: +SKIP
         'Hi!'
 
-    ``with_structured_output`` is not offered yet: ``create_react_agent(..., response_format=...)``
-    needs :class:`OpenAIChat`.
+    ``with_structured_output(Schema)`` asks for the answer as the input of a forced tool named
+    after the schema (the way Anthropic recommends), validated, with one repair round.
     """
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
@@ -278,6 +279,13 @@ class AnthropicChat:
         else:
             new.tool_choice = {"type": "tool", "name": str(tool_choice)}
         return new
+
+    def with_structured_output(self, schema: type, *, include_raw: bool = False) -> _Structured:
+        """A runnable whose ``invoke``/``ainvoke`` return a validated instance of the pydantic
+        model ``schema`` (asked for as a forced tool call); when the answer does not fit, the model
+        is asked once more with the validation errors, then
+        :class:`~agentgraph_nb.errors.StructuredOutputError` is raised."""
+        return _Structured(self, schema, include_raw=include_raw)
 
     # -- requests ------------------------------------------------------------------------------
     def _sync_client(self) -> anthropic.Anthropic:
@@ -479,3 +487,59 @@ class AnthropicChat:
                 yield item
         finally:
             t.join()
+
+
+class _Structured(StructuredModel):
+    """``AnthropicChat.with_structured_output``: the schema as a forced tool; its input is the
+    answer (parsing, repair and errors as :class:`StructuredModel`'s)."""
+
+    def __init__(self, model: AnthropicChat, schema: type, *, include_raw: bool = False) -> None:
+        super().__init__(model, schema, include_raw=include_raw)  # type: ignore[arg-type]
+        name = schema.__name__
+        self.bound = model.bind_tools([{"type": "function", "function": {
+            "name": name, "description": f"Answer with a {name}.", "parameters": self._json_schema}}],
+            tool_choice=name)
+
+    @staticmethod
+    def _as_text(msg: Message) -> Message:
+        """The forced call's arguments as the message's content (what the parser reads)."""
+        calls = msg.get("tool_calls") or ()
+        return {**msg, "content": calls[0]["function"]["arguments"]} if calls else msg
+
+    def _repair(self, msgs: list[Message], msg: Message, exc: Any) -> list[Message]:
+        from agentgraph_nb.llm._structured import _errors_text
+
+        calls = msg.get("tool_calls") or ()
+        if not calls:
+            return super()._repair(msgs, msg, exc)
+        return [*msgs, {"role": "assistant", "content": None, "tool_calls": list(calls)},
+                {"role": "tool", "tool_call_id": calls[0]["id"],
+                 "content": f"Error: this does not fit {self.schema.__name__}: {_errors_text(exc)}. Call "
+                            f"{self.schema.__name__} again with input that fits its schema."}]
+
+    def invoke(self, messages: Any, **kwargs: Any) -> Any:
+        msgs = self._messages(messages)
+        msg = self._as_text(self.bound.invoke(msgs, **kwargs))
+        parsed, exc = self._parse(msg)
+        if exc is None:
+            return self._out(parsed, msg)
+        msg = self._as_text(self.bound.invoke(self._repair(msgs, msg, exc), **kwargs))
+        parsed, exc2 = self._parse(msg)
+        if exc2 is None:
+            return self._out(parsed, msg)
+        ctx = task_context()
+        raise self._fail(msg, exc2, ctx[1] if ctx else "") from exc2
+
+    async def ainvoke(self, messages: Any, **kwargs: Any) -> Any:
+        msgs = self._messages(messages)
+        msg = self._as_text(await self.bound.ainvoke(msgs, **kwargs))
+        parsed, exc = self._parse(msg)
+        if exc is None:
+            return self._out(parsed, msg)
+        msg = self._as_text(await self.bound.ainvoke(self._repair(msgs, msg, exc), **kwargs))
+        parsed, exc2 = self._parse(msg)
+        if exc2 is None:
+            return self._out(parsed, msg)
+        ctx = task_context()
+        raise self._fail(msg, exc2, ctx[1] if ctx else "") from exc2
+
