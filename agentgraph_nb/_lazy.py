@@ -31,6 +31,7 @@ EXTRA_OF: dict[str, str] = {
     "zstandard": "zstd",
     "cryptography": "crypto",
     "openai": "llm",
+    "anthropic": "anthropic",
     "mcp": "mcp",
     "langchain_core": "langchain",
     # the node library and the command line (agentgraph_nb.nodes, agentgraph_nb.cli)

@@ -24,6 +24,8 @@ How it answers (first rule that applies):
 5. otherwise ``"You said: "`` and the last user message.
 
 Tokens are whitespace-delimited words (each with its trailing space); usage counts them.
+``POST /v1/messages`` answers by the same rules in the shapes of Anthropic's Messages API
+(``anthropic_url`` is the ``base_url`` for its SDK).
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class ModelServer:
     Attributes:
         base_url: ``http://127.0.0.1:PORT/v1``, for any OpenAI client.
         requests: the JSON bodies received by ``/v1/chat/completions``, in order.
+        connections: how many TCP connections clients opened (keep-alive shows as fewer
+            connections than requests).
         delay: seconds to wait before answering each request (a slow server).
         token_delay: seconds between streamed chunks.
         max_context: prompt tokens above which a request is refused with HTTP 400 and code
@@ -110,6 +114,7 @@ class ModelServer:
         self.delay = delay
         self.token_delay = token_delay
         self.requests: list[dict[str, Any]] = []
+        self.connections = 0
         self._scripted: deque[dict[str, Any]] = deque()
         self._failures: deque[_Failure] = deque()
         self._cuts: deque[int] = deque()
@@ -157,6 +162,12 @@ class ModelServer:
     @property
     def port(self) -> int:
         return self._port
+
+    @property
+    def anthropic_url(self) -> str:
+        """``http://127.0.0.1:PORT``: the ``base_url`` for Anthropic's SDK (it adds ``/v1/messages``),
+        served by the same rules in Anthropic's shapes."""
+        return f"http://127.0.0.1:{self._port}"
 
     @property
     def base_url(self) -> str:
@@ -300,6 +311,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        with self.owner._lock:
+            self.owner.connections += 1
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -325,6 +338,11 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.owner
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        if self.path.rstrip("/").endswith("/v1/messages"):  # Anthropic's Messages API
+            from agentgraph_nb._anthropic_server import handle_messages
+
+            handle_messages(self, raw)
+            return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return

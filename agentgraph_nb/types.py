@@ -458,6 +458,7 @@ EventKind = Literal[
     "interrupt",
     "run_end",
     "llm_end",
+    "llm_token",
 ]
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
@@ -481,7 +482,10 @@ class Event:
             subgraph's run also ``parent_run_id`` and ``parent_task_id``, the execution of the
             parent's node that runs it), the final values (``run_end``), or a chat-model
             call's figures (``llm_end``: ``model``, ``tokens_in``, ``tokens_out``, ``cost``,
-            ``latency``, ``base_url``).
+            ``latency``, ``base_url``), or one streamed chunk of a chat model's answer
+            (``llm_token``: the chunk message, ``{"role": "assistant", "content": piece, "id":
+            ..., "tool_call_chunks"?: [...]}``; sent only to listeners that ask for tokens with
+            a true ``llm_tokens`` attribute, as GraphView and Debugger do).
         namespace: ``""`` for the graph's own nodes; for an event of a subgraph run inside it,
             the subgraph's namespace (``"team"``, ``"team|inner"``, ``"team:2"`` for the third
             task of a step that sends to it with ``Send``); ``thread_id`` is then the parent's thread.

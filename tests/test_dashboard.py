@@ -224,3 +224,34 @@ def test_options_are_checked() -> None:
         Dashboard(app, window=-1)
     with pytest.raises(InvalidInputError, match="interval"):
         Dashboard(app, interval=-1)
+
+
+def test_a_flush_waits_for_a_pandas_import_in_progress_in_another_thread() -> None:
+    """plotly reads pandas from sys.modules without importing it; a live view flushing while a
+    cell imports pandas (``app.metrics.to_pandas()`` as a run ends) must not see it half made."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, threading\n"
+        "from agentgraph_nb.ui._coalesce import Coalescer\n"
+        "seen = []\n"
+        "def flush():\n"  # as plotly reads it: sys.modules.get, then an attribute
+        "    pd = sys.modules.get('pandas')\n"
+        "    seen.append(pd is None or pd.Series is not None)\n"
+        "    return True\n"
+        "c = Coalescer(flush, 0.0)\n"
+        "t = threading.Thread(target=lambda: __import__('pandas'))\n"
+        "t.start()\n"
+        "while t.is_alive():\n"
+        "    c.run()\n"
+        "t.join()\n"
+        "print(len(seen), all(seen))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 0, r.stderr
+    n, ok = r.stdout.split()
+    assert int(n) > 0 and ok == "True", r.stdout

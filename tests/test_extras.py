@@ -82,6 +82,7 @@ def test_readme_first_command_installs_lab_and_binder_matches() -> None:
     assert first == 'pip install -e ".[lab]" && jupyter lab notebooks/01_quickstart.ipynb'
     assert "--allow-root" in readme
     assert 'pip install --no-cache-dir -e ".[lab]"' in (ROOT / "binder" / "postBuild").read_text()
+    assert "openai" in _resolved("lab")  # notebooks 09 and 14 run after the README's first command
     reqs = [
         line.strip()
         for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines()

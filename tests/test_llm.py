@@ -573,3 +573,71 @@ def test_a_stream_event_that_is_not_json_is_a_typed_error() -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_readme_agent_against_your_own_server_runs_as_pasted(tmp_path: Path, server: ModelServer) -> None:
+    """The README's agent block, pointed at a server only through the environment, as a user does."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("A tool-calling agent against your own server", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    script = tmp_path / "my_agent.py"
+    script.write_text(code)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env.update(PYTHONPATH=str(ROOT), OPENAI_BASE_URL=server.base_url, OPENAI_MODEL="test-model")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "Result: 21 C, sun"
+    assert re.search(r"agent\s+2\s+\d+\s+\d+", r.stdout), r.stdout  # two model calls, tokens counted
+    bodies = server.requests
+    assert [b["model"] for b in bodies] == ["test-model", "test-model"] and bodies[0]["stream"] is True
+    assert bodies[0]["tools"][0]["function"]["name"] == "weather"
+
+
+def test_async_nodes_under_a_sync_invoke_keep_one_connection(server: ModelServer, tmp_path: Path) -> None:
+    """A graph with async nodes run by invoke() gets a new event loop per run; the model's calls
+    there go through the sync client (kept alive), not a new async client and connection per run,
+    and still stream, account their tokens and record to / replay from a cassette."""
+    from agentgraph_nb.testing import cassette
+
+    model = OpenAIChat("test-model", base_url=server.base_url)
+
+    async def agent(state: dict[str, Any]) -> dict[str, Any]:
+        return {"a": (await model.ainvoke(state["q"]))["content"]}
+
+    app = StateGraph(dict).add_node("agent", agent).add_edge(START, "agent").compile()
+    for i in range(3):
+        assert app.invoke({"q": f"hi {i}"})["a"] == f"You said: hi {i}"
+    assert server.connections == 1
+    got = [(c["content"], m["node"]) for c, m in app.stream({"q": "a b"}, mode="messages")]
+    assert "".join(c for c, _ in got) == "You said: a b" and {n for _, n in got} == {"agent"}
+    assert app.metrics.to_pandas().loc["agent", "llm_calls"] == 4
+    with cassette(tmp_path / "calls.jsonl"):
+        assert app.invoke({"q": "taped"})["a"] == "You said: taped"
+    server.reset()
+    with cassette(tmp_path / "calls.jsonl", mode="replay") as cas:
+        assert app.invoke({"q": "taped"})["a"] == "You said: taped"
+    assert cas.calls == 1 and server.requests == []
+
+    async def main() -> str:  # a loop of the caller's own: the async client
+        return (await app.ainvoke({"q": "async"}))["a"]  # type: ignore[no-any-return]
+
+    assert asyncio.run(main()) == "You said: async"
+    assert server.connections == 2
+
+
+def test_a_model_error_under_a_sync_invoke_of_an_async_graph_names_the_node(server: ModelServer) -> None:
+    model = OpenAIChat("test-model", base_url=server.base_url, retry=None)
+
+    async def agent(state: dict[str, Any]) -> dict[str, Any]:
+        return {"a": (await model.ainvoke(state["q"]))["content"]}
+
+    app = StateGraph(dict).add_node("agent", agent).add_edge(START, "agent").compile(checkpointer="memory")
+    server.fail(400)
+    with pytest.raises(ModelError, match="node 'agent'") as info:
+        app.invoke({"q": "x"}, thread_id="t")
+    assert info.value.status_code == 400 and node_failure(info.value).node == "agent"  # type: ignore[union-attr]
+    assert app.invoke(None, thread_id="t")["a"] == "You said: x"  # resumable

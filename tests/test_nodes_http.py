@@ -346,3 +346,36 @@ def test_app_close_closes_node_clients_inside_subgraphs(srv: LocalServer) -> Non
         assert app.invoke({})["r"] == {"ok": True}
         client = node.client()
     assert client.is_closed
+
+
+def test_cassette_records_and_replays_http_nodes_without_the_network(srv: LocalServer, tmp_path: Any) -> None:
+    from agentgraph_nb.errors import CassetteMismatchError
+    from agentgraph_nb.testing import cassette
+
+    tape = tmp_path / "http.jsonl"
+    keyed = http_get(srv.url("/echo"), params={"q": "{q}"}, auth=api_key("k2", param="key"), into="r")
+    flaky = http_get(srv.url("/flaky/tape/1/503"), retry=FAST, into="r")
+    pages = http_get(srv.url("/pages"), paginate=page_param("page", items="items"), aio=True, into="all")
+    posted = http_post(srv.url("/echo"), json={"n": "{n}"}, auth=bearer("sekrit"), into="r")
+    with cassette(tape) as cas:
+        first = run_node(keyed, {"q": "x"})
+        assert run_node(flaky, {}) == {"r": {"hits": 2}}
+        assert asyncio.run(pages({}))["all"] == ["p1-0", "p1-1", "p2-0", "p2-1", "p3-0", "p3-1"]
+        body = run_node(posted, {"n": 3})["r"]["body"]
+    assert cas.mode == "record" and cas.calls == 1 + 2 + 4 + 1  # the 503 and each page are calls
+    import json
+
+    requests = [json.dumps(json.loads(line)["request"]) for line in tape.read_text().splitlines()]
+    # the requests keep no credentials (the echo server's answers repeat them: those are its own)
+    assert not any("k2" in r or "sekrit" in r for r in requests) and "<secret>" in requests[0]
+    hits = dict(srv.server.hits)
+    with cassette(tape) as cas:
+        assert cas.mode == "replay"
+        with pytest.raises(CassetteMismatchError, match=r"node 'call' \(GET .*/echo\)") as ei:
+            run_node(keyed, {"q": "changed"})
+        assert run_node(keyed, {"q": "x"}) == first
+        assert run_node(flaky, {}) == {"r": {"hits": 2}}  # the recorded 503, retried, then the 200
+        assert asyncio.run(pages({}))["all"] == ["p1-0", "p1-1", "p2-0", "p2-1", "p3-0", "p3-1"]
+        assert run_node(posted, {"n": 3})["r"]["body"] == body == '{"n":3}'
+    assert '+  "q": "changed"' in str(ei.value) and '-  "q": "x"' in str(ei.value)
+    assert dict(srv.server.hits) == hits  # nothing reached the server

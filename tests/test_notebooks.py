@@ -26,6 +26,7 @@ EXPECTED = [
     "06_debugging",
     "07_metrics",
     "08_multi_agent",
+    "09_agents",
     "11_durable_state",
     "12_functional_api",
     "14_templates",

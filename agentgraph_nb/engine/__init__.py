@@ -25,7 +25,7 @@ from agentgraph_nb.engine._loop import _freeze as freeze_barriers
 from agentgraph_nb.engine._loop import _route as route_node
 from agentgraph_nb.engine._plan import BranchDef, GraphDef, NodeDef, Plan
 from agentgraph_nb.engine._runner import _running_loop as running_loop
-from agentgraph_nb.engine._runner import at_loop_close, iterate_sync, run_sync
+from agentgraph_nb.engine._runner import at_loop_close, is_private_loop, iterate_sync, run_sync
 from agentgraph_nb.engine._stream import (
     LIVE_MODES,
     StreamClosed,
@@ -36,6 +36,7 @@ from agentgraph_nb.engine._stream import (
     report_llm_call,
     stream_sink,
     task_context,
+    token_listener,
 )
 
 __all__: list[str] = [
@@ -60,6 +61,7 @@ __all__: list[str] = [
     "get_stream_writer",
     "interrupt",
     "interrupt_scope",
+    "is_private_loop",
     "iterate_sync",
     "live_stream",
     "live_stream_async",
@@ -74,4 +76,5 @@ __all__: list[str] = [
     "stream_run",
     "stream_sink",
     "task_context",
+    "token_listener",
 ]

@@ -31,6 +31,16 @@ _DONE = object()
 _cleanups: weakref.WeakKeyDictionary[Any, list[Callable[[], Awaitable[Any]]]] = weakref.WeakKeyDictionary()
 
 
+_private: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def is_private_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` is one the engine made for one sync call (``invoke()`` of a graph with
+    async nodes), which closes when the call returns: a client bound to it would be made and
+    connected anew on every call."""
+    return loop in _private
+
+
 def at_loop_close(loop: asyncio.AbstractEventLoop, close: Callable[[], Awaitable[Any]]) -> None:
     """Await ``close()`` on ``loop`` before the engine closes it, when ``loop`` is one the engine
     made for a sync call (a client's connections bound to it are then closed cleanly instead of
@@ -101,6 +111,7 @@ def _drive_private_loop(agen: AsyncIterator[Any]) -> Iterator[Any]:
     import asyncio
 
     loop = asyncio.new_event_loop()
+    _private.add(loop)
     try:
         yield from _drive_on(loop, agen)
     finally:
@@ -128,6 +139,7 @@ def _drive_thread(agen: AsyncIterator[Any]) -> Iterator[Any]:
     stop = threading.Event()
 
     async def pump() -> None:
+        _private.add(asyncio.get_running_loop())
         try:
             async for item in agen:
                 q.put(("item", item))

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from agentgraph_nb.engine._loop import Run
 
 __all__ = ["LIVE_MODES", "StreamClosed", "get_stream_writer", "live_stream", "live_stream_async", "message_metadata",
-           "report_llm_call", "stream_sink", "task_context"]
+           "report_llm_call", "stream_sink", "task_context", "token_listener"]
 
 LIVE_MODES = frozenset({"messages", "custom"})
 
@@ -148,6 +148,36 @@ def report_llm_call(ctx: tuple[Run, str, int] | None, *, model: str, tokens_in: 
             "model": model, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost, "latency": latency,
             "base_url": base_url,
         })
+
+
+def token_listener(ctx: tuple[Run, str, int] | None) -> Callable[[Any], None] | None:
+    """For a model call made in ``ctx``: a function that passes each streamed chunk, as an
+    ``llm_token`` event, to the run's listeners that asked for tokens (a callable with a true
+    ``llm_tokens`` attribute, such as a GraphView's or a Debugger's listener), or ``None`` when
+    none did. Other listeners never see ``llm_token`` events, so a run watched by a dashboard
+    pays nothing per token; a model whose call has a token listener streams."""
+    if ctx is None:
+        return None
+    run, node, step = ctx
+    cbs = [cb for cb in run.listeners if getattr(cb, "llm_tokens", False)]
+    if not cbs:
+        return None
+    import logging
+    import time
+
+    from agentgraph_nb.types import Event
+
+    run_id, thread_id = run.run_id, run.thread_id
+
+    def on_chunk(piece: Any) -> None:
+        ev = Event("llm_token", run_id, thread_id, step, node, time.perf_counter(), 0.0, 0, "", piece)
+        for cb in cbs:
+            try:
+                cb(ev)
+            except Exception:  # a broken listener must not break the run
+                logging.getLogger("agentgraph_nb").exception("agentgraph_nb listener %r failed on llm_token", cb)
+
+    return on_chunk
 
 
 # -- whole messages that nodes return --------------------------------------------------------------

@@ -38,10 +38,11 @@ from agentgraph_nb.llm._base import (
 )
 
 if TYPE_CHECKING:
+    from agentgraph_nb.llm._anthropic import AnthropicChat
     from agentgraph_nb.llm._openai import OpenAIChat
     from agentgraph_nb.llm._structured import StructuredModel
 
-__all__ = ["ChatModel", "OpenAIChat", "StructuredModel", "get_prices", "set_prices", "to_messages", "tool_schema"]
+__all__ = ["AnthropicChat", "ChatModel", "OpenAIChat", "StructuredModel", "get_prices", "set_prices", "to_messages", "tool_schema"]
 
 
 def __getattr__(name: str) -> Any:
@@ -58,4 +59,12 @@ def __getattr__(name: str) -> Any:
         value = getattr(_openai, name)
         globals()[name] = value
         return value
+    if name == "AnthropicChat":
+        from agentgraph_nb._lazy import requires_extra
+
+        with requires_extra(f"agentgraph_nb.llm.{name}"):
+            from agentgraph_nb.llm import _anthropic
+
+        globals()[name] = _anthropic.AnthropicChat
+        return _anthropic.AnthropicChat
     raise AttributeError(f"module 'agentgraph_nb.llm' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Record and replay of chat-model calls: ``agentgraph_nb.testing.cassette(path)``.
+"""Record and replay of chat-model calls (and HTTP nodes' requests):
+``agentgraph_nb.testing.cassette(path)``.
 
 A cassette is a JSONL file, one model call a line: ``{"request": ..., "response": ...}``, where
 the request is the body sent to the server (model, messages, tools, parameters; never the API
@@ -81,8 +82,10 @@ class Cassette:
     def replaying(self) -> bool:
         return self.mode == "replay"
 
-    def take(self, request: dict[str, Any], model: str = "") -> dict[str, Any]:
-        """The recorded response to ``request`` (replay); each recording is used once."""
+    def take(self, request: dict[str, Any], model: str = "", *, what: str = "") -> dict[str, Any]:
+        """The recorded response to ``request`` (replay); each recording is used once.
+        ``what`` names the call in errors (default: ``model <model>``)."""
+        what = what or f"model {model!r}"
         key = _key(request)
         with self._lock:
             for i, k in enumerate(self._keys):
@@ -94,7 +97,7 @@ class Cassette:
         where = f"cassette {str(self.path)!r}"
         if not left:
             raise CassetteMismatchError(
-                f"{where} has no recorded call left for this request of model {model!r} (all {len(self._entries)} "
+                f"{where} has no recorded call left for this request of {what} (all {len(self._entries)} "
                 f"recorded calls were replayed). The run makes more calls than when it was recorded: re-record it "
                 f"(delete the file, or cassette(..., mode='record')).\nNew request:\n"
                 + json.dumps(request, indent=1, sort_keys=True, ensure_ascii=False, default=str)[:4000],
@@ -106,7 +109,7 @@ class Cassette:
         new = json.dumps(request, indent=1, sort_keys=True, ensure_ascii=False, default=str).splitlines()
         diff = "\n".join(difflib.unified_diff(old, new, f"recorded call {best}", "new request", lineterm="", n=2))
         raise CassetteMismatchError(
-            f"{where}: a call of model {model!r} does not match any recorded call. The closest is call {best} "
+            f"{where}: a call of {what} does not match any recorded call. The closest is call {best} "
             f"(0-based); the difference:\n{diff}\nRe-record the cassette (delete the file, or "
             "cassette(..., mode='record')) if the change is intended.",
             path=str(self.path), index=best,
@@ -130,7 +133,8 @@ class Cassette:
 
 @contextmanager
 def cassette(path: str | Path, mode: Literal["auto", "record", "replay"] = "auto") -> Iterator[Cassette]:
-    """Record every chat-model call made inside the block to ``path`` (JSONL), or replay them.
+    """Record every chat-model call (and HTTP node request) made inside the block to ``path``
+    (JSONL), or replay them.
 
     ``mode="auto"`` (the default) replays when the file exists and records when it does not;
     ``"record"`` always records (overwriting), ``"replay"`` always replays (no network: a call

@@ -14,9 +14,11 @@ accounting, tool-call repair, the public calls). Structured output is in ``_stru
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import json
 import os
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -27,10 +29,8 @@ import openai
 from agentgraph_nb.engine import (
     StreamClosed,
     at_loop_close,
-    message_metadata,
+    is_private_loop,
     report_llm_call,
-    stream_sink,
-    task_context,
 )
 from agentgraph_nb.errors import ModelError, ModelResponseError
 from agentgraph_nb.llm._base import (
@@ -43,6 +43,7 @@ from agentgraph_nb.llm._base import (
     tool_schema,
 )
 from agentgraph_nb.llm._cassette import active_cassette
+from agentgraph_nb.llm._common import _asse, _BadChunk, _broken, _Call, _sse, _tls_context, _workers
 from agentgraph_nb.llm._structured import StructuredModel
 from agentgraph_nb.types import RetryPolicy
 
@@ -50,13 +51,6 @@ __all__ = ["OpenAIChat"]
 
 _DEFAULT_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, max_interval=30.0)
 _API_ERRORS = (openai.APIStatusError, openai.APIConnectionError)  # APITimeoutError is a connection error
-
-
-def _broken(exc: BaseException) -> bool:
-    """Whether ``exc`` is the HTTP client's own transport error (a connection that broke while a
-    stream was being read), which the SDK does not wrap into its error types."""
-    return any(c.__name__ in ("TransportError", "RequestError") and c.__module__.startswith(("httpx", "httpcore"))
-               for c in type(exc).__mro__)
 
 
 class _Acc:
@@ -151,46 +145,6 @@ def _from_completion(d: dict[str, Any]) -> Message:
     return msg
 
 
-# After "[DONE]" the rest of the body is still read (as the SDK's own streams do): a response
-# closed before its end closes its connection too, and every call would pay a new one.
-class _BadChunk(Exception):
-    """Internal: a streamed event whose data is not JSON (the caller names model and server)."""
-
-
-def _chunk(data: str) -> dict[str, Any]:
-    try:
-        out = json.loads(data)
-    except ValueError as exc:
-        raise _BadChunk(data) from exc
-    if not isinstance(out, dict):
-        raise _BadChunk(data)
-    return out
-
-
-def _sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    done = False
-    for line in lines:
-        if done or not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            done = True
-            continue
-        yield _chunk(data)
-
-
-async def _asse(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
-    done = False
-    async for line in lines:
-        if done or not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            done = True
-            continue
-        yield _chunk(data)
-
-
 def _bad_tool_calls(msg: Message) -> list[tuple[dict[str, Any], str]]:
     """Tool calls whose arguments are not a JSON object (with the reason); empty arguments
     become ``"{}"`` (some servers send none for a tool without parameters)."""
@@ -208,42 +162,6 @@ def _bad_tool_calls(msg: Message) -> list[tuple[dict[str, Any], str]]:
         if not isinstance(value, dict):
             bad.append((tc, f"a JSON {type(value).__name__}, not an object"))
     return bad
-
-
-class _Call:
-    """What one model call needs to know about where it runs (found once per call)."""
-
-    __slots__ = ("ctx", "meta", "on_chunk", "sink")
-
-    def __init__(self, model: OpenAIChat, on_chunk: Callable[[Message], None] | None) -> None:
-        self.ctx = task_context()
-        sink = stream_sink()
-        live = sink is not None and sink.messages
-        self.sink = sink if live else None
-        self.meta: dict[str, Any] | None = None
-        if live:
-            meta = self.meta = message_metadata(self.ctx, model=model.model)
-            emit = sink.emit  # type: ignore[union-attr]
-
-            def to_sink(piece: Message) -> None:
-                emit("messages", (piece, meta))
-
-            if on_chunk is None:
-                self.on_chunk: Callable[[Message], None] | None = to_sink
-            else:
-                user = on_chunk
-
-                def both(piece: Message) -> None:
-                    user(piece)
-                    to_sink(piece)
-
-                self.on_chunk = both
-        else:
-            self.on_chunk = on_chunk
-
-    @property
-    def node(self) -> str:
-        return self.ctx[1] if self.ctx is not None else ""
 
 
 class OpenAIChat:
@@ -374,6 +292,8 @@ class OpenAIChat:
 
     def _copy(self) -> OpenAIChat:
         new = copy.copy(self)
+        new._client = None  # a client of its own: each closes with its model
+        new._aclients = weakref.WeakKeyDictionary()
         new.params = dict(self.params)
         new.tools = list(self.tools)
         return new
@@ -428,15 +348,19 @@ class OpenAIChat:
         c = self._client
         if c is None:
             c = self._client = openai.OpenAI(api_key=self._api_key, base_url=self.base_url, timeout=self.timeout,
-                                             max_retries=0)
+                                             max_retries=0,
+                                             http_client=openai.DefaultHttpxClient(verify=_tls_context()))
+            # its kept-alive connections close with the model (or at exit), not collected open
+            weakref.finalize(self, c.close)
         return c
 
     def _async_client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
         c = self._aclients.get(loop)
         if c is None:
-            c = self._aclients[loop] = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url,
-                                                          timeout=self.timeout, max_retries=0)
+            c = self._aclients[loop] = openai.AsyncOpenAI(
+                api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0,
+                http_client=openai.DefaultAsyncHttpxClient(verify=_tls_context()))
             # a loop the engine made for a sync invoke() closes after the run: close the client first
             at_loop_close(loop, c.close)
         return c
@@ -670,7 +594,18 @@ class OpenAIChat:
         return self._generate(messages, _no_private(kwargs), None)
 
     async def ainvoke(self, messages: Any, **kwargs: Any) -> Message:
-        """Async :meth:`invoke`."""
+        """Async :meth:`invoke`.
+
+        On an event loop the engine made for one sync ``invoke()`` (a graph with async nodes run
+        from sync code), the call goes through the sync client on a worker thread instead: that
+        loop closes when the run ends, so an async client bound to it would connect anew on every
+        run, while the sync client keeps its connections alive across runs."""
+        loop = asyncio.get_running_loop()
+        if is_private_loop(loop):
+            call = _Call(self, None)  # here, where the calling node can be found
+            ctx = contextvars.copy_context()  # the cassette and the live stream, on the worker
+            return await loop.run_in_executor(_workers(), ctx.run, self._generate, messages,
+                                              _no_private(kwargs), call)
         return await self._agenerate(messages, _no_private(kwargs), None)
 
     def stream(self, messages: Any, **kwargs: Any) -> Iterator[Message]:
@@ -682,7 +617,6 @@ class OpenAIChat:
         """
         import contextvars
         import queue
-        import threading
 
         q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         done = object()

@@ -45,6 +45,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import httpx
 
 from agentgraph_nb.errors import HttpError, NodeValueError
+from agentgraph_nb.llm._cassette import active_cassette
 from agentgraph_nb.nodes._base import (
     LibraryNode,
     Template,
@@ -281,6 +282,27 @@ class HttpNode(LibraryNode):
         _log.warning("%s; attempt %d of %d in %.2fs", err, attempt + 1, r.max_attempts, wait)
         return wait
 
+    # -- record and replay (agentgraph_nb.testing.cassette) ---------------------------------------
+    def _taped(self, url: str, kw: dict[str, Any]) -> dict[str, Any]:
+        """The request as a cassette keeps it: method, URL, query and body; never the headers
+        (credentials live there), and the API-key query parameter masked."""
+        req: dict[str, Any] = {"http": self.method, "url": url}
+        params = kw.get("params")
+        if params is not None:
+            req["params"] = {k: ("<secret>" if k in self._auth_params else v) for k, v in params.items()}
+        for k in ("json", "data", "content"):
+            if k in kw:
+                v = kw[k]
+                req[k] = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+        return req
+
+    def _replay(self, cas: Any, url: str, kw: dict[str, Any]) -> httpx.Response:
+        rec = cas.take(self._taped(url, kw), what=f"node {node_name(self.who)!r} ({self.method} {url})")
+        body = rec["body"]
+        return httpx.Response(rec["status"], headers=rec.get("headers") or {},
+                              content=body.encode("latin-1") if rec.get("binary") else body.encode("utf-8"),
+                              request=httpx.Request(self.method, url))
+
     # -- sync -------------------------------------------------------------------------------------
     def client(self) -> httpx.Client:
         """The node's pooled client (made on first use)."""
@@ -296,10 +318,17 @@ class HttpNode(LibraryNode):
     def _send(self, client: httpx.Client, url: str, kw: dict[str, Any]) -> httpx.Response:
         attempt = 1
         while True:
-            if self._oauth is not None:
-                kw["headers"] = {**kw.get("headers", {}), "Authorization": f"Bearer {self._oauth.token(client, self.who)}"}
+            cas = active_cassette()
             try:
-                resp = client.request(self.method, url, **kw)
+                if cas is not None and cas.replaying:
+                    resp = self._replay(cas, url, kw)
+                else:
+                    if self._oauth is not None:
+                        kw["headers"] = {**kw.get("headers", {}),
+                                         "Authorization": f"Bearer {self._oauth.token(client, self.who)}"}
+                    resp = client.request(self.method, url, **kw)
+                    if cas is not None:
+                        cas.add(self._taped(url, kw), _taped_response(resp))
             except httpx.HTTPError as exc:
                 err: HttpError = transport_error(node_name(self.who), self.method, url, exc)
                 err.__cause__ = exc
@@ -381,11 +410,17 @@ class AsyncHttpNode(HttpNode):
     async def _asend(self, client: httpx.AsyncClient, url: str, kw: dict[str, Any]) -> httpx.Response:
         attempt = 1
         while True:
-            if self._oauth is not None:
-                tok = await self._oauth.atoken(client, self.who)
-                kw["headers"] = {**kw.get("headers", {}), "Authorization": f"Bearer {tok}"}
+            cas = active_cassette()
             try:
-                resp = await client.request(self.method, url, **kw)
+                if cas is not None and cas.replaying:
+                    resp = self._replay(cas, url, kw)
+                else:
+                    if self._oauth is not None:
+                        tok = await self._oauth.atoken(client, self.who)
+                        kw["headers"] = {**kw.get("headers", {}), "Authorization": f"Bearer {tok}"}
+                    resp = await client.request(self.method, url, **kw)
+                    if cas is not None:
+                        cas.add(self._taped(url, kw), _taped_response(resp))
             except httpx.HTTPError as exc:
                 err: HttpError = transport_error(node_name(self.who), self.method, url, exc)
                 err.__cause__ = exc
@@ -448,6 +483,16 @@ class AsyncHttpNode(HttpNode):
         if self._own:
             self._aclients.clear()
         super().close()
+
+
+def _taped_response(resp: httpx.Response) -> dict[str, Any]:
+    """A response as a cassette keeps it: status, the headers that matter for parsing and
+    retrying, and the body (text; bytes that are not UTF-8 as latin-1, marked ``binary``)."""
+    headers = {k: v for k, v in resp.headers.items() if k.lower() in ("content-type", "retry-after", "link")}
+    try:
+        return {"status": resp.status_code, "headers": headers, "body": resp.content.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"status": resp.status_code, "headers": headers, "body": resp.content.decode("latin-1"), "binary": True}
 
 
 def http_request(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 import threading
 import time
 import weakref
@@ -13,6 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Coalescer"]
+
+
+def _importing(name: str) -> bool:
+    """Whether module ``name`` is being imported right now (in sys.modules, not yet complete)."""
+    spec = getattr(sys.modules.get(name), "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
 
 
 class Coalescer:
@@ -100,7 +107,18 @@ class Coalescer:
         self._last = time.perf_counter()
         cpu = time.thread_time()  # CPU, not wall: waiting for the GIL is not our cost
         try:
-            return flush()
+            try:
+                return flush()
+            except AttributeError:
+                # plotly looks pandas up in sys.modules without importing it: while another
+                # thread is importing it (``app.metrics.to_pandas()`` in a cell as a run ends),
+                # it reads a half-made module. Wait for that import (this one blocks until it
+                # is done), then flush again.
+                if not _importing("pandas"):
+                    raise
+                import pandas  # noqa: F401
+
+                return flush()
         finally:
             self._cost = 0.7 * self._cost + 0.3 * (time.thread_time() - cpu)
 

@@ -3,7 +3,8 @@
 Standard ipywidgets around the GraphView anywidget: a toolbar (Step, Continue, Run to here,
 Stop, Back; keys N, C, P), a status line saying where the run is, the graph showing it (a click
 selects a node and picks it for Run to here; the dots on a node's corners, B and Shift+B
-toggle breakpoints), a history slider over every checkpoint of the thread (all branches), and
+toggle breakpoints; when a chat model answers in a step, its node's details open and the reply
+streams in), a history slider over every checkpoint of the thread (all branches), and
 beside the graph, tabs: the state inspector with the change from the previous checkpoint, an
 editor to change one value and fork, a side-by-side comparison of two checkpoints. A form to
 answer a pending ``interrupt()`` appears above the tabs. Its look lives in ``_debugger_look``.
@@ -246,6 +247,7 @@ class Debugger(W.VBox):
         self._labels: dict[str, str] = {}
         self._compare_opts: list[tuple[str, str]] = []
         self._snap: StateSnapshot = session.state
+        self._opened = False
         self._build()
         # Listening only while a run of ours goes on: other runs of the app pay nothing for us.
         self._unlisten: Callable[[], Any] | None = None
@@ -699,6 +701,7 @@ class Debugger(W.VBox):
         self._clear_error()
         self._note = ""
         self.graphview.current = []  # what runs next is known again when the run stops
+        self._opened = False  # the details of a node whose model answers open once per command
         if self._unlisten is None:
             self._unlisten = self.app.listen(self._on_event)
         loop = self._background_loop()
@@ -846,6 +849,13 @@ class Debugger(W.VBox):
         # Live statuses during a run of this thread (the view keeps "done" on run_start).
         if event.thread_id == self._session.thread_id:
             self.graphview.on_event(event)
+            if event.kind == "llm_token" and not self._opened and not self.graphview.selected:
+                # a model answers in the step: open its node's details, where the answer streams
+                self._opened = True
+                self.graphview.selected = event.node
+
+    #: Ask the engine for ``llm_token`` events (the GraphView shows them as ``reply``).
+    _on_event.llm_tokens = True  # type: ignore[attr-defined]
 
     # -- rendering ----------------------------------------------------------------------------
 

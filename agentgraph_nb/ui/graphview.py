@@ -36,8 +36,52 @@ _ERROR_LIMIT = 600
 _SVG_FALLBACK_MAX_NODES = 1500
 #: Event kinds that change what the view shows.
 _SHOWN = frozenset(
-    ("run_start", "run_end", "node_start", "node_end", "node_error", "node_retry", "interrupt", "llm_end")
+    ("run_start", "run_end", "node_start", "node_end", "node_error", "node_retry", "interrupt", "llm_end",
+     "llm_token")
 )
+#: Characters of a model's streamed answer shown in the details panel (its end).
+_REPLY_LIMIT = 600
+
+
+class _Reply:
+    """The answer a chat model is streaming in one node execution, folded from its chunks
+    (``llm_token`` events); rendered only when the view sends a batch, so a token costs an
+    append, not a string rebuild."""
+
+    __slots__ = ("calls", "id", "parts")
+
+    def __init__(self) -> None:
+        self.id: Any = None
+        self.parts: list[str] = []
+        self.calls: dict[Any, list[str]] = {}
+
+    def add(self, piece: Any) -> None:
+        if not isinstance(piece, Mapping):
+            return
+        mid = piece.get("id")
+        if mid != self.id:  # the node's next model call: show that one
+            self.id = mid
+            self.parts = []
+            self.calls = {}
+        text = piece.get("content")
+        if isinstance(text, str) and text:
+            self.parts.append(text)
+        for tc in piece.get("tool_call_chunks") or ():
+            if not isinstance(tc, Mapping):
+                continue
+            slot = self.calls.setdefault(tc.get("index", 0), ["", ""])
+            if tc.get("name") and not slot[0]:
+                slot[0] = str(tc["name"])
+            slot[1] += str(tc.get("arguments") or "")
+        if len(self.parts) > 64:  # keep the memory of a long answer bounded
+            self.parts = ["".join(self.parts)[-_REPLY_LIMIT:]]
+
+    def text(self) -> str:
+        out = "".join(self.parts)
+        for name, args in self.calls.values():
+            out += f"{chr(10) if out else ''}\u2192 {name}({args})"
+        return out if len(out) <= _REPLY_LIMIT else "\u2026" + out[-(_REPLY_LIMIT - 1):]
+
 
 
 class _ShortRepr(reprlib.Repr):
@@ -103,7 +147,9 @@ class GraphView(anywidget.AnyWidget):
         status: node -> ``idle``, ``pending``, ``running``, ``done``, ``failed``,
             ``retrying`` or ``interrupted``.
         details: node -> ``{"input", "output", "duration", "attempt", "error"}``, each a short
-            string (set by :meth:`on_event`; an ``interrupt`` entry appears for paused nodes).
+            string (set by :meth:`on_event`; an ``interrupt`` entry appears for paused nodes;
+            a node that calls a chat model gets ``model``, ``tokens``, ``cost`` and ``reply``,
+            the answer as the model streams it, live).
         selected: the node clicked in the view ("" for none); set it to open a node's details.
             A click on the node already selected does not change it: use
             :meth:`on_node_click` to see every click.
@@ -189,6 +235,9 @@ class GraphView(anywidget.AnyWidget):
             pic.details = dict(self.details)
         # chat-model calls of each node's current execution: (picture, node) -> [calls, in, out, cost]
         self._llm: dict[tuple[Any, str], list[Any]] = {}
+        # answers being streamed: (picture key, node) -> reply; the ones changed since the last send
+        self._replies: dict[tuple[Any, str], _Reply] = {}
+        self._replies_changed: set[tuple[Any, str]] = set()
         self._dirty = False
         self._last_flush = float("-inf")
         self._timer: threading.Timer | None = None
@@ -378,8 +427,17 @@ class GraphView(anywidget.AnyWidget):
             wanted = runs.wants(pic, starting)
             pic.run_id = event.run_id
             pic.step = event.step
-            if kind == "node_start":
+            if kind == "llm_token":
+                at = (pic.key, node)
+                reply = self._replies.get(at)
+                if reply is None:
+                    reply = self._replies[at] = _Reply()
+                reply.add(event.data)
+                self._replies_changed.add(at)
+            elif kind == "node_start":
                 self._llm.pop((pic.key, node), None)
+                self._replies.pop((pic.key, node), None)
+                self._replies_changed.discard((pic.key, node))
                 old = pic.details.get(node, {})
                 pic.status[node] = "running"
                 pic.details[node] = {
@@ -448,6 +506,10 @@ class GraphView(anywidget.AnyWidget):
                 self._flush_locked(time.monotonic(), menu=True)
             else:
                 self._schedule_locked()
+
+    #: Ask the engine for ``llm_token`` events: a chat model's answer shows in the running
+    #: node's details (``reply``) as it streams.
+    on_event.llm_tokens = True  # type: ignore[attr-defined]
 
     def _llm_details(self, pic: Any, node: str, data: Any) -> None:
         """A chat-model call of the running node: model, tokens and cost so far in its details."""
@@ -520,6 +582,13 @@ class GraphView(anywidget.AnyWidget):
         self.flush_count += 1
         self._flushing = True
         runs = self._runs
+        if self._replies_changed:
+            for at in self._replies_changed:
+                owner = runs.pictures.get(at[0])
+                reply = self._replies.get(at)
+                if owner is not None and reply is not None:
+                    self._update_details(owner, at[1], reply=reply.text())
+            self._replies_changed.clear()
         pic = runs.current()
         try:
             with self.hold_sync():
@@ -564,6 +633,8 @@ class GraphView(anywidget.AnyWidget):
         """Back to the idle picture: no statuses, no details, no runs remembered."""
         with self._lock:
             self._runs.clear()
+            self._replies.clear()
+            self._replies_changed.clear()
             self._dirty = True
             self._flush_locked(time.monotonic(), menu=True)
 

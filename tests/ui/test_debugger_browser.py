@@ -365,3 +365,29 @@ def test_the_debugger_reads_well(show: Any, screenshot: Any) -> None:
     graph_box = _box(page.locator('[data-testid="graphview"]'))
     assert box["x"] >= graph_box["x"] + graph_box["width"] - 1  # beside the graph
     screenshot(page, "debugger-compare")
+
+
+def test_stepping_through_a_model_call_streams_its_answer(show: Any) -> None:
+    pytest.importorskip("openai")
+    from agentgraph_nb.llm import OpenAIChat
+    from agentgraph_nb.testing import ModelServer
+
+    words = " ".join(f"w{i}" for i in range(30))
+    with ModelServer(token_delay=0.05) as server:
+        model = OpenAIChat("test-model", base_url=server.base_url)
+
+        def plan(s: S) -> dict[str, Any]:
+            return {"answer": model.invoke(s["q"])["content"]}
+
+        dbg = Debugger(graph(plan=plan), {"q": words}, thread_id="t")
+        page = show(dbg)
+        page.locator("button.agentgraph-step").click()
+        reply = page.locator('[data-testid="graphview-details-reply"] pre')
+        reply.wait_for(timeout=10_000)  # the panel of the answering node opened by itself
+        partial = reply.inner_text()
+        assert partial and ("You said: " + words).startswith(partial)
+        assert len(partial) < len("You said: " + words)
+        assert page.locator('[data-testid="graphview-details-name"]').inner_text() == "plan"
+        wait_text(page, ".agentgraph-inspector", "step 1 \u00b7 main")
+        wait_until(lambda: reply.inner_text() == "You said: " + words, what="the whole answer")
+        assert dbg.state.values["answer"] == "You said: " + words

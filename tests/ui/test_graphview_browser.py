@@ -791,3 +791,54 @@ def test_fit_selection_zooms_to_the_node_and_its_neighbours(show: Any, page_sess
         and n["x"] >= stage["x"]
         and n["x"] + n["width"] <= stage["x"] + stage["width"]
     )
+
+
+def test_a_models_answer_streams_into_the_details_panel(
+    show: Any, page_session: Any, screenshot: Any
+) -> None:
+    pytest.importorskip("openai")
+    from agentgraph_nb import END, START, StateGraph
+    from agentgraph_nb.llm import OpenAIChat
+    from agentgraph_nb.testing import ModelServer
+
+    words = " ".join(f"w{i}" for i in range(30))
+    with ModelServer(token_delay=0.05) as server:
+        model = OpenAIChat("test-model", base_url=server.base_url)
+
+        def agent(s: dict[str, Any]) -> dict[str, Any]:
+            return {"answer": model.invoke(s["q"])["content"]}
+
+        app = (
+            StateGraph(dict, name="agent")
+            .add_node("agent", agent)
+            .add_edge(START, "agent")
+            .add_edge("agent", END)
+            .compile()
+        )
+        view = GraphView.from_app(app)
+        view.attach(app)
+        show(view)
+        node(page_session, "agent").click()
+        wait_until(lambda: view.selected == "agent", what="agent selected")
+        worker = threading.Thread(target=app.invoke, args=({"q": words},))
+        worker.start()
+        try:
+            reply = page_session.locator('[data-testid="graphview-details-reply"] pre')
+            reply.wait_for(timeout=10_000)
+            # part of the answer is on screen while the node still runs
+            partial = reply.inner_text()
+            assert partial and ("You said: " + words).startswith(partial)
+            assert node(page_session, "agent").get_attribute("data-status") == "running"
+            assert len(partial) < len("You said: " + words)
+            screenshot(page_session, "graphview_streaming_reply")
+        finally:
+            worker.join(20)
+        page_session.locator('[data-testid="node-agent"][data-status="done"]').wait_for(
+            timeout=10_000
+        )
+        wait_until(
+            lambda: reply.inner_text() == "You said: " + words, what="the whole answer shown"
+        )
+        assert "test-model" in page_session.locator(
+            '[data-testid="graphview-details-model"] pre'
+        ).inner_text()

@@ -6,7 +6,8 @@ import { h } from "./toolbar";
 import { icon } from "./icons";
 import { BP_AFTER, BP_BEFORE } from "./view";
 
-const DETAIL_ORDER = ["input", "output", "duration", "attempt", "error"];
+// "reply": a chat model's answer as it streams, first, where a small panel still shows it
+const DETAIL_ORDER = ["reply", "input", "output", "duration", "attempt", "error"];
 
 export interface DetailsInput {
   node: VNode;
