@@ -100,29 +100,67 @@ class _Graph:
     """The drawn graph: nodes (with implicit START/END, join junctions, dynamic-router stubs)
     and edges, built from the description exactly as the widget builds it."""
 
-    def __init__(self, graph: Mapping[str, Any]) -> None:
+    def __init__(self, graph: Mapping[str, Any], expanded: Iterable[str] = ()) -> None:
         self.nodes: list[_Node] = []
         self.edges: list[_Edge] = []
         self.by_name: dict[str, int] = {}
+        #: the open subgraphs drawn as boxes: (path, ids of the nodes inside), outer ones first
+        self.clusters: list[tuple[str, list[int]]] = []
+        self._open: list[list[int]] = []
+        self._expanded = set(expanded)
+        self.user_nodes = 0
+        self._build(graph, "")
+
+    def _build(self, graph: Mapping[str, Any], p: str) -> None:
+        """One graph's nodes and edges, names prefixed with its path (``"team|"``). An open
+        subgraph is its own START and END junctions (``"team|__start__"``) with its nodes
+        between them, as the widget draws it."""
+        subs: set[str] = set()
+        first = len(self.nodes)
+
+        def ref(name: str, as_source: bool) -> int:
+            if name in subs:
+                return self.by_name[f"{p}{name}|{END if as_source else START}"]
+            if p and name in (START, END):
+                got = self.by_name.get(p + name)
+                return self._add(p + name, "join", "") if got is None else got
+            return self._id(p + name)
+
+        def src(name: str) -> int:
+            return ref(name, True)
+
+        def dst(name: str) -> int:
+            return ref(name, False)
+
         for n in graph.get("nodes") or ():
             name = n.get("name") if isinstance(n, Mapping) else None
-            if isinstance(name, str) and name not in self.by_name:
-                self._add(name, "node", name)
-        self.user_nodes = len(self.nodes)
+            if not isinstance(name, str) or p + name in self.by_name:
+                continue
+            inner = n.get("subgraph")
+            if isinstance(inner, Mapping) and f"sub:{p}{name}" in self._expanded:
+                subs.add(name)
+                self.clusters.append((p + name, []))
+                self._open.append(self.clusters[-1][1])
+                self._add(f"{p}{name}|{START}", "join", "")
+                self._build(inner, f"{p}{name}|")
+                self._open.pop()
+            else:
+                self._add(p + name, "node", name)
+                self.user_nodes += 1
         for n in graph.get("nodes") or ():
             if isinstance(n, Mapping) and n.get("destinations"):
                 for d in n["destinations"]:
-                    self._edge(self._id(n["name"]), self._id(d), "conditional", "goto")
+                    self._edge(src(n["name"]), dst(d), "conditional", "goto")
         for e in graph.get("edges") or ():
-            self._edge(self._id(e["source"]), self._id(e["target"]), "static")
+            self._edge(src(e["source"]), dst(e["target"]), "static")
         for i, j in enumerate(graph.get("joins") or ()):
-            jn = self._add(f"__join__{i}", "join", "")
+            jn = self._add(f"{p}__join__{i}", "join", "")
             for s in j["sources"]:
-                self._edge(self._id(s), jn, "join")
-            self._edge(jn, self._id(j["target"]), "join")
+                self._edge(src(s), jn, "join")
+            self._edge(jn, dst(j["target"]), "join")
         for i, b in enumerate(graph.get("branches") or ()):
             router = b.get("router") or "route"
-            src = self._id(b["source"])
+            start = src(b["source"])
             path_map = b.get("path_map")
             targets = b.get("targets")
             if path_map:
@@ -133,17 +171,25 @@ class _Graph:
                         keys.append(str(key))
                 for target, keys in by_target.items():
                     label = f"{router}: {', '.join(keys)}" if keys else router
-                    self._edge(src, self._id(target), "conditional", label)
+                    self._edge(start, dst(target), "conditional", label)
             elif targets:
                 for target in dict.fromkeys(targets):
-                    self._edge(src, self._id(target), "conditional", router)
+                    self._edge(start, dst(target), "conditional", router)
             else:
-                stub = self._add(f"__dynamic__{i}", "dynamic", f"{router} ?")
-                self._edge(src, stub, "dynamic")
+                stub = self._add(f"{p}__dynamic__{i}", "dynamic", f"{router} ?")
+                self._edge(start, stub, "dynamic")
         for w in graph.get("weighted") or ():
-            src = self._id(w["source"])
+            start = src(w["source"])
             for target, weight in (w.get("weights") or {}).items():
-                self._edge(src, self._id(target), "weighted", _fmt_weight(weight))
+                self._edge(start, dst(target), "weighted", _fmt_weight(weight))
+        if p:  # a subgraph finishes where its nodes stop: draw those ends into its END
+            end = ref(END, False)
+            leaving = {e.s for e in self.edges}
+            for node in self.nodes[first:]:
+                own = node.name[len(p):]
+                if node.id not in leaving and node.id != end and node.kind in ("node", "join") \
+                        and (own.count("|") == 0 or (own.count("|") == 1 and own.endswith(f"|{END}"))):
+                    self._edge(node.id, end, "static")
 
     def _add(self, name: str, kind: str, label: str) -> int:
         if kind in ("start", "end"):
@@ -157,6 +203,8 @@ class _Graph:
         node = _Node(len(self.nodes), name, label, kind, w, h)
         self.nodes.append(node)
         self.by_name[name] = node.id
+        for members in self._open:
+            members.append(node.id)
         return node.id
 
     def _id(self, name: str) -> int:
@@ -471,13 +519,21 @@ def _attr(text: str) -> str:
     return escape(text, {'"': "&quot;"})
 
 
-def render_svg(graph_json: Mapping[str, Any], *, status: Mapping[str, str] | None = None) -> str:
+def render_svg(
+    graph_json: Mapping[str, Any],
+    *,
+    status: Mapping[str, str] | None = None,
+    expanded: Iterable[str] = (),
+) -> str:
     """Draw a graph description as a standalone SVG document (a string).
 
     Args:
         graph_json: what ``app.to_json()`` returns.
         status: optional node -> status (``pending``, ``running``, ``done``, ``failed``,
-            ``retrying``, ``interrupted``, ``idle``) to colour the nodes as the widget does.
+            ``retrying``, ``interrupted``, ``idle``) to colour the nodes as the widget does;
+            a node inside an open subgraph by its path (``"team|approve"``).
+        expanded: the subgraphs drawn open, as ``"sub:<path>"`` (the GraphView's ``expanded``):
+            a box titled with the path around their own nodes; the others are one node each.
 
     Example:
         >>> svg = render_svg({"name": "g", "nodes": [{"name": "a"}],
@@ -485,13 +541,19 @@ def render_svg(graph_json: Mapping[str, Any], *, status: Mapping[str, str] | Non
         >>> svg.startswith("<svg") and 'data-node="a"' in svg
         True
     """
-    g = _Graph(graph_json)
+    g = _Graph(graph_json, expanded)
     _layout(g)
     status = status or {}
     name = str(graph_json.get("name") or "graph")
+    boxes = []
+    for path, ids in g.clusters:
+        if ids:
+            inside = [g.nodes[i] for i in ids]
+            boxes.append((path, min(n.x - n.w / 2 for n in inside) - 12, min(n.y - n.h / 2 for n in inside) - 24,
+                          max(n.x + n.w / 2 for n in inside) + 12, max(n.y + n.h / 2 for n in inside) + 10))
     if g.nodes:
-        xs = [n.x - n.w / 2 for n in g.nodes] + [n.x + n.w / 2 for n in g.nodes]
-        ys = [n.y - n.h / 2 for n in g.nodes] + [n.y + n.h / 2 for n in g.nodes]
+        xs = [n.x - n.w / 2 for n in g.nodes] + [n.x + n.w / 2 for n in g.nodes] + [b[1] for b in boxes] + [b[3] for b in boxes]
+        ys = [n.y - n.h / 2 for n in g.nodes] + [n.y + n.h / 2 for n in g.nodes] + [b[2] for b in boxes] + [b[4] for b in boxes]
         for e in g.edges:
             xs += [x for x, _ in e.points]
             ys += [y for _, y in e.points]
@@ -513,6 +575,15 @@ def render_svg(graph_json: Mapping[str, Any], *, status: Mapping[str, str] | Non
     if not g.nodes:
         out.append(
             f'<text x="100" y="24" text-anchor="middle" fill="#5f6368">{escape(name)}: no nodes</text>'
+        )
+    for path, bx0, by0, bx1, by1 in boxes:
+        label = path.replace("|", " > ")
+        out.append(
+            f'<g data-cluster="{_attr(path)}"><title>subgraph {escape(label)}</title>'
+            f'<rect x="{_f(bx0)}" y="{_f(by0)}" width="{_f(bx1 - bx0)}" height="{_f(by1 - by0)}" rx="9" '
+            f'fill="#4285f4" fill-opacity="0.05" stroke="#9aa9c2" stroke-dasharray="4 3"/>'
+            f'<text x="{_f(bx0 + 8)}" y="{_f(by0 + 17)}" font-size="11" font-weight="600" fill="#3c4a63">'
+            f"{escape(label)}</text></g>"
         )
     out.append('<g class="edges" fill="none" stroke-width="1.5">')
     heads: dict[str, list[str]] = {}

@@ -159,8 +159,7 @@ class DebugSession:
         ``when="after"``). Returns whether it is now set."""
         name, _, w = spec.partition(":")
         w = when or w or "before"
-        if name not in self.app.plan.by_name:
-            raise InvalidInputError(f"breakpoint: unknown node {name!r}.{did_you_mean(name, self.app.plan.by_name)}")
+        self._check_node(name, "breakpoint")
         if w not in ("before", "after"):
             raise InvalidInputError(f"breakpoint {spec!r}: say 'before' or 'after'")
         target = self.before if w == "before" else self.after
@@ -169,6 +168,53 @@ class DebugSession:
             return False
         target.add(name)
         return True
+
+    def _check_node(self, name: str, what: str) -> None:
+        """``name`` is a node, or a node inside a subgraph by path (``"team|approve"``,
+        ``"team|*"`` for every node of ``team``); else an error naming the graph it is not in."""
+        app: Any = self.app
+        parts = name.split("|")
+        for i, part in enumerate(parts):
+            by_name = app.plan.by_name
+            if part == "*" and i == len(parts) - 1 and i > 0:
+                return
+            if part not in by_name:
+                where = f" in subgraph {'|'.join(parts[:i])!r} (graph {app.name!r}) of graph {self.app.name!r}" if i else ""
+                raise InvalidInputError(f"{what}: unknown node {part!r}{where}.{did_you_mean(part, by_name)}")
+            if i < len(parts) - 1:
+                fn = app.builder.nodes[part].fn
+                if not getattr(fn, "is_subgraph", False):
+                    raise InvalidInputError(
+                        f"{what} {name!r}: node {part!r} of graph {app.name!r} is not a subgraph, so it has no "
+                        f"node {parts[i + 1]!r}"
+                    )
+                app = fn.app
+
+    def subgraph_paths(self) -> list[str]:
+        """The paths of every subgraph of the graph, outer ones first (``["team", "team|inner"]``)."""
+        out: list[str] = []
+
+        def walk(app: Any, prefix: str) -> None:
+            for name, spec in app.builder.nodes.items():
+                if getattr(spec.fn, "is_subgraph", False):
+                    out.append(prefix + name)
+                    walk(spec.fn.app, f"{prefix}{name}|")
+
+        walk(self.app, "")
+        return out
+
+    @property
+    def where(self) -> str:
+        """The subgraph the run is paused inside, by path (``"team|inner"``), or ``""`` when it
+        is paused between nodes of the graph itself."""
+        path: list[str] = []
+        st = self.app.get_state(self.thread_id, self.selected, subgraphs=True)
+        while True:
+            inner = next((t for t in st.tasks if t.state is not None and t.state.next), None)
+            if inner is None:
+                return "|".join(path)
+            path.append(inner.name)
+            st = inner.state
 
     @property
     def breakpoints(self) -> list[str]:
@@ -218,8 +264,7 @@ class DebugSession:
 
     async def arun_to(self, node: str) -> StateSnapshot:
         """Async :meth:`run_to`."""
-        if node not in self.app.plan.by_name:
-            raise InvalidInputError(f"run_to: unknown node {node!r}.{did_you_mean(node, self.app.plan.by_name)}")
+        self._check_node(node, "run_to")
         return await self._arun(None, interrupt_before=sorted(self.before | {node}), interrupt_after=sorted(self.after))
 
     async def aresume(self, value: Any) -> StateSnapshot:
@@ -245,10 +290,66 @@ class DebugSession:
         return self._run(None, interrupt_before=sorted(self.before), interrupt_after=sorted(self.after))
 
     def run_to(self, node: str) -> StateSnapshot:
-        """Continue until ``node`` is about to run (or a breakpoint, interrupt, or the end)."""
-        if node not in self.app.plan.by_name:
-            raise InvalidInputError(f"run_to: unknown node {node!r}.{did_you_mean(node, self.app.plan.by_name)}")
+        """Continue until ``node`` (``"team|approve"`` inside a subgraph) is about to run (or a
+        breakpoint, interrupt, or the end)."""
+        self._check_node(node, "run_to")
         return self._run(None, interrupt_before=sorted(self.before | {node}), interrupt_after=sorted(self.after))
+
+    def _step_in_kw(self) -> dict[str, Any]:
+        subs = self.subgraph_paths()
+        if not subs:
+            raise InvalidInputError(f"step in: graph {self.app.name!r} has no subgraphs; use step()")
+        return {"interrupt_before": sorted(self.before | {f"{p}|*" for p in subs}), "interrupt_after": sorted(self.after)}
+
+    def _step_out_kw(self) -> dict[str, Any]:
+        where = self.where
+        if not where:
+            raise InvalidInputError(f"step out: the run of graph {self.app.name!r} is not paused inside a subgraph")
+        inside = {b for b in self.before if b.startswith(f"{where}|")}  # stepping out skips those
+        # pause before the next node that runs outside `where`: in the graph around it, or (when
+        # `where` was that graph's last node) further out
+        parts = where.split("|")
+        outside = {f"{'|'.join(parts[:i])}|*" for i in range(1, len(parts))} | set(self.app.plan.by_name)
+        return {"interrupt_before": sorted((self.before - inside) | outside), "interrupt_after": sorted(self.after)}
+
+    def step_in(self) -> StateSnapshot:
+        """Run until the next node inside a subgraph (at any depth) is about to run, and pause
+        there: one node at a time inside a subgraph (``where`` says which)."""
+        if self.done:
+            raise InvalidInputError(f"thread {self.thread_id!r}: the run is finished; nothing to step")
+        return self._run(None, **self._step_in_kw())
+
+    async def astep_in(self) -> StateSnapshot:
+        """Async :meth:`step_in`."""
+        if self.done:
+            raise InvalidInputError(f"thread {self.thread_id!r}: the run is finished; nothing to step")
+        return await self._arun(None, **self._step_in_kw())
+
+    def step_out(self) -> StateSnapshot:
+        """Finish the subgraph the run is paused inside (:attr:`where`) and pause before the
+        next node that runs outside it (in the graph around it, or further out)."""
+        return self._run(None, **self._step_out_kw())
+
+    async def astep_out(self) -> StateSnapshot:
+        """Async :meth:`step_out`."""
+        return await self._arun(None, **self._step_out_kw())
+
+    def subgraph_state(self, namespace: str | None = None) -> StateSnapshot:
+        """A subgraph's own newest snapshot on this thread (default: where the run is paused)."""
+        return self.app.get_state(self.thread_id, namespace=self._namespace(namespace))
+
+    def subgraph_history(self, namespace: str | None = None) -> list[StateSnapshot]:
+        """A subgraph's checkpoints on this thread, newest first, every execution of it."""
+        return self.app.get_state_history(self.thread_id, namespace=self._namespace(namespace))
+
+    def _namespace(self, namespace: str | None) -> str:
+        ns = namespace or self.where
+        if not ns:
+            raise InvalidInputError(
+                f"thread {self.thread_id!r}: the run of graph {self.app.name!r} is not paused inside a subgraph; "
+                f"name one: {self.subgraph_paths()}"
+            )
+        return ns
 
     def resume(self, value: Any) -> StateSnapshot:
         """Answer the pending ``interrupt()`` and continue (to a breakpoint, interrupt or the end)."""

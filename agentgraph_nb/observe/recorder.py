@@ -40,6 +40,9 @@ def as_record(ev: Event) -> Record:
             if isinstance(data, dict)
             else None
         )
+    elif kind == "run_start" and ev.namespace and isinstance(data, dict):
+        # a subgraph run: which run and task started it (a timeline nests it under that bar)
+        data = {"parent_run_id": data.get("parent_run_id"), "parent_task_id": data.get("parent_task_id")}
     elif kind not in _KEEP_DATA:
         data = None
     return (
@@ -113,6 +116,8 @@ class EventRecorder:
                 if isinstance(d, dict)
                 else None
             )
+        elif kind == "run_start" and ev.namespace and isinstance(ev.data, dict):
+            data = {"parent_run_id": ev.data.get("parent_run_id"), "parent_task_id": ev.data.get("parent_task_id")}
         else:
             data = None
         self._events.append(

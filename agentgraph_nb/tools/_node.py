@@ -229,6 +229,7 @@ class ToolNode:
         update: dict[str, Any] = {}
         writers: dict[str, str] = {}
         goto: list[Any] = []
+        to_parent = False
         for o in outcomes:
             if type(o) is not _FromCommand:
                 messages.append(o)
@@ -256,7 +257,9 @@ class ToolNode:
                 update[k] = v
             g = cmd.goto
             goto.extend([g] if isinstance(g, str) or not isinstance(g, (list, tuple)) else g)
-        return Command(update={key: messages, **update}, goto=goto)
+            to_parent = to_parent or cmd.graph == Command.PARENT
+        # a handoff tool's Command(graph=PARENT) leaves this graph: the whole update goes with it
+        return Command(update={key: messages, **update}, goto=goto, graph=Command.PARENT if to_parent else None)
 
     # -- one call -----------------------------------------------------------------------------------
     def _calls(self, state: Any) -> list[dict[str, Any]]:

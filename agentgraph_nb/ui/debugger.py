@@ -305,6 +305,32 @@ class Debugger(W.VBox):
             "Select the previous checkpoint; the next Step forks from it (P)",
             "step-backward",
         )
+        self.step_in_button = _button(
+            "Step in",
+            "agentgraph-step-in",
+            "Run until the next node inside a subgraph is about to run, and pause there",
+            "level-down",
+        )
+        self.step_out_button = _button(
+            "Step out",
+            "agentgraph-step-out",
+            "Finish the subgraph the run is paused in and pause right after it",
+            "level-up",
+        )
+        self._subgraphs = self._session.subgraph_paths()
+        if not self._subgraphs:
+            self.step_in_button.layout.display = self.step_out_button.layout.display = "none"
+        self.subgraph_pick = _classed(
+            W.Dropdown(
+                options=[("(where the run is paused)", ""), *((p.replace("|", " > "), p) for p in self._subgraphs)],
+                value="",
+                description="subgraph",
+                style={"description_width": "60px"},
+                layout=W.Layout(width="auto"),
+            ),
+            "agentgraph-subgraph-pick",
+        )
+        self.subgraph_html = _classed(W.HTML(), "agentgraph-subgraph")
         self.run_to_target = _classed(
             W.Dropdown(
                 options=[("(click a node)", ""), *((n, n) for n in names)],
@@ -403,6 +429,8 @@ class Debugger(W.VBox):
             W.HBox(
                 [
                     self.step_button,
+                    self.step_in_button,
+                    self.step_out_button,
                     self.cont_button,
                     self.back_button,
                     self.stop_button,
@@ -442,8 +470,9 @@ class Debugger(W.VBox):
         )
         self.tabs = _classed(
             W.Tab(
-                children=[W.VBox([self.inspector_html, self.writes_html]), edit, compare],
-                titles=["State", "Edit & fork", "Compare"],
+                children=[W.VBox([self.inspector_html, self.writes_html]), edit, compare,
+                          W.VBox([self.subgraph_pick, self.subgraph_html])][: 4 if self._subgraphs else 3],
+                titles=["State", "Edit & fork", "Compare", "Subgraph"][: 4 if self._subgraphs else 3],
                 layout=W.Layout(flex="1 1 auto", max_height="520px"),
             ),
             "agentgraph-tabs",
@@ -471,6 +500,9 @@ class Debugger(W.VBox):
         self.add_class("agentgraph-keys")  # the GraphView's key handler covers the whole debugger
 
         self.step_button.on_click(lambda _: self._guard(self.step))
+        self.step_in_button.on_click(lambda _: self._guard(self.step_in))
+        self.step_out_button.on_click(lambda _: self._guard(self.step_out))
+        self.subgraph_pick.observe(lambda _: self._guard(self._sync_subgraph), names="value")
         self.cont_button.on_click(lambda _: self._guard(self.cont))
         self.run_to_button.on_click(lambda _: self._guard(self.run_to))
         self.stop_button.on_click(lambda _: self._guard(self.stop))
@@ -555,6 +587,37 @@ class Debugger(W.VBox):
                 f"thread {self._session.thread_id!r}: the run is finished; nothing to continue"
             )
         return self._launch("cont")
+
+    def step_in(self) -> Any:
+        """Run until the next node inside a subgraph is about to run (Step in); the Subgraph
+        tab then shows that subgraph's state and history. Returns like :meth:`step`."""
+        self._check_idle()
+        if self._session.done:
+            raise InvalidInputError(
+                f"thread {self._session.thread_id!r}: the run is finished; nothing to step"
+            )
+        self._session._step_in_kw()  # no subgraphs: the error now, not in the background
+        return self._launch("step_in")
+
+    def step_out(self) -> Any:
+        """Finish the subgraph the run is paused in and pause right after it (Step out).
+        Returns like :meth:`step`."""
+        self._check_idle()
+        self._session._step_out_kw()
+        return self._launch("step_out")
+
+    @property
+    def where(self) -> str:
+        """The subgraph the run is paused inside (``"team|inner"``), or ``""``."""
+        return self._session.where
+
+    def subgraph_state(self, namespace: str | None = None) -> StateSnapshot:
+        """A subgraph's newest snapshot on the thread (default: where the run is paused)."""
+        return self._session.subgraph_state(namespace)
+
+    def subgraph_history(self, namespace: str | None = None) -> list[StateSnapshot]:
+        """A subgraph's checkpoints on the thread, newest first."""
+        return self._session.subgraph_history(namespace)
 
     def run_to(self, node: str | None = None) -> Any:
         """Continue until ``node`` (default: the node picked in the graph) is about to run
@@ -892,8 +955,53 @@ class Debugger(W.VBox):
         self._sync_editor()
         self._sync_compare(hist)
         self._sync_interrupts(st)
+        self._sync_subgraph()
         self._render_error()
         self._render_status()
+
+    def _sync_subgraph(self) -> None:
+        """The Subgraph tab: the chosen subgraph's (or the one the run is paused in) state and
+        its checkpoints on this thread; its nodes' statuses in the graph."""
+        if not self._subgraphs:
+            return
+        sess = self._session
+        ns = self.subgraph_pick.value or sess.where
+        if not ns:
+            self.subgraph_html.value = (
+                '<div class="agn-dbg-title">The run is not paused inside a subgraph: Step in, or pick one.</div>'
+            )
+            return
+        try:
+            hist = sess.subgraph_history(ns)
+        except Exception as exc:  # the thread has not run it yet
+            self.subgraph_html.value = f'<div class="agn-dbg-title">{inspector._e(str(exc))}</div>'
+            return
+        snap = hist[0]
+        title = f"subgraph {ns.replace('|', ' > ')}{_DOT}step {snap.step}{_DOT}next: {', '.join(snap.next) or END}"
+        rows = "".join(
+            f"<tr><td>{h.step}</td><td>{inspector._e(', '.join(h.writes) or '(input)')}</td>"
+            f"<td>{inspector._e(', '.join(h.next) or END)}</td></tr>"
+            for h in hist[:30]
+        )
+        self.subgraph_html.value = (
+            inspector.render_state(snap.values, None, title=title)
+            + '<div class="agn-dbg-title">history (newest first)</div>'
+            + f'<table class="agentgraph-subgraph-history"><tr><th>step</th><th>wrote</th><th>next</th></tr>{rows}</table>'
+        )
+        # the nodes inside: done where this execution wrote, pending where it goes next
+        call = snap.metadata.get("call")
+        status = dict(self.graphview.status)
+        for h in reversed(hist):
+            if h.metadata.get("call") != call:
+                continue
+            for node in h.writes:
+                status[f"{ns}|{node}"] = "done"
+        for node in snap.next:
+            status[f"{ns}|{node}"] = "pending"
+        for intr in snap.interrupts:
+            if intr.when == "during":
+                status[f"{ns}|{intr.node}"] = "interrupted"
+        self.graphview.status = status
 
     def _build_timeline(self, hist: list[StateSnapshot]) -> None:
         """Oldest first, each checkpoint labelled with its step and branch: the first child of a
@@ -1093,7 +1201,7 @@ class Debugger(W.VBox):
                     rest = {kk: vv for kk, vv in payload.items() if kk not in (asked, "schema")}
             body = inspector.render_value(rest, open_levels=1) if rest not in (None, {}) else ""
             parts.append(
-                f'<div data-testid="interrupt-{inspector._e(i.node)}"><b>{inspector._e(i.node)}</b> asks: '
+                f'<div data-testid="interrupt-{inspector._e(i.node)}"><b>{inspector._e(" > ".join(i.path) or i.node)}</b> asks: '
                 f'<span data-testid="interrupt-question">{inspector._e(question)}</span>{body}</div>'
             )
         self.interrupt_html.value = (
@@ -1113,6 +1221,8 @@ class Debugger(W.VBox):
         st = self._snap
         done = not st.next
         self.step_button.disabled = busy or done
+        self.step_in_button.disabled = busy or done
+        self.step_out_button.disabled = busy or not self._session.where
         self.cont_button.disabled = busy or done
         self.run_to_button.disabled = busy or done or not self.run_to_target.value
         self.back_button.disabled = busy or st.parent_id is None

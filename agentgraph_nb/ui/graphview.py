@@ -34,6 +34,8 @@ STATUSES = ("idle", "pending", "running", "done", "failed", "retrying", "interru
 _TEXT_LIMIT = 300
 _ERROR_LIMIT = 600
 _SVG_FALLBACK_MAX_NODES = 1500
+#: Subgraphs with more nodes than this are drawn collapsed (one box; a click expands it).
+SUBGRAPH_EXPAND_MAX = 8
 #: Event kinds that change what the view shows.
 _SHOWN = frozenset(
     ("run_start", "run_end", "node_start", "node_end", "node_error", "node_retry", "interrupt", "llm_end",
@@ -133,6 +135,37 @@ def _duration(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.1f} ms"
     return f"{seconds:.2f} s"
+
+
+def _subgraphs(graph: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, int]]:
+    """``(path, number of nodes)`` of every subgraph in a graph description, outer ones first."""
+    for n in graph.get("nodes") or ():
+        sub = n.get("subgraph") if isinstance(n, Mapping) else None
+        if isinstance(sub, Mapping):
+            path = f"{prefix}{n['name']}"
+            yield path, _leaf_count(sub)
+            yield from _subgraphs(sub, f"{path}|")
+
+
+def _leaf_count(graph: Mapping[str, Any]) -> int:
+    """How many nodes a subgraph draws when open (those of its own subgraphs included)."""
+    return sum(
+        _leaf_count(n["subgraph"]) if isinstance(n.get("subgraph"), Mapping) else 1
+        for n in graph.get("nodes") or () if isinstance(n, Mapping)
+    )
+
+
+def _inner_nodes(graph: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Mapping[str, Any]]]:
+    """``(path, node)`` of every node inside the subgraphs of a graph description
+    (``"team|approve"``), a subgraph's own nodes before those of the subgraphs in it."""
+    for n in graph.get("nodes") or ():
+        sub = n.get("subgraph") if isinstance(n, Mapping) else None
+        if isinstance(sub, Mapping):
+            p = f"{prefix}{n['name']}|"
+            for m in sub.get("nodes") or ():
+                if isinstance(m, Mapping) and "name" in m:
+                    yield f"{p}{m['name']}", m
+            yield from _inner_nodes(sub, p)
 
 
 class GraphView(anywidget.AnyWidget):
@@ -238,6 +271,8 @@ class GraphView(anywidget.AnyWidget):
         # answers being streamed: (picture key, node) -> reply; the ones changed since the last send
         self._replies: dict[tuple[Any, str], _Reply] = {}
         self._replies_changed: set[tuple[Any, str]] = set()
+        # a subgraph run's id -> the id of the top-level run it is part of
+        self._sub_runs: dict[str, str] = {}
         self._dirty = False
         self._last_flush = float("-inf")
         self._timer: threading.Timer | None = None
@@ -395,12 +430,34 @@ class GraphView(anywidget.AnyWidget):
 
     @property
     def node_names(self) -> list[str]:
-        """The graph's node names, in the order they were added."""
-        return [
-            n["name"]
-            for n in self.graph.get("nodes") or ()
-            if isinstance(n, Mapping) and "name" in n
-        ]
+        """The graph's node names, in the order they were added, then the nodes inside its
+        subgraphs by path (``"team|approve"``, ``"team|inner|x"``), as breakpoints name them."""
+        own = [n["name"] for n in self.graph.get("nodes") or () if isinstance(n, Mapping) and "name" in n]
+        return own + [name for name, _ in _inner_nodes(self.graph)]
+
+    @traitlets.observe("graph")
+    def _open_small_subgraphs(self, change: Mapping[str, Any]) -> None:
+        # Subgraphs up to SUBGRAPH_EXPAND_MAX nodes are drawn open, bigger ones collapsed.
+        old = {path for path, _ in _subgraphs(change["old"] or {})}
+        opened = [f"sub:{path}" for path, size in _subgraphs(change["new"] or {})
+                  if path not in old and size <= SUBGRAPH_EXPAND_MAX]
+        if opened:
+            self.expanded = [*self.expanded, *(k for k in opened if k not in self.expanded)]
+
+    def _sub_event(self, event: Any) -> tuple[str, str] | None:
+        """A subgraph's event as ``(node path, top run id)`` (``"team|approve"``), or None for
+        its run start and end, which do not change the picture of the run it is part of."""
+        ns = event.namespace
+        if event.kind == "run_start":
+            data = event.data if isinstance(event.data, Mapping) else {}
+            parent = str(data.get("parent_run_id") or "")
+            self._sub_runs[event.run_id] = self._sub_runs.get(parent, parent)
+            return None
+        if event.kind == "run_end":
+            self._sub_runs.pop(event.run_id, None)
+            return None
+        path = "|".join(seg.split(":", 1)[0] for seg in ns.split("|"))
+        return (f"{path}|{event.node}" if event.node else path), self._sub_runs.get(event.run_id, event.run_id)
 
     def on_event(self, event: Any) -> None:
         """Listener for run events (:class:`agentgraph_nb.types.Event`): update statuses and
@@ -411,22 +468,29 @@ class GraphView(anywidget.AnyWidget):
         run started, or the thread or run it is pinned to (:meth:`pin`)."""
         kind = event.kind
         node = event.node
+        run_id = event.run_id
         with self._lock:
+            if getattr(event, "namespace", ""):
+                sub = self._sub_event(event)
+                if sub is None:
+                    return
+                node, run_id = sub
             runs = self._runs
             starting = kind == "run_start"
             if (
                 kind not in _SHOWN
-                and runs.pictures.get(key_of(event.thread_id, event.run_id)) is None
+                and runs.pictures.get(key_of(event.thread_id, run_id)) is None
             ):
                 return  # step_start, state_update, checkpoint: nothing to show
-            pic, new = runs.for_event(event.thread_id, event.run_id, starting)
+            pic, new = runs.for_event(event.thread_id, run_id, starting)
             if starting and new and not self.reset_on_run_start:
                 shown = runs.current()
                 if shown is not None and shown is not pic:
                     pic.copy_from(shown)  # a debugger continues from the picture it drew
             wanted = runs.wants(pic, starting)
-            pic.run_id = event.run_id
-            pic.step = event.step
+            pic.run_id = run_id
+            if run_id == event.run_id:  # a subgraph counts its own steps
+                pic.step = event.step
             if kind == "llm_token":
                 at = (pic.key, node)
                 reply = self._replies.get(at)
@@ -476,7 +540,7 @@ class GraphView(anywidget.AnyWidget):
             elif kind == "llm_end":
                 self._llm_details(pic, node, event.data)
             elif kind == "interrupt":
-                for name, value in self._interrupted(event):
+                for name, value in self._interrupted(event, node):
                     pic.status[name] = "interrupted"
                     self._update_details(pic, name, interrupt=short_text(value))
             elif starting:
@@ -540,17 +604,24 @@ class GraphView(anywidget.AnyWidget):
         pic.details[node] = {**base, **fields}
 
     @staticmethod
-    def _interrupted(event: Any) -> Iterable[tuple[str, Any]]:
+    def _interrupted(event: Any, node: str) -> Iterable[tuple[str, Any]]:
+        """The nodes an interrupt event pauses; one deep inside a subgraph pauses the subgraph
+        node and the inner node by its path (``"team"`` and ``"team|approve"``)."""
         data = event.data
         items = data if isinstance(data, (tuple, list)) else (data,) if data is not None else ()
+        prefix = node.rpartition("|")[0] if node != event.node else ""
         found = False
         for item in items:
             name = getattr(item, "node", "") or ""
             if name:
                 found = True
-                yield name, getattr(item, "value", item)
-        if not found and event.node:
-            yield event.node, data
+                value = getattr(item, "value", item)
+                yield (f"{prefix}|{name}" if prefix else name), value
+                path = tuple(getattr(item, "path", ()) or ())
+                if len(path) > 1 and not prefix:
+                    yield "|".join(path), value
+        if not found and node:
+            yield node, data
 
     # -- coalesced sending ------------------------------------------------------------------------
 
@@ -681,4 +752,4 @@ class GraphView(anywidget.AnyWidget):
     def _static_html(self, alt: str) -> str:
         if len(self.graph.get("nodes") or ()) > _SVG_FALLBACK_MAX_NODES:
             return f"<pre>{_static.escape(alt)} (too big for a static picture)</pre>"
-        return _static.img(render_svg(self.graph, status=self.status), alt)
+        return _static.img(render_svg(self.graph, status=self.status, expanded=self.expanded), alt)

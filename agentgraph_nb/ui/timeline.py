@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentgraph_nb.errors import InvalidInputError
-from agentgraph_nb.observe.frames import Execution, ExecutionLog
+from agentgraph_nb.observe.frames import Execution, ExecutionLog, _lane
 from agentgraph_nb.ui import _static
 from agentgraph_nb.ui._coalesce import Coalescer
 from agentgraph_nb.ui._plotly import TEMPLATE, graph_objects, widget_bundle
@@ -139,6 +139,8 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
         self._max_steps = 0  # of runs no longer in the log
         self._updates_sent = 0
         self._slots: dict[str, int] = {}  # run -> lane group
+        # a subgraph run -> (the run that started it, the lane of the task that did)
+        self._sub: dict[str, tuple[str, int]] = {}
         self._slot_until: list[float | None] = []  # per group: end of its last run (None: running)
         self._t0: float | None = None
         self._coarse: list[dict[str, Any]] = []
@@ -403,6 +405,7 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
         self._log.clear()
         self._runs_seen = self._max_steps = 0
         self._slots.clear()
+        self._sub.clear()
         self._slot_until.clear()
         self._t0 = None
         self._hint = ""
@@ -412,8 +415,18 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
             records = self._skim(records)
         feed = self._log.feed
         slots = self._slots
+        sub = self._sub
         for rec in records:
             kind = rec[0]
+            if len(rec) > 10 and rec[10] and kind in ("run_start", "run_end"):
+                # a subgraph run: its bars go in the group of the run it is part of
+                data = rec[9] if kind == "run_start" and isinstance(rec[9], dict) else None
+                if data and data.get("parent_run_id"):
+                    sub[rec[1]] = (str(data["parent_run_id"]), _lane(str(data.get("parent_task_id") or "")))
+                    slots[rec[1]] = slots.get(self._top(rec[1])[0], 0)
+                if kind == "run_end":
+                    feed(rec)
+                continue
             if kind == "run_start":
                 if rec[1] not in slots:
                     self._assign_slot(rec[1], rec)
@@ -438,6 +451,15 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
                     self._assign_slot(run, ("run_start", run, info.thread, 0, "", info.start, 0.0))
         self._hint = self._hint if self._runs_seen == 0 else ""
         self._dirty = True
+
+    def _top(self, run: str) -> tuple[str, int]:
+        """The top-level run a (subgraph) run is part of, and the lane of its task there."""
+        lane = -1
+        seen = 0
+        while run in self._sub and seen < 64:
+            run, lane = self._sub[run]
+            seen += 1
+        return run, lane
 
     def _forget_idle_run(self, run: str) -> None:
         self._log.runs.pop(run, None)
@@ -611,26 +633,42 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
             execs = execs[-self._max_bars :]
         slots = self._slots
         runs = self._log.runs
-        # lane groups in use, each as tall as its widest superstep
+        # lane groups in use, each as tall as its widest superstep; a subgraph's executions get
+        # rows of their own right under the lane of the task that ran it, indented by namespace
         width: dict[int, int] = {}
+        nested: dict[int, set[tuple[int, str, int]]] = {}
+        sub = self._sub
         for x in execs:
             g = slots.get(x.run, 0)
-            if x.lane >= width.get(g, 0):
+            if x.namespace and x.run in sub:
+                nested.setdefault(g, set()).add((self._top(x.run)[1], x.namespace, x.lane))
+            elif x.lane >= width.get(g, 0):
                 width[g] = x.lane + 1
         for c in self._coarse:
             if c["lane"] >= width.get(c["group"], 0):
                 width[c["group"]] = c["lane"] + 1
+        for g, rows in nested.items():
+            width[g] = max(width.get(g, 0), max(r[0] for r in rows) + 1)
         offset: dict[int, int] = {}
+        row: dict[tuple[int, int, str, int], int] = {}
+        height: dict[int, int] = {}
         labels: list[str] = []
         groups = sorted(width)
         for i, g in enumerate(groups):
             offset[g] = len(labels)
+            inner = sorted(nested.get(g, ()))
             for lane in range(width[g]):
+                row[(g, lane, "", 0)] = len(labels)
                 if len(groups) == 1:
                     labels.append(f"lane {lane}")
                 else:
                     # numbered as drawn, so a run that ran no node leaves no gap
                     labels.append(f"{'run' if per_run else 'slot'} {i + 1} · lane {lane}")
+                for top_lane, ns, sub_lane in inner:
+                    if top_lane == lane:
+                        row[(g, lane, ns, sub_lane)] = len(labels)
+                        labels.append(f"{chr(0x2003) * (ns.count('|') + 1)}{ns.replace('|', ' > ')} · lane {sub_lane}")
+            height[g] = len(labels) - offset[g]
         t0 = self._t0 if self._t0 is not None else now
         many = self._runs_seen > 1
 
@@ -641,20 +679,23 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
         shown: dict[str, int] = {}
         for x in execs:
             g = slots.get(x.run, 0)
-            shown[x.run] = g
+            nested_in = x.namespace and x.run in sub
+            if not nested_in:
+                shown[x.run] = g
             if per_run:
-                info = runs.get(x.run)
+                info = runs.get(self._top(x.run)[0] if nested_in else x.run)
                 o = info.start if info is not None else t0
             else:
                 o = t0
             end = x.end if x.end is not None else now
             start = x.start - o
             dur = end - x.start if end > x.start else 0.0
-            y = offset[g] + x.lane
+            y = row[(g, self._top(x.run)[1], x.namespace, x.lane)] if nested_in else row[(g, x.lane, "", 0)]
             hover = x.note
             if hover is None or x.end is None:
                 hover = (
-                    f"<b>{_escape(x.node)}</b><br>step {x.step} · attempt {x.attempt}<br>"
+                    f"<b>{_escape(x.namespace.replace('|', ' > ') + ' > ' if x.namespace else '')}{_escape(x.node)}</b>"
+                    f"<br>step {x.step} · attempt {x.attempt}<br>"
                     f"{_fmt_s(x.duration if x.end is not None else dur)} · {x.status}"
                 )
                 if x.error:
@@ -682,7 +723,7 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
             if info is None:
                 continue
             g = shown[run]
-            lo, hi = offset[g] - 0.45, offset[g] + width[g] - 0.55
+            lo, hi = offset[g] - 0.45, offset[g] + height[g] - 0.55
             o = info.start if per_run else t0
             for step, ts in info.steps.items():
                 steps["x"] += [ts - o, ts - o, None]
@@ -695,7 +736,7 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
                 g = b["group"]
                 c["base"].append(b["start"])
                 c["x"].append(b["duration"])
-                c["y"].append(offset[g] + b["lane"])
+                c["y"].append(row.get((g, b["lane"], "", 0), offset[g] + b["lane"]))
                 c["text"].append(b["node"])
                 c["hover"].append(
                     f"<b>{_escape(b['node'])}</b><br>step {b['step']} (from checkpoints)<br>"
@@ -703,7 +744,7 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
                 )
                 if (b["run"], b["step"]) not in first_of_step:
                     first_of_step.add((b["run"], b["step"]))
-                    lo, hi = offset[g] - 0.45, offset[g] + width[g] - 0.55
+                    lo, hi = offset[g] - 0.45, offset[g] + height[g] - 0.55
                     steps["x"] += [b["start"], b["start"], None]
                     steps["y"] += [lo, hi, None]
                     steps["hover"] += [f"superstep {b['step']}", f"superstep {b['step']}", None]

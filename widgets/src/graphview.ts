@@ -22,10 +22,10 @@ import { CanvasRenderer } from "./lib/canvasview";
 import { SvgRenderer } from "./lib/svgview";
 import { EDGE_BASE_WIDTH, STATUSES, asStatus, paletteCss, type Status } from "./lib/style";
 import {
-  BP_AFTER, BP_BEFORE, parseBreakpoint, selectable, type Renderer, type ViewState,
+  BP_AFTER, BP_BEFORE, parseBreakpoint, selectable, type Cluster, type Renderer, type ViewState,
 } from "./lib/view";
 import {
-  collapseWanted, derive, findGroups, fmtInt, groupsToOpen, type Derived, type Groups,
+  addSubGroups, collapseWanted, derive, findGroups, fmtInt, groupsToOpen, type Derived, type Groups,
 } from "./lib/collapse";
 import { Minimap } from "./lib/minimap";
 import { h, makeToolbar, type Toolbar } from "./lib/toolbar";
@@ -257,7 +257,7 @@ class GraphViewUI {
     this.readFullStatus();
     this.readFullBreakpoints();
     this.readFullCurrent();
-    const groups = collapseWanted(String(this.model.get("collapse") || "auto"), full) ? findGroups(full) : null;
+    const groups = addSubGroups(collapseWanted(String(this.model.get("collapse") || "auto"), full) ? findGroups(full) : null, full);
     this.groups = groups && groups.list.length ? groups : null;
     this.expanded = new Set(((this.model.get("expanded") ?? []) as unknown[]).filter((k): k is string => typeof k === "string"));
     this.foundFull = -1;
@@ -302,6 +302,7 @@ class GraphViewUI {
       match: new Uint8Array(M),
       found: -1,
     };
+    st.clusters = this.clusters(der);
     this.st = st;
     for (let d = 0; d < M; d++) this.aggregate(d);
     this.readEdges(st);
@@ -352,6 +353,33 @@ class GraphViewUI {
     this.updateLegend();
     this.search.render();
     this.renderDetails();
+  }
+
+  /** The boxes of the expanded subgraphs that are drawn (outer ones first), around their nodes. */
+  private clusters(der: Derived): Cluster[] {
+    const full = this.full;
+    const gr = this.groups;
+    if (!full || !gr || !full.subs?.length) return [];
+    const out: Cluster[] = [];
+    const depth = new Map<number, number>();
+    full.subs.forEach((s, i) => {
+      const gi = gr.byKey.get(`sub:${s.path}`);
+      if (gi === undefined || !this.expanded.has(gr.list[gi].key)) return;
+      const d0 = s.parent >= 0 ? depth.get(s.parent) : 0;
+      if (d0 === undefined) return; // inside a collapsed subgraph
+      depth.set(i, d0 + 1);
+      let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+      for (const v of s.nodes) {
+        const n = der.g.nodes[der.drawnOf[v]];
+        x0 = Math.min(x0, n.x - n.w / 2);
+        x1 = Math.max(x1, n.x + n.w / 2);
+        y0 = Math.min(y0, n.y - n.h / 2);
+        y1 = Math.max(y1, n.y + n.h / 2);
+      }
+      if (!isFinite(x0)) return;
+      out.push({ key: gr.list[gi].key, label: s.path.replace(/\|/g, " > "), x0: x0 - 12, y0: y0 - 24, x1: x1 + 12, y1: y1 + 10 });
+    });
+    return out;
   }
 
   // -- per-node state: full graph -> drawn graph -----------------------------------------------
@@ -675,7 +703,10 @@ class GraphViewUI {
         for (const key of groupsToOpen(this.groups, fid)) {
           const grp = this.groups.list[this.groups.byKey.get(key)!];
           const count = fmtInt(grp.members.length);
-          groups.push({ key, label: grp.kind === "chain" ? `a chain of ${count} nodes` : `a fan-out of ${count} nodes` });
+          groups.push({
+            key,
+            label: grp.kind === "sub" ? `the subgraph ${key.slice(4).replace(/\|/g, " > ")}` : grp.kind === "chain" ? `a chain of ${count} nodes` : `a fan-out of ${count} nodes`,
+          });
         }
       }
       panel.hidden = false;
@@ -1079,6 +1110,11 @@ class GraphViewUI {
       down = null;
       stage.classList.remove("agn-dragging");
       if (moved || !this.renderer || !this.st) return;
+      const cluster = d.target instanceof Element ? d.target.closest("[data-cluster]") : null;
+      if (cluster) {
+        this.collapseGroup(cluster.getAttribute("data-cluster") ?? "");
+        return;
+      }
       const id = this.renderer.pick(e.clientX, e.clientY, d.target);
       if (id < 0 || !selectable(this.st.g, id)) return;
       this.clickNode(id, e.shiftKey || e.altKey);

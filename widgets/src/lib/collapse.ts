@@ -13,14 +13,15 @@ export const COLLAPSE_AUTO_NODES = 200;
 export const GROUP_H = 40;
 
 export interface Group {
-  /** Stable name: "chain:<first node>" or "fan:<first node>" (what the `expanded` trait holds). */
+  /** Stable name: "chain:<first node>", "fan:<first node>" or "sub:<subgraph path>" (what the
+   * `expanded` trait holds). */
   key: string;
-  kind: "chain" | "fan";
+  kind: "chain" | "fan" | "sub";
   /** Full-graph ids of every user node inside (a fan's chains flattened), in order. */
   members: number[];
   /** Chains of a fan: their group indices (empty for chains). */
   chains: number[];
-  /** The fan this chain belongs to, or -1. */
+  /** The fan this chain belongs to (the subgraph this subgraph is in), or -1. */
   parent: number;
   /** How many members sit inside this fan's chains (0 for chains). */
   chainsSize: number;
@@ -33,6 +34,8 @@ export interface Groups {
   chainOf: Int32Array;
   /** Per full node id: its fan group or -1 (also for nodes inside a chain of that fan). */
   fanOf: Int32Array;
+  /** Per full node id: the innermost subgraph group it is in, or -1 (absent: no subgraphs). */
+  subOf?: Int32Array;
 }
 
 export function collapseWanted(mode: string, g: VGraph): boolean {
@@ -169,8 +172,37 @@ export interface Derived {
   groupOf: Int32Array;
 }
 
+/** `gr` (or an empty set of groups) plus one "sub:<path>" group per subgraph of `g`: a
+ * subgraph is collapsed unless its key is in `expanded` (the Python side puts the small ones
+ * there by default). */
+export function addSubGroups(gr: Groups | null, g: VGraph): Groups | null {
+  const subs = g.subs ?? [];
+  if (!subs.length) return gr;
+  const N = g.nodes.length;
+  const out: Groups = gr ?? { list: [], byKey: new Map(), chainOf: new Int32Array(N).fill(-1), fanOf: new Int32Array(N).fill(-1) };
+  const subOf = new Int32Array(N).fill(-1);
+  const base = out.list.length;
+  subs.forEach((s, i) => {
+    const gi = base + i;
+    const members = s.nodes.filter((v) => g.nodes[v].kind === "node");
+    out.list.push({ key: `sub:${s.path}`, kind: "sub", members, chains: [], parent: s.parent >= 0 ? base + s.parent : -1, chainsSize: 0 });
+    out.byKey.set(`sub:${s.path}`, gi);
+    for (const v of s.nodes) subOf[v] = gi; // inner subgraphs come later and overwrite: innermost wins
+  });
+  out.subOf = subOf;
+  return out;
+}
+
+/** The subgraph groups full node `v` is in, outermost first. */
+function subsOf(gr: Groups, v: number): number[] {
+  const out: number[] = [];
+  for (let s = gr.subOf ? gr.subOf[v] : -1; s >= 0; s = gr.list[s].parent) out.unshift(s);
+  return out;
+}
+
 /** The group a full node is drawn inside with this set of expanded groups, or -1. */
 export function collapsedGroup(gr: Groups, expanded: Set<string>, v: number): number {
+  for (const s of subsOf(gr, v)) if (!expanded.has(gr.list[s].key)) return s;
   const f = gr.fanOf[v];
   if (f >= 0 && !expanded.has(gr.list[f].key)) return f;
   const c = gr.chainOf[v];
@@ -180,7 +212,7 @@ export function collapsedGroup(gr: Groups, expanded: Set<string>, v: number): nu
 
 /** The groups to expand so that full node `v` is drawn as itself (outermost first). */
 export function groupsToOpen(gr: Groups, v: number): string[] {
-  const out: string[] = [];
+  const out: string[] = subsOf(gr, v).map((s) => gr.list[s].key);
   if (gr.fanOf[v] >= 0) out.push(gr.list[gr.fanOf[v]].key);
   if (gr.chainOf[v] >= 0) out.push(gr.list[gr.chainOf[v]].key);
   return out;
@@ -192,6 +224,11 @@ export function fmtInt(n: number): string {
 }
 
 function groupText(full: VGraph, grp: Group): { label: string; sub: string } {
+  if (grp.kind === "sub") {
+    const path = grp.key.slice(4);
+    const k = grp.members.length;
+    return { label: path.slice(path.lastIndexOf("|") + 1), sub: `subgraph \u00b7 ${fmtInt(k)} node${k === 1 ? "" : "s"}` };
+  }
   const first = full.nodes[grp.members[0]].name;
   const last = full.nodes[grp.members[grp.members.length - 1]].name;
   const n = fmtInt(grp.members.length);

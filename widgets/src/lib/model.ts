@@ -69,8 +69,19 @@ export interface VEdge {
   lh: number;
 }
 
+/** A subgraph drawn as a cluster: its path ("team", "team|inner"), every drawn node inside it
+ * (its own START/END junctions too), and the enclosing subgraph's index or -1. */
+export interface VSub {
+  path: string;
+  label: string;
+  nodes: number[];
+  parent: number;
+}
+
 export interface VGraph {
   name: string;
+  /** Subgraphs (nodes whose description has a nested "subgraph"), outer ones first. */
+  subs?: VSub[];
   nodes: VNode[];
   edges: VEdge[];
   byName: Map<string, number>;
@@ -126,6 +137,7 @@ export function buildGraph(g: GraphJSON, measure: Measure): VGraph {
   const nodes: VNode[] = [];
   const edges: VEdge[] = [];
   const byName = new Map<string, number>();
+  const subs: VSub[] = [];
 
   const addNode = (name: string, kind: NodeKind, label: string, meta: NodeJSON | null): number => {
     const id = nodes.length;
@@ -144,15 +156,8 @@ export function buildGraph(g: GraphJSON, measure: Measure): VGraph {
     }
     nodes.push({ id, name, label, text: kind === "node" ? fit(label, w - 20, measure) : kind === "dynamic" ? fit(label, w - 12, measure) : label, kind, meta, w, h, x: 0, y: 0 });
     byName.set(name, id);
+    for (const s of open) subs[s].nodes.push(id);
     return id;
-  };
-  const nodeId = (name: string): number => {
-    const id = byName.get(name);
-    if (id !== undefined) return id;
-    if (name === START) return addNode(START, "start", "START", null);
-    if (name === END) return addNode(END, "end", "END", null);
-    // A name the description does not declare: draw it anyway rather than drop the edge.
-    return addNode(name, "node", name, null);
   };
   const addEdge = (s: number, t: number, kind: EdgeKind, label: string, keys: string[]) => {
     const lw = label ? Math.min(160, measure(label) + 6) : 0;
@@ -160,58 +165,106 @@ export function buildGraph(g: GraphJSON, measure: Measure): VGraph {
       id: edges.length, s, t, kind, label, keys, points: [], lx: 0, ly: 0, lw, lh: label ? LABEL_H : 0,
     });
   };
+  /** The subgraphs being filled (outermost first): each node added joins all of them. */
+  const open: number[] = [];
+  let declared = 0;
 
-  for (const n of g.nodes ?? []) {
-    if (n && typeof n.name === "string" && !byName.has(n.name)) addNode(n.name, "node", n.name, n);
-  }
-  const userNodes = nodes.length;
+  // One graph's nodes and edges, its names prefixed with its path ("team|"). A subgraph node
+  // is its own START and END (two junctions, "team|__start__" / "team|__end__") with its nodes
+  // between them: edges into the node go to its START, edges out of it leave from its END.
+  const addGraph = (g: GraphJSON, p: string): void => {
+    const subNames = new Set<string>();
+    const first = nodes.length;
+    const ref = (name: string, asSource: boolean): number => {
+      if (subNames.has(name)) return byName.get(`${p}${name}|${asSource ? END : START}`)!;
+      const full = p + name;
+      const id = byName.get(full);
+      if (id !== undefined) return id;
+      if (name === START) return p ? addNode(full, "join", "", null) : addNode(START, "start", "START", null);
+      if (name === END) return p ? addNode(full, "join", "", null) : addNode(END, "end", "END", null);
+      // A name the description does not declare: draw it anyway rather than drop the edge.
+      return addNode(full, "node", name, null);
+    };
+    const src = (name: string) => ref(name, true);
+    const dst = (name: string) => ref(name, false);
+    for (const n of g.nodes ?? []) {
+      if (!n || typeof n.name !== "string" || byName.has(p + n.name)) continue;
+      const inner = n.subgraph as GraphJSON | undefined;
+      if (inner && typeof inner === "object" && Array.isArray(inner.nodes)) {
+        subNames.add(n.name);
+        const si = subs.length;
+        subs.push({ path: p + n.name, label: n.name, nodes: [], parent: open.length ? open[open.length - 1] : -1 });
+        open.push(si);
+        addNode(`${p}${n.name}|${START}`, "join", "", n);
+        addGraph(inner, `${p}${n.name}|`);
+        open.pop();
+      } else {
+        addNode(p + n.name, "node", n.name, n);
+        declared++;
+      }
+    }
 
-  // Command(goto=...) destinations a node declared: dashed like a router's choices.
-  for (const n of g.nodes ?? []) {
-    const dests = n && Array.isArray(n.destinations) ? (n.destinations as unknown[]) : [];
-    for (const d of dests) {
-      if (typeof d === "string") addEdge(nodeId(n.name), nodeId(d), "conditional", "goto", [`${n.name}->${d}`]);
+    // Command(goto=...) destinations a node declared: dashed like a router's choices.
+    for (const n of g.nodes ?? []) {
+      const dests = n && Array.isArray(n.destinations) ? (n.destinations as unknown[]) : [];
+      for (const d of dests) {
+        if (typeof d === "string") addEdge(src(n.name), dst(d), "conditional", "goto", [`${p}${n.name}->${p}${d}`]);
+      }
     }
-  }
 
-  for (const e of g.edges ?? []) {
-    addEdge(nodeId(e.source), nodeId(e.target), "static", "", [`${e.source}->${e.target}`]);
-  }
-  (g.joins ?? []).forEach((j, i) => {
-    const jn = addNode(`__join__${i}`, "join", "", null);
-    const keys = j.sources.map((s) => `${s}->${j.target}`);
-    for (const s of j.sources) addEdge(nodeId(s), jn, "join", "", [`${s}->${j.target}`]);
-    addEdge(jn, nodeId(j.target), "join", "", keys);
-  });
-  (g.branches ?? []).forEach((b, i) => {
-    const router = b.router || "route";
-    const src = nodeId(b.source);
-    if (b.path_map && Object.keys(b.path_map).length) {
-      // Keys and targets are drawn in the order given; several keys to one target share an edge.
-      const byTarget = new Map<string, string[]>();
-      for (const [key, target] of Object.entries(b.path_map)) {
-        const list = byTarget.get(target) ?? [];
-        if (key !== target) list.push(key);
-        byTarget.set(target, list);
-      }
-      for (const [target, ks] of byTarget) {
-        const label = ks.length ? `${router}: ${ks.join(", ")}` : router;
-        addEdge(src, nodeId(target), "conditional", label, [`${b.source}->${target}`]);
-      }
-    } else if (b.targets && b.targets.length) {
-      for (const target of Array.from(new Set(b.targets))) {
-        addEdge(src, nodeId(target), "conditional", router, [`${b.source}->${target}`]);
-      }
-    } else {
-      const stub = addNode(`__dynamic__${i}`, "dynamic", `${router} ?`, null);
-      addEdge(src, stub, "dynamic", "", []);
+    for (const e of g.edges ?? []) {
+      addEdge(src(e.source), dst(e.target), "static", "", [`${p}${e.source}->${p}${e.target}`]);
     }
-  });
-  for (const w of g.weighted ?? []) {
-    const src = nodeId(w.source);
-    for (const [target, weight] of Object.entries(w.weights ?? {})) {
-      addEdge(src, nodeId(target), "weighted", fmtWeight(weight), [`${w.source}->${target}`]);
+    (g.joins ?? []).forEach((j, i) => {
+      const jn = addNode(`${p}__join__${i}`, "join", "", null);
+      const keys = j.sources.map((s) => `${p}${s}->${p}${j.target}`);
+      for (const s of j.sources) addEdge(src(s), jn, "join", "", [`${p}${s}->${p}${j.target}`]);
+      addEdge(jn, dst(j.target), "join", "", keys);
+    });
+    (g.branches ?? []).forEach((b, i) => {
+      const router = b.router || "route";
+      const from = src(b.source);
+      if (b.path_map && Object.keys(b.path_map).length) {
+        // Keys and targets are drawn in the order given; several keys to one target share an edge.
+        const byTarget = new Map<string, string[]>();
+        for (const [key, target] of Object.entries(b.path_map)) {
+          const list = byTarget.get(target) ?? [];
+          if (key !== target) list.push(key);
+          byTarget.set(target, list);
+        }
+        for (const [target, ks] of byTarget) {
+          const label = ks.length ? `${router}: ${ks.join(", ")}` : router;
+          addEdge(from, dst(target), "conditional", label, [`${p}${b.source}->${p}${target}`]);
+        }
+      } else if (b.targets && b.targets.length) {
+        for (const target of Array.from(new Set(b.targets))) {
+          addEdge(from, dst(target), "conditional", router, [`${p}${b.source}->${p}${target}`]);
+        }
+      } else {
+        const stub = addNode(`${p}__dynamic__${i}`, "dynamic", `${router} ?`, null);
+        addEdge(from, stub, "dynamic", "", []);
+      }
+    });
+    for (const w of g.weighted ?? []) {
+      const from = src(w.source);
+      for (const [target, weight] of Object.entries(w.weights ?? {})) {
+        addEdge(from, dst(target), "weighted", fmtWeight(weight), [`${p}${w.source}->${p}${target}`]);
+      }
     }
-  }
-  return { name: g.name ?? "graph", nodes, edges, byName, userNodes };
+    if (p) {
+      // A subgraph finishes where its nodes stop: those ends are drawn into its END.
+      const end = dst(END);
+      const leaving = new Uint8Array(nodes.length);
+      for (const e of edges) leaving[e.s] = 1;
+      for (let v = first; v < nodes.length; v++) {
+        const n = nodes[v];
+        const own = n.name.slice(p.length);
+        const bar = own.indexOf("|");
+        const mine = bar < 0 || (own.indexOf("|", bar + 1) < 0 && own.endsWith(`|${END}`));
+        if (!leaving[v] && v !== end && mine && (n.kind === "node" || n.kind === "join")) addEdge(v, end, "static", "", []);
+      }
+    }
+  };
+  addGraph(g, "");
+  return { name: g.name ?? "graph", nodes, edges, byName, userNodes: declared, subs };
 }

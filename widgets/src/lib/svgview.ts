@@ -40,7 +40,18 @@ export class SvgRenderer implements Renderer {
           `markerWidth="8" markerHeight="8" markerUnits="userSpaceOnUse" orient="auto"><path d="M0 0L10 5L0 10z"/></marker>`,
       );
     }
-    out.push('</defs><g class="agn-viewport"><g class="agn-edges">');
+    out.push('</defs><g class="agn-viewport"><g class="agn-clusters">');
+    for (const c of st.clusters ?? []) {
+      const path = esc(c.key.slice(4));
+      out.push(
+        `<g class="agn-cluster" data-testid="cluster-${path}" transform="translate(${r1(c.x0)} ${r1(c.y0)})">` +
+          `<rect width="${r1(c.x1 - c.x0)}" height="${r1(c.y1 - c.y0)}" rx="9"/>` +
+          `<g class="agn-cluster-title" data-cluster="${esc(c.key)}" data-testid="cluster-collapse-${path}" role="button" ` +
+          `tabindex="0" aria-label="${esc(`subgraph ${c.label}: click to collapse`)}">` +
+          `<text x="8" y="13">\u25be ${esc(c.label)}</text><title>subgraph ${esc(c.label)}: click to collapse</title></g></g>`,
+      );
+    }
+    out.push('</g><g class="agn-edges">');
     for (const e of g.edges) {
       const p = new SvgPath();
       tracePath(e.points, p);

@@ -23,6 +23,18 @@ export interface ViewState {
   /** 1 where a node matches the search box; the node the search jumped to, or -1. */
   match: Uint8Array;
   found: number;
+  /** Expanded subgraphs drawn as boxes around their nodes (a click on the title collapses). */
+  clusters?: Cluster[];
+}
+
+/** A drawn subgraph box, in graph coordinates; `key` is its group ("sub:team"). */
+export interface Cluster {
+  key: string;
+  label: string;
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
 }
 
 export interface Renderer {
