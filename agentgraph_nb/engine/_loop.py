@@ -485,7 +485,7 @@ class Run:
         self.since_snapshot = 0 if snap else self.since_snapshot + 1
         cid, created_at = new_checkpoint_stamp()
         meta: dict[str, Any] = {"source": source, "run_id": self.run_id}
-        version = getattr(self.plan, "state_version", 1)
+        version = self.plan.state_version
         if version != 1:  # version 1 records nothing: the checkpoints of before versions existed
             meta["state_version"] = version
         if self.tags:

@@ -23,7 +23,7 @@ from typing import Any
 
 import anthropic
 
-from agentgraph_nb.engine import at_loop_close, is_private_loop, report_llm_call, task_context
+from agentgraph_nb.engine import is_private_loop, report_llm_call, task_context
 from agentgraph_nb.errors import ModelError, ModelResponseError
 from agentgraph_nb.llm._base import (
     Message,
@@ -34,7 +34,16 @@ from agentgraph_nb.llm._base import (
     tool_schema,
 )
 from agentgraph_nb.llm._cassette import active_cassette
-from agentgraph_nb.llm._common import _asse, _BadChunk, _broken, _Call, _sse, _tls_context, _workers
+from agentgraph_nb.llm._common import (
+    _asse,
+    _BadChunk,
+    _broken,
+    _Call,
+    _SdkClients,
+    _sse,
+    _tls_context,
+    _workers,
+)
 from agentgraph_nb.llm._structured import StructuredModel
 from agentgraph_nb.types import RetryPolicy
 
@@ -180,7 +189,7 @@ class _Acc:
         return msg
 
 
-class AnthropicChat:
+class AnthropicChat(_SdkClients):
     """A chat model on Anthropic's Messages API, with OpenAI-format messages in and out.
 
     ``invoke(messages)`` returns one assistant message dict (``content``, ``tool_calls`` in the
@@ -250,15 +259,6 @@ class AnthropicChat:
         tools = f", tools={[t['name'] for t in self.tools]}" if self.tools else ""
         return f"AnthropicChat({self.model!r}, base_url={self.base_url!r}{tools})"
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_client"] = None
-        state["_aclients"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._aclients = weakref.WeakKeyDictionary()
 
     def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None) -> AnthropicChat:
         """A copy that offers ``tools`` (``@tool`` objects, OpenAI tool schemas, pydantic models
@@ -287,24 +287,15 @@ class AnthropicChat:
         return _Structured(self, schema, include_raw=include_raw)
 
     # -- requests ------------------------------------------------------------------------------
-    def _sync_client(self) -> anthropic.Anthropic:
-        c = self._client
-        if c is None:
-            c = self._client = anthropic.Anthropic(
-                api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0,
-                http_client=anthropic.DefaultHttpxClient(verify=_tls_context()))
-            weakref.finalize(self, c.close)
-        return c
+    def _new_client(self) -> anthropic.Anthropic:
+        return anthropic.Anthropic(
+            api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0,
+            http_client=anthropic.DefaultHttpxClient(verify=_tls_context()))
 
-    def _async_client(self) -> anthropic.AsyncAnthropic:
-        loop = asyncio.get_running_loop()
-        c = self._aclients.get(loop)
-        if c is None:
-            c = self._aclients[loop] = anthropic.AsyncAnthropic(
-                api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0,
-                http_client=anthropic.DefaultAsyncHttpxClient(verify=_tls_context()))
-            at_loop_close(loop, c.close)
-        return c
+    def _new_aclient(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0,
+            http_client=anthropic.DefaultAsyncHttpxClient(verify=_tls_context()))
 
     def _body(self, messages: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         system, msgs = to_anthropic(to_messages(messages))

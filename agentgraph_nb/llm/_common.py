@@ -4,15 +4,23 @@ TLS context and worker threads their clients use."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from agentgraph_nb.engine import message_metadata, stream_sink, task_context, token_listener
+from agentgraph_nb.engine import (
+    at_loop_close,
+    message_metadata,
+    stream_sink,
+    task_context,
+    token_listener,
+)
 from agentgraph_nb.llm._base import Message
 
-__all__ = ["_BadChunk", "_Call", "_asse", "_broken", "_sse", "_tls_context", "_workers"]
+__all__ = ["_BadChunk", "_Call", "_SdkClients", "_asse", "_broken", "_sse", "_tls_context", "_workers"]
 
 
 def _broken(exc: BaseException) -> bool:
@@ -128,3 +136,45 @@ class _Call:
     @property
     def node(self) -> str:
         return self.ctx[1] if self.ctx is not None else ""
+
+
+class _SdkClients:
+    """The SDK clients of a chat-model adapter: one sync client per model copy (closed with the
+    copy or at exit) and one async client per event loop (closed before a loop the engine made
+    for a sync ``invoke()`` closes); neither is pickled. An adapter sets ``_client = None`` and
+    ``_aclients = weakref.WeakKeyDictionary()`` in ``__init__`` and says how to make each."""
+
+    _client: Any
+    _aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]
+
+    def _new_client(self) -> Any:
+        raise NotImplementedError
+
+    def _new_aclient(self) -> Any:
+        raise NotImplementedError
+
+    def _sync_client(self) -> Any:
+        c = self._client
+        if c is None:
+            c = self._client = self._new_client()
+            # its kept-alive connections close with the model (or at exit), not collected open
+            weakref.finalize(self, c.close)
+        return c
+
+    def _async_client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        c = self._aclients.get(loop)
+        if c is None:
+            c = self._aclients[loop] = self._new_aclient()
+            at_loop_close(loop, c.close)
+        return c
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_client"] = None
+        state["_aclients"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._aclients = weakref.WeakKeyDictionary()

@@ -28,7 +28,6 @@ import openai
 
 from agentgraph_nb.engine import (
     StreamClosed,
-    at_loop_close,
     is_private_loop,
     report_llm_call,
 )
@@ -43,7 +42,16 @@ from agentgraph_nb.llm._base import (
     tool_schema,
 )
 from agentgraph_nb.llm._cassette import active_cassette
-from agentgraph_nb.llm._common import _asse, _BadChunk, _broken, _Call, _sse, _tls_context, _workers
+from agentgraph_nb.llm._common import (
+    _asse,
+    _BadChunk,
+    _broken,
+    _Call,
+    _SdkClients,
+    _sse,
+    _tls_context,
+    _workers,
+)
 from agentgraph_nb.llm._structured import StructuredModel
 from agentgraph_nb.types import RetryPolicy
 
@@ -164,7 +172,7 @@ def _bad_tool_calls(msg: Message) -> list[tuple[dict[str, Any], str]]:
     return bad
 
 
-class OpenAIChat:
+class OpenAIChat(_SdkClients):
     """A chat model on any server that speaks OpenAI's chat-completions API.
 
     ``invoke(messages)`` returns one assistant message, a plain dict in the OpenAI chat format::
@@ -280,15 +288,6 @@ class OpenAIChat:
         tools = f", tools={[t['function']['name'] for t in self.tools]}" if self.tools else ""
         return f"OpenAIChat({self.model!r}, base_url={self.base_url!r}{tools})"
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_client"] = None
-        state["_aclients"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._aclients = weakref.WeakKeyDictionary()
 
     def _copy(self) -> OpenAIChat:
         new = copy.copy(self)
@@ -344,26 +343,15 @@ class OpenAIChat:
         return StructuredModel(self, schema, method=method, strict=strict, include_raw=include_raw)
 
     # -- requests ------------------------------------------------------------------------------
-    def _sync_client(self) -> openai.OpenAI:
-        c = self._client
-        if c is None:
-            c = self._client = openai.OpenAI(api_key=self._api_key, base_url=self.base_url, timeout=self.timeout,
-                                             max_retries=0,
-                                             http_client=openai.DefaultHttpxClient(verify=_tls_context()))
-            # its kept-alive connections close with the model (or at exit), not collected open
-            weakref.finalize(self, c.close)
-        return c
+    def _new_client(self) -> openai.OpenAI:
+        return openai.OpenAI(
+            api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0,
+            http_client=openai.DefaultHttpxClient(verify=_tls_context()))
 
-    def _async_client(self) -> openai.AsyncOpenAI:
-        loop = asyncio.get_running_loop()
-        c = self._aclients.get(loop)
-        if c is None:
-            c = self._aclients[loop] = openai.AsyncOpenAI(
-                api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0,
-                http_client=openai.DefaultAsyncHttpxClient(verify=_tls_context()))
-            # a loop the engine made for a sync invoke() closes after the run: close the client first
-            at_loop_close(loop, c.close)
-        return c
+    def _new_aclient(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(verify=_tls_context()))
 
     def _body(self, messages: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": to_wire(to_messages(messages))}
