@@ -576,6 +576,8 @@ class CompiledGraph(ViewsMixin):
                         extra=run._log_extra(run.step))
 
     def _end(self, run: Run, outcome: str, err: BaseException | None) -> None:
+        if type(err) is ParentCommand and run.namespace:
+            outcome, err = "completed", None  # a subgraph's run that handed off to its parent ended well
         stats = self._run_stats
         dt = time.perf_counter() - run.t0
         try:
@@ -785,8 +787,7 @@ class CompiledGraph(ViewsMixin):
         payload)`` for a list of modes), where ``namespace`` is ``()`` for this graph's own items
         and e.g. ``("team",)`` or ``("team", "inner")`` for a subgraph's (``"team:2"`` for the
         ``Send`` task at index 2 of its step). A subgraph's items come before its node's own update.
-        ``"messages"`` items carry ``metadata["namespace"]`` (``"team|inner"``); ``"custom"`` items
-        are yielded with namespace ``()``.
+        ``"messages"`` items also carry ``metadata["namespace"]`` (``"team|inner"``).
         """
         modes, tagged = self._modes(mode)
         run = self._prepare(input, thread_id, sync=self._all_sync(), modes=modes, **kwargs)
@@ -1344,9 +1345,20 @@ def _read_pending(
     done: dict[int, PendingWrite] = {}
     asked: dict[str, Interrupt] = {}
     answers: dict[str, Any] = {}
+    # task index -> (the run that paused there, ids of its breakpoints): a subgraph node stopped at
+    # an inner breakpoint, resumed by a later run and paused again has that breakpoint behind it
+    static: dict[int, tuple[Any, list[str]]] = {}
     for pw in writes:
         if pw.node == INTERRUPT_WRITE:
             d = pw.update
+            if pw.task_index >= 0:
+                by = d.get("run")
+                seen = static.get(pw.task_index)
+                if seen is not None and seen[0] != by:
+                    for old in static.pop(pw.task_index)[1]:
+                        asked.pop(old, None)
+                if d.get("when", "during") != "during":
+                    static.setdefault(pw.task_index, (by, []))[1].append(d["id"])
             asked.pop(d["id"], None)  # keeps the order of the latest asking
             asked[d["id"]] = Interrupt(d["value"], d["id"], d.get("node", ""), d.get("when", "during"),
                                        tuple(d.get("path", ())))
