@@ -290,19 +290,19 @@ def _separate_clusters(g: _Graph, rank_a: list[int], y: list[float], h_a: list[f
         boxed = isinstance(key, str)
         top = min(y[v] - h_a[v] / 2 for v in members) - (_BOX_TOP if boxed else 0.0)
         bottom = max(y[v] + h_a[v] / 2 for v in members) + (_BOX_BOTTOM if boxed else 0.0)
-        ranks = [rank_a[v] for v in members]
+        own = [rank_a[v] for v in members]
         gap = _DUMMY_GAP if all(dummy[v] for v in members) else _NODE_GAP
-        placed.append(((top + bottom) / 2, top, bottom - top, range(min(ranks), max(ranks) + 1), members, gap))
+        placed.append(((top + bottom) / 2, top, bottom - top, range(min(own), max(own) + 1), members, gap))
     placed.sort(key=lambda b: b[0])
     floor: dict[int, float] = {}
-    for _, top, height, ranks, members, gap in placed:
-        low = max((floor[r] + gap for r in ranks if r in floor), default=top)
+    for _, top, height, cols, members, gap in placed:
+        low = max((floor[r] + gap for r in cols if r in floor), default=top)
         new_top = max(top, low)
         if new_top > top:
             shift = new_top - top
             for v in members:
                 y[v] += shift
-        for r in ranks:
+        for r in cols:
             floor[r] = new_top + height
 
 
