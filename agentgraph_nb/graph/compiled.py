@@ -98,7 +98,13 @@ def _update_dict(values: Any, who: str, node: str) -> dict[str, Any]:
     )
 
 
-def _open_store(spec: Any) -> BaseCheckpointer | None:
+def _open_store(spec: Any, serializer: Any = None) -> BaseCheckpointer | None:
+    if serializer is not None:
+        from agentgraph_nb.checkpoint import open_checkpointer
+
+        if spec is None:
+            raise GraphValidationError("serializer= was given with checkpointer=None, which keeps no state")
+        return open_checkpointer(spec, serializer=serializer)
     if spec is None:
         return None
     if isinstance(spec, BaseCheckpointer):
@@ -148,6 +154,7 @@ class CompiledGraph(ViewsMixin):
         interrupt_after: Sequence[str] | str | None = (),
         name: str | None = None,
         step_timeout: float | None = None,
+        serializer: Any = None,
     ) -> None:
         self.builder = builder
         self.step_timeout = step_timeout
@@ -158,7 +165,7 @@ class CompiledGraph(ViewsMixin):
         self.migrations: dict[int, Any] = dict(getattr(builder, "migrations", {}))
         self.plan = Plan(_graph_def(builder, self.name, self.state_version))
         self._open_schema: Any = None  # the schema with open keys, for replaying older versions' writes
-        self.checkpointer = _open_store(checkpointer)
+        self.checkpointer = _open_store(checkpointer, serializer)
         ser = getattr(self.checkpointer, "serializer", None)
         reg = getattr(ser, "register_from_annotations", None)
         if callable(reg) and self.schema.kind != "dict":

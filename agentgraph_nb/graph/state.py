@@ -535,21 +535,27 @@ class StateGraph:
         interrupt_after: Sequence[str] | str | None = None,
         name: str | None = None,
         step_timeout: float | None = None,
+        serializer: Any = None,
     ) -> CompiledGraph:
         """Validate and freeze the graph into a runnable :class:`CompiledGraph`.
 
         Args:
             checkpointer: where checkpoints go: ``"memory"`` (default), ``"sqlite:///path.db"``,
-                a store object, or ``None`` for no checkpoints at all. Runs are checkpointed only
-                when they have a ``thread_id``.
+                ``"postgresql://..."``, ``"redis://..."``, a store object, or ``None`` for no
+                checkpoints at all. Runs are checkpointed only when they have a ``thread_id``.
             interrupt_before: nodes to pause before (``"*"`` for all; ``None`` or ``()`` for none).
             interrupt_after: nodes to pause after (``"*"`` for all; ``None`` or ``()`` for none).
             name: overrides the graph's name.
             step_timeout: seconds a superstep may take (``StepTimeoutError`` past it); also
                 settable later, ``app.step_timeout = 30``, as in LangGraph.
+            serializer: the :class:`~agentgraph_nb.checkpoint.serde.Serializer` of a store given
+                by URL or path, e.g. ``Serializer(compression="zstd", keys={"k1": key},
+                active_key="k1")`` for a state compressed and encrypted at rest (a store object
+                takes its own: ``SqliteCheckpointer(path, serializer=...)``).
 
         Raises:
-            GraphValidationError: unknown nodes in edges, undeclared router targets, no entry.
+            GraphValidationError: unknown nodes in edges, undeclared router targets, no entry;
+                a ``serializer`` with the in-memory store, a store object or ``None``.
         """
         import warnings
 
@@ -577,6 +583,7 @@ class StateGraph:
             interrupt_after=interrupt_after,
             name=name,
             step_timeout=step_timeout,
+            serializer=serializer,
         )
 
     # -- export -----------------------------------------------------------------------------------
