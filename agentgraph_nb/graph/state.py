@@ -601,6 +601,7 @@ class StateGraph:
         schema: Any = None,
         namespace: Mapping[str, Any] | None = None,
         allow_modules: Sequence[str] = (),
+        migrations: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
     ) -> StateGraph:
         """Rebuild a builder from :meth:`to_json` output (a dict or its JSON text).
 
@@ -611,11 +612,19 @@ class StateGraph:
         module is in ``allow_modules`` (or inside one of those packages). Anything else is a
         :class:`GraphValidationError` naming the node and its target, and nothing is imported.
 
+        The file keeps the state's ``version`` and names its ``migrations`` (``to_json`` writes
+        them for a graph past version 1); each migration is found as a node's callable is, or
+        given with ``migrations=``, so checkpoints written under older versions load upgraded in
+        the rebuilt graph too. A migration that cannot be found is a
+        :class:`~agentgraph_nb.errors.StateMigrationError` naming the versions.
+
         Args:
             data: the :meth:`to_json` dict or JSON text.
             schema: the state schema (default: ``namespace[<schema name>]``, else ``dict``).
             namespace: name -> callable (and schema) to resolve from, e.g. ``globals()``.
             allow_modules: modules (or packages) the file's targets may be imported from.
+            migrations: ``{k: upgrade}`` steps to use instead of (or where the file cannot name)
+                the file's; e.g. for lambdas, which have no importable name.
 
         Example:
             >>> g = StateGraph.from_json(text, schema=State, namespace={"plan": plan, "route": route})
@@ -623,7 +632,8 @@ class StateGraph:
         """
         from agentgraph_nb.export.json import graph_from_json
 
-        return graph_from_json(cls, data, schema=schema, namespace=namespace, allow_modules=allow_modules)
+        return graph_from_json(cls, data, schema=schema, namespace=namespace, allow_modules=allow_modules,
+                               migrations=migrations)
 
     def __repr__(self) -> str:
         return f"StateGraph({self.name!r}: {len(self.nodes)} nodes)"
