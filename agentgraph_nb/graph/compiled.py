@@ -313,7 +313,7 @@ class CompiledGraph(ViewsMixin):
             run.skip_before = True
         else:
             update = {} if input is _BLANK else self._coerce_input(input)
-            base = self._load_into(run, checkpoint_id, _fetched) if store is not None else None
+            base = self._load_into(run, checkpoint_id, _fetched, upgrade=False) if store is not None else None
             if base is None:
                 if checkpoint_id is not None:
                     raise InvalidInputError(f"thread {thread_id!r} has no checkpoint {checkpoint_id!r}")
@@ -380,6 +380,18 @@ class CompiledGraph(ViewsMixin):
 
     def _load(self, thread_id: str, checkpoint_id: str | None,
               chain: list[CheckpointRecord] | None = None) -> tuple[CheckpointRecord, dict[str, Any], int] | None:
+        raw = self._load_raw(thread_id, checkpoint_id, chain)
+        if raw is None:
+            return None
+        chain, values, ver = raw
+        if ver != self.state_version:
+            values = self._migrate(values, ver, self.state_version, thread_id, chain[-1])
+        return chain[-1], values, len(chain) - 1
+
+    def _load_raw(self, thread_id: str, checkpoint_id: str | None, chain: list[CheckpointRecord] | None = None,
+                  ) -> tuple[list[CheckpointRecord], dict[str, Any], Any] | None:
+        """The chain to a checkpoint and its values as written: under the state version of its
+        last record (the third item), not yet migrated to the graph's."""
         store = self.checkpointer
         if store is None:
             return None
@@ -403,9 +415,7 @@ class CompiledGraph(ViewsMixin):
                 ver = rv
             values = apply_writes(schema if ver == target else self._replay_schema(), values,
                                   [(w[0], w[1]) for w in rec.writes], check=False)
-        if ver != target:
-            values = self._migrate(values, ver, target, thread_id, chain[-1])
-        return chain[-1], values, len(chain) - 1
+        return chain, values, ver
 
     def _replay_schema(self) -> Any:
         """The state schema with open keys: writes of an older state version may name keys the
@@ -464,7 +474,8 @@ class CompiledGraph(ViewsMixin):
         return values
 
     def _load_into(self, run: Run, checkpoint_id: str | None,
-                   fetched: tuple[CheckpointRecord | None, list[CheckpointRecord]] | None = None) -> CheckpointRecord | None:
+                   fetched: tuple[CheckpointRecord | None, list[CheckpointRecord]] | None = None,
+                   upgrade: bool = True) -> CheckpointRecord | None:
         """Position ``run`` at the thread's newest checkpoint (or at ``checkpoint_id``); None when
         the thread has none.
 
@@ -519,6 +530,13 @@ class CompiledGraph(ViewsMixin):
             run.interrupts = _read_pending(rec.pending_writes, answered=False)[1]
             return rec
         done, intrs, answers = _read_pending(rec.pending_writes)
+        if done and upgrade and rec.metadata.get("state_version", 1) != self.state_version:
+            # saved results of an older state version: resume from a checkpoint of this version
+            # that carries them migrated (graph/_upgrade.py), so what the step saves next, and
+            # any later resume, finds results of one version only
+            upgraded = self._write_update(cast(str, run.thread_id), None, None, rec.checkpoint_id,
+                                          f"resuming thread {run.thread_id!r}", "__input__")
+            return self._load_into(run, upgraded, upgrade=False)
         run.pending = {
             i: (pw.update, [Send(g[0], g[1]) if len(g) > 1 else g[0] for g in (pw.goto or [])])
             for i, pw in done.items()
@@ -1185,7 +1203,7 @@ class CompiledGraph(ViewsMixin):
         run.store = store
         run.thread_id = thread_id
         run.durability = "sync"
-        base = self._load_into(run, checkpoint_id)
+        base = self._load_into(run, checkpoint_id, upgrade=False)
         if base is None:
             raise InvalidInputError(
                 f"update_state(thread {thread_id!r}, as_node='__copy__'): the thread has no checkpoint to copy"
@@ -1209,7 +1227,7 @@ class CompiledGraph(ViewsMixin):
         run.store = store
         run.thread_id = thread_id
         run.durability = "sync"
-        base = self._load_into(run, checkpoint_id)
+        base = self._load_into(run, checkpoint_id, upgrade=False)
         if base is None:
             run.values = dict(self.schema.initial)
             run.tasks = []
@@ -1221,6 +1239,10 @@ class CompiledGraph(ViewsMixin):
             if base is not None and as_node is None and run.head == base.checkpoint_id
             else []
         )
+        if carried and base is not None and base.metadata.get("state_version", 1) != self.state_version:
+            from agentgraph_nb.graph._upgrade import upgrade_pending
+
+            carried = upgrade_pending(self, thread_id, base, carried)
         if as_node == END:
             run.tasks = []
         elif as_node is not None:
