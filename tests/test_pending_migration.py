@@ -176,7 +176,7 @@ def test_a_result_no_update_can_carry_is_a_state_migration_error_and_a_copy_runs
         new.invoke(Command(resume="yes"), thread_id="t")
     msg = str(info.value)
     for part in ("thread 't'", repr(paused_at), "node 'a'", "key 'marks'", "state version 1", "version 2",
-                 "as_node='__copy__'"):
+                 "as_node='__copy__'", "(store: SqliteCheckpointer("):
         assert part in msg, part
     assert (info.value.thread_id, info.value.checkpoint_id) == ("t", paused_at)
     assert (info.value.stored_version, info.value.graph_version) == (1, 2)
@@ -186,3 +186,21 @@ def test_a_result_no_update_can_carry_is_a_state_migration_error_and_a_copy_runs
     assert new.invoke(None, thread_id="t")["__interrupt__"]  # b asks again
     out = new.invoke(Command(resume="yes"), thread_id="t")
     assert calls == {"a": 1} and sorted(out["marks"]) == sorted(["a", "*", "yes", "*"])
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
+def test_a_checkpoint_of_a_newer_state_version_names_the_store_and_the_thread_on_every_store(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = store_url(kind, request, tmp_path)
+    newer = _graph(2, {}).compile(checkpointer=url)
+    newer.invoke({"log": ["start"], "n": 1}, thread_id="t-new")  # pauses at b's question
+    newer.checkpointer.close()
+    older = _graph(1, {}).compile(checkpointer=url)
+    for call in (lambda: older.get_state("t-new"), lambda: older.invoke(Command(resume="x"), thread_id="t-new")):
+        with pytest.raises(StateMigrationError) as info:
+            call()
+        msg = str(info.value)
+        assert "thread 't-new'" in msg and repr(older.checkpointer) in msg and "newer than this graph's version 1" in msg
+        assert "agentgraph-test-pw" not in msg  # the store is named without its password
+    older.checkpointer.close()

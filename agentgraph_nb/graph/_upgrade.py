@@ -73,7 +73,8 @@ def _convert(app: CompiledGraph, thread_id: str, rec: CheckpointRecord, ver: Any
             f"and keeps the saved result of node {pw.node!r} (task {pw.task_index}) of its unfinished step; "
             f"migrated to version {target}, its key {key!r} {why}, so that result cannot be carried into "
             f"version {target}. Finish the step with the graph of version {ver}, or run the step afresh "
-            f"from a copy: update_state({thread_id!r}, None, as_node='__copy__') (the node runs again)",
+            f"from a copy: update_state({thread_id!r}, None, as_node='__copy__') (the node runs again) "
+            f"(store: {app.checkpointer!r})",
             thread_id=thread_id, checkpoint_id=rec.checkpoint_id, stored_version=ver, graph_version=target)
 
     for k in base:

@@ -439,37 +439,38 @@ class CompiledGraph(ViewsMixin):
         kw = {"thread_id": thread_id, "checkpoint_id": rec.checkpoint_id, "stored_version": frm,
               "graph_version": target}
         newer = to if type(to) is int and to > target else frm
+        store = f" (store: {self.checkpointer!r})"
         if type(frm) is not int or type(to) is not int or frm < 1 or to < 1:
             raise StateMigrationError(
                 f"{where} records state version {newer!r}, which is not a version number: the store is "
-                "damaged or was edited outside agentgraph_nb", **kw)
+                "damaged or was edited outside agentgraph_nb" + store, **kw)
         if newer > target:
             raise StateMigrationError(
                 f"{where} was written under state version {newer} of graph {self.name!r}, newer than this "
                 f"graph's version {target}: run it with the code that wrote it (or a newer one); older code "
-                "cannot read a newer state", **{**kw, "stored_version": newer})
+                "cannot read a newer state" + store, **{**kw, "stored_version": newer})
         if to < frm:
             raise StateMigrationError(
                 f"{where} follows a checkpoint of state version {frm} but was written under the older "
-                f"version {to}: an older copy of the graph wrote to a thread that a newer one had upgraded",
-                **kw)
+                f"version {to}: an older copy of the graph wrote to a thread that a newer one had upgraded"
+                + store, **kw)
         for k in range(frm, to):
             fn = self.migrations.get(k)
             if fn is None:
                 raise StateMigrationError(
                     f"{where} holds state version {frm}, graph {self.name!r} is at version {target}, and "
                     f"there is no migration from version {k} to {k + 1}: add it, "
-                    f"StateGraph(..., version={target}, migrations={{{k}: upgrade_v{k}, ...}})", **kw)
+                    f"StateGraph(..., version={target}, migrations={{{k}: upgrade_v{k}, ...}})" + store, **kw)
             try:
                 out = fn(dict(values))
             except Exception as exc:
                 raise StateMigrationError(
                     f"{where}: the migration from state version {k} to {k + 1} "
-                    f"({getattr(fn, '__qualname__', fn)!s}) failed: {type(exc).__name__}: {exc}", **kw) from exc
+                    f"({getattr(fn, '__qualname__', fn)!s}) failed: {type(exc).__name__}: {exc}" + store, **kw) from exc
             if not isinstance(out, dict):
                 raise StateMigrationError(
                     f"{where}: the migration from state version {k} to {k + 1} returned "
-                    f"{type(out).__name__}, not the values as a dict", **kw)
+                    f"{type(out).__name__}, not the values as a dict" + store, **kw)
             values = out
         return values
 
