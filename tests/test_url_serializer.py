@@ -95,6 +95,7 @@ def test_a_serializer_where_none_can_go_is_a_clear_error(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_magic_takes_a_serializer_by_name(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    pytest.importorskip("IPython")
     from IPython.core.error import UsageError
     from IPython.core.interactiveshell import InteractiveShell
 
