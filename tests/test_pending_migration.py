@@ -204,3 +204,41 @@ def test_a_checkpoint_of_a_newer_state_version_names_the_store_and_the_thread_on
         assert "thread 't-new'" in msg and repr(older.checkpointer) in msg and "newer than this graph's version 1" in msg
         assert "agentgraph-test-pw" not in msg  # the store is named without its password
     older.checkpointer.close()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_ainvoke_resumes_an_old_version_step_without_the_sync_driver_on_the_loop(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    import asyncio
+    import threading
+
+    url = store_url(kind, request, tmp_path)
+    old = _graph(1, {}, fail_b=True).compile(checkpointer=url)
+    with pytest.raises(RuntimeError, match="fails once"):
+        old.invoke({"log": ["start"], "n": 1}, thread_id="t")
+    old.checkpointer.close()
+    calls: dict[str, int] = {"b": 1}
+    new = _graph(2, calls, fail_b=True).compile(checkpointer=url)
+    store: Any = new.checkpointer
+    on_loop: list[str] = []
+    drive = store._drive
+    loop_thread: list[int] = []
+
+    def spy(op: Any, args: Any, action: str, thread_id: Any) -> Any:
+        if loop_thread and threading.get_ident() == loop_thread[0]:
+            on_loop.append(action)
+        return drive(op, args, action, thread_id)
+
+    store._drive = spy
+
+    async def go() -> Any:
+        loop_thread.append(threading.get_ident())
+        first = await new.ainvoke(None, thread_id="t")
+        assert first["__interrupt__"]
+        return await new.ainvoke(Command(resume="yes"), thread_id="t")
+
+    assert asyncio.run(go()) == EXPECTED
+    assert on_loop == [], f"the sync driver ran on the event loop: {on_loop}"
+    assert "a" not in calls
+    store.close()

@@ -376,6 +376,14 @@ class CompiledGraph(ViewsMixin):
         cid = kwargs.get("checkpoint_id")
         newest = await store.aget(tid) if cid is not None else None
         chain = await store.aget_chain(tid, cid)
+        if input is None and chain and chain[-1].pending_writes and (
+                chain[-1].metadata.get("state_version", 1) != self.state_version):
+            # saved results of an older state version: resuming writes a checkpoint that carries
+            # them upgraded (see _load_into), through the sync methods: off the loop
+            import asyncio
+
+            return await asyncio.to_thread(
+                functools.partial(self._prepare, input, thread_id, sync=sync, modes=modes, **kwargs))
         return self._prepare(input, thread_id, sync=sync, modes=modes, _fetched=(newest, chain), **kwargs)
 
     def _load(self, thread_id: str, checkpoint_id: str | None,
