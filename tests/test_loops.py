@@ -1,0 +1,406 @@
+"""For-each and while loops: ``add_foreach`` and ``add_while`` (graph/_loops.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import threading
+import time
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from agentgraph_nb import (
+    END,
+    START,
+    ForEachInputError,
+    GraphValidationError,
+    ItemError,
+    LoopConditionError,
+    LoopLimitError,
+    RetryPolicy,
+    StateGraph,
+)
+
+
+class S(TypedDict, total=False):
+    items: list[Any]
+    results: list[Any]
+    errors: list[Any]
+    n: int
+    after: bool
+    log: Annotated[list[str], operator.add]
+
+
+NO_WAIT = RetryPolicy(max_attempts=3, initial_interval=0, jitter=False)
+
+
+def foreach_graph(fn: Any, **kw: Any) -> StateGraph:
+    g = StateGraph(S, name="fe")
+    g.add_foreach("each", fn, over="items", into="results", **kw)
+    g.add_node("after", lambda s: {"after": True})
+    g.add_edge(START, "each").add_edge("each", "after").add_edge("after", END)
+    return g
+
+
+# -- for-each ------------------------------------------------------------------------------------------
+def test_foreach_results_come_in_input_order_whatever_the_finishing_order() -> None:
+    def slow_first(x: int) -> int:
+        time.sleep(0.02 * (5 - x))
+        return x * 10
+
+    app = foreach_graph(slow_first, max_concurrency=5).compile()
+    assert app.invoke({"items": [0, 1, 2, 3, 4]})["results"] == [0, 10, 20, 30, 40]
+
+
+async def test_foreach_async_items_in_order_under_ainvoke() -> None:
+    async def f(x: int) -> int:
+        await asyncio.sleep(0.01 * (4 - x))
+        return -x
+
+    app = foreach_graph(f, max_concurrency=4).compile()
+    out = await app.ainvoke({"items": [0, 1, 2, 3]})
+    assert out["results"] == [0, -1, -2, -3] and out["after"] is True
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("limit", [1, 3])
+def test_foreach_runs_at_most_max_concurrency_items_at_once(kind: str, limit: int) -> None:
+    lock = threading.Lock()
+    now = [0]
+    peak = [0]
+
+    def enter() -> None:
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+
+    def leave() -> None:
+        with lock:
+            now[0] -= 1
+
+    def f(x: int) -> int:
+        enter()
+        time.sleep(0.01)
+        leave()
+        return x
+
+    async def af(x: int) -> int:
+        enter()
+        await asyncio.sleep(0.01)
+        leave()
+        return x
+
+    app = foreach_graph(f if kind == "sync" else af, max_concurrency=limit).compile()
+    assert app.invoke({"items": list(range(10))})["results"] == list(range(10))
+    assert peak[0] == limit
+
+
+def test_foreach_writes_through_the_into_reducer() -> None:
+    class R(TypedDict, total=False):
+        items: list[int]
+        results: Annotated[list[int], operator.add]
+
+    g = StateGraph(R)
+    g.add_foreach("each", lambda x: x + 1, over="items", into="results")
+    g.add_edge(START, "each")
+    app = g.compile()
+    assert app.invoke({"items": [1, 2], "results": [0]})["results"] == [0, 2, 3]
+
+
+def test_foreach_over_an_empty_list_writes_an_empty_list_and_calls_nothing() -> None:
+    calls: list[Any] = []
+    app = foreach_graph(calls.append).compile()
+    assert app.invoke({"items": []})["results"] == [] and calls == []
+
+
+def test_foreach_accepts_a_tuple() -> None:
+    app = foreach_graph(lambda x: x * 2).compile()
+    assert app.invoke({"items": (1, 2)})["results"] == [2, 4]
+
+
+def test_foreach_retries_each_item_on_its_own_and_the_events_name_the_item() -> None:
+    calls: dict[int, int] = {}
+
+    def flaky(x: int) -> int:
+        calls[x] = calls.get(x, 0) + 1
+        if x == 1 and calls[x] < 3:
+            raise ConnectionError("blip")
+        return x
+
+    app = foreach_graph(flaky, retry=NO_WAIT).compile()
+    events = list(app.stream({"items": [0, 1, 2]}, mode="events"))
+    assert calls == {0: 1, 1: 3, 2: 1}
+    retries = [e for e in events if e.kind == "node_retry"]
+    assert [(e.node, e.attempt) for e in retries] == [("each[1]", 1), ("each[1]", 2)]
+    ends = sorted((e.node, e.attempt) for e in events if e.kind == "node_end" and e.node.startswith("each["))
+    assert ends == [("each[0]", 1), ("each[1]", 3), ("each[2]", 1)]
+    starts = [e for e in events if e.kind == "node_start" and e.node == "each[2]"]
+    assert starts[0].data == 2 and starts[0].task_id == "1:0/2"
+    # the loop itself is one execution of node "each", never retried as a whole
+    assert [e.kind for e in events if e.node == "each"] == ["node_start", "node_end"]
+
+
+def test_foreach_raise_fails_the_node_with_the_items_own_error_naming_the_index() -> None:
+    ran_after: list[int] = []
+
+    def f(x: int) -> int:
+        if x == 2:
+            raise ValueError("bad item two")
+        return x
+
+    g = foreach_graph(f, max_concurrency=1)
+    app = g.compile()
+    with pytest.raises(ValueError, match="bad item two") as info:
+        app.invoke({"items": [0, 1, 2, 3]}, thread_id="t")
+    assert info.value.agentgraph_item == 2  # type: ignore[attr-defined]
+    assert any("for-each node 'each', item 2" in n for n in info.value.__notes__)
+    snap = app.get_state("t")
+    assert snap.next == ("each",) and "results" not in snap.values and not ran_after
+
+
+def test_foreach_raise_stops_the_items_not_yet_started() -> None:
+    started: list[int] = []
+
+    def f(x: int) -> int:
+        started.append(x)
+        if x == 0:
+            raise ValueError("first")
+        return x
+
+    app = foreach_graph(f, max_concurrency=1).compile()
+    with pytest.raises(ValueError):
+        app.invoke({"items": [0, 1, 2]})
+    assert started == [0]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_foreach_skip_and_collect_record_failed_items(kind: str) -> None:
+    def f(x: int) -> int:
+        if x % 2:
+            raise KeyError(x)
+        return x
+
+    async def af(x: int) -> int:
+        return f(x)
+
+    fn = f if kind == "sync" else af
+    skip = foreach_graph(fn, on_error="skip", errors_into="errors").compile("sqlite:///:memory:")
+    out = skip.invoke({"items": [0, 1, 2, 3]}, thread_id="s")
+    assert out["results"] == [0, 2]
+    assert out["errors"] == [ItemError(1, "KeyError: 1", 1), ItemError(3, "KeyError: 3", 1)]
+    assert out["after"] is True
+
+    collect = foreach_graph(fn, on_error="collect", retry=NO_WAIT).compile()
+    out = collect.invoke({"items": [0, 1, 2]})
+    assert out["results"][0] == 0 and out["results"][2] == 2
+    assert isinstance(out["results"][1], ItemError) and out["results"][1].index == 1
+    assert out["results"][1].attempts == 1  # KeyError is a programming error: never retried
+
+
+def test_item_errors_are_stored_in_a_sqlite_checkpoint(tmp_path: Any) -> None:
+    app = foreach_graph(lambda x: 1 / x, on_error="collect").compile(f"sqlite:///{tmp_path / 'c.db'}")
+    app.invoke({"items": [1, 0]}, thread_id="t")
+    again = foreach_graph(lambda x: 1 / x, on_error="collect").compile(f"sqlite:///{tmp_path / 'c.db'}")
+    stored = again.get_state("t").values["results"]
+    assert stored[0] == 1.0 and stored[1] == ItemError(1, "ZeroDivisionError: division by zero", 1)
+
+
+@pytest.mark.parametrize(("value", "found"), [("abc", "str"), ({"a": 1}, "dict"), (5, "int")])
+def test_foreach_over_a_value_that_is_not_a_list_names_node_key_and_type(value: Any, found: str) -> None:
+    app = foreach_graph(lambda x: x).compile()
+    with pytest.raises(ForEachInputError, match=f"for-each node 'each': state key 'items' holds {found}") as info:
+        app.invoke({"items": value})
+    assert (info.value.node, info.value.key, info.value.found) == ("each", "items", found)
+
+
+def test_foreach_over_a_key_never_written_is_a_typed_error() -> None:
+    app = foreach_graph(lambda x: x).compile()
+    with pytest.raises(ForEachInputError, match="'items' has no value") as info:
+        app.invoke({"n": 1})
+    assert info.value.found == "nothing"
+
+
+def test_foreach_bad_options_fail_when_building() -> None:
+    g = StateGraph(S)
+    with pytest.raises(GraphValidationError, match=r"node 'each': over='itemz' is not a key of the state S.*'items'"):
+        g.add_foreach("each", lambda x: x, over="itemz", into="results")
+    with pytest.raises(GraphValidationError, match="into='result' is not a key"):
+        g.add_foreach("each", lambda x: x, over="items", into="result")
+    with pytest.raises(GraphValidationError, match="max_concurrency must be an int >= 1, got 0"):
+        g.add_foreach("each", lambda x: x, over="items", into="results", max_concurrency=0)
+    with pytest.raises(GraphValidationError, match="on_error='ignore'"):
+        g.add_foreach("each", lambda x: x, over="items", into="results", on_error="ignore")
+    with pytest.raises(GraphValidationError, match="the item function must be a function"):
+        g.add_foreach("each", 3, over="items", into="results")  # type: ignore[arg-type]
+    assert not g.nodes and not g.loops
+
+
+def test_foreach_items_may_interrupt_and_resume_independently() -> None:
+    from agentgraph_nb import Command, interrupt
+
+    def ask(x: int) -> str:
+        return f"{x}:{interrupt(f'ok {x}?')}"
+
+    app = foreach_graph(ask, max_concurrency=2).compile()
+    paused = app.invoke({"items": [1, 2]}, thread_id="t")
+    intrs = paused["__interrupt__"]
+    assert sorted(i.value for i in intrs) == ["ok 1?", "ok 2?"]
+    answers = {i.id: i.value.upper() for i in intrs}
+    assert app.invoke(Command(resume=answers), thread_id="t")["results"] == ["1:OK 1?", "2:OK 2?"]
+
+
+# -- while ----------------------------------------------------------------------------------------------
+def while_graph(body: Any, condition: Any, max_iterations: int = 50, **kw: Any) -> StateGraph:
+    g = StateGraph(S, name="wl")
+    g.add_while("loop", body, condition=condition, max_iterations=max_iterations, **kw)
+    g.add_node("after", lambda s: {"after": True})
+    g.add_edge(START, "loop").add_edge("loop", "after").add_edge("after", END)
+    return g
+
+
+def inc(s: S) -> dict[str, Any]:
+    return {"n": s["n"] + 1, "log": [f"i{s['n']}"]}
+
+
+def test_while_runs_the_body_while_the_condition_holds_one_superstep_each() -> None:
+    app = while_graph(inc, lambda s: s["n"] < 3).compile()
+    out = app.invoke({"n": 0}, thread_id="t")
+    assert out["n"] == 3 and out["log"] == ["i0", "i1", "i2"] and out["after"] is True
+    assert "loop.iteration" not in out  # the counter is not part of the state class's keys
+    steps = [(h.step, h.next) for h in app.get_state_history("t")]
+    # input, 3 iterations, the exit check, after
+    assert steps == [(5, ()), (4, ("after",)), (3, ("loop",)), (2, ("loop",)), (1, ("loop",)), (0, ("loop",))]
+    assert app.get_state("t").values["loop.iteration"] == 0
+
+
+def test_while_with_the_condition_false_at_entry_never_runs_the_body() -> None:
+    calls: list[Any] = []
+    app = while_graph(calls.append, lambda s: s["n"] < 3).compile()
+    out = app.invoke({"n": 5})
+    assert calls == [] and out["after"] is True and out["n"] == 5
+
+
+def test_while_reaching_max_iterations_is_a_typed_error_and_nothing_after_runs() -> None:
+    app = while_graph(inc, lambda s: s["n"] < 100, max_iterations=4).compile()
+    with pytest.raises(LoopLimitError, match=r"while loop 'loop' reached max_iterations=4") as info:
+        app.invoke({"n": 0}, thread_id="t")
+    assert (info.value.node, info.value.limit) == ("loop", 4)
+    assert isinstance(info.value, RecursionError)
+    snap = app.get_state("t")
+    assert snap.values["n"] == 4 and "after" not in snap.values and snap.next == ("loop",)
+    # the checkpoint is intact: fix the state and resume; the loop exits and the graph finishes
+    app.update_state("t", {"n": 100})
+    out = app.invoke(None, thread_id="t")
+    assert out["after"] is True and out["n"] == 100
+
+
+def test_while_limit_counts_per_entry_into_the_loop() -> None:
+    class C(TypedDict, total=False):
+        n: int
+        rounds: int
+
+    g = StateGraph(C)
+    g.add_while("loop", lambda s: {"n": s["n"] + 1}, condition=lambda s: s["n"] % 3 != 0 or s["n"] == s["rounds"] * 3,
+                max_iterations=3)
+    g.add_node("outer", lambda s: {"rounds": s["rounds"] + 1})
+    g.add_edge(START, "loop").add_edge("loop", "outer")
+    g.add_conditional_edges("outer", lambda s: "loop" if s["rounds"] < 4 else END, ["loop", END])
+    out = g.compile().invoke({"n": 0, "rounds": 0})
+    assert out == {"n": 12, "rounds": 4}  # four entries of 3 iterations each: 12 in all, the limit 3 per entry
+
+
+def test_while_a_condition_that_raises_names_the_loop() -> None:
+    def cond(s: S) -> bool:
+        raise KeyError("missing")
+
+    app = while_graph(inc, cond).compile()
+    with pytest.raises(LoopConditionError, match="while loop 'loop': its condition 'cond' raised KeyError") as info:
+        app.invoke({"n": 0})
+    assert isinstance(info.value.__cause__, KeyError) and info.value.node == "loop"
+
+
+def test_while_a_condition_that_is_neither_true_nor_false_names_the_loop() -> None:
+    class Ambiguous:
+        def __bool__(self) -> bool:
+            raise ValueError("truth value is ambiguous")
+
+    app = while_graph(inc, lambda s: Ambiguous()).compile()
+    with pytest.raises(LoopConditionError, match="returned Ambiguous .*neither true nor false"):
+        app.invoke({"n": 0})
+
+
+def test_while_leaves_through_a_conditional_edge() -> None:
+    g = StateGraph(S)
+    g.add_while("loop", inc, condition=lambda s: s["n"] < 2)
+    g.add_node("big", lambda s: {"log": ["big"]})
+    g.add_node("small", lambda s: {"log": ["small"]})
+    g.add_edge(START, "loop")
+    g.add_conditional_edges("loop", lambda s: "big" if s["n"] > 2 else "small", {"big": "big", "small": "small"})
+    app = g.compile()
+    assert app.invoke({"n": 0})["log"] == ["i0", "i1", "small"]
+    assert app.invoke({"n": 5})["log"] == ["big"]
+
+
+async def test_while_with_an_async_body_under_ainvoke() -> None:
+    async def body(s: S) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"n": s["n"] * 2}
+
+    out = await while_graph(body, lambda s: s["n"] < 10).compile().ainvoke({"n": 1})
+    assert out["n"] == 16 and out["after"] is True
+
+
+def test_while_steps_one_iteration_at_a_time_with_interrupt_before() -> None:
+    app = while_graph(inc, lambda s: s["n"] < 3).compile(interrupt_before=["loop"])
+    app.invoke({"n": 0}, thread_id="t")
+    seen = []
+    for _ in range(3):
+        seen.append(app.get_state("t").values["n"])
+        app.invoke(None, thread_id="t")
+    assert seen == [0, 1, 2]
+    assert app.invoke(None, thread_id="t")["after"] is True
+
+
+def test_while_resumes_after_a_crash_with_its_count_intact(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    crash = [True]
+
+    def body(s: S) -> dict[str, Any]:
+        if s["n"] == 2 and crash[0]:
+            raise RuntimeError("power cut")
+        return {"n": s["n"] + 1, "log": [f"i{s['n']}"]}
+
+    with pytest.raises(RuntimeError):
+        while_graph(body, lambda s: s["n"] < 5, max_iterations=5).compile(url).invoke({"n": 0}, thread_id="t")
+    crash[0] = False
+    app = while_graph(body, lambda s: s["n"] < 5, max_iterations=5).compile(url)  # "a new process"
+    assert app.get_state("t").values["loop.iteration"] == 2
+    out = app.invoke(None, thread_id="t")
+    assert out["n"] == 5 and out["log"] == ["i0", "i1", "i2", "i3", "i4"]
+
+
+def test_while_bad_options_fail_when_building() -> None:
+    g = StateGraph(S)
+    with pytest.raises(GraphValidationError, match="max_iterations must be an int >= 1, got 0"):
+        g.add_while("loop", inc, condition=lambda s: True, max_iterations=0)
+    with pytest.raises(GraphValidationError, match="condition= must be a function"):
+        g.add_while("loop", inc, condition=True)  # type: ignore[arg-type]
+    root = StateGraph(Annotated[int, operator.add])
+    with pytest.raises(GraphValidationError, match="needs a state with keys"):
+        root.add_while("loop", inc, condition=lambda s: True)
+
+
+def test_a_join_after_a_while_loop_is_rejected_at_compile() -> None:
+    g = while_graph(inc, lambda s: False)
+    g.add_node("b", lambda s: None).add_node("c", lambda s: None)
+    g.add_edge(START, "b").add_edge(["loop", "b"], "c")
+    with pytest.raises(GraphValidationError, match="while loop 'loop' is a source of the join into 'c'"):
+        g.compile()
+
+
+def test_a_graph_without_loops_compiles_as_before() -> None:
+    g = StateGraph(S)
+    g.add_node("a", lambda s: {"n": 1}).add_edge(START, "a")
+    app = g.compile()
+    assert app.plan.nodes[0].make_input({"n": 0}) == {"n": 0} and "loop.iteration" not in app.schema.keys
