@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentgraph_nb._callables import is_async_callable
 from agentgraph_nb.constants import END
-from agentgraph_nb.engine import current_task, interrupt_scope
+from agentgraph_nb.engine import current_task, interrupt_scopes
 from agentgraph_nb.errors import (
     ForEachInputError,
     GraphInterrupt,
@@ -349,7 +349,7 @@ class _Ctx:
         ctx = cls(name, current_task())
         # each item's interrupt() calls get ids of their own (items run side by side); made here,
         # in the node, where interrupt() finds the running node, entered where each item runs
-        ctx.scopes = [interrupt_scope(f"item:{i}") for i in range(n)] if ctx.run is not None else None
+        ctx.scopes = interrupt_scopes([f"item:{i}" for i in range(n)]) if ctx.run is not None else None
         return ctx
 
     def scope(self, i: int) -> Any:
