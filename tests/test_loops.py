@@ -404,3 +404,52 @@ def test_a_graph_without_loops_compiles_as_before() -> None:
     g.add_node("a", lambda s: {"n": 1}).add_edge(START, "a")
     app = g.compile()
     assert app.plan.nodes[0].make_input({"n": 0}) == {"n": 0} and "loop.iteration" not in app.schema.keys
+
+
+# -- exports -------------------------------------------------------------------------------------------
+def double(x: int) -> int:
+    return 2 * x
+
+
+def small(s: S) -> bool:
+    return s["n"] < 3
+
+
+def exported_graph() -> StateGraph:
+    g = StateGraph(S, name="ex")
+    g.add_foreach("each", double, over="items", into="results", max_concurrency=2, retry=NO_WAIT,
+                  on_error="skip", errors_into="errors")
+    g.add_while("loop", inc, condition=small, max_iterations=7)
+    g.add_edge(START, "each").add_edge("each", "loop").add_edge("loop", END)
+    return g
+
+
+def test_to_json_describes_the_loops_and_from_json_rebuilds_them() -> None:
+    app = exported_graph().compile()
+    nodes = {n["name"]: n for n in app.to_json()["nodes"]}
+    assert nodes["each"]["target"].endswith(":double") and nodes["each"]["retry"]["max_attempts"] == 3
+    assert nodes["each"]["loop"] == {"kind": "foreach", "over": "items", "into": "results", "max_concurrency": 2,
+                                     "on_error": "skip", "errors_into": "errors"}
+    assert nodes["loop"]["target"].endswith(":inc")
+    assert nodes["loop"]["loop"]["kind"] == "while" and nodes["loop"]["loop"]["max_iterations"] == 7
+    assert nodes["loop"]["loop"]["condition"] == "small"
+    again = StateGraph.from_json(app.to_json(), schema=S, namespace={"double": double, "inc": inc, "small": small})
+    assert again.to_json() == app.to_json()
+    out = again.compile().invoke({"items": [1, 2], "n": 0})
+    assert out["results"] == [2, 4] and out["n"] == 3
+
+
+def test_from_json_imports_no_loop_condition_it_was_not_allowed_to() -> None:
+    data = exported_graph().compile().to_json()
+    with pytest.raises(GraphValidationError, match="the condition 'small' of while loop 'loop'"):
+        StateGraph.from_json(data, schema=S, namespace={"double": double, "inc": inc})
+
+
+def test_mermaid_and_dot_draw_loop_nodes_as_self_edges_with_how_they_loop() -> None:
+    app = exported_graph().compile()
+    mermaid = app.to_mermaid()
+    assert 'n_each -.->|"↻ for each in items, 2 at once"| n_each' in mermaid
+    assert 'n_loop -.->|"↻ while small, max 7"| n_loop' in mermaid
+    dot = app.to_dot()
+    assert '"each" -> "each" [style=bold, color="#0891b2", label="↻ for each in items, 2 at once"];' in dot
+    assert '"loop" -> "loop" [style=bold, color="#0891b2", label="↻ while small, max 7"];' in dot

@@ -150,10 +150,12 @@ class ForEachNode:
     It receives the list itself (its node input is ``state[over]``, see :func:`loop_node_defs`).
     """
 
+    per_item_retry = True  # the node's RetryPolicy is applied here, per item; the engine gets none
+
     def __init__(self, name: str, fn: Callable[..., Any], over: str, into: str, max_concurrency: int,
                  retry: RetryPolicy | None, on_error: str, errors_into: str | None) -> None:
         self.name = self.__name__ = name
-        self.fn = fn
+        self.fn = self.loop_fn = fn  # loop_fn: what exports name as the node's function
         self.over = over
         self.into = into
         self.max_concurrency = max_concurrency
@@ -425,7 +427,7 @@ class WhileNode:
 
     def __init__(self, name: str, body: Callable[..., Any], condition: Callable[..., Any], max_iterations: int) -> None:
         self.name = self.__name__ = name
-        self.body = body
+        self.body = self.loop_fn = body
         self.condition = condition
         self.max_iterations = max_iterations
         self.key = iteration_key(name)
@@ -551,7 +553,8 @@ def loop_node_defs(builder: StateGraph, base_input: Callable[[str], Callable[[di
                    ) -> tuple[dict[str, Callable[[dict[str, Any]], Any]], set[str]]:
     """For :func:`~agentgraph_nb.graph.compiled._graph_def`: the node inputs of loop nodes
     (name -> make_input), and the while loops whose outgoing edges their node function takes
-    over (its ``exits`` and ``routers`` are set here)."""
+    over (its ``exits`` and ``routers`` are set here). A for-each node's ``retry`` applies to
+    its items (inside :class:`ForEachNode`), so the engine is given none for it."""
     loops: dict[str, LoopSpec] = getattr(builder, "loops", {})
     inputs: dict[str, Callable[[dict[str, Any]], Any]] = {}
     whiles: set[str] = set()

@@ -125,7 +125,7 @@ def _graph_def(builder: StateGraph, name: str, state_version: int) -> GraphDef:
         name=name,
         schema=builder.state,
         nodes=tuple(
-            NodeDef(s.name, s.fn, s.retry, s.timeout,
+            NodeDef(s.name, s.fn, None if getattr(s.fn, "per_item_retry", False) else s.retry, s.timeout,
                     inputs.get(s.name) or (s.input_view or builder.state).input_builder())
             for s in builder.nodes.values()
         ),

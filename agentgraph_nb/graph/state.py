@@ -452,10 +452,10 @@ class StateGraph:
         over, into, max_concurrency, on_error, errors_into = validate_foreach(
             self, name, over, into, max_concurrency, on_error, errors_into, retry)
         node = ForEachNode(name, fn, over, into, max_concurrency, retry, on_error, errors_into)
-        self.add_node(name, node, metadata=metadata)
+        # the retry policy is kept for exports; it applies per item (the engine gets none, see _graph_def)
+        self.add_node(name, node, retry=retry, metadata=metadata)
         self.loops[name] = LoopSpec("foreach", name, fn, over=over, into=into, max_concurrency=max_concurrency,
                                     on_error=on_error, errors_into=errors_into)
-        self.nodes[name].retry = None  # retries apply per item (ForEachNode), not to the whole loop
         return self
 
     def add_while(
