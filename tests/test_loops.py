@@ -453,3 +453,106 @@ def test_mermaid_and_dot_draw_loop_nodes_as_self_edges_with_how_they_loop() -> N
     dot = app.to_dot()
     assert '"each" -> "each" [style=bold, color="#0891b2", label="↻ for each in items, 2 at once"];' in dot
     assert '"loop" -> "loop" [style=bold, color="#0891b2", label="↻ while small, max 7"];' in dot
+
+
+# -- the %%agentgraph cell language ----------------------------------------------------------------
+def dsl_build(text: str, ns: dict[str, Any], schema: Any = S) -> StateGraph:
+    from agentgraph_nb.notebook._dsl import build, parse
+
+    return build(parse(text), name="cell", schema=schema, namespace=ns, builder_cls=StateGraph)  # type: ignore[no-any-return]
+
+
+def dsl_error(text: str, ns: dict[str, Any] | None = None) -> Any:
+    from agentgraph_nb.notebook._dsl import DslSyntaxError
+
+    with pytest.raises(DslSyntaxError) as info:
+        dsl_build(text, ns if ns is not None else {"double": double, "inc": inc, "small": small})
+    return info.value
+
+
+CELL = """\
+START -> each -> loop -> END
+each = double [foreach=items, into=results, max_concurrency=2, on_error=skip, errors_into=errors, retry=3]
+loop = inc [while=small, max_iterations=7]
+"""
+
+
+def test_dsl_builds_foreach_and_while_nodes() -> None:
+    ns: dict[str, Any] = {"double": double, "inc": inc, "small": small}
+    g = dsl_build(CELL, ns)
+    assert g.loops["each"].over == "items" and g.loops["each"].max_concurrency == 2
+    assert g.nodes["each"].retry is not None and g.nodes["each"].retry.max_attempts == 3
+    assert g.loops["loop"].max_iterations == 7
+    app = g.compile()
+    out = app.invoke({"items": [1, 2], "n": 0})
+    assert (out["results"], out["errors"], out["n"]) == ([2, 4], [], 3)
+    ns["small"] = lambda s: s["n"] < 5  # the condition is looked up when it runs (hot reload)
+    assert app.invoke({"items": [], "n": 0})["n"] == 5
+
+
+def test_to_dsl_round_trips_loop_nodes() -> None:
+    ns: dict[str, Any] = {"double": double, "inc": inc, "small": small}
+    app = dsl_build(CELL, ns).compile()
+    text = app.to_dsl()
+    assert "each = double [foreach=items, into=results, max_concurrency=2, on_error=skip, errors_into=errors, retry=3]" in text
+    assert "loop = inc [while=small, max_iterations=7]" in text
+    again = dsl_build(text, ns).compile()
+    assert {k: v for k, v in again.to_json().items()} == app.to_json()
+    # and from a graph built in Python, defaults left out
+    g = StateGraph(S)
+    g.add_foreach("each", double, over="items", into="results").add_while("loop", inc, condition=small)
+    g.add_edge(START, "each").add_edge("each", "loop")
+    text = g.compile().to_dsl()
+    assert "each = double [foreach=items, into=results]" in text and "loop = inc [while=small]" in text
+    def loops(data: dict[str, Any]) -> list[Any]:
+        # (the cell's functions are the notebook's: their targets name __main__)
+        return [(n["name"], n["retry"], {k: v for k, v in n["loop"].items() if k != "condition_target"})
+                for n in data["nodes"]]
+
+    assert loops(dsl_build(text, ns).to_json()) == loops(g.to_json())
+
+
+def test_to_dsl_refuses_a_lambda_condition() -> None:
+    g = StateGraph(S)
+    g.add_while("loop", inc, condition=lambda s: False).add_edge(START, "loop")
+    with pytest.raises(ValueError, match="while loop 'loop'.*condition '<lambda>' has no name"):
+        g.compile().to_dsl()
+
+
+@pytest.mark.parametrize(("line", "message", "column"), [
+    ("each = double [foreach=itemz, into=results]", "foreach='itemz' is not a key of the state S. Did you mean 'items'?", 16),
+    ("each = double [foreach=items, into=result]", "into='result' is not a key of the state S", 31),
+    ("each = double [foreach=items]", "foreach= needs into=", 16),
+    ("each = double [into=results]", "into= goes with foreach=", 16),
+    ("each = double [foreach=items, into=results, max_concurrency=0]", "max_concurrency must be a whole number >= 1", 61),
+    ("each = double [foreach=items, into=results, on_error=ignore]", "on_error is one of raise, skip, collect", 54),
+    ("each = double [foreach=items, into=results, timeout=3]", "timeout does not apply to a for-each node", 45),
+    ("loop = inc [while=smal]", "the condition of while loop 'loop': 'smal' is not defined in the notebook. Did you mean 'small'?", 13),
+    ("loop = inc [while=small, max_iterations=0]", "max_iterations must be a whole number >= 1", 41),
+    ("loop = inc [max_iterations=3]", "max_iterations= goes with while=", 13),
+    ("loop = inc [while=small, foreach=items, into=results]", "cannot be both a for-each (foreach=) and a while loop", 13),
+])
+def test_dsl_loop_mistakes_have_line_and_column(line: str, message: str, column: int) -> None:
+    e = dsl_error(f"START -> {line.split()[0]}\n{line}")
+    assert message in e.msg and e.line == 2 and e.column == column, (e.msg, e.column)
+
+
+def test_the_magic_builds_a_loop_cell_and_round_trips_it(capsys: pytest.CaptureFixture[str]) -> None:
+    import textwrap
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "agentgraph_nb")
+    ip.run_line_magic("config", "AgentGraphMagics.record = False")
+    ip.user_ns.update({"S": S, "double": double, "inc": inc, "small": small})
+
+    def run(code: str) -> None:
+        ip.run_cell(textwrap.dedent(code), store_history=False).raise_error()
+
+    run("%%agentgraph loops --state S --no-display\n" + CELL)
+    assert ip.user_ns["loops"].invoke({"items": [3], "n": 1})["results"] == [6]
+    run("%agentgraph dsl loops")
+    text = capsys.readouterr().out
+    run("%%agentgraph loops2 --state S --no-display\n" + text)
+    assert ip.user_ns["loops2"].to_json()["nodes"] == ip.user_ns["loops"].to_json()["nodes"]
