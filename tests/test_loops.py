@@ -556,3 +556,43 @@ def test_the_magic_builds_a_loop_cell_and_round_trips_it(capsys: pytest.CaptureF
     text = capsys.readouterr().out
     run("%%agentgraph loops2 --state S --no-display\n" + text)
     assert ip.user_ns["loops2"].to_json()["nodes"] == ip.user_ns["loops"].to_json()["nodes"]
+
+
+# -- GraphView counts and Timeline bars ------------------------------------------------------------
+def test_graphview_counts_items_and_iterations_live() -> None:
+    from agentgraph_nb.ui.graphview import GraphView
+
+    seen: list[tuple[str | None, str | None]] = []
+    view: Any = None
+
+    def body(s: S) -> dict[str, Any]:
+        view.flush()
+        seen.append(((view.details.get("each") or {}).get("loop"), (view.details.get("loop") or {}).get("loop")))
+        return inc(s)
+
+    g = StateGraph(S, name="live")
+    g.add_foreach("each", double, over="items", into="results", max_concurrency=1)
+    g.add_while("loop", body, condition=small, max_iterations=7)
+    g.add_edge(START, "each").add_edge("each", "loop")
+    app = g.compile()
+    view = GraphView.from_app(app)
+    view.attach(app)
+    try:
+        app.invoke({"items": [5, 6, 7, 8], "n": 0})
+        view.flush()
+        assert seen == [("4/4", None), ("4/4", "1/7"), ("4/4", "2/7")]
+        assert view.details["loop"]["loop"] == "3/7" and view.status == {"each": "done", "loop": "done"}
+    finally:
+        view.close()
+
+
+def test_timeline_draws_a_bar_per_item() -> None:
+    app = foreach_graph(double, max_concurrency=2).compile()
+    app.record()
+    app.invoke({"items": [1, 2, 3]})
+    tl = app.timeline()
+    try:
+        names = sorted(str(t) for trace in tl.data for t in (() if trace.text is None else trace.text))
+        assert {"each[0]", "each[1]", "each[2]", "each", "after"} <= set(names)
+    finally:
+        tl.close()
