@@ -540,6 +540,8 @@ def test_dsl_loop_mistakes_have_line_and_column(line: str, message: str, column:
 def test_the_magic_builds_a_loop_cell_and_round_trips_it(capsys: pytest.CaptureFixture[str]) -> None:
     import textwrap
 
+    pytest.importorskip("IPython")  # the notebook extra
+
     from IPython.core.interactiveshell import InteractiveShell
 
     ip = InteractiveShell.instance()
@@ -560,6 +562,7 @@ def test_the_magic_builds_a_loop_cell_and_round_trips_it(capsys: pytest.CaptureF
 
 # -- GraphView counts and Timeline bars ------------------------------------------------------------
 def test_graphview_counts_items_and_iterations_live() -> None:
+    pytest.importorskip("anywidget")  # the notebook extra
     from agentgraph_nb.ui.graphview import GraphView
 
     seen: list[tuple[str | None, str | None]] = []
@@ -587,6 +590,7 @@ def test_graphview_counts_items_and_iterations_live() -> None:
 
 
 def test_timeline_draws_a_bar_per_item() -> None:
+    pytest.importorskip("plotly")  # the notebook extra
     app = foreach_graph(double, max_concurrency=2).compile()
     app.record()
     app.invoke({"items": [1, 2, 3]})
