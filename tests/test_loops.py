@@ -600,3 +600,17 @@ def test_timeline_draws_a_bar_per_item() -> None:
         assert {"each[0]", "each[1]", "each[2]", "each", "after"} <= set(names)
     finally:
         tl.close()
+
+
+def test_the_debugger_steps_a_while_loop_one_iteration_at_a_time() -> None:
+    from agentgraph_nb import DebugSession
+
+    app = while_graph(inc, lambda s: s["n"] < 3).compile()
+    dbg = DebugSession(app, {"n": 0})
+    seen = []
+    while not dbg.done:
+        snap = dbg.step()
+        seen.append((snap.values.get("n"), snap.values.get("loop.iteration"), snap.next))
+    assert seen == [(1, 1, ("loop",)), (2, 2, ("loop",)), (3, 3, ("loop",)), (3, 0, ("after",)), (3, 0, ())]
+    dbg.back()
+    assert dbg.state.values["loop.iteration"] == 0 and dbg.state.next == ("after",)
