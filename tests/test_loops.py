@@ -585,6 +585,9 @@ def test_graphview_counts_items_and_iterations_live() -> None:
         view.flush()
         assert seen == [("4/4", None), ("4/4", "1/7"), ("4/4", "2/7")]
         assert view.details["loop"]["loop"] == "3/7" and view.status == {"each": "done", "loop": "done"}
+        bundle = view._repr_mimebundle_()
+        svg = (bundle[0] if isinstance(bundle, tuple) else bundle)["image/svg+xml"]
+        assert ">\u21bb 4/4</text>" in svg and ">\u21bb 3/7</text>" in svg  # the static picture too
     finally:
         view.close()
 
@@ -614,3 +617,13 @@ def test_the_debugger_steps_a_while_loop_one_iteration_at_a_time() -> None:
     assert seen == [(1, 1, ("loop",)), (2, 2, ("loop",)), (3, 3, ("loop",)), (3, 0, ("after",)), (3, 0, ())]
     dbg.back()
     assert dbg.state.values["loop.iteration"] == 0 and dbg.state.next == ("after",)
+
+
+def test_the_static_picture_draws_the_loop_badge_with_the_count() -> None:
+    from agentgraph_nb.export.svg import render_svg
+
+    graph = exported_graph().compile().to_json()
+    svg = render_svg(graph)
+    assert svg.count("data-loop=") == 2 and ">\u21bb</text>" in svg
+    svg = render_svg(graph, status={"each": "done"}, loop_counts={"each": "3/3"})
+    assert 'data-loop="each"' in svg and ">\u21bb 3/3</text>" in svg

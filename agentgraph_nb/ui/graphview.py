@@ -730,7 +730,7 @@ class GraphView(anywidget.AnyWidget):
         bundle = super()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         if isinstance(data, dict) and len(self.graph.get("nodes") or ()) <= _SVG_FALLBACK_MAX_NODES:
-            data["image/svg+xml"] = render_svg(self.graph, status=self.status)
+            data["image/svg+xml"] = render_svg(self.graph, status=self.status, loop_counts=self._loop_texts())
         return bundle
 
     def _live_bundle(self) -> dict[str, Any]:
@@ -760,4 +760,9 @@ class GraphView(anywidget.AnyWidget):
     def _static_html(self, alt: str) -> str:
         if len(self.graph.get("nodes") or ()) > _SVG_FALLBACK_MAX_NODES:
             return f"<pre>{_static.escape(alt)} (too big for a static picture)</pre>"
-        return _static.img(render_svg(self.graph, status=self.status, expanded=self.expanded), alt)
+        return _static.img(render_svg(self.graph, status=self.status, expanded=self.expanded,
+                                      loop_counts=self._loop_texts()), alt)
+
+    def _loop_texts(self) -> dict[str, str]:
+        """Loop nodes' live counts (``"3/10"``), for the static picture."""
+        return {n: str(d["loop"]) for n, d in self.details.items() if isinstance(d, Mapping) and d.get("loop")}
