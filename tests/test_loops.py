@@ -627,3 +627,51 @@ def test_the_static_picture_draws_the_loop_badge_with_the_count() -> None:
     assert svg.count("data-loop=") == 2 and ">\u21bb</text>" in svg
     svg = render_svg(graph, status={"each": "done"}, loop_counts={"each": "3/3"})
     assert 'data-loop="each"' in svg and ">\u21bb 3/3</text>" in svg
+
+
+# -- durability: finished items are not run again --------------------------------------------------
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_foreach_resume_runs_only_the_items_not_finished(tmp_path: Any, kind: str) -> None:
+    url = f"sqlite:///{tmp_path / 'fe.db'}"
+    calls: list[int] = []
+    broken = [True]
+
+    def f(x: int) -> int:
+        calls.append(x)
+        if x == 3 and broken[0]:
+            raise ConnectionError("the service went away")
+        return x * 10
+
+    async def af(x: int) -> int:
+        return f(x)
+
+    fn = f if kind == "sync" else af
+    with pytest.raises(ConnectionError):
+        foreach_graph(fn, max_concurrency=1).compile(url).invoke({"items": [0, 1, 2, 3, 4]}, thread_id="t")
+    assert calls == [0, 1, 2, 3]
+    broken[0] = False
+    calls.clear()
+    app = foreach_graph(fn, max_concurrency=1).compile(url)  # "a new process": only the store carries over
+    out = app.invoke(None, thread_id="t")
+    assert out["results"] == [0, 10, 20, 30, 40] and out["after"] is True
+    assert calls == [3, 4]
+    # a later run of the loop on the same thread starts afresh
+    calls.clear()
+    assert app.invoke({"items": [0, 1]}, thread_id="t")["results"] == [0, 10] and calls == [0, 1]
+
+
+def test_foreach_resume_after_an_interrupt_answers_and_keeps_the_finished_items() -> None:
+    from agentgraph_nb import Command, interrupt
+
+    calls: list[int] = []
+
+    def f(x: int) -> Any:
+        calls.append(x)
+        return interrupt(f"ok {x}?") if x == 1 else x
+
+    app = foreach_graph(f, max_concurrency=1).compile()
+    app.invoke({"items": [0, 1, 2]}, thread_id="t")
+    assert calls == [0, 1, 2]
+    calls.clear()
+    assert app.invoke(Command(resume="yes"), thread_id="t")["results"] == [0, "yes", 2]
+    assert calls == [1]

@@ -413,7 +413,9 @@ class StateGraph:
         ``fn`` is sync or async and receives only the item; put what it needs from the state
         (an index, a setting) into the items. Sync items run on threads, async ones as tasks, at
         most ``max_concurrency`` at once. Each item is an execution of its own in the events and
-        the Timeline, named ``"name[3]"``.
+        the Timeline, named ``"name[3]"``. In a run with a ``thread_id`` and a checkpointer each
+        item's result is saved as it finishes, so resuming (after a crash, a failed item or an
+        ``interrupt()`` in an item) runs only the items not finished.
 
         Args:
             name: the node's name.
