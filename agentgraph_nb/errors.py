@@ -17,6 +17,7 @@ __all__ = [
     "CassetteMismatchError",
     "CheckpointConflictError",
     "CheckpointError",
+    "ForEachInputError",
     "GraphInterrupt",
     "GraphRecursionError",
     "GraphValidationError",
@@ -29,6 +30,9 @@ __all__ = [
     "InvalidUpdateError",
     "KeyValueConnectError",
     "KeyValueError",
+    "LoopConditionError",
+    "LoopError",
+    "LoopLimitError",
     "MessageDecodeError",
     "MissingDependencyError",
     "ModelError",
@@ -296,6 +300,52 @@ class TaskCallError(AgentGraphError, RuntimeError):
 
 class GraphRecursionError(AgentGraphError, RecursionError):
     """The run reached ``recursion_limit`` supersteps without finishing."""
+
+
+class LoopError(AgentGraphError):
+    """A for-each or while loop cannot go on (see ``add_foreach`` / ``add_while``).
+
+    Attributes:
+        node: the loop's node.
+    """
+
+    def __init__(self, message: str, *, node: str) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+class LoopLimitError(LoopError, RecursionError):
+    """A while loop ran ``max_iterations`` times and its condition still holds (like
+    :class:`GraphRecursionError` for ``recursion_limit``); nothing after the loop ran.
+
+    Attributes:
+        node: the loop.
+        limit: its ``max_iterations``.
+    """
+
+    def __init__(self, message: str, *, node: str, limit: int) -> None:
+        super().__init__(message, node=node)
+        self.limit = limit
+
+
+class LoopConditionError(LoopError, ValueError):
+    """A while loop's condition raised (the original error is the ``__cause__``) or returned
+    something that is neither true nor false."""
+
+
+class ForEachInputError(LoopError, TypeError):
+    """A for-each node's ``over`` key does not hold a list at run time.
+
+    Attributes:
+        node: the for-each node.
+        key: the ``over`` key.
+        found: the type found there (``"nothing"`` when the key has no value).
+    """
+
+    def __init__(self, message: str, *, node: str, key: str, found: str) -> None:
+        super().__init__(message, node=node)
+        self.key = key
+        self.found = found
 
 
 class CheckpointError(AgentGraphError):

@@ -24,4 +24,5 @@ WORKLOADS = (
     "listener",
     "first_display",
     "subgraphs",
+    "loops",
 )

@@ -41,3 +41,14 @@ def test_readme_functional_api_example_runs(tmp_path: Path) -> None:
     out = r.stdout.splitlines()
     assert out[0].startswith("{'__interrupt__': [Interrupt(value={'approve': 'Oslo 21C'}")
     assert out[1] == "Oslo 21C, Lima 21C"  # not approved: the previous text, kept with entrypoint.final
+
+
+def test_readme_loops_example_runs(tmp_path: Path) -> None:
+    text = README.read_text()
+    section = text[text.index("### Loops: for-each and while"):text.index("### Subgraphs and multi-agent teams")]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    script = tmp_path / "loops.py"
+    script.write_text(code)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[1.5, 2.0] 1 11.5 ['shipping', 'shipping']"

@@ -26,6 +26,7 @@ from agentgraph_nb.engine._loop import _route as route_node
 from agentgraph_nb.engine._plan import BranchDef, GraphDef, NodeDef, Plan
 from agentgraph_nb.engine._runner import _running_loop as running_loop
 from agentgraph_nb.engine._runner import at_loop_close, is_private_loop, iterate_sync, run_sync
+from agentgraph_nb.engine._scopes import interrupt_scopes
 from agentgraph_nb.engine._stream import (
     LIVE_MODES,
     NS_ITEM,
@@ -63,6 +64,7 @@ __all__: list[str] = [
     "get_stream_writer",
     "interrupt",
     "interrupt_scope",
+    "interrupt_scopes",
     "is_private_loop",
     "iterate_sync",
     "live_stream",

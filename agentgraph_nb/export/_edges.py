@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal, NamedTuple
 
-__all__ = ["EdgeSpec", "edge_specs"]
+__all__ = ["EdgeSpec", "edge_specs", "loop_label"]
 
 
 class EdgeSpec(NamedTuple):
     """One drawn edge. ``target`` is None for a dynamic router's stub (no declared targets)."""
 
-    kind: Literal["static", "join", "conditional", "dynamic", "weighted"]
+    kind: Literal["static", "join", "conditional", "dynamic", "weighted", "loop"]
     source: str
     target: str | None
     label: str
@@ -20,8 +20,8 @@ class EdgeSpec(NamedTuple):
 def edge_specs(g: dict[str, Any]) -> Iterator[EdgeSpec]:
     """Static edges, join inputs, router routes (``router`` or ``router: key`` labels), dynamic
     router stubs, weighted alternatives (the weight as label) and the ``Command(goto=...)``
-    destinations of nodes (``destinations=`` or ``-> Command[Literal[...]]``, labelled ``goto``),
-    in that order."""
+    destinations of nodes (``destinations=`` or ``-> Command[Literal[...]]``, labelled ``goto``)
+    and the self-edges of loop nodes (labelled with :func:`loop_label`), in that order."""
     for e in g["edges"]:
         yield EdgeSpec("static", e["source"], e["target"], "")
     for j in g["joins"]:
@@ -42,3 +42,13 @@ def edge_specs(g: dict[str, Any]) -> Iterator[EdgeSpec]:
     for n in g["nodes"]:
         for t in n.get("destinations") or ():
             yield EdgeSpec("conditional", n["name"], t, "goto")
+    for n in g["nodes"]:
+        if n.get("loop"):
+            yield EdgeSpec("loop", n["name"], n["name"], loop_label(n["loop"]))
+
+
+def loop_label(loop: dict[str, Any]) -> str:
+    """What a loop node's self-edge says: ``for each in items, 4 at once`` / ``while small, max 50``."""
+    if loop.get("kind") == "foreach":
+        return f"for each in {loop.get('over')}, {loop.get('max_concurrency', 4)} at once"
+    return f"while {loop.get('condition', '?')}, max {loop.get('max_iterations', 50)}"

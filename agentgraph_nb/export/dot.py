@@ -61,5 +61,7 @@ def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
             stub = _q(f"{prefix}{e.source}?{e.label}")
             lines.append(f"{pad}{stub} [label={_q(e.label + ' ?')}, shape=diamond, fillcolor=white];")
             lines.append(f"{pad}{src} -> {stub} [style=dashed];")
+        elif e.kind == "loop":  # a for-each or while node: a self-edge saying how it loops
+            lines.append(f"{pad}{src} -> {src} [style=bold, color=\"#0891b2\", label={_q('↻ ' + e.label)}];")
         else:
             lines.append(f"{pad}{src} -> {into(e.target)} [label={_q(e.label)}, color=\"#6366f1\"];")  # type: ignore[arg-type]

@@ -47,7 +47,21 @@ OPTION_SYNONYMS: dict[str, str] = {
 }
 """RetryPolicy's own field names are accepted too, so both habits work."""
 
-OPTION_NAMES: tuple[str, ...] = (*OPTION_FIELDS, "timeout")
+LOOP_OPTIONS: dict[str, str] = {
+    "foreach": "key",
+    "into": "key",
+    "max_concurrency": "int",
+    "on_error": "word",
+    "errors_into": "key",
+    "while": "function",
+    "max_iterations": "int",
+}
+"""Loop options (``add_foreach``/``add_while``) -> the kind of value they take: a state key (a
+name or a quoted string), a whole number >= 1, a word, or a function name."""
+
+LOOP_DEFAULTS: dict[str, Any] = {"max_concurrency": 4, "on_error": "raise", "max_iterations": 50}
+
+OPTION_NAMES: tuple[str, ...] = (*OPTION_FIELDS, "timeout", *LOOP_OPTIONS)
 
 _RETRY_DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in fields(RetryPolicy) if f.name in OPTION_FIELDS.values()
@@ -123,7 +137,32 @@ def _options(node: Mapping[str, Any]) -> str:
         parts.append(
             f"timeout={format_number(node['timeout'], 'timeout of node ' + repr(node['name']))}"
         )
+    loop = node.get("loop")
+    if loop:
+        parts[:0] = _loop_options(node["name"], loop)
     return f" [{', '.join(parts)}]" if parts else ""
+
+
+def _loop_options(name: str, loop: Mapping[str, Any]) -> list[str]:
+    """``foreach=items, into=results, ...`` / ``while=cond, ...``: options at their defaults left out."""
+    if loop.get("kind") == "foreach":
+        parts = [f"foreach={_key(loop['over'])}", f"into={_key(loop['into'])}"]
+        for opt in ("max_concurrency", "on_error"):
+            if loop.get(opt, LOOP_DEFAULTS[opt]) != LOOP_DEFAULTS[opt]:
+                parts.append(f"{opt}={loop[opt]}")
+        if loop.get("errors_into"):
+            parts.append(f"errors_into={_key(loop['errors_into'])}")
+        return parts
+    cond = loop.get("condition") or ""
+    if not _is_function_path(cond):
+        raise ValueError(
+            f"cannot write while loop {name!r} as cell text: its condition {cond!r} has no name the cell "
+            "can refer to. Define it with def, or bind it to a name."
+        )
+    parts = [f"while={cond}"]
+    if loop.get("max_iterations", 50) != 50:
+        parts.append(f"max_iterations={loop['max_iterations']}")
+    return parts
 
 
 def _function_name(node: Mapping[str, Any]) -> str | None:

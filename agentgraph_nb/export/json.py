@@ -45,13 +45,14 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
         "nodes": [
             {
                 "name": n.name,
-                "target": target_name(n.fn),
-                "async": is_async_callable(n.fn),
+                "target": target_name(fn := getattr(n.fn, "loop_fn", n.fn)),  # a loop node: the user's function
+                "async": is_async_callable(fn),
                 "retry": _retry_json(n.retry),
                 "timeout": n.timeout,
                 **({"destinations": list(n.destinations)} if n.destinations else {}),
                 # a node bound by name in a notebook (hot-reload proxy): the name it looks up
-                **({"ref": ref} if hasattr(type(n.fn), "is_async") and isinstance(ref := getattr(n.fn, "name", None), str) else {}),
+                **({"ref": ref} if hasattr(type(fn), "is_async") and isinstance(ref := getattr(fn, "name", None), str) else {}),
+                **({"loop": _loop_json(g.loops[n.name])} if n.name in getattr(g, "loops", {}) else {}),
                 **({"metadata": n.metadata} if n.metadata else {}),
                 **({"input_schema": _schema_name(n.input_schema)} if n.input_schema is not None else {}),
                 **_subgraph_json(n.fn),
@@ -88,6 +89,16 @@ def _versions_json(g: StateGraph) -> dict[str, Any]:
         "migrations": [{"from": k, "name": _name_of(fn), "target": target_name(fn)}
                        for k, fn in sorted(g.migrations.items())],
     }
+
+
+def _loop_json(spec: Any) -> dict[str, Any]:
+    """A loop node's loop (``add_foreach``/``add_while`` options; a while loop's condition by name
+    and ``module:qualname`` target, as routers are)."""
+    out = spec.describe()
+    if spec.condition is not None:
+        out["condition"] = _name_of(spec.condition)
+        out["condition_target"] = target_name(spec.condition)
+    return cast("dict[str, Any]", out)
 
 
 def _subgraph_json(fn: Any) -> dict[str, Any]:
@@ -280,6 +291,10 @@ def _build(
                 retry = RetryPolicy(**r)
             except (TypeError, ValueError) as exc:
                 raise GraphValidationError(f"from_json: node {n['name']!r} has an invalid retry policy {r!r}: {exc}") from exc
+        loop = n.get("loop")
+        if loop:
+            _add_loop(g, n, fn, retry, loop, namespace, allowed)
+            continue
         g.add_node(n["name"], fn, retry=retry, timeout=n.get("timeout"), destinations=n.get("destinations"),
                    metadata=n.get("metadata"),
                    input_schema=_schema_ref(n.get("input_schema"), namespace, f"node {n['name']!r} input_schema"))
@@ -296,3 +311,21 @@ def _build(
     for w in data.get("weighted", []):
         g.add_weighted_edges(w["source"], w["weights"])
     return g
+
+
+def _add_loop(g: StateGraph, n: Mapping[str, Any], fn: Any, retry: RetryPolicy | None, loop: Mapping[str, Any],
+              namespace: Mapping[str, Any] | None, allowed: tuple[str, ...]) -> None:
+    """A for-each or while node of a graph file (see :func:`_loop_json`)."""
+    if loop.get("kind") == "foreach":
+        g.add_foreach(n["name"], fn, over=loop["over"], into=loop["into"],
+                      max_concurrency=loop.get("max_concurrency", 4), retry=retry,
+                      on_error=loop.get("on_error", "raise"), errors_into=loop.get("errors_into"),
+                      metadata=n.get("metadata"))
+    elif loop.get("kind") == "while":
+        ref = {"target": loop.get("condition_target")}
+        cond = _resolve(ref, (loop.get("condition"), _short(loop.get("condition_target"))), namespace, allowed,
+                        f"the condition {loop.get('condition')!r} of while loop {n['name']!r}")
+        g.add_while(n["name"], fn, condition=cond, max_iterations=loop.get("max_iterations", 50), retry=retry,
+                    timeout=n.get("timeout"), metadata=n.get("metadata"))
+    else:
+        raise GraphValidationError(f"from_json: node {n['name']!r} has an unknown loop kind {loop.get('kind')!r}")

@@ -57,5 +57,7 @@ def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
             stub = f"{src}_{_id(e.label)}_dyn"
             lines.append(f'{pad}{stub}{{"{_label(e.label)} ?"}}')
             lines.append(f"{pad}{src} -.-> {stub}")
+        elif e.kind == "loop":  # a for-each or while node: a self-edge saying how it loops
+            lines.append(f'{pad}{src} -.->|"↻ {_label(e.label)}"| {src}')
         else:
             lines.append(f'{pad}{src} -->|"{e.label}"| {nid(e.target)}')  # type: ignore[arg-type]

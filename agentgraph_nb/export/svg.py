@@ -568,11 +568,22 @@ def _attr(text: str) -> str:
     return escape(text, {'"': "&quot;"})
 
 
+def _loop_badge(n: _Node, loops: set[str], counts: Mapping[str, str] | None) -> str:
+    """``↻`` (``↻ 3/10`` with a count) above a loop node's top right corner, as the widget draws it."""
+    if n.name not in loops:
+        return ""
+    count = (counts or {}).get(n.name)
+    text = f"\u21bb {count}" if count else "\u21bb"
+    return (f'<text data-loop="{_attr(n.name)}" x="{_f(n.x + n.w / 2 - 2)}" y="{_f(n.y - n.h / 2 - 4)}" '
+            f'text-anchor="end" font-size="10" font-weight="600" fill="#0891b2">{escape(text)}</text>')
+
+
 def render_svg(
     graph_json: Mapping[str, Any],
     *,
     status: Mapping[str, str] | None = None,
     expanded: Iterable[str] = (),
+    loop_counts: Mapping[str, str] | None = None,
 ) -> str:
     """Draw a graph description as a standalone SVG document (a string).
 
@@ -583,6 +594,8 @@ def render_svg(
             a node inside an open subgraph by its path (``"team|approve"``).
         expanded: the subgraphs drawn open, as ``"sub:<path>"`` (the GraphView's ``expanded``):
             a box titled with the path around their own nodes; the others are one node each.
+        loop_counts: node -> live count (``"3/10"``) shown in a loop node's badge; a loop
+            node (for-each, while) carries the badge (``↻``) either way.
 
     Example:
         >>> svg = render_svg({"name": "g", "nodes": [{"name": "a"}],
@@ -660,6 +673,7 @@ def render_svg(
             f'<text x="{_f(e.lx)}" y="{_f(e.ly + 4)}" fill="{_EDGE_STYLE[e.kind][0]}">{escape(e.label)}</text>'
         )
     out.append("</g>")
+    loops = {n["name"] for n in graph_json.get("nodes") or () if n.get("loop")}
     out.append('<g class="nodes" text-anchor="middle">')
     for n in g.nodes:
         if n.kind == "node":
@@ -668,7 +682,8 @@ def render_svg(
                 f'<g data-node="{_attr(n.name)}"><title>{escape(n.name)}</title>'
                 f'<rect x="{_f(n.x - n.w / 2)}" y="{_f(n.y - n.h / 2)}" width="{_f(n.w)}" height="{_f(n.h)}" '
                 f'rx="7" fill="{fill}" stroke="{stroke}" stroke-width="1.3"/>'
-                f'<text x="{_f(n.x)}" y="{_f(n.y + 4)}" fill="#202124">{escape(_clip(n.label, n.w - 20))}</text></g>'
+                f'<text x="{_f(n.x)}" y="{_f(n.y + 4)}" fill="#202124">{escape(_clip(n.label, n.w - 20))}</text>'
+                + _loop_badge(n, loops, loop_counts) + "</g>"
             )
         elif n.kind == "start":
             out.append(

@@ -73,6 +73,10 @@ def validate(g: StateGraph) -> list[str]:
         for t in n.destinations or ():
             check(t, targets_ok, f"node {n.name!r}: destinations")
 
+    if getattr(g, "loops", None):
+        from agentgraph_nb.graph._loops import check_loops
+
+        check_loops(g)
     has_entry = any(s == START for s, _ in g.edges) or any(b.source == START for b in g.branches) or any(
         s == START for s, _ in g.weighted
     )

@@ -120,16 +120,25 @@ def _open_store(spec: Any, serializer: Any = None) -> BaseCheckpointer | None:
 
 def _graph_def(builder: StateGraph, name: str, state_version: int) -> GraphDef:
     """The builder as the plain data the engine compiles (the engine never sees the builder)."""
+    inputs: dict[str, Any] = {}
+    whiles: Any = ()
+    if builder.loops:  # loop nodes read their own inputs; while loops take over their outgoing edges
+        from agentgraph_nb.graph._loops import loop_node_defs
+
+        inputs, whiles = loop_node_defs(
+            builder, lambda n: (builder.nodes[n].input_view or builder.state).input_builder())
     return GraphDef(
         name=name,
         schema=builder.state,
         nodes=tuple(
-            NodeDef(s.name, s.fn, s.retry, s.timeout, (s.input_view or builder.state).input_builder())
+            NodeDef(s.name, s.fn, None if getattr(s.fn, "per_item_retry", False) else s.retry, s.timeout,
+                    inputs.get(s.name) or (s.input_view or builder.state).input_builder())
             for s in builder.nodes.values()
         ),
-        edges=tuple(builder.edges),
+        edges=tuple(e for e in builder.edges if e[0] not in whiles),
         joins=tuple(builder.joins),
-        branches=tuple(BranchDef(b.source, b.router, b.targets, b.path_map) for b in builder.branches),
+        branches=tuple(BranchDef(b.source, b.router, b.targets, b.path_map) for b in builder.branches
+                       if b.source not in whiles),
         weighted=tuple(builder.weighted),
         state_version=state_version,
     )
@@ -177,6 +186,10 @@ class CompiledGraph(ViewsMixin):
             ser.register(Overwrite, name="agentgraph_nb.Overwrite")
             # a node's update may hold one; the state is rebuilt from stored updates
             ser.register(RemoveMessage, name="agentgraph_nb.RemoveMessage")
+            if builder.loops:  # a for-each's failed items (on_error="skip"/"collect")
+                from agentgraph_nb.graph._loops import ItemError
+
+                ser.register(ItemError, name="agentgraph_nb.ItemError")
         # StateGraph.compile() checked the names; None (as LangGraph code passes) means none
         self.interrupt_before = frozenset(
             () if interrupt_before is None else [interrupt_before] if isinstance(interrupt_before, str) else interrupt_before

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from agentgraph_nb.checkpoint.base import BaseCheckpointer
+    from agentgraph_nb.graph._loops import LoopSpec
     from agentgraph_nb.graph.compiled import CompiledGraph
 
 __all__ = ["StateGraph"]
@@ -244,6 +245,7 @@ class StateGraph:
         self.joins: list[tuple[tuple[str, ...], str]] = []
         self.branches: list[BranchSpec] = []
         self.weighted: list[tuple[str, dict[str, float]]] = []
+        self.loops: dict[str, LoopSpec] = {}  # for-each and while nodes (see graph/_loops.py)
 
     def _side_schema(self, cls: Any, role: str) -> Any:
         """Read another schema of the graph (input, output, a node's input) and add its keys to
@@ -389,6 +391,138 @@ class StateGraph:
         for a, b in itertools.pairwise(names):
             self.add_edge(a, b)
         return self
+
+    def add_foreach(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        over: str,
+        into: str,
+        max_concurrency: int = 4,
+        retry: RetryPolicy | None = None,
+        on_error: str = "raise",
+        errors_into: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Self:
+        """Add a for-each node: it runs ``fn(item)`` for every item of the list in state key
+        ``over`` and writes the results, in input order, to ``into`` (one update: through
+        ``into``'s reducer when it has one, so ``Annotated[list, operator.add]`` appends them;
+        otherwise it replaces the list). Edges to and from it are drawn as for any node.
+
+        ``fn`` is sync or async and receives only the item; put what it needs from the state
+        (an index, a setting) into the items. Sync items run on threads, async ones as tasks, at
+        most ``max_concurrency`` at once. Each item is an execution of its own in the events and
+        the Timeline, named ``"name[3]"``. In a run with a ``thread_id`` and a checkpointer each
+        item's result is saved as it finishes, so resuming (after a crash, a failed item or an
+        ``interrupt()`` in an item) runs only the items not finished.
+
+        Args:
+            name: the node's name.
+            fn: the function run per item: ``fn(item) -> result``.
+            over: the state key holding the list (a list or tuple at run time, else
+                :class:`~agentgraph_nb.ForEachInputError`).
+            into: the state key the list of results is written to.
+            max_concurrency: items running at once (>= 1; 1 runs them one after another).
+            retry: a :class:`RetryPolicy` applied to each item on its own (not to the loop).
+            on_error: what an item that failed for good (after its retries) does:
+                ``"raise"`` (default) fails the node with the item's own exception, which gets a
+                note and an ``agentgraph_item`` attribute naming the item's index (the other items
+                are stopped; nothing is written); ``"skip"`` leaves it out of the results;
+                ``"collect"`` puts an :class:`~agentgraph_nb.ItemError` at its position.
+            errors_into: a state key that receives the list of :class:`~agentgraph_nb.ItemError`
+                of the run (``"skip"``/``"collect"``; an empty list when none failed).
+            metadata: free-form data kept with the node.
+
+        Raises:
+            GraphValidationError: a key not in the state schema, ``max_concurrency < 1``, an
+                unknown ``on_error``, naming the node.
+
+        Example:
+            >>> g.add_foreach("fetch_all", fetch, over="urls", into="pages", max_concurrency=8,
+            ...               retry=RetryPolicy(max_attempts=3), on_error="collect")
+        """
+        from agentgraph_nb.graph._loops import (
+            ForEachNode,
+            LoopSpec,
+            check_callable,
+            validate_foreach,
+        )
+
+        self._check_loop_name(name)
+        check_callable(fn, "the item function", name)
+        over, into, max_concurrency, on_error, errors_into = validate_foreach(
+            self, name, over, into, max_concurrency, on_error, errors_into, retry)
+        node = ForEachNode(name, fn, over, into, max_concurrency, retry, on_error, errors_into)
+        # the retry policy is kept for exports; it applies per item (the engine gets none, see _graph_def)
+        self.add_node(name, node, retry=retry, metadata=metadata)
+        self.loops[name] = LoopSpec("foreach", name, fn, over=over, into=into, max_concurrency=max_concurrency,
+                                    on_error=on_error, errors_into=errors_into)
+        return self
+
+    def add_while(
+        self,
+        name: str,
+        body: Callable[..., Any],
+        *,
+        condition: Callable[..., Any],
+        max_iterations: int = 50,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Self:
+        """Add a while loop: while ``condition(state)`` is true, run ``body(state)`` (a node
+        function, sync or async, returning an update) and check again; then leave through the
+        edges drawn from ``name`` (static or conditional, as for any node).
+
+        Each iteration is a superstep of its own (a checkpoint, a Timeline bar, a Debugger
+        step); leaving takes one more, short superstep that checks the condition and runs no
+        body. With the condition false at entry the body never runs. The iterations done so
+        far are counted in state key ``"<name>.iteration"`` (0 outside the loop), so a resumed
+        run continues counting.
+
+        Args:
+            name: the loop's node name.
+            body: the node function run once per iteration.
+            condition: ``condition(state) -> bool``, a plain (sync) function of the state.
+            max_iterations: the most iterations one entry into the loop may run (>= 1); one
+                more with the condition still true is a :class:`~agentgraph_nb.LoopLimitError`
+                naming the loop and the limit, and nothing after the loop runs.
+            retry: a :class:`RetryPolicy` for each iteration.
+            timeout: seconds an iteration may take.
+            metadata: free-form data kept with the node.
+
+        Raises:
+            GraphValidationError: ``max_iterations < 1``, a condition that is not callable,
+                a state that is one value (no keys to count in).
+
+        Example:
+            >>> g.add_while("refine", improve, condition=lambda s: s["score"] < 0.9, max_iterations=10)
+        """
+        from agentgraph_nb.graph._loops import (
+            LoopSpec,
+            WhileNode,
+            add_loop_key,
+            check_callable,
+            positive_int,
+        )
+
+        self._check_loop_name(name)
+        check_callable(body, "the body", name)
+        check_callable(condition, "condition=", name)
+        max_iterations = positive_int(max_iterations, "max_iterations", name)
+        if self.state.kind == "root":
+            raise GraphValidationError(
+                f"while loop {name!r}: a loop needs a state with keys; the state of graph {self.name!r} is one value")
+        self.add_node(name, WhileNode(name, body, condition, max_iterations), retry=retry, timeout=timeout,
+                      metadata=metadata)
+        add_loop_key(self, name)
+        self.loops[name] = LoopSpec("while", name, body, condition=condition, max_iterations=max_iterations)
+        return self
+
+    def _check_loop_name(self, name: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise GraphValidationError(f"node names must be non-empty strings, got {name!r}")
 
     @overload
     def node(self, fn: Callable[..., Any], /) -> Callable[..., Any]: ...

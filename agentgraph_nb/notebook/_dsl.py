@@ -47,6 +47,14 @@ Statements:
     (``true``/``false``). Any retry option gives the node a ``RetryPolicy``, with its
     defaults for the rest. ``max_attempts``, ``initial_interval`` and ``backoff_factor`` are
     accepted too.
+``each = price [foreach=items, into=prices, max_concurrency=4, on_error=skip, errors_into=failed]``
+    A for-each node (``add_foreach``): ``price(item)`` for every item of state key ``items``,
+    the results in input order into ``prices``. ``foreach`` and ``into`` are required;
+    ``max_concurrency`` (default 4), ``on_error`` (``raise``, ``skip`` or ``collect``),
+    ``errors_into`` and the retry options (applied per item) are optional.
+``refine = improve [while=needs_work, max_iterations=10]``
+    A while loop (``add_while``): ``improve(state)`` runs while ``needs_work(state)`` is true,
+    one superstep per iteration, at most ``max_iterations`` (default 50) per entry.
 ``a = fn``, ``a = tools.fn [retry=2]``
     Binds node ``a`` to a differently named function (a dotted name reaches into a module or
     object), optionally with options.
@@ -70,7 +78,7 @@ Grammar (EBNF; tokens are separated by optional spaces)::
     declaration = group [ options ] ;
     binding     = node "=" function [ options ] ;
     options     = "[" [ option { "," option } ] "]" ;
-    option      = name "=" ( number | "true" | "false" ) ;
+    option      = name "=" ( number | "true" | "false" | name | string ) ;   (* names: loop options *)
     node        = "START" | "END" | name | string ;
     key         = name | string ;
     function    = name { "." name } ;
@@ -95,6 +103,8 @@ from agentgraph_nb.constants import END, START
 from agentgraph_nb.errors import GraphValidationError, did_you_mean
 from agentgraph_nb.export.dsl import (
     KEYWORDS,
+    LOOP_DEFAULTS,
+    LOOP_OPTIONS,
     NAME_RE,
     OPTION_FIELDS,
     OPTION_NAMES,
@@ -839,6 +849,8 @@ class _Parser:
 
     def option_value(self, key: str, tok: _Tok) -> Any:
         ln = self.line
+        if key in LOOP_OPTIONS:
+            return self.loop_option(key, LOOP_OPTIONS[key], tok)
         if key == "jitter":
             if tok.kind == "name" and tok.value.lower() in ("true", "false"):
                 return tok.value.lower() == "true"
@@ -862,6 +874,54 @@ class _Parser:
         if value < low or (strict and value == low):
             raise ln.error(f"{key} must be {'>' if strict else '>='} {low}, got {tok.value!r}", tok)
         return value
+
+
+    def loop_option(self, key: str, kind: str, tok: _Tok) -> Any:
+        ln = self.line
+        if kind == "key":
+            if tok.kind == "string":
+                text = self.string(tok)
+                if text:
+                    return text
+            elif tok.kind == "name" and "." not in tok.value:
+                return tok.value
+            raise ln.error(f"{key} names a state key (a name, or a quoted string), got {tok.value!r}", tok)
+        if kind == "int":
+            number = int(tok.value) if tok.kind == "number" and _INT_RE.fullmatch(tok.value) else 0
+            if number < 1:
+                raise ln.error(f"{key} must be a whole number >= 1, got {tok.value!r}", tok)
+            return number
+        if kind == "word":
+            choices = ("raise", "skip", "collect")
+            if tok.kind == "name" and tok.value in choices:
+                return tok.value
+            raise ln.error(
+                f"{key} is one of {', '.join(choices)}, got {tok.value!r}.{did_you_mean(tok.value, choices)}", tok)
+        if tok.kind != "name" or tok.value in KEYWORDS:
+            raise ln.error(f"{key} names the loop's condition function (a Python name), got {tok.value!r}", tok)
+        return tok.value
+
+
+def _check_loops(dsl: DslGraph) -> None:
+    """Loop options that do not go together (at the option's position in the cell)."""
+    foreach_only = ("into", "max_concurrency", "on_error", "errors_into")
+    for n in dsl.nodes:
+        opts, spans = n.options, n.option_spans
+        if "foreach" in opts and "while" in opts:
+            raise dsl.error(f"node {n.name!r} cannot be both a for-each (foreach=) and a while loop (while=)",
+                            spans["while"])
+        if "foreach" in opts and "into" not in opts:
+            raise dsl.error(
+                f"node {n.name!r}: foreach= needs into=, the state key the results go to, e.g. "
+                f"'[foreach={opts['foreach']}, into=results]'", spans["foreach"])
+        if "foreach" in opts and "timeout" in opts:
+            raise dsl.error(f"node {n.name!r}: timeout does not apply to a for-each node", spans["timeout"])
+        for k in foreach_only:
+            if k in opts and "foreach" not in opts:
+                raise dsl.error(f"node {n.name!r}: {k}= goes with foreach=KEY (a for-each node)", spans[k])
+        if "max_iterations" in opts and "while" not in opts:
+            raise dsl.error(f"node {n.name!r}: max_iterations= goes with while=CONDITION (a while loop)",
+                            spans["max_iterations"])
 
 
 def _underscore_hint(text: str) -> str:
@@ -895,7 +955,7 @@ def parse(text: str, *, line_offset: int = 0) -> DslGraph:
     for i, raw in enumerate(lines):
         p.parse_line(_Line(raw, i + 1 + line_offset))
     stmts = tuple(p.statements)
-    return DslGraph(
+    dsl = DslGraph(
         nodes=tuple(acc.freeze() for acc in p.nodes.values()),
         edges=tuple(s for s in stmts if isinstance(s, Edge)),
         joins=tuple(s for s in stmts if isinstance(s, Join)),
@@ -905,6 +965,8 @@ def parse(text: str, *, line_offset: int = 0) -> DslGraph:
         lines=lines,
         line_offset=line_offset,
     )
+    _check_loops(dsl)
+    return dsl
 
 
 # --------------------------------------------------------------------------- hot reload
@@ -1063,6 +1125,8 @@ def _resolve_all(dsl: DslGraph, namespace: Mapping[str, Any], where: tuple[str, 
     for node in dsl.nodes:
         span = node.target_span if node.target else node.span
         check(node.function, span, f"node {node.name!r}", node.name)
+        if "while" in node.options:
+            check(node.options["while"], node.option_spans["while"], f"the condition of while loop {node.name!r}", None)
     for b in dsl.branches:
         check(
             b.router,
@@ -1127,6 +1191,9 @@ def build(
         graph = _compiled_graph(namespace, node.function)
         if graph is not None:  # a graph bound in an earlier cell: the node runs it as a subgraph
             ref = graph
+        if "foreach" in node.options or "while" in node.options:
+            _add_loop(dsl, builder, node, ref, namespace)
+            continue
         _call(
             dsl, node.span, builder.add_node, node.name, ref, retry=node.retry, timeout=node.timeout
         )
@@ -1150,6 +1217,27 @@ def build(
         else:
             _call(dsl, s.span, builder.add_weighted_edges, s.source, dict(s.weights))
     return builder
+
+
+def _add_loop(dsl: DslGraph, builder: Any, node: NodeDecl, ref: Any, namespace: Mapping[str, Any]) -> None:
+    """A node with ``foreach=`` or ``while=``: ``add_foreach`` / ``add_while``; a mistake is reported
+    at the option it is about (``foreach=KEY`` not in the state: at ``foreach``)."""
+    opts, spans = node.options, node.option_spans
+    try:
+        if "foreach" in opts:
+            builder.add_foreach(
+                node.name, ref, over=opts["foreach"], into=opts["into"],
+                max_concurrency=opts.get("max_concurrency", LOOP_DEFAULTS["max_concurrency"]), retry=node.retry,
+                on_error=opts.get("on_error", LOOP_DEFAULTS["on_error"]), errors_into=opts.get("errors_into"),
+            )
+        else:
+            cond = NamespaceRef(namespace, opts["while"], used_by=f"the condition of while loop {node.name!r}")
+            builder.add_while(node.name, ref, condition=cond, retry=node.retry, timeout=node.timeout,
+                              max_iterations=opts.get("max_iterations", LOOP_DEFAULTS["max_iterations"]))
+    except GraphValidationError as exc:
+        msg = str(exc).replace(" over=", " foreach=")
+        at = next((spans[k] for k in ("errors_into", "into", "foreach") if f" {k}=" in msg and k in spans), node.span)
+        raise dsl.error(msg, at) from exc
 
 
 def _call(

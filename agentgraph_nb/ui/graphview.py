@@ -22,6 +22,7 @@ import traitlets
 from agentgraph_nb.errors import did_you_mean
 from agentgraph_nb.export.svg import graph_size, render_svg
 from agentgraph_nb.ui import _static
+from agentgraph_nb.ui._loops import LoopCounts
 from agentgraph_nb.ui._runs import RunPictures, key_of
 
 __all__ = ["GraphView"]
@@ -273,6 +274,7 @@ class GraphView(anywidget.AnyWidget):
         self._replies_changed: set[tuple[Any, str]] = set()
         # a subgraph run's id -> the id of the top-level run it is part of
         self._sub_runs: dict[str, str] = {}
+        self._loops = LoopCounts()  # live iteration counts of loop nodes ("3/10")
         self._dirty = False
         self._last_flush = float("-inf")
         self._timer: threading.Timer | None = None
@@ -491,7 +493,11 @@ class GraphView(anywidget.AnyWidget):
             pic.run_id = run_id
             if run_id == event.run_id:  # a subgraph counts its own steps
                 pic.step = event.step
-            if kind == "llm_token":
+            loop = self._loops.on_event(pic.key, kind, node, event.data) if self._loops.active(self.graph) else None
+            if loop is not None and loop[2]:  # an item of a for-each: counted on the for-each node
+                if loop[1] is not None:
+                    self._update_details(pic, loop[0], loop=loop[1])
+            elif kind == "llm_token":
                 at = (pic.key, node)
                 reply = self._replies.get(at)
                 if reply is None:
@@ -558,6 +564,8 @@ class GraphView(anywidget.AnyWidget):
                             pic.status[name] = "idle"
                     data = event.data if isinstance(event.data, Mapping) else {}
                     pic.outcome = str(data.get("status") or "completed")
+            if loop is not None and not loop[2] and loop[1] is not None:  # a loop node's own count
+                self._update_details(pic, node, loop=loop[1])
             if wanted:
                 runs.shown = pic.key
             if runs.shown != pic.key:
@@ -722,7 +730,7 @@ class GraphView(anywidget.AnyWidget):
         bundle = super()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         if isinstance(data, dict) and len(self.graph.get("nodes") or ()) <= _SVG_FALLBACK_MAX_NODES:
-            data["image/svg+xml"] = render_svg(self.graph, status=self.status)
+            data["image/svg+xml"] = render_svg(self.graph, status=self.status, loop_counts=self._loop_texts())
         return bundle
 
     def _live_bundle(self) -> dict[str, Any]:
@@ -752,4 +760,9 @@ class GraphView(anywidget.AnyWidget):
     def _static_html(self, alt: str) -> str:
         if len(self.graph.get("nodes") or ()) > _SVG_FALLBACK_MAX_NODES:
             return f"<pre>{_static.escape(alt)} (too big for a static picture)</pre>"
-        return _static.img(render_svg(self.graph, status=self.status, expanded=self.expanded), alt)
+        return _static.img(render_svg(self.graph, status=self.status, expanded=self.expanded,
+                                      loop_counts=self._loop_texts()), alt)
+
+    def _loop_texts(self) -> dict[str, str]:
+        """Loop nodes' live counts (``"3/10"``), for the static picture."""
+        return {n: str(d["loop"]) for n, d in self.details.items() if isinstance(d, Mapping) and d.get("loop")}

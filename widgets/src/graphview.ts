@@ -171,7 +171,10 @@ class GraphViewUI {
     this.listen("change:collapse", () => this.build());
     this.listen("change:expanded", () => this.onExpandedTrait());
     this.listen("change:status", () => this.syncStatus());
-    this.listen("change:details", () => this.renderDetails());
+    this.listen("change:details", () => {
+      this.renderDetails();
+      this.syncLoops();
+    });
     this.listen("change:selected", () => this.syncSelected(true));
     this.listen("change:edge_counts", () => this.syncEdges());
     this.listen("change:breakpoints", () => this.syncBreakpoints());
@@ -313,6 +316,7 @@ class GraphViewUI {
     const wanted = String(this.model.get("renderer") || "auto");
     const useCanvas = wanted === "canvas" || (wanted !== "svg" && M > SVG_MAX_NODES);
     this.renderer = useCanvas ? new CanvasRenderer(this.stage, st) : new SvgRenderer(this.stage, st, this.uid);
+    this.syncLoops();
     this.bounds = info.bounds;
     this.minimap.setGraph(st, info.bounds);
     this.minK = Math.min(0.1, this.fitScale(info.bounds) * 0.5);
@@ -450,6 +454,15 @@ class GraphViewUI {
       this.updateLegend();
     }
     if (this.st.selected >= 0) this.renderDetails();
+  }
+
+  /** Loop nodes' live counts ("3/10", from details[node].loop) onto their badges. */
+  private syncLoops(): void {
+    if (!this.renderer?.loopsChanged) return;
+    const all = (this.model.get("details") ?? {}) as Record<string, Record<string, unknown>>;
+    const counts: Record<string, string> = {};
+    for (const [name, d] of Object.entries(all)) if (d && typeof d.loop === "string") counts[name] = d.loop;
+    this.renderer.loopsChanged(counts);
   }
 
   private readEdges(st: ViewState): void {

@@ -39,6 +39,9 @@ export function renderDetails(panel: HTMLElement, d: DetailsInput): void {
     const retry = meta.retry as Record<string, unknown> | null | undefined;
     if (retry && typeof retry === "object") bits.push(`retry \u00d7${retry.max_attempts ?? "?"}`);
     if (typeof meta.timeout === "number") bits.push(`timeout ${meta.timeout}s`);
+    const loop = meta.loop as Record<string, unknown> | null | undefined;
+    if (loop && typeof loop === "object")
+      bits.push(loop.kind === "foreach" ? `for each in ${loop.over}, ${loop.max_concurrency} at once` : `while ${loop.condition}, max ${loop.max_iterations}`);
     if (bits.length) parts.push(h("div", { class: "agn-meta" }, bits.join(" \u00b7 ")));
   }
   for (const g of d.groups) {

@@ -22,6 +22,15 @@ export function edgeTitle(g: VGraph, st: ViewState, i: number): string {
   return text;
 }
 
+/** A loop node (for-each or while): a badge above its top right corner, "\u21bb", then "\u21bb 3/10"
+ * while it runs (see loopsChanged). */
+function loopBadge(n: VGraph["nodes"][number]): string {
+  const loop = n.meta?.loop as { kind?: string } | undefined;
+  if (!loop || typeof loop !== "object") return "";
+  const what = loop.kind === "foreach" ? "for-each" : "while loop";
+  return `<text class="agn-loop" data-testid="loop-${esc(n.name)}" aria-label="${what}" x="${r1(n.w - 2)}" y="-4">\u21bb</text>`;
+}
+
 export class SvgRenderer implements Renderer {
   readonly kind = "svg" as const;
   readonly svg: SVGSVGElement;
@@ -78,6 +87,7 @@ export class SvgRenderer implements Renderer {
             `role="button" tabindex="0" aria-label="${name}" transform="translate(${r1(n.x - n.w / 2)} ${r1(n.y - n.h / 2)})">` +
             `<rect width="${r1(n.w)}" height="${n.h}" rx="7"/>` +
             `<text x="${r1(n.w / 2)}" y="${n.h / 2}">${esc(n.text)}</text>` +
+            loopBadge(n) +
             `<title>${name}</title></g>`,
         );
       } else if (n.kind === "group") {
@@ -157,6 +167,14 @@ export class SvgRenderer implements Renderer {
         el.setAttribute("aria-label", `${this.st.g.nodes[id].name}: ${this.st.status[id]}`);
       }
     }
+  }
+
+  loopsChanged(counts: Record<string, string>): void {
+    this.svg.querySelectorAll("text.agn-loop").forEach((el) => {
+      const name = (el.getAttribute("data-testid") ?? "").slice(5);
+      const text = counts[name] ? `\u21bb ${counts[name]}` : "\u21bb";
+      if (el.textContent !== text) el.textContent = text;
+    });
   }
 
   edgesChanged(): void {

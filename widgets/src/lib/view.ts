@@ -46,6 +46,8 @@ export interface Renderer {
   selectionChanged(prev: number, next: number): void;
   breakpointsChanged(ids: number[]): void;
   currentChanged(ids: number[]): void;
+  /** Loop nodes' live counts ("3/10" by node name) changed; renderers without badges skip it. */
+  loopsChanged?(counts: Record<string, string>): void;
   /** Search matches or the found node changed (redraw their highlight). */
   matchesChanged(): void;
   /** The node id under a pointer (client coordinates), or -1. */
