@@ -72,6 +72,9 @@ def validate(g: StateGraph) -> list[str]:
     for n in g.nodes.values():
         for t in n.destinations or ():
             check(t, targets_ok, f"node {n.name!r}: destinations")
+    for s, t, _ in getattr(g, "error_edges", ()):
+        check(s, names, f"error edge {s!r} -> {t!r}")
+        check(t, names, f"error edge {s!r} -> {t!r}")
 
     has_entry = any(s == START for s, _ in g.edges) or any(b.source == START for b in g.branches) or any(
         s == START for s, _ in g.weighted
@@ -98,6 +101,8 @@ def validate(g: StateGraph) -> list[str]:
     for n in g.nodes.values():
         if n.destinations:
             succ[n.name].update(n.destinations)
+    for s, t, _ in getattr(g, "error_edges", ()):
+        succ[s].add(t)
 
     warnings: list[str] = []
     if not dynamic:

@@ -42,6 +42,7 @@ from agentgraph_nb.engine import (
     Plan,
     Run,
     apply_writes,
+    compensate_failed,
     current_task_var,
     freeze_barriers,
     iterate_sync,
@@ -52,6 +53,7 @@ from agentgraph_nb.engine import (
     run_loop,
     run_sync,
     running_loop,
+    saga_progress,
     stream_run,
 )
 from agentgraph_nb.errors import (
@@ -66,7 +68,15 @@ from agentgraph_nb.errors import (
 from agentgraph_nb.graph._views import ViewsMixin
 from agentgraph_nb.observe.metrics import Metrics, RunStats
 from agentgraph_nb.state._schema import ROOT
-from agentgraph_nb.types import Command, Event, Interrupt, Send, SnapshotTask, StateSnapshot
+from agentgraph_nb.types import (
+    CaughtError,
+    Command,
+    Event,
+    Interrupt,
+    Send,
+    SnapshotTask,
+    StateSnapshot,
+)
 
 if TYPE_CHECKING:
 
@@ -112,13 +122,23 @@ def _open_store(spec: Any) -> BaseCheckpointer | None:
     return open_checkpointer(spec)
 
 
+def _caught_out(c: CaughtError) -> list[Any]:
+    return [c.node, c.error_type, c.message, c.attempt, c.step]
+
+
+def _caught_in(d: list[Any]) -> CaughtError:
+    return CaughtError(*d)
+
+
 def _graph_def(builder: StateGraph, name: str, state_version: int) -> GraphDef:
     """The builder as the plain data the engine compiles (the engine never sees the builder)."""
+    catch = {n: (types, h) for n, h, types in getattr(builder, "error_edges", ())}
     return GraphDef(
         name=name,
         schema=builder.state,
         nodes=tuple(
-            NodeDef(s.name, s.fn, s.retry, s.timeout, (s.input_view or builder.state).input_builder())
+            NodeDef(s.name, s.fn, s.retry, s.timeout, (s.input_view or builder.state).input_builder(),
+                    catch.get(s.name), s.compensate)
             for s in builder.nodes.values()
         ),
         edges=tuple(builder.edges),
@@ -170,6 +190,8 @@ class CompiledGraph(ViewsMixin):
             ser.register(Overwrite, name="agentgraph_nb.Overwrite")
             # a node's update may hold one; the state is rebuilt from stored updates
             ser.register(RemoveMessage, name="agentgraph_nb.RemoveMessage")
+            # the failure a handler's task carries (error edges); the exception stays in memory
+            ser.register(CaughtError, name="agentgraph_nb.CaughtError", encode=_caught_out, decode=_caught_in)
         # StateGraph.compile() checked the names; None (as LangGraph code passes) means none
         self.interrupt_before = frozenset(
             () if interrupt_before is None else [interrupt_before] if isinstance(interrupt_before, str) else interrupt_before
@@ -519,6 +541,8 @@ class CompiledGraph(ViewsMixin):
         }
         run.resume_values = answers
         run.interrupts = intrs
+        if self.plan.compensating:  # a process that stopped while compensating (engine/_recover.py)
+            run.saga_resume = saga_progress(rec.pending_writes)
         return rec
 
     def _prepare_resume(self, run: Run, cmd: Command, checkpoint_id: str | None) -> None:
@@ -624,13 +648,15 @@ class CompiledGraph(ViewsMixin):
                 await run.afinish(False)
             outcome = "interrupted" if run.interrupts else "completed"
         except BaseException as exc:
-            err = exc
+            err = await compensate_failed(run, exc) if run.plan.compensating and isinstance(exc, Exception) else exc
             if run.astore is not None:
                 await self._afinish_failed(run)
             if type(exc) is ParentCommand and not run.namespace:
                 from agentgraph_nb.graph._subgraph import handoff_error
 
                 raise handoff_error(self, exc) from None
+            if err is not exc:
+                raise err  # noqa: B904 (its __cause__ is exc)
             raise
         finally:
             self._end(run, outcome, err)
@@ -728,13 +754,16 @@ class CompiledGraph(ViewsMixin):
             if run.astore is not None:  # a network store: buffered checkpoints written without blocking
                 await run.afinish(False)
         except BaseException as exc:
+            err = await compensate_failed(run, exc) if run.plan.compensating and isinstance(exc, Exception) else exc
             if run.astore is not None:
                 await self._afinish_failed(run)
-            self._exit(run, token, exc)
+            self._exit(run, token, err)
             if type(exc) is ParentCommand and not run.namespace:
                 from agentgraph_nb.graph._subgraph import handoff_error
 
                 raise handoff_error(self, exc) from None
+            if err is not exc:
+                raise err  # noqa: B904 (its __cause__ is exc)
             raise
         return self._exit(run, token, None)
 
