@@ -11,7 +11,7 @@ __all__ = ["EdgeSpec", "edge_specs"]
 class EdgeSpec(NamedTuple):
     """One drawn edge. ``target`` is None for a dynamic router's stub (no declared targets)."""
 
-    kind: Literal["static", "join", "conditional", "dynamic", "weighted"]
+    kind: Literal["static", "join", "conditional", "dynamic", "weighted", "error"]
     source: str
     target: str | None
     label: str
@@ -21,7 +21,7 @@ def edge_specs(g: dict[str, Any]) -> Iterator[EdgeSpec]:
     """Static edges, join inputs, router routes (``router`` or ``router: key`` labels), dynamic
     router stubs, weighted alternatives (the weight as label) and the ``Command(goto=...)``
     destinations of nodes (``destinations=`` or ``-> Command[Literal[...]]``, labelled ``goto``),
-    in that order."""
+    in that order; then the error edges (``on error`` or the exception names as label)."""
     for e in g["edges"]:
         yield EdgeSpec("static", e["source"], e["target"], "")
     for j in g["joins"]:
@@ -42,3 +42,6 @@ def edge_specs(g: dict[str, Any]) -> Iterator[EdgeSpec]:
     for n in g["nodes"]:
         for t in n.get("destinations") or ():
             yield EdgeSpec("conditional", n["name"], t, "goto")
+    for e in g.get("error_edges") or ():
+        on = [x.rpartition(":")[2] for x in e["on"]]
+        yield EdgeSpec("error", e["source"], e["target"], "on error" if on == ["Exception"] else "on " + " | ".join(on))

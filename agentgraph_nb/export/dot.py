@@ -61,5 +61,8 @@ def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
             stub = _q(f"{prefix}{e.source}?{e.label}")
             lines.append(f"{pad}{stub} [label={_q(e.label + ' ?')}, shape=diamond, fillcolor=white];")
             lines.append(f"{pad}{src} -> {stub} [style=dashed];")
+        elif e.kind == "error":
+            lines.append(f"{pad}{src} -> {into(e.target)} [style=dashed, color=\"#dc2626\", "  # type: ignore[arg-type]
+                         f"fontcolor=\"#dc2626\", label={_q(e.label)}];")
         else:
             lines.append(f"{pad}{src} -> {into(e.target)} [label={_q(e.label)}, color=\"#6366f1\"];")  # type: ignore[arg-type]

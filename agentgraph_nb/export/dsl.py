@@ -47,7 +47,8 @@ OPTION_SYNONYMS: dict[str, str] = {
 }
 """RetryPolicy's own field names are accepted too, so both habits work."""
 
-OPTION_NAMES: tuple[str, ...] = (*OPTION_FIELDS, "timeout")
+OPTION_NAMES: tuple[str, ...] = (*OPTION_FIELDS, "timeout", "compensate")
+"""``compensate`` takes a function name (the saga step's undo); the others numbers or booleans."""
 
 _RETRY_DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in fields(RetryPolicy) if f.name in OPTION_FIELDS.values()
@@ -123,6 +124,14 @@ def _options(node: Mapping[str, Any]) -> str:
         parts.append(
             f"timeout={format_number(node['timeout'], 'timeout of node ' + repr(node['name']))}"
         )
+    comp = node.get("compensate")
+    if comp:
+        fn = comp.get("name") or ""
+        if not _is_function_path(fn):
+            raise ValueError(
+                f"cannot write node {node['name']!r}: its compensation {fn!r} has no name the cell can refer to"
+            )
+        parts.append(f"compensate={fn}")
     return f" [{', '.join(parts)}]" if parts else ""
 
 
@@ -272,7 +281,15 @@ def to_dsl(graph: Mapping[str, Any], *, magic: bool = False) -> str:
             for t, x in w["weights"].items()
         ]
         lines.append((key(src), f"{format_name(src)} -> {' | '.join(alts)}", [src, *w["weights"]]))
-    lines.sort(key=lambda item: item[0])  # stable: static, then branches, then weights per source
+    for e in graph.get("error_edges") or ():
+        on = [x.rpartition(":")[2] for x in e["on"]]
+        if not all(_is_function_path(x) for x in on):
+            raise ValueError(f"cannot write the error edge from {e['source']!r}: exception names {on!r}")
+        text = f"{format_name(e['source'])} !-> {format_name(e['target'])}"
+        if on != ["Exception"]:
+            text += " on " + ", ".join(on)
+        lines.append((key(e["source"]), text, [e["source"], e["target"]]))
+    lines.sort(key=lambda item: item[0])  # stable: static, then branches, weights and error edges per source
 
     # Nodes are added in the order the text first names them, and that order is the merge
     # order. When the edges alone would name them in another order, the shortest prefix of
