@@ -4,6 +4,7 @@ trip, DOT and Mermaid drawn dashed red."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,3 +124,12 @@ def test_unknown_exception_and_compensation_names() -> None:
         _build("START -> charge -> END\ncharge !-> apologize on Nope\napologize -> END\n")
     with pytest.raises(DslSyntaxError, match="compensation of node 'reserve'.*'relase'"):
         _build("START -> reserve -> END\nreserve [compensate=relase]\n")
+
+
+def test_static_svg_and_graphview_model_draw_the_error_edge() -> None:
+    from agentgraph_nb.export.svg import render_svg
+
+    svg = render_svg(_build(CELL).to_json())
+    assert "#d93025" in svg and "on OutOfStock | TimeoutError" in svg
+    bundle = (Path(__file__).parent.parent / "agentgraph_nb" / "static" / "graphview.js").read_text()
+    assert "error_edges" in bundle and 'error:{color:"#d93025"' in bundle
