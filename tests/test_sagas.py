@@ -234,3 +234,35 @@ def test_kill_9_while_compensating_resumes_compensating_in_a_new_process(tmp_pat
     assert len(log.read_text().splitlines()) == 8
 
 
+
+
+def test_timeline_shows_compensations_as_bars_of_their_own_and_caught_errors_in_the_hover() -> None:
+    from agentgraph_nb.ui.timeline import STATUSES
+
+    comp_trace = list(STATUSES).index("compensate")
+    log: list[str] = []
+    app = _saga(log).compile()
+    app.record()
+    with pytest.raises(RuntimeError):
+        app.invoke({"order": "o"})
+    tl = app.timeline()
+    try:
+        trace = tl.data[comp_trace]
+        assert trace.name == "compensation (saga)"
+        hover = list(trace.hovertext)
+        assert len(hover) == 2
+        assert "<b>charge</b>" in hover[0] and "<b>reserve</b>" in hover[1]
+    finally:
+        tl.close()
+    g = _saga(log)
+    g.add_node("cancel", lambda s: {"order": "cancelled"})
+    g.add_error_edge("ship", "cancel")
+    app2 = g.compile()
+    app2.record()
+    app2.invoke({"order": "o"})
+    tl = app2.timeline()
+    try:
+        error_trace = list(STATUSES).index("error")
+        assert any("caught by 'cancel'" in h for h in tl.data[error_trace].hovertext)
+    finally:
+        tl.close()

@@ -48,6 +48,7 @@ STATUSES: dict[str, tuple[str, str]] = {
     "error": ("error", "#E45756"),
     "running": ("running", "#BAB0AC"),
     "checkpoint": ("step (from checkpoints)", "#72B7B2"),
+    "compensate": ("compensation (saga)", "#9467BD"),
 }
 STEP_TRACE = len(STATUSES)
 #: The x scales: ``auto`` (stretched when a bar would be too thin to see, else linear),
@@ -57,7 +58,8 @@ MARK_TRACE = STEP_TRACE + 1
 _STEP_LINE_RUNS = 100  # superstep lines for the newest runs shown only (a batch would be a hatch)
 _KEEP_RUNS = 10_000
 _KINDS = frozenset(
-    {"run_start", "step_start", "node_start", "node_end", "node_error", "node_retry", "run_end"}
+    {"run_start", "step_start", "node_start", "node_end", "node_error", "node_retry", "run_end",
+     "compensate", "error_caught"}
 )
 _RUNNING_REDRAW = 0.25  # seconds between redraws that only grow running bars
 _RUNNING_PATIENCE = 300.0  # stop growing them after this long without events
@@ -98,7 +100,7 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
 
     Made by ``app.timeline()`` / :func:`timeline` (see there for what it shows). Traces, in
     order: one bar trace per status in :data:`STATUSES` (``ok``, ``retry``, ``error``,
-    ``running``, ``checkpoint``), the superstep lines, the retry/error marks. Bars are
+    ``running``, ``checkpoint``, ``compensate``: a saga's compensations), the superstep lines, the retry/error marks. Bars are
     horizontal: ``base`` is the start and ``x`` the length on the x axis, ``y`` the lane,
     ``customdata`` the real start and duration in seconds. On the ``linear`` scale x is seconds;
     on the ``stretched`` one, short stretches of time are widened (see :func:`timeline`).
