@@ -391,6 +391,7 @@ class SnapshotTask:
             the next checkpoint of its branch); at the newest checkpoint, the updates of the
             tasks that finished before the step failed or paused; None when not known (a task
             still to run, or ``get_state`` of an older checkpoint).
+        caught: for the handler of an error edge, the :class:`CaughtError` it handles; else None.
     """
 
     id: str
@@ -400,6 +401,7 @@ class SnapshotTask:
     interrupts: tuple[Interrupt, ...] = ()
     state: Any = None
     result: Any = None
+    caught: Any = None
 
 
 @dataclass(frozen=True)

@@ -298,3 +298,27 @@ def test_kill_9_in_the_handler_resumes_at_the_handler_in_a_new_process(tmp_path:
     assert log.read_text().splitlines() == [
         "fetch", "fallback fetch ConnectionError False", "fallback fetch ConnectionError True",
     ]
+
+
+def test_get_state_tasks_and_the_debugger_show_the_caught_error() -> None:
+    from agentgraph_nb.ui.debugger import Debugger
+
+    g, _ = _fetch_graph()
+    app = g.compile()
+    dbg = Debugger(app, {}, thread_id="dbg")
+    try:
+        dbg.step()  # fetch fails; its error edge sends the run to fallback
+        snap = app.get_state("dbg")
+        assert [t.name for t in snap.tasks] == ["fallback"]
+        caught = snap.tasks[0].caught
+        assert isinstance(caught, CaughtError) and caught.node == "fetch" and caught.message == "refused"
+        assert dbg.error is None
+        html = dbg.error_html.value
+        assert 'data-testid="debugger-caught"' in html
+        assert "node &#x27;fetch&#x27; failed at step 1" in html or "node 'fetch' failed at step 1" in html
+        assert "ConnectionError: refused" in html and "runs next" in html
+        dbg.step()
+        assert "debugger-caught" not in dbg.error_html.value
+        assert app.get_state("dbg").values["out"].startswith("fetch|ConnectionError")
+    finally:
+        dbg.close()

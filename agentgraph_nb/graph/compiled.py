@@ -1437,6 +1437,7 @@ def _tasks(rec: CheckpointRecord, done: dict[int, PendingWrite], intrs: tuple[In
             error=errors.get(i) if i not in done else None,
             interrupts=tuple(by_task.get(i, ())),
             result=result,
+            caught=t[1] if len(t) > 1 and type(t[1]) is CaughtError else None,
         ))
     return tuple(out)
 
