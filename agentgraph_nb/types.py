@@ -499,6 +499,7 @@ EventKind = Literal[
     "llm_token",
     "error_caught",
     "compensate",
+    "rollback",
 ]
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
@@ -528,7 +529,9 @@ class Event:
             a true ``llm_tokens`` attribute, as GraphView and Debugger do); for
             ``error_caught`` (``node``: the node that failed) ``{"error": CaughtError,
             "handler": name}``; for ``compensate`` (one per compensation run after a failed
-            saga, ``node`` the step it undoes) ``{"fn": name, "ok": bool, "error": str | None}``.
+            saga, ``node`` the step it undoes) ``{"fn": name, "ok": bool, "error": str | None}``;
+            for ``rollback`` (a transaction's writes discarded, ``node`` the one that failed)
+            ``{"transaction": name, "error": str}``.
         namespace: ``""`` for the graph's own nodes; for an event of a subgraph run inside it,
             the subgraph's namespace (``"team"``, ``"team|inner"``, ``"team:2"`` for the third
             task of a step that sends to it with ``Send``); ``thread_id`` is then the parent's thread.

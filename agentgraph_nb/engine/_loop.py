@@ -304,6 +304,7 @@ class Run:
         "tags",
         "tasks",
         "thread_id",
+        "tx_base",
         "values",
     )
 
@@ -393,6 +394,7 @@ class Run:
         # and the compensation records of a thread whose compensating a stopped process began
         self.saga_done: list[tuple[str, str]] | None = None
         self.saga_resume: dict[str, Any] | None = None
+        self.tx_base: dict[str, dict[str, Any]] | None = None  # transaction -> the state before it
 
     @property
     def run(self) -> Run:
@@ -797,7 +799,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
 
 def _finished(run: Run, node: PNode, step: int, attempt: int, index: int, dt: float, res: Any) -> None:
     """Bookkeeping of a node execution that succeeded: metrics, event, debug log."""
-    if node.recover is not None and node.recover.compensate is not None:
+    if node.recover is not None:  # error edges, sagas, transactions (engine/_recover.py)
         note_completed(run, node, step, index)
     st = node.stats
     st.count += 1

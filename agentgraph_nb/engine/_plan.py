@@ -37,6 +37,7 @@ class NodeDef:
     # error edge (add_error_edge): (exception types, handler node); compensation of a saga step
     catch: tuple[tuple[type[BaseException], ...], str] | None = None
     compensate: Callable[..., Any] | None = None
+    transaction: tuple[str, int] | None = None  # (add_transaction's name, position in its chain)
 
 
 @dataclass(frozen=True)

@@ -64,13 +64,14 @@ class NodeRecovery:
     """What a node does on a final failure: its error edge (``on`` types, handler), its
     compensation; ``is_handler`` for the handler of an error edge."""
 
-    __slots__ = ("compensate", "handler", "is_handler", "on")
+    __slots__ = ("compensate", "handler", "is_handler", "on", "tx")
 
     def __init__(self) -> None:
         self.on: tuple[type[BaseException], ...] = ()
         self.handler: PNode | None = None
         self.compensate: Any = None
         self.is_handler = False
+        self.tx: tuple[str, int, PNode] | None = None  # transaction name, position, its first node
 
 
 class _Divert(Send):
@@ -81,11 +82,22 @@ class _Divert(Send):
 
 
 def setup_recovery(plan: Plan, defs: Sequence[NodeDef]) -> bool:
-    """Give the plan's nodes their :class:`NodeRecovery`; True when any node has a compensation."""
+    """Give the plan's nodes their :class:`NodeRecovery`; True when a failed run has something
+    to do (a compensation, or a transaction to roll back)."""
     compensating = False
+    firsts: dict[str, PNode] = {}
+    for n, d in zip(plan.nodes, defs):
+        tx = getattr(d, "transaction", None)
+        if tx is not None and tx[1] == 0:
+            firsts[tx[0]] = n
     for n, d in zip(plan.nodes, defs):
         catch = getattr(d, "catch", None)
         comp = getattr(d, "compensate", None)
+        tx = getattr(d, "transaction", None)
+        if tx is not None:
+            rec = n.recover = n.recover or NodeRecovery()
+            rec.tx = (tx[0], tx[1], firsts[tx[0]])
+            compensating = True
         if catch is None and comp is None:
             continue
         rec = n.recover = n.recover or NodeRecovery()
@@ -178,10 +190,67 @@ def caught_error() -> CaughtError | None:
 
 # -- sagas ------------------------------------------------------------------------------------------
 def note_completed(run: Run, node: PNode, step: int, index: int) -> None:
-    """Remember a completed node with a compensation (for runs without a thread)."""
-    if run.saga_done is None:
-        run.saga_done = []
-    run.saga_done.append((node.name, f"{step}:{index}"))
+    """A node with a :class:`NodeRecovery` completed: remember it when it has a compensation
+    (runs without a thread), and the state before a transaction's first node."""
+    rec: NodeRecovery = node.recover
+    if rec.compensate is not None:
+        if run.saga_done is None:
+            run.saga_done = []
+        run.saga_done.append((node.name, f"{step}:{index}"))
+    if rec.tx is not None and rec.tx[1] == 0:
+        if run.tx_base is None:
+            run.tx_base = {}
+        run.tx_base[rec.tx[0]] = run.values  # the step's base: run.values moves on at its commit
+
+
+async def rollback(run: Run, exc: BaseException) -> None:
+    """The run failed with ``exc``: when the node that failed is inside a transaction, put the
+    state back to before the transaction's first node and save that (next: the first node)."""
+    where = _where(exc, run)
+    name = str(where.get("node") or "").split(" > ")[0]
+    node = run.plan.by_name.get(name)
+    if node is None or node.recover is None or node.recover.tx is None:
+        return
+    tx, pos, first = node.recover.tx
+    base = (run.tx_base or {}).get(tx)
+    if base is None and pos > 0 and run.store is not None and run.thread_id is not None:
+        base = _base_from_history(run, first.name)
+    if base is None:  # the group's first node failed: it wrote nothing, nothing to undo
+        return
+    run.values = base
+    run.tasks = [first.task]
+    run.barriers = {}
+    logger.warning("transaction %r failed at node %r: its writes are discarded", tx, name,
+                   extra=run._log_extra(run.step, name))
+    if run.emit is not None:
+        run.emit("rollback", run.step, name, data={"transaction": tx, "error": f"{type(exc).__name__}: {exc}"})
+    if run.store is not None and run.thread_id is not None:
+        run.since_snapshot = 1 << 30  # the values are not the parent's plus writes: store them whole
+        await run.asave([], "rollback", {"transaction": tx, "error": f"{type(exc).__name__}: {exc}"})
+        await run.aflush()
+
+
+def _base_from_history(run: Run, first: str) -> dict[str, Any] | None:
+    """The state of the newest checkpoint whose next step runs ``first`` (a transaction's start),
+    replayed from the store (a transaction that began in another process)."""
+    from agentgraph_nb.engine._algo import apply_writes
+
+    store = run.store
+    assert store is not None
+    want = run.checkpoint_id
+    for rec in store.list(run.thread_id):  # type: ignore[arg-type]
+        if rec.checkpoint_id != want:
+            continue
+        if any(t[0] == first for t in rec.next) and rec.checkpoint_id != run.checkpoint_id:
+            chain = store.get_chain(run.thread_id, rec.checkpoint_id)  # type: ignore[arg-type]
+            values = chain[0].values or {}
+            for c in chain[1:]:
+                values = apply_writes(run.schema, values, [(w[0], w[1]) for w in c.writes], check=False)
+            return values
+        want = rec.parent_id
+        if want is None:
+            break
+    return None
 
 
 def saga_progress(writes: Sequence[PendingWrite]) -> dict[str, Any] | None:
@@ -233,6 +302,12 @@ async def compensate_failed(run: Run, exc: Exception) -> BaseException:
     and return what the caller raises (``exc`` with a note, or a :class:`CompensationError`)."""
     if getattr(exc, "agentgraph_compensated", None) is run or isinstance(exc, CheckpointConflictError):
         return exc
+    try:
+        await rollback(run, exc)
+    except Exception as store_exc:
+        logger.error("could not roll back a transaction: %s", store_exc, extra=run._log_extra(run.step))
+    if not any(n.recover is not None and n.recover.compensate is not None for n in run.plan.nodes):
+        return exc  # transactions only: nothing to compensate
     try:
         if run.store is not None and run.thread_id is not None:
             await run.aflush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 from agentgraph_nb.constants import END, START
@@ -75,6 +76,15 @@ def validate(g: StateGraph) -> list[str]:
     for s, t, _ in getattr(g, "error_edges", ()):
         check(s, names, f"error edge {s!r} -> {t!r}")
         check(t, names, f"error edge {s!r} -> {t!r}")
+    static = set(g.edges)
+    for tx, members in getattr(g, "transactions", {}).items():
+        for n in members:
+            check(n, names, f"transaction {tx!r}")
+        for a, b in itertools.pairwise(members):
+            if (a, b) not in static:
+                raise GraphValidationError(
+                    f"transaction {tx!r}: its nodes must form a chain in the order given, but there is no edge "
+                    f"{a!r} -> {b!r} (add_edge({a!r}, {b!r}), or list the nodes in the order they run)")
 
     has_entry = any(s == START for s, _ in g.edges) or any(b.source == START for b in g.branches) or any(
         s == START for s, _ in g.weighted

@@ -133,12 +133,13 @@ def _caught_in(d: list[Any]) -> CaughtError:
 def _graph_def(builder: StateGraph, name: str, state_version: int) -> GraphDef:
     """The builder as the plain data the engine compiles (the engine never sees the builder)."""
     catch = {n: (types, h) for n, h, types in getattr(builder, "error_edges", ())}
+    tx = {n: (name, i) for name, members in getattr(builder, "transactions", {}).items() for i, n in enumerate(members)}
     return GraphDef(
         name=name,
         schema=builder.state,
         nodes=tuple(
             NodeDef(s.name, s.fn, s.retry, s.timeout, (s.input_view or builder.state).input_builder(),
-                    catch.get(s.name), s.compensate)
+                    catch.get(s.name), s.compensate, tx.get(s.name))
             for s in builder.nodes.values()
         ),
         edges=tuple(builder.edges),

@@ -247,6 +247,8 @@ class StateGraph:
         self.weighted: list[tuple[str, dict[str, float]]] = []
         # add_error_edge: (node, handler, exception types), in the order added
         self.error_edges: list[tuple[str, str, tuple[type[BaseException], ...]]] = []
+        # add_transaction: name -> its nodes, a chain in order
+        self.transactions: dict[str, tuple[str, ...]] = {}
 
     def _side_schema(self, cls: Any, role: str) -> Any:
         """Read another schema of the graph (input, output, a node's input) and add its keys to
@@ -553,6 +555,44 @@ class StateGraph:
                 "at most one (give one handler several exception types with on=(...))"
             )
         self.error_edges.append((node, handler, types))
+        return self
+
+    def add_transaction(self, name: str, nodes: Sequence[str]) -> Self:
+        """Make ``nodes``, a chain (each has an edge to the next, in this order), one
+        transaction: if one of them fails for good, the run's state goes back to what it was
+        before the first one ran, as if none had (its checkpoint is saved, and the thread's
+        next task is the first node again: ``invoke(None, thread_id=...)`` re-runs the whole
+        group). The group's compensations (``add_node(..., compensate=)``) run as for any
+        failed run. While it runs, its nodes see each other's writes (so does anything running
+        beside it); a failure an error edge catches does not roll it back.
+
+        Example:
+            >>> g.add_transaction("checkout", ["reserve", "charge", "ship"])
+
+        Raises:
+            GraphValidationError: an empty group, a node named twice or already in another
+                transaction, a name already used (unknown nodes and a group that is not a chain
+                are reported by ``compile()``).
+        """
+        if not isinstance(name, str) or not name:
+            raise GraphValidationError(f"add_transaction({name!r}, ...): the name must be a non-empty string")
+        if name in self.transactions:
+            raise GraphValidationError(f"add_transaction({name!r}, ...): graph {self.name!r} already has a "
+                                       "transaction of that name")
+        if isinstance(nodes, str) or not isinstance(nodes, Sequence) or not nodes:
+            raise GraphValidationError(
+                f"add_transaction({name!r}, {nodes!r}): give the group's nodes as a non-empty list, in order")
+        group = tuple(nodes)
+        for n in group:
+            self._check_name(n, "node of a transaction")
+            if group.count(n) > 1:
+                raise GraphValidationError(f"add_transaction({name!r}): node {n!r} appears twice in the group")
+            for other, members in self.transactions.items():
+                if n in members:
+                    raise GraphValidationError(
+                        f"add_transaction({name!r}): node {n!r} is already in transaction {other!r}; a node "
+                        "belongs to one transaction at most")
+        self.transactions[name] = group
         return self
 
     def set_entry_point(self, node: str) -> Self:
