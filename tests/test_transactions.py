@@ -135,3 +135,20 @@ def test_a_group_begun_by_an_earlier_run_is_rolled_back_from_the_stored_history(
         again.invoke(None, thread_id="t")
     snap = again.get_state("t")
     assert snap.values == {"cart": "full"} and snap.next == ("reserve",)
+
+
+def test_json_round_trip_dot_cluster_and_dsl_comment() -> None:
+    from agentgraph_nb.export.dot import to_dot
+    from agentgraph_nb.export.dsl import to_dsl
+
+    g = _shop(set(), [])
+    data = g.to_json()
+    assert data["transactions"] == [{"name": "checkout", "nodes": ["reserve", "charge", "ship"]}]
+    ns = {"cart": g.nodes["cart"].fn, "reserve": g.nodes["reserve"].fn, "charge": g.nodes["charge"].fn,
+          "ship": g.nodes["ship"].fn}
+    assert StateGraph.from_json(data, schema=S, namespace=ns).transactions == {"checkout": ("reserve", "charge", "ship")}
+    dot = to_dot(data)
+    box = dot[dot.index('subgraph "cluster_tx_checkout"'):]
+    box = box[: box.index("}")]
+    assert 'label="transaction checkout"' in box and '"reserve";' in box and '"ship";' in box and '"cart"' not in box
+    assert "add_transaction('checkout', ['reserve', 'charge', 'ship'])" in to_dsl(data)

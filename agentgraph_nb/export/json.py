@@ -75,6 +75,8 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
         "weighted": [{"source": s, "weights": dict(w)} for s, w in g.weighted],
         **({"error_edges": [{"source": s, "target": t, "on": [_exc_name(e) for e in on]}
                             for s, t, on in g.error_edges]} if getattr(g, "error_edges", None) else {}),
+        **({"transactions": [{"name": k, "nodes": list(v)} for k, v in g.transactions.items()]}
+           if getattr(g, "transactions", None) else {}),
         **({"input_schema": _schema_name(g.input_schema)} if getattr(g, "input_state", None) is not None else {}),
         **({"output_schema": _schema_name(g.output_schema)} if getattr(g, "output_state", None) is not None else {}),
     }
@@ -290,4 +292,6 @@ def _build(
     for e in data.get("error_edges", []):
         where = f"error edge {e['source']!r} -> {e['target']!r}"
         g.add_error_edge(e["source"], e["target"], on=tuple(_exc_from(x, namespace, allowed, where) for x in e["on"]))
+    for t in data.get("transactions", []):
+        g.add_transaction(t["name"], list(t["nodes"]))
     return g
