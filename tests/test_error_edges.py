@@ -301,6 +301,7 @@ def test_kill_9_in_the_handler_resumes_at_the_handler_in_a_new_process(tmp_path:
 
 
 def test_get_state_tasks_and_the_debugger_show_the_caught_error() -> None:
+    pytest.importorskip("ipywidgets")
     from agentgraph_nb.ui.debugger import Debugger
 
     g, _ = _fetch_graph()

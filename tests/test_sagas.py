@@ -237,6 +237,7 @@ def test_kill_9_while_compensating_resumes_compensating_in_a_new_process(tmp_pat
 
 
 def test_timeline_shows_compensations_as_bars_of_their_own_and_caught_errors_in_the_hover() -> None:
+    pytest.importorskip("plotly")
     from agentgraph_nb.ui.timeline import STATUSES
 
     comp_trace = list(STATUSES).index("compensate")
