@@ -323,3 +323,43 @@ def test_get_state_tasks_and_the_debugger_show_the_caught_error() -> None:
         assert app.get_state("dbg").values["out"].startswith("fetch|ConnectionError")
     finally:
         dbg.close()
+
+
+def test_a_caught_failure_saved_as_a_pending_write_still_goes_to_its_handler_on_resume() -> None:
+    broken = {"c": True}
+    runs: list[str] = []
+
+    def a(s: S) -> S:
+        runs.append("a")
+        raise ConnectionError("a down")
+
+    def b(s: S) -> S:
+        return {"log": ["b"]}
+
+    def c(s: S) -> S:
+        if broken["c"]:
+            raise ValueError("c broken")
+        return {"log": ["c"]}
+
+    def handler(s: dict[str, Any]) -> S:
+        return {"log": [f"handled {s['__error__'].node}: {s['__error__'].message}"]}
+
+    def after_a(s: S) -> S:
+        return {"log": ["after_a"]}
+
+    g = StateGraph(S)
+    for name, fn in [("a", a), ("b", b), ("c", c), ("handler", handler), ("after_a", after_a)]:
+        g.add_node(name, fn)
+    for n in "abc":
+        g.add_edge(START, n)
+    g.add_edge("a", "after_a").add_error_edge("a", "handler")
+    app = g.compile()
+    with pytest.raises(ValueError, match="c broken"):
+        app.invoke({"log": []}, thread_id="p")
+    # a's caught failure and b's result were kept as pending writes of the failed step
+    assert {t.name: t.result for t in app.get_state("p").tasks if t.result is not None or t.name == "a"}["b"] == {
+        "log": ["b"]}
+    broken["c"] = False
+    out = app.invoke(None, thread_id="p")
+    assert out["log"] == ["b", "c", "handled a: a down"]
+    assert runs == ["a"]  # not run again: its saved (caught) result went to the handler
