@@ -16,12 +16,14 @@ import logging
 from typing import Any
 
 from agentgraph_nb.constants import END, START
-from agentgraph_nb.engine import get_stream_writer, interrupt
+from agentgraph_nb.engine import caught_error, get_stream_writer, interrupt
 from agentgraph_nb.errors import (
     AgentGraphError,
     AgentGraphWarning,
     CheckpointConflictError,
     CheckpointError,
+    CompensationError,
+    ErrorHandlerError,
     ForEachInputError,
     GraphInterrupt,
     GraphRecursionError,
@@ -49,6 +51,7 @@ from agentgraph_nb.graph.session import DebugSession, StateDiff
 from agentgraph_nb.graph.state import StateGraph
 from agentgraph_nb.messages import REMOVE_ALL_MESSAGES, MessagesState, RemoveMessage, add_messages
 from agentgraph_nb.types import (
+    CaughtError,
     Command,
     Event,
     Interrupt,
@@ -71,11 +74,14 @@ __all__ = [
     "START",
     "AgentGraphError",
     "AgentGraphWarning",
+    "CaughtError",
     "CheckpointConflictError",
     "CheckpointError",
     "Command",
+    "CompensationError",
     "CompiledGraph",
     "DebugSession",
+    "ErrorHandlerError",
     "Event",
     "ForEachInputError",
     "GraphInterrupt",
@@ -117,6 +123,7 @@ __all__ = [
     "UnknownToolError",
     "__version__",
     "add_messages",
+    "caught_error",
     "entrypoint",
     "full_traceback",
     "get_stream_writer",

@@ -17,6 +17,8 @@ __all__ = [
     "CassetteMismatchError",
     "CheckpointConflictError",
     "CheckpointError",
+    "CompensationError",
+    "ErrorHandlerError",
     "ForEachInputError",
     "GraphInterrupt",
     "GraphRecursionError",
@@ -165,6 +167,44 @@ class NodeError(AgentGraphError):
 
 def _rebuild(cls: type[NodeError], msg: str, node: str, step: int, attempt: int) -> NodeError:
     return cls(msg, node=node, step=step, attempt=attempt)
+
+
+class ErrorHandlerError(NodeError):
+    """The handler of an error edge (``add_error_edge``) failed while handling another node's
+    failure. Chained (``__cause__``) to the handler's own exception, whose ``__context__`` is
+    the original failure (when this process saw it).
+
+    Attributes:
+        node: the handler.
+        failed_node: the node whose failure it was handling.
+        original: the :class:`~agentgraph_nb.CaughtError` it was handling.
+    """
+
+    def __init__(self, message: str, *, node: str, step: int, attempt: int, failed_node: str = "",
+                 original: Any = None) -> None:
+        super().__init__(message, node=node, step=step, attempt=attempt)
+        self.failed_node = failed_node
+        self.original = original
+
+
+class CompensationError(AgentGraphError):
+    """A saga failed and some of its compensations (``add_node(..., compensate=fn)``) failed
+    too. The remaining compensations still ran; chained (``__cause__``) to the run's original
+    failure.
+
+    Attributes:
+        failed: ``[(node, "ExcType: message"), ...]``, the compensations that raised, in the
+            order they ran.
+        compensated: the nodes whose compensation succeeded, in the order they ran.
+        thread_id: the run's thread, or None.
+    """
+
+    def __init__(self, message: str, *, failed: list[tuple[str, str]], compensated: list[str],
+                 thread_id: str | None = None) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.compensated = compensated
+        self.thread_id = thread_id
 
 
 class NodeTimeoutError(NodeError, TimeoutError):

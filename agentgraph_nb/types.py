@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 __all__ = [
     "EVENT_KINDS",
+    "CaughtError",
     "Command",
     "Event",
     "EventKind",
@@ -390,6 +391,7 @@ class SnapshotTask:
             the next checkpoint of its branch); at the newest checkpoint, the updates of the
             tasks that finished before the step failed or paused; None when not known (a task
             still to run, or ``get_state`` of an older checkpoint).
+        caught: for the handler of an error edge, the :class:`CaughtError` it handles; else None.
     """
 
     id: str
@@ -399,6 +401,7 @@ class SnapshotTask:
     interrupts: tuple[Interrupt, ...] = ()
     state: Any = None
     result: Any = None
+    caught: Any = None
 
 
 @dataclass(frozen=True)
@@ -446,6 +449,41 @@ class StateSnapshot:
     tasks: tuple[SnapshotTask, ...] = ()
 
 
+@dataclass(frozen=True)
+class CaughtError:
+    """A node's failure that an error edge caught (``add_error_edge``): what its handler reads.
+
+    A handler whose state is a dict finds it under ``state["__error__"]``; any handler can call
+    :func:`~agentgraph_nb.caught_error` (None outside a handler run). It is stored with the
+    checkpoint that routes to the handler, so a handler resumed in another process reads it
+    too (without ``error``, the exception object itself, which is kept only in memory).
+
+    Attributes:
+        node: the node that failed (its path, ``"team > search"``, for a subgraph's node).
+        error_type: the exception's class name, e.g. ``"ConnectionError"``.
+        message: ``str(exception)``.
+        attempt: how many attempts were made (1 = no retry).
+        step: the superstep in which it failed.
+        error: the exception itself, or None after a resume in another process.
+
+    Example:
+        >>> def fallback(state):
+        ...     err = state["__error__"]                 # or caught_error()
+        ...     return {"answer": f"{err.node} failed: {err.message}"}
+    """
+
+    node: str
+    error_type: str
+    message: str
+    attempt: int = 1
+    step: int = 0
+    error: BaseException | None = field(default=None, compare=False, repr=False)
+
+    def describe(self) -> str:
+        """``"node 'fetch' failed at step 2 (attempt 3): ConnectionError: refused"``."""
+        return f"node {self.node!r} failed at step {self.step} (attempt {self.attempt}): {self.error_type}: {self.message}"
+
+
 EventKind = Literal[
     "run_start",
     "step_start",
@@ -459,6 +497,9 @@ EventKind = Literal[
     "run_end",
     "llm_end",
     "llm_token",
+    "error_caught",
+    "compensate",
+    "rollback",
 ]
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
@@ -485,7 +526,12 @@ class Event:
             ``latency``, ``base_url``), or one streamed chunk of a chat model's answer
             (``llm_token``: the chunk message, ``{"role": "assistant", "content": piece, "id":
             ..., "tool_call_chunks"?: [...]}``; sent only to listeners that ask for tokens with
-            a true ``llm_tokens`` attribute, as GraphView and Debugger do).
+            a true ``llm_tokens`` attribute, as GraphView and Debugger do); for
+            ``error_caught`` (``node``: the node that failed) ``{"error": CaughtError,
+            "handler": name}``; for ``compensate`` (one per compensation run after a failed
+            saga, ``node`` the step it undoes) ``{"fn": name, "ok": bool, "error": str | None}``;
+            for ``rollback`` (a transaction's writes discarded, ``node`` the one that failed)
+            ``{"transaction": name, "error": str}``.
         namespace: ``""`` for the graph's own nodes; for an event of a subgraph run inside it,
             the subgraph's namespace (``"team"``, ``"team|inner"``, ``"team:2"`` for the third
             task of a step that sends to it with ``Send``); ``thread_id`` is then the parent's thread.

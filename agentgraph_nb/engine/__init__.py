@@ -24,6 +24,7 @@ from agentgraph_nb.engine._loop import _current as current_task_var
 from agentgraph_nb.engine._loop import _freeze as freeze_barriers
 from agentgraph_nb.engine._loop import _route as route_node
 from agentgraph_nb.engine._plan import BranchDef, GraphDef, NodeDef, Plan
+from agentgraph_nb.engine._recover import caught_error, compensate_failed, saga_progress
 from agentgraph_nb.engine._runner import _running_loop as running_loop
 from agentgraph_nb.engine._runner import at_loop_close, is_private_loop, iterate_sync, run_sync
 from agentgraph_nb.engine._scopes import interrupt_scopes
@@ -57,6 +58,8 @@ __all__: list[str] = [
     "Run",
     "apply_writes",
     "at_loop_close",
+    "caught_error",
+    "compensate_failed",
     "current_task",
     "current_task_var",
     "find_scratch",
@@ -77,6 +80,7 @@ __all__: list[str] = [
     "running_loop",
     "run_loop",
     "run_sync",
+    "saga_progress",
     "stream_run",
     "stream_sink",
     "task_context",

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from collections.abc import Set as AbstractSet
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from agentgraph_nb._lazy import LazyModule
 from agentgraph_nb.checkpoint.base import CheckpointRecord, PendingWrite, new_checkpoint_stamp
@@ -32,6 +32,13 @@ from agentgraph_nb.engine._algo import (
     pick_weighted,
     resolve_targets,
 )
+from agentgraph_nb.engine._recover import (
+    diverted_task,
+    handler_input,
+    note_completed,
+    on_failure,
+    resume_compensation,
+)
 from agentgraph_nb.errors import (
     AgentGraphError,
     CheckpointConflictError,
@@ -43,7 +50,7 @@ from agentgraph_nb.errors import (
     ParentCommand,
     StepTimeoutError,
 )
-from agentgraph_nb.types import Event, Interrupt, NodeFailure
+from agentgraph_nb.types import CaughtError, Event, Interrupt, NodeFailure
 
 if TYPE_CHECKING:
     import asyncio
@@ -278,6 +285,8 @@ class Run:
         "planned_at",
         "recursion_limit",
         "resume_values",
+        "saga_done",
+        "saga_resume",
         "schema",
         "scoped",
         "since_snapshot",
@@ -295,6 +304,7 @@ class Run:
         "tags",
         "tasks",
         "thread_id",
+        "tx_base",
         "values",
     )
 
@@ -380,6 +390,11 @@ class Run:
         self.parent_task: tuple[str, str] | None = None  # (parent run id, task id) running this subgraph
         # stream(..., subgraphs=True): the modes subgraph runs stream into this run's ``out``
         self.sub_modes: frozenset[str] | None = None
+        # sagas (engine/_recover.py): completions with a compensation (runs without a thread),
+        # and the compensation records of a thread whose compensating a stopped process began
+        self.saga_done: list[tuple[str, str]] | None = None
+        self.saga_resume: dict[str, Any] | None = None
+        self.tx_base: dict[str, dict[str, Any]] | None = None  # transaction -> the state before it
 
     @property
     def run(self) -> Run:
@@ -742,7 +757,8 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
                   inline: bool = False) -> tuple[Any, Any]:
     """Run a sync node in this thread (timeouts via a worker thread), with retries. ``inline``:
     the only task of its step, on the loop's thread (reuses the run's scratch object)."""
-    inp = node.make_input(values) if arg is NOARG else arg
+    inp = node.make_input(values) if arg is NOARG else arg if type(arg) is not CaughtError else (
+        handler_input(node, values, arg))
     fn = node.fn
     retry = node.retry
     emit = run.emit
@@ -773,7 +789,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
                 time.sleep(_on_retry(run, node, step, attempt, exc, index))
                 attempt += 1
                 continue
-            _failed(run, node, step, attempt, index, time.perf_counter() - t, exc)
+            return _failed(run, node, step, attempt, index, time.perf_counter() - t, exc)
         finally:
             if token is not None:
                 _current.reset(token)
@@ -783,6 +799,8 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
 
 def _finished(run: Run, node: PNode, step: int, attempt: int, index: int, dt: float, res: Any) -> None:
     """Bookkeeping of a node execution that succeeded: metrics, event, debug log."""
+    if node.recover is not None:  # error edges, sagas, transactions (engine/_recover.py)
+        note_completed(run, node, step, index)
     st = node.stats
     st.count += 1
     st.total += dt
@@ -793,12 +811,17 @@ def _finished(run: Run, node: PNode, step: int, attempt: int, index: int, dt: fl
         logger.debug("node %r done in %.6fs", node.name, dt, extra=run._log_extra(step, node.name))
 
 
-def _failed(run: Run, node: PNode, step: int, attempt: int, index: int, dt: float, exc: Exception) -> NoReturn:
-    """A node failed for good: record it and raise the typed error (chained to ``exc``)."""
+def _failed(run: Run, node: PNode, step: int, attempt: int, index: int, dt: float, exc: Exception) -> tuple[Any, Any]:
+    """A node failed for good: record it and raise the typed error (chained to ``exc``); or,
+    when an error edge catches it, return the task's result that continues at its handler."""
     _record_failure(run, node, step, attempt, dt, index, exc)
     err = _error_for(run, node, step, attempt, exc)
     if isinstance(err, AgentGraphError) and err._node_fn is None:  # lets a short traceback point at the node's code
         err._node_fn = node.fn
+    if node.recover is not None:  # an error edge, or the handler of one (engine/_recover.py)
+        res = on_failure(run, node, step, attempt, index, exc, err)
+        if res is not None:
+            return res
     if err is exc:
         raise exc
     raise err from exc
@@ -821,7 +844,8 @@ async def run_async_task(
 ) -> tuple[Any, Any]:
     """Run any node on the event loop: async nodes awaited, sync ones inline or (with a
     timeout) on a worker thread. Retries with ``asyncio.sleep``; ``attempt``: the first one's number."""
-    inp = node.make_input(values) if arg is NOARG else arg
+    inp = node.make_input(values) if arg is NOARG else arg if type(arg) is not CaughtError else (
+        handler_input(node, values, arg))
     fn = node.fn
     retry = node.retry
     emit = run.emit
@@ -864,7 +888,7 @@ async def run_async_task(
                 await asyncio.sleep(_on_retry(run, node, step, attempt, exc, index))
                 attempt += 1
                 continue
-            _failed(run, node, step, attempt, index, time.perf_counter() - t, exc)
+            return _failed(run, node, step, attempt, index, time.perf_counter() - t, exc)
         finally:
             if token is not None:
                 _current.reset(token)
@@ -960,6 +984,8 @@ async def run_loop(run: Run) -> None:
     sync = run.sync
     out = run.out
     run.interrupts = ()
+    if run.saga_resume is not None:  # a stopped process was compensating this thread: finish that
+        await resume_compensation(run)
     if run.start_input is not None:
         await _start(run)
     if run.stream_values:
@@ -993,7 +1019,8 @@ async def run_loop(run: Run) -> None:
                     res = run_sync_task(run, node, arg, 0, values, step, True)
                 elif run.scoped and node.timeout is None:
                     # the common async case runs right here: no coroutine per step
-                    inp = node.make_input(values) if arg is NOARG else arg
+                    inp = node.make_input(values) if arg is NOARG else arg if type(arg) is not CaughtError else (
+                        handler_input(node, values, arg))
                     run.reset_scratch(node.name, 0)
                     if emit is not None:
                         emit("node_start", step, node.name, 0.0, 1, f"{step}:0", inp)
@@ -1110,7 +1137,7 @@ async def _after_first_failure(run: Run, node: PNode, arg: Any, values: dict[str
                                exc: Exception) -> tuple[Any, Any]:
     """The inline async path's first attempt failed: retry it (from attempt 2) or raise."""
     if not _will_retry(node.retry, 1, exc):
-        _failed(run, node, step, 1, 0, dt, exc)
+        return _failed(run, node, step, 1, 0, dt, exc)
     await asyncio.sleep(_on_retry(run, node, step, 1, exc, 0))
     return await run_async_task(run, node, arg, 0, values, step, True, attempt=2)
 
@@ -1270,6 +1297,11 @@ async def _route_step(run: Run, tasks: list[Any], results: list[Any], values: di
         if node.simple and not r[1]:
             plain.update(node.succ)
             continue
+        if r[1] and node.recover is not None:
+            handler = diverted_task(run, r[1])
+            if handler is not None:  # the node failed and its error edge goes on at the handler
+                sends.append(handler)
+                continue
         view = new_values if n == 1 else (
             apply_writes(run.schema, values, [writes[i]], check=False) if node.branches else values
         )

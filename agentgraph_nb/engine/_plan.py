@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from agentgraph_nb._callables import is_async_callable
 from agentgraph_nb.constants import END, START
 from agentgraph_nb.engine._algo import NOARG
+from agentgraph_nb.engine._recover import setup_recovery
 from agentgraph_nb.observe.metrics import NodeStats
 
 if TYPE_CHECKING:
@@ -33,6 +34,10 @@ class NodeDef:
     retry: RetryPolicy | None
     timeout: float | None
     make_input: Callable[[dict[str, Any]], Any]
+    # error edge (add_error_edge): (exception types, handler node); compensation of a saga step
+    catch: tuple[tuple[type[BaseException], ...], str] | None = None
+    compensate: Callable[..., Any] | None = None
+    transaction: tuple[str, int] | None = None  # (add_transaction's name, position in its chain)
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class PNode:
         "joins",
         "make_input",
         "name",
+        "recover",
         "retry",
         "simple",
         "static_next",
@@ -134,6 +140,8 @@ class PNode:
         self.task: tuple[PNode, Any] = (self, NOARG)
         # what the node receives, built from the state values (its input_schema's view, or the state)
         self.make_input: Callable[[dict[str, Any]], Any] = _no_input
+        # error edges and sagas (engine/_recover.py): None for a node with neither, and not a handler
+        self.recover: Any = None
 
     def __repr__(self) -> str:
         return f"<node {self.name}>"
@@ -150,6 +158,8 @@ class Plan:
         for n, spec in zip(self.nodes, g.nodes):
             n.make_input = spec.make_input
         self.by_name: dict[str, PNode] = {n.name: n for n in self.nodes}
+        # error edges and compensations (engine/_recover.py); False: a graph without either
+        self.compensating = setup_recovery(self, g.nodes)
         self.start = PNode(-1, START, None, None, None)
         idx = {n.name: n.index for n in self.nodes}
 

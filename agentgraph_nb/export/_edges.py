@@ -11,7 +11,7 @@ __all__ = ["EdgeSpec", "edge_specs", "loop_label"]
 class EdgeSpec(NamedTuple):
     """One drawn edge. ``target`` is None for a dynamic router's stub (no declared targets)."""
 
-    kind: Literal["static", "join", "conditional", "dynamic", "weighted", "loop"]
+    kind: Literal["static", "join", "conditional", "dynamic", "weighted", "loop", "error"]
     source: str
     target: str | None
     label: str
@@ -21,7 +21,8 @@ def edge_specs(g: dict[str, Any]) -> Iterator[EdgeSpec]:
     """Static edges, join inputs, router routes (``router`` or ``router: key`` labels), dynamic
     router stubs, weighted alternatives (the weight as label) and the ``Command(goto=...)``
     destinations of nodes (``destinations=`` or ``-> Command[Literal[...]]``, labelled ``goto``)
-    and the self-edges of loop nodes (labelled with :func:`loop_label`), in that order."""
+    and the self-edges of loop nodes (labelled with :func:`loop_label`), in that order; then the
+    error edges (``on error`` or the exception names as label)."""
     for e in g["edges"]:
         yield EdgeSpec("static", e["source"], e["target"], "")
     for j in g["joins"]:
@@ -45,6 +46,9 @@ def edge_specs(g: dict[str, Any]) -> Iterator[EdgeSpec]:
     for n in g["nodes"]:
         if n.get("loop"):
             yield EdgeSpec("loop", n["name"], n["name"], loop_label(n["loop"]))
+    for e in g.get("error_edges") or ():
+        on = [x.rpartition(":")[2] for x in e["on"]]
+        yield EdgeSpec("error", e["source"], e["target"], "on error" if on == ["Exception"] else "on " + " | ".join(on))
 
 
 def loop_label(loop: dict[str, Any]) -> str:

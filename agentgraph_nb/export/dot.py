@@ -39,8 +39,17 @@ def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
         lines.append(f'{pad}{_q(prefix + START)} [label="START", shape=circle, fillcolor="#d1fae5"];')
     if END in used:
         lines.append(f'{pad}{_q(prefix + END)} [label="END", shape=doublecircle, fillcolor="#fee2e2"];')
+    tx = {m: t["name"] for t in g.get("transactions") or () for m in t["nodes"]}
+    open_tx: str | None = None
     for n in g["nodes"]:
         name = n["name"]
+        if tx.get(name) != open_tx:  # a transaction's nodes in a box of their own (they are added in a row)
+            if open_tx is not None:
+                lines.append(f"{pad}}}")
+            open_tx = tx.get(name)
+            if open_tx is not None:
+                lines.append(f"{pad}subgraph {_q('cluster_tx_' + prefix + open_tx)} {{")
+                lines.append(f'{pad}  label={_q("transaction " + open_tx)}; style="rounded,dotted"; color="#9467bd";')
         if name in subs:
             sub = subs[name]
             lines.append(f"{pad}subgraph {_q('cluster_' + prefix + name)} {{")
@@ -49,6 +58,8 @@ def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
             lines.append(f"{pad}}}")
         else:
             lines.append(f"{pad}{_q(prefix + name)} [label={_q(name)}];" if prefix else f"{pad}{_q(name)};")
+    if open_tx is not None:
+        lines.append(f"{pad}}}")
     for e in edges:
         src = out_of(e.source)
         if e.kind == "static":
@@ -63,5 +74,8 @@ def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
             lines.append(f"{pad}{src} -> {stub} [style=dashed];")
         elif e.kind == "loop":  # a for-each or while node: a self-edge saying how it loops
             lines.append(f"{pad}{src} -> {src} [style=bold, color=\"#0891b2\", label={_q('↻ ' + e.label)}];")
+        elif e.kind == "error":
+            lines.append(f"{pad}{src} -> {into(e.target)} [style=dashed, color=\"#dc2626\", "  # type: ignore[arg-type]
+                         f"fontcolor=\"#dc2626\", label={_q(e.label)}];")
         else:
             lines.append(f"{pad}{src} -> {into(e.target)} [label={_q(e.label)}, color=\"#6366f1\"];")  # type: ignore[arg-type]

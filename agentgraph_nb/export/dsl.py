@@ -61,7 +61,9 @@ name or a quoted string), a whole number >= 1, a word, or a function name."""
 
 LOOP_DEFAULTS: dict[str, Any] = {"max_concurrency": 4, "on_error": "raise", "max_iterations": 50}
 
-OPTION_NAMES: tuple[str, ...] = (*OPTION_FIELDS, "timeout", *LOOP_OPTIONS)
+OPTION_NAMES: tuple[str, ...] = (*OPTION_FIELDS, "timeout", "compensate", *LOOP_OPTIONS)
+"""``compensate`` takes a function name (the saga step's undo); the loop options are in
+:data:`LOOP_OPTIONS`; the others numbers or booleans."""
 
 _RETRY_DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in fields(RetryPolicy) if f.name in OPTION_FIELDS.values()
@@ -140,6 +142,14 @@ def _options(node: Mapping[str, Any]) -> str:
     loop = node.get("loop")
     if loop:
         parts[:0] = _loop_options(node["name"], loop)
+    comp = node.get("compensate")
+    if comp:
+        fn = comp.get("name") or ""
+        if not _is_function_path(fn):
+            raise ValueError(
+                f"cannot write node {node['name']!r}: its compensation {fn!r} has no name the cell can refer to"
+            )
+        parts.append(f"compensate={fn}")
     return f" [{', '.join(parts)}]" if parts else ""
 
 
@@ -311,7 +321,15 @@ def to_dsl(graph: Mapping[str, Any], *, magic: bool = False) -> str:
             for t, x in w["weights"].items()
         ]
         lines.append((key(src), f"{format_name(src)} -> {' | '.join(alts)}", [src, *w["weights"]]))
-    lines.sort(key=lambda item: item[0])  # stable: static, then branches, then weights per source
+    for e in graph.get("error_edges") or ():
+        on = [x.rpartition(":")[2] for x in e["on"]]
+        if not all(_is_function_path(x) for x in on):
+            raise ValueError(f"cannot write the error edge from {e['source']!r}: exception names {on!r}")
+        text = f"{format_name(e['source'])} !-> {format_name(e['target'])}"
+        if on != ["Exception"]:
+            text += " on " + ", ".join(on)
+        lines.append((key(e["source"]), text, [e["source"], e["target"]]))
+    lines.sort(key=lambda item: item[0])  # stable: static, then branches, weights and error edges per source
 
     # Nodes are added in the order the text first names them, and that order is the merge
     # order. When the edges alone would name them in another order, the shortest prefix of
@@ -360,6 +378,8 @@ def to_dsl(graph: Mapping[str, Any], *, magic: bool = False) -> str:
     if tail_lines and out and any(n in decl_text for n in trailer):
         out.append("")
     out.extend(tail_lines)
+    for t in graph.get("transactions") or ():  # not in the cell language (yet): said, not lost silently
+        out.append(f"# set in Python, not expressible here: add_transaction({t['name']!r}, {list(t['nodes'])!r})")
     out.extend(_nested(nodes))
     return "\n".join(out) + "\n"
 

@@ -55,6 +55,8 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
                 **({"loop": _loop_json(g.loops[n.name])} if n.name in getattr(g, "loops", {}) else {}),
                 **({"metadata": n.metadata} if n.metadata else {}),
                 **({"input_schema": _schema_name(n.input_schema)} if n.input_schema is not None else {}),
+                **({"compensate": {"name": _name_of(c), "target": target_name(c)}}
+                   if (c := getattr(n, "compensate", None)) is not None else {}),
                 **_subgraph_json(n.fn),
             }
             for n in g.nodes.values()
@@ -72,6 +74,10 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
             for b in g.branches
         ],
         "weighted": [{"source": s, "weights": dict(w)} for s, w in g.weighted],
+        **({"error_edges": [{"source": s, "target": t, "on": [_exc_name(e) for e in on]}
+                            for s, t, on in g.error_edges]} if getattr(g, "error_edges", None) else {}),
+        **({"transactions": [{"name": k, "nodes": list(v)} for k, v in g.transactions.items()]}
+           if getattr(g, "transactions", None) else {}),
         **({"input_schema": _schema_name(g.input_schema)} if getattr(g, "input_state", None) is not None else {}),
         **({"output_schema": _schema_name(g.output_schema)} if getattr(g, "output_state", None) is not None else {}),
         **_versions_json(g),
@@ -99,6 +105,36 @@ def _loop_json(spec: Any) -> dict[str, Any]:
         out["condition"] = _name_of(spec.condition)
         out["condition_target"] = target_name(spec.condition)
     return cast("dict[str, Any]", out)
+def _exc_name(cls: type[BaseException]) -> str:
+    """An exception class as a graph file names it: ``"ConnectionError"`` for a builtin, else
+    ``"module:QualName"``."""
+    import builtins
+
+    if getattr(builtins, cls.__name__, None) is cls:
+        return cls.__name__
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _exc_from(name: Any, namespace: Mapping[str, Any] | None, allowed: tuple[str, ...], where: str) -> Any:
+    """The exception class a graph file names (see :func:`_exc_name`)."""
+    import builtins
+
+    if not isinstance(name, str):
+        raise GraphValidationError(f"from_json: {where}: on= holds {name!r}, not an exception name")
+    found = getattr(builtins, name, None) if ":" not in name else None
+    if found is None and namespace is not None:
+        found = namespace.get(name) or namespace.get(_short(name) or "")
+    if found is None:
+        module, _, qual = name.partition(":")
+        if not _allowed(module, allowed):
+            raise GraphValidationError(
+                f"from_json: {where} catches {name!r}, which is not a builtin exception nor in the namespace; "
+                f"pass namespace={{{(_short(name) or name)!r}: ...}} or allow_modules=[{module!r}]"
+            )
+        found = importlib.import_module(module)
+        for part in qual.split("."):
+            found = getattr(found, part)
+    return found
 
 
 def _subgraph_json(fn: Any) -> dict[str, Any]:
@@ -291,13 +327,17 @@ def _build(
                 retry = RetryPolicy(**r)
             except (TypeError, ValueError) as exc:
                 raise GraphValidationError(f"from_json: node {n['name']!r} has an invalid retry policy {r!r}: {exc}") from exc
+        comp = n.get("compensate")
+        undo = None if comp is None else _resolve(comp, (comp.get("name"), _short(comp.get("target"))), namespace,
+                                                  allowed, f"compensation of node {n['name']!r}")
         loop = n.get("loop")
         if loop:
             _add_loop(g, n, fn, retry, loop, namespace, allowed)
             continue
         g.add_node(n["name"], fn, retry=retry, timeout=n.get("timeout"), destinations=n.get("destinations"),
                    metadata=n.get("metadata"),
-                   input_schema=_schema_ref(n.get("input_schema"), namespace, f"node {n['name']!r} input_schema"))
+                   input_schema=_schema_ref(n.get("input_schema"), namespace, f"node {n['name']!r} input_schema"),
+                   compensate=undo)
     for e in data.get("edges", []):
         g.add_edge(e["source"], e["target"])
     for j in data.get("joins", []):
@@ -310,6 +350,11 @@ def _build(
         g.add_conditional_edges(b["source"], router, b.get("path_map") or b.get("targets"))
     for w in data.get("weighted", []):
         g.add_weighted_edges(w["source"], w["weights"])
+    for e in data.get("error_edges", []):
+        where = f"error edge {e['source']!r} -> {e['target']!r}"
+        g.add_error_edge(e["source"], e["target"], on=tuple(_exc_from(x, namespace, allowed, where) for x in e["on"]))
+    for t in data.get("transactions", []):
+        g.add_transaction(t["name"], list(t["nodes"]))
     return g
 
 

@@ -28,7 +28,16 @@ def to_mermaid(g: dict[str, Any]) -> str:
     its own graph (ids prefixed with its path), which the parent's edges enter and leave."""
     lines = ["flowchart LR"]
     _body(g, "", lines, "  ")
+    # error edges dashed red: linkStyle counts the links in the order they are written
+    links = [ln for ln in lines if _LINK.search(ln)]
+    red = [i for i, ln in enumerate(links) if _ERROR_LINK.search(ln)]
+    if red:
+        lines.append(f"  linkStyle {','.join(map(str, red))} stroke:#dc2626,stroke-dasharray:5 5,color:#dc2626")
     return "\n".join(lines) + "\n"
+
+
+_LINK = re.compile(r" (-->|-\.->|-\. )")
+_ERROR_LINK = re.compile(r" -\. ")
 
 
 def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
@@ -59,5 +68,7 @@ def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
             lines.append(f"{pad}{src} -.-> {stub}")
         elif e.kind == "loop":  # a for-each or while node: a self-edge saying how it loops
             lines.append(f'{pad}{src} -.->|"↻ {_label(e.label)}"| {src}')
+        elif e.kind == "error":
+            lines.append(f'{pad}{src} -. "{_label(e.label)}" .-> {nid(e.target)}')  # type: ignore[arg-type]
         else:
             lines.append(f'{pad}{src} -->|"{e.label}"| {nid(e.target)}')  # type: ignore[arg-type]

@@ -39,6 +39,7 @@ _EDGE_STYLE: dict[str, tuple[str, str]] = {  # colour, dash array
     "weighted": ("#00897b", ""),
     "join": ("#8d6e63", ""),
     "dynamic": ("#5c6bc0", "3 3"),
+    "error": ("#d93025", "5 4"),
 }
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 _CHAR_W = 6.8  # average advance of the 12px UI font
@@ -182,6 +183,10 @@ class _Graph:
             start = src(w["source"])
             for target, weight in (w.get("weights") or {}).items():
                 self._edge(start, dst(target), "weighted", _fmt_weight(weight))
+        for e in graph.get("error_edges") or ():  # add_error_edge: dashed red
+            on = [x.rpartition(":")[2] for x in e["on"]]
+            self._edge(src(e["source"]), dst(e["target"]), "error",
+                       "on error" if on == ["Exception"] else "on " + " | ".join(on))
         if p:  # a subgraph finishes where its nodes stop: draw those ends into its END
             end = ref(END, False)
             leaving = {e.s for e in self.edges}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 from agentgraph_nb.constants import END, START
@@ -72,6 +73,18 @@ def validate(g: StateGraph) -> list[str]:
     for n in g.nodes.values():
         for t in n.destinations or ():
             check(t, targets_ok, f"node {n.name!r}: destinations")
+    for s, t, _ in getattr(g, "error_edges", ()):
+        check(s, names, f"error edge {s!r} -> {t!r}")
+        check(t, names, f"error edge {s!r} -> {t!r}")
+    static = set(g.edges)
+    for tx, members in getattr(g, "transactions", {}).items():
+        for n in members:
+            check(n, names, f"transaction {tx!r}")
+        for a, b in itertools.pairwise(members):
+            if (a, b) not in static:
+                raise GraphValidationError(
+                    f"transaction {tx!r}: its nodes must form a chain in the order given, but there is no edge "
+                    f"{a!r} -> {b!r} (add_edge({a!r}, {b!r}), or list the nodes in the order they run)")
 
     if getattr(g, "loops", None):
         from agentgraph_nb.graph._loops import check_loops
@@ -102,6 +115,8 @@ def validate(g: StateGraph) -> list[str]:
     for n in g.nodes.values():
         if n.destinations:
             succ[n.name].update(n.destinations)
+    for s, t, _ in getattr(g, "error_edges", ()):
+        succ[s].add(t)
 
     warnings: list[str] = []
     if not dynamic:

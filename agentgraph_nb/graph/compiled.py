@@ -42,6 +42,7 @@ from agentgraph_nb.engine import (
     Plan,
     Run,
     apply_writes,
+    compensate_failed,
     current_task_var,
     freeze_barriers,
     iterate_sync,
@@ -52,6 +53,7 @@ from agentgraph_nb.engine import (
     run_loop,
     run_sync,
     running_loop,
+    saga_progress,
     stream_run,
 )
 from agentgraph_nb.errors import (
@@ -66,7 +68,15 @@ from agentgraph_nb.errors import (
 from agentgraph_nb.graph._views import ViewsMixin
 from agentgraph_nb.observe.metrics import Metrics, RunStats
 from agentgraph_nb.state._schema import ROOT
-from agentgraph_nb.types import Command, Event, Interrupt, Send, SnapshotTask, StateSnapshot
+from agentgraph_nb.types import (
+    CaughtError,
+    Command,
+    Event,
+    Interrupt,
+    Send,
+    SnapshotTask,
+    StateSnapshot,
+)
 
 if TYPE_CHECKING:
 
@@ -118,6 +128,14 @@ def _open_store(spec: Any, serializer: Any = None) -> BaseCheckpointer | None:
     return open_checkpointer(spec)
 
 
+def _caught_out(c: CaughtError) -> list[Any]:
+    return [c.node, c.error_type, c.message, c.attempt, c.step]
+
+
+def _caught_in(d: list[Any]) -> CaughtError:
+    return CaughtError(*d)
+
+
 def _graph_def(builder: StateGraph, name: str, state_version: int) -> GraphDef:
     """The builder as the plain data the engine compiles (the engine never sees the builder)."""
     inputs: dict[str, Any] = {}
@@ -127,12 +145,15 @@ def _graph_def(builder: StateGraph, name: str, state_version: int) -> GraphDef:
 
         inputs, whiles = loop_node_defs(
             builder, lambda n: (builder.nodes[n].input_view or builder.state).input_builder())
+    catch = {n: (types, h) for n, h, types in getattr(builder, "error_edges", ())}
+    tx = {n: (name, i) for name, members in getattr(builder, "transactions", {}).items() for i, n in enumerate(members)}
     return GraphDef(
         name=name,
         schema=builder.state,
         nodes=tuple(
             NodeDef(s.name, s.fn, None if getattr(s.fn, "per_item_retry", False) else s.retry, s.timeout,
-                    inputs.get(s.name) or (s.input_view or builder.state).input_builder())
+                    inputs.get(s.name) or (s.input_view or builder.state).input_builder(),
+                    catch.get(s.name), s.compensate, tx.get(s.name))
             for s in builder.nodes.values()
         ),
         edges=tuple(e for e in builder.edges if e[0] not in whiles),
@@ -190,6 +211,8 @@ class CompiledGraph(ViewsMixin):
                 from agentgraph_nb.graph._loops import ItemError
 
                 ser.register(ItemError, name="agentgraph_nb.ItemError")
+            # the failure a handler's task carries (error edges); the exception stays in memory
+            ser.register(CaughtError, name="agentgraph_nb.CaughtError", encode=_caught_out, decode=_caught_in)
         # StateGraph.compile() checked the names; None (as LangGraph code passes) means none
         self.interrupt_before = frozenset(
             () if interrupt_before is None else [interrupt_before] if isinstance(interrupt_before, str) else interrupt_before
@@ -566,6 +589,8 @@ class CompiledGraph(ViewsMixin):
         }
         run.resume_values = answers
         run.interrupts = intrs
+        if self.plan.compensating:  # a process that stopped while compensating (engine/_recover.py)
+            run.saga_resume = saga_progress(rec.pending_writes)
         return rec
 
     def _prepare_resume(self, run: Run, cmd: Command, checkpoint_id: str | None) -> None:
@@ -673,13 +698,15 @@ class CompiledGraph(ViewsMixin):
                 await run.afinish(False)
             outcome = "interrupted" if run.interrupts else "completed"
         except BaseException as exc:
-            err = exc
+            err = await compensate_failed(run, exc) if run.plan.compensating and isinstance(exc, Exception) else exc
             if run.astore is not None:
                 await self._afinish_failed(run)
             if type(exc) is ParentCommand and not run.namespace:
                 from agentgraph_nb.graph._subgraph import handoff_error
 
                 raise handoff_error(self, exc) from None
+            if err is not exc:
+                raise err  # noqa: B904 (its __cause__ is exc)
             raise
         finally:
             self._end(run, outcome, err)
@@ -777,13 +804,16 @@ class CompiledGraph(ViewsMixin):
             if run.astore is not None:  # a network store: buffered checkpoints written without blocking
                 await run.afinish(False)
         except BaseException as exc:
+            err = await compensate_failed(run, exc) if run.plan.compensating and isinstance(exc, Exception) else exc
             if run.astore is not None:
                 await self._afinish_failed(run)
-            self._exit(run, token, exc)
+            self._exit(run, token, err)
             if type(exc) is ParentCommand and not run.namespace:
                 from agentgraph_nb.graph._subgraph import handoff_error
 
                 raise handoff_error(self, exc) from None
+            if err is not exc:
+                raise err  # noqa: B904 (its __cause__ is exc)
             raise
         return self._exit(run, token, None)
 
@@ -1471,6 +1501,7 @@ def _tasks(rec: CheckpointRecord, done: dict[int, PendingWrite], intrs: tuple[In
             error=errors.get(i) if i not in done else None,
             interrupts=tuple(by_task.get(i, ())),
             result=result,
+            caught=t[1] if len(t) > 1 and type(t[1]) is CaughtError else None,
         ))
     return tuple(out)
 

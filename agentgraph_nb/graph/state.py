@@ -49,6 +49,7 @@ class NodeSpec:
     metadata: dict[str, Any] = field(default_factory=dict)
     input_schema: Any = None  # the node's view of the state (a schema class), or None: the whole state
     input_view: Any = None  # input_schema, read (a StateSchema that filters the state to its keys)
+    compensate: Callable[..., Any] | None = None  # the saga step's undo (add_node(..., compensate=fn))
 
 
 @dataclass
@@ -246,6 +247,10 @@ class StateGraph:
         self.branches: list[BranchSpec] = []
         self.weighted: list[tuple[str, dict[str, float]]] = []
         self.loops: dict[str, LoopSpec] = {}  # for-each and while nodes (see graph/_loops.py)
+        # add_error_edge: (node, handler, exception types), in the order added
+        self.error_edges: list[tuple[str, str, tuple[type[BaseException], ...]]] = []
+        # add_transaction: name -> its nodes, a chain in order
+        self.transactions: dict[str, tuple[str, ...]] = {}
 
     def _side_schema(self, cls: Any, role: str) -> Any:
         """Read another schema of the graph (input, output, a node's input) and add its keys to
@@ -275,6 +280,7 @@ class StateGraph:
         destinations: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         input_schema: Any = None,
+        compensate: Callable[..., Any] | None = None,
     ) -> Self:
         """Add a node: a sync or async callable taking the state and returning an update dict,
         ``None`` or a :class:`~agentgraph_nb.Command`; or a compiled graph, which runs as a
@@ -294,6 +300,10 @@ class StateGraph:
                 class (keys the state lacks become state keys). Default: the class its first
                 parameter is annotated with, when that is another TypedDict, dataclass or
                 pydantic model (as in LangGraph); else the whole state.
+            compensate: makes the node a step of a saga: ``compensate(state)`` undoes its side
+                effect (a refund for a charge) when the run later fails for good. The
+                compensations of the nodes that completed on the thread since its last finished
+                run run newest first, once each, durably (see the README's "Sagas").
 
         Raises:
             GraphValidationError: a bad name or option; a subgraph that shares no state key
@@ -345,11 +355,16 @@ class StateGraph:
             )
         if input_schema is None and self.state.kind not in ("dict", "root"):
             input_schema = _state_class_of(fn, self.schema, hints)
+        if compensate is not None and not callable(compensate):
+            raise GraphValidationError(
+                f"node {node!r}: compensate= must be a function undoing the node's effect, got "
+                f"{type(compensate).__name__} {compensate!r}"
+            )
         view = self._side_schema(input_schema, f"node {node!r}: input_schema")
         self.nodes[node] = NodeSpec(
             node, fn, retry, float(timeout) if timeout is not None else None,
             tuple(destinations) if destinations is not None else None, dict(metadata or {}),
-            input_schema if view is not None else None, view,
+            input_schema if view is not None else None, view, compensate,
         )
         return self
 
@@ -639,6 +654,79 @@ class StateGraph:
                 "give at least one target a positive weight"
             )
         self.weighted.append((source, clean))
+        return self
+
+    def add_error_edge(
+        self, node: str, handler: str,
+        on: type[BaseException] | Sequence[type[BaseException]] = Exception,
+    ) -> Self:
+        """When ``node`` fails for good (after its retries) with one of the ``on`` exceptions,
+        continue at ``handler`` instead of failing the run (try/except inside the graph).
+
+        The failed node writes nothing and its own edges are not taken; ``handler`` runs in
+        the next superstep (beside the failed node's siblings' successors) and reads the
+        failure, a :class:`~agentgraph_nb.CaughtError` (``node``, ``error_type``, ``message``,
+        ``attempt``, ``step``, ``error``), as ``state["__error__"]`` when its state is a dict,
+        or from :func:`~agentgraph_nb.caught_error` with any state. A failure the edge does not
+        catch fails the run as before. A handler that fails itself raises
+        :class:`~agentgraph_nb.ErrorHandlerError` naming both nodes. Drawn as a dashed red edge.
+
+        Example:
+            >>> g.add_error_edge("fetch", "fallback", on=(ConnectionError, TimeoutError))
+        """
+        self._check_name(node, "source")
+        self._check_name(handler, "target")
+        types = (on,) if isinstance(on, type) else tuple(on) if isinstance(on, (tuple, list)) else (on,)
+        bad = [t for t in types if not (isinstance(t, type) and issubclass(t, BaseException))]
+        if bad or not types:
+            raise GraphValidationError(
+                f"add_error_edge({node!r}, {handler!r}): on= takes exception classes (e.g. "
+                f"on=(ConnectionError, TimeoutError)), got {bad[0] if bad else on!r}"
+            )
+        if any(n == node for n, _, _ in self.error_edges):
+            raise GraphValidationError(
+                f"add_error_edge({node!r}, {handler!r}): node {node!r} already has an error edge; a node has "
+                "at most one (give one handler several exception types with on=(...))"
+            )
+        self.error_edges.append((node, handler, types))
+        return self
+
+    def add_transaction(self, name: str, nodes: Sequence[str]) -> Self:
+        """Make ``nodes``, a chain (each has an edge to the next, in this order), one
+        transaction: if one of them fails for good, the run's state goes back to what it was
+        before the first one ran, as if none had (its checkpoint is saved, and the thread's
+        next task is the first node again: ``invoke(None, thread_id=...)`` re-runs the whole
+        group). The group's compensations (``add_node(..., compensate=)``) run as for any
+        failed run. While it runs, its nodes see each other's writes (so does anything running
+        beside it); a failure an error edge catches does not roll it back.
+
+        Example:
+            >>> g.add_transaction("checkout", ["reserve", "charge", "ship"])
+
+        Raises:
+            GraphValidationError: an empty group, a node named twice or already in another
+                transaction, a name already used (unknown nodes and a group that is not a chain
+                are reported by ``compile()``).
+        """
+        if not isinstance(name, str) or not name:
+            raise GraphValidationError(f"add_transaction({name!r}, ...): the name must be a non-empty string")
+        if name in self.transactions:
+            raise GraphValidationError(f"add_transaction({name!r}, ...): graph {self.name!r} already has a "
+                                       "transaction of that name")
+        if isinstance(nodes, str) or not isinstance(nodes, Sequence) or not nodes:
+            raise GraphValidationError(
+                f"add_transaction({name!r}, {nodes!r}): give the group's nodes as a non-empty list, in order")
+        group = tuple(nodes)
+        for n in group:
+            self._check_name(n, "node of a transaction")
+            if group.count(n) > 1:
+                raise GraphValidationError(f"add_transaction({name!r}): node {n!r} appears twice in the group")
+            for other, members in self.transactions.items():
+                if n in members:
+                    raise GraphValidationError(
+                        f"add_transaction({name!r}): node {n!r} is already in transaction {other!r}; a node "
+                        "belongs to one transaction at most")
+        self.transactions[name] = group
         return self
 
     def set_entry_point(self, node: str) -> Self:

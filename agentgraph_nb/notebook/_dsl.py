@@ -16,6 +16,8 @@ Example::
 
     search [retry=3, timeout=10]            # options: 3 attempts, 10 s timeout
     write = write_report                    # the node "write" calls write_report(state)
+    search !-> apologize on ConnectionError # error edge: a failed search continues at apologize
+    charge [compensate=refund]              # saga step: refund(state) undoes it if the run fails
 
 Statements:
 
@@ -55,6 +57,13 @@ Statements:
 ``refine = improve [while=needs_work, max_iterations=10]``
     A while loop (``add_while``): ``improve(state)`` runs while ``needs_work(state)`` is true,
     one superstep per iteration, at most ``max_iterations`` (default 50) per entry.
+``a [compensate=undo]``
+    The node is a step of a saga: ``undo(state)`` runs if the run later fails for good
+    (``add_node(..., compensate=undo)``).
+``a !-> b``, ``a !-> b on ConnectionError, TimeoutError``
+    An error edge (``add_error_edge``): when ``a`` fails for good (with one of those
+    exceptions; any ``Exception`` without ``on``), the run continues at ``b``. Exception
+    names are looked up in the notebook, then among Python's builtins.
 ``a = fn``, ``a = tools.fn [retry=2]``
     Binds node ``a`` to a differently named function (a dotted name reaches into a module or
     object), optionally with options.
@@ -69,7 +78,8 @@ Grammar (EBNF; tokens are separated by optional spaces)::
 
     cell        = { line } ;
     line        = [ statement ] [ "#" comment ] newline ;
-    statement   = chain | declaration | binding ;
+    statement   = chain | declaration | binding | error_edge ;
+    error_edge  = node "!->" node [ "on" function { "," function } ] ;
     chain       = group "->" { group "->" } ( group | branch | weighted ) ;
     group       = node { "," node } ;
     branch      = [ target { "|" target } ] "?" function ;   (* targets all keyed or none *)
@@ -78,7 +88,7 @@ Grammar (EBNF; tokens are separated by optional spaces)::
     declaration = group [ options ] ;
     binding     = node "=" function [ options ] ;
     options     = "[" [ option { "," option } ] "]" ;
-    option      = name "=" ( number | "true" | "false" | name | string ) ;   (* names: loop options *)
+    option      = name "=" ( number | "true" | "false" | name | string ) ;   (* names: loop options, compensate *)
     node        = "START" | "END" | name | string ;
     key         = name | string ;
     function    = name { "." name } ;
@@ -118,6 +128,7 @@ __all__ = [
     "DslGraph",
     "DslSyntaxError",
     "Edge",
+    "ErrorEdge",
     "Join",
     "NamespaceRef",
     "NodeDecl",
@@ -222,6 +233,12 @@ class NodeDecl:
         t = self.options.get("timeout")
         return None if t is None else float(t)
 
+    @property
+    def compensate(self) -> str | None:
+        """The namespace name of the node's compensation (``[compensate=refund]``), or None."""
+        c = self.options.get("compensate")
+        return None if c is None else str(c)
+
 
 @dataclass(frozen=True)
 class Edge:
@@ -269,7 +286,18 @@ class Weighted:
     span: Span | None = field(default=None, compare=False, repr=False)
 
 
-Statement = Edge | Join | Branch | Weighted
+@dataclass(frozen=True)
+class ErrorEdge:
+    """``source !-> target on E1, E2``: when ``source`` fails for good with one of ``on``
+    (namespace or builtin exception names; ``()``: any Exception), the run continues at ``target``."""
+
+    source: str
+    target: str
+    on: tuple[str, ...] = ()
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+Statement = Edge | Join | Branch | Weighted | ErrorEdge
 
 
 @dataclass(frozen=True)
@@ -292,6 +320,7 @@ class DslGraph:
     statements: tuple[Statement, ...] = field(default=(), compare=False, repr=False)
     lines: tuple[str, ...] = field(default=(), compare=False, repr=False)
     line_offset: int = field(default=0, compare=False, repr=False)
+    error_edges: tuple[ErrorEdge, ...] = ()
 
     def node(self, name: str) -> NodeDecl:
         """The declaration of node ``name`` (KeyError if the cell does not name it)."""
@@ -317,6 +346,7 @@ _TOKEN_RE = re.compile(
     (?P<ws>\s+)
   | (?P<comment>\#.*)
   | (?P<badarrow>-->|->>|=>|<-|[\u2192\u27f6\u21d2]|[\u2013\u2014]>)
+  | (?P<errarrow>!->)
   | (?P<arrow>->)
   | (?P<number>[+-]?\.?\d(?:[\w.]|(?<=[eE])[+-])*)
   | (?P<name>[^\W\d]\w*(?:\.[^\W\d]\w*)*)
@@ -488,6 +518,9 @@ class _Parser:
         self.line = line
         toks = line.toks
         if not toks:
+            return
+        if any(t.kind == "errarrow" for t in toks):
+            self.parse_error_edge(toks)
             return
         arrows = [t for t in toks if t.kind == "arrow"]
         if arrows:
@@ -799,6 +832,37 @@ class _Parser:
         if bracket < len(toks):
             self.parse_options(toks[bracket:], [n for n, _ in group])
 
+    def parse_error_edge(self, toks: list[_Tok]) -> None:
+        """``a !-> b [on E1, E2]``."""
+        ln = self.line
+        if len(toks) < 3 or toks[1].kind != "errarrow" or toks[2].kind not in ("name", "string"):
+            at = toks[1] if len(toks) > 1 and toks[1].kind != "errarrow" else toks[-1]
+            raise ln.error("an error edge is written 'node !-> handler' (optionally 'on ExcType, ...')", at)
+        source = self.node_name(toks[0], "source")
+        target = self.node_name(toks[2], "target")
+        for name, tok in ((source, toks[0]), (target, toks[2])):
+            if name in (START, END):
+                raise ln.error("an error edge links two nodes (not START or END)", tok)
+        on: list[str] = []
+        rest = toks[3:]
+        if rest:
+            if rest[0].kind != "name" or rest[0].value != "on" or len(rest) < 2:
+                raise ln.error("after an error edge's handler, only 'on ExcType, ...' may follow", rest[0])
+            expect = True
+            for t in rest[1:]:
+                if expect:
+                    if t.kind != "name":
+                        raise ln.error(f"expected an exception name, got {t.value!r}", t)
+                    on.append(t.value)
+                elif t.kind != ",":
+                    raise ln.error(f"expected ',' between exception names, got {t.value!r}", t)
+                expect = not expect
+            if expect:
+                raise ln.error("expected an exception name after ','", rest[-1])
+        self.mention(source, toks[0])
+        self.mention(target, toks[2])
+        self.statements.append(ErrorEdge(source, target, tuple(on), ln.span(toks[0], toks[-1])))
+
     def parse_options(self, toks: list[_Tok], names: list[str]) -> None:
         ln = self.line
         open_tok = toks[0]
@@ -851,6 +915,10 @@ class _Parser:
         ln = self.line
         if key in LOOP_OPTIONS:
             return self.loop_option(key, LOOP_OPTIONS[key], tok)
+        if key == "compensate":
+            if tok.kind != "name":
+                raise ln.error(f"compensate names a function (compensate=refund), got {tok.value!r}", tok)
+            return tok.value
         if key == "jitter":
             if tok.kind == "name" and tok.value.lower() in ("true", "false"):
                 return tok.value.lower() == "true"
@@ -964,6 +1032,7 @@ def parse(text: str, *, line_offset: int = 0) -> DslGraph:
         statements=stmts,
         lines=lines,
         line_offset=line_offset,
+        error_edges=tuple(s for s in stmts if isinstance(s, ErrorEdge)),
     )
     _check_loops(dsl)
     return dsl
@@ -1127,6 +1196,9 @@ def _resolve_all(dsl: DslGraph, namespace: Mapping[str, Any], where: tuple[str, 
         check(node.function, span, f"node {node.name!r}", node.name)
         if "while" in node.options:
             check(node.options["while"], node.option_spans["while"], f"the condition of while loop {node.name!r}", None)
+    for node in dsl.nodes:
+        if node.compensate is not None:
+            check(node.compensate, node.option_spans.get("compensate"), f"compensation of node {node.name!r}", None)
     for b in dsl.branches:
         check(
             b.router,
@@ -1194,8 +1266,11 @@ def build(
         if "foreach" in node.options or "while" in node.options:
             _add_loop(dsl, builder, node, ref, namespace)
             continue
+        extra: dict[str, Any] = {}
+        if node.compensate is not None:
+            extra["compensate"] = NamespaceRef(namespace, node.compensate, used_by=f"node {node.name!r}")
         _call(
-            dsl, node.span, builder.add_node, node.name, ref, retry=node.retry, timeout=node.timeout
+            dsl, node.span, builder.add_node, node.name, ref, retry=node.retry, timeout=node.timeout, **extra
         )
     for s in dsl.statements:
         if isinstance(s, Edge):
@@ -1214,6 +1289,9 @@ def build(
                 else list(s.targets)
             )
             _call(dsl, s.span, builder.add_conditional_edges, s.source, router, path)
+        elif isinstance(s, ErrorEdge):
+            on = tuple(_exception(dsl, namespace, name, s) for name in s.on) or Exception
+            _call(dsl, s.span, builder.add_error_edge, s.source, s.target, on=on)
         else:
             _call(dsl, s.span, builder.add_weighted_edges, s.source, dict(s.weights))
     return builder
@@ -1238,6 +1316,21 @@ def _add_loop(dsl: DslGraph, builder: Any, node: NodeDecl, ref: Any, namespace: 
         msg = str(exc).replace(" over=", " foreach=")
         at = next((spans[k] for k in ("errors_into", "into", "foreach") if f" {k}=" in msg and k in spans), node.span)
         raise dsl.error(msg, at) from exc
+def _exception(dsl: DslGraph, namespace: Mapping[str, Any], name: str, s: ErrorEdge) -> Any:
+    """An error edge's exception class: from the namespace, else a builtin."""
+    import builtins
+
+    try:
+        found = _lookup(namespace, name)
+    except _Missing:
+        found = getattr(builtins, name, None)
+    if not (isinstance(found, type) and issubclass(found, BaseException)):
+        raise dsl.error(
+            f"error edge {s.source!r} !-> {s.target!r}: {name!r} is not an exception class in the notebook nor a "
+            f"builtin one.{did_you_mean(name, [n for n in dir(builtins) if n.endswith(('Error', 'Exception'))])}",
+            s.span,
+        )
+    return found
 
 
 def _call(

@@ -82,8 +82,11 @@ class Execution:
         lane: the task's index within its superstep (parallel branches get different lanes).
         start, end: ``time.perf_counter()`` values; ``end`` is None while it runs.
         duration: seconds (the engine's measure for finished attempts).
-        status: ``running``, ``ok``, ``error`` (failed for good) or ``retry`` (failed, retried).
-        error: ``"Type: message"`` for failed attempts.
+        status: ``running``, ``ok``, ``error`` (failed for good) or ``retry`` (failed, retried);
+            ``compensate`` for a saga's compensation of the node (``add_node(compensate=)``),
+            which ran after the run failed (``error`` says why, when the compensation failed).
+        error: ``"Type: message"`` for failed attempts (with ``" -> caught by 'handler'"`` when
+            an error edge caught it).
         note: free for a view to cache what it derives from a finished execution.
     """
 
@@ -222,6 +225,8 @@ class ExecutionLog:
                 ex.duration = rec[6] or max(rec[5] - ex.start, 0.0)
                 ex.error = error_text(rec[9])
             return ex
+        if kind == "compensate" or kind == "error_caught":
+            return self._recovery(rec)
         if kind == "step_start":
             self._run(rec).steps.setdefault(rec[3], rec[5])
         elif kind == "run_start":
@@ -252,6 +257,28 @@ class ExecutionLog:
                 ex.duration = max(end - ex.start, 0.0)
                 ex.status = status
         info.open = []
+    def _recovery(self, rec: Record) -> Execution | None:
+        """A saga's compensation (an execution of its own) or an error edge's catch (noted on
+        the failed attempt)."""
+        data = rec[9] if isinstance(rec[9], dict) else {}
+        if rec[0] == "error_caught":
+            ex = self.executions.get((rec[1], rec[8], rec[7]))
+            if ex is not None and data.get("handler") and "caught by" not in (ex.error or ""):
+                ex.error = f"{ex.error or 'error'} -> caught by {data['handler']!r}"
+                ex.note = None  # a view's cached text of it is stale
+                return ex
+            return None
+        key = (rec[1], f"compensate {rec[8]}", 0)
+        if key in self.executions:
+            return None
+        ex = self._add(key, rec)
+        ex.start = rec[5] - rec[6]
+        ex.end = rec[5]
+        ex.duration = rec[6]
+        ex.status = "compensate"
+        if not data.get("ok", True):
+            ex.error = str(data.get("error"))
+        return ex
 
     def _add(self, key: tuple[str, str, int], rec: Record) -> Execution:
         ex = self.executions[key] = Execution(rec)

@@ -28,8 +28,21 @@ def percentile(sorted_values: list[float], q: float) -> float:
 class NodeStats:
     """Counters for one node. Latencies keep the last 10,000 executions for percentiles."""
 
-    __slots__ = ("cost", "count", "errors", "latencies", "llm_calls", "name", "retries", "timeouts", "tokens_in",
-                 "tokens_out", "total")
+    __slots__ = (
+        "caught",
+        "compensations",
+        "cost",
+        "count",
+        "errors",
+        "latencies",
+        "llm_calls",
+        "name",
+        "retries",
+        "timeouts",
+        "tokens_in",
+        "tokens_out",
+        "total",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -44,8 +57,11 @@ class NodeStats:
         self.tokens_in = 0
         self.tokens_out = 0
         self.cost = 0.0
+        self.caught = 0  # failures an error edge sent to a handler (add_error_edge)
+        self.compensations = 0  # times its compensation ran after a failed saga
 
     def reset(self) -> None:
+        self.caught = self.compensations = 0
         self.count = self.errors = self.retries = self.timeouts = 0
         self.llm_calls = self.tokens_in = self.tokens_out = 0
         self.total = self.cost = 0.0
@@ -68,6 +84,8 @@ class NodeStats:
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
             "cost": self.cost,
+            "caught": self.caught,
+            "compensations": self.compensations,
         }
 
 

@@ -7,7 +7,8 @@ Recording is cheap: one small tuple appended to a bounded deque per event, no lo
 append is atomic), and nothing kept that the garbage collector has to walk again and again or
 that holds old states alive: an event's ``data`` is kept only where it is small and useful
 (the exception of ``node_error``/``node_retry``, the status and error of ``run_end``, the
-interrupts of ``interrupt``). Events read back are :class:`~agentgraph_nb.types.Event` objects
+interrupts of ``interrupt``, the handler of ``error_caught``, the function and outcome of
+``compensate``). Events read back are :class:`~agentgraph_nb.types.Event` objects
 with ``data`` None for the other kinds.
 """
 
@@ -30,6 +31,12 @@ Record = tuple[str, str, "str | None", int, str, float, float, int, str, Any, st
 _KEEP_DATA = frozenset({"node_error", "node_retry", "interrupt"})
 
 
+def _recovery_data(data: Any) -> Any:
+    """What is kept of a ``compensate`` / ``error_caught`` event: which compensation or handler,
+    and how it went (strings and booleans only)."""
+    return {k: v for k, v in data.items() if k != "error" or isinstance(v, str)} if isinstance(data, dict) else None
+
+
 def as_record(ev: Event) -> Record:
     """The tuple the recorder keeps for ``ev`` (``data`` trimmed as described above)."""
     kind = ev.kind
@@ -43,6 +50,8 @@ def as_record(ev: Event) -> Record:
     elif kind == "run_start" and ev.namespace and isinstance(data, dict):
         # a subgraph run: which run and task started it (a timeline nests it under that bar)
         data = {"parent_run_id": data.get("parent_run_id"), "parent_task_id": data.get("parent_task_id")}
+    elif kind == "compensate" or kind == "error_caught":
+        data = _recovery_data(data)
     elif kind not in _KEEP_DATA:
         data = None
     return (
@@ -118,6 +127,8 @@ class EventRecorder:
             )
         elif kind == "run_start" and ev.namespace and isinstance(ev.data, dict):
             data = {"parent_run_id": ev.data.get("parent_run_id"), "parent_task_id": ev.data.get("parent_task_id")}
+        elif kind == "compensate" or kind == "error_caught":
+            data = _recovery_data(ev.data)
         else:
             data = None
         self._events.append(

@@ -1251,7 +1251,16 @@ class Debugger(W.VBox):
         self._sync_buttons()
 
     def _render_error(self) -> None:
-        self.error_html.value = inspector.render_error(self._error, message=self._message)
+        html = inspector.render_error(self._error, message=self._message)
+        caught = [t for t in self._snap.tasks if getattr(t, "caught", None) is not None]
+        if caught:  # an error edge caught a failure: its handler runs next
+            html += "".join(
+                f'<div class="agn-dbg-caught" data-testid="debugger-caught" role="note" '
+                f'style="border-left:3px solid #d93025;padding:2px 8px;margin:4px 0;color:#a50e0e">'
+                f"caught: {inspector._e(t.caught.describe())} → handler {inspector._e(repr(t.name))} runs next</div>"
+                for t in caught
+            )
+        self.error_html.value = html
 
     # -- lifecycle and display ------------------------------------------------------------------
 

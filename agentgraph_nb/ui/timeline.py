@@ -50,6 +50,7 @@ STATUSES: dict[str, tuple[str, str]] = {
     "checkpoint": ("step (from checkpoints)", "#72B7B2"),
     "paused": ("paused by an interrupt", "#9334E6"),
     "stopped": ("stopped (a sibling failed)", "#D8B5A5"),
+    "compensate": ("compensation (saga)", "#E377C2"),
 }
 STEP_TRACE = len(STATUSES)
 #: The x scales: ``auto`` (stretched when a bar would be too thin to see, else linear),
@@ -59,7 +60,8 @@ MARK_TRACE = STEP_TRACE + 1
 _STEP_LINE_RUNS = 100  # superstep lines for the newest runs shown only (a batch would be a hatch)
 _KEEP_RUNS = 10_000
 _KINDS = frozenset(
-    {"run_start", "step_start", "node_start", "node_end", "node_error", "node_retry", "run_end"}
+    {"run_start", "step_start", "node_start", "node_end", "node_error", "node_retry", "run_end",
+     "compensate", "error_caught"}
 )
 _RUNNING_REDRAW = 0.25  # seconds between redraws that only grow running bars
 _RUNNING_PATIENCE = 300.0  # stop growing them after this long without events
@@ -100,7 +102,8 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
 
     Made by ``app.timeline()`` / :func:`timeline` (see there for what it shows). Traces, in
     order: one bar trace per status in :data:`STATUSES` (``ok``, ``retry``, ``error``,
-    ``running``, ``checkpoint``, ``paused``, ``stopped``), the superstep lines, the retry/error marks. Bars are
+    ``running``, ``checkpoint``, ``paused``, ``stopped``, ``compensate``: a saga's compensations), the
+    superstep lines, the retry/error marks. Bars are
     horizontal: ``base`` is the start and ``x`` the length on the x axis, ``y`` the lane,
     ``customdata`` the real start and duration in seconds. On the ``linear`` scale x is seconds;
     on the ``stretched`` one, short stretches of time are widened (see :func:`timeline`).

@@ -29,12 +29,13 @@ export interface GraphJSON {
     path_map?: Record<string, string> | null;
   }[];
   weighted?: { source: string; weights: Record<string, number> }[];
+  error_edges?: { source: string; target: string; on: string[] }[];
 }
 
 /** node: a user node; start/end: the implicit ends; join: a join's junction; dynamic: a router
  * stub; group: collapsed chain or fan of user nodes (see collapse.ts). */
 export type NodeKind = "node" | "start" | "end" | "join" | "dynamic" | "group";
-export type EdgeKind = "static" | "conditional" | "weighted" | "join" | "dynamic";
+export type EdgeKind = "static" | "conditional" | "weighted" | "join" | "dynamic" | "error";
 
 export interface VNode {
   id: number;
@@ -250,6 +251,12 @@ export function buildGraph(g: GraphJSON, measure: Measure): VGraph {
       for (const [target, weight] of Object.entries(w.weights ?? {})) {
         addEdge(from, dst(target), "weighted", fmtWeight(weight), [`${p}${w.source}->${p}${target}`]);
       }
+    }
+    // Error edges (add_error_edge): where a node's final failure continues; dashed red.
+    for (const e of g.error_edges ?? []) {
+      const on = (e.on ?? []).map((x) => x.slice(x.lastIndexOf(":") + 1));
+      const label = on.length === 1 && on[0] === "Exception" ? "on error" : `on ${on.join(" | ")}`;
+      addEdge(src(e.source), dst(e.target), "error", label, [`${p}${e.source}-!->${p}${e.target}`]);
     }
     if (p) {
       // A subgraph finishes where its nodes stop: those ends are drawn into its END.

@@ -24,6 +24,7 @@ export const EDGE_STYLE: Record<EdgeKind, { color: string; dash: number[] }> = {
   weighted: { color: "#00897b", dash: [] },
   join: { color: "#8d6e63", dash: [] },
   dynamic: { color: "#5c6bc0", dash: [3, 3] },
+  error: { color: "#d93025", dash: [5, 4] },
 };
 
 export const EDGE_BASE_WIDTH = 1.5;
