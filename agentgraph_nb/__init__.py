@@ -20,6 +20,8 @@ from agentgraph_nb.engine import get_stream_writer, interrupt
 from agentgraph_nb.errors import (
     AgentGraphError,
     AgentGraphWarning,
+    CacheError,
+    CacheKeyError,
     CheckpointConflictError,
     CheckpointError,
     GraphInterrupt,
@@ -45,6 +47,7 @@ from agentgraph_nb.graph.session import DebugSession, StateDiff
 from agentgraph_nb.graph.state import StateGraph
 from agentgraph_nb.messages import REMOVE_ALL_MESSAGES, MessagesState, RemoveMessage, add_messages
 from agentgraph_nb.types import (
+    CachePolicy,
     Command,
     Event,
     Interrupt,
@@ -67,6 +70,9 @@ __all__ = [
     "START",
     "AgentGraphError",
     "AgentGraphWarning",
+    "CacheError",
+    "CacheKeyError",
+    "CachePolicy",
     "CheckpointConflictError",
     "CheckpointError",
     "Command",

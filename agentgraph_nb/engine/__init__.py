@@ -7,6 +7,7 @@ The engine itself imports nothing of the builder.
 """
 
 from agentgraph_nb.engine._algo import NOARG, apply_writes, normalize_result, resolve_targets
+from agentgraph_nb.engine._cache import NodeCache, code_version
 from agentgraph_nb.engine._loop import (
     ERROR_WRITE,
     INTERRUPT_KEY,
@@ -49,11 +50,13 @@ __all__: list[str] = [
     "StreamClosed",
     "BranchDef",
     "GraphDef",
+    "NodeCache",
     "NodeDef",
     "Plan",
     "Run",
     "apply_writes",
     "at_loop_close",
+    "code_version",
     "current_task",
     "current_task_var",
     "find_scratch",

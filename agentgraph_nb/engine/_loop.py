@@ -743,6 +743,11 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
     """Run a sync node in this thread (timeouts via a worker thread), with retries. ``inline``:
     the only task of its step, on the loop's thread (reuses the run's scratch object)."""
     inp = node.make_input(values) if arg is NOARG else arg
+    cache = node.cache
+    if cache is not None:  # a cached node (engine/_cache.py): a hit skips it
+        key, hit = cache.lookup(run, node, inp, step, index)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
     fn = node.fn
     retry = node.retry
     emit = run.emit
@@ -778,6 +783,8 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
             if token is not None:
                 _current.reset(token)
         _finished(run, node, step, attempt, index, time.perf_counter() - t, res)
+        if cache is not None:
+            cache.put(run, node, key, res, step)
         return res
 
 
@@ -822,6 +829,11 @@ async def run_async_task(
     """Run any node on the event loop: async nodes awaited, sync ones inline or (with a
     timeout) on a worker thread. Retries with ``asyncio.sleep``; ``attempt``: the first one's number."""
     inp = node.make_input(values) if arg is NOARG else arg
+    cache = node.cache
+    if cache is not None:  # a cached node (engine/_cache.py): a hit skips it
+        key, hit = await cache.alookup(run, node, inp, step, index)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
     fn = node.fn
     retry = node.retry
     emit = run.emit
@@ -869,6 +881,8 @@ async def run_async_task(
             if token is not None:
                 _current.reset(token)
         _finished(run, node, step, attempt, index, time.perf_counter() - t, res)
+        if cache is not None:
+            await cache.aput(run, node, key, res, step)
         return res
 
 
@@ -991,7 +1005,7 @@ async def run_loop(run: Run) -> None:
             try:
                 if sync:
                     res = run_sync_task(run, node, arg, 0, values, step, True)
-                elif run.scoped and node.timeout is None:
+                elif run.scoped and node.timeout is None and node.cache is None:
                     # the common async case runs right here: no coroutine per step
                     inp = node.make_input(values) if arg is NOARG else arg
                     run.reset_scratch(node.name, 0)

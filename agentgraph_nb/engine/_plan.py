@@ -33,6 +33,7 @@ class NodeDef:
     retry: RetryPolicy | None
     timeout: float | None
     make_input: Callable[[dict[str, Any]], Any]
+    cache: Any = None  # a NodeCache (engine/_cache.py) when the node's results are cached
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class PNode:
 
     __slots__ = (
         "branches",
+        "cache",
         "fn",
         "index",
         "inline",
@@ -134,6 +136,7 @@ class PNode:
         self.task: tuple[PNode, Any] = (self, NOARG)
         # what the node receives, built from the state values (its input_schema's view, or the state)
         self.make_input: Callable[[dict[str, Any]], Any] = _no_input
+        self.cache: Any = None  # a NodeCache: looked up before the node runs, stored after
 
     def __repr__(self) -> str:
         return f"<node {self.name}>"
@@ -149,6 +152,7 @@ class Plan:
         self.nodes: list[PNode] = [PNode(i, s.name, s.fn, s.retry, s.timeout) for i, s in enumerate(g.nodes)]
         for n, spec in zip(self.nodes, g.nodes):
             n.make_input = spec.make_input
+            n.cache = spec.cache
         self.by_name: dict[str, PNode] = {n.name: n for n in self.nodes}
         self.start = PNode(-1, START, None, None, None)
         idx = {n.name: n.index for n in self.nodes}

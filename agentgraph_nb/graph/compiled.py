@@ -112,13 +112,15 @@ def _open_store(spec: Any) -> BaseCheckpointer | None:
     return open_checkpointer(spec)
 
 
-def _graph_def(builder: StateGraph, name: str, state_version: int) -> GraphDef:
+def _graph_def(builder: StateGraph, name: str, state_version: int, caches: Mapping[str, Any] | None = None) -> GraphDef:
     """The builder as the plain data the engine compiles (the engine never sees the builder)."""
+    caches = caches or {}
     return GraphDef(
         name=name,
         schema=builder.state,
         nodes=tuple(
-            NodeDef(s.name, s.fn, s.retry, s.timeout, (s.input_view or builder.state).input_builder())
+            NodeDef(s.name, s.fn, s.retry, s.timeout, (s.input_view or builder.state).input_builder(),
+                    cache=caches.get(s.name))
             for s in builder.nodes.values()
         ),
         edges=tuple(builder.edges),
@@ -148,6 +150,7 @@ class CompiledGraph(ViewsMixin):
         interrupt_after: Sequence[str] | str | None = (),
         name: str | None = None,
         step_timeout: float | None = None,
+        cache: Any = None,
     ) -> None:
         self.builder = builder
         self.step_timeout = step_timeout
@@ -156,7 +159,10 @@ class CompiledGraph(ViewsMixin):
         self.schema = builder.state
         self.state_version: int = getattr(builder, "version", 1)
         self.migrations: dict[int, Any] = dict(getattr(builder, "migrations", {}))
-        self.plan = Plan(_graph_def(builder, self.name, self.state_version))
+        from agentgraph_nb.graph._cache import node_caches, open_node_cache
+
+        self.cache = open_node_cache(cache, builder)  # the store of cached node results (None: no caching)
+        self.plan = Plan(_graph_def(builder, self.name, self.state_version, node_caches(builder, self.name, self.cache)))
         self._open_schema: Any = None  # the schema with open keys, for replaying older versions' writes
         self.checkpointer = _open_store(checkpointer)
         ser = getattr(self.checkpointer, "serializer", None)
@@ -1263,16 +1269,30 @@ class CompiledGraph(ViewsMixin):
     def _has_subgraphs(self) -> bool:
         return any(getattr(spec.fn, "is_subgraph", False) for spec in self.builder.nodes.values())
 
+    def clear_cache(self, nodes: Iterable[str] | str | None = None) -> int:
+        """Forget the cached results of ``nodes`` (default: every cached node of this graph),
+        in the cache store (shared stores: for every process); return how many were deleted.
+
+        Raises:
+            GraphValidationError: a name that is not a cached node of this graph.
+        """
+        from agentgraph_nb.graph._cache import clear_cache
+
+        cached = [n.name for n in self.plan.nodes if n.cache is not None]
+        return clear_cache(self.cache, self.name, cached, nodes)
+
     # -- resources --------------------------------------------------------------------------------
     def close(self) -> None:
         """Close what the graph's nodes hold: the pooled connections of the node library's
-        nodes (:mod:`agentgraph_nb.nodes`), in subgraphs too. The checkpointer stays open (it
-        may be shared). The graph can still run: the nodes reconnect on their next call.
+        nodes (:mod:`agentgraph_nb.nodes`), in subgraphs too, and the node cache's connection.
+        The checkpointer stays open (it may be shared). The graph can still run: the nodes reconnect on their next call.
 
         Example:
             >>> with g.compile() as app:
             ...     app.invoke({"city": "Oslo"})  # doctest: +SKIP
         """
+        if self.cache is not None:
+            self.cache.close()
         for spec in self.builder.nodes.values():
             fn: Any = spec.fn
             resolve = getattr(fn, "resolve", None)

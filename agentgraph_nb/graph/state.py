@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast, overload
 
 from agentgraph_nb.constants import END, RESERVED, START
 from agentgraph_nb.errors import GraphValidationError, did_you_mean
-from agentgraph_nb.types import RetryPolicy
+from agentgraph_nb.types import CachePolicy, RetryPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -48,6 +48,7 @@ class NodeSpec:
     metadata: dict[str, Any] = field(default_factory=dict)
     input_schema: Any = None  # the node's view of the state (a schema class), or None: the whole state
     input_view: Any = None  # input_schema, read (a StateSchema that filters the state to its keys)
+    cache_policy: Any = None  # a CachePolicy: its results are cached (see graph/_cache.py)
 
 
 @dataclass
@@ -273,6 +274,8 @@ class StateGraph:
         destinations: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         input_schema: Any = None,
+        cache: CachePolicy | bool | None = None,
+        cache_policy: CachePolicy | None = None,
     ) -> Self:
         """Add a node: a sync or async callable taking the state and returning an update dict,
         ``None`` or a :class:`~agentgraph_nb.Command`; or a compiled graph, which runs as a
@@ -292,6 +295,10 @@ class StateGraph:
                 class (keys the state lacks become state keys). Default: the class its first
                 parameter is annotated with, when that is another TypedDict, dataclass or
                 pydantic model (as in LangGraph); else the whole state.
+            cache: a :class:`~agentgraph_nb.CachePolicy` (or True for the default one): a run
+                whose input to this node was seen before skips it and applies the saved result
+                (``compile(cache=...)`` says where results live; default: in memory).
+            cache_policy: the same, under LangGraph's name.
 
         Raises:
             GraphValidationError: a bad name or option; a subgraph that shares no state key
@@ -344,10 +351,15 @@ class StateGraph:
         if input_schema is None and self.state.kind not in ("dict", "root"):
             input_schema = _state_class_of(fn, self.schema, hints)
         view = self._side_schema(input_schema, f"node {node!r}: input_schema")
+        policy = None
+        if cache is not None or cache_policy is not None:
+            from agentgraph_nb.graph._cache import cache_policy_of
+
+            policy = cache_policy_of(node, cache, cache_policy)
         self.nodes[node] = NodeSpec(
             node, fn, retry, float(timeout) if timeout is not None else None,
             tuple(destinations) if destinations is not None else None, dict(metadata or {}),
-            input_schema if view is not None else None, view,
+            input_schema if view is not None else None, view, policy,
         )
         return self
 
@@ -535,6 +547,7 @@ class StateGraph:
         interrupt_after: Sequence[str] | str | None = None,
         name: str | None = None,
         step_timeout: float | None = None,
+        cache: Any = None,
     ) -> CompiledGraph:
         """Validate and freeze the graph into a runnable :class:`CompiledGraph`.
 
@@ -547,6 +560,10 @@ class StateGraph:
             name: overrides the graph's name.
             step_timeout: seconds a superstep may take (``StepTimeoutError`` past it); also
                 settable later, ``app.step_timeout = 30``, as in LangGraph.
+            cache: where the results of nodes with a ``CachePolicy`` live: ``"memory"``,
+                ``"sqlite:///cache.db"``, ``"redis://host:6379/0"`` or a cache object (see
+                :mod:`agentgraph_nb.cache`). Default: in memory when some node has a policy;
+                ``False`` turns caching off.
 
         Raises:
             GraphValidationError: unknown nodes in edges, undeclared router targets, no entry.
@@ -577,6 +594,7 @@ class StateGraph:
             interrupt_after=interrupt_after,
             name=name,
             step_timeout=step_timeout,
+            cache=cache,
         )
 
     # -- export -----------------------------------------------------------------------------------

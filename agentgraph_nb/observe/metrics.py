@@ -28,8 +28,8 @@ def percentile(sorted_values: list[float], q: float) -> float:
 class NodeStats:
     """Counters for one node. Latencies keep the last 10,000 executions for percentiles."""
 
-    __slots__ = ("cost", "count", "errors", "latencies", "llm_calls", "name", "retries", "timeouts", "tokens_in",
-                 "tokens_out", "total")
+    __slots__ = ("cache_hits", "cache_misses", "cost", "count", "errors", "latencies", "llm_calls", "name", "retries",
+                 "timeouts", "tokens_in", "tokens_out", "total")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -44,9 +44,13 @@ class NodeStats:
         self.tokens_in = 0
         self.tokens_out = 0
         self.cost = 0.0
+        # a cached node (CachePolicy): lookups that found a saved result, and those that ran it
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     def reset(self) -> None:
         self.count = self.errors = self.retries = self.timeouts = 0
+        self.cache_hits = self.cache_misses = 0
         self.llm_calls = self.tokens_in = self.tokens_out = 0
         self.total = self.cost = 0.0
         self.latencies.clear()
@@ -68,6 +72,8 @@ class NodeStats:
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
             "cost": self.cost,
+            "cache_hits": self.cache_hits,
+            "cache_misses": self.cache_misses,
         }
 
 
