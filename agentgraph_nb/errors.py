@@ -36,6 +36,7 @@ __all__ = [
     "ModelError",
     "ModelResponseError",
     "NodeError",
+    "NodeImportError",
     "NodeResourceError",
     "NodeTimeoutError",
     "NodeValueError",
@@ -43,6 +44,7 @@ __all__ = [
     "PathEscapeError",
     "QueueConnectError",
     "QueueError",
+    "ResourceError",
     "SqlError",
     "StateMigrationError",
     "StepTimeoutError",
@@ -556,6 +558,34 @@ def _rebuild_cache_error(cls: type[CacheError], msg: str, node: str | None) -> C
 class CacheKeyError(CacheError, ValueError):
     """A cached node's key cannot be made: its ``key_func`` raised, or returned (or the node's
     input holds) something the serializer cannot pack. Raised before the node runs, naming it."""
+
+
+class ResourceError(AgentGraphError, LookupError):
+    """A graph's resource (``compile(resources={...})``) cannot be had: an unknown name, a bad
+    declaration, or a factory that raised (chained).
+
+    Attributes:
+        resource: the resource's name.
+    """
+
+    def __init__(self, message: str, *, resource: str = "") -> None:
+        super().__init__(message)
+        self.resource = resource
+
+
+class NodeImportError(GraphValidationError, ImportError):
+    """A node given as ``"package.module:function"`` cannot be loaded: a malformed path, a module
+    that does not exist or fails to import, or a missing attribute.
+
+    Attributes:
+        node: the node's name.
+        target: the import path as given.
+    """
+
+    def __init__(self, message: str, *, node: str = "", target: str = "") -> None:
+        super().__init__(message)
+        self.node = node
+        self.target = target
 
 
 class AgentGraphWarning(UserWarning):

@@ -278,6 +278,7 @@ class Run:
         "planned_at",
         "recursion_limit",
         "resume_values",
+        "runtime",
         "schema",
         "scoped",
         "since_snapshot",
@@ -380,6 +381,8 @@ class Run:
         self.parent_task: tuple[str, str] | None = None  # (parent run id, task id) running this subgraph
         # stream(..., subgraphs=True): the modes subgraph runs stream into this run's ``out``
         self.sub_modes: frozenset[str] | None = None
+        # what nodes taking ``runtime`` get (agentgraph_nb.runtime.Runtime: context, resources), or None
+        self.runtime: Any = None
 
     @property
     def run(self) -> Run:

@@ -215,7 +215,8 @@ class StateGraph:
 
     def __init__(self, schema: Any = dict, *, name: str | None = None, input_schema: Any = None,
                  output_schema: Any = None, version: int = 1,
-                 migrations: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None) -> None:
+                 migrations: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
+                 context_schema: Any = None) -> None:
         from agentgraph_nb.state._schema import read_schema
 
         if type(version) is not int or version < 1:
@@ -233,6 +234,8 @@ class StateGraph:
                     f"{k} to version {k + 1}")
             self.migrations[k] = fn
 
+        # the class of invoke(..., context=...) values, which nodes read as runtime.context
+        self.context_schema = context_schema
         self.schema = schema
         self.state = read_schema(schema)
         self.input_schema = input_schema
@@ -548,6 +551,7 @@ class StateGraph:
         name: str | None = None,
         step_timeout: float | None = None,
         cache: Any = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> CompiledGraph:
         """Validate and freeze the graph into a runnable :class:`CompiledGraph`.
 
@@ -564,6 +568,10 @@ class StateGraph:
                 ``"sqlite:///cache.db"``, ``"redis://host:6379/0"`` or a cache object (see
                 :mod:`agentgraph_nb.cache`). Default: in memory when some node has a policy;
                 ``False`` turns caching off.
+            resources: long-lived objects nodes share, ``{"http": factory or Resource(factory,
+                close=...)}``: opened on first use (``runtime.resources["http"]`` or
+                ``get_resource("http")``), shared by all runs, closed by ``app.close()`` /
+                ``await app.aclose()`` (see :mod:`agentgraph_nb.runtime`).
 
         Raises:
             GraphValidationError: unknown nodes in edges, undeclared router targets, no entry.
@@ -595,6 +603,7 @@ class StateGraph:
             name=name,
             step_timeout=step_timeout,
             cache=cache,
+            resources=resources,
         )
 
     # -- export -----------------------------------------------------------------------------------
