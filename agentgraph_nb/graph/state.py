@@ -270,7 +270,7 @@ class StateGraph:
     def add_node(
         self,
         node: str | Callable[..., Any],
-        fn: Callable[..., Any] | None = None,
+        fn: Callable[..., Any] | str | None = None,
         *,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
@@ -288,7 +288,9 @@ class StateGraph:
         Args:
             node: the node's name, or the callable itself (named after ``__name__``; a compiled
                 graph after its name).
-            fn: the callable (or compiled graph), when ``node`` is a name.
+            fn: the callable (or compiled graph), when ``node`` is a name; or an import path
+                ``"package.module:function"``, located now and imported when the graph first
+                runs (``add_node("pkg.mod:fetch")`` alone names the node ``fetch``).
             retry: how to retry it when it fails (default: no retry).
             timeout: seconds after which an attempt fails with ``NodeTimeoutError``.
             destinations: nodes it may send to with ``Command(goto=...)`` (for drawing and checks).
@@ -312,6 +314,14 @@ class StateGraph:
             >>> g.add_node("triage", triage)          # drawn with edges to answer and escalate
             >>> g.add_node("research", research_app)  # a compiled graph: a subgraph
         """
+        if fn is None and isinstance(node, str) and ":" in node:  # add_node("pkg.mod:fn"): named fn
+            fn, node = node, node.rpartition(":")[2].rpartition(".")[2]
+        if isinstance(fn, str):  # "package.module:function", imported on first run
+            from agentgraph_nb.graph._lazy_node import LazyNode
+
+            if not isinstance(node, str) or not node:
+                raise GraphValidationError(f"node names must be non-empty strings, got {node!r}")
+            fn = LazyNode(node, fn)
         if fn is None:
             if isinstance(node, str):
                 raise GraphValidationError(f"add_node({node!r}): missing the callable to run")
@@ -575,6 +585,7 @@ class StateGraph:
 
         Raises:
             GraphValidationError: unknown nodes in edges, undeclared router targets, no entry.
+            NodeImportError: a node given as ``"module:function"`` cannot be imported.
         """
         import warnings
 
@@ -583,6 +594,9 @@ class StateGraph:
 
         for w in self.validate():
             warnings.warn(w, GraphValidationWarning, stacklevel=2)
+        for spec in self.nodes.values():  # nodes given as "module:function": imported now (NodeImportError)
+            if type(spec.fn).__name__ == "LazyNode":
+                cast(Any, spec.fn).resolve()
         interrupt_before = _node_list("interrupt_before", interrupt_before)
         interrupt_after = _node_list("interrupt_after", interrupt_after)
         for label, names in (("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after)):
