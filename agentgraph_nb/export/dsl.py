@@ -47,7 +47,7 @@ OPTION_SYNONYMS: dict[str, str] = {
 }
 """RetryPolicy's own field names are accepted too, so both habits work."""
 
-OPTION_NAMES: tuple[str, ...] = (*OPTION_FIELDS, "timeout")
+OPTION_NAMES: tuple[str, ...] = (*OPTION_FIELDS, "timeout", "cache")
 
 _RETRY_DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in fields(RetryPolicy) if f.name in OPTION_FIELDS.values()
@@ -123,6 +123,10 @@ def _options(node: Mapping[str, Any]) -> str:
         parts.append(
             f"timeout={format_number(node['timeout'], 'timeout of node ' + repr(node['name']))}"
         )
+    cache = node.get("cache")
+    if cache is not None:  # cache=true (no TTL) or cache=<ttl seconds>
+        ttl = cache.get("ttl")
+        parts.append("cache=true" if ttl is None else f"cache={format_number(ttl, 'cache ttl of node ' + repr(node['name']))}")
     return f" [{', '.join(parts)}]" if parts else ""
 
 
@@ -377,4 +381,6 @@ def _not_expressible(node: Mapping[str, Any]) -> str:
         lost.append(f"destinations={list(node['destinations'])}")
     if node.get("input_schema"):
         lost.append(f"input_schema={node['input_schema']}")
+    if (node.get("cache") or {}).get("key_func"):
+        lost.append(f"cache key_func={node['cache']['key_func']}")
     return ", ".join(lost)

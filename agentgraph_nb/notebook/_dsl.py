@@ -47,6 +47,9 @@ Statements:
     (``true``/``false``). Any retry option gives the node a ``RetryPolicy``, with its
     defaults for the rest. ``max_attempts``, ``initial_interval`` and ``backoff_factor`` are
     accepted too.
+``a [cache=60]``, ``a [cache=true]``
+    Cache the node's results (``CachePolicy(ttl=60)``, or with no TTL); ``compile`` keeps them in
+    memory unless ``--cache sqlite:///c.db`` (or ``redis://...``) says otherwise.
 ``a = fn``, ``a = tools.fn [retry=2]``
     Binds node ``a`` to a differently named function (a dotted name reaches into a module or
     object), optionally with options.
@@ -101,7 +104,7 @@ from agentgraph_nb.export.dsl import (
     OPTION_SYNONYMS,
     looks_like_keyword,
 )
-from agentgraph_nb.types import RetryPolicy
+from agentgraph_nb.types import CachePolicy, RetryPolicy
 
 __all__ = [
     "Branch",
@@ -211,6 +214,14 @@ class NodeDecl:
         """Seconds per attempt, or None."""
         t = self.options.get("timeout")
         return None if t is None else float(t)
+
+    @property
+    def cache(self) -> CachePolicy | None:
+        """The node's :class:`CachePolicy` (``cache=true``, or ``cache=<ttl seconds>``), or None."""
+        c = self.options.get("cache")
+        if c is None or c is False:
+            return None
+        return CachePolicy() if c is True else CachePolicy(ttl=float(c))
 
 
 @dataclass(frozen=True)
@@ -839,6 +850,12 @@ class _Parser:
 
     def option_value(self, key: str, tok: _Tok) -> Any:
         ln = self.line
+        if key == "cache":  # cache=true, or cache=<seconds the results stay valid>
+            if tok.kind == "name" and tok.value.lower() in ("true", "false"):
+                return tok.value.lower() == "true"
+            if tok.kind == "number" and self.number(tok, key) > 0:
+                return self.number(tok, key)
+            raise ln.error(f"cache is true, false or a TTL in seconds > 0, got {tok.value!r}", tok)
         if key == "jitter":
             if tok.kind == "name" and tok.value.lower() in ("true", "false"):
                 return tok.value.lower() == "true"
@@ -1128,7 +1145,8 @@ def build(
         if graph is not None:  # a graph bound in an earlier cell: the node runs it as a subgraph
             ref = graph
         _call(
-            dsl, node.span, builder.add_node, node.name, ref, retry=node.retry, timeout=node.timeout
+            dsl, node.span, builder.add_node, node.name, ref, retry=node.retry, timeout=node.timeout,
+            **({"cache": node.cache} if node.cache is not None else {}),
         )
     for s in dsl.statements:
         if isinstance(s, Edge):
