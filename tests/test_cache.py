@@ -433,3 +433,36 @@ def test_bad_cache_options_in_a_cell_are_errors_with_the_line(bad: str) -> None:
 
     with pytest.raises(DslSyntaxError, match="cache is true, false or a TTL in seconds > 0"):
         parse(f"START -> f\nf [{bad}]\n")
+
+
+# -- the notebook views --------------------------------------------------------------------------------
+def test_the_timeline_marks_a_cache_hit_with_a_star() -> None:
+    pytest.importorskip("plotly")
+    from agentgraph_nb.ui.timeline import MARK_TRACE, STATUSES
+
+    f = Counter()
+    app = _graph(f, cache=CachePolicy()).compile(checkpointer=None)
+    app.record()
+    app.invoke({"x": 1})
+    app.invoke({"x": 1})
+    tl = app.timeline()
+    try:
+        tl.refresh()
+        cached = tl.data[list(STATUSES).index("cached")]
+        assert list(cached.text) == ["f"] and float(cached.x[0]) < 1e-6  # no width: the node did not run
+        assert "cache hit" in cached.hovertext[0]
+        assert list(tl.data[MARK_TRACE].marker.symbol) == ["star"]
+        assert repr(tl).endswith("1 from cache)")
+        assert f.calls == [1]
+    finally:
+        tl.close()
+
+
+def test_the_events_frame_has_the_hit() -> None:
+    pytest.importorskip("pandas")
+    app = _graph(Counter(), cache=CachePolicy()).compile(checkpointer=None)
+    app.record()
+    app.invoke({"x": 1})
+    app.invoke({"x": 1})
+    df = app.events()
+    assert list(df[df.node == "f"].kind) == ["node_start", "node_end", "cache_hit"]
