@@ -466,3 +466,17 @@ def test_the_events_frame_has_the_hit() -> None:
     app.invoke({"x": 1})
     df = app.events()
     assert list(df[df.node == "f"].kind) == ["node_start", "node_end", "cache_hit"]
+
+
+def test_the_dashboard_counts_hits_and_misses_per_node() -> None:
+    pytest.importorskip("plotly")
+    app = _graph(Counter(), cache=CachePolicy()).compile(checkpointer=None)
+    for x in (1, 1, 1, 2):
+        app.invoke({"x": x})
+    dash = app.dashboard()
+    try:
+        dash.refresh()
+        assert "cache 2 hits, 2 misses (f 2/4)" in dash._header.value
+        assert "cache 2 hits" in dash._static_html()
+    finally:
+        dash.close()
