@@ -480,3 +480,24 @@ def test_the_dashboard_counts_hits_and_misses_per_node() -> None:
         assert "cache 2 hits" in dash._static_html()
     finally:
         dash.close()
+
+
+def test_the_graphview_shows_a_hit_as_cached() -> None:
+    pytest.importorskip("anywidget")
+    from agentgraph_nb.export.svg import STATUS_COLORS
+    from agentgraph_nb.ui.graphview import STATUSES, GraphView
+
+    app = _graph(Counter(), cache=CachePolicy()).compile(checkpointer=None)
+    view = GraphView.from_app(app)
+    try:
+        view.attach(app)
+        app.invoke({"x": 1})
+        assert view.status["f"] == "done"
+        app.invoke({"x": 1})
+        assert view.status["f"] == "cached"
+        assert view.details["f"]["cached"].startswith("yes") and view.details["f"]["output"] == "{'y': 10}"
+        assert "cached" in STATUSES and "cached" in STATUS_COLORS
+    finally:
+        view.close()
+    bundle = (Path(__file__).resolve().parents[1] / "agentgraph_nb" / "static" / "graphview.js").read_text()
+    assert '"cached"' in bundle  # the front end knows the status (rebuilt bundle)
