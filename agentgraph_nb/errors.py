@@ -14,6 +14,8 @@ from agentgraph_nb.types import NodeFailure
 __all__ = [
     "AgentGraphError",
     "AgentGraphWarning",
+    "CacheError",
+    "CacheKeyError",
     "CassetteMismatchError",
     "CheckpointConflictError",
     "CheckpointError",
@@ -40,6 +42,7 @@ __all__ = [
     "ModelError",
     "ModelResponseError",
     "NodeError",
+    "NodeImportError",
     "NodeResourceError",
     "NodeTimeoutError",
     "NodeValueError",
@@ -47,6 +50,7 @@ __all__ = [
     "PathEscapeError",
     "QueueConnectError",
     "QueueError",
+    "ResourceError",
     "SqlError",
     "StateMigrationError",
     "StepTimeoutError",
@@ -619,6 +623,59 @@ class ParentCommand(BaseException):
 
 class UnknownNamespaceError(InvalidInputError):
     """A ``namespace=`` that names no subgraph of the graph, or one the thread has not run."""
+
+
+class CacheError(AgentGraphError):
+    """A node cache cannot be used: an unknown ``compile(cache=...)`` URL scheme, a cache store
+    that cannot be reached, or a bad ``CachePolicy``.
+
+    Attributes:
+        node: the node involved, or None for the cache as a whole.
+    """
+
+    def __init__(self, message: str, *, node: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_cache_error, (type(self), str(self), self.node))
+
+
+def _rebuild_cache_error(cls: type[CacheError], msg: str, node: str | None) -> CacheError:
+    return cls(msg, node=node)
+
+
+class CacheKeyError(CacheError, ValueError):
+    """A cached node's key cannot be made: its ``key_func`` raised, or returned (or the node's
+    input holds) something the serializer cannot pack. Raised before the node runs, naming it."""
+
+
+class ResourceError(AgentGraphError, LookupError):
+    """A graph's resource (``compile(resources={...})``) cannot be had: an unknown name, a bad
+    declaration, or a factory that raised (chained).
+
+    Attributes:
+        resource: the resource's name.
+    """
+
+    def __init__(self, message: str, *, resource: str = "") -> None:
+        super().__init__(message)
+        self.resource = resource
+
+
+class NodeImportError(GraphValidationError, ImportError):
+    """A node given as ``"package.module:function"`` cannot be loaded: a malformed path, a module
+    that does not exist or fails to import, or a missing attribute.
+
+    Attributes:
+        node: the node's name.
+        target: the import path as given.
+    """
+
+    def __init__(self, message: str, *, node: str = "", target: str = "") -> None:
+        super().__init__(message)
+        self.node = node
+        self.target = target
 
 
 class AgentGraphWarning(UserWarning):

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 __all__ = [
     "EVENT_KINDS",
+    "CachePolicy",
     "CaughtError",
     "Command",
     "Event",
@@ -214,6 +215,39 @@ def _seconds_until(http_date: str) -> float | None:
 
         when = when.replace(tzinfo=datetime.timezone.utc)
     return when.timestamp() - time.time()
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """Cache a node's result: a run whose input to the node was seen before skips the node and
+    applies the saved result (its update and its ``Command(goto=...)``) as if it had run.
+
+    Give it to ``add_node(..., cache=CachePolicy(...))`` (LangGraph's ``cache_policy=`` works too)
+    and choose where results live with ``compile(cache="memory" | "sqlite:///c.db" |
+    "redis://host:6379/0")``.
+
+    Attributes:
+        ttl: seconds a saved result stays valid; None (default) keeps it until
+            ``app.clear_cache()``.
+        key_func: ``key_func(input) -> key`` for the node's input (the state, or its
+            ``input_schema`` view, or a ``Send`` payload). The key must be something the
+            checkpoint serializer can store (str, bytes, numbers, tuples, lists, dicts...);
+            default: the input itself. Keys are namespaced by graph, node and the node's code,
+            so editing the function starts afresh.
+
+    Example:
+        >>> g.add_node("search", search, cache=CachePolicy(ttl=60, key_func=lambda s: s["query"]))
+    """
+
+    ttl: float | None = None
+    key_func: Callable[[Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        ttl = self.ttl
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0):
+            raise ValueError(f"CachePolicy.ttl must be a positive number of seconds or None, got {ttl!r}")
+        if self.key_func is not None and not callable(self.key_func):
+            raise ValueError(f"CachePolicy.key_func must be callable, got {self.key_func!r}")
 
 
 @dataclass(frozen=True)
@@ -500,6 +534,7 @@ EventKind = Literal[
     "error_caught",
     "compensate",
     "rollback",
+    "cache_hit",
 ]
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 

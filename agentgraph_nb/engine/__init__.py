@@ -7,6 +7,7 @@ The engine itself imports nothing of the builder.
 """
 
 from agentgraph_nb.engine._algo import NOARG, apply_writes, normalize_result, resolve_targets
+from agentgraph_nb.engine._cache import NodeCache, code_version
 from agentgraph_nb.engine._loop import (
     ERROR_WRITE,
     INTERRUPT_KEY,
@@ -53,12 +54,14 @@ __all__: list[str] = [
     "StreamClosed",
     "BranchDef",
     "GraphDef",
+    "NodeCache",
     "NodeDef",
     "Plan",
     "Run",
     "apply_writes",
     "at_loop_close",
     "caught_error",
+    "code_version",
     "compensate_failed",
     "current_task",
     "current_task_var",

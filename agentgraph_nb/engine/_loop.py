@@ -285,6 +285,7 @@ class Run:
         "planned_at",
         "recursion_limit",
         "resume_values",
+        "runtime",
         "saga_done",
         "saga_resume",
         "schema",
@@ -395,6 +396,8 @@ class Run:
         self.saga_done: list[tuple[str, str]] | None = None
         self.saga_resume: dict[str, Any] | None = None
         self.tx_base: dict[str, dict[str, Any]] | None = None  # transaction -> the state before it
+        # what nodes taking ``runtime`` get (agentgraph_nb.runtime.Runtime: context, resources), or None
+        self.runtime: Any = None
 
     @property
     def run(self) -> Run:
@@ -759,6 +762,11 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
     the only task of its step, on the loop's thread (reuses the run's scratch object)."""
     inp = node.make_input(values) if arg is NOARG else arg if type(arg) is not CaughtError else (
         handler_input(node, values, arg))
+    cache = node.cache
+    if cache is not None:  # a cached node (engine/_cache.py): a hit skips it
+        key, hit = cache.lookup(run, node, inp, step, index)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
     fn = node.fn
     retry = node.retry
     emit = run.emit
@@ -794,6 +802,8 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
             if token is not None:
                 _current.reset(token)
         _finished(run, node, step, attempt, index, time.perf_counter() - t, res)
+        if cache is not None:
+            cache.put(run, node, key, res, step)
         return res
 
 
@@ -846,6 +856,11 @@ async def run_async_task(
     timeout) on a worker thread. Retries with ``asyncio.sleep``; ``attempt``: the first one's number."""
     inp = node.make_input(values) if arg is NOARG else arg if type(arg) is not CaughtError else (
         handler_input(node, values, arg))
+    cache = node.cache
+    if cache is not None:  # a cached node (engine/_cache.py): a hit skips it
+        key, hit = await cache.alookup(run, node, inp, step, index)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
     fn = node.fn
     retry = node.retry
     emit = run.emit
@@ -893,6 +908,8 @@ async def run_async_task(
             if token is not None:
                 _current.reset(token)
         _finished(run, node, step, attempt, index, time.perf_counter() - t, res)
+        if cache is not None:
+            await cache.aput(run, node, key, res, step)
         return res
 
 
@@ -1017,7 +1034,7 @@ async def run_loop(run: Run) -> None:
             try:
                 if sync:
                     res = run_sync_task(run, node, arg, 0, values, step, True)
-                elif run.scoped and node.timeout is None:
+                elif run.scoped and node.timeout is None and node.cache is None:
                     # the common async case runs right here: no coroutine per step
                     inp = node.make_input(values) if arg is NOARG else arg if type(arg) is not CaughtError else (
                         handler_input(node, values, arg))

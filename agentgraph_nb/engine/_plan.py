@@ -38,6 +38,7 @@ class NodeDef:
     catch: tuple[tuple[type[BaseException], ...], str] | None = None
     compensate: Callable[..., Any] | None = None
     transaction: tuple[str, int] | None = None  # (add_transaction's name, position in its chain)
+    cache: Any = None  # a NodeCache (engine/_cache.py) when the node's results are cached
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class PNode:
 
     __slots__ = (
         "branches",
+        "cache",
         "fn",
         "index",
         "inline",
@@ -142,6 +144,7 @@ class PNode:
         self.make_input: Callable[[dict[str, Any]], Any] = _no_input
         # error edges and sagas (engine/_recover.py): None for a node with neither, and not a handler
         self.recover: Any = None
+        self.cache: Any = None  # a NodeCache: looked up before the node runs, stored after
 
     def __repr__(self) -> str:
         return f"<node {self.name}>"
@@ -157,6 +160,7 @@ class Plan:
         self.nodes: list[PNode] = [PNode(i, s.name, s.fn, s.retry, s.timeout) for i, s in enumerate(g.nodes)]
         for n, spec in zip(self.nodes, g.nodes):
             n.make_input = spec.make_input
+            n.cache = spec.cache
         self.by_name: dict[str, PNode] = {n.name: n for n in self.nodes}
         # error edges and compensations (engine/_recover.py); False: a graph without either
         self.compensating = setup_recovery(self, g.nodes)

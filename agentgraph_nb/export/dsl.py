@@ -61,8 +61,9 @@ name or a quoted string), a whole number >= 1, a word, or a function name."""
 
 LOOP_DEFAULTS: dict[str, Any] = {"max_concurrency": 4, "on_error": "raise", "max_iterations": 50}
 
-OPTION_NAMES: tuple[str, ...] = (*OPTION_FIELDS, "timeout", "compensate", *LOOP_OPTIONS)
-"""``compensate`` takes a function name (the saga step's undo); the loop options are in
+OPTION_NAMES: tuple[str, ...] = (*OPTION_FIELDS, "timeout", "cache", "compensate", *LOOP_OPTIONS)
+"""``cache`` takes ``true``/``false`` or a TTL in seconds; ``compensate`` a function name (the saga
+step's undo); the loop options are in
 :data:`LOOP_OPTIONS`; the others numbers or booleans."""
 
 _RETRY_DEFAULTS: dict[str, Any] = {
@@ -150,6 +151,10 @@ def _options(node: Mapping[str, Any]) -> str:
                 f"cannot write node {node['name']!r}: its compensation {fn!r} has no name the cell can refer to"
             )
         parts.append(f"compensate={fn}")
+    cache = node.get("cache")
+    if cache is not None:  # cache=true (no TTL) or cache=<ttl seconds>
+        ttl = cache.get("ttl")
+        parts.append("cache=true" if ttl is None else f"cache={format_number(ttl, 'cache ttl of node ' + repr(node['name']))}")
     return f" [{', '.join(parts)}]" if parts else ""
 
 
@@ -436,4 +441,6 @@ def _not_expressible(node: Mapping[str, Any]) -> str:
         lost.append(f"destinations={list(node['destinations'])}")
     if node.get("input_schema"):
         lost.append(f"input_schema={node['input_schema']}")
+    if (node.get("cache") or {}).get("key_func"):
+        lost.append(f"cache key_func={node['cache']['key_func']}")
     return ", ".join(lost)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from agentgraph_nb._callables import is_async_callable
 from agentgraph_nb.errors import GraphValidationError
 from agentgraph_nb.graph.state import target_name
-from agentgraph_nb.types import RetryPolicy, default_retry_on
+from agentgraph_nb.types import CachePolicy, RetryPolicy, default_retry_on
 
 if TYPE_CHECKING:
     from agentgraph_nb.graph.state import StateGraph
@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT", "graph_from_json", "graph_to_json"]
 
 FORMAT = "agentgraph_nb/graph"
+
+
+def _cache_json(p: Any) -> dict[str, Any]:
+    """A node's CachePolicy as JSON: its TTL, and its key function's name (not rebuilt on load)."""
+    kf = p.key_func
+    return {"ttl": p.ttl, **({"key_func": getattr(kf, "__qualname__", None) or repr(kf)} if kf is not None else {})}
 
 
 def _retry_json(r: RetryPolicy | None) -> dict[str, Any] | None:
@@ -57,6 +63,7 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
                 **({"input_schema": _schema_name(n.input_schema)} if n.input_schema is not None else {}),
                 **({"compensate": {"name": _name_of(c), "target": target_name(c)}}
                    if (c := getattr(n, "compensate", None)) is not None else {}),
+                **({"cache": _cache_json(n.cache_policy)} if getattr(n, "cache_policy", None) is not None else {}),
                 **_subgraph_json(n.fn),
             }
             for n in g.nodes.values()
@@ -330,12 +337,14 @@ def _build(
         comp = n.get("compensate")
         undo = None if comp is None else _resolve(comp, (comp.get("name"), _short(comp.get("target"))), namespace,
                                                   allowed, f"compensation of node {n['name']!r}")
+        c = n.get("cache")
+        cache = None if c is None else CachePolicy(ttl=c.get("ttl"))  # a key_func is code: set it again in Python
         loop = n.get("loop")
         if loop:
             _add_loop(g, n, fn, retry, loop, namespace, allowed)
             continue
         g.add_node(n["name"], fn, retry=retry, timeout=n.get("timeout"), destinations=n.get("destinations"),
-                   metadata=n.get("metadata"),
+                   metadata=n.get("metadata"), cache=cache,
                    input_schema=_schema_ref(n.get("input_schema"), namespace, f"node {n['name']!r} input_schema"),
                    compensate=undo)
     for e in data.get("edges", []):

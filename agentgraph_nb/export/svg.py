@@ -32,6 +32,7 @@ STATUS_COLORS: dict[str, tuple[str, str]] = {
     "failed": ("#fdecea", "#d93025"),
     "retrying": ("#fff4e5", "#f29900"),
     "interrupted": ("#f3e8fd", "#9334e6"),
+    "cached": ("#e0f2f1", "#00897b"),  # skipped: its result came from the node cache
 }
 _EDGE_STYLE: dict[str, tuple[str, str]] = {  # colour, dash array
     "static": ("#8a939b", ""),

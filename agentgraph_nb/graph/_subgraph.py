@@ -179,6 +179,10 @@ class SubgraphNode:
                 run.interrupt_before = self._inner_breakpoints(prun.interrupt_before, run.interrupt_before)
                 run.interrupt_after = self._inner_breakpoints(prun.interrupt_after, run.interrupt_after)
             run.parent_task = (prun.run_id, f"{prun.step + 1}:{call.rsplit(':', 1)[1]}")
+            if prun.runtime is not None:  # the parent's context reaches the subgraph's nodes
+                from agentgraph_nb.graph._runtime import child_runtime
+
+                run.runtime = child_runtime(prun.runtime, run.runtime)
         return app, run
 
     def _inner_breakpoints(self, outer: frozenset[str], own: frozenset[str]) -> frozenset[str]:

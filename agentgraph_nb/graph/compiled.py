@@ -136,8 +136,11 @@ def _caught_in(d: list[Any]) -> CaughtError:
     return CaughtError(*d)
 
 
-def _graph_def(builder: StateGraph, name: str, state_version: int) -> GraphDef:
+def _graph_def(builder: StateGraph, name: str, state_version: int, caches: Mapping[str, Any] | None = None) -> GraphDef:
     """The builder as the plain data the engine compiles (the engine never sees the builder)."""
+    from agentgraph_nb.runtime import takes_runtime, with_runtime
+
+    caches = caches or {}
     inputs: dict[str, Any] = {}
     whiles: Any = ()
     if builder.loops:  # loop nodes read their own inputs; while loops take over their outgoing edges
@@ -151,9 +154,10 @@ def _graph_def(builder: StateGraph, name: str, state_version: int) -> GraphDef:
         name=name,
         schema=builder.state,
         nodes=tuple(
-            NodeDef(s.name, s.fn, None if getattr(s.fn, "per_item_retry", False) else s.retry, s.timeout,
+            NodeDef(s.name, with_runtime(s.fn) if takes_runtime(s.fn) else s.fn,
+                    None if getattr(s.fn, "per_item_retry", False) else s.retry, s.timeout,
                     inputs.get(s.name) or (s.input_view or builder.state).input_builder(),
-                    catch.get(s.name), s.compensate, tx.get(s.name))
+                    catch.get(s.name), s.compensate, tx.get(s.name), cache=caches.get(s.name))
             for s in builder.nodes.values()
         ),
         edges=tuple(e for e in builder.edges if e[0] not in whiles),
@@ -185,6 +189,8 @@ class CompiledGraph(ViewsMixin):
         name: str | None = None,
         step_timeout: float | None = None,
         serializer: Any = None,
+        cache: Any = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         self.builder = builder
         self.step_timeout = step_timeout
@@ -193,7 +199,18 @@ class CompiledGraph(ViewsMixin):
         self.schema = builder.state
         self.state_version: int = getattr(builder, "version", 1)
         self.migrations: dict[int, Any] = dict(getattr(builder, "migrations", {}))
-        self.plan = Plan(_graph_def(builder, self.name, self.state_version))
+        from agentgraph_nb.graph._cache import node_caches, open_node_cache
+
+        self.cache = open_node_cache(cache, builder)  # the store of cached node results (None: no caching)
+        self.plan = Plan(_graph_def(builder, self.name, self.state_version, node_caches(builder, self.name, self.cache)))
+        self.context_schema = getattr(builder, "context_schema", None)
+        self.resources: Any = None  # a ResourcePool (agentgraph_nb.runtime) when resources were declared
+        self._runtime: Any = None  # the Runtime runs get when no context is given
+        if resources:
+            from agentgraph_nb.runtime import ResourcePool, Runtime
+
+            self.resources = ResourcePool(resources, self.name)
+            self._runtime = Runtime(resources=self.resources)
         self._open_schema: Any = None  # the schema with open keys, for replaying older versions' writes
         self.checkpointer = _open_store(checkpointer, serializer)
         ser = getattr(self.checkpointer, "serializer", None)
@@ -295,6 +312,7 @@ class CompiledGraph(ViewsMixin):
         interrupt_after: Sequence[str] | None = None,
         listeners: Sequence[Callable[[Event], Any]] | None = None,
         max_steps: int | None = None,
+        context: Any = None,
         _fetched: tuple[CheckpointRecord | None, list[CheckpointRecord]] | None = None,
     ) -> Run:
         if not isinstance(recursion_limit, int) or recursion_limit < 1:
@@ -327,6 +345,10 @@ class CompiledGraph(ViewsMixin):
                              if interrupt_after is not None else self.interrupt_after),
         )
         run.step_timeout = self._step_timeout
+        if context is not None or self._runtime is not None:
+            from agentgraph_nb.graph._runtime import runtime_for
+
+            run.runtime = runtime_for(self, context)
         if max_steps is not None:
             if not isinstance(max_steps, int) or max_steps < 0:
                 raise InvalidInputError(f"max_steps must be an int >= 0, got {max_steps!r}")
@@ -1345,16 +1367,33 @@ class CompiledGraph(ViewsMixin):
     def _has_subgraphs(self) -> bool:
         return any(getattr(spec.fn, "is_subgraph", False) for spec in self.builder.nodes.values())
 
+    def clear_cache(self, nodes: Iterable[str] | str | None = None) -> int:
+        """Forget the cached results of ``nodes`` (default: every cached node of this graph),
+        in the cache store (shared stores: for every process); return how many were deleted.
+
+        Raises:
+            GraphValidationError: a name that is not a cached node of this graph.
+        """
+        from agentgraph_nb.graph._cache import clear_cache
+
+        cached = [n.name for n in self.plan.nodes if n.cache is not None]
+        return clear_cache(self.cache, self.name, cached, nodes)
+
     # -- resources --------------------------------------------------------------------------------
     def close(self) -> None:
         """Close what the graph's nodes hold: the pooled connections of the node library's
-        nodes (:mod:`agentgraph_nb.nodes`), in subgraphs too. The checkpointer stays open (it
-        may be shared). The graph can still run: the nodes reconnect on their next call.
+        nodes (:mod:`agentgraph_nb.nodes`), in subgraphs too, the node cache's connection and the
+        resources opened (``compile(resources=...)``; they reopen on next use).
+        The checkpointer stays open (it may be shared). The graph can still run: the nodes reconnect on their next call.
 
         Example:
             >>> with g.compile() as app:
             ...     app.invoke({"city": "Oslo"})  # doctest: +SKIP
         """
+        if self.cache is not None:
+            self.cache.close()
+        if self.resources is not None:
+            self.resources.close()
         for spec in self.builder.nodes.values():
             fn: Any = spec.fn
             resolve = getattr(fn, "resolve", None)
@@ -1371,6 +1410,18 @@ class CompiledGraph(ViewsMixin):
             # only the library's nodes: an arbitrary callable's close() may mean something else
             if type(fn).__module__.startswith("agentgraph_nb.nodes."):
                 fn.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaiting the async closers of resources (``aclose()`` of async clients)."""
+        if self.resources is not None:
+            await self.resources.aclose()
+        self.close()
+
+    async def __aenter__(self) -> CompiledGraph:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def __enter__(self) -> CompiledGraph:
         return self

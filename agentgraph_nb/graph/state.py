@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast, overload
 
 from agentgraph_nb.constants import END, RESERVED, START
 from agentgraph_nb.errors import GraphValidationError, did_you_mean
-from agentgraph_nb.types import RetryPolicy
+from agentgraph_nb.types import CachePolicy, RetryPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -50,6 +50,7 @@ class NodeSpec:
     input_schema: Any = None  # the node's view of the state (a schema class), or None: the whole state
     input_view: Any = None  # input_schema, read (a StateSchema that filters the state to its keys)
     compensate: Callable[..., Any] | None = None  # the saga step's undo (add_node(..., compensate=fn))
+    cache_policy: Any = None  # a CachePolicy: its results are cached (see graph/_cache.py)
 
 
 @dataclass
@@ -216,7 +217,8 @@ class StateGraph:
 
     def __init__(self, schema: Any = dict, *, name: str | None = None, input_schema: Any = None,
                  output_schema: Any = None, version: int = 1,
-                 migrations: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None) -> None:
+                 migrations: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
+                 context_schema: Any = None) -> None:
         from agentgraph_nb.state._schema import read_schema
 
         if type(version) is not int or version < 1:
@@ -234,6 +236,8 @@ class StateGraph:
                     f"{k} to version {k + 1}")
             self.migrations[k] = fn
 
+        # the class of invoke(..., context=...) values, which nodes read as runtime.context
+        self.context_schema = context_schema
         self.schema = schema
         self.state = read_schema(schema)
         self.input_schema = input_schema
@@ -273,7 +277,7 @@ class StateGraph:
     def add_node(
         self,
         node: str | Callable[..., Any],
-        fn: Callable[..., Any] | None = None,
+        fn: Callable[..., Any] | str | None = None,
         *,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
@@ -281,6 +285,8 @@ class StateGraph:
         metadata: Mapping[str, Any] | None = None,
         input_schema: Any = None,
         compensate: Callable[..., Any] | None = None,
+        cache: CachePolicy | bool | None = None,
+        cache_policy: CachePolicy | None = None,
     ) -> Self:
         """Add a node: a sync or async callable taking the state and returning an update dict,
         ``None`` or a :class:`~agentgraph_nb.Command`; or a compiled graph, which runs as a
@@ -290,7 +296,9 @@ class StateGraph:
         Args:
             node: the node's name, or the callable itself (named after ``__name__``; a compiled
                 graph after its name).
-            fn: the callable (or compiled graph), when ``node`` is a name.
+            fn: the callable (or compiled graph), when ``node`` is a name; or an import path
+                ``"package.module:function"``, located now and imported when the graph first
+                runs (``add_node("pkg.mod:fetch")`` alone names the node ``fetch``).
             retry: how to retry it when it fails (default: no retry).
             timeout: seconds after which an attempt fails with ``NodeTimeoutError``.
             destinations: nodes it may send to with ``Command(goto=...)`` (for drawing and checks).
@@ -304,6 +312,10 @@ class StateGraph:
                 effect (a refund for a charge) when the run later fails for good. The
                 compensations of the nodes that completed on the thread since its last finished
                 run run newest first, once each, durably (see the README's "Sagas").
+            cache: a :class:`~agentgraph_nb.CachePolicy` (or True for the default one): a run
+                whose input to this node was seen before skips it and applies the saved result
+                (``compile(cache=...)`` says where results live; default: in memory).
+            cache_policy: the same, under LangGraph's name.
 
         Raises:
             GraphValidationError: a bad name or option; a subgraph that shares no state key
@@ -314,6 +326,14 @@ class StateGraph:
             >>> g.add_node("triage", triage)          # drawn with edges to answer and escalate
             >>> g.add_node("research", research_app)  # a compiled graph: a subgraph
         """
+        if fn is None and isinstance(node, str) and ":" in node:  # add_node("pkg.mod:fn"): named fn
+            fn, node = node, node.rpartition(":")[2].rpartition(".")[2]
+        if isinstance(fn, str):  # "package.module:function", imported on first run
+            from agentgraph_nb.graph._lazy_node import LazyNode
+
+            if not isinstance(node, str) or not node:
+                raise GraphValidationError(f"node names must be non-empty strings, got {node!r}")
+            fn = LazyNode(node, fn)
         if fn is None:
             if isinstance(node, str):
                 raise GraphValidationError(f"add_node({node!r}): missing the callable to run")
@@ -361,10 +381,15 @@ class StateGraph:
                 f"{type(compensate).__name__} {compensate!r}"
             )
         view = self._side_schema(input_schema, f"node {node!r}: input_schema")
+        policy = None
+        if cache is not None or cache_policy is not None:
+            from agentgraph_nb.graph._cache import cache_policy_of
+
+            policy = cache_policy_of(node, cache, cache_policy)
         self.nodes[node] = NodeSpec(
             node, fn, retry, float(timeout) if timeout is not None else None,
             tuple(destinations) if destinations is not None else None, dict(metadata or {}),
-            input_schema if view is not None else None, view, compensate,
+            input_schema if view is not None else None, view, compensate, policy,
         )
         return self
 
@@ -758,6 +783,8 @@ class StateGraph:
         name: str | None = None,
         step_timeout: float | None = None,
         serializer: Any = None,
+        cache: Any = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> CompiledGraph:
         """Validate and freeze the graph into a runnable :class:`CompiledGraph`.
 
@@ -774,10 +801,19 @@ class StateGraph:
                 by URL or path, e.g. ``Serializer(compression="zstd", keys={"k1": key},
                 active_key="k1")`` for a state compressed and encrypted at rest (a store object
                 takes its own: ``SqliteCheckpointer(path, serializer=...)``).
+            cache: where the results of nodes with a ``CachePolicy`` live: ``"memory"``,
+                ``"sqlite:///cache.db"``, ``"redis://host:6379/0"`` or a cache object (see
+                :mod:`agentgraph_nb.cache`). Default: in memory when some node has a policy;
+                ``False`` turns caching off.
+            resources: long-lived objects nodes share, ``{"http": factory or Resource(factory,
+                close=...)}``: opened on first use (``runtime.resources["http"]`` or
+                ``get_resource("http")``), shared by all runs, closed by ``app.close()`` /
+                ``await app.aclose()`` (see :mod:`agentgraph_nb.runtime`).
 
         Raises:
             GraphValidationError: unknown nodes in edges, undeclared router targets, no entry;
                 a ``serializer`` with the in-memory store, a store object or ``None``.
+            NodeImportError: a node given as ``"module:function"`` cannot be imported.
         """
         import warnings
 
@@ -786,6 +822,9 @@ class StateGraph:
 
         for w in self.validate():
             warnings.warn(w, GraphValidationWarning, stacklevel=2)
+        for spec in self.nodes.values():  # nodes given as "module:function": imported now (NodeImportError)
+            if type(spec.fn).__name__ == "LazyNode":
+                cast(Any, spec.fn).resolve()
         interrupt_before = _node_list("interrupt_before", interrupt_before)
         interrupt_after = _node_list("interrupt_after", interrupt_after)
         for label, names in (("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after)):
@@ -806,6 +845,8 @@ class StateGraph:
             name=name,
             step_timeout=step_timeout,
             serializer=serializer,
+            cache=cache,
+            resources=resources,
         )
 
     # -- export -----------------------------------------------------------------------------------

@@ -64,6 +64,9 @@ Statements:
     An error edge (``add_error_edge``): when ``a`` fails for good (with one of those
     exceptions; any ``Exception`` without ``on``), the run continues at ``b``. Exception
     names are looked up in the notebook, then among Python's builtins.
+``a [cache=60]``, ``a [cache=true]``
+    Cache the node's results (``CachePolicy(ttl=60)``, or with no TTL); ``compile`` keeps them in
+    memory unless ``--cache sqlite:///c.db`` (or ``redis://...``) says otherwise.
 ``a = fn``, ``a = tools.fn [retry=2]``
     Binds node ``a`` to a differently named function (a dotted name reaches into a module or
     object), optionally with options.
@@ -121,7 +124,7 @@ from agentgraph_nb.export.dsl import (
     OPTION_SYNONYMS,
     looks_like_keyword,
 )
-from agentgraph_nb.types import RetryPolicy
+from agentgraph_nb.types import CachePolicy, RetryPolicy
 
 __all__ = [
     "Branch",
@@ -238,6 +241,14 @@ class NodeDecl:
         """The namespace name of the node's compensation (``[compensate=refund]``), or None."""
         c = self.options.get("compensate")
         return None if c is None else str(c)
+
+    @property
+    def cache(self) -> CachePolicy | None:
+        """The node's :class:`CachePolicy` (``cache=true``, or ``cache=<ttl seconds>``), or None."""
+        c = self.options.get("cache")
+        if c is None or c is False:
+            return None
+        return CachePolicy() if c is True else CachePolicy(ttl=float(c))
 
 
 @dataclass(frozen=True)
@@ -919,6 +930,12 @@ class _Parser:
             if tok.kind != "name":
                 raise ln.error(f"compensate names a function (compensate=refund), got {tok.value!r}", tok)
             return tok.value
+        if key == "cache":  # cache=true, or cache=<seconds the results stay valid>
+            if tok.kind == "name" and tok.value.lower() in ("true", "false"):
+                return tok.value.lower() == "true"
+            if tok.kind == "number" and self.number(tok, key) > 0:
+                return self.number(tok, key)
+            raise ln.error(f"cache is true, false or a TTL in seconds > 0, got {tok.value!r}", tok)
         if key == "jitter":
             if tok.kind == "name" and tok.value.lower() in ("true", "false"):
                 return tok.value.lower() == "true"
@@ -1270,7 +1287,8 @@ def build(
         if node.compensate is not None:
             extra["compensate"] = NamespaceRef(namespace, node.compensate, used_by=f"node {node.name!r}")
         _call(
-            dsl, node.span, builder.add_node, node.name, ref, retry=node.retry, timeout=node.timeout, **extra
+            dsl, node.span, builder.add_node, node.name, ref, retry=node.retry, timeout=node.timeout, **extra,
+            **({"cache": node.cache} if node.cache is not None else {}),
         )
     for s in dsl.statements:
         if isinstance(s, Edge):

@@ -81,6 +81,7 @@ class AgentGraphMagics(Magics):
     @argument("--state", "-s", default=None, help="Name of the state schema (TypedDict, dataclass, pydantic).")
     @argument("--checkpointer", "-c", default=None, help="'memory', 'sqlite:///runs.db', 'postgresql://...', 'redis://...' or 'none'.")
     @argument("--serializer", default=None, help="Variable holding the Serializer of a store given by URL (e.g. encryption keys).")
+    @argument("--cache", default=None, help="Where nodes with [cache=...] keep results: 'memory' (default), 'sqlite:///c.db', 'redis://...'.")
     @argument("-i", "--inputs", default=None, help="Variable holding the input dict for --run.")
     @argument("--thread", "-t", default=None, help="thread_id for --run.")
     @argument("--run", action="store_true", help="Run the graph after building it (with -i inputs).")
@@ -153,6 +154,7 @@ class AgentGraphMagics(Magics):
                 app = builder.compile(
                     checkpointer=ckpt_spec,
                     serializer=serializer,
+                    cache=args.cache,
                     interrupt_before=[s for s in args.interrupt_before.split(",") if s.strip()],
                     interrupt_after=[s for s in args.interrupt_after.split(",") if s.strip()],
                 )

@@ -62,7 +62,7 @@ EXECUTION_COLUMNS = (
     "namespace",
 )
 
-_NODE_KINDS = frozenset({"node_start", "node_end", "node_error", "node_retry"})
+_NODE_KINDS = frozenset({"node_start", "node_end", "node_error", "node_retry", "cache_hit"})
 
 
 def error_text(exc: Any) -> str | None:
@@ -82,9 +82,12 @@ class Execution:
         lane: the task's index within its superstep (parallel branches get different lanes).
         start, end: ``time.perf_counter()`` values; ``end`` is None while it runs.
         duration: seconds (the engine's measure for finished attempts).
-        status: ``running``, ``ok``, ``error`` (failed for good) or ``retry`` (failed, retried);
-            ``compensate`` for a saga's compensation of the node (``add_node(compensate=)``),
-            which ran after the run failed (``error`` says why, when the compensation failed).
+        status: ``running``, ``ok``, ``error`` (failed for good), ``retry`` (failed, retried),
+            ``paused`` (it paused the run with ``interrupt()``; ended with the run), ``stopped``
+            (still running when its run failed), ``cached`` (skipped: its result came from the
+            node cache; ``attempt`` 0, no duration), or ``compensate`` for a saga's compensation
+            of the node (``add_node(compensate=)``), which ran after the run failed (``error``
+            says why, when the compensation failed).
         error: ``"Type: message"`` for failed attempts (with ``" -> caught by 'handler'"`` when
             an error edge caught it).
         note: free for a view to cache what it derives from a finished execution.
@@ -179,6 +182,7 @@ class ExecutionLog:
         self.started = 0
         self.retried = 0
         self.failed = 0
+        self.cached = 0  # cache hits (executions skipped)
 
     def __len__(self) -> int:
         return len(self.executions)
@@ -186,7 +190,7 @@ class ExecutionLog:
     def clear(self) -> None:
         self.executions.clear()
         self.runs.clear()
-        self.evicted = self.started = self.retried = self.failed = 0
+        self.evicted = self.started = self.retried = self.failed = self.cached = 0
 
     def _run(self, rec: Record) -> RunInfo:
         info = self.runs.get(rec[1])
@@ -206,6 +210,14 @@ class ExecutionLog:
                 if ex is not None:
                     return None
                 return self._add(key, rec)
+            if kind == "cache_hit":  # the node did not run: an instant execution
+                if ex is not None:
+                    return None
+                ex = self._add(key, rec)
+                ex.end = rec[5]
+                ex.status = "cached"
+                self.cached += 1
+                return ex
             if ex is None:  # its start was not seen (dropped, or attached mid-run)
                 ex = self._add(key, rec)
                 ex.start = rec[5] - rec[6]

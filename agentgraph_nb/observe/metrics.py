@@ -29,6 +29,8 @@ class NodeStats:
     """Counters for one node. Latencies keep the last 10,000 executions for percentiles."""
 
     __slots__ = (
+        "cache_hits",
+        "cache_misses",
         "caught",
         "compensations",
         "cost",
@@ -59,10 +61,14 @@ class NodeStats:
         self.cost = 0.0
         self.caught = 0  # failures an error edge sent to a handler (add_error_edge)
         self.compensations = 0  # times its compensation ran after a failed saga
+        # a cached node (CachePolicy): lookups that found a saved result, and those that ran it
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     def reset(self) -> None:
         self.caught = self.compensations = 0
         self.count = self.errors = self.retries = self.timeouts = 0
+        self.cache_hits = self.cache_misses = 0
         self.llm_calls = self.tokens_in = self.tokens_out = 0
         self.total = self.cost = 0.0
         self.latencies.clear()
@@ -86,6 +92,8 @@ class NodeStats:
             "cost": self.cost,
             "caught": self.caught,
             "compensations": self.compensations,
+            "cache_hits": self.cache_hits,
+            "cache_misses": self.cache_misses,
         }
 
 

@@ -277,12 +277,14 @@ class Dashboard(_static.OpensWhenShown, widgets.VBox):
         return centres, counts.astype(float) / width, width
 
     def _node_stats(self) -> dict[str, Any]:
-        """Per node (in graph order): latency percentiles (ms), errors, retries, tokens, cost."""
+        """Per node (in graph order): latency percentiles (ms), errors, retries, tokens, cost,
+        cache hits and misses."""
         metrics = self._app.metrics
         n = len(self._nodes)
         lat = np.full((3, n), np.nan)
         errors, retries = np.zeros(n), np.zeros(n)
         tin, tout, cost = np.zeros(n), np.zeros(n), np.zeros(n)
+        hits, misses = np.zeros(n), np.zeros(n)
         for i, name in enumerate(self._nodes):
             st = metrics.node(name)
             window = _window(st.latencies)  # the last 10,000 executions
@@ -294,7 +296,11 @@ class Dashboard(_static.OpensWhenShown, widgets.VBox):
             tin[i] = float(getattr(st, "tokens_in", 0) or 0)
             tout[i] = float(getattr(st, "tokens_out", 0) or 0)
             cost[i] = float(getattr(st, "cost", 0) or 0)
+            hits[i] = getattr(st, "cache_hits", 0)  # nodes with a CachePolicy
+            misses[i] = getattr(st, "cache_misses", 0)
         return {
+            "cache_hits": hits,
+            "cache_misses": misses,
             "lat": lat,
             "errors": errors,
             "retries": retries,
@@ -371,6 +377,11 @@ class Dashboard(_static.OpensWhenShown, widgets.VBox):
                 f" &middot; {int(s['tokens_in'].sum() + s['tokens_out'].sum()):,} tokens"
                 f" &middot; {_money(float(s['cost'].sum()))}"
             )
+        if s["cache_hits"].any() or s["cache_misses"].any():
+            per = ", ".join(f"{_html_escape(str(n))} {int(h)}/{int(h + m)}" for n, h, m in
+                            zip(self._nodes, s["cache_hits"], s["cache_misses"]) if h or m)
+            header += (f" &middot; cache {int(s['cache_hits'].sum())} hits, {int(s['cache_misses'].sum())} misses"
+                       f" ({per})")
         self._header.value = header
         self._picture = {
             "name": self._name,

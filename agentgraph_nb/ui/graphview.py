@@ -30,7 +30,7 @@ __all__ = ["GraphView"]
 _STATIC = Path(__file__).resolve().parent.parent / "static"
 
 #: The statuses a node can show.
-STATUSES = ("idle", "pending", "running", "done", "failed", "retrying", "interrupted")
+STATUSES = ("idle", "pending", "running", "done", "failed", "retrying", "interrupted", "cached")
 
 _TEXT_LIMIT = 300
 _ERROR_LIMIT = 600
@@ -40,7 +40,7 @@ SUBGRAPH_EXPAND_MAX = 8
 #: Event kinds that change what the view shows.
 _SHOWN = frozenset(
     ("run_start", "run_end", "node_start", "node_end", "node_error", "node_retry", "interrupt", "llm_end",
-     "llm_token")
+     "llm_token", "cache_hit")
 )
 #: Characters of a model's streamed answer shown in the details panel (its end).
 _REPLY_LIMIT = 600
@@ -543,6 +543,10 @@ class GraphView(anywidget.AnyWidget):
                     error=short_text(event.data, _ERROR_LIMIT),
                     attempt=str(event.attempt or 1),
                 )
+            elif kind == "cache_hit":  # skipped: its saved result was applied
+                pic.status[node] = "cached"
+                pic.details[node] = {"input": "", "output": short_text(event.data), "duration": "",
+                                     "attempt": "", "error": "", "cached": "yes: skipped, its saved result applied"}
             elif kind == "llm_end":
                 self._llm_details(pic, node, event.data)
             elif kind == "interrupt":

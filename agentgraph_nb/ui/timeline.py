@@ -41,7 +41,8 @@ from plotly.basedatatypes import Undefined as _UNSET
 __all__ = ["SCALES", "STATUSES", "Coalescer", "Timeline", "timeline"]
 
 #: Bar traces, in order: status -> (legend name, colour). Then a superstep-lines trace and a
-#: trace of marks at the end of retried and failed attempts.
+#: trace of marks at the end of retried and failed attempts, and on cache hits (a star: the
+#: node was skipped, so its bar has no width).
 STATUSES: dict[str, tuple[str, str]] = {
     "ok": ("ok", "#4C78A8"),
     "retry": ("retried attempt", "#F58518"),
@@ -51,6 +52,7 @@ STATUSES: dict[str, tuple[str, str]] = {
     "paused": ("paused by an interrupt", "#9334E6"),
     "stopped": ("stopped (a sibling failed)", "#D8B5A5"),
     "compensate": ("compensation (saga)", "#E377C2"),
+    "cached": ("cache hit", "#54A24B"),
 }
 STEP_TRACE = len(STATUSES)
 #: The x scales: ``auto`` (stretched when a bar would be too thin to see, else linear),
@@ -61,8 +63,9 @@ _STEP_LINE_RUNS = 100  # superstep lines for the newest runs shown only (a batch
 _KEEP_RUNS = 10_000
 _KINDS = frozenset(
     {"run_start", "step_start", "node_start", "node_end", "node_error", "node_retry", "run_end",
-     "compensate", "error_caught"}
+     "compensate", "error_caught", "cache_hit"}
 )
+_MARK_SYMBOLS = {"error": "x-thin", "retry": "circle-open", "cached": "star"}
 _RUNNING_REDRAW = 0.25  # seconds between redraws that only grow running bars
 _RUNNING_PATIENCE = 300.0  # stop growing them after this long without events
 
@@ -102,7 +105,7 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
 
     Made by ``app.timeline()`` / :func:`timeline` (see there for what it shows). Traces, in
     order: one bar trace per status in :data:`STATUSES` (``ok``, ``retry``, ``error``,
-    ``running``, ``checkpoint``, ``paused``, ``stopped``, ``compensate``: a saga's compensations), the
+    ``running``, ``checkpoint``, ``paused``, ``stopped``, ``compensate`` (a saga's compensations), ``cached``), the
     superstep lines, the retry/error marks. Bars are
     horizontal: ``base`` is the start and ``x`` the length on the x axis, ``y`` the lane,
     ``customdata`` the real start and duration in seconds. On the ``linear`` scale x is seconds;
@@ -211,7 +214,7 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
         """What ``timeline(app)`` shows first: the thread (or, for runs without one, the run)
         that last ran a node. A run that ran none (a debugger waiting at step 0, a resume of a
         finished thread) is skipped; with nothing at all, the title says what to pass."""
-        last = next((r for r in reversed(records) if r[0] == "node_start"), None)
+        last = next((r for r in reversed(records) if r[0] == "node_start" or r[0] == "cache_hit"), None)
         if last is None:
             self._hint = _what_to_pass(app)
             return []
@@ -219,7 +222,7 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
         if thread is None:
             runs = {run}
         else:  # every run of that thread that ran a node (debugger steps, chat turns...)
-            runs = {r[1] for r in records if r[0] == "node_start" and r[2] == thread}
+            runs = {r[1] for r in records if (r[0] == "node_start" or r[0] == "cache_hit") and r[2] == thread}
             self._follow_thread = thread
         self._initial_runs = runs
         self._replaced_initial = False
@@ -351,6 +354,8 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
             text += f", {log.retried} retried"
         if log.failed:
             text += f", {log.failed} failed"
+        if log.cached:
+            text += f", {log.cached} from cache"
         return where, text
 
     def _pull(self) -> bool:
@@ -390,7 +395,7 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
                 ours.append(rec)
             elif trigger is None:
                 waiting.append(rec)
-                if rec[0] == "node_start":
+                if rec[0] == "node_start" or rec[0] == "cache_hit":
                     trigger = rec[1]
             else:
                 waiting.append(rec)
@@ -702,6 +707,9 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
                     f"<b>{_escape(x.namespace.replace('|', ' > ') + ' > ' if x.namespace else '')}{_escape(x.node)}</b>"
                     f"<br>step {x.step} · attempt {x.attempt}<br>"
                     f"{_fmt_s(x.duration if x.end is not None else dur)} · {x.status}"
+                ) if x.status != "cached" else (
+                    f"<b>{_escape(x.namespace.replace('|', ' > ') + ' > ' if x.namespace else '')}{_escape(x.node)}</b>"
+                    f"<br>step {x.step}<br>cache hit: skipped, its saved result applied"
                 )
                 if x.error:
                     hover += f"<br>{_escape(x.error)}"
@@ -715,11 +723,11 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
             c["y"].append(y)
             c["text"].append(x.node)
             c["hover"].append(hover)
-            if x.status == "retry" or x.status == "error":
+            if x.status == "retry" or x.status == "error" or x.status == "cached":
                 marks["x"].append(start + dur)
                 marks["y"].append(y)
                 marks["hover"].append(hover)
-                marks["symbol"].append("x-thin" if x.status == "error" else "circle-open")
+                marks["symbol"].append(_MARK_SYMBOLS[x.status])
                 marks["color"].append(STATUSES[x.status][1])
 
         steps: dict[str, list[Any]] = {"x": [], "y": [], "hover": []}

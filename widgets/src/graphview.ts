@@ -48,7 +48,7 @@ const PANEL_MAX_STAGE = 420;
 const PAN_KEEP = 48;
 /** Narrower than this, the details panel sits below the graph instead of beside it. */
 const NARROW = 560;
-const STATUS_RANK: Status[] = ["failed", "retrying", "running", "interrupted", "pending", "done"];
+const STATUS_RANK: Status[] = ["failed", "retrying", "running", "interrupted", "pending", "done", "cached"];
 
 interface AnyModel {
   get(name: string): any;

@@ -1,7 +1,7 @@
 // One palette for both renderers: the SVG view gets it as CSS, the canvas view reads it directly.
 import type { EdgeKind } from "./model";
 
-export const STATUSES = ["idle", "pending", "running", "done", "failed", "retrying", "interrupted"] as const;
+export const STATUSES = ["idle", "pending", "running", "done", "failed", "retrying", "interrupted", "cached"] as const;
 export type Status = (typeof STATUSES)[number];
 
 export const STATUS_COLORS: Record<Status, { fill: string; stroke: string }> = {
@@ -12,6 +12,8 @@ export const STATUS_COLORS: Record<Status, { fill: string; stroke: string }> = {
   failed: { fill: "#fdecea", stroke: "#d93025" },
   retrying: { fill: "#fff4e5", stroke: "#f29900" },
   interrupted: { fill: "#f3e8fd", stroke: "#9334e6" },
+  // skipped: its result came from the node cache (CachePolicy)
+  cached: { fill: "#e0f2f1", stroke: "#00897b" },
 };
 
 export function asStatus(s: unknown): Status {
