@@ -30,6 +30,7 @@ EXPECTED = [
     "10_multi_agent_teams",
     "11_durable_state",
     "12_functional_api",
+    "13_control_flow",
     "14_templates",
 ]
 MAX_BYTES = 200_000

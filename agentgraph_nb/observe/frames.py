@@ -156,6 +156,7 @@ def _lane(task_id: str) -> int:
     lane = _LANES.get(task_id)
     if lane is None:
         _, _, idx = task_id.partition(":")
+        idx = idx.partition("/")[0]  # a for-each item ("step:task/item"): its node's lane (see _item_lane)
         lane = int(idx) if idx.isdigit() else 0
         if len(_LANES) < 100_000:
             _LANES[task_id] = lane
@@ -183,6 +184,9 @@ class ExecutionLog:
         self.retried = 0
         self.failed = 0
         self.cached = 0  # cache hits (executions skipped)
+        # for-each items running now, per run: lane -> execution key (items go in the free lanes
+        # below their node's, so items that run side by side are side by side in the Timeline)
+        self._items: dict[str, dict[int, tuple[str, str, int]]] = {}
 
     def __len__(self) -> int:
         return len(self.executions)
@@ -190,6 +194,7 @@ class ExecutionLog:
     def clear(self) -> None:
         self.executions.clear()
         self.runs.clear()
+        self._items.clear()
         self.evicted = self.started = self.retried = self.failed = self.cached = 0
 
     def _run(self, rec: Record) -> RunInfo:
@@ -224,6 +229,8 @@ class ExecutionLog:
             elif ex.end is not None:
                 return None
             ex.end = rec[5]
+            if "/" in key[1]:
+                self._free_item(key, ex)
             if kind == "node_end":
                 ex.status = "ok"
                 ex.duration = rec[6]
@@ -254,6 +261,7 @@ class ExecutionLog:
                 if rec[5] - rec[6] < info.start:
                     info.start = rec[5] - rec[6]
                 self._close_open(info, rec[5])
+                self._items.pop(rec[1], None)
         return None
 
     def _close_open(self, info: RunInfo, end: float) -> None:
@@ -294,6 +302,13 @@ class ExecutionLog:
 
     def _add(self, key: tuple[str, str, int], rec: Record) -> Execution:
         ex = self.executions[key] = Execution(rec)
+        if "/" in key[1]:  # a for-each item: the first lane below its node's that no running item holds
+            busy = self._items.setdefault(key[0], {})
+            lane = ex.lane + 1
+            while lane in busy:
+                lane += 1
+            busy[lane] = key
+            ex.lane = lane
         info = self.runs.get(rec[1])
         if info is None:
             info = self.runs[rec[1]] = RunInfo(rec[1], rec[2], rec[5])
@@ -305,6 +320,13 @@ class ExecutionLog:
         if cap is not None and len(self.executions) > cap + max(64, cap // 4):
             self._evict(cap)
         return ex
+
+    def _free_item(self, key: tuple[str, str, int], ex: Execution) -> None:
+        busy = self._items.get(key[0])
+        if busy is not None and busy.get(ex.lane) == key:
+            del busy[ex.lane]
+            if not busy:
+                del self._items[key[0]]
 
     def feed_all(self, records: Iterable[Record]) -> ExecutionLog:
         feed = self.feed
