@@ -15,6 +15,9 @@ redis-server``), then measures, on a chain of ``--steps`` nodes, each run on a f
   chain in LangGraph, overhead computed the same way. LangGraph's Redis saver needs the RedisJSON
   and RediSearch modules, which Debian's redis-server lacks: not measured.
 
+It also counts what bounds each store: the requests ours send per checkpoint, and on PostgreSQL the
+WAL flushes to disk per step (``pg_stat_wal.wal_sync``) of ours and of ``PostgresSaver``.
+
 Targets (issue 17): Postgres within 1.5x of its floor, and at least 10x lower overhead than
 ``PostgresSaver``; Redis within 1.5x of its floor. Medians over ``--runs`` runs; the figures
 are printed as a markdown table.
@@ -193,8 +196,11 @@ def measure(pg_url: str, redis_url: str, steps: int, runs: int) -> list[tuple[st
                 lambda k: lg_app.invoke({"x": 0}, {"configurable": {"thread_id": f"lg{tag}-{k}"}}, durability="sync"),
                 steps), runs)
         lg_overhead = lg_t - lg_base
+        wal = {"ours": _pg_wal_syncs(pg_url, steps, langgraph=False),
+               "PostgresSaver": _pg_wal_syncs(pg_url, steps, langgraph=True)}
     except ImportError as exc:
         out.append(("postgres", "LangGraph PostgresSaver", None, f"not installed: {exc}"))
+        wal = {}
     us = 1e6
     pg, pg_floor = results["postgres invoke"], results["postgres floor"]
     out.append(("postgres", "floor: INSERT + COMMIT, one connection", pg_floor * us, "two round trips, one commit"))
@@ -207,6 +213,9 @@ def measure(pg_url: str, redis_url: str, steps: int, runs: int) -> list[tuple[st
     if lg_overhead is not None:
         out.append(("postgres", "LangGraph PostgresSaver, invoke", lg_overhead * us,
                     f"{lg_overhead / pg:.1f}x ours (target >= 10x)"))
+    for who, n in wal.items():
+        out.append(("postgres", f"{who}: WAL flushes (fsync) per step", n,
+                    "pg_stat_wal.wal_sync: each is a wait for the disk; the INSERT+COMMIT floor has one"))
     rd, rd_floor = results["redis invoke"], results["redis floor"]
     out.append(("redis", "floor: one HSET of the same bytes", rd_floor * us, "one round trip"))
     out.append(("redis", "ours, invoke (sync client)", rd * us, f"{rd / rd_floor:.2f}x the floor (target <= 1.5x)"))
@@ -219,6 +228,37 @@ def measure(pg_url: str, redis_url: str, steps: int, runs: int) -> list[tuple[st
         out.append(("redis", "server time of our write script (EVALSHA)", server_us["evalsha"],
                     f"HSET: {server_us['hset']:.1f} µs; an empty script: {server_us['empty']:.1f} µs (INFO commandstats)"))
     return out
+
+
+def _pg_wal_syncs(url: str, steps: int, *, langgraph: bool) -> float:
+    """WAL flushes to disk per step of one ``durability="sync"`` run, ours or ``PostgresSaver``'s
+    (``pg_stat_wal.wal_sync``, read after the run's connections closed, which reports their
+    statistics)."""
+    import psycopg
+
+    def wal_syncs() -> int:
+        with psycopg.connect(url, autocommit=True) as conn:
+            return int(conn.execute("SELECT wal_sync FROM pg_stat_wal").fetchone()[0])  # type: ignore[index]
+
+    def run(thread: str) -> None:
+        if langgraph:
+            from langgraph.checkpoint.postgres import PostgresSaver
+
+            with PostgresSaver.from_conn_string(url) as saver:
+                saver.setup()
+                _lg(steps, saver).invoke({"x": 0}, {"configurable": {"thread_id": thread}}, durability="sync")
+        else:
+            from agentgraph_nb.checkpoint.postgres import PostgresCheckpointer
+
+            store = PostgresCheckpointer(url)
+            _ours(steps, store).invoke({"x": 0}, thread_id=thread, durability="sync")
+            store.close()
+        time.sleep(0.2)  # the server process of a closed connection reports its statistics
+
+    run(f"walwarm{time.time_ns()}")
+    before = wal_syncs()
+    run(f"wal{time.time_ns()}")
+    return (wal_syncs() - before) / (steps + 1)
 
 
 def _round_trips(store: Any, app: Any, steps: int) -> float:

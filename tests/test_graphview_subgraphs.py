@@ -77,3 +77,41 @@ def test_static_picture_draws_open_subgraphs_as_boxes() -> None:
     plain = render_svg(app.to_json())  # no expanded: each subgraph is one node, as before
     assert "data-cluster" not in plain and 'data-node="team"' in plain
     assert html.startswith("<img") or "<svg" in html
+
+
+def test_static_picture_keeps_sibling_subgraph_boxes_apart() -> None:
+    """A hub routing to three subgraphs that sit in the same columns: their boxes, and the nodes
+    outside them, never overlap (they used to when the layout interleaved their nodes)."""
+    import re
+
+    def agent(name: str, n: int) -> Any:
+        g = StateGraph(S, name=name)
+        for i in range(n):
+            g.add_node(f"s{i}", lambda s: {}).add_edge(START if i == 0 else f"s{i - 1}", f"s{i}")
+        return g.compile()
+
+    g = StateGraph(S, name="hub")
+    g.add_node("boss", lambda s: Command(goto="a"), destinations=("a", "b", "c", "__end__"))
+    for name, n in (("a", 3), ("b", 2), ("c", 3)):
+        g.add_node(name, agent(name, n)).add_edge(name, "boss")
+    g.add_edge(START, "boss")
+    svg = render_svg(g.compile().to_json(), expanded=["sub:a", "sub:b", "sub:c"])
+    boxes = {
+        m[0]: tuple(float(v) for v in m[1:])
+        for m in re.findall(r'data-cluster="(\w+)"><title>[^<]*</title><rect x="([-\d.]+)" y="([-\d.]+)" '
+                            r'width="([-\d.]+)" height="([-\d.]+)"', svg)
+    }
+    assert sorted(boxes) == ["a", "b", "c"]
+
+    def overlap(p: tuple[float, ...], q: tuple[float, ...]) -> bool:
+        return p[0] < q[0] + q[2] and q[0] < p[0] + p[2] and p[1] < q[1] + q[3] and q[1] < p[1] + p[3]
+
+    names = sorted(boxes)
+    assert not [(p, q) for i, p in enumerate(names) for q in names[i + 1:] if overlap(boxes[p], boxes[q])]
+    # the team's own nodes (boss, END) are outside every box
+    for node in ("boss",):
+        m = re.search(rf'data-node="{node}"[^>]*>.*?<rect x="([-\d.]+)" y="([-\d.]+)" width="([-\d.]+)" '
+                      rf'height="([-\d.]+)"', svg, flags=re.S)
+        assert m, svg[:2000]
+        own = tuple(float(v) for v in m.groups())
+        assert not [b for b in boxes.values() if overlap(own, b)]

@@ -27,6 +27,7 @@ EXPECTED = [
     "07_metrics",
     "08_multi_agent",
     "09_agents",
+    "10_multi_agent_teams",
     "11_durable_state",
     "12_functional_api",
     "14_templates",

@@ -530,3 +530,102 @@ def test_breakpoints_inside_a_subgraph_step_through_it() -> None:
         app.invoke({"x": 0, "log": []}, thread_id="v", interrupt_before=["post|x"])
     with pytest.raises(GraphValidationError, match="has no node 'nope'"):
         _chain("p", ("team", inner), interrupt_before=["nope|a"])
+
+
+# -- breakpoints inside a subgraph, handoff logging, custom stream items --------------------------
+def _inner_ab(**compile_kw: Any) -> Any:
+    g = StateGraph(S, name="inner")
+    g.add_node("a", lambda s: {"x": s["x"] + 1, "log": ["a"]})
+    g.add_node("b", lambda s: {"x": s["x"] + 10, "log": ["b"]})
+    g.add_edge(START, "a").add_edge("a", "b").add_edge("b", END)
+    return g.compile(**compile_kw)
+
+
+def _outer(inner: Any, checkpointer: Any = "memory") -> Any:
+    g = StateGraph(S, name="outer")
+    g.add_node("sub", inner)
+    g.add_node("c", lambda s: {"x": s["x"] + 100, "log": ["c"]})
+    g.add_edge(START, "sub").add_edge("sub", "c").add_edge("c", END)
+    return g.compile(checkpointer=checkpointer)
+
+
+def test_inner_breakpoints_passed_are_not_pending_any_more(tmp_path: Path) -> None:
+    app = _outer(_inner_ab(interrupt_before=["a", "b"]), f"sqlite:///{tmp_path / 'c.db'}")
+    first = app.invoke({"x": 0, "log": []}, thread_id="t")["__interrupt__"]
+    assert [i.path for i in first] == [("sub", "a")]
+    second = app.invoke(None, thread_id="t")["__interrupt__"]
+    assert [i.path for i in second] == [("sub", "b")]
+    # only the breakpoint the run stands at now is pending (not the one passed before it)
+    assert [i.path for i in app.get_state("t").interrupts] == [("sub", "b")]
+    assert [i.path for t in app.get_state("t").tasks for i in t.interrupts] == [("sub", "b")]
+    done = app.invoke(None, thread_id="t")
+    assert done == {"x": 111, "log": ["a", "b", "c"]}
+    assert app.get_state("t").interrupts == ()
+
+
+def test_interrupt_after_the_last_node_of_a_subgraph_pauses_the_parent() -> None:
+    app = _outer(_inner_ab(interrupt_after=["b"]))
+    paused = app.invoke({"x": 0, "log": []}, thread_id="t")
+    assert [(i.path, i.when) for i in paused["__interrupt__"]] == [(("sub", "b"), "after")]
+    assert paused["x"] == 0  # the parent has not taken the subgraph's output yet, and c has not run
+    snap = app.get_state("t", subgraphs=True)
+    assert snap.next == ("sub",)
+    assert snap.tasks[0].state.values["x"] == 11  # the subgraph's own state, after b
+    assert app.invoke(None, thread_id="t") == {"x": 111, "log": ["a", "b", "c"]}
+
+
+def test_a_top_level_interrupt_after_on_the_last_node_still_just_finishes() -> None:
+    app = _inner_ab(interrupt_after=["b"], checkpointer="memory")
+    assert app.invoke({"x": 0, "log": []}, thread_id="t") == {"x": 11, "log": ["a", "b"]}
+    assert app.get_state("t").next == ()
+
+
+def test_a_handoff_to_the_parent_is_not_logged_as_a_failed_run(caplog: pytest.LogCaptureFixture) -> None:
+    class T(TypedDict):
+        x: int
+        log: Annotated[list[str], operator.add]
+
+    inner = StateGraph(T, name="agent_a")
+    inner.add_node("hand", lambda s: Command(goto="b", graph=Command.PARENT, update={"log": ["handoff"]}))
+    inner.add_edge(START, "hand")
+    g = StateGraph(T, name="team")
+    g.add_node("a", inner.compile(), destinations=("b",))
+    g.add_node("b", lambda s: {"log": ["b"]})
+    g.add_edge(START, "a").add_edge("b", END)
+    with caplog.at_level("INFO", logger="agentgraph_nb"):
+        out = g.compile().invoke({"x": 0, "log": []})
+    assert out["log"] == ["handoff", "b"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+    assert any("agent_a" in r.getMessage() and "completed" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_custom_stream_items_of_a_subgraph_carry_its_namespace(use_async: bool) -> None:
+    import asyncio
+
+    from agentgraph_nb import get_stream_writer
+
+    def a(s: Any) -> Any:
+        get_stream_writer()({"at": "inner a"})
+        return {"x": 1}
+
+    def top(s: Any) -> Any:
+        get_stream_writer()({"at": "top"})
+        return {}
+
+    inner = StateGraph(S, name="inner")
+    inner.add_node("a", a).add_edge(START, "a")
+    g = StateGraph(S, name="outer")
+    g.add_node("top", top).add_node("sub", inner.compile())
+    g.add_edge(START, "top").add_edge("top", "sub")
+    app = g.compile()
+
+    async def collect(**kw: Any) -> list[Any]:
+        return [it async for it in app.astream({"x": 0, "log": []}, **kw)]
+
+    def items(**kw: Any) -> list[Any]:
+        return asyncio.run(collect(**kw)) if use_async else list(app.stream({"x": 0, "log": []}, **kw))
+
+    assert items(mode="custom", subgraphs=True) == [((), {"at": "top"}), (("sub",), {"at": "inner a"})]
+    # without subgraphs=True, every custom item comes plain, as before
+    assert items(mode="custom") == [{"at": "top"}, {"at": "inner a"}]

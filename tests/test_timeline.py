@@ -23,7 +23,7 @@ from agentgraph_nb.ui.timeline import (
     timeline,
 )
 
-OK, RETRY, ERROR, RUNNING, CHECKPOINT = range(5)
+OK, RETRY, ERROR, RUNNING, CHECKPOINT, PAUSED, STOPPED = range(7)
 
 
 class S(TypedDict, total=False):
@@ -556,3 +556,31 @@ def test_first_timeline_imports_neither_nbformat_nor_jupyterlab() -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[-2] == "[]" and lines[-1] == "True True"
+
+
+def test_a_node_that_paused_the_run_or_handed_off_is_not_left_running(closing: Any) -> None:
+    from agentgraph_nb import Command, interrupt
+
+    def ask(s: S) -> S:
+        return {"log": [interrupt("ok?")]}
+
+    inner = StateGraph(S, name="inner")
+    inner.add_node("hand", lambda s: Command(goto="ask", graph=Command.PARENT, update={"log": ["hand"]}))
+    inner.add_edge(START, "hand")
+    g = StateGraph(S, name="desk")
+    g.add_node("agent", inner.compile(), destinations=("ask",)).add_node("ask", ask)
+    g.add_edge(START, "agent").add_edge("ask", END)
+    app = g.compile(checkpointer="memory")
+    app.record()
+    app.invoke({"log": []}, thread_id="t")
+    tl = app.timeline("t")
+    closing(tl)
+    assert not bars(tl, RUNNING)
+    assert [b["node"] for b in bars(tl, PAUSED)] == ["ask"]  # paused by interrupt() until the run ended
+    assert "agent" in [b["node"] for b in bars(tl, OK)]  # its subgraph handed off: done
+    assert any(b["node"].endswith("hand") for b in bars(tl, OK))
+    app.invoke(Command(resume="yes"), thread_id="t")
+    tl2 = app.timeline("t")
+    closing(tl2)
+    assert [b["node"] for b in bars(tl2, PAUSED)] == ["ask"] and not bars(tl2, RUNNING)
+    assert [b["node"] for b in bars(tl2, OK)].count("ask") == 1  # the resumed run's ask finished

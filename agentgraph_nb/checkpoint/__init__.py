@@ -72,8 +72,10 @@ def __getattr__(name: str) -> Any:
 
 def open_checkpointer(
     spec: str | os.PathLike[str] | BaseCheckpointer | None = None,
+    *,
+    serializer: Serializer | None = None,
 ) -> BaseCheckpointer:
-    """The store that ``compile(checkpointer=spec)`` uses.
+    """The store that ``compile(checkpointer=spec, serializer=serializer)`` uses.
 
     Args:
         spec: ``None`` or ``"memory"`` for an in-memory store; ``"sqlite:///runs.db"`` (path
@@ -84,20 +86,29 @@ def open_checkpointer(
             ``durability``, ``timeout``); ``"redis://host:6379/0"`` (extra ``redis``; options
             ``prefix``, ``ttl``, ``snapshot_every``, ``durability``, ``timeout``); a path object for
             a SQLite file; or a store object, returned as is.
+        serializer: the :class:`~agentgraph_nb.checkpoint.serde.Serializer` a store opened from a
+            URL or path writes and reads with, e.g. ``Serializer(compression="zstd",
+            keys={"k1": key}, active_key="k1")`` to keep the state compressed and encrypted at
+            rest; ``None`` for the default one. The in-memory store serializes nothing and a
+            store object has its own (``SqliteCheckpointer(path, serializer=...)``): giving one
+            with either is an error.
 
     Returns:
         The store.
 
     Raises:
-        GraphValidationError: the spec names no supported store (the message lists those), or
-            has a bad option.
+        GraphValidationError: the spec names no supported store (the message lists those), has
+            a bad option, or takes no serializer (memory, or a store object with another one).
         MissingDependencyError: the store's extra is not installed (the message names the
             ``pip install`` to run).
 
     Example:
         >>> open_checkpointer("sqlite:///runs.db?durability=sync")
         SqliteCheckpointer('/home/me/runs.db')
+        >>> open_checkpointer("postgresql://u:pw@db/app", serializer=Serializer(keys={"k1": key}))
     """
+    if serializer is not None:
+        _check_serializer(spec, serializer)
     if spec is None or spec == "memory" or spec == "memory://":
         return MemoryCheckpointer()
     if isinstance(spec, BaseCheckpointer):
@@ -105,16 +116,16 @@ def open_checkpointer(
     if isinstance(spec, os.PathLike):
         from agentgraph_nb.checkpoint.sqlite import SqliteCheckpointer
 
-        return SqliteCheckpointer(spec)
+        return SqliteCheckpointer(spec, serializer=serializer)
     if not isinstance(spec, str):
         raise GraphValidationError(
             f"checkpointer={spec!r} is not supported (a {type(spec).__name__}). Use {_SUPPORTED}."
         )
     if spec.startswith("sqlite:"):
-        return _open_sqlite(spec)
+        return _open_sqlite(spec, serializer)
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in ("postgresql", "postgres", "redis", "rediss"):
-        return _open_network(spec, scheme)
+        return _open_network(spec, scheme, serializer)
     if "://" in spec:
         hint = f" The {scheme!r} scheme is not supported." + did_you_mean(
             scheme, ["sqlite", "memory", "postgresql", "redis"]
@@ -126,7 +137,30 @@ def open_checkpointer(
     raise GraphValidationError(f"unknown checkpointer {spec!r}.{hint} Supported: {_SUPPORTED}.")
 
 
-def _open_sqlite(spec: str) -> BaseCheckpointer:
+def _check_serializer(spec: Any, serializer: Any) -> None:
+    """``serializer=`` goes with a store opened from a URL or path, and is a Serializer."""
+    from agentgraph_nb.checkpoint.serde import Serializer
+
+    if not isinstance(serializer, Serializer):
+        raise GraphValidationError(
+            f"serializer={serializer!r} is a {type(serializer).__name__}, not a "
+            "agentgraph_nb.checkpoint.Serializer (e.g. Serializer(compression='zstd', keys={'k1': key}))"
+        )
+    if spec is None or spec == "memory" or spec == "memory://":
+        raise GraphValidationError(
+            "serializer= was given with the in-memory checkpointer, which keeps the state as objects and "
+            "serializes nothing: use it with a store that writes bytes ('sqlite:///runs.db', "
+            "'postgresql://...', 'redis://...')"
+        )
+    if isinstance(spec, BaseCheckpointer) and getattr(spec, "serializer", None) is not serializer:
+        raise GraphValidationError(
+            f"serializer= was given with a store object ({type(spec).__name__}), which has its own "
+            f"serializer: pass it to the store instead, {type(spec).__name__}(..., serializer=...), or "
+            "give compile() the store's URL"
+        )
+
+
+def _open_sqlite(spec: str, serializer: Serializer | None = None) -> BaseCheckpointer:
     import urllib.parse
 
     from agentgraph_nb.checkpoint.sqlite import SqliteCheckpointer
@@ -162,12 +196,12 @@ def _open_sqlite(spec: str) -> BaseCheckpointer:
                 f"{_SQLITE_OPTIONS[key].__name__}."
             ) from None
     try:
-        return SqliteCheckpointer(path, **options)
+        return SqliteCheckpointer(path, serializer=serializer, **options)
     except ValueError as exc:  # bad option values
         raise GraphValidationError(f"checkpointer {spec!r}: {exc}") from None
 
 
-def _open_network(spec: str, scheme: str) -> BaseCheckpointer:
+def _open_network(spec: str, scheme: str, serializer: Serializer | None = None) -> BaseCheckpointer:
     from agentgraph_nb._lazy import requires_extra
     from agentgraph_nb.checkpoint._codec import redact_url
 
@@ -178,6 +212,6 @@ def _open_network(spec: str, scheme: str) -> BaseCheckpointer:
         else:
             from agentgraph_nb.checkpoint.redis import RedisCheckpointer as store
     try:
-        return store(spec)  # type: ignore[call-arg]
+        return store(spec, serializer=serializer)  # type: ignore[call-arg]
     except ValueError as exc:  # bad option values
         raise GraphValidationError(f"checkpointer {redact_url(spec)!r}: {exc}") from None

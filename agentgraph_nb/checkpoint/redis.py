@@ -6,8 +6,8 @@ a ``redis.Redis`` client, the async ones (``ainvoke``/``astream``) a ``redis.asy
 of the running loop; one copy of the logic drives both (see ``_network.py``).
 
 Keys (``prefix`` = ``agentgraph`` by default): ``P:threads`` (a sorted set of thread ids, in order
-of creation), ``P:seq`` (a counter), and per thread ``P:t:<thread>:order`` (its checkpoint ids by
-sequence), ``:cp`` (checkpoint id -> content), ``:par`` (checkpoint id -> snapshot flag and parent
+of creation), ``P:seq`` (a counter: the sequence of a thread's first record), and per thread
+``P:t:<thread>:order`` (its checkpoint ids by sequence, each one more than the thread's newest), ``:cp`` (checkpoint id -> content), ``:par`` (checkpoint id -> snapshot flag and parent
 id, which the chain walk reads on the server) and ``:w:<checkpoint>`` (pending writes). Each write,
 read of a chain and deletion is one Lua script: atomic and one round trip.
 
@@ -82,6 +82,28 @@ if ttl > 0 then
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
 end
 return {1}
+"""
+
+# The same for one record (a step's checkpoint: the common write), with fewer server calls: the
+# thread's order is the score of its newest checkpoint plus one (the shared counter only for a
+# thread's first record, which also dates the thread), and ZADD NX finds an existing id (order and
+# cp always hold the same ids). Returns 1 stored, or {0, newest} / {2, newest, id} as _PUT.
+_PUT_ONE = """
+local top = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local head = top[1] or ''
+if head == ARGV[5] then return {2, head, head} end
+if ARGV[2] == '1' and head ~= ARGV[3] then return {0, head} end
+local seq
+if head == '' then seq = redis.call('INCR', KEYS[5]) else seq = tonumber(top[2]) + 1 end
+if redis.call('ZADD', KEYS[1], 'NX', seq, ARGV[5]) == 0 then return {2, head, ARGV[5]} end
+redis.call('HSET', KEYS[2], ARGV[5], ARGV[7])
+redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+if head == '' then redis.call('ZADD', KEYS[4], 'NX', seq, ARGV[1]) end
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+return 1
 """
 
 # KEYS: cp, w. ARGV: id, ttl, write... Returns 0 when the checkpoint does not exist.
@@ -170,7 +192,7 @@ end
 return 1
 """
 
-_SCRIPTS = {"cas": _CAS, "put": _PUT, "put_writes": _PUT_WRITES, "fetch": _FETCH, "page": _PAGE_SCRIPT, "delete": _DELETE}
+_SCRIPTS = {"cas": _CAS, "put": _PUT, "put_one": _PUT_ONE, "put_writes": _PUT_WRITES, "fetch": _FETCH, "page": _PAGE_SCRIPT, "delete": _DELETE}
 _OPTIONS: dict[str, type] = {"prefix": str, "snapshot_every": int, "durability": str, "ttl": float, "timeout": float}
 
 
@@ -382,7 +404,7 @@ class RedisCheckpointer(NetworkCheckpointer):
             args += [cid, ("1" if snap else "0") + (parent or ""),
                      msgpack.packb([step, created, meta, payload], use_bin_type=True)]
         keys = [*self._keys(t), f"{self.prefix}:threads", f"{self.prefix}:seq"]
-        return ("script", "put", keys, args)
+        return ("script", "put_one" if len(rows) == 1 else "put", keys, args)
 
     def _decode_item(self, thread_id: str, item: Sequence[Any]) -> CheckpointRecord:
         cid, par, content, writes = _s(item[0]), _s(item[1]), item[2], item[3]
@@ -439,7 +461,7 @@ class RedisCheckpointer(NetworkCheckpointer):
         return refused
 
     def _put_result(self, rows: Sequence[Row], res: Any, *, raise_: bool) -> Any:
-        code = int(res[0])
+        code = res if type(res) is int else int(res[0])
         if code == 1:
             return None
         head = _s(res[1]) or None

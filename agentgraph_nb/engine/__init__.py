@@ -29,6 +29,7 @@ from agentgraph_nb.engine._runner import _running_loop as running_loop
 from agentgraph_nb.engine._runner import at_loop_close, is_private_loop, iterate_sync, run_sync
 from agentgraph_nb.engine._stream import (
     LIVE_MODES,
+    NS_ITEM,
     StreamClosed,
     get_stream_writer,
     live_stream,
@@ -46,6 +47,7 @@ __all__: list[str] = [
     "INTERRUPT_WRITE",
     "LIVE_MODES",
     "NOARG",
+    "NS_ITEM",
     "RESUME_WRITE",
     "StreamClosed",
     "BranchDef",

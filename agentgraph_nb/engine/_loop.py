@@ -1079,7 +1079,7 @@ async def run_loop(run: Run) -> None:
         if out:
             await _YIELD
         # interrupt_after
-        if run.interrupt_after and run.tasks:
+        if run.interrupt_after and (run.tasks or run.namespace):  # a subgraph pauses after its last node too
             intr = _after_interrupts(run, tasks)
             if intr:
                 await _stop_for_interrupts(run, intr, [])
@@ -1437,6 +1437,8 @@ async def _stop_for_interrupts(run: Run, intrs: tuple[Interrupt, ...], saved: li
         rec = {"value": it.value, "id": it.id, "node": it.node, "when": it.when}
         if it.path:
             rec["path"] = list(it.path)
+            if it.when != "during":  # an inner breakpoint: passed once a later run pauses this task again
+                rec["run"] = run.run_id
         writes.append(PendingWrite(idx, _IW, rec, []))
     await run.asave_pending(writes)
     if run.stream_updates or run.stream_values:

@@ -33,10 +33,11 @@ if TYPE_CHECKING:
 
     from agentgraph_nb.engine._loop import Run
 
-__all__ = ["LIVE_MODES", "StreamClosed", "get_stream_writer", "live_stream", "live_stream_async", "message_metadata",
+__all__ = ["LIVE_MODES", "NS_ITEM", "StreamClosed", "get_stream_writer", "live_stream", "live_stream_async", "message_metadata",
            "report_llm_call", "stream_sink", "task_context", "token_listener"]
 
 LIVE_MODES = frozenset({"messages", "custom"})
+NS_ITEM = "__ns__"  # the mode of a subgraph's stream item in its parent's stream: (ns tuple, mode, payload)
 
 
 class StreamClosed(BaseException):
@@ -94,6 +95,14 @@ def get_stream_writer() -> Callable[[Any], None]:
     if sink is None or not sink.custom:
         return _noop_writer
     emit = sink.emit
+    ctx = task_context()
+    if ctx is not None and ctx[0].namespace and ctx[0].sub_modes:  # in a subgraph of stream(subgraphs=True)
+        ns = tuple(ctx[0].namespace.split("|"))
+
+        def write_ns(value: Any) -> None:
+            emit(NS_ITEM, (ns, "custom", value))
+
+        return write_ns
 
     def write(value: Any) -> None:
         emit("custom", value)

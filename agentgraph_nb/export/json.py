@@ -80,6 +80,20 @@ def graph_to_json(g: StateGraph) -> dict[str, Any]:
         "weighted": [{"source": s, "weights": dict(w)} for s, w in g.weighted],
         **({"input_schema": _schema_name(g.input_schema)} if getattr(g, "input_state", None) is not None else {}),
         **({"output_schema": _schema_name(g.output_schema)} if getattr(g, "output_state", None) is not None else {}),
+        **_versions_json(g),
+    }
+
+
+def _versions_json(g: StateGraph) -> dict[str, Any]:
+    """The state's version and the migrations that bring older checkpoints to it (none at
+    version 1, so a graph without versions exports as before)."""
+    version = getattr(g, "version", 1)
+    if version == 1:
+        return {}
+    return {
+        "state_version": version,
+        "migrations": [{"from": k, "name": _name_of(fn), "target": target_name(fn)}
+                       for k, fn in sorted(g.migrations.items())],
     }
 
 
@@ -170,6 +184,7 @@ def graph_from_json(
     schema: Any = None,
     namespace: Mapping[str, Any] | None = None,
     allow_modules: Iterable[str] = (),
+    migrations: Mapping[int, Any] | None = None,
 ) -> StateGraph:
     """Rebuild a builder from :func:`graph_to_json` output (or its JSON text).
 
@@ -194,7 +209,7 @@ def graph_from_json(
         sname = data.get("state", {}).get("schema")
         schema = namespace.get(sname, dict) if namespace is not None and sname else dict
     try:
-        return _build(cls, data, schema, namespace, allowed)
+        return _build(cls, data, schema, namespace, allowed, migrations)
     except (KeyError, TypeError, AttributeError) as exc:
         raise GraphValidationError(
             f"from_json: malformed graph data ({type(exc).__name__}: {exc}); expected the output of to_json()"
@@ -218,13 +233,46 @@ def _subgraph_from_json(cls: type[StateGraph], n: Mapping[str, Any], namespace: 
     return _build(cls, sub, schema, namespace, allowed).compile(checkpointer=None)
 
 
+def _migrations_from_json(data: Mapping[str, Any], namespace: Mapping[str, Any] | None,
+                          allowed: tuple[str, ...], given: Mapping[int, Any] | None) -> tuple[int, dict[int, Any]]:
+    """The state version a graph file declares and its migrations: those ``given`` first, else
+    each found as a node's callable is (namespace, then ``allow_modules``). A step the file
+    names that cannot be found is a :class:`StateMigrationError` naming the versions."""
+    from agentgraph_nb.errors import StateMigrationError
+
+    version = data.get("state_version", 1)
+    name = data.get("name")
+    if type(version) is not int or version < 1:
+        raise GraphValidationError(f"from_json: graph {name!r} has state_version {version!r}, not an int >= 1")
+    out: dict[int, Any] = dict(given or {})
+    for m in data.get("migrations") or []:
+        k = m["from"]
+        if type(k) is not int or not 1 <= k < version:
+            raise GraphValidationError(
+                f"from_json: graph {name!r} (state version {version}) names a migration from version {k!r}, "
+                f"not an int from 1 to {version - 1}")
+        if k in out:
+            continue
+        what = f"the migration from state version {k} to {k + 1} of graph {name!r}"
+        try:
+            out[k] = _resolve(m, (m.get("name"), _short(m.get("target"))), namespace, allowed, what)
+        except GraphValidationError as exc:
+            raise StateMigrationError(
+                f"{exc}; or give it as from_json(..., migrations={{{k}: upgrade_v{k}}}). Without it, "
+                f"checkpoints of state version {k} cannot load in this graph (version {version})",
+                stored_version=k, graph_version=version) from None
+    return version, out
+
+
 def _build(
     cls: type[StateGraph], data: Mapping[str, Any], schema: Any, namespace: Mapping[str, Any] | None,
-    allowed: tuple[str, ...],
+    allowed: tuple[str, ...], migrations: Mapping[int, Any] | None = None,
 ) -> StateGraph:
+    version, steps = _migrations_from_json(data, namespace, allowed, migrations)
     g = cls(schema, name=data.get("name"),
             input_schema=_schema_ref(data.get("input_schema"), namespace, "input_schema"),
-            output_schema=_schema_ref(data.get("output_schema"), namespace, "output_schema"))
+            output_schema=_schema_ref(data.get("output_schema"), namespace, "output_schema"),
+            version=version, migrations=steps)
     for n in data["nodes"]:
         if "subgraph" in n:
             fn = _subgraph_from_json(cls, n, namespace, allowed)

@@ -261,6 +261,52 @@ def _pav_place(
             i += 1
 
 
+_BOX_TOP, _BOX_BOTTOM = 24.0, 10.0  # a subgraph's box around its nodes: room for its label above
+
+
+def _separate_clusters(g: _Graph, rank_a: list[int], y: list[float], h_a: list[float], dummy: list[bool],
+                       pairs: list[tuple[int, int, int]], chain: list[list[int]], da: list[int],
+                       db: list[int]) -> None:
+    """Move things down so that no two boxes of top-level subgraphs, and no node outside them,
+    overlap: each box (its nodes, and the bends of edges between them) is a block over the columns
+    it spans; blocks are taken top to bottom and each goes where it is, or lower, below what is
+    already placed in those columns."""
+    n_nodes = len(g.nodes)
+    tops = {path for path, ids in g.clusters if "|" not in path and ids}
+    block_of: list[Any] = [None] * len(rank_a)
+    for v in range(n_nodes):
+        head = g.nodes[v].name.split("|", 1)[0]
+        if "|" in g.nodes[v].name and head in tops:
+            block_of[v] = head
+    for k in range(len(pairs)):
+        own = block_of[da[k]]
+        if own is not None and own == block_of[db[k]]:
+            for d in chain[k]:
+                block_of[d] = own
+    blocks: dict[Any, list[int]] = {}
+    for v in range(len(rank_a)):
+        blocks.setdefault(block_of[v] if block_of[v] is not None else v, []).append(v)
+    placed = []
+    for key, members in blocks.items():
+        boxed = isinstance(key, str)
+        top = min(y[v] - h_a[v] / 2 for v in members) - (_BOX_TOP if boxed else 0.0)
+        bottom = max(y[v] + h_a[v] / 2 for v in members) + (_BOX_BOTTOM if boxed else 0.0)
+        own = [rank_a[v] for v in members]
+        gap = _DUMMY_GAP if all(dummy[v] for v in members) else _NODE_GAP
+        placed.append(((top + bottom) / 2, top, bottom - top, range(min(own), max(own) + 1), members, gap))
+    placed.sort(key=lambda b: b[0])
+    floor: dict[int, float] = {}
+    for _, top, height, cols, members, gap in placed:
+        low = max((floor[r] + gap for r in cols if r in floor), default=top)
+        new_top = max(top, low)
+        if new_top > top:
+            shift = new_top - top
+            for v in members:
+                y[v] += shift
+        for r in cols:
+            floor[r] = new_top + height
+
+
 def _layout(g: _Graph) -> None:
     nodes, edges = g.nodes, g.edges
     n_nodes = len(nodes)
@@ -419,6 +465,9 @@ def _layout(g: _Graph) -> None:
     for r in range(n_ranks):
         align(layers[r], [up, down])
 
+    if g.clusters:
+        _separate_clusters(g, rank_a, y, h_a, dummy, pairs, chain, da, db)
+
     # 6. columns
     max_label = max((e.lw for e in edges if e.label), default=0.0)
     rank_sep = min(150.0, max(46.0, max_label + 24))
@@ -550,8 +599,8 @@ def render_svg(
     for path, ids in g.clusters:
         if ids:
             inside = [g.nodes[i] for i in ids]
-            boxes.append((path, min(n.x - n.w / 2 for n in inside) - 12, min(n.y - n.h / 2 for n in inside) - 24,
-                          max(n.x + n.w / 2 for n in inside) + 12, max(n.y + n.h / 2 for n in inside) + 10))
+            boxes.append((path, min(n.x - n.w / 2 for n in inside) - 12, min(n.y - n.h / 2 for n in inside) - _BOX_TOP,
+                          max(n.x + n.w / 2 for n in inside) + 12, max(n.y + n.h / 2 for n in inside) + _BOX_BOTTOM))
     if g.nodes:
         xs = [n.x - n.w / 2 for n in g.nodes] + [n.x + n.w / 2 for n in g.nodes] + [b[1] for b in boxes] + [b[3] for b in boxes]
         ys = [n.y - n.h / 2 for n in g.nodes] + [n.y + n.h / 2 for n in g.nodes] + [b[2] for b in boxes] + [b[4] for b in boxes]

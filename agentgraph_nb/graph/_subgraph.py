@@ -23,7 +23,7 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from agentgraph_nb.engine import LIVE_MODES, NOARG, current_task, iterate_sync, run_sync
+from agentgraph_nb.engine import LIVE_MODES, NOARG, NS_ITEM, current_task, iterate_sync, run_sync
 from agentgraph_nb.errors import (
     GraphInterrupt,
     GraphValidationError,
@@ -45,7 +45,6 @@ __all__ = ["NS_ITEM", "SEP", "SubgraphNode", "check_subgraph", "derived_thread",
 
 SEP = "\x1f"  # between a thread id and a namespace in a derived thread key (no sane thread id holds it)
 _NO_MODES: frozenset[str] = frozenset()
-NS_ITEM = "__ns__"  # the mode of a subgraph's stream item in its parent's run.out: (ns tuple, mode, payload)
 
 
 def derived_thread(thread_id: str, namespace: str) -> str:

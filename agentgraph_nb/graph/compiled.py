@@ -98,7 +98,13 @@ def _update_dict(values: Any, who: str, node: str) -> dict[str, Any]:
     )
 
 
-def _open_store(spec: Any) -> BaseCheckpointer | None:
+def _open_store(spec: Any, serializer: Any = None) -> BaseCheckpointer | None:
+    if serializer is not None:
+        from agentgraph_nb.checkpoint import open_checkpointer
+
+        if spec is None:
+            raise GraphValidationError("serializer= was given with checkpointer=None, which keeps no state")
+        return open_checkpointer(spec, serializer=serializer)
     if spec is None:
         return None
     if isinstance(spec, BaseCheckpointer):
@@ -154,6 +160,7 @@ class CompiledGraph(ViewsMixin):
         step_timeout: float | None = None,
         cache: Any = None,
         resources: Mapping[str, Any] | None = None,
+        serializer: Any = None,
     ) -> None:
         self.builder = builder
         self.step_timeout = step_timeout
@@ -175,7 +182,7 @@ class CompiledGraph(ViewsMixin):
             self.resources = ResourcePool(resources, self.name)
             self._runtime = Runtime(resources=self.resources)
         self._open_schema: Any = None  # the schema with open keys, for replaying older versions' writes
-        self.checkpointer = _open_store(checkpointer)
+        self.checkpointer = _open_store(checkpointer, serializer)
         ser = getattr(self.checkpointer, "serializer", None)
         reg = getattr(ser, "register_from_annotations", None)
         if callable(reg) and self.schema.kind != "dict":
@@ -328,7 +335,7 @@ class CompiledGraph(ViewsMixin):
             run.skip_before = True
         else:
             update = {} if input is _BLANK else self._coerce_input(input)
-            base = self._load_into(run, checkpoint_id, _fetched) if store is not None else None
+            base = self._load_into(run, checkpoint_id, _fetched, upgrade=False) if store is not None else None
             if base is None:
                 if checkpoint_id is not None:
                     raise InvalidInputError(f"thread {thread_id!r} has no checkpoint {checkpoint_id!r}")
@@ -391,10 +398,30 @@ class CompiledGraph(ViewsMixin):
         cid = kwargs.get("checkpoint_id")
         newest = await store.aget(tid) if cid is not None else None
         chain = await store.aget_chain(tid, cid)
+        if input is None and chain and chain[-1].pending_writes and (
+                chain[-1].metadata.get("state_version", 1) != self.state_version):
+            # saved results of an older state version: resuming writes a checkpoint that carries
+            # them upgraded (see _load_into), through the sync methods: off the loop
+            import asyncio
+
+            return await asyncio.to_thread(
+                functools.partial(self._prepare, input, thread_id, sync=sync, modes=modes, **kwargs))
         return self._prepare(input, thread_id, sync=sync, modes=modes, _fetched=(newest, chain), **kwargs)
 
     def _load(self, thread_id: str, checkpoint_id: str | None,
               chain: list[CheckpointRecord] | None = None) -> tuple[CheckpointRecord, dict[str, Any], int] | None:
+        raw = self._load_raw(thread_id, checkpoint_id, chain)
+        if raw is None:
+            return None
+        chain, values, ver = raw
+        if ver != self.state_version:
+            values = self._migrate(values, ver, self.state_version, thread_id, chain[-1])
+        return chain[-1], values, len(chain) - 1
+
+    def _load_raw(self, thread_id: str, checkpoint_id: str | None, chain: list[CheckpointRecord] | None = None,
+                  ) -> tuple[list[CheckpointRecord], dict[str, Any], Any] | None:
+        """The chain to a checkpoint and its values as written: under the state version of its
+        last record (the third item), not yet migrated to the graph's."""
         store = self.checkpointer
         if store is None:
             return None
@@ -418,9 +445,7 @@ class CompiledGraph(ViewsMixin):
                 ver = rv
             values = apply_writes(schema if ver == target else self._replay_schema(), values,
                                   [(w[0], w[1]) for w in rec.writes], check=False)
-        if ver != target:
-            values = self._migrate(values, ver, target, thread_id, chain[-1])
-        return chain[-1], values, len(chain) - 1
+        return chain, values, ver
 
     def _replay_schema(self) -> Any:
         """The state schema with open keys: writes of an older state version may name keys the
@@ -444,42 +469,44 @@ class CompiledGraph(ViewsMixin):
         kw = {"thread_id": thread_id, "checkpoint_id": rec.checkpoint_id, "stored_version": frm,
               "graph_version": target}
         newer = to if type(to) is int and to > target else frm
+        store = f" (store: {self.checkpointer!r})"
         if type(frm) is not int or type(to) is not int or frm < 1 or to < 1:
             raise StateMigrationError(
                 f"{where} records state version {newer!r}, which is not a version number: the store is "
-                "damaged or was edited outside agentgraph_nb", **kw)
+                "damaged or was edited outside agentgraph_nb" + store, **kw)
         if newer > target:
             raise StateMigrationError(
                 f"{where} was written under state version {newer} of graph {self.name!r}, newer than this "
                 f"graph's version {target}: run it with the code that wrote it (or a newer one); older code "
-                "cannot read a newer state", **{**kw, "stored_version": newer})
+                "cannot read a newer state" + store, **{**kw, "stored_version": newer})
         if to < frm:
             raise StateMigrationError(
                 f"{where} follows a checkpoint of state version {frm} but was written under the older "
-                f"version {to}: an older copy of the graph wrote to a thread that a newer one had upgraded",
-                **kw)
+                f"version {to}: an older copy of the graph wrote to a thread that a newer one had upgraded"
+                + store, **kw)
         for k in range(frm, to):
             fn = self.migrations.get(k)
             if fn is None:
                 raise StateMigrationError(
                     f"{where} holds state version {frm}, graph {self.name!r} is at version {target}, and "
                     f"there is no migration from version {k} to {k + 1}: add it, "
-                    f"StateGraph(..., version={target}, migrations={{{k}: upgrade_v{k}, ...}})", **kw)
+                    f"StateGraph(..., version={target}, migrations={{{k}: upgrade_v{k}, ...}})" + store, **kw)
             try:
                 out = fn(dict(values))
             except Exception as exc:
                 raise StateMigrationError(
                     f"{where}: the migration from state version {k} to {k + 1} "
-                    f"({getattr(fn, '__qualname__', fn)!s}) failed: {type(exc).__name__}: {exc}", **kw) from exc
+                    f"({getattr(fn, '__qualname__', fn)!s}) failed: {type(exc).__name__}: {exc}" + store, **kw) from exc
             if not isinstance(out, dict):
                 raise StateMigrationError(
                     f"{where}: the migration from state version {k} to {k + 1} returned "
-                    f"{type(out).__name__}, not the values as a dict", **kw)
+                    f"{type(out).__name__}, not the values as a dict" + store, **kw)
             values = out
         return values
 
     def _load_into(self, run: Run, checkpoint_id: str | None,
-                   fetched: tuple[CheckpointRecord | None, list[CheckpointRecord]] | None = None) -> CheckpointRecord | None:
+                   fetched: tuple[CheckpointRecord | None, list[CheckpointRecord]] | None = None,
+                   upgrade: bool = True) -> CheckpointRecord | None:
         """Position ``run`` at the thread's newest checkpoint (or at ``checkpoint_id``); None when
         the thread has none.
 
@@ -534,6 +561,13 @@ class CompiledGraph(ViewsMixin):
             run.interrupts = _read_pending(rec.pending_writes, answered=False)[1]
             return rec
         done, intrs, answers = _read_pending(rec.pending_writes)
+        if done and upgrade and rec.metadata.get("state_version", 1) != self.state_version:
+            # saved results of an older state version: resume from a checkpoint of this version
+            # that carries them migrated (graph/_upgrade.py), so what the step saves next, and
+            # any later resume, finds results of one version only
+            upgraded = self._write_update(cast(str, run.thread_id), None, None, rec.checkpoint_id,
+                                          f"resuming thread {run.thread_id!r}", "__input__")
+            return self._load_into(run, upgraded, upgrade=False)
         run.pending = {
             i: (pw.update, [Send(g[0], g[1]) if len(g) > 1 else g[0] for g in (pw.goto or [])])
             for i, pw in done.items()
@@ -598,6 +632,8 @@ class CompiledGraph(ViewsMixin):
                         extra=run._log_extra(run.step))
 
     def _end(self, run: Run, outcome: str, err: BaseException | None) -> None:
+        if type(err) is ParentCommand and run.namespace:
+            outcome, err = "completed", None  # a subgraph's run that handed off to its parent ended well
         stats = self._run_stats
         dt = time.perf_counter() - run.t0
         try:
@@ -807,8 +843,7 @@ class CompiledGraph(ViewsMixin):
         payload)`` for a list of modes), where ``namespace`` is ``()`` for this graph's own items
         and e.g. ``("team",)`` or ``("team", "inner")`` for a subgraph's (``"team:2"`` for the
         ``Send`` task at index 2 of its step). A subgraph's items come before its node's own update.
-        ``"messages"`` items carry ``metadata["namespace"]`` (``"team|inner"``); ``"custom"`` items
-        are yielded with namespace ``()``.
+        ``"messages"`` items also carry ``metadata["namespace"]`` (``"team|inner"``).
         """
         modes, tagged = self._modes(mode)
         run = self._prepare(input, thread_id, sync=self._all_sync(), modes=modes, **kwargs)
@@ -1200,7 +1235,7 @@ class CompiledGraph(ViewsMixin):
         run.store = store
         run.thread_id = thread_id
         run.durability = "sync"
-        base = self._load_into(run, checkpoint_id)
+        base = self._load_into(run, checkpoint_id, upgrade=False)
         if base is None:
             raise InvalidInputError(
                 f"update_state(thread {thread_id!r}, as_node='__copy__'): the thread has no checkpoint to copy"
@@ -1224,7 +1259,7 @@ class CompiledGraph(ViewsMixin):
         run.store = store
         run.thread_id = thread_id
         run.durability = "sync"
-        base = self._load_into(run, checkpoint_id)
+        base = self._load_into(run, checkpoint_id, upgrade=False)
         if base is None:
             run.values = dict(self.schema.initial)
             run.tasks = []
@@ -1236,6 +1271,10 @@ class CompiledGraph(ViewsMixin):
             if base is not None and as_node is None and run.head == base.checkpoint_id
             else []
         )
+        if carried and base is not None and base.metadata.get("state_version", 1) != self.state_version:
+            from agentgraph_nb.graph._upgrade import upgrade_pending
+
+            carried = upgrade_pending(self, thread_id, base, carried)
         if as_node == END:
             run.tasks = []
         elif as_node is not None:
@@ -1395,9 +1434,20 @@ def _read_pending(
     done: dict[int, PendingWrite] = {}
     asked: dict[str, Interrupt] = {}
     answers: dict[str, Any] = {}
+    # task index -> (the run that paused there, ids of its breakpoints): a subgraph node stopped at
+    # an inner breakpoint, resumed by a later run and paused again has that breakpoint behind it
+    static: dict[int, tuple[Any, list[str]]] = {}
     for pw in writes:
         if pw.node == INTERRUPT_WRITE:
             d = pw.update
+            if pw.task_index >= 0:
+                by = d.get("run")
+                seen = static.get(pw.task_index)
+                if seen is not None and seen[0] != by:
+                    for old in static.pop(pw.task_index)[1]:
+                        asked.pop(old, None)
+                if d.get("when", "during") != "during":
+                    static.setdefault(pw.task_index, (by, []))[1].append(d["id"])
             asked.pop(d["id"], None)  # keeps the order of the latest asking
             asked[d["id"]] = Interrupt(d["value"], d["id"], d.get("node", ""), d.get("when", "during"),
                                        tuple(d.get("path", ())))

@@ -562,13 +562,14 @@ class StateGraph:
         step_timeout: float | None = None,
         cache: Any = None,
         resources: Mapping[str, Any] | None = None,
+        serializer: Any = None,
     ) -> CompiledGraph:
         """Validate and freeze the graph into a runnable :class:`CompiledGraph`.
 
         Args:
             checkpointer: where checkpoints go: ``"memory"`` (default), ``"sqlite:///path.db"``,
-                a store object, or ``None`` for no checkpoints at all. Runs are checkpointed only
-                when they have a ``thread_id``.
+                ``"postgresql://..."``, ``"redis://..."``, a store object, or ``None`` for no
+                checkpoints at all. Runs are checkpointed only when they have a ``thread_id``.
             interrupt_before: nodes to pause before (``"*"`` for all; ``None`` or ``()`` for none).
             interrupt_after: nodes to pause after (``"*"`` for all; ``None`` or ``()`` for none).
             name: overrides the graph's name.
@@ -582,9 +583,14 @@ class StateGraph:
                 close=...)}``: opened on first use (``runtime.resources["http"]`` or
                 ``get_resource("http")``), shared by all runs, closed by ``app.close()`` /
                 ``await app.aclose()`` (see :mod:`agentgraph_nb.runtime`).
+            serializer: the :class:`~agentgraph_nb.checkpoint.serde.Serializer` of a store given
+                by URL or path, e.g. ``Serializer(compression="zstd", keys={"k1": key},
+                active_key="k1")`` for a state compressed and encrypted at rest (a store object
+                takes its own: ``SqliteCheckpointer(path, serializer=...)``).
 
         Raises:
-            GraphValidationError: unknown nodes in edges, undeclared router targets, no entry.
+            GraphValidationError: unknown nodes in edges, undeclared router targets, no entry;
+                a ``serializer`` with the in-memory store, a store object or ``None``.
             NodeImportError: a node given as ``"module:function"`` cannot be imported.
         """
         import warnings
@@ -618,6 +624,7 @@ class StateGraph:
             step_timeout=step_timeout,
             cache=cache,
             resources=resources,
+            serializer=serializer,
         )
 
     # -- export -----------------------------------------------------------------------------------
@@ -635,6 +642,7 @@ class StateGraph:
         schema: Any = None,
         namespace: Mapping[str, Any] | None = None,
         allow_modules: Sequence[str] = (),
+        migrations: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
     ) -> StateGraph:
         """Rebuild a builder from :meth:`to_json` output (a dict or its JSON text).
 
@@ -645,11 +653,19 @@ class StateGraph:
         module is in ``allow_modules`` (or inside one of those packages). Anything else is a
         :class:`GraphValidationError` naming the node and its target, and nothing is imported.
 
+        The file keeps the state's ``version`` and names its ``migrations`` (``to_json`` writes
+        them for a graph past version 1); each migration is found as a node's callable is, or
+        given with ``migrations=``, so checkpoints written under older versions load upgraded in
+        the rebuilt graph too. A migration that cannot be found is a
+        :class:`~agentgraph_nb.errors.StateMigrationError` naming the versions.
+
         Args:
             data: the :meth:`to_json` dict or JSON text.
             schema: the state schema (default: ``namespace[<schema name>]``, else ``dict``).
             namespace: name -> callable (and schema) to resolve from, e.g. ``globals()``.
             allow_modules: modules (or packages) the file's targets may be imported from.
+            migrations: ``{k: upgrade}`` steps to use instead of (or where the file cannot name)
+                the file's; e.g. for lambdas, which have no importable name.
 
         Example:
             >>> g = StateGraph.from_json(text, schema=State, namespace={"plan": plan, "route": route})
@@ -657,7 +673,8 @@ class StateGraph:
         """
         from agentgraph_nb.export.json import graph_from_json
 
-        return graph_from_json(cls, data, schema=schema, namespace=namespace, allow_modules=allow_modules)
+        return graph_from_json(cls, data, schema=schema, namespace=namespace, allow_modules=allow_modules,
+                               migrations=migrations)
 
     def __repr__(self) -> str:
         return f"StateGraph({self.name!r}: {len(self.nodes)} nodes)"

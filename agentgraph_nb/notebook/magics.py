@@ -81,6 +81,7 @@ class AgentGraphMagics(Magics):
     @argument("--state", "-s", default=None, help="Name of the state schema (TypedDict, dataclass, pydantic).")
     @argument("--checkpointer", "-c", default=None, help="'memory', 'sqlite:///runs.db', 'postgresql://...', 'redis://...' or 'none'.")
     @argument("--cache", default=None, help="Where nodes with [cache=...] keep results: 'memory' (default), 'sqlite:///c.db', 'redis://...'.")
+    @argument("--serializer", default=None, help="Variable holding the Serializer of a store given by URL (e.g. encryption keys).")
     @argument("-i", "--inputs", default=None, help="Variable holding the input dict for --run.")
     @argument("--thread", "-t", default=None, help="thread_id for --run.")
     @argument("--run", action="store_true", help="Run the graph after building it (with -i inputs).")
@@ -137,6 +138,7 @@ class AgentGraphMagics(Magics):
             schema = ns[args.state]
         ckpt = args.checkpointer if args.checkpointer is not None else self.checkpointer
         ckpt_spec: Any = None if ckpt.lower() in ("none", "") else ckpt
+        serializer = self._serializer_var(args.serializer)
         from agentgraph_nb.graph.state import StateGraph
 
         try:
@@ -152,6 +154,7 @@ class AgentGraphMagics(Magics):
                 app = builder.compile(
                     checkpointer=ckpt_spec,
                     cache=args.cache,
+                    serializer=serializer,
                     interrupt_before=[s for s in args.interrupt_before.split(",") if s.strip()],
                     interrupt_after=[s for s in args.interrupt_after.split(",") if s.strip()],
                 )
@@ -182,6 +185,18 @@ class AgentGraphMagics(Magics):
         return app
 
     # -- %agentgraph ---------------------------------------------------------------------------------
+    def _serializer_var(self, var: str | None) -> Any:
+        """The Serializer that ``--serializer NAME`` names in the notebook."""
+        if var is None:
+            return None
+        ns = self._user_ns
+        if var not in ns:
+            from agentgraph_nb.checkpoint.serde import Serializer
+
+            cands = [k for k, v in ns.items() if isinstance(v, Serializer)]
+            raise UsageError(f"--serializer {var}: {var!r} is not defined in the notebook.{did_you_mean(var, cands or ns)}")
+        return ns[var]
+
     def _inputs_var(self, var: str | None) -> Any:
         if var is None:
             return {}

@@ -131,7 +131,7 @@ class RunInfo:
     """What the log knows about one run: its start and end (``perf_counter``), status, the
     start time of each superstep, and how many of its executions the log still holds."""
 
-    __slots__ = ("end", "executions", "run", "start", "status", "steps", "thread")
+    __slots__ = ("end", "executions", "open", "run", "start", "status", "steps", "thread")
 
     def __init__(self, run: str, thread: str | None, start: float) -> None:
         self.run = run
@@ -139,6 +139,7 @@ class RunInfo:
         self.start = start
         self.end: float | None = None
         self.status = "running"
+        self.open: list[tuple[str, str, int]] = []  # its executions started while it ran (ended at its end)
         self.steps: dict[int, float] = {}
         self.executions = 0
 
@@ -245,7 +246,22 @@ class ExecutionLog:
                 info.status = str(data.get("status") or "completed")
                 if rec[5] - rec[6] < info.start:
                     info.start = rec[5] - rec[6]
+                self._close_open(info, rec[5])
         return None
+
+    def _close_open(self, info: RunInfo, end: float) -> None:
+        """End the executions a run left without an end of their own: a node that paused the
+        run (``interrupt()``: "paused"), that handed off to the parent graph (``Command.PARENT``,
+        the run completed: "ok"), or that was stopped when a sibling failed ("stopped")."""
+        status = {"interrupted": "paused", "completed": "ok"}.get(info.status, "stopped")
+        executions = self.executions
+        for key in info.open:
+            ex = executions.get(key)
+            if ex is not None and ex.end is None:
+                ex.end = end
+                ex.duration = max(end - ex.start, 0.0)
+                ex.status = status
+        info.open = []
 
     def _add(self, key: tuple[str, str, int], rec: Record) -> Execution:
         ex = self.executions[key] = Execution(rec)
@@ -253,6 +269,8 @@ class ExecutionLog:
         if info is None:
             info = self.runs[rec[1]] = RunInfo(rec[1], rec[2], rec[5])
         info.executions += 1
+        if info.end is None:
+            info.open.append(key)
         self.started += 1
         cap = self.max_executions
         if cap is not None and len(self.executions) > cap + max(64, cap // 4):

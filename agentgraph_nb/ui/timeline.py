@@ -49,6 +49,8 @@ STATUSES: dict[str, tuple[str, str]] = {
     "error": ("error", "#E45756"),
     "running": ("running", "#BAB0AC"),
     "checkpoint": ("step (from checkpoints)", "#72B7B2"),
+    "paused": ("paused by an interrupt", "#9334E6"),
+    "stopped": ("stopped (a sibling failed)", "#D8B5A5"),
     "cached": ("cache hit", "#54A24B"),
 }
 STEP_TRACE = len(STATUSES)
@@ -101,7 +103,7 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
 
     Made by ``app.timeline()`` / :func:`timeline` (see there for what it shows). Traces, in
     order: one bar trace per status in :data:`STATUSES` (``ok``, ``retry``, ``error``,
-    ``running``, ``checkpoint``), the superstep lines, the retry/error marks. Bars are
+    ``running``, ``checkpoint``, ``paused``, ``stopped``, ``cached``), the superstep lines, the retry/error/cache-hit marks. Bars are
     horizontal: ``base`` is the start and ``x`` the length on the x axis, ``y`` the lane,
     ``customdata`` the real start and duration in seconds. On the ``linear`` scale x is seconds;
     on the ``stretched`` one, short stretches of time are widened (see :func:`timeline`).
@@ -1002,7 +1004,8 @@ def timeline(
 
     Within a group, lane *i* holds the *i*-th task of each superstep, so parallel branches get
     separate lanes. Bars: blue ok, orange a failed attempt that was retried (marked ○ at its
-    end), red a final failure (marked with an x), grey still running. Hover a bar for node, superstep,
+    end), red a final failure (marked with an x), grey still running, purple paused by an
+    interrupt() until the run ends, light brown stopped because a sibling failed. Hover a bar for node, superstep,
     attempt and duration.
 
     When one node takes 10,000 times longer than the others, a linear time axis leaves the

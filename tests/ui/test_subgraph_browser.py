@@ -103,3 +103,38 @@ def test_subgraphs_draw_as_clusters_expand_collapse_and_light_up_live(
     assert "sub:team" not in view.expanded
     screenshot(page.locator('[data-testid="graphview"]').last, "subgraph-collapsed")
     unsubscribe()
+
+
+def test_sibling_subgraph_boxes_do_not_overlap(show: Any, page_session: Any) -> None:
+    """A hub routing to three open subgraphs in the same columns (a supervisor's team): each box
+    keeps apart from the others and from the hub's own nodes."""
+    from agentgraph_nb import Command
+
+    def agent(name: str, n: int) -> Any:
+        g = StateGraph(S, name=name)
+        for i in range(n):
+            g.add_node(f"s{i}", lambda s: {}).add_edge(START if i == 0 else f"s{i - 1}", f"s{i}")
+        return g.compile()
+
+    g = StateGraph(S, name="hub")
+    g.add_node("boss", lambda s: Command(goto="a"), destinations=("a", "b", "c", "__end__"))
+    for name, n in (("a", 3), ("b", 2), ("c", 3)):
+        g.add_node(name, agent(name, n)).add_edge(name, "boss")
+    g.add_edge(START, "boss")
+    view = GraphView.from_app(g.compile())
+    assert sorted(view.expanded) == ["sub:a", "sub:b", "sub:c"]
+    show(view)
+    page = page_session
+    boxes = {}
+    for name in ("a", "b", "c"):
+        page.locator(f'[data-testid="cluster-{name}"]').wait_for(timeout=10_000)
+        boxes[name] = page.locator(f'[data-testid="cluster-{name}"] > rect').bounding_box()
+    boss = page.locator('[data-testid="node-boss"]').bounding_box()
+
+    def overlap(p: dict[str, float], q: dict[str, float]) -> bool:
+        return (p["x"] < q["x"] + q["width"] and q["x"] < p["x"] + p["width"]
+                and p["y"] < q["y"] + q["height"] and q["y"] < p["y"] + p["height"])
+
+    pairs = [("a", "b"), ("a", "c"), ("b", "c")]
+    assert not [pq for pq in pairs if overlap(boxes[pq[0]], boxes[pq[1]])], boxes
+    assert not [n for n, b in boxes.items() if overlap(b, boss)], (boxes, boss)

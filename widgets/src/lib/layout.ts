@@ -42,10 +42,24 @@ export function layoutGraph(g: VGraph, requested = "auto"): LayoutInfo {
 // dagre
 
 function dagreLayout(g: VGraph): void {
-  const dg = new dagre.graphlib.Graph({ multigraph: true });
+  // Open subgraphs are dagre clusters, so that their boxes never overlap each other or the
+  // nodes outside them (laid out flat, two subgraphs in the same columns could interleave).
+  const subs = g.subs ?? [];
+  const dg = new dagre.graphlib.Graph({ multigraph: true, compound: subs.length > 0 });
   dg.setGraph({ rankdir: "LR", nodesep: 18, ranksep: 46, edgesep: 10, marginx: 16, marginy: 16 });
   dg.setDefaultEdgeLabel(() => ({}));
   for (const n of g.nodes) dg.setNode(String(n.id), { width: n.w, height: n.h });
+  if (subs.length) {
+    const innermost = new Map<number, number>();
+    subs.forEach((sub, i) => {
+      dg.setNode(`sub:${i}`, {});
+      for (const id of sub.nodes) innermost.set(id, i); // outer ones first: the inner one wins
+    });
+    subs.forEach((sub, i) => {
+      if (sub.parent >= 0) dg.setParent(`sub:${i}`, `sub:${sub.parent}`);
+    });
+    for (const [id, i] of innermost) dg.setParent(String(id), `sub:${i}`);
+  }
   for (const e of g.edges) {
     if (e.s === e.t) continue; // self loops are drawn by finishEdges
     dg.setEdge(String(e.s), String(e.t), { width: e.lw, height: e.lh, labelpos: "c", minlen: 1 }, String(e.id));
