@@ -106,7 +106,7 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
     Made by ``app.timeline()`` / :func:`timeline` (see there for what it shows). Traces, in
     order: one bar trace per status in :data:`STATUSES` (``ok``, ``retry``, ``error``,
     ``running``, ``checkpoint``, ``paused``, ``stopped``, ``compensate`` (a saga's compensations), ``cached``), the
-    superstep lines, the retry/error marks. Bars are
+    superstep lines, the retry/error/cache-hit marks. Bars are
     horizontal: ``base`` is the start and ``x`` the length on the x axis, ``y`` the lane,
     ``customdata`` the real start and duration in seconds. On the ``linear`` scale x is seconds;
     on the ``stretched`` one, short stretches of time are widened (see :func:`timeline`).
