@@ -180,3 +180,12 @@ def test_the_cell_language_form() -> None:
     with pytest.raises(DslSyntaxError, match="a transaction is written"):
         parse("transaction checkout reserve")
 
+
+
+def test_mermaid_draws_the_transaction_as_a_block() -> None:
+    from agentgraph_nb.export.mermaid import to_mermaid
+
+    mm = to_mermaid(_shop(set(), []).to_json())
+    block = mm[mm.index('subgraph n_tx_20_checkout ["transaction checkout"]'):]
+    block = block[: block.index("\n  end")]
+    assert block.split("\n")[1:] == ["    n_reserve", "    n_charge", "    n_ship"]
