@@ -151,4 +151,41 @@ def test_json_round_trip_dot_cluster_and_dsl_comment() -> None:
     box = dot[dot.index('subgraph "cluster_tx_checkout"'):]
     box = box[: box.index("}")]
     assert 'label="transaction checkout"' in box and '"reserve";' in box and '"ship";' in box and '"cart"' not in box
-    assert "add_transaction('checkout', ['reserve', 'charge', 'ship'])" in to_dsl(data)
+    text = to_dsl(data)
+    assert "transaction checkout: reserve, charge, ship" in text
+
+
+def test_the_cell_language_form() -> None:
+    from agentgraph_nb.export.dsl import to_dsl
+    from agentgraph_nb.notebook._dsl import DslSyntaxError, Transaction, build, parse
+
+    log: list[str] = []
+    g = _shop({"ship"}, log)
+    ns = {n: spec.fn for n, spec in g.nodes.items()}
+    cell = "START -> cart -> reserve -> charge -> ship -> END\ntransaction checkout: reserve, charge, ship\n"
+    d = parse(cell)
+    assert d.transactions == (Transaction("checkout", ("reserve", "charge", "ship")),)
+    built = build(d, name="shop", schema=S, namespace=ns, builder_cls=StateGraph)
+    assert built.transactions == {"checkout": ("reserve", "charge", "ship")}
+    app = built.compile()
+    with pytest.raises(RuntimeError):
+        app.invoke({}, thread_id="t")
+    assert app.get_state("t").values == {"cart": "full"}
+    assert "transaction checkout: reserve, charge, ship" in to_dsl(built.to_json())
+    assert parse(to_dsl(built.to_json())).transactions == d.transactions
+    bad = build(parse(cell.replace("reserve, charge, ship", "cart, charge")), name="s", schema=S, namespace=ns,
+                builder_cls=StateGraph)
+    with pytest.raises(GraphValidationError, match="transaction 'checkout'.*no edge 'cart' -> 'charge'"):
+        bad.compile()
+    with pytest.raises(DslSyntaxError, match="a transaction is written"):
+        parse("transaction checkout reserve")
+
+
+
+def test_mermaid_draws_the_transaction_as_a_block() -> None:
+    from agentgraph_nb.export.mermaid import to_mermaid
+
+    mm = to_mermaid(_shop(set(), []).to_json())
+    block = mm[mm.index('subgraph n_tx_20_checkout ["transaction checkout"]'):]
+    block = block[: block.index("\n  end")]
+    assert block.split("\n")[1:] == ["    n_reserve", "    n_charge", "    n_ship"]

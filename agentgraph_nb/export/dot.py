@@ -39,17 +39,8 @@ def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
         lines.append(f'{pad}{_q(prefix + START)} [label="START", shape=circle, fillcolor="#d1fae5"];')
     if END in used:
         lines.append(f'{pad}{_q(prefix + END)} [label="END", shape=doublecircle, fillcolor="#fee2e2"];')
-    tx = {m: t["name"] for t in g.get("transactions") or () for m in t["nodes"]}
-    open_tx: str | None = None
     for n in g["nodes"]:
         name = n["name"]
-        if tx.get(name) != open_tx:  # a transaction's nodes in a box of their own (they are added in a row)
-            if open_tx is not None:
-                lines.append(f"{pad}}}")
-            open_tx = tx.get(name)
-            if open_tx is not None:
-                lines.append(f"{pad}subgraph {_q('cluster_tx_' + prefix + open_tx)} {{")
-                lines.append(f'{pad}  label={_q("transaction " + open_tx)}; style="rounded,dotted"; color="#9467bd";')
         if name in subs:
             sub = subs[name]
             lines.append(f"{pad}subgraph {_q('cluster_' + prefix + name)} {{")
@@ -58,7 +49,10 @@ def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
             lines.append(f"{pad}}}")
         else:
             lines.append(f"{pad}{_q(prefix + name)} [label={_q(name)}];" if prefix else f"{pad}{_q(name)};")
-    if open_tx is not None:
+    for t in g.get("transactions") or ():  # a transaction's nodes in a dotted box of their own
+        lines.append(f"{pad}subgraph {_q('cluster_tx_' + prefix + t['name'])} {{")
+        lines.append(f'{pad}  label={_q("transaction " + t["name"])}; style="rounded,dotted"; color="#9467bd";')
+        lines.extend(f"{pad}  {_q(prefix + m)};" for m in t["nodes"] if m not in subs)
         lines.append(f"{pad}}}")
     for e in edges:
         src = out_of(e.source)

@@ -383,8 +383,9 @@ def to_dsl(graph: Mapping[str, Any], *, magic: bool = False) -> str:
     if tail_lines and out and any(n in decl_text for n in trailer):
         out.append("")
     out.extend(tail_lines)
-    for t in graph.get("transactions") or ():  # not in the cell language (yet): said, not lost silently
-        out.append(f"# set in Python, not expressible here: add_transaction({t['name']!r}, {list(t['nodes'])!r})")
+    for t in graph.get("transactions") or ():
+        tname = t["name"] if NAME_RE.fullmatch(t["name"]) else json.dumps(t["name"])
+        out.append(f"transaction {tname}: {', '.join(format_name(n) for n in t['nodes'])}")
     out.extend(_nested(nodes))
     return "\n".join(out) + "\n"
 

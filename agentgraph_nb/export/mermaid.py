@@ -54,6 +54,11 @@ def _body(g: dict[str, Any], prefix: str, lines: list[str], pad: str) -> None:
             lines.append(f"{pad}end")
         else:
             lines.append(f'{pad}{nid(n["name"])}["{_label(n["name"])}"]')
+    subs = {n["name"] for n in g["nodes"] if n.get("subgraph")}
+    for t in g.get("transactions") or ():  # a transaction's nodes in a block of their own
+        lines.append(f'{pad}subgraph {nid("tx " + t["name"])} ["transaction {_label(t["name"])}"]')
+        lines.extend(f"{pad}  {nid(m)}" for m in t["nodes"] if m not in subs)
+        lines.append(f"{pad}end")
     for e in edge_specs(g):
         src = nid(e.source)
         if e.kind == "static":

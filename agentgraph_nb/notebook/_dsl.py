@@ -67,6 +67,9 @@ Statements:
 ``a [cache=60]``, ``a [cache=true]``
     Cache the node's results (``CachePolicy(ttl=60)``, or with no TTL); ``compile`` keeps them in
     memory unless ``--cache sqlite:///c.db`` (or ``redis://...``) says otherwise.
+``transaction checkout: reserve, charge, ship``
+    A transaction (``add_transaction``): the nodes, a chain in this order, keep their writes
+    only if none of them fails for good.
 ``a = fn``, ``a = tools.fn [retry=2]``
     Binds node ``a`` to a differently named function (a dotted name reaches into a module or
     object), optionally with options.
@@ -81,7 +84,8 @@ Grammar (EBNF; tokens are separated by optional spaces)::
 
     cell        = { line } ;
     line        = [ statement ] [ "#" comment ] newline ;
-    statement   = chain | declaration | binding | error_edge ;
+    statement   = chain | declaration | binding | error_edge | transaction ;
+    transaction = "transaction" name ":" group ;
     error_edge  = node "!->" node [ "on" function { "," function } ] ;
     chain       = group "->" { group "->" } ( group | branch | weighted ) ;
     group       = node { "," node } ;
@@ -137,6 +141,7 @@ __all__ = [
     "NodeDecl",
     "Span",
     "Statement",
+    "Transaction",
     "Weighted",
     "build",
     "parse",
@@ -308,7 +313,16 @@ class ErrorEdge:
     span: Span | None = field(default=None, compare=False, repr=False)
 
 
-Statement = Edge | Join | Branch | Weighted | ErrorEdge
+@dataclass(frozen=True)
+class Transaction:
+    """``transaction name: a, b, c``: the chain ``a -> b -> c`` commits its writes whole."""
+
+    name: str
+    nodes: tuple[str, ...]
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+Statement = Edge | Join | Branch | Weighted | ErrorEdge | Transaction
 
 
 @dataclass(frozen=True)
@@ -332,6 +346,7 @@ class DslGraph:
     lines: tuple[str, ...] = field(default=(), compare=False, repr=False)
     line_offset: int = field(default=0, compare=False, repr=False)
     error_edges: tuple[ErrorEdge, ...] = ()
+    transactions: tuple[Transaction, ...] = ()
 
     def node(self, name: str) -> NodeDecl:
         """The declaration of node ``name`` (KeyError if the cell does not name it)."""
@@ -532,6 +547,10 @@ class _Parser:
             return
         if any(t.kind == "errarrow" for t in toks):
             self.parse_error_edge(toks)
+            return
+        if (len(toks) > 2 and toks[0].kind == "name" and toks[0].value == "transaction"
+                and toks[1].kind in ("name", "string") and not any(t.kind == "arrow" for t in toks)):
+            self.parse_transaction(toks)
             return
         arrows = [t for t in toks if t.kind == "arrow"]
         if arrows:
@@ -874,6 +893,17 @@ class _Parser:
         self.mention(target, toks[2])
         self.statements.append(ErrorEdge(source, target, tuple(on), ln.span(toks[0], toks[-1])))
 
+    def parse_transaction(self, toks: list[_Tok]) -> None:
+        """``transaction name: a, b, c``."""
+        ln = self.line
+        name = self.string(toks[1]) if toks[1].kind == "string" else toks[1].value
+        if toks[2].kind != ":" or len(toks) < 4:
+            raise ln.error("a transaction is written 'transaction name: node, node, ...'", toks[2])
+        group = self.parse_group(toks[3:], "declaration")
+        for n, t in group:
+            self.mention(n, t)
+        self.statements.append(Transaction(name, tuple(n for n, _ in group), ln.span(toks[0], toks[-1])))
+
     def parse_options(self, toks: list[_Tok], names: list[str]) -> None:
         ln = self.line
         open_tok = toks[0]
@@ -1050,6 +1080,7 @@ def parse(text: str, *, line_offset: int = 0) -> DslGraph:
         lines=lines,
         line_offset=line_offset,
         error_edges=tuple(s for s in stmts if isinstance(s, ErrorEdge)),
+        transactions=tuple(s for s in stmts if isinstance(s, Transaction)),
     )
     _check_loops(dsl)
     return dsl
@@ -1307,6 +1338,8 @@ def build(
                 else list(s.targets)
             )
             _call(dsl, s.span, builder.add_conditional_edges, s.source, router, path)
+        elif isinstance(s, Transaction):
+            _call(dsl, s.span, builder.add_transaction, s.name, list(s.nodes))
         elif isinstance(s, ErrorEdge):
             on = tuple(_exception(dsl, namespace, name, s) for name in s.on) or Exception
             _call(dsl, s.span, builder.add_error_edge, s.source, s.target, on=on)
