@@ -501,3 +501,16 @@ def test_the_graphview_shows_a_hit_as_cached() -> None:
         view.close()
     bundle = (Path(__file__).resolve().parents[1] / "agentgraph_nb" / "static" / "graphview.js").read_text()
     assert '"cached"' in bundle  # the front end knows the status (rebuilt bundle)
+
+
+def test_a_node_that_asked_a_human_is_not_cached() -> None:
+    from agentgraph_nb import interrupt
+
+    def ask(s: dict[str, Any]) -> dict[str, Any]:
+        return {"y": interrupt("how many?")}
+
+    app = _graph(ask, cache=CachePolicy()).compile()
+    app.invoke({"x": 1}, thread_id="t1")
+    assert app.invoke(Command(resume=5), thread_id="t1")["y"] == 5
+    paused = app.invoke({"x": 1}, thread_id="t2")  # the same input asks again, not the cached 5
+    assert "__interrupt__" in paused and app.metrics.node("f").cache_hits == 0

@@ -802,7 +802,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
             if token is not None:
                 _current.reset(token)
         _finished(run, node, step, attempt, index, time.perf_counter() - t, res)
-        if cache is not None:
+        if cache is not None and scratch.counter == 0:  # a node that asked a human is not cached
             cache.put(run, node, key, res, step)
         return res
 
@@ -908,7 +908,7 @@ async def run_async_task(
             if token is not None:
                 _current.reset(token)
         _finished(run, node, step, attempt, index, time.perf_counter() - t, res)
-        if cache is not None:
+        if cache is not None and scratch.counter == 0:  # a node that asked a human is not cached
             await cache.aput(run, node, key, res, step)
         return res
 

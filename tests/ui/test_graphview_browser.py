@@ -842,3 +842,36 @@ def test_a_models_answer_streams_into_the_details_panel(
         assert "test-model" in page_session.locator(
             '[data-testid="graphview-details-model"] pre'
         ).inner_text()
+
+
+def test_a_cache_hit_is_drawn_cached_with_its_badge(show: Any, page_session: Any) -> None:
+    from agentgraph_nb import END, START, CachePolicy, StateGraph
+
+    calls: list[str] = []
+
+    def lookup(s: _State) -> dict[str, Any]:
+        calls.append(s["q"])
+        return {"notes": ["looked up"]}
+
+    g = StateGraph(_State, name="cached")
+    g.add_node("lookup", lookup, cache=CachePolicy())
+    g.add_edge(START, "lookup")
+    g.add_edge("lookup", END)
+    app = g.compile()
+    view = GraphView.from_app(app)
+    unsubscribe = view.attach(app)
+    show(view)
+    app.invoke({"q": "x"})
+    page_session.locator('[data-testid="node-lookup"][data-status="done"]').wait_for(timeout=10_000)
+    app.invoke({"q": "x"})
+    page_session.locator('[data-testid="node-lookup"][data-status="cached"]').wait_for(timeout=10_000)
+    rect = node(page_session, "lookup").locator("rect").first
+    assert rect.evaluate("el => getComputedStyle(el).fill") == "rgb(224, 242, 241)"  # #e0f2f1
+    assert "cached" in page_session.locator(".agn-chip").all_text_contents()  # the legend names it
+    node(page_session, "lookup").click()
+    badge = page_session.locator('[data-testid="graphview-details-status"]')
+    badge.wait_for()
+    assert badge.inner_text() == "cached"
+    assert "skipped" in page_session.locator('[data-testid="graphview-details-cached"]').inner_text()
+    assert calls == ["x"]
+    unsubscribe()
