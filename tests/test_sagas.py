@@ -267,3 +267,28 @@ def test_timeline_shows_compensations_as_bars_of_their_own_and_caught_errors_in_
         assert any("caught by 'cancel'" in h for h in tl.data[error_trace].hovertext)
     finally:
         tl.close()
+
+
+@pytest.mark.parametrize("thread", [None, "t"])
+def test_a_failing_subgraph_compensates_its_own_steps_then_the_parent_its_own(thread: str | None) -> None:
+    log: list[str] = []
+
+    def a(s: dict[str, Any]) -> dict[str, Any]:
+        log.append("a")
+        return {"x": 1}
+
+    def b(s: dict[str, Any]) -> dict[str, Any]:
+        log.append("b")
+        raise RuntimeError("b failed")
+
+    def p(s: dict[str, Any]) -> dict[str, Any]:
+        log.append("p")
+        return {"x": 0}
+
+    sub = (StateGraph(dict, name="team").add_node("a", a, compensate=lambda s: log.append("undo a"))
+           .add_node("b", b).add_edge(START, "a").add_edge("a", "b").compile(checkpointer=None))
+    g = StateGraph(dict).add_node("p", p, compensate=lambda s: log.append("undo p")).add_node("team", sub)
+    g.add_edge(START, "p").add_edge("p", "team")
+    with pytest.raises(RuntimeError, match="b failed"):
+        g.compile().invoke({}, thread_id=thread)
+    assert log == ["p", "a", "b", "undo a", "undo p"]
