@@ -605,6 +605,28 @@ def test_timeline_draws_a_bar_per_item() -> None:
         tl.close()
 
 
+def test_timeline_items_that_run_side_by_side_get_lanes_of_their_own() -> None:
+    pytest.importorskip("plotly")  # the notebook extra
+    import threading
+
+    both = threading.Barrier(2, timeout=5)  # the two items of a pair are running at once
+
+    def slow(x: int) -> int:
+        both.wait()
+        return x
+
+    app = foreach_graph(slow, max_concurrency=2).compile()
+    app.record()
+    app.invoke({"items": [1, 2, 3, 4]})
+    tl = app.timeline()
+    try:
+        lanes = {x.node: x.lane for x in tl._log.executions.values()}
+        assert lanes["each"] == 0 and lanes["each[0]"] != lanes["each[1]"] and lanes["each[2]"] != lanes["each[3]"]
+        assert {lanes[f"each[{i}]"] for i in range(4)} <= {1, 2}  # freed lanes are reused, below the node's
+    finally:
+        tl.close()
+
+
 def test_the_debugger_steps_a_while_loop_one_iteration_at_a_time() -> None:
     from agentgraph_nb import DebugSession
 
