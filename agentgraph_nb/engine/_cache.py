@@ -139,10 +139,7 @@ class NodeCache:
         except Exception as exc:
             self._store_failed(run, node, step, "lookup", exc)
             raw = None
-        if raw is None:
-            node.stats.cache_misses += 1
-            return key, None
-        return key, self._hit(run, node, raw, step, index)
+        return self._found(run, node, key, raw, step, index)
 
     async def alookup(self, run: Run, node: PNode, inp: Any, step: int, index: int) -> tuple[Any, Any]:
         """:meth:`lookup` for async runs (a network store's call on a worker thread)."""
@@ -154,6 +151,10 @@ class NodeCache:
         except Exception as exc:
             self._store_failed(run, node, step, "lookup", exc)
             raw = None
+        return self._found(run, node, key, raw, step, index)
+
+    def _found(self, run: Run, node: PNode, key: Any, raw: Any, step: int, index: int) -> tuple[Any, Any]:
+        """What a lookup returns: a miss counted, or a hit counted and emitted."""
         if raw is None:
             node.stats.cache_misses += 1
             return key, None
