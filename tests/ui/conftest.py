@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +70,22 @@ def screenshot() -> object:
         return path
 
     return shot
+
+
+@pytest.fixture
+def show(solara_test: Any, page_session: Any) -> Iterator[Callable[..., Any]]:
+    """``show(view)``: display a GraphView in the page and return its root once drawn; fails the
+    test if the page raised an error meanwhile."""
+    from IPython.display import display
+
+    errors: list[str] = []
+    page_session.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def _show(view: Any) -> Any:
+        display(view)
+        root = page_session.locator('[data-testid="graphview"][data-ready="true"]').last
+        root.wait_for(timeout=30_000)
+        return root
+
+    yield _show
+    assert not errors, f"errors in the page: {errors}"

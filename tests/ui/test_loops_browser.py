@@ -5,7 +5,7 @@ loops. Screenshot in tests/ui/screenshots/ for a person to look at."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 import pytest
@@ -42,21 +42,6 @@ def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "con
         time.sleep(0.02)
 
 
-@pytest.fixture
-def show(solara_test: Any, page_session: Any) -> Iterator[Callable[..., Any]]:
-    from IPython.display import display
-
-    errors: list[str] = []
-    page_session.on("pageerror", lambda exc: errors.append(str(exc)))
-
-    def _show(view: Any) -> Any:
-        display(view)
-        root = page_session.locator('[data-testid="graphview"][data-ready="true"]').last
-        root.wait_for(timeout=30_000)
-        return root
-
-    yield _show
-    assert not errors, f"errors in the page: {errors}"
 
 
 def test_loop_badges_show_the_live_count(show: Any, page_session: Any, screenshot: Any) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,21 +21,6 @@ class S(TypedDict, total=False):
     x: int
 
 
-@pytest.fixture
-def show(solara_test: Any, page_session: Any) -> Iterator[Callable[..., Any]]:
-    from IPython.display import display
-
-    errors: list[str] = []
-    page_session.on("pageerror", lambda exc: errors.append(str(exc)))
-
-    def _show(view: Any) -> Any:
-        display(view)
-        root = page_session.locator('[data-testid="graphview"][data-ready="true"]').last
-        root.wait_for(timeout=30_000)
-        return root
-
-    yield _show
-    assert not errors, errors
 
 
 def _desk(release: threading.Event) -> Any:
