@@ -19,8 +19,10 @@ __all__ = [
     "CassetteMismatchError",
     "CheckpointConflictError",
     "CheckpointError",
+    "ClusterUnreachableError",
     "CompensationError",
     "ErrorHandlerError",
+    "ExecutorError",
     "ForEachInputError",
     "GraphInterrupt",
     "GraphRecursionError",
@@ -48,6 +50,7 @@ __all__ = [
     "NodeValueError",
     "ParentCommand",
     "PathEscapeError",
+    "PlacementError",
     "QueueConnectError",
     "QueueError",
     "ResourceError",
@@ -62,6 +65,7 @@ __all__ = [
     "UnknownMessageError",
     "UnknownNamespaceError",
     "UnknownToolError",
+    "UnpicklableStateError",
     "node_failure",
 ]
 
@@ -789,3 +793,40 @@ class StateMigrationError(CheckpointError):
         return (_rebuild_kw, (type(self), str(self), {
             "thread_id": self.thread_id, "checkpoint_id": self.checkpoint_id,
             "stored_version": self.stored_version, "graph_version": self.graph_version}))
+
+
+class ExecutorError(AgentGraphError):
+    """An executor beyond this process (``executor="ray"``) cannot run a node: the cluster is not
+    reachable, no machine offers what the node asks for, or its input cannot be sent there.
+
+    Attributes:
+        node: the node, when one is concerned ("" otherwise).
+    """
+
+    def __init__(self, message: str, *, node: str = "") -> None:
+        super().__init__(message)
+        self.node = node
+
+
+class ClusterUnreachableError(ExecutorError, ConnectionError):
+    """The Ray cluster at the given address could not be joined (names the address and how long
+    it was tried); nothing of the run was started."""
+
+
+class PlacementError(ExecutorError):
+    """A node asks for resources (``add_node(..., resources=...)``) that no machine of the cluster
+    offers, checked for ``placement_timeout`` seconds (the message names the node, what it asks
+    for and what the machines have) instead of waiting forever."""
+
+
+class UnpicklableStateError(ExecutorError, TypeError):
+    """A node's input cannot be sent to another process: the message names the node and the path
+    of the value inside its input (``state['docs'][2].handle``) and why.
+
+    Attributes:
+        path: the value's path, e.g. ``"state['docs'][2]"``.
+    """
+
+    def __init__(self, message: str, *, node: str = "", path: str = "") -> None:
+        super().__init__(message, node=node)
+        self.path = path

@@ -306,4 +306,5 @@ def with_runtime(fn: Any) -> Any:
     node.__name__ = getattr(fn, "__name__", node.__name__)
     node.__qualname__ = getattr(fn, "__qualname__", node.__qualname__)
     node.__wrapped__ = fn  # type: ignore[attr-defined]
+    node.takes_runtime = True  # type: ignore[attr-defined]  # runs where its run is (not on a Ray worker)
     return node

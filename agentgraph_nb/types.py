@@ -535,6 +535,7 @@ EventKind = Literal[
     "compensate",
     "rollback",
     "cache_hit",
+    "node_worker",
 ]
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
@@ -566,7 +567,9 @@ class Event:
             "handler": name}``; for ``compensate`` (one per compensation run after a failed
             saga, ``node`` the step it undoes) ``{"fn": name, "ok": bool, "error": str | None}``;
             for ``rollback`` (a transaction's writes discarded, ``node`` the one that failed)
-            ``{"transaction": name, "error": str}``.
+            ``{"transaction": name, "error": str}``; for ``node_worker`` (a node execution that
+            ran on a Ray worker, sent when its result is back, before ``node_end``; ``duration``
+            the seconds it ran there) ``{"worker": "host:pid", "host", "pid", "node_id", "ip"}``.
         namespace: ``""`` for the graph's own nodes; for an event of a subgraph run inside it,
             the subgraph's namespace (``"team"``, ``"team|inner"``, ``"team:2"`` for the third
             task of a step that sends to it with ``Send``); ``thread_id`` is then the parent's thread.

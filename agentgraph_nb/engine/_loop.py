@@ -303,6 +303,7 @@ class Run:
         "sync",
         "t0",
         "tags",
+        "task_exec",
         "tasks",
         "thread_id",
         "tx_base",
@@ -398,6 +399,9 @@ class Run:
         self.tx_base: dict[str, dict[str, Any]] | None = None  # transaction -> the state before it
         # what nodes taking ``runtime`` get (agentgraph_nb.runtime.Runtime: context, resources), or None
         self.runtime: Any = None
+        # where node functions run when not here: an executor (agentgraph_nb.distributed) whose
+        # ``sync_fn``/``async_fn`` give the callable that runs one execution there; None: in-process
+        self.task_exec: Any = None
 
     @property
     def run(self) -> Run:
@@ -767,7 +771,7 @@ def run_sync_task(run: Run, node: PNode, arg: Any, index: int, values: dict[str,
         key, hit = cache.lookup(run, node, inp, step, index)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-    fn = node.fn
+    fn = node.fn if run.task_exec is None else run.task_exec.sync_fn(run, node, index)
     retry = node.retry
     emit = run.emit
     attempt = 1
@@ -861,7 +865,11 @@ async def run_async_task(
         key, hit = await cache.alookup(run, node, inp, step, index)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-    fn = node.fn
+    if run.task_exec is None:
+        fn = node.fn
+        is_async = node.is_async
+    else:  # an executor elsewhere (a Ray cluster): awaited like an async node
+        fn, is_async = run.task_exec.async_fn(run, node, index)
     retry = node.retry
     emit = run.emit
     while True:
@@ -872,7 +880,7 @@ async def run_async_task(
         # a node with a timeout runs in its own task or thread, whose stack does not lead back here
         token = None if (inline and run.scoped and node.timeout is None) else _current.set(scratch)
         try:
-            if node.is_async:
+            if is_async:
                 if node.timeout is None:
                     out = await fn(inp)  # type: ignore[misc]
                 else:
@@ -1034,7 +1042,7 @@ async def run_loop(run: Run) -> None:
             try:
                 if sync:
                     res = run_sync_task(run, node, arg, 0, values, step, True)
-                elif run.scoped and node.timeout is None and node.cache is None:
+                elif run.scoped and node.timeout is None and node.cache is None and run.task_exec is None:
                     # the common async case runs right here: no coroutine per step
                     inp = node.make_input(values) if arg is NOARG else arg if type(arg) is not CaughtError else (
                         handler_input(node, values, arg))
@@ -1583,7 +1591,7 @@ async def _run_parallel_async(run: Run, tasks: list[Any], todo: list[int], value
     f: asyncio.Future[Any]
     for i in todo:
         node, arg = tasks[i]
-        if node.is_async or not node.inline:
+        if node.is_async or not node.inline or run.task_exec is not None:
             f = asyncio.ensure_future(run_async_task(run, node, arg, i, values, step))
         else:
             ctx = contextvars.copy_context()

@@ -39,6 +39,9 @@ class NodeDef:
     compensate: Callable[..., Any] | None = None
     transaction: tuple[str, int] | None = None  # (add_transaction's name, position in its chain)
     cache: Any = None  # a NodeCache (engine/_cache.py) when the node's results are cached
+    # where the node runs under an executor beyond this process (add_node(..., resources=)):
+    # {"num_cpus": 2, "num_gpus": 1, "memory": bytes, "resources": {"custom": 1}}, or None
+    resources: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class PNode:
         "make_input",
         "name",
         "recover",
+        "resources",
         "retry",
         "simple",
         "static_next",
@@ -145,6 +149,7 @@ class PNode:
         # error edges and sagas (engine/_recover.py): None for a node with neither, and not a handler
         self.recover: Any = None
         self.cache: Any = None  # a NodeCache: looked up before the node runs, stored after
+        self.resources: dict[str, Any] | None = None  # add_node(..., resources=): placement by an executor
 
     def __repr__(self) -> str:
         return f"<node {self.name}>"
@@ -161,6 +166,7 @@ class Plan:
         for n, spec in zip(self.nodes, g.nodes):
             n.make_input = spec.make_input
             n.cache = spec.cache
+            n.resources = spec.resources
         self.by_name: dict[str, PNode] = {n.name: n for n in self.nodes}
         # error edges and compensations (engine/_recover.py); False: a graph without either
         self.compensating = setup_recovery(self, g.nodes)

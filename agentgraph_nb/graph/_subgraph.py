@@ -179,6 +179,7 @@ class SubgraphNode:
                 run.interrupt_before = self._inner_breakpoints(prun.interrupt_before, run.interrupt_before)
                 run.interrupt_after = self._inner_breakpoints(prun.interrupt_after, run.interrupt_after)
             run.parent_task = (prun.run_id, f"{prun.step + 1}:{call.rsplit(':', 1)[1]}")
+            run.task_exec = prun.task_exec  # the subgraph's nodes run where the parent's do (a Ray cluster)
             if prun.runtime is not None:  # the parent's context reaches the subgraph's nodes
                 from agentgraph_nb.graph._runtime import child_runtime
 

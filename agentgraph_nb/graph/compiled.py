@@ -157,7 +157,8 @@ def _graph_def(builder: StateGraph, name: str, state_version: int, caches: Mappi
             NodeDef(s.name, with_runtime(s.fn) if takes_runtime(s.fn) else s.fn,
                     None if getattr(s.fn, "per_item_retry", False) else s.retry, s.timeout,
                     inputs.get(s.name) or (s.input_view or builder.state).input_builder(),
-                    catch.get(s.name), s.compensate, tx.get(s.name), cache=caches.get(s.name))
+                    catch.get(s.name), s.compensate, tx.get(s.name), cache=caches.get(s.name),
+                    resources=s.resources)
             for s in builder.nodes.values()
         ),
         edges=tuple(e for e in builder.edges if e[0] not in whiles),
@@ -313,6 +314,7 @@ class CompiledGraph(ViewsMixin):
         listeners: Sequence[Callable[[Event], Any]] | None = None,
         max_steps: int | None = None,
         context: Any = None,
+        executor: Any = None,
         _fetched: tuple[CheckpointRecord | None, list[CheckpointRecord]] | None = None,
     ) -> Run:
         if not isinstance(recursion_limit, int) or recursion_limit < 1:
@@ -345,6 +347,10 @@ class CompiledGraph(ViewsMixin):
                              if interrupt_after is not None else self.interrupt_after),
         )
         run.step_timeout = self._step_timeout
+        if executor is not None:  # nodes run elsewhere (agentgraph_nb.distributed)
+            from agentgraph_nb.distributed import resolve_executor
+
+            run.task_exec = resolve_executor(executor)
         if context is not None or self._runtime is not None:
             from agentgraph_nb.graph._runtime import runtime_for
 

@@ -51,6 +51,7 @@ class NodeSpec:
     input_view: Any = None  # input_schema, read (a StateSchema that filters the state to its keys)
     compensate: Callable[..., Any] | None = None  # the saga step's undo (add_node(..., compensate=fn))
     cache_policy: Any = None  # a CachePolicy: its results are cached (see graph/_cache.py)
+    resources: dict[str, Any] | None = None  # where an executor places it (add_node(..., resources=))
 
 
 @dataclass
@@ -287,6 +288,7 @@ class StateGraph:
         compensate: Callable[..., Any] | None = None,
         cache: CachePolicy | bool | None = None,
         cache_policy: CachePolicy | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> Self:
         """Add a node: a sync or async callable taking the state and returning an update dict,
         ``None`` or a :class:`~agentgraph_nb.Command`; or a compiled graph, which runs as a
@@ -316,6 +318,10 @@ class StateGraph:
                 whose input to this node was seen before skips it and applies the saved result
                 (``compile(cache=...)`` says where results live; default: in memory).
             cache_policy: the same, under LangGraph's name.
+            resources: what the node needs of a machine when it runs on a cluster
+                (``invoke(..., executor="ray")``): ``{"num_cpus": 2, "num_gpus": 1, "memory":
+                2**30, "resources": {"custom": 1}}`` (Ray's names; memory in bytes). Ignored when
+                the graph runs in this process.
 
         Raises:
             GraphValidationError: a bad name or option; a subgraph that shares no state key
@@ -386,10 +392,15 @@ class StateGraph:
             from agentgraph_nb.graph._cache import cache_policy_of
 
             policy = cache_policy_of(node, cache, cache_policy)
+        res = None
+        if resources is not None:
+            from agentgraph_nb.distributed._resources import check_resources
+
+            res = check_resources(node, resources)
         self.nodes[node] = NodeSpec(
             node, fn, retry, float(timeout) if timeout is not None else None,
             tuple(destinations) if destinations is not None else None, dict(metadata or {}),
-            input_schema if view is not None else None, view, compensate, policy,
+            input_schema if view is not None else None, view, compensate, policy, res,
         )
         return self
 
