@@ -102,6 +102,44 @@ def kafka_server():  # type: ignore[no-untyped-def]
         server.close()
 
 
+# -- a real Ray cluster of two nodes on loopback (agentgraph_nb.distributed.LocalRayCluster)
+@pytest.fixture(scope="session")
+def ray_cluster():  # type: ignore[no-untyped-def]
+    """Two Ray nodes (``ray start --head`` and one joining it), one CPU each, for the session;
+    their processes are killed at the end (never ``ray stop``)."""
+    import os
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'agentgraph_nb[ray]')")
+    from agentgraph_nb.distributed import LocalRayCluster
+
+    cluster = LocalRayCluster(2, num_cpus=1)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_executor(ray_cluster):  # type: ignore[no-untyped-def]
+    """This process joined to the session's cluster, and a RayExecutor on it (left at the
+    module's end, so the rest of the suite runs without Ray in the process)."""
+    import ray
+
+    from agentgraph_nb.distributed import RayExecutor
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(address=ray_cluster.address, _node_ip_address="127.0.0.1", logging_level="ERROR",
+             log_to_driver=False)
+    try:
+        yield RayExecutor(address=ray_cluster.address, placement_timeout=3)
+    finally:
+        ray.shutdown()
+
+
 _store_counter = iter(range(1_000_000))
 
 
