@@ -169,15 +169,24 @@ class RayExecutor:
             return node.fn  # type: ignore[return-value]
         ray = _ray()
 
+        wait = node.timeout + 5.0 if node.timeout is not None else None
+
+        attempt = 0  # one call per attempt (the engine retries by calling again)
+
         def call(inp: Any) -> Any:
+            nonlocal attempt
+            attempt += 1
             ref = self._submit(run, node, index, inp)
             try:
-                out = ray.get(ref)
+                out = ray.get(ref, timeout=wait)  # a node with a timeout: the engine gave up already
             except ray.exceptions.RayTaskError as exc:
                 raise _cause(exc) from None
+            except ray.exceptions.GetTimeoutError:
+                ray.cancel(ref, force=True)
+                raise
             finally:
                 self._done()
-            return self._finish(run, node, index, out)
+            return self._finish(run, node, index, attempt, out)
 
         return call
 
@@ -187,15 +196,22 @@ class RayExecutor:
             return node.fn, node.is_async  # type: ignore[return-value]
         ray = _ray()
 
+        attempt = 0
+
         async def call(inp: Any) -> Any:
+            nonlocal attempt
+            attempt += 1
             ref = self._submit(run, node, index, inp)
             try:
                 out = await ref
             except ray.exceptions.RayTaskError as exc:
                 raise _cause(exc) from None
+            except BaseException:  # cancelled (a timeout, a failed sibling): stop the task too
+                ray.cancel(ref, force=True)
+                raise
             finally:
                 self._done()
-            return self._finish(run, node, index, out)
+            return self._finish(run, node, index, attempt, out)
 
         return call, True
 
@@ -304,7 +320,7 @@ class RayExecutor:
             self._big[id(value)] = (value, ref)
         return ref
 
-    def _finish(self, run: Run, node: PNode, index: int, out: tuple[Any, ...]) -> Any:
+    def _finish(self, run: Run, node: PNode, index: int, attempt: int, out: tuple[Any, ...]) -> Any:
         kind, value, where, started, ended, custom = out
         with self._lock:
             w = self.workers.get(where["worker"])
@@ -315,7 +331,7 @@ class RayExecutor:
             w["busy"] += ended - started
         if run.emit is not None:
             step = run.step + 1
-            run.emit("node_worker", step, node.name, ended - started, 0, f"{step}:{index}", dict(where))
+            run.emit("node_worker", step, node.name, ended - started, attempt, f"{step}:{index}", dict(where))
         _record_trace(node.name, where, started, ended)
         if custom:
             from agentgraph_nb.engine._stream import _sink
@@ -324,6 +340,8 @@ class RayExecutor:
             if sink is not None:
                 for mode, item in custom:
                     sink.emit(mode, item)
+        if kind == "error":
+            raise value
         if kind == "raise":
             if isinstance(value, GraphInterrupt):
                 if run.asked_at is _EMPTY:

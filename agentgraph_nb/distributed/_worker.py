@@ -15,6 +15,7 @@ from typing import Any
 
 from agentgraph_nb.engine._loop import Run, _current, _Scratch
 from agentgraph_nb.errors import GraphInterrupt, ParentCommand
+from agentgraph_nb.types import CaughtError
 
 __all__ = ["TaskContext", "run_node", "worker_info"]
 
@@ -43,8 +44,8 @@ def worker_info() -> dict[str, Any]:
 class TaskContext:
     """What the driver sends with a node execution (small: no state values)."""
 
-    __slots__ = ("big", "carrier", "checkpoint_id", "custom", "index", "node", "planned_at", "resume_values",
-                 "thread_id")
+    __slots__ = ("big", "carrier", "caught", "checkpoint_id", "custom", "ev_thread", "index", "namespace", "node",
+                 "planned_at", "resume_values", "run_id", "step", "thread_id")
 
     def __init__(self, run: Run, node: str, index: int, carrier: dict[str, str] | None, custom: bool,
                  big: tuple[str, ...]) -> None:
@@ -57,6 +58,13 @@ class TaskContext:
         self.carrier = carrier
         self.custom = custom
         self.big = big  # input keys whose values travel as separate object-store arguments
+        self.step = run.step
+        self.run_id = run.run_id
+        self.namespace = run.namespace
+        self.ev_thread = run.ev_thread
+        # the failure an error edge's handler handles (caught_error() reads it)
+        arg = run.tasks[index][1] if 0 <= index < len(run.tasks) else None
+        self.caught = arg if type(arg) is CaughtError else None
 
     def __getstate__(self) -> tuple[Any, ...]:
         return tuple(getattr(self, k) for k in self.__slots__)
@@ -69,7 +77,8 @@ class TaskContext:
 class _RemoteRun:
     """The parts of a :class:`Run` that ``interrupt()`` reads, in a worker."""
 
-    __slots__ = ("asked_at", "checkpoint_id", "namespace", "planned_at", "resume_values", "sub_modes", "thread_id")
+    __slots__ = ("asked_at", "checkpoint_id", "ev_thread", "namespace", "planned_at", "resume_values", "run_id",
+                 "step", "sub_modes", "tasks", "thread_id")
 
     interrupt_id = Run.interrupt_id  # the same ids as the driver's
 
@@ -79,8 +88,13 @@ class _RemoteRun:
         self.checkpoint_id = ctx.checkpoint_id
         self.resume_values = ctx.resume_values or {}
         self.asked_at: dict[str, int] = {}
-        self.namespace = ""
+        self.namespace = ctx.namespace
+        self.ev_thread = ctx.ev_thread
+        self.run_id = ctx.run_id
+        self.step = ctx.step
         self.sub_modes = None
+        # what caught_error() reads: the handled failure at this task's index
+        self.tasks = [(None, None)] * ctx.index + [(None, ctx.caught)] if ctx.caught is not None else []
 
     @property
     def run(self) -> _RemoteRun:
@@ -102,8 +116,9 @@ class _BufferSink:
 
 def run_node(fn: Any, inp: Any, ctx: TaskContext, *big: Any) -> tuple[Any, ...]:
     """The Ray task: ``fn(inp)`` (awaited when it is a coroutine). Returns ``(kind, value, worker,
-    started, ended, custom_items)`` where kind is ``"ok"`` or ``"raise"`` (an interrupt or a
-    handoff to the parent, which are not errors); errors propagate (Ray carries them)."""
+    started, ended, custom_items)`` where kind is ``"ok"``, ``"raise"`` (an interrupt or a
+    handoff to the parent: not errors) or ``"error"`` (the node's exception); an exception
+    that cannot be pickled propagates (Ray carries its text)."""
     started = time.time()
     if big:
         inp = dict(inp)
@@ -126,6 +141,14 @@ def run_node(fn: Any, inp: Any, ctx: TaskContext, *big: Any) -> tuple[Any, ...]:
         kind = "ok"
     except (GraphInterrupt, ParentCommand) as exc:  # BaseExceptions: carried as values
         out, kind = exc, "raise"
+    except Exception as exc:  # the node's own failure, sent back with where it ran (when it can travel)
+        try:
+            from ray import cloudpickle
+
+            cloudpickle.dumps(exc)
+        except Exception:
+            raise exc from None  # Ray's own wrapper carries its text
+        out, kind = exc, "error"
     finally:
         _current.reset(token)
         if sink_token is not None:
