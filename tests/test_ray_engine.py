@@ -14,24 +14,22 @@ import operator
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import pytest
 
 pytest.importorskip("ray")
 
-from ray import cloudpickle  # noqa: E402
+from ray import cloudpickle
 
-from agentgraph_nb import (  # noqa: E402
+from agentgraph_nb import (
     END,
     START,
     CachePolicy,
     Command,
-    GraphRecursionError,
-    InvalidUpdateError,
-    NodeTimeoutError,
     RetryPolicy,
     Send,
     StateGraph,
@@ -39,8 +37,8 @@ from agentgraph_nb import (  # noqa: E402
     get_stream_writer,
     interrupt,
 )
-from agentgraph_nb.checkpoint.memory import MemoryCheckpointer  # noqa: E402
-from agentgraph_nb.checkpoint.sqlite import SqliteCheckpointer  # noqa: E402
+from agentgraph_nb.checkpoint.memory import MemoryCheckpointer
+from agentgraph_nb.checkpoint.sqlite import SqliteCheckpointer
 
 # the node functions below travel to the workers by value (the workers do not import tests/)
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
