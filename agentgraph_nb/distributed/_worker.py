@@ -43,11 +43,11 @@ def worker_info() -> dict[str, Any]:
 class TaskContext:
     """What the driver sends with a node execution (small: no state values)."""
 
-    __slots__ = ("big", "carrier", "checkpoint_id", "custom", "index", "node", "planned_at", "resume_values",
-                 "thread_id")
+    __slots__ = ("big", "carrier", "checkpoint_id", "custom", "index", "live", "node", "planned_at",
+                 "resume_values", "thread_id")
 
     def __init__(self, run: Run, node: str, index: int, carrier: dict[str, str] | None, custom: bool,
-                 big: tuple[str, ...]) -> None:
+                 big: tuple[str, ...], live: str | None = None) -> None:
         self.node = node
         self.index = index
         self.thread_id = run.thread_id
@@ -57,6 +57,7 @@ class TaskContext:
         self.carrier = carrier
         self.custom = custom
         self.big = big  # input keys whose values travel as separate object-store arguments
+        self.live = live  # a watching executor's start-report actor (see _live.py), or None
 
     def __getstate__(self) -> tuple[Any, ...]:
         return tuple(getattr(self, k) for k in self.__slots__)
@@ -103,8 +104,13 @@ class _BufferSink:
 def run_node(fn: Any, inp: Any, ctx: TaskContext, *big: Any) -> tuple[Any, ...]:
     """The Ray task: ``fn(inp)`` (awaited when it is a coroutine). Returns ``(kind, value, worker,
     started, ended, custom_items)`` where kind is ``"ok"`` or ``"raise"`` (an interrupt or a
-    handoff to the parent, which are not errors); errors propagate (Ray carries them)."""
+    handoff to the parent, which are not errors); errors propagate (Ray carries them), holding
+    ``(worker, started, ended)`` as ``_agentgraph_ran`` for the driver (which removes it)."""
     started = time.time()
+    if ctx.live is not None:
+        from agentgraph_nb.distributed._live import started as report_start
+
+        report_start(ctx.live, worker_info())
     if big:
         inp = dict(inp)
         for k, v in zip(ctx.big, big):
@@ -126,6 +132,12 @@ def run_node(fn: Any, inp: Any, ctx: TaskContext, *big: Any) -> tuple[Any, ...]:
         kind = "ok"
     except (GraphInterrupt, ParentCommand) as exc:  # BaseExceptions: carried as values
         out, kind = exc, "raise"
+    except Exception as exc:  # the node's error: Ray carries it; the driver learns where it ran
+        try:
+            exc._agentgraph_ran = (worker_info(), started, time.time())  # type: ignore[attr-defined]
+        except Exception:  # an exception type that takes no attributes: where stays unknown
+            pass
+        raise
     finally:
         _current.reset(token)
         if sink_token is not None:
