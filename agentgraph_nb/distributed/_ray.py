@@ -76,8 +76,9 @@ class RayExecutor:
         init_kwargs: more keyword arguments for ``ray.init`` when this executor starts Ray.
 
     Attributes:
-        tasks: node executions submitted so far; ``workers``: finished executions per worker
-            (``"host:pid"``) with their total seconds (see :meth:`worker_frame`).
+        tasks: node executions submitted so far; ``in_flight``: those not back yet;
+            ``workers``: finished executions per worker (``"host:pid"`` ->
+            ``{"host", "node_id", "ip", "done", "busy"}``, busy in seconds; see :meth:`worker_frame`).
     """
 
     def __init__(
@@ -111,8 +112,13 @@ class RayExecutor:
         self._big: dict[int, tuple[Any, Any]] = {}  # id(value) -> (value, ref): large inputs put once
         self.tasks = 0
         self.in_flight = 0
-        self.workers: dict[str, dict[str, Any]] = {}  # "host:pid" -> {"host", "node_id", "done", "busy", "running"}
+        self.workers: dict[str, dict[str, Any]] = {}  # "host:pid" -> {"host", "node_id", "ip", "done", "busy"}
         self._listeners: list[Callable[[str, dict[str, Any]], Any]] = []
+        # watch(): where executions run now (see _live.py)
+        self._starts: Any = None
+        self._live_name: str | None = None
+        self._flying: dict[str, tuple[str, str]] = {}  # Ray task id -> (run id, node), while watched
+        self._placed: dict[str, dict[str, Any]] = {}  # Ray task id -> where it started
 
     def __repr__(self) -> str:
         return f"RayExecutor(address={self.address!r}, tasks={self.tasks})"
@@ -180,12 +186,12 @@ class RayExecutor:
             try:
                 out = ray.get(ref, timeout=wait)  # a node with a timeout: the engine gave up already
             except ray.exceptions.RayTaskError as exc:
-                raise _cause(exc) from None
+                raise self._failed(run, node, index, attempt, _cause(exc)) from None
             except ray.exceptions.GetTimeoutError:
                 ray.cancel(ref, force=True)
                 raise
             finally:
-                self._done()
+                self._done(ref)
             return self._finish(run, node, index, attempt, out)
 
         return call
@@ -205,12 +211,12 @@ class RayExecutor:
             try:
                 out = await ref
             except ray.exceptions.RayTaskError as exc:
-                raise _cause(exc) from None
+                raise self._failed(run, node, index, attempt, _cause(exc)) from None
             except BaseException:  # cancelled (a timeout, a failed sibling): stop the task too
                 ray.cancel(ref, force=True)
                 raise
             finally:
-                self._done()
+                self._done(ref)
             return self._finish(run, node, index, attempt, out)
 
         return call, True
@@ -280,7 +286,8 @@ class RayExecutor:
         from agentgraph_nb.engine._stream import _sink
 
         sink = _sink.get()
-        ctx = TaskContext(run, node.name, index, carrier, bool(sink is not None and sink.custom), big_keys)
+        live = self._live_name
+        ctx = TaskContext(run, node.name, index, carrier, bool(sink is not None and sink.custom), big_keys, live)
         try:
             ref = remote.remote(fn_ref, inp, ctx, *big_refs)
         except Exception as exc:
@@ -295,11 +302,17 @@ class RayExecutor:
         with self._lock:
             self.tasks += 1
             self.in_flight += 1
+            if live is not None:
+                self._flying[ref.task_id().hex()] = (run.run_id, node.name)
         return ref
 
-    def _done(self) -> None:
+    def _done(self, ref: Any) -> None:
         with self._lock:
             self.in_flight -= 1
+            if self._flying:
+                task_id = ref.task_id().hex()
+                if self._flying.pop(task_id, None) is not None:
+                    self._placed.pop(task_id, None)
 
     def _fn_ref(self, fn: Any) -> Any:
         got = self._fns.get(id(fn))
@@ -322,17 +335,7 @@ class RayExecutor:
 
     def _finish(self, run: Run, node: PNode, index: int, attempt: int, out: tuple[Any, ...]) -> Any:
         kind, value, where, started, ended, custom = out
-        with self._lock:
-            w = self.workers.get(where["worker"])
-            if w is None:
-                w = self.workers[where["worker"]] = {"host": where["host"], "node_id": where["node_id"],
-                                                      "ip": where.get("ip", ""), "done": 0, "busy": 0.0}
-            w["done"] += 1
-            w["busy"] += ended - started
-        if run.emit is not None:
-            step = run.step + 1
-            run.emit("node_worker", step, node.name, ended - started, attempt, f"{step}:{index}", dict(where))
-        _record_trace(node.name, where, started, ended)
+        self._ran(run, node, index, attempt, where, started, ended)
         if custom:
             from agentgraph_nb.engine._stream import _sink
 
@@ -351,14 +354,111 @@ class RayExecutor:
             raise value
         return value
 
+    def _failed(self, run: Run, node: PNode, index: int, attempt: int, exc: BaseException) -> BaseException:
+        """A node's exception from its worker: where and when it ran there is said as for a
+        success (``node_worker``, before the engine's ``node_retry``/``node_error``)."""
+        ran = getattr(exc, "_agentgraph_ran", None)
+        if type(ran) is tuple and len(ran) == 3:
+            try:
+                del exc._agentgraph_ran  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+            self._ran(run, node, index, attempt, *ran)
+        return exc
+
+    def _ran(self, run: Run, node: PNode, index: int, attempt: int, where: dict[str, Any], started: float,
+             ended: float) -> None:
+        with self._lock:
+            w = self.workers.get(where["worker"])
+            if w is None:
+                w = self.workers[where["worker"]] = {"host": where["host"], "node_id": where["node_id"],
+                                                      "ip": where.get("ip", ""), "done": 0, "busy": 0.0}
+            w["done"] += 1
+            w["busy"] += ended - started
+        if run.emit is not None:
+            step = run.step + 1
+            run.emit("node_worker", step, node.name, ended - started, attempt, f"{step}:{index}", dict(where))
+        _record_trace(node.name, where, started, ended)
+
+    # -- what runs where now (a live view's data) ---------------------------------------------------
+    @property
+    def watching(self) -> bool:
+        """Whether workers report the start of each execution (see :meth:`watch`)."""
+        return self._live_name is not None
+
+    def watch(self) -> RayExecutor:
+        """Have each node execution report when it starts and where, so that :meth:`worker_stats`
+        can say which worker runs what *now* (the Dashboard's worker panel calls this). Costs a
+        list append per execution on the worker, and one message per worker at most every
+        0.1 s; executions shorter than that may never show as running. Returns ``self``."""
+        if self._starts is None:
+            from agentgraph_nb.distributed._live import Starts
+
+            self.start()
+            with self._lock:
+                if self._starts is None:
+                    import uuid
+
+                    self._starts = Starts(_ray(), f"agentgraph_nb-starts-{uuid.uuid4().hex[:12]}")
+                    self._live_name = self._starts.name
+        return self
+
+    def unwatch(self) -> None:
+        """Stop the start reports (and forget what runs where)."""
+        with self._lock:
+            starts, self._starts, self._live_name = self._starts, None, None
+            self._flying.clear()
+            self._placed.clear()
+        if starts is not None:
+            starts.close()
+
+    def worker_stats(self) -> tuple[list[dict[str, Any]], int]:
+        """Per worker (``"host:pid"``), in the order first seen: ``{"worker", "host", "node_id",
+        "ip", "done", "busy_s", "nodes_in_flight", "runs_in_flight"}``; and how many executions
+        are in flight with no worker known yet (queued for a free CPU, or just started).
+
+        ``done`` and ``busy_s`` count executions whose result came back; the in-flight counts
+        need :meth:`watch` (else they are 0 and every execution in flight counts as unplaced).
+        Never waits for the cluster."""
+        starts = self._starts
+        new = starts.poll() if starts is not None else {}
+        with self._lock:
+            flying, placed = self._flying, self._placed
+            for task_id, where in new.items():
+                if task_id in flying:
+                    placed[task_id] = where
+            nodes: dict[str, int] = {}
+            runs: dict[str, set[str]] = {}
+            seen: dict[str, dict[str, Any]] = {}
+            for task_id, where in placed.items():
+                w = str(where.get("worker"))
+                nodes[w] = nodes.get(w, 0) + 1
+                runs.setdefault(w, set()).add(flying[task_id][0])
+                seen.setdefault(w, where)
+            rows = []
+            for w, v in self.workers.items():
+                rows.append({"worker": w, "host": v["host"], "node_id": v["node_id"], "ip": v.get("ip", ""),
+                             "done": v["done"], "busy_s": v["busy"], "nodes_in_flight": nodes.get(w, 0),
+                             "runs_in_flight": len(runs.get(w, ()))})
+            for w, where in seen.items():
+                if w not in self.workers:  # started its first execution, none back yet
+                    rows.append({"worker": w, "host": where.get("host", ""), "node_id": where.get("node_id", ""),
+                                 "ip": where.get("ip", ""), "done": 0, "busy_s": 0.0, "nodes_in_flight": nodes[w],
+                                 "runs_in_flight": len(runs[w])})
+            unplaced = max(self.in_flight - len(placed), 0)
+        return rows, unplaced
+
     def worker_frame(self) -> Any:
-        """Finished node executions per worker as a pandas DataFrame (worker, host, node_id, done, busy_s)."""
+        """Node executions per worker as a pandas DataFrame: ``worker`` (``"host:pid"``), ``host``,
+        ``node_id`` (the Ray node's, first 12 characters), ``done`` and ``busy_s`` (executions
+        back and their seconds on the worker), ``nodes_in_flight`` and ``runs_in_flight`` (what it
+        runs now; needs :meth:`watch`, else 0)."""
         import pandas as pd
 
-        with self._lock:
-            rows = [{"worker": k, "host": v["host"], "node_id": v["node_id"][:12], "done": v["done"],
-                     "busy_s": round(v["busy"], 6)} for k, v in self.workers.items()]
-        return pd.DataFrame(rows, columns=["worker", "host", "node_id", "done", "busy_s"])
+        rows, _ = self.worker_stats()
+        cols = ["worker", "host", "node_id", "done", "busy_s", "nodes_in_flight", "runs_in_flight"]
+        return pd.DataFrame([{**r, "node_id": r["node_id"][:12], "busy_s": round(r["busy_s"], 6)} for r in rows],
+                            columns=cols)
 
 
 def _fmt(v: Any) -> str:

@@ -44,11 +44,11 @@ def worker_info() -> dict[str, Any]:
 class TaskContext:
     """What the driver sends with a node execution (small: no state values)."""
 
-    __slots__ = ("big", "carrier", "caught", "checkpoint_id", "custom", "ev_thread", "index", "namespace", "node",
-                 "planned_at", "resume_values", "run_id", "step", "thread_id")
+    __slots__ = ("big", "carrier", "caught", "checkpoint_id", "custom", "ev_thread", "index", "live", "namespace",
+                 "node", "planned_at", "resume_values", "run_id", "step", "thread_id")
 
     def __init__(self, run: Run, node: str, index: int, carrier: dict[str, str] | None, custom: bool,
-                 big: tuple[str, ...]) -> None:
+                 big: tuple[str, ...], live: str | None = None) -> None:
         self.node = node
         self.index = index
         self.thread_id = run.thread_id
@@ -65,6 +65,7 @@ class TaskContext:
         # the failure an error edge's handler handles (caught_error() reads it)
         arg = run.tasks[index][1] if 0 <= index < len(run.tasks) else None
         self.caught = arg if type(arg) is CaughtError else None
+        self.live = live  # a watching executor's start-report actor (see _live.py), or None
 
     def __getstate__(self) -> tuple[Any, ...]:
         return tuple(getattr(self, k) for k in self.__slots__)
@@ -120,6 +121,10 @@ def run_node(fn: Any, inp: Any, ctx: TaskContext, *big: Any) -> tuple[Any, ...]:
     handoff to the parent: not errors) or ``"error"`` (the node's exception); an exception
     that cannot be pickled propagates (Ray carries its text)."""
     started = time.time()
+    if ctx.live is not None:
+        from agentgraph_nb.distributed._live import started as report_start
+
+        report_start(ctx.live, worker_info())
     if big:
         inp = dict(inp)
         for k, v in zip(ctx.big, big):

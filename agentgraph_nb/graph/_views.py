@@ -72,7 +72,9 @@ class ViewsMixin:
 
     def timeline(self, run_or_thread: str | None = None, **options: Any) -> Any:
         """A plotly Gantt chart of node executions, live during runs (or of a past run/thread).
-        Options: ``max_bars`` (default 2000), ``interval`` (seconds between redraws, 0.05)."""
+        Options: ``max_bars`` (default 2000), ``interval`` (seconds between redraws, 0.05),
+        ``scale`` (``"auto"``, ``"linear"``, ``"stretched"``), ``lanes`` (``"auto"``: one lane per
+        Ray worker for runs with ``executor="ray"``, else per task; ``"task"``, ``"worker"``)."""
         with requires_extra("app.timeline()"):
             from agentgraph_nb.ui.timeline import timeline
 
@@ -80,7 +82,8 @@ class ViewsMixin:
 
     def dashboard(self, **options: Any) -> Any:
         """Live latency, throughput, error and retry metrics as one widget.
-        Options: ``interval``, ``bin_seconds``, ``window`` (see :class:`~agentgraph_nb.ui.dashboard.Dashboard`)."""
+        Options: ``interval``, ``bin_seconds``, ``window``, ``workers`` (a Ray executor: adds a
+        panel of its workers, see :class:`~agentgraph_nb.ui.dashboard.Dashboard`)."""
         with requires_extra("app.dashboard()"):
             from agentgraph_nb.ui.dashboard import Dashboard
 

@@ -972,10 +972,12 @@ class CompiledGraph(ViewsMixin):
     ) -> list[Any]:
         """Run many inputs; results in input order. Sync graphs run on a thread pool of
         ``max_concurrency`` workers (default: one run at a time per core, at least 4); async
-        graphs run concurrently on an event loop. ``progress=True`` shows a progress bar.
+        graphs run concurrently on an event loop, and so do the runs of any graph whose nodes run
+        elsewhere (``executor="ray"``: each run awaits its Ray tasks; default: no limit, Ray
+        queues what the cluster cannot run yet). ``progress=True`` shows a progress bar (tqdm).
         With ``return_exceptions=True`` a failed run's exception takes its place in the list."""
         items = list(inputs)
-        if not self._all_sync():
+        if not self._all_sync() or kwargs.get("executor") not in (None, "local"):
             import asyncio
 
             coro = self.abatch(items, thread_ids=thread_ids, max_concurrency=max_concurrency,

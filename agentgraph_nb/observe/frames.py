@@ -60,6 +60,9 @@ EXECUTION_COLUMNS = (
     "status",
     "error",
     "namespace",
+    "worker",
+    "host",
+    "ray_node",
 )
 
 _NODE_KINDS = frozenset({"node_start", "node_end", "node_error", "node_retry", "cache_hit"})
@@ -91,6 +94,11 @@ class Execution:
         error: ``"Type: message"`` for failed attempts (with ``" -> caught by 'handler'"`` when
             an error edge caught it).
         note: free for a view to cache what it derives from a finished execution.
+        worker, host, ray_node: where it ran when a Ray executor ran it (``"host:pid"`` of the
+            worker process, its host name, the Ray node id), from its ``node_worker`` event;
+            None while unknown (running) and for executions that ran in the driver's process.
+        worker_time: seconds it ran on that worker (0.0 when not known).
+        worker_end: when its result came back to the driver (``perf_counter``), or None.
     """
 
     __slots__ = (
@@ -98,16 +106,21 @@ class Execution:
         "duration",
         "end",
         "error",
+        "host",
         "lane",
         "namespace",
         "node",
         "note",
+        "ray_node",
         "run",
         "start",
         "status",
         "step",
         "task",
         "thread",
+        "worker",
+        "worker_end",
+        "worker_time",
     )
 
     def __init__(self, rec: Record) -> None:
@@ -127,6 +140,11 @@ class Execution:
         # "" for the graph's own nodes; a subgraph's ("team", "team|inner") for its nodes, whose
         # ``thread`` is the parent's and whose ``run`` is the subgraph run's own id
         self.namespace: str = rec[10] if len(rec) > 10 else ""
+        self.worker: str | None = None
+        self.host: str | None = None
+        self.ray_node: str | None = None
+        self.worker_time = 0.0
+        self.worker_end: float | None = None
 
     def __repr__(self) -> str:
         return f"<Execution {self.node} step {self.step} attempt {self.attempt}: {self.status}>"
@@ -184,6 +202,9 @@ class ExecutionLog:
         self.retried = 0
         self.failed = 0
         self.cached = 0  # cache hits (executions skipped)
+        #: the Ray workers that ran executions, in the order first seen: ``"host:pid"`` ->
+        #: ``{"worker", "host", "pid", "node_id", "ip"}`` (``node_worker`` events)
+        self.workers: dict[str, dict[str, Any]] = {}
         # for-each items running now, per run: lane -> execution key (items go in the free lanes
         # below their node's, so items that run side by side are side by side in the Timeline)
         self._items: dict[str, dict[int, tuple[str, str, int]]] = {}
@@ -195,6 +216,7 @@ class ExecutionLog:
         self.executions.clear()
         self.runs.clear()
         self._items.clear()
+        self.workers.clear()
         self.evicted = self.started = self.retried = self.failed = self.cached = 0
 
     def _run(self, rec: Record) -> RunInfo:
@@ -244,6 +266,8 @@ class ExecutionLog:
                 ex.duration = rec[6] or max(rec[5] - ex.start, 0.0)
                 ex.error = error_text(rec[9])
             return ex
+        if kind == "node_worker":
+            return self._on_worker(rec)
         if kind == "compensate" or kind == "error_caught":
             return self._recovery(rec)
         if kind == "step_start":
@@ -277,6 +301,37 @@ class ExecutionLog:
                 ex.duration = max(end - ex.start, 0.0)
                 ex.status = status
         info.open = []
+    def _on_worker(self, rec: Record) -> Execution | None:
+        """Where an execution ran (a ``node_worker`` event, sent before its ``node_end``): the
+        attempt it names, or (attempt 0) the newest attempt of its task seen so far."""
+        data = rec[9]
+        if not isinstance(data, dict) or not data.get("worker"):
+            return None
+        executions = self.executions
+        run, task = rec[1], rec[8]
+        if rec[7]:
+            ex = executions.get((run, task, rec[7]))
+        else:
+            ex = None
+            attempt = 1
+            while True:
+                got = executions.get((run, task, attempt))
+                if got is None:
+                    break
+                ex, attempt = got, attempt + 1
+        if ex is None:  # its start was not seen: nothing to place
+            return None
+        worker = str(data["worker"])
+        if worker not in self.workers:
+            self.workers[worker] = data
+        ex.worker = worker
+        ex.host = None if data.get("host") is None else str(data["host"])
+        ex.ray_node = None if data.get("node_id") is None else str(data["node_id"])
+        ex.worker_time = rec[6]
+        ex.worker_end = rec[5]
+        ex.note = None
+        return ex
+
     def _recovery(self, rec: Record) -> Execution | None:
         """A saga's compensation (an execution of its own) or an error edge's catch (noted on
         the failed attempt)."""
@@ -460,7 +515,9 @@ def executions_frame(app: Any, run_id: str | None = None, thread_id: str | None 
     index in its superstep: parallel branches differ), ``start``, ``end`` (seconds since the
     first selected event; ``end`` NaN while running), ``duration`` (seconds), ``status``
     (``ok``, ``error``, ``retry`` for a failed attempt that was retried, ``running``),
-    ``error`` and ``namespace`` (as in :func:`events_frame`).
+    ``error``, ``namespace`` (as in :func:`events_frame`), and where a Ray executor ran it:
+    ``worker`` (``"host:pid"`` of the worker process), ``host`` and ``ray_node`` (the Ray node
+    id), missing for executions that ran in this process or are still running.
 
     Args and errors as for :func:`events_frame`; this is the data the timeline draws.
     """
@@ -486,6 +543,9 @@ def executions_frame(app: Any, run_id: str | None = None, thread_id: str | None 
             x.status,
             x.error,
             x.namespace,
+            x.worker,
+            x.host,
+            x.ray_node,
         )
         for x in sorted(log.executions.values(), key=lambda x: x.start)
     ]

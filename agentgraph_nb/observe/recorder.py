@@ -8,7 +8,7 @@ append is atomic), and nothing kept that the garbage collector has to walk again
 that holds old states alive: an event's ``data`` is kept only where it is small and useful
 (the exception of ``node_error``/``node_retry``, the status and error of ``run_end``, the
 interrupts of ``interrupt``, the handler of ``error_caught``, the function and outcome of
-``compensate``). Events read back are :class:`~agentgraph_nb.types.Event` objects
+``compensate``, where a ``node_worker`` execution ran: one shared dict per Ray worker). Events read back are :class:`~agentgraph_nb.types.Event` objects
 with ``data`` None for the other kinds.
 """
 
@@ -29,6 +29,23 @@ __all__ = ["EventRecorder", "Record", "as_record", "to_event"]
 Record = tuple[str, str, "str | None", int, str, float, float, int, str, Any, str]
 
 _KEEP_DATA = frozenset({"node_error", "node_retry", "interrupt"})
+
+
+_WORKERS: dict[Any, dict[str, Any]] = {}  # one kept dict per Ray worker, shared by its events
+
+
+def _worker_data(data: Any) -> Any:
+    """What is kept of a ``node_worker`` event: ``{"worker", "host", "pid", "node_id", "ip"}``,
+    the same dict object for every event of one worker."""
+    if not isinstance(data, dict):
+        return None
+    key = (data.get("worker"), data.get("node_id"))
+    kept = _WORKERS.get(key)
+    if kept is None:
+        kept = {k: data.get(k) for k in ("worker", "host", "pid", "node_id", "ip")}
+        if len(_WORKERS) < 100_000:
+            _WORKERS[key] = kept
+    return kept
 
 
 def _recovery_data(data: Any) -> Any:
@@ -52,6 +69,8 @@ def as_record(ev: Event) -> Record:
         data = {"parent_run_id": data.get("parent_run_id"), "parent_task_id": data.get("parent_task_id")}
     elif kind == "compensate" or kind == "error_caught":
         data = _recovery_data(data)
+    elif kind == "node_worker":
+        data = _worker_data(data)
     elif kind not in _KEEP_DATA:
         data = None
     return (
@@ -129,6 +148,8 @@ class EventRecorder:
             data = {"parent_run_id": ev.data.get("parent_run_id"), "parent_task_id": ev.data.get("parent_task_id")}
         elif kind == "compensate" or kind == "error_caught":
             data = _recovery_data(ev.data)
+        elif kind == "node_worker":
+            data = _worker_data(ev.data)
         else:
             data = None
         self._events.append(

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from agentgraph_nb.ui import _svgplot as sp
+from agentgraph_nb.ui._workers import WORKER_COLOURS, WORKER_PANELS
 from agentgraph_nb.ui.dashboard import (
     _COLOURS,
     _DURATION_TITLE,
@@ -30,7 +31,7 @@ def timeline_svg(p: dict[str, Any]) -> str:
     title = str(p.get("title") or "timeline")
     lanes: list[str] = list(p.get("lanes") or [])
     width = 920.0
-    left = min(180.0, max(60.0, max((sp.text_width(s, 11) for s in lanes), default=40) + 18))
+    left = min(250.0, max(60.0, max((sp.text_width(s, 11) for s in lanes), default=40) + 18))
     right = 24.0
     lane_h = 24.0 if len(lanes) <= 30 else max(6.0, 720.0 / len(lanes))
     top = 62.0 if p.get("subtitle") else 46.0
@@ -125,11 +126,18 @@ def timeline_svg(p: dict[str, Any]) -> str:
 
 
 def dashboard_svg(p: dict[str, Any]) -> str:
-    """The static picture of a dashboard: its four panels (``p`` is what ``_flush`` kept)."""
+    """The static picture of a dashboard: its four panels (``p`` is what ``_flush`` kept), and
+    its worker panel when it has one."""
     name = str(p.get("name") or "graph")
     nodes: list[str] = list(p.get("nodes") or [])
+    workers = p.get("workers")
     width, height = 920.0, 556.0
+    panel_top = height
+    if workers is not None:
+        height += _WORKERS_HEAD + _WORKER_ROW * max(len(workers["labels"]), 1) + 16
     svg = sp.Svg(width, height, title=f"{name}: metrics", label=f"dashboard of graph {name}")
+    if workers is not None:
+        _workers_panel(svg, panel_top, width, workers)
     pad_l, gap_x, pad_r = 60.0, 70.0, 16.0
     pw = (width - pad_l - gap_x - pad_r) / 2
     rows = ((52.0, 232.0), (340.0, 520.0))  # plot top and bottom of each row
@@ -316,3 +324,53 @@ def dashboard_svg(p: dict[str, Any]) -> str:
                 anchor="middle",
             )
     return svg.render()
+
+
+_WORKERS_HEAD = 70.0  # the worker panel's title, legend and column headings
+_WORKER_ROW = 30.0
+
+
+def _workers_panel(svg: sp.Svg, top: float, width: float, w: dict[str, Any]) -> None:
+    """The dashboard's worker panel, under its four panels: one row per Ray worker, with what
+    it runs now (nodes and runs in flight), its executions done and its busy seconds as bars."""
+    labels: list[str] = list(w["labels"])
+    svg.line(12, top + 4, width - 12, top + 4, sp.GRID)
+    svg.text(20, top + 26, "Ray workers", size=12.5, weight="600")
+    note = f"{len(labels)} worker{'' if len(labels) == 1 else 's'} on {w['machines']} node{'' if w['machines'] == 1 else 's'}"
+    if w["unplaced"]:
+        note += f" · {w['unplaced']} in flight with no worker known yet (queued for a CPU, or just started)"
+    svg.text(112, top + 26, note, size=11, fill=sp.MUTED)
+    svg.legend(20, top + 44, [(n, c) for n, c in WORKER_COLOURS.items() if n != "busy"][:2])
+    left = min(250.0, max(120.0, max((sp.text_width(s, 11) for s in labels), default=40) + 28))
+    gap = 18.0
+    col_w = (width - left - 24 - 2 * gap) / 3
+    cols = [left + i * (col_w + gap) for i in range(3)]
+    y0 = top + _WORKERS_HEAD
+    for x, heading in zip(cols, WORKER_PANELS):
+        svg.text(x, y0 - 8, heading, size=11.5, weight="600")
+    if not labels:
+        svg.text(left, y0 + 16, "no worker has run a node yet", fill=sp.MUTED)
+        return
+    series = [
+        (0, [("nodes in flight", w["nodes_in_flight"]), ("runs in flight", w["runs_in_flight"])], "{:,.0f}"),
+        (1, [("done", w["done"])], "{:,.0f}"),
+        (2, [("busy", w["busy"])], "busy"),
+    ]
+    for k, parts, fmt in series:
+        top_v = max((float(np.max(v)) for _, v in parts if len(v)), default=0.0)
+        x0 = cols[k]
+        svg.line(x0, y0, x0, y0 + _WORKER_ROW * len(labels), sp.AXIS)
+        for i in range(len(labels)):
+            y = y0 + i * _WORKER_ROW
+            h = (_WORKER_ROW - 8) / len(parts)
+            for j, (name, values) in enumerate(parts):
+                v = float(values[i])
+                bw = 0.0 if top_v <= 0 else v / top_v * (col_w - 60)
+                by = y + 4 + j * h
+                if bw > 0:
+                    svg.rect(x0, by, bw, h - 1, WORKER_COLOURS[name], tip=f"{labels[i]}: {name} {v:,.4g}")
+                text = sp.fmt_seconds(v) if fmt == "busy" else fmt.format(v)
+                svg.text(x0 + bw + 4, by + h - 2, text, size=10 if len(parts) > 1 else 10.5, fill=sp.INK)
+    for i, label in enumerate(labels):
+        y = y0 + i * _WORKER_ROW + _WORKER_ROW / 2 + 4
+        svg.text(left - 10, y, sp.clip_text(label, left - 24, 11), size=11, fill=sp.MUTED, anchor="end")

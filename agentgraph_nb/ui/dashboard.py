@@ -24,6 +24,7 @@ from agentgraph_nb.errors import InvalidInputError
 from agentgraph_nb.ui import _static
 from agentgraph_nb.ui._coalesce import Coalescer
 from agentgraph_nb.ui._plotly import TEMPLATE, graph_objects, widget_bundle
+from agentgraph_nb.ui._workers import worker_arrays, worker_figure, worker_update
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -60,6 +61,7 @@ _SYMBOLS = {"p50": "circle", "p90": "diamond", "p99": "triangle-up"}
 T_P50, T_P90, T_P99, T_RANGE, T_RATE, T_ERR, T_RETRY, T_TIN, T_TOUT, T_DUR = range(10)
 _N_TRACES = 10
 _MAX_BINS = 60
+_IN_FLIGHT_REDRAW = 0.25  # seconds between redraws of the worker panel while nodes are in flight
 
 
 def _html_escape(text: str) -> str:
@@ -107,6 +109,15 @@ class Dashboard(_static.OpensWhenShown, widgets.VBox):
     Displayed in a notebook it also leaves a static SVG picture of the four panels for HTML
     exports, nbviewer and GitHub.
 
+    With ``workers=executor`` (a :class:`~agentgraph_nb.distributed.RayExecutor`) a panel of the
+    Ray workers follows, one row each (``host · node <Ray node id> · pid``): node executions and
+    runs in flight on it now, executions done, and seconds it spent running them; the header
+    adds the workers, machines, and executions in flight whose worker is not known yet (queued
+    for a CPU). It is redrawn on events, and every 0.25 s while executions are in flight. The
+    dashboard makes the executor watch (:meth:`RayExecutor.watch`: each execution reports its
+    start), which costs a list append per execution on the workers. The static picture shows
+    the panel too.
+
     Args:
         app: the compiled graph.
         interval: seconds between two redraws at most.
@@ -114,15 +125,20 @@ class Dashboard(_static.OpensWhenShown, widgets.VBox):
             (about 8 to 60 bins).
         window: seconds of throughput history shown, ending at the last run (or now while
             runs go on).
+        workers: a Ray executor whose workers to show (``executor=`` of the runs), or None.
 
     Attributes:
         figure: the plotly ``FigureWidget`` with the four panels.
+        worker_figure: the worker panel's ``FigureWidget`` (None without ``workers=``).
         updates_sent: how many redraws were sent to the front end.
 
     Example:
         >>> dash = app.dashboard()              # doctest: +SKIP
         >>> dash                                # display it, then:
         >>> app.batch([{"x": i} for i in range(10_000)])   # doctest: +SKIP
+        >>> ex = RayExecutor(address=cluster.address)           # doctest: +SKIP
+        >>> app.dashboard(workers=ex)                           # doctest: +SKIP
+        >>> app.batch(inputs, executor=ex, progress=True)       # doctest: +SKIP
     """
 
     def __init__(
@@ -132,6 +148,7 @@ class Dashboard(_static.OpensWhenShown, widgets.VBox):
         interval: float = 0.05,
         bin_seconds: float | None = None,
         window: float = 120.0,
+        workers: Any = None,
     ) -> None:
         if not isinstance(interval, (int, float)) or interval < 0:
             raise InvalidInputError(f"interval must be a number of seconds >= 0, got {interval!r}")
@@ -143,6 +160,11 @@ class Dashboard(_static.OpensWhenShown, widgets.VBox):
             )
         if not isinstance(window, (int, float)) or window <= 0:
             raise InvalidInputError(f"window must be a positive number of seconds, got {window!r}")
+        if workers is not None and not callable(getattr(workers, "worker_stats", None)):
+            raise InvalidInputError(
+                f"workers= takes the Ray executor the runs use (RayExecutor(...)), got {workers!r}"
+            )
+        self._workers = workers
         self._app = app
         self._name: str = getattr(app, "name", "graph")
         self._bin = None if bin_seconds is None else float(bin_seconds)
@@ -163,7 +185,16 @@ class Dashboard(_static.OpensWhenShown, widgets.VBox):
             False  # our arrays are valid; plotly's checks cost more than sending
         )
         self._header = widgets.HTML()
-        super().__init__(children=[self._header, self.figure])
+        self.worker_figure: Any = None
+        children: list[Any] = [self._header, self.figure]
+        if workers is not None:
+            watch = getattr(workers, "watch", None)
+            if callable(watch):
+                watch()
+            self.worker_figure = _Figure(worker_figure())
+            self.worker_figure._validate = False
+            children.append(self.worker_figure)
+        super().__init__(children=children)
         self.add_class("agentgraph-dashboard")
         self._twin = _static.StaticTwin(
             self,
@@ -197,13 +228,15 @@ class Dashboard(_static.OpensWhenShown, widgets.VBox):
     def close(self) -> None:
         """Detach and close the widget and its figure."""
         self.detach()
-        for part in (getattr(self, "figure", None), getattr(self, "_header", None)):
+        parts = (getattr(self, "figure", None), getattr(self, "worker_figure", None), getattr(self, "_header", None))
+        for part in parts:
             if part is not None:
                 part.close()
         super().close()
 
     def to_svg(self) -> str:
-        """The four panels as a static SVG picture (what exports show in place of the widget)."""
+        """The four panels (and the worker panel) as a static SVG picture (what exports show
+        in place of the widget)."""
         from agentgraph_nb.ui import _pictures
 
         self.refresh()
@@ -222,6 +255,8 @@ class Dashboard(_static.OpensWhenShown, widgets.VBox):
         self.refresh()
         with self._coalescer.flush_lock:
             widget_bundle(self.figure)  # copies the figure's current state for the new view
+            if self.worker_figure is not None:
+                widget_bundle(self.worker_figure)
         bundle = super()._repr_mimebundle_(**kwargs)
         data = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
         data["text/plain"] = repr(self)
@@ -382,6 +417,16 @@ class Dashboard(_static.OpensWhenShown, widgets.VBox):
                             zip(self._nodes, s["cache_hits"], s["cache_misses"]) if h or m)
             header += (f" &middot; cache {int(s['cache_hits'].sum())} hits, {int(s['cache_misses'].sum())} misses"
                        f" ({per})")
+        workers = self._flush_workers() if self._workers is not None else None
+        if workers is not None:
+            n = len(workers["labels"])
+            header += (
+                f" &middot; {n} Ray worker{'' if n == 1 else 's'} on {workers['machines']} "
+                f"node{'' if workers['machines'] == 1 else 's'}, "
+                f"{int(workers['nodes_in_flight'].sum())} executions running"
+            )
+            if workers["unplaced"]:
+                header += f", {workers['unplaced']} waiting for a worker"
         self._header.value = header
         self._picture = {
             "name": self._name,
@@ -390,9 +435,19 @@ class Dashboard(_static.OpensWhenShown, widgets.VBox):
             "throughput": (xs, rate, width),
             "durations": (dur_x, dur_y),
             "usage": usage,
+            "workers": workers,
         }
         self._updates_sent += 1
+        if getattr(self._workers, "in_flight", 0):  # executions start and move with no event
+            self._coalescer.later(max(self._coalescer.pace, _IN_FLIGHT_REDRAW))
         return True
+
+    def _flush_workers(self) -> dict[str, Any]:
+        rows, unplaced = self._workers.worker_stats()
+        w = worker_arrays(rows, unplaced)
+        restyle, relayout = worker_update(w)
+        self.worker_figure.plotly_update(restyle_data=restyle, relayout_data=relayout, trace_indexes=[0, 1, 2, 3])
+        return w
 
 
 def _fmt_s(seconds: float) -> str:

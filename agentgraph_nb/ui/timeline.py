@@ -4,6 +4,8 @@
 one horizontal bar per node execution (per attempt), x in seconds from the run's start, one lane
 per task of a superstep (parallel branches side by side), colour by status (ok, retried attempt,
 error, running), retries and errors marked at their end, dotted lines where supersteps start.
+Executions a Ray executor ran (``node_worker`` events) can be drawn one lane per Ray worker
+instead (``lanes="worker"``, the default when there are any).
 
 Live updates read the graph's event recorder (``app.record()`` is called for you). The engine's
 threads only append events and, at most, arm a timer: the figure is redrawn on that timer's
@@ -30,6 +32,7 @@ from agentgraph_nb.ui import _static
 from agentgraph_nb.ui._coalesce import Coalescer
 from agentgraph_nb.ui._plotly import TEMPLATE, graph_objects, widget_bundle
 from agentgraph_nb.ui._timescale import TimeScale
+from agentgraph_nb.ui._workers import worker_label
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -38,7 +41,7 @@ else:
 
 from plotly.basedatatypes import Undefined as _UNSET
 
-__all__ = ["SCALES", "STATUSES", "Coalescer", "Timeline", "timeline"]
+__all__ = ["LANES", "SCALES", "STATUSES", "Coalescer", "Timeline", "timeline"]
 
 #: Bar traces, in order: status -> (legend name, colour). Then a superstep-lines trace and a
 #: trace of marks at the end of retried and failed attempts, and on cache hits (a star: the
@@ -58,12 +61,15 @@ STEP_TRACE = len(STATUSES)
 #: The x scales: ``auto`` (stretched when a bar would be too thin to see, else linear),
 #: ``linear`` (seconds) and ``stretched`` (see :class:`~agentgraph_nb.ui._timescale.TimeScale`).
 SCALES = ("auto", "linear", "stretched")
+#: What a lane holds: ``task`` (the *i*-th task of each superstep, per run), ``worker`` (one Ray
+#: worker process), ``auto`` (``worker`` when the executions shown ran on Ray workers).
+LANES = ("auto", "task", "worker")
 MARK_TRACE = STEP_TRACE + 1
 _STEP_LINE_RUNS = 100  # superstep lines for the newest runs shown only (a batch would be a hatch)
 _KEEP_RUNS = 10_000
 _KINDS = frozenset(
     {"run_start", "step_start", "node_start", "node_end", "node_error", "node_retry", "run_end",
-     "compensate", "error_caught", "cache_hit"}
+     "compensate", "error_caught", "cache_hit", "node_worker"}
 )
 _MARK_SYMBOLS = {"error": "x-thin", "retry": "circle-open", "cached": "star"}
 _RUNNING_REDRAW = 0.25  # seconds between redraws that only grow running bars
@@ -126,6 +132,7 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
         max_bars: int = 2_000,
         interval: float = 0.05,
         scale: str = "auto",
+        lanes: str = "auto",
     ) -> None:
         if not isinstance(max_bars, int) or isinstance(max_bars, bool) or max_bars < 1:
             raise InvalidInputError(f"max_bars must be a positive int, got {max_bars!r}")
@@ -135,12 +142,18 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
             raise InvalidInputError(
                 f"scale must be one of {', '.join(map(repr, SCALES))}, got {scale!r}"
             )
+        if lanes not in LANES:
+            raise InvalidInputError(
+                f"lanes must be one of {', '.join(map(repr, LANES))}, got {lanes!r}"
+            )
         name = str(getattr(app, "name", "graph"))
         super().__init__(data=_empty_traces(), layout=_base_layout(name))
         self._validate = False  # our arrays are valid; plotly's per-item checks cost ~10x the send
         self._graph_name = name
         self._scale = scale
         self._scale_used = "linear"
+        self._lanes = lanes
+        self._lanes_used = "task"
         self._max_bars = max_bars
         self._log = ExecutionLog(max_executions=max_bars)
         self._runs_seen = 0
@@ -243,6 +256,16 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
     def scale_used(self) -> str:
         """The x scale drawn now: ``"linear"`` or ``"stretched"`` (``auto`` picks one)."""
         return self._scale_used
+
+    @property
+    def lanes(self) -> str:
+        """What a lane holds, as asked: ``"auto"``, ``"task"`` or ``"worker"`` (see :data:`LANES`)."""
+        return self._lanes
+
+    @property
+    def lanes_used(self) -> str:
+        """What a lane holds in the figure now: ``"task"`` or ``"worker"``."""
+        return self._lanes_used
 
     @property
     def updates_sent(self) -> int:
@@ -643,12 +666,19 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
             execs = execs[-self._max_bars :]
         slots = self._slots
         runs = self._log.runs
+        sub = self._sub
+        by_worker = not self._coarse and (
+            self._lanes == "worker" or (self._lanes == "auto" and any(x.worker is not None for x in execs))
+        )
+        self._lanes_used = "worker" if by_worker else "task"
+        if by_worker:  # one common clock: a worker's lane holds executions of every run
+            per_run = False
+            worker_row, worker_labels = _worker_rows(execs, self._log.workers)
         # lane groups in use, each as tall as its widest superstep; a subgraph's executions get
         # rows of their own right under the lane of the task that ran it, indented by namespace
         width: dict[int, int] = {}
         nested: dict[int, set[tuple[int, str, int]]] = {}
-        sub = self._sub
-        for x in execs:
+        for x in ([] if by_worker else execs):
             g = slots.get(x.run, 0)
             if x.namespace and x.run in sub:
                 nested.setdefault(g, set()).add((self._top(x.run)[1], x.namespace, x.lane))
@@ -679,6 +709,9 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
                         row[(g, lane, ns, sub_lane)] = len(labels)
                         labels.append(f"{chr(0x2003) * (ns.count('|') + 1)}{ns.replace('|', ' > ')} · lane {sub_lane}")
             height[g] = len(labels) - offset[g]
+        if by_worker:
+            labels = worker_labels
+            offset, height = {0: 0}, {0: len(labels)}
         t0 = self._t0 if self._t0 is not None else now
         many = self._runs_seen > 1
 
@@ -688,8 +721,8 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
         marks: dict[str, list[Any]] = {"x": [], "y": [], "hover": [], "symbol": [], "color": []}
         shown: dict[str, int] = {}
         for x in execs:
-            g = slots.get(x.run, 0)
-            nested_in = x.namespace and x.run in sub
+            g = 0 if by_worker else slots.get(x.run, 0)
+            nested_in = x.namespace and x.run in sub and not by_worker
             if not nested_in:
                 shown[x.run] = g
             if per_run:
@@ -698,9 +731,16 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
             else:
                 o = t0
             end = x.end if x.end is not None else now
-            start = x.start - o
-            dur = end - x.start if end > x.start else 0.0
-            y = row[(g, self._top(x.run)[1], x.namespace, x.lane)] if nested_in else row[(g, x.lane, "", 0)]
+            begin = x.start
+            if by_worker:
+                y = worker_row(x)
+                if x.worker_end is not None:  # drawn while it ran on the worker, on this clock
+                    end = min(end, x.worker_end)
+                    begin = max(x.start, end - x.worker_time)
+            else:
+                y = row[(g, self._top(x.run)[1], x.namespace, x.lane)] if nested_in else row[(g, x.lane, "", 0)]
+            start = begin - o
+            dur = end - begin if end > begin else 0.0
             hover = x.note
             if hover is None or x.end is None:
                 hover = (
@@ -713,6 +753,11 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
                 )
                 if x.error:
                     hover += f"<br>{_escape(x.error)}"
+                if x.worker is not None:
+                    hover += (
+                        f"<br>on Ray worker {_escape(x.worker)} (node {_escape((x.ray_node or '?')[:8])})"
+                        f": {_fmt_s(x.worker_time)} there"
+                    )
                 if many:
                     hover += f"<br>run {x.run[:8]}"
                 if x.end is not None:
@@ -731,7 +776,9 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
                 marks["color"].append(STATUSES[x.status][1])
 
         steps: dict[str, list[Any]] = {"x": [], "y": [], "hover": []}
-        for run in list(shown)[-_STEP_LINE_RUNS:]:
+        # worker lanes hold every run: superstep lines only when they are those of one run
+        step_runs = list(shown)[-_STEP_LINE_RUNS:] if not by_worker or len(shown) == 1 else []
+        for run in step_runs:
             info = runs.get(run)
             if info is None:
                 continue
@@ -818,8 +865,45 @@ class Timeline(_static.OpensWhenShown, go.FigureWidget):
             "xtitle": xtitle,
             "xticks": warp.ticks() if warp.kind == "stretched" else None,
             "xmax": warp.total,
-            "subtitle": self._hint,
+            "subtitle": self._hint or (_WORKER_SUBTITLE if by_worker else ""),
         }
+
+
+_WORKER_SUBTITLE = "one lane per Ray worker (host · Ray node · pid); a bar spans the time the node ran there"
+_HERE = "driver (or worker unknown)"
+_UNPLACED = "in flight: worker known at its end"
+
+
+def _worker_rows(
+    execs: list[Execution], workers: dict[str, dict[str, Any]]
+) -> tuple[Callable[[Execution], int], list[str]]:
+    """The lanes of ``lanes="worker"``: one per Ray worker that ran one of ``execs``, those of
+    one Ray node together, in the order first seen; then one for finished executions that no
+    worker reported (nodes kept on the driver, cache hits, a worker that died with its node),
+    then one for executions still running, whose worker is only known when their result comes
+    back. Returns (execution -> lane, labels)."""
+    used = {x.worker for x in execs if x.worker is not None}
+    by_node: dict[str, list[str]] = {}
+    for w in list(workers) + sorted(used - workers.keys()):
+        if w in used:
+            data = workers.get(w) or {"worker": w}
+            by_node.setdefault(str(data.get("node_id") or ""), []).append(w)
+    order = [w for ws in by_node.values() for w in ws]
+    lane = {w: i for i, w in enumerate(order)}
+    labels = [worker_label(workers.get(w) or {"host": w}) for w in order]
+    here = unplaced = len(labels)
+    if any(x.worker is None and x.end is not None for x in execs):
+        labels.append(_HERE)
+        unplaced = len(labels)
+    if any(x.worker is None and x.end is None for x in execs):
+        labels.append(_UNPLACED)
+
+    def row(x: Execution) -> int:
+        if x.worker is not None:
+            return lane[x.worker]
+        return here if x.end is not None else unplaced
+
+    return row, labels
 
 
 def _what_to_pass(app: Any) -> str:
@@ -912,6 +996,7 @@ def _base_layout(name: str) -> dict[str, Any]:
         "xaxis": {"title": {"text": "time since the run's start (s)"}, "rangemode": "tozero"},
         "yaxis": {
             "autorange": False,
+            "automargin": True,  # worker lanes are labelled "host · node id · pid"
             "range": [0.5, -0.5],
             "tickmode": "array",
             "tickvals": [],
@@ -988,6 +1073,7 @@ def timeline(
     max_bars: int = 2_000,
     interval: float = 0.05,
     scale: str = "auto",
+    lanes: str = "auto",
 ) -> Timeline:
     """A plotly Gantt chart of a graph's node executions, live during runs.
 
@@ -1006,7 +1092,12 @@ def timeline(
       from the previous checkpoint's time to its own.
 
     Within a group, lane *i* holds the *i*-th task of each superstep, so parallel branches get
-    separate lanes. Bars: blue ok, orange a failed attempt that was retried (marked ○ at its
+    separate lanes. Executions that a Ray executor ran (``executor="ray"``) go one lane per Ray
+    worker process instead, labelled ``host · node <Ray node id> · pid <pid>``, every run on
+    the same clock, each bar spanning the time its node ran on that worker (still labelled and
+    coloured as above); executions no worker reported (nodes kept on the driver, cache hits) get
+    a lane of their own, and so do running ones, whose worker is known when their result comes
+    back (``lanes="task"`` keeps the task lanes). Bars: blue ok, orange a failed attempt that was retried (marked ○ at its
     end), red a final failure (marked with an x), grey still running, purple paused by an
     interrupt() until the run ends, light brown stopped because a sibling failed. Hover a bar for node, superstep,
     attempt and duration.
@@ -1027,6 +1118,8 @@ def timeline(
         max_bars: draw at most this many executions (the newest), to stay fast in long batches.
         interval: least seconds between two live redraws (default 0.05: 20 a second at most).
         scale: ``"auto"``, ``"linear"`` or ``"stretched"`` x axis (see above).
+        lanes: ``"auto"`` (one per Ray worker when the executions shown ran on Ray workers,
+            else per task), ``"task"`` or ``"worker"``.
 
     Raises:
         InvalidInputError: ``run_or_thread`` is a run that ran before recording started, or
@@ -1036,4 +1129,4 @@ def timeline(
         >>> tl = app.timeline()        # doctest: +SKIP
         >>> tl                         # display it, then run the graph: bars appear as it goes
     """
-    return Timeline(app, run_or_thread, max_bars=max_bars, interval=interval, scale=scale)
+    return Timeline(app, run_or_thread, max_bars=max_bars, interval=interval, scale=scale, lanes=lanes)
