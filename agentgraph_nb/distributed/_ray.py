@@ -378,7 +378,6 @@ class RayExecutor:
         if run.emit is not None:
             step = run.step + 1
             run.emit("node_worker", step, node.name, ended - started, attempt, f"{step}:{index}", dict(where))
-        _record_trace(node.name, where, started, ended)
 
     # -- what runs where now (a live view's data) ---------------------------------------------------
     @property
@@ -539,22 +538,6 @@ def _trace_carrier() -> dict[str, str] | None:
     carrier: dict[str, str] = {}
     inject(carrier)
     return carrier
-
-
-def _record_trace(node: str, where: dict[str, Any], started: float, ended: float) -> None:
-    """A ``ray.task`` span under the current (node) span: where and when the worker ran it."""
-    if "opentelemetry.trace" not in sys.modules:
-        return
-    from opentelemetry import trace
-
-    parent = trace.get_current_span()
-    if not parent.get_span_context().is_valid:
-        return
-    tracer = trace.get_tracer("agentgraph_nb")
-    span = tracer.start_span(f"ray.task {node}", start_time=int(started * 1e9), attributes={
-        "agentgraph.node": node, "ray.worker": where["worker"], "ray.node_id": where["node_id"],
-        "host.name": where["host"], "process.pid": where["pid"]})
-    span.end(end_time=int(ended * 1e9))
 
 
 _DEFAULT: RayExecutor | None = None

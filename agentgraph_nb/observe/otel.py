@@ -1,7 +1,8 @@
 """OpenTelemetry traces of runs: one span per run, per superstep and per node execution.
 
 ``instrument(app)`` (extra ``otel``) turns the engine's events into spans
-``agentgraph.run <graph>`` -> ``agentgraph.step <n>`` -> ``agentgraph.node <name>``: retries,
+``agentgraph.run <graph>`` -> ``agentgraph.step <n>`` -> ``agentgraph.node <name>`` (-> ``ray.task
+<name>`` for an execution on a Ray worker, whose code sees the node's span as its current one): retries,
 interrupts and checkpoints are span events, failures are recorded exceptions with an ERROR
 status, and chat-model calls (``llm_end``) add ``gen_ai.*`` usage attributes and an event to
 the node that made them. Attributes: ``agentgraph.graph``, ``.node``, ``.step``, ``.thread_id``,
@@ -100,7 +101,7 @@ class Instrumentation:
             "run_start": self._run_start, "step_start": self._step_start, "node_start": self._node_start,
             "node_end": self._node_end, "node_error": self._node_error, "node_retry": self._node_retry,
             "llm_end": self._llm_end, "interrupt": self._interrupt, "checkpoint": self._checkpoint,
-            "run_end": self._run_end,
+            "run_end": self._run_end, "node_worker": self._node_worker,
         }
         self._unsubscribe = app.listen(self._on_event)
 
@@ -190,6 +191,24 @@ class Instrumentation:
         # the node's own spans (HTTP clients, drivers) nest under it: it is current while it runs
         token = self._context.attach(self._trace.set_span_in_context(span))
         rs.nodes[key] = _Open(ev.node, span, token, threading.get_ident())
+
+    def _node_worker(self, ev: Event) -> None:
+        """An execution that ran on a Ray worker: a ``ray.task <node>`` child span of the node's,
+        over the seconds it ran there, with where (worker, host, pid, Ray node)."""
+        rs = self._runs.get(ev.run_id)
+        op = rs.nodes.get(ev.task_id or ev.node) if rs is not None else None
+        if op is None:
+            return
+        where = ev.data if isinstance(ev.data, dict) else {}
+        end = self._ns(ev.ts)
+        span = self.tracer.start_span(
+            f"ray.task {ev.node}", context=self._trace.set_span_in_context(op.span),
+            start_time=end - int(ev.duration * 1e9),
+            attributes={"agentgraph.node": ev.node, "agentgraph.attempt": ev.attempt,
+                        "ray.worker": str(where.get("worker", "")), "ray.node_id": str(where.get("node_id", "")),
+                        "host.name": str(where.get("host", "")), "process.pid": int(where.get("pid", 0) or 0)},
+        )
+        span.end(end)
 
     def _close(self, rs: _RunSpans, key: str, end_ns: int | None) -> Any:
         op = rs.nodes.pop(key, None)
