@@ -98,7 +98,25 @@ class LocalRayCluster:
         env.pop("RAY_ADDRESS", None)
         return env
 
-    def _start_node(self, i: int) -> None:
+    def _start_node(self, i: int, tries: int = 2) -> None:
+        """Start node ``i``; a start that fails (on a loaded machine Ray's own start-up RPCs can
+        time out) is cleaned up and tried again once."""
+        for attempt in range(tries):
+            try:
+                self._start_node_once(i)
+                return
+            except RuntimeError:
+                if attempt == tries - 1:
+                    raise
+                sid = self.sessions.pop()
+                for pid in _session_pids(sid) if sid is not None else ():
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                shutil.rmtree(os.path.join(self.dir, f"n{i}"), ignore_errors=True)
+
+    def _start_node_once(self, i: int) -> None:
         (gcs, nm, om, dash, agent_l, agent_g, metrics, client, rte) = _free_ports(9)
         args = [self._ray_bin, "start", "--node-ip-address", "127.0.0.1",
                 "--temp-dir", os.path.join(self.dir, f"n{i}"),
@@ -125,14 +143,17 @@ class LocalRayCluster:
             with open(os.path.join(self.dir, f"start-{i}.log"), errors="replace") as f:
                 text = f.read()[-3000:]
             self.sessions.append(p.pid)
-            self.stop()
             raise RuntimeError(f"`ray start` of node {i} failed ({rc}):\n{text}")
         self.sessions.append(p.pid)
 
     def start(self) -> LocalRayCluster:
-        """Start the head and the other nodes; wait until all are alive."""
-        for i in range(self.n):
-            self._start_node(i)  # `ray start` returns once its node has registered with the head
+        """Start the head and the other nodes (``ray start`` returns once its node has registered)."""
+        try:
+            for i in range(self.n):
+                self._start_node(i)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def add_node(self) -> int:
