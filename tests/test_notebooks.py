@@ -32,6 +32,7 @@ EXPECTED = [
     "12_functional_api",
     "13_control_flow",
     "14_templates",
+    "15_scale_out",
 ]
 MAX_BYTES = 200_000
 WIDGET_MIMES = ("application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json")
