@@ -105,7 +105,7 @@ def test_a_driver_that_dies_leaves_the_thread_resumable_from_the_shared_store(
         ray_cluster: Any, ray_executor: Any, redis_server: Any, tmp_path: Path) -> None:
     url = f"{redis_server.url}?prefix=driver-{time.time_ns()}"
     hits = tmp_path / "hits"
-    script = tmp_path / "graph.py"
+    script = tmp_path / "driver_graph.py"
     script.write_text(textwrap.dedent(f'''
         import os, sys, time
         from agentgraph_nb import START, StateGraph
@@ -131,26 +131,30 @@ def test_a_driver_that_dies_leaves_the_thread_resumable_from_the_shared_store(
             build().invoke({{"log": []}}, thread_id="job-1", executor=RayExecutor())
     '''))
     env = {**os.environ, "SLOW_B": "1", "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    errors = open(tmp_path / "driver.log", "wb")  # noqa: SIM115
     driver = subprocess.Popen([sys.executable, str(script), ray_cluster.address], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and "b" not in (hits.read_text().split() if hits.exists() else []):
-            time.sleep(0.2)
-        assert "b" in hits.read_text().split(), "the first driver never reached b"
-    finally:
-        driver.kill()  # the driver dies while b runs on the cluster
-        driver.wait()
+                              stdout=errors, stderr=errors)
     sys.path.insert(0, str(tmp_path))
     try:
-        import graph  # type: ignore[import-not-found]
+        import driver_graph  # type: ignore[import-not-found]
 
-        app = graph.build()
-        assert app.get_state("job-1").next == ("b",)
+        assert driver_graph.__file__ == str(script)
+        app = driver_graph.build()
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and not (
+                    "b" in (hits.read_text().split() if hits.exists() else []) and app.get_state("job-1").next):
+                time.sleep(0.2)
+            assert "b" in hits.read_text().split(), "the first driver never reached b"
+        finally:
+            driver.kill()  # the driver dies while b runs on the cluster
+            driver.wait()
+            errors.close()
+        assert app.get_state("job-1").next == ("b",), (tmp_path / "driver.log").read_text()[-3000:]
         out = app.invoke(None, thread_id="job-1", executor=ray_executor)  # another driver takes over
     finally:
         sys.path.remove(str(tmp_path))
-        sys.modules.pop("graph", None)
+        sys.modules.pop("driver_graph", None)
     assert out == {"log": ["a", "b"]}
     assert hits.read_text().split() == ["a", "b", "b"]  # a never ran again
 

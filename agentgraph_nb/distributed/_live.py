@@ -59,6 +59,8 @@ class Starts:
         ray = self._ray
         with self._lock:
             got: dict[str, dict[str, Any]] = {}
+            if not ray.is_initialized():  # this process left the cluster: a ray call would start a new one
+                return got
             if self._pending is not None:
                 ready, _ = ray.wait([self._pending], timeout=0)
                 if not ready:
