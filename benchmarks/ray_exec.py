@@ -98,7 +98,7 @@ def calibrate(seconds: float) -> int:
 
 
 def chain(n: int, fn: Callable[..., Any] = inc, resources: dict[str, Any] | None = None, schema: Any = ChainState,
-          name: str = "chain") -> Any:
+          name: str = "chain", checkpointer: Any = None) -> Any:
     from agentgraph_nb import END, START, StateGraph
 
     g = StateGraph(schema, name=name)
@@ -106,7 +106,7 @@ def chain(n: int, fn: Callable[..., Any] = inc, resources: dict[str, Any] | None
         g.add_node(f"n{i}", fn, resources=resources)
         g.add_edge(START if i == 0 else f"n{i - 1}", f"n{i}")
     g.add_edge(f"n{n - 1}", END)
-    return g.compile(checkpointer=None)
+    return g.compile(checkpointer=checkpointer)
 
 
 # -- timing ---------------------------------------------------------------------------------------
