@@ -382,8 +382,8 @@ def otel_ray(ex: Any, rounds: int, k: int) -> list[Result]:
         _row("c", "OTel under Ray: the driver's extra per node (trace context + ray.task span)", "µs/node", extra,
              None, note="timed directly (no cluster noise); on top of the local spans above"),
         _row("c", "OTel under Ray: 10-node chain, instrumented vs not (end to end)", "µs/node", traced, plain,
-             note=f"+{traced - plain:.0f} µs/node (workers attach the context too); within the "
-                  "cluster's run-to-run noise of a few hundred µs"),
+             note=f"+{traced - plain:.0f} µs/node: the spans, the ray.task span and the context sent "
+                  "(rows above), and the worker attaching the context"),
     ]
 
 
