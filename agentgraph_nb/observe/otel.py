@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agentgraph_nb._lazy import requires_extra
@@ -64,11 +65,15 @@ class _Open:
 
 
 class _RunSpans:
-    __slots__ = ("namespace", "nodes", "run", "step", "step_no")
+    """A run's open spans, and the contexts that parent its children (made once, not per child)."""
+
+    __slots__ = ("namespace", "nodes", "run", "run_ctx", "step", "step_ctx", "step_no")
 
     def __init__(self, run: Any, namespace: str) -> None:
         self.run = run
+        self.run_ctx: Any = None  # the run span as a context: what step spans start in
         self.step: Any = None
+        self.step_ctx: Any = None  # the step span as a context: what its node spans start in
         self.step_no = -1
         self.nodes: dict[str, _Open] = {}
         self.namespace = namespace
@@ -97,8 +102,8 @@ class Instrumentation:
         self._ok = trace.Status(trace.StatusCode.OK)
         # perf_counter (what events carry) -> the wall clock in ns (what spans carry)
         self._offset = time.time_ns() - time.perf_counter_ns()
-        self._handlers = {
-            "run_start": self._run_start, "step_start": self._step_start, "node_start": self._node_start,
+        self._handlers: dict[str, Callable[[Event, _RunSpans], None]] = {  # of a run being traced
+            "step_start": self._step_start, "node_start": self._node_start,
             "node_end": self._node_end, "node_error": self._node_error, "node_retry": self._node_retry,
             "llm_end": self._llm_end, "interrupt": self._interrupt, "checkpoint": self._checkpoint,
             "run_end": self._run_end, "node_worker": self._node_worker,
@@ -125,9 +130,13 @@ class Instrumentation:
 
     def _on_event(self, ev: Event) -> None:
         try:
-            handler = self._handlers.get(ev.kind)
-            if handler is not None and (ev.run_id in self._runs or ev.kind == "run_start"):
-                handler(ev)
+            rs = self._runs.get(ev.run_id)
+            if rs is not None:
+                handler = self._handlers.get(ev.kind)
+                if handler is not None:
+                    handler(ev, rs)
+            elif ev.kind == "run_start":
+                self._run_start(ev)
         except Exception:  # tracing must never break a run; say so once, not per event
             if not self._failed_once:
                 self._failed_once = True
@@ -150,28 +159,23 @@ class Instrumentation:
         )  # parent: the span current in the caller
         if not rs.run.is_recording():  # not sampled (or a no-op tracer): the run costs nothing more
             return
+        rs.run_ctx = self._trace.set_span_in_context(rs.run)
         with self._lock:
             self._runs[ev.run_id] = rs
 
-    def _step_start(self, ev: Event) -> None:
-        rs = self._runs.get(ev.run_id)
-        if rs is None:
-            return
+    def _step_start(self, ev: Event, rs: _RunSpans) -> None:
         if rs.step is not None:
             rs.step.end(self._ns(ev.ts))
         attrs: dict[str, Any] = {"agentgraph.step": ev.step}
         if ev.data:
             attrs["agentgraph.nodes"] = [str(n) for n in ev.data]
         rs.step = self.tracer.start_span(
-            f"agentgraph.step {ev.step}", context=self._trace.set_span_in_context(rs.run),
-            start_time=self._ns(ev.ts), attributes=attrs,
+            f"agentgraph.step {ev.step}", context=rs.run_ctx, start_time=self._ns(ev.ts), attributes=attrs,
         )
+        rs.step_ctx = self._trace.set_span_in_context(rs.step)
         rs.step_no = ev.step
 
-    def _node_start(self, ev: Event) -> None:
-        rs = self._runs.get(ev.run_id)
-        if rs is None:
-            return
+    def _node_start(self, ev: Event, rs: _RunSpans) -> None:
         key = ev.task_id or ev.node
         if key in rs.nodes:  # a retry's next attempt: the same span
             rs.nodes[key].span.set_attribute("agentgraph.attempt", ev.attempt)
@@ -183,9 +187,8 @@ class Instrumentation:
             attrs["agentgraph.namespace"] = rs.namespace
         if self._record_inputs:
             attrs["agentgraph.input"] = _short(ev.data)
-        parent = rs.step if rs.step is not None else rs.run
         span = self.tracer.start_span(
-            f"agentgraph.node {ev.node}", context=self._trace.set_span_in_context(parent),
+            f"agentgraph.node {ev.node}", context=rs.step_ctx if rs.step is not None else rs.run_ctx,
             start_time=self._ns(ev.ts), attributes=attrs,
         )
         # the node's own spans (HTTP clients, drivers) nest under it: it is current while it runs
@@ -214,6 +217,9 @@ class Instrumentation:
         op = rs.nodes.pop(key, None)
         if op is None:
             return None
+        return self._end(op, end_ns)
+
+    def _end(self, op: _Open, end_ns: int | None) -> Any:
         if op.thread == threading.get_ident():
             try:
                 self._context.detach(op.token)
@@ -222,19 +228,13 @@ class Instrumentation:
         op.span.end(end_ns)
         return op.span
 
-    def _node_end(self, ev: Event) -> None:
-        rs = self._runs.get(ev.run_id)
-        if rs is None:
-            return
-        op = rs.nodes.get(ev.task_id or ev.node)
+    def _node_end(self, ev: Event, rs: _RunSpans) -> None:
+        op = rs.nodes.pop(ev.task_id or ev.node, None)
         if op is not None:
             op.span.set_status(self._ok)
-        self._close(rs, ev.task_id or ev.node, self._ns(ev.ts))
+            self._end(op, self._ns(ev.ts))
 
-    def _node_error(self, ev: Event) -> None:
-        rs = self._runs.get(ev.run_id)
-        if rs is None:
-            return
+    def _node_error(self, ev: Event, rs: _RunSpans) -> None:
         op = rs.nodes.get(ev.task_id or ev.node)
         if op is not None:
             exc = ev.data
@@ -244,19 +244,15 @@ class Instrumentation:
             op.span.set_attribute("agentgraph.attempt", ev.attempt)
         self._close(rs, ev.task_id or ev.node, self._ns(ev.ts))
 
-    def _node_retry(self, ev: Event) -> None:
-        rs = self._runs.get(ev.run_id)
-        op = rs.nodes.get(ev.task_id or ev.node) if rs is not None else None
+    def _node_retry(self, ev: Event, rs: _RunSpans) -> None:
+        op = rs.nodes.get(ev.task_id or ev.node)
         if op is not None:
             exc = ev.data
             op.span.add_event("retry", {
                 "agentgraph.attempt": ev.attempt, "exception.type": type(exc).__name__, "exception.message": str(exc),
             }, timestamp=self._ns(ev.ts))
 
-    def _llm_end(self, ev: Event) -> None:
-        rs = self._runs.get(ev.run_id)
-        if rs is None:
-            return
+    def _llm_end(self, ev: Event, rs: _RunSpans) -> None:
         current = self._trace.get_current_span()
         opens = list(rs.nodes.values())
         # the call was made inside the node, whose span is current there; else the newest of that node
@@ -277,10 +273,7 @@ class Instrumentation:
         op.span.set_attributes({"gen_ai.request.model": model, "gen_ai.usage.input_tokens": op.tokens_in,
                                 "gen_ai.usage.output_tokens": op.tokens_out})
 
-    def _interrupt(self, ev: Event) -> None:
-        rs = self._runs.get(ev.run_id)
-        if rs is None:
-            return
+    def _interrupt(self, ev: Event, rs: _RunSpans) -> None:
         intrs = ev.data or ()
         rs.run.add_event("interrupt", {
             "agentgraph.node": ev.node, "agentgraph.step": ev.step,
@@ -290,18 +283,13 @@ class Instrumentation:
             op.span.set_attribute("agentgraph.interrupted", True)
             self._close(rs, key, self._ns(ev.ts))
 
-    def _checkpoint(self, ev: Event) -> None:
-        rs = self._runs.get(ev.run_id)
-        if rs is None:
-            return
+    def _checkpoint(self, ev: Event, rs: _RunSpans) -> None:
         target = rs.step if rs.step is not None else rs.run
         target.set_attribute("agentgraph.checkpoint_id", str(ev.data))  # the checkpoint the step wrote
 
-    def _run_end(self, ev: Event) -> None:
+    def _run_end(self, ev: Event, rs: _RunSpans) -> None:
         with self._lock:
-            rs = self._runs.pop(ev.run_id, None)
-        if rs is None:
-            return
+            self._runs.pop(ev.run_id, None)
         end = self._ns(ev.ts)
         for key in list(rs.nodes):
             self._close(rs, key, end)
