@@ -195,11 +195,10 @@ class Instrumentation:
         token = self._context.attach(self._trace.set_span_in_context(span))
         rs.nodes[key] = _Open(ev.node, span, token, threading.get_ident())
 
-    def _node_worker(self, ev: Event) -> None:
+    def _node_worker(self, ev: Event, rs: _RunSpans) -> None:
         """An execution that ran on a Ray worker: a ``ray.task <node>`` child span of the node's,
         over the seconds it ran there, with where (worker, host, pid, Ray node)."""
-        rs = self._runs.get(ev.run_id)
-        op = rs.nodes.get(ev.task_id or ev.node) if rs is not None else None
+        op = rs.nodes.get(ev.task_id or ev.node)
         if op is None:
             return
         where = ev.data if isinstance(ev.data, dict) else {}
