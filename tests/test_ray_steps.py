@@ -139,6 +139,7 @@ def test_a_driver_that_dies_leaves_the_thread_resumable_from_the_shared_store(
         import driver_graph  # type: ignore[import-not-found]
 
         assert driver_graph.__file__ == str(script)
+        cloudpickle.register_pickle_by_value(driver_graph)  # the workers cannot import it
         app = driver_graph.build()
         try:
             deadline = time.monotonic() + 90
