@@ -34,6 +34,15 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
+def _has_ray_client() -> bool:
+    """Whether ``ray[client]`` is installed (the head then needs a port for its client server)."""
+    try:
+        from ray._private.utils import get_ray_client_dependency_error
+    except ImportError:
+        return False
+    return get_ray_client_dependency_error() is None
+
+
 def _session_pids(sid: int) -> list[int]:
     """Processes of session ``sid`` (Linux: /proc)."""
     out = []
@@ -130,8 +139,9 @@ class LocalRayCluster:
 
             args += ["--resources", json.dumps(self.resources[i])]
         if i == 0:
-            args += ["--head", "--port", str(gcs), "--include-dashboard", "false", "--dashboard-port", str(dash),
-                     "--ray-client-server-port", str(client)]
+            args += ["--head", "--port", str(gcs), "--include-dashboard", "false", "--dashboard-port", str(dash)]
+            if _has_ray_client():  # ray[client] listens on a port of its own
+                args += ["--ray-client-server-port", str(client)]
             self.address = f"127.0.0.1:{gcs}"
         else:
             args += ["--address", self.address]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentgraph_nb._lazy import requires_extra
 from agentgraph_nb.distributed._resources import ray_options
-from agentgraph_nb.engine._loop import _EMPTY
+from agentgraph_nb.engine import EMPTY_SLOT as _EMPTY
 from agentgraph_nb.errors import (
     ClusterUnreachableError,
     GraphInterrupt,
@@ -40,8 +40,7 @@ from agentgraph_nb.errors import (
 )
 
 if TYPE_CHECKING:
-    from agentgraph_nb.engine._loop import Run
-    from agentgraph_nb.engine._plan import PNode
+    from agentgraph_nb.engine import PNode, Run
 
 __all__ = ["RayExecutor", "default_executor", "resolve_executor"]
 
@@ -286,7 +285,7 @@ class RayExecutor:
             if small is not None:
                 inp = small
         carrier = _trace_carrier()
-        from agentgraph_nb.engine._stream import _sink
+        from agentgraph_nb.engine import stream_sink_var as _sink
 
         sink = _sink.get()
         live = self._live_name
@@ -348,7 +347,7 @@ class RayExecutor:
         kind, value, where, started, ended, custom = out
         self._ran(run, node, index, attempt, where, started, ended)
         if custom:
-            from agentgraph_nb.engine._stream import _sink
+            from agentgraph_nb.engine import stream_sink_var as _sink
 
             sink = _sink.get()
             if sink is not None:

@@ -13,7 +13,9 @@ import socket
 import time
 from typing import Any
 
-from agentgraph_nb.engine._loop import Run, _current, _Scratch
+from agentgraph_nb.engine import Run
+from agentgraph_nb.engine import TaskScratch as _Scratch
+from agentgraph_nb.engine import current_task_var as _current
 from agentgraph_nb.errors import GraphInterrupt, ParentCommand
 from agentgraph_nb.types import CaughtError
 
@@ -133,7 +135,7 @@ def run_node(fn: Any, inp: Any, ctx: TaskContext, *big: Any) -> tuple[Any, ...]:
     token = _current.set(scratch)
     sink = sink_token = otel_token = None
     if ctx.custom:
-        from agentgraph_nb.engine._stream import _sink
+        from agentgraph_nb.engine import stream_sink_var as _sink
 
         sink = _BufferSink()
         sink_token = _sink.set(sink)  # type: ignore[arg-type]
@@ -157,7 +159,7 @@ def run_node(fn: Any, inp: Any, ctx: TaskContext, *big: Any) -> tuple[Any, ...]:
     finally:
         _current.reset(token)
         if sink_token is not None:
-            from agentgraph_nb.engine._stream import _sink
+            from agentgraph_nb.engine import stream_sink_var as _sink
 
             _sink.reset(sink_token)
         if otel_token is not None:

@@ -8,6 +8,7 @@ The engine itself imports nothing of the builder.
 
 from agentgraph_nb.engine._algo import NOARG, apply_writes, normalize_result, resolve_targets
 from agentgraph_nb.engine._cache import NodeCache, code_version
+from agentgraph_nb.engine._loop import _EMPTY as EMPTY_SLOT
 from agentgraph_nb.engine._loop import (
     ERROR_WRITE,
     INTERRUPT_KEY,
@@ -24,7 +25,8 @@ from agentgraph_nb.engine._loop import (
 from agentgraph_nb.engine._loop import _current as current_task_var
 from agentgraph_nb.engine._loop import _freeze as freeze_barriers
 from agentgraph_nb.engine._loop import _route as route_node
-from agentgraph_nb.engine._plan import BranchDef, GraphDef, NodeDef, Plan
+from agentgraph_nb.engine._loop import _Scratch as TaskScratch
+from agentgraph_nb.engine._plan import BranchDef, GraphDef, NodeDef, Plan, PNode
 from agentgraph_nb.engine._recover import caught_error, compensate_failed, saga_progress
 from agentgraph_nb.engine._runner import _running_loop as running_loop
 from agentgraph_nb.engine._runner import at_loop_close, is_private_loop, iterate_sync, run_sync
@@ -42,8 +44,10 @@ from agentgraph_nb.engine._stream import (
     task_context,
     token_listener,
 )
+from agentgraph_nb.engine._stream import _sink as stream_sink_var
 
 __all__: list[str] = [
+    "EMPTY_SLOT",
     "ERROR_WRITE",
     "INTERRUPT_KEY",
     "INTERRUPT_WRITE",
@@ -52,10 +56,12 @@ __all__: list[str] = [
     "NS_ITEM",
     "RESUME_WRITE",
     "StreamClosed",
+    "TaskScratch",
     "BranchDef",
     "GraphDef",
     "NodeCache",
     "NodeDef",
+    "PNode",
     "Plan",
     "Run",
     "apply_writes",
@@ -86,6 +92,7 @@ __all__: list[str] = [
     "saga_progress",
     "stream_run",
     "stream_sink",
+    "stream_sink_var",
     "task_context",
     "token_listener",
 ]
