@@ -537,7 +537,9 @@ def test_scenario_same_under_ray(name: str, mode: str, ray_executor: Any, tmp_pa
     placed = [e for e in seen if e.kind == "node_worker"]
     if name in _DRIVER_ONLY:
         return
-    if name == "timeout":  # the engine gave up on the node before its task came back
+    if name in ("timeout", "step_timeout"):
+        # the engine gave up on the step before its tasks came back (on a loaded machine even the fast
+        # branch's first task, which may wait for a worker process to start, can miss the 0.5 s limit)
         assert ray_executor.tasks > before
         return
     assert ray_executor.tasks > before, "no node ran as a Ray task"
