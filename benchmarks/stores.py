@@ -18,15 +18,22 @@ redis-server``), then measures, on a chain of ``--steps`` nodes, each run on a f
 It also counts what bounds each store: the requests ours send per checkpoint, and on PostgreSQL the
 WAL flushes to disk per step (``pg_stat_wal.wal_sync``) of ours and of ``PostgresSaver``.
 
+Then the PostgreSQL cases again on a second server with fsync off (``--no-fsync-off`` skips it):
+with the disk's wait gone, what is left is each store's own code and round trips.
+
 Targets (issue 17): Postgres within 1.5x of its floor, and at least 10x lower overhead than
-``PostgresSaver``; Redis within 1.5x of its floor. Medians over ``--runs`` runs; the figures
-are printed as a markdown table.
+``PostgresSaver``; Redis within 1.5x of its floor. Medians over ``--runs`` rounds in which the
+cases of a store take turns (the disk's flush time here wanders by 2x from minute to minute: a
+case measured alone in a slow minute would carry it alone); the figures are printed as a markdown
+table.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -65,16 +72,33 @@ def _lg(steps: int, checkpointer: Any) -> Any:
     return g.compile(checkpointer=checkpointer)
 
 
-def _median(fn: Callable[[int], float], runs: int) -> float:
-    fn(-1)  # warm up (connections, prepared statements, scripts)
-    fn(-2)
-    return statistics.median(fn(k) for k in range(runs))
+def _interleaved(cases: dict[str, Callable[[int], float]], runs: int) -> dict[str, float]:
+    """Median of each case over ``runs`` rounds, the cases taking turns within every round, so a
+    drift of the machine (the disk's flush time wanders by 2x here from minute to minute) falls
+    on all of them alike instead of on whichever ran in the slow minute."""
+    for fn in cases.values():  # warm up (connections, prepared statements, scripts)
+        fn(-1)
+        fn(-2)
+    seen: dict[str, list[float]] = {name: [] for name in cases}
+    for k in range(runs):
+        for name, fn in cases.items():
+            seen[name].append(fn(k))
+    return {name: statistics.median(v) for name, v in seen.items()}
 
 
 def _per_step_run(call: Callable[[int], Any], steps: int) -> Callable[[int], float]:
     def one(k: int) -> float:
         t = time.perf_counter()
         call(k)
+        return (time.perf_counter() - t) / steps
+
+    return one
+
+
+def _per_step_arun(call: Callable[[int], Any], steps: int, loop: asyncio.AbstractEventLoop) -> Callable[[int], float]:
+    def one(k: int) -> float:
+        t = time.perf_counter()
+        loop.run_until_complete(call(k))
         return (time.perf_counter() - t) / steps
 
     return one
@@ -99,135 +123,189 @@ def _sample_rows(store: Any, steps: int) -> list[Any]:
     return rows
 
 
-def _pg_floor(url: str, rows: list[Any], runs: int, *, autocommit: bool) -> float:
+def _pg_floor(url: str, rows: list[Any], *, autocommit: bool, stack: contextlib.ExitStack) -> Callable[[int], float]:
     import psycopg
 
-    with psycopg.connect(url, autocommit=autocommit) as conn:
-        conn.execute("DROP TABLE IF EXISTS bench_floor")
-        conn.execute(
-            "CREATE TABLE bench_floor (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, thread_id text NOT NULL, "
-            "checkpoint_id text NOT NULL, parent_id text, step integer NOT NULL, created_at text NOT NULL, "
-            "snapshot boolean NOT NULL, metadata bytea NOT NULL, payload bytea NOT NULL, "
-            "UNIQUE (thread_id, checkpoint_id))")
-        if not autocommit:
-            conn.commit()
-        sql = ("INSERT INTO bench_floor (thread_id, checkpoint_id, parent_id, step, created_at, snapshot, metadata, "
-               "payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)")
+    conn = stack.enter_context(psycopg.connect(url, autocommit=autocommit))
+    table = "bench_floor_ac" if autocommit else "bench_floor"
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(
+        f"CREATE TABLE {table} (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, thread_id text NOT NULL, "
+        "checkpoint_id text NOT NULL, parent_id text, step integer NOT NULL, created_at text NOT NULL, "
+        "snapshot boolean NOT NULL, metadata bytea NOT NULL, payload bytea NOT NULL, "
+        "UNIQUE (thread_id, checkpoint_id))")
+    if not autocommit:
+        conn.commit()
+    sql = (f"INSERT INTO {table} (thread_id, checkpoint_id, parent_id, step, created_at, snapshot, metadata, "
+           "payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)")
 
-        def one(k: int) -> float:
-            t = time.perf_counter()
-            for r in rows:
-                conn.execute(sql, (f"floor{k}", *r[1:5], bool(r[5]), r[6], r[7]))
-                if not autocommit:
-                    conn.commit()
-            return (time.perf_counter() - t) / len(rows)
+    calls = itertools.count()
 
-        return _median(one, runs)
+    def one(k: int) -> float:
+        thread = f"floor{next(calls)}"
+        t = time.perf_counter()
+        for r in rows:
+            conn.execute(sql, (thread, *r[1:5], bool(r[5]), r[6], r[7]))
+            if not autocommit:
+                conn.commit()
+        return (time.perf_counter() - t) / len(rows)
+
+    return one
 
 
-def _redis_floor(url: str, rows: list[Any], runs: int) -> float:
+def _pg_afloor(url: str, rows: list[Any], loop: asyncio.AbstractEventLoop,
+               stack: contextlib.ExitStack) -> Callable[[int], float]:
+    """The INSERT + COMMIT floor over one asyncio connection (what ``ainvoke`` compares with)."""
+    import psycopg
+
+    conn = loop.run_until_complete(psycopg.AsyncConnection.connect(url))
+    stack.callback(lambda: loop.run_until_complete(conn.close()))
+    sql = ("INSERT INTO bench_floor (thread_id, checkpoint_id, parent_id, step, created_at, snapshot, metadata, "
+           "payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)")
+    calls = itertools.count()
+
+    async def run(thread: str) -> None:
+        for r in rows:
+            await conn.execute(sql, (thread, *r[1:5], bool(r[5]), r[6], r[7]))
+            await conn.commit()
+
+    def one(k: int) -> float:
+        thread = f"afloor{next(calls)}"
+        t = time.perf_counter()
+        loop.run_until_complete(run(thread))
+        return (time.perf_counter() - t) / len(rows)
+
+    return one
+
+
+def _redis_floor(url: str, rows: list[Any], stack: contextlib.ExitStack) -> Callable[[int], float]:
     import msgpack
     import redis
 
     client = redis.Redis.from_url(url)
+    stack.callback(client.close)
     blobs = [(r[1], msgpack.packb([r[3], r[4], r[6], r[7]], use_bin_type=True)) for r in rows]
+    tag = time.time_ns()
 
     def one(k: int) -> float:
         t = time.perf_counter()
         for cid, blob in blobs:
-            client.hset(f"floor:{k}", cid, blob)
+            client.hset(f"floor:{tag}:{k}", cid, blob)
         return (time.perf_counter() - t) / len(blobs)
 
-    out = _median(one, runs)
-    client.close()
-    return out
+    return one
 
 
-def measure(pg_url: str, redis_url: str, steps: int, runs: int) -> list[tuple[str, str, float | None, str]]:
-    """Rows ``(case, what, µs per step, note)``."""
+def measure(pg_url: str | None, redis_url: str | None, steps: int, runs: int, *,
+            pg_label: str = "postgres", wal_counts: bool = True) -> list[tuple[str, str, float | None, str]]:
+    """Rows ``(case, what, µs per step, note)``. Every case of a store is measured in the same
+    rounds, taking turns (see :func:`_interleaved`)."""
     from agentgraph_nb.checkpoint.postgres import PostgresCheckpointer
     from agentgraph_nb.checkpoint.redis import RedisCheckpointer
 
     out: list[tuple[str, str, float | None, str]] = []
-    base_app = _ours(steps, None)
-    base = _median(_per_step_run(lambda k: base_app.invoke({"x": 0}), steps), runs)
-
-    async def abase_run() -> float:
-        return await _amedian(lambda k: base_app.ainvoke({"x": 0}), steps, runs)
-
-    abase = asyncio.run(abase_run())
     results: dict[str, float] = {}
     trips: dict[str, float] = {}
     server_us: dict[str, float] = {}
-    for name, store in (("postgres", PostgresCheckpointer(pg_url)), ("redis", RedisCheckpointer(redis_url))):
-        app = _ours(steps, store)
-        tag = time.time_ns()
-        t = _median(_per_step_run(
-            lambda k, app=app, tag=tag: app.invoke({"x": 0}, thread_id=f"s{tag}-{k}", durability="sync"), steps), runs)
-        results[f"{name} invoke"] = t - base
-
-        async def arun(app: Any = app, tag: int = tag) -> float:
-            return await _amedian(lambda k: app.ainvoke({"x": 0}, thread_id=f"a{tag}-{k}", durability="sync"),
-                                  steps, runs)
-
-        results[f"{name} ainvoke"] = asyncio.run(arun()) - abase
-        trips[name] = _round_trips(store, app, steps)
-        if name == "redis":
-            server_us.update(_redis_server_time(redis_url, store, app))
-        rows = _sample_rows(store, steps)
-        if name == "postgres":
-            results["postgres floor"] = _pg_floor(pg_url, rows, runs, autocommit=False)
-            results["postgres floor autocommit"] = _pg_floor(pg_url, rows, runs, autocommit=True)
-        else:
-            results["redis floor"] = _redis_floor(redis_url, rows, runs)
-        store.close()
-    # LangGraph's PostgresSaver, same server, same chain
+    wal: dict[str, float] = {}
     lg_overhead: float | None = None
-    try:
-        from langgraph.checkpoint.postgres import PostgresSaver
-
-        lg_base_app = _lg(steps, None)
-        lg_base = _median(_per_step_run(lambda k: lg_base_app.invoke({"x": 0}), steps), runs)
-        with PostgresSaver.from_conn_string(pg_url) as saver:
-            saver.setup()
-            lg_app = _lg(steps, saver)
+    loop = asyncio.new_event_loop()  # one loop for every async case: its connections stay open between rounds
+    base_app = _ours(steps, None)
+    chosen = ([("postgres", PostgresCheckpointer(pg_url))] if pg_url else []) + (
+        [("redis", RedisCheckpointer(redis_url))] if redis_url else [])
+    for name, store in chosen:
+        with contextlib.ExitStack() as stack:
+            stack.callback(store.close)
+            app = _ours(steps, store)
             tag = time.time_ns()
-            lg_t = _median(_per_step_run(
-                lambda k: lg_app.invoke({"x": 0}, {"configurable": {"thread_id": f"lg{tag}-{k}"}}, durability="sync"),
-                steps), runs)
-        lg_overhead = lg_t - lg_base
-        wal = {"ours": _pg_wal_syncs(pg_url, steps, langgraph=False),
-               "PostgresSaver": _pg_wal_syncs(pg_url, steps, langgraph=True)}
-    except ImportError as exc:
-        out.append(("postgres", "LangGraph PostgresSaver", None, f"not installed: {exc}"))
-        wal = {}
+            cases: dict[str, Callable[[int], float]] = {
+                "base": _per_step_run(lambda k: base_app.invoke({"x": 0}), steps),
+                "invoke": _per_step_run(
+                    lambda k, app=app, tag=tag: app.invoke({"x": 0}, thread_id=f"s{tag}-{k}", durability="sync"),
+                    steps),
+                "abase": _per_step_arun(lambda k: base_app.ainvoke({"x": 0}), steps, loop),
+                "ainvoke": _per_step_arun(
+                    lambda k, app=app, tag=tag: app.ainvoke({"x": 0}, thread_id=f"a{tag}-{k}", durability="sync"),
+                    steps, loop),
+            }
+            rows = _sample_rows(store, steps)
+            if name == "postgres":
+                cases["floor"] = _pg_floor(pg_url, rows, autocommit=False, stack=stack)
+                cases["floor autocommit"] = _pg_floor(pg_url, rows, autocommit=True, stack=stack)
+                cases["afloor"] = _pg_afloor(pg_url, rows, loop, stack)
+                try:  # LangGraph's PostgresSaver, same server, same chain, same rounds
+                    from langgraph.checkpoint.postgres import PostgresSaver
+                except ImportError as exc:
+                    out.append((pg_label, "LangGraph PostgresSaver", None, f"not installed: {exc}"))
+                else:
+                    saver = stack.enter_context(PostgresSaver.from_conn_string(pg_url))
+                    saver.setup()
+                    lg_base_app, lg_app = _lg(steps, None), _lg(steps, saver)
+                    cases["lg base"] = _per_step_run(lambda k, b=lg_base_app: b.invoke({"x": 0}), steps)
+                    cases["lg"] = _per_step_run(
+                        lambda k, tag=tag, lg_app=lg_app: lg_app.invoke(
+                            {"x": 0}, {"configurable": {"thread_id": f"lg{tag}-{k}"}}, durability="sync"), steps)
+            else:
+                cases["floor"] = _redis_floor(redis_url, rows, stack)
+            got = _interleaved(cases, runs)
+            results[f"{name} invoke"] = got["invoke"] - got["base"]
+            results[f"{name} ainvoke"] = got["ainvoke"] - got["abase"]
+            results[f"{name} floor"] = got["floor"]
+            if "floor autocommit" in got:
+                results["postgres floor autocommit"] = got["floor autocommit"]
+                results["postgres afloor"] = got["afloor"]
+            if "lg" in got:
+                lg_overhead = got["lg"] - got["lg base"]
+            if name == "postgres" and wal_counts and "lg" in got:
+                wal = {"ours": _pg_wal_syncs(pg_url, steps, langgraph=False),
+                       "PostgresSaver": _pg_wal_syncs(pg_url, steps, langgraph=True)}
+            trips[name] = _round_trips(store, app, steps)
+            if name == "redis":
+                server_us.update(_redis_server_time(redis_url, store, app))
+            loop.run_until_complete(store.aclose())
+    loop.close()
+    if pg_url:
+        _pg_rows(out, pg_label, results, lg_overhead, wal)
+    if redis_url:
+        _redis_rows(out, results, server_us)
+    for name, n in trips.items():
+        out.append((pg_label if name == "postgres" else name, "ours: requests to the server per checkpoint", n,
+                    "one round trip per step"))
+    return out
+
+
+def _pg_rows(out: list[Any], label: str, results: dict[str, float], lg_overhead: float | None,
+             wal: dict[str, float]) -> None:
     us = 1e6
     pg, pg_floor = results["postgres invoke"], results["postgres floor"]
-    out.append(("postgres", "floor: INSERT + COMMIT, one connection", pg_floor * us, "two round trips, one commit"))
-    out.append(("postgres", "floor: one autocommitted INSERT", results["postgres floor autocommit"] * us,
+    out.append((label, "floor: INSERT + COMMIT, one connection", pg_floor * us, "two round trips, one commit"))
+    out.append((label, "floor: one autocommitted INSERT", results["postgres floor autocommit"] * us,
                 "one round trip, one commit (what our store sends)"))
-    out.append(("postgres", "ours, invoke (sync connections)", pg * us,
+    out.append((label, "ours, invoke (sync connections)", pg * us,
                 f"{pg / pg_floor:.2f}x the INSERT+COMMIT floor (target <= 1.5x)"))
-    out.append(("postgres", "ours, ainvoke (asyncio connections)", results["postgres ainvoke"] * us,
-                f"{results['postgres ainvoke'] / pg_floor:.2f}x the floor"))
+    out.append((label, "floor: INSERT + COMMIT, one asyncio connection", results["postgres afloor"] * us,
+                "what ainvoke compares with"))
+    out.append((label, "ours, ainvoke (asyncio connections)", results["postgres ainvoke"] * us,
+                f"{results['postgres ainvoke'] / results['postgres afloor']:.2f}x the asyncio floor"))
     if lg_overhead is not None:
-        out.append(("postgres", "LangGraph PostgresSaver, invoke", lg_overhead * us,
+        out.append((label, "LangGraph PostgresSaver, invoke", lg_overhead * us,
                     f"{lg_overhead / pg:.1f}x ours (target >= 10x)"))
     for who, n in wal.items():
-        out.append(("postgres", f"{who}: WAL flushes (fsync) per step", n,
+        out.append((label, f"{who}: WAL flushes (fsync) per step", n,
                     "pg_stat_wal.wal_sync: each is a wait for the disk; the INSERT+COMMIT floor has one"))
+
+
+def _redis_rows(out: list[Any], results: dict[str, float], server_us: dict[str, float]) -> None:
+    us = 1e6
     rd, rd_floor = results["redis invoke"], results["redis floor"]
     out.append(("redis", "floor: one HSET of the same bytes", rd_floor * us, "one round trip"))
     out.append(("redis", "ours, invoke (sync client)", rd * us, f"{rd / rd_floor:.2f}x the floor (target <= 1.5x)"))
     out.append(("redis", "ours, ainvoke (asyncio client)", results["redis ainvoke"] * us,
                 f"{results['redis ainvoke'] / rd_floor:.2f}x the floor"))
     out.append(("redis", "LangGraph RedisSaver", None, "needs the RedisJSON and RediSearch modules: not measured"))
-    for name, n in trips.items():
-        out.append((name, "ours: requests to the server per checkpoint", n, "one round trip per step"))
     if server_us:
         out.append(("redis", "server time of our write script (EVALSHA)", server_us["evalsha"],
                     f"HSET: {server_us['hset']:.1f} µs; an empty script: {server_us['empty']:.1f} µs (INFO commandstats)"))
-    return out
 
 
 def _pg_wal_syncs(url: str, steps: int, *, langgraph: bool) -> float:
@@ -299,22 +377,14 @@ def _redis_server_time(url: str, store: Any, app: Any) -> dict[str, float]:
             "empty": stats["cmdstat_evalsha"]["usec_per_call"]}
 
 
-async def _amedian(call: Callable[[int], Any], steps: int, runs: int) -> float:
-    async def one(k: int) -> float:
-        t = time.perf_counter()
-        await call(k)
-        return (time.perf_counter() - t) / steps
-
-    await one(-1)
-    await one(-2)
-    return statistics.median([await one(k) for k in range(runs)])
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.stores", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=50, help="nodes in the chain (default 50)")
     ap.add_argument("--runs", type=int, default=15, help="runs per measurement, median reported (default 15)")
+    ap.add_argument("--no-fsync-off", action="store_true",
+                    help="skip the second PostgreSQL server (fsync off), which shows each store's own cost "
+                         "without the disk's")
     args = ap.parse_args(argv)
     from tests._servers import PostgresServer, RedisServer
 
@@ -327,8 +397,16 @@ def main(argv: list[str] | None = None) -> int:
             rd.close()
     finally:
         pg.close()
-    print(f"Per-step checkpoint overhead, durability='sync', {args.steps}-node chain, median of {args.runs} runs "
-          "(PostgreSQL with fsync on; Redis without persistence)\n")
+    if not args.no_fsync_off:
+        pg = PostgresServer(durable=False)
+        try:
+            rows += measure(pg.url, None, args.steps, args.runs, pg_label="postgres, fsync off", wal_counts=False)
+        finally:
+            pg.close()
+    print(f"Per-step checkpoint overhead, durability='sync', {args.steps}-node chain, median of {args.runs} rounds, "
+          "the cases of a store taking turns in every round (PostgreSQL with fsync on, as in production, then "
+          "a second server with fsync off: what the stores' own code and round trips cost without the disk; "
+          "Redis without persistence)\n")
     print("| store | what | µs per step | note |\n|---|---|---:|---|")
     for case, what, value, note in rows:
         print(f"| {case} | {what} | {'-' if value is None else f'{value:.1f}'} | {note} |")

@@ -372,3 +372,51 @@ def test_a_store_written_by_a_newer_version_is_refused_untouched(
     newer = chain({}, ["a"]).compile(checkpointer=open_checkpointer(url))
     with pytest.raises(CheckpointError, match=r"newer agentgraph_nb \(store schema version 99"):
         newer.get_state("t")
+
+
+def test_postgres_writes_through_one_prepared_statement_and_prepares_it_again_when_it_went_away(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """The sync write goes through libpq (psycopg.pq) with a statement prepared once per
+    connection; a statement dropped under it (DEALLOCATE ALL, as a pooler's DISCARD ALL does)
+    is prepared again without failing the step; a duplicate id is still psycopg's UniqueViolation,
+    reported as the store's duplicate error."""
+    from agentgraph_nb.checkpoint import open_checkpointer
+
+    store = open_checkpointer(store_url("postgres", request, tmp_path) + "&pool_size=1")
+    counts: dict[str, int] = {}
+    app = chain(counts, ["a", "b", "c"]).compile(checkpointer=store)
+    app.invoke({"x": 0}, thread_id="t")
+    pool = store._sync_pool()  # type: ignore[attr-defined]
+    conn, _ = pool.acquire()
+    try:
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = 'agentgraph_put'"
+                            ).fetchone()[0] == 1
+        conn.execute("DEALLOCATE ALL")
+    finally:
+        pool.release(conn)
+    app.invoke({"x": 10}, thread_id="t2")
+    assert app.get_state(thread_id="t2").values["x"] == 13
+    assert [s.values.get("x") for s in app.get_state_history(thread_id="t2")] == [13, 12, 11, 10]
+    rec = store.get("t2")
+    rec.parent_id, rec.step = rec.checkpoint_id, rec.step + 1  # same id again
+    with pytest.raises(CheckpointError, match="already exists"):
+        store.put(rec)
+    store.close()
+
+
+def test_postgres_goes_back_to_cursors_where_the_write_cannot_be_prepared(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """Where the connection refuses to prepare the write (as a pooler in transaction mode can),
+    the store writes through psycopg's cursors from then on, and every step is still stored."""
+    from agentgraph_nb.checkpoint import open_checkpointer
+
+    store = open_checkpointer(store_url("postgres", request, tmp_path))
+    store._sql_put_pq = b"PREPARE THIS IS NOT SQL"  # type: ignore[attr-defined]  # the server refuses it
+    counts: dict[str, int] = {}
+    app = chain(counts, ["a", "b"]).compile(checkpointer=store)
+    assert app.invoke({"x": 0}, thread_id="t")["x"] == 2
+    assert store._pq_put is False  # type: ignore[attr-defined]
+    assert [s.values.get("x") for s in app.get_state_history(thread_id="t")] == [2, 1, 0]
+    store.close()
