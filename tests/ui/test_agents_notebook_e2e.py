@@ -97,10 +97,32 @@ def _check(page: Any, lab: JupyterLab) -> None:
     # click), against the notebook's model server; the answer streams into the open panel
     dbg.locator("button.agentgraph-back").click(timeout=10_000)
     dbg.locator(".agentgraph-status", has_text="next: agent").wait_for(timeout=15_000)
+    # the node's "running" state can last less than a browser frame on a fast model reply: a
+    # MutationObserver records it whenever it was set, instead of a wait that could miss it
+    dbg.evaluate(_WATCH_RUNNING)
     dbg.locator("button.agentgraph-step").click(timeout=10_000)
-    dbg.locator('[data-testid="node-agent"][data-status="running"]').wait_for(timeout=15_000)
     dbg.locator(".agentgraph-status", has_text="Finished in 5 steps").wait_for(timeout=30_000)
+    assert dbg.evaluate("el => el.__agentRunningSeen") is True, "the agent node never showed as running"
     wait_text(dreply, ANSWER, 15.0)
+
+
+_WATCH_RUNNING = """el => {
+    el.__agentRunningSeen = false;
+    const seen = (n) => n && n.getAttribute && n.getAttribute("data-testid") === "node-agent";
+    new MutationObserver((records) => {
+        for (const r of records) {
+            if (r.type === "attributes" && seen(r.target)
+                && (r.oldValue === "running" || r.target.getAttribute("data-status") === "running")) {
+                el.__agentRunningSeen = true;
+            }
+            for (const n of r.addedNodes || []) {
+                const hit = n.querySelector && n.querySelector('[data-testid="node-agent"][data-status="running"]');
+                if (hit || (seen(n) && n.getAttribute("data-status") === "running")) el.__agentRunningSeen = true;
+            }
+        }
+    }).observe(el, {subtree: true, childList: true, attributes: true, attributeOldValue: true,
+                    attributeFilter: ["data-status"]});
+}"""
 
 
 def wait_text(locator: Any, text: str, timeout: float = 10.0) -> None:
