@@ -256,9 +256,9 @@ def measure(pg_url: str | None, redis_url: str | None, steps: int, runs: int, *,
                 results["postgres afloor"] = got["afloor"]
             if "lg" in got:
                 lg_overhead = got["lg"] - got["lg base"]
-            if name == "postgres" and wal_counts and "lg" in got:
-                wal = {"ours": _pg_wal_syncs(pg_url, steps, langgraph=False),
-                       "PostgresSaver": _pg_wal_syncs(pg_url, steps, langgraph=True)}
+                if wal_counts:
+                    wal = {"ours": _pg_wal_syncs(pg_url, steps, langgraph=False),
+                           "PostgresSaver": _pg_wal_syncs(pg_url, steps, langgraph=True)}
             trips[name] = _round_trips(store, app, steps)
             if name == "redis":
                 server_us.update(_redis_server_time(redis_url, store, app))

@@ -310,9 +310,9 @@ WHERE EXISTS (SELECT 1 FROM upd) OR EXISTS (SELECT 1 FROM ins)"""
         for i, (name, cast) in enumerate(_PUT_PARAMS, 1):
             sql_pq = sql_pq.replace(f"%({name})s::text", f"%({name})s").replace(f"%({name})s", f"${i}::{cast}")
         self._sql_put_pq = sql_pq.encode()
-        # connections on which the write is prepared (-> their text encoding); False: use cursors
+        # connections on which the write is prepared (-> their text encoding)
         self._prepared: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-        self._pq_put = True
+        self._pq_put = True  # False once a connection could not prepare it: cursors from then on
         self._sql_head = f"SELECT head FROM {self._th} WHERE thread_id = %s"
         self._sql_writes = (f"SELECT checkpoint_id, task_index, node, payload FROM {self._wr} "
                             "WHERE thread_id = %s AND checkpoint_id = ANY(%s) ORDER BY seq")
@@ -400,7 +400,7 @@ ORDER BY chain.depth"""
                 if pgconn.transaction_status != _IDLE:  # inside put_many's transaction: report it
                     raise psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
                 self._pq_put = False  # cannot prepare here (a pooler?): cursors from now on
-                return conn.execute(self._sql_put, self._params(row)).rowcount  # type: ignore[no-any-return]
+                return self._exec(conn, (self._sql_put, row, "put"))  # type: ignore[no-any-return]
             enc = self._prepared[conn] = conn.info.encoding
         t, c, p, step, created, snap, meta, payload, chk, exp = row
         res = pgconn.exec_prepared(_PUT_NAME, [
