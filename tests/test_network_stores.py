@@ -251,6 +251,113 @@ async def test_1000_concurrent_ainvoke_runs_on_a_pool_of_10_connections(
     assert len(pool._idle) <= 10
 
 
+# -- Redis: the store's own connection for its scripts ---------------------------------------------
+def _redis_concurrency_app(url: str) -> Any:
+    async def astep(s: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"x": s.get("x", 0) + 1, "log": ["s"]}
+
+    def step(s: dict[str, Any]) -> dict[str, Any]:
+        return {"x": s.get("x", 0) + 1, "log": ["s"]}
+
+    g = StateGraph(S, name="many")
+    g.add_node("a", step).add_node("b", astep).add_node("c", step)
+    g.add_edge(START, "a").add_edge("a", "b").add_edge("b", "c").add_edge("c", END)
+    return g.compile(checkpointer=url)
+
+
+def test_redis_runs_in_many_threads_and_tasks_at_once_share_one_store(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """The store writes over a connection of its own (one call at a time); the runs of other
+    threads and tasks that meet it busy take redis-py's pool. Every thread's history is whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = _redis_concurrency_app(store_url("redis", request, tmp_path))
+    with ThreadPoolExecutor(8) as ex:
+        outs = list(ex.map(lambda i: app.invoke({"x": i}, thread_id=f"s{i}"), range(200)))
+    assert [o["x"] for o in outs] == [i + 3 for i in range(200)]
+
+    async def many() -> list[Any]:
+        return await asyncio.gather(*(app.ainvoke({"x": i}, thread_id=f"a{i}") for i in range(200)))
+
+    assert [o["x"] for o in asyncio.run(many())] == [i + 3 for i in range(200)]
+    for t in ("s0", "s117", "a0", "a199"):
+        assert [h.step for h in app.get_state_history(t)] == [3, 2, 1, 0], t
+    assert len(app.checkpointer.list_threads()) == 400  # type: ignore[union-attr]
+    app.checkpointer.close()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["invoke", "ainvoke"])
+def test_redis_scripts_flushed_from_the_server_mid_run_are_loaded_again(
+    asynchronous: bool, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """SCRIPT FLUSH (a restart, a failover to a replica without them) between two steps: the next
+    write finds its script missing, loads it and goes on; no step runs twice."""
+    import redis
+
+    server = request.getfixturevalue("redis_server")
+    flushed: list[bool] = []
+
+    def hook(n: str) -> None:
+        if n in ("b", "d"):
+            with redis.Redis.from_url(server.url) as client:
+                flushed.append(bool(client.script_flush()))
+
+    counts: dict[str, int] = {}
+    app = chain(counts, ["a", "b", "c", "d", "e"], hook).compile(checkpointer=store_url("redis", request, tmp_path))
+    run = app.ainvoke({"x": 0}, thread_id="job") if asynchronous else None
+    out = asyncio.run(run) if run is not None else app.invoke({"x": 0}, thread_id="job")
+    assert flushed == [True, True]
+    assert out == {"x": 5, "log": ["a", "b", "c", "d", "e"]}
+    assert counts == {"a": 1, "b": 1, "c": 1, "d": 1, "e": 1}
+    assert [h.step for h in app.get_state_history("job")] == [5, 4, 3, 2, 1, 0]
+    app.checkpointer.close()  # type: ignore[union-attr]
+
+
+async def test_1000_concurrent_ainvoke_runs_on_a_redis_pool_of_10_connections(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """redis-py's own pool would refuse the 101st concurrent call; the store's waits for a free
+    connection, so any number of runs share ``pool_size`` connections (and the store's own)."""
+    import redis
+
+    server = request.getfixturevalue("redis_server")
+    with redis.Redis.from_url(server.url) as admin:
+        before = len(admin.client_list())
+        app = _redis_concurrency_app(store_url("redis", request, tmp_path) + "&pool_size=10")
+        outs = await asyncio.gather(*(app.ainvoke({"x": i}, thread_id=f"t{i}") for i in range(1000)))
+        opened = len(admin.client_list()) - before
+    assert [o["x"] for o in outs] == [i + 3 for i in range(1000)]
+    for i in (0, 499, 999):
+        assert (await app.checkpointer.aget(f"t{i}")).step == 3  # type: ignore[union-attr]
+    assert len(await app.checkpointer.alist_threads()) == 1000  # type: ignore[union-attr]
+    assert 1 <= opened <= 11, opened
+    await app.checkpointer.aclose()  # type: ignore[union-attr]
+
+
+def test_a_full_redis_pool_is_a_checkpoint_error_after_its_timeout(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    from agentgraph_nb.checkpoint import open_checkpointer
+
+    store = open_checkpointer(store_url("redis", request, tmp_path) + "&pool_size=1&timeout=0.3")
+    app = chain({}, ["a"]).compile(checkpointer=store)
+    app.invoke({"x": 0}, thread_id="t")
+    pool = store._sync_client().connection_pool  # type: ignore[attr-defined]
+    held = pool.get_connection()  # another caller holds the only connection of the pool
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(CheckpointError, match=r"no connection of the pool freed up within 0.3 s \(pool full\)"):
+            store.list_threads()
+        assert 0.25 <= time.monotonic() - t0 < 5
+        assert app.invoke({"x": 5}, thread_id="u")["x"] == 6  # the writes go over the store's own one
+    finally:
+        pool.release(held)
+    assert sorted(store.list_threads()) == ["t", "u"]  # and the pool serves again once it is free
+    store.close()
+
+
 # -- the extras are optional ----------------------------------------------------------------------
 def test_import_agentgraph_nb_imports_neither_driver_and_a_missing_extra_names_the_pip_install() -> None:
     code = textwrap.dedent(
@@ -325,7 +432,7 @@ def test_asyncio_run_again_and_again_leaves_no_connection_behind(
             time.sleep(0.05)
         return extra
 
-    assert settled(1) <= 1  # the store's one sync connection
+    assert settled(2) <= 2  # the store's sync ones: its client's pool's and its own for the scripts
     app.checkpointer.close()  # type: ignore[union-attr]
     assert settled(0) <= 0
 

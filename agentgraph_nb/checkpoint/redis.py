@@ -45,12 +45,23 @@ from agentgraph_nb.errors import CheckpointError
 with requires_extra("the Redis checkpoint store"):
     import redis
     import redis.asyncio
+    import redis.exceptions
     from redis.asyncio.retry import Retry as AsyncRetry
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
 
+try:  # hiredis (in the extra): packs a command in C, ~1 us for a write's 15 arguments
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - redis-py's own packer then
+    _hiredis_pack = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     import asyncio
+
+# Errors after which a connection is in an unknown state: it is dropped and the command goes again
+# through redis-py's own path, which reconnects with the client's retries (a write whose reply was
+# lost is recognised by its id on the second try).
+_CONN_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 __all__ = ["SCHEMA_VERSION", "RedisCheckpointer"]
 
@@ -59,6 +70,7 @@ SCHEMA_VERSION = 1
 _APP = "agentgraph_nb"
 
 _PAGE = 64
+_MISS = object()  # a direct script call that must go through redis-py's path instead
 
 # KEYS: order, cp, par, threads, seq. ARGV: thread, check (1/0), expected ('' = none), ttl, then
 # (id, par value, content) per record, all of one thread. Returns {1} all stored, {0, newest}
@@ -193,7 +205,22 @@ return 1
 """
 
 _SCRIPTS = {"cas": _CAS, "put": _PUT, "put_one": _PUT_ONE, "put_writes": _PUT_WRITES, "fetch": _FETCH, "page": _PAGE_SCRIPT, "delete": _DELETE}
-_OPTIONS: dict[str, type] = {"prefix": str, "snapshot_every": int, "durability": str, "ttl": float, "timeout": float}
+_OPTIONS: dict[str, type] = {"prefix": str, "snapshot_every": int, "durability": str, "ttl": float, "timeout": float,
+                             "pool_size": int}
+
+
+class _Direct:
+    """A connection of the store's own beside a client, with the client's settings (see
+    ``RedisCheckpointer._pack``), and whether a call is on it now (``lock`` for the sync client's
+    threads, ``busy`` for the tasks of an asyncio client's loop)."""
+
+    __slots__ = ("busy", "conn", "lock")
+
+    def __init__(self, client: Any) -> None:
+        pool = client.connection_pool
+        self.conn = pool.connection_class(**pool.connection_kwargs)
+        self.lock = threading.Lock()
+        self.busy = False
 
 
 def _parse(url: str) -> tuple[str, dict[str, str]]:
@@ -214,13 +241,17 @@ class RedisCheckpointer(NetworkCheckpointer):
 
     Args:
         url: ``redis://[:password@]host:port/db`` (or ``rediss://`` for TLS). Our own options
-            can follow: ``?prefix=...&ttl=...&snapshot_every=...&durability=...&timeout=...``.
+            can follow: ``?prefix=...&ttl=...&snapshot_every=...&durability=...&timeout=...&pool_size=...``.
         prefix: the prefix of every key this store writes.
         ttl: seconds a thread lives after its last write (``None``: forever).
         serializer: turns values into bytes (default: the process-wide serializer).
         snapshot_every: full values every this many steps along a branch, writes in between.
         durability: default for runs using this store (``"sync"``, ``"async"``, ``"exit"``).
-        timeout: seconds to wait for the server to connect or answer.
+        timeout: seconds to wait for the server to connect or answer, or for a connection of the
+            pool.
+        pool_size: connections at most in the pool of the sync client and in that of each event
+            loop's asyncio client (default 10; the store keeps one more of its own beside each for
+            its writes); a call waiting longer than ``timeout`` for one is an error.
         retention: old checkpoints to delete after each run (see :class:`Retention`).
 
     Raises:
@@ -243,6 +274,7 @@ class RedisCheckpointer(NetworkCheckpointer):
         durability: Durability | None = None,
         timeout: float | None = None,
         retention: Retention | None = None,
+        pool_size: int | None = None,
     ) -> None:
         clean, opts = _parse(url)
         values = typed_options(opts, _OPTIONS)
@@ -257,9 +289,13 @@ class RedisCheckpointer(NetworkCheckpointer):
         if self.ttl is not None and not self.ttl > 0:
             raise ValueError(f"ttl must be a number of seconds > 0, got {self.ttl!r}")
         self.timeout = float(timeout if timeout is not None else values.get("timeout", 10.0))
+        self.pool_size = pool_size if pool_size is not None else values.get("pool_size", 10)
+        if not isinstance(self.pool_size, int) or self.pool_size < 1:
+            raise ValueError(f"pool_size must be an int >= 1, got {self.pool_size!r}")
         self._client_url = clean
         self._ttl_arg = str(int(max(1, round(self.ttl)))) if self.ttl is not None else "0"
         self._client: Any = None
+        self._direct: _Direct | None = None
         self._lock = threading.Lock()
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._shas: dict[str, str] = {}
@@ -274,29 +310,55 @@ class RedisCheckpointer(NetworkCheckpointer):
         return f"{self.prefix}:t:{thread_id}:w:"
 
     # -- clients ----------------------------------------------------------------------------
-    def _options(self, asynchronous: bool = False) -> dict[str, Any]:
+    def _new_client(self, asynchronous: bool = False) -> Any:
+        """A client over a pool of ``pool_size`` connections, where a call waits up to ``timeout``
+        for a free one (redis-py's default pool refuses the 101st concurrent call at once)."""
         # a dropped connection is retried twice, quickly; a server that stays away is an error
         retry = (AsyncRetry if asynchronous else Retry)(ExponentialBackoff(cap=0.2, base=0.02), 2)
-        return {"socket_connect_timeout": self.timeout, "socket_timeout": self.timeout, "retry": retry}
+        lib = redis.asyncio if asynchronous else redis
+        pool = lib.BlockingConnectionPool.from_url(
+            self._client_url, max_connections=self.pool_size, timeout=self.timeout,
+            socket_connect_timeout=self.timeout, socket_timeout=self.timeout, retry=retry)
+        return lib.Redis.from_pool(pool)
+
+    def _server_error(self, exc: BaseException, action: str, thread_id: str | None) -> CheckpointError:
+        if isinstance(exc, redis.exceptions.ConnectionError) and "No connection available" in str(exc):
+            exc = TimeoutError(f"no connection of the pool freed up within {self.timeout:g} s (pool full)")
+        return super()._server_error(exc, action, thread_id)
 
     def _sync_client(self) -> Any:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = redis.Redis.from_url(self._client_url, **self._options())
+                    client = self._new_client()
+                    self._direct = _Direct(client)
+                    self._client = client
         return self._client
 
-    async def _async_client(self) -> Any:
-        return await loop_resource(
-            self._aclients, lambda: redis.asyncio.Redis.from_url(self._client_url, **self._options(True)),
-            lambda client: client.aclose())
+    async def _async_client(self) -> tuple[Any, _Direct]:
+        """The running loop's client and the store's own connection beside it."""
+        def make() -> tuple[Any, _Direct]:
+            client = self._new_client(asynchronous=True)
+            return client, _Direct(client)
+
+        async def aclose(pair: tuple[Any, _Direct]) -> None:
+            try:
+                await pair[1].conn.disconnect()
+            finally:
+                await pair[0].aclose()
+
+        return await loop_resource(self._aclients, make, aclose)  # type: ignore[no-any-return]
 
     def _after_fork(self) -> None:
         self._client = None
+        self._direct = None
         self._aclients = weakref.WeakKeyDictionary()
 
     def _close_connections(self) -> None:
         if self._client is not None:
+            if self._direct is not None:
+                self._direct.conn.disconnect()
+                self._direct = None
             self._client.close()
             self._client = None
 
@@ -312,14 +374,70 @@ class RedisCheckpointer(NetworkCheckpointer):
             sha = self._shas[name] = hashlib.sha1(_SCRIPTS[name].encode()).hexdigest()
         return sha
 
+    # A script call is the store's every request on the hot path. redis-py's command layer around
+    # it (arguments encoded one by one in Python, the pool's checkout with its observability hooks,
+    # retry wrappers, response callbacks) costs ~25 us of a ~45 us round trip here, so the store
+    # keeps one connection of its own per client (same settings as the client's pool) and sends
+    # each call packed by hiredis on it. Anything unusual goes through redis-py's own path instead:
+    # the connection in use by another thread or task, the server without the script (it loads it),
+    # a dropped connection (it reconnects and retries; a write whose reply was lost is recognised by
+    # its id on the second try).
+    @staticmethod
+    def _pack(conn: Any, sha: str, keys: Sequence[str], args: Sequence[Any]) -> list[bytes]:
+        if _hiredis_pack is not None:
+            return [_hiredis_pack(("EVALSHA", sha, len(keys), *keys, *args))]
+        return conn.pack_command("EVALSHA", sha, len(keys), *keys, *args)  # pragma: no cover
+
+    def _evalsha_direct(self, direct: _Direct | None, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        if direct is None or not direct.lock.acquire(blocking=False):
+            return _MISS  # in use by another thread: that call takes redis-py's path
+        conn = direct.conn
+        try:
+            conn.send_packed_command(self._pack(conn, sha, keys, args), check_health=False)
+            return conn.read_response()
+        except redis.exceptions.NoScriptError:
+            return _MISS
+        except _CONN_ERRORS:
+            conn.disconnect()
+            return _MISS
+        except BaseException:  # interrupted mid-reply: the connection's state is unknown
+            conn.disconnect()
+            raise
+        finally:
+            direct.lock.release()
+
+    async def _aevalsha_direct(self, direct: _Direct | None, sha: str, keys: Sequence[str],
+                               args: Sequence[Any]) -> Any:
+        if direct is None or direct.busy:
+            return _MISS  # in use by another task of the loop
+        direct.busy = True
+        conn = direct.conn
+        try:
+            await conn.send_packed_command(self._pack(conn, sha, keys, args), check_health=False)
+            return await conn.read_response()
+        except redis.exceptions.NoScriptError:
+            return _MISS
+        except _CONN_ERRORS:
+            await conn.disconnect()
+            return _MISS
+        except BaseException:
+            await conn.disconnect()
+            raise
+        finally:
+            direct.busy = False
+
     def _exec(self, client: Any, req: tuple[Any, ...]) -> Any:
         if req[0] == "script":
             _, name, keys, args = req
+            sha = self._sha(name)
+            res = self._evalsha_direct(self._direct, sha, keys, args)
+            if res is not _MISS:
+                return res
             try:
-                return client.evalsha(self._sha(name), len(keys), *keys, *args)
+                return client.evalsha(sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 client.script_load(_SCRIPTS[name])
-                return client.evalsha(self._sha(name), len(keys), *keys, *args)
+                return client.evalsha(sha, len(keys), *keys, *args)
         if req[0] == "pipeline":
             missing = [r for r in req[1] if r[0] == "script"]
             for name in {r[1] for r in missing}:
@@ -333,14 +451,18 @@ class RedisCheckpointer(NetworkCheckpointer):
                 return pipe.execute(raise_on_error=False)
         return getattr(client, req[1])(*req[2:])
 
-    async def _aexec(self, client: Any, req: tuple[Any, ...]) -> Any:
+    async def _aexec(self, client: Any, req: tuple[Any, ...], direct: _Direct | None = None) -> Any:
         if req[0] == "script":
             _, name, keys, args = req
+            sha = self._sha(name)
+            res = await self._aevalsha_direct(direct, sha, keys, args)
+            if res is not _MISS:
+                return res
             try:
-                return await client.evalsha(self._sha(name), len(keys), *keys, *args)
+                return await client.evalsha(sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 await client.script_load(_SCRIPTS[name])
-                return await client.evalsha(self._sha(name), len(keys), *keys, *args)
+                return await client.evalsha(sha, len(keys), *keys, *args)
         if req[0] == "pipeline":
             for name in {r[1] for r in req[1] if r[0] == "script"}:
                 await client.script_load(_SCRIPTS[name])
@@ -385,13 +507,13 @@ class RedisCheckpointer(NetworkCheckpointer):
         gen = op(*args)
         res: Any = None
         try:
-            client = await self._async_client()
+            client, direct = await self._async_client()
             while True:
                 try:
                     req = gen.send(res)
                 except StopIteration as stop:
                     return stop.value
-                res = await self._aexec(client, req)
+                res = await self._aexec(client, req, direct)
         except redis.exceptions.RedisError as exc:
             raise self._server_error(exc, action, thread_id) from exc
 
