@@ -394,18 +394,29 @@ def _pg_wal_syncs(url: str, steps: int, *, langgraph: bool) -> float:
 
 
 def _round_trips(store: Any, app: Any, steps: int) -> float:
-    """Requests our store sends per checkpoint in one run (counted at the driver)."""
+    """Requests our store sends per checkpoint in one run, counted at the driver: PostgreSQL's
+    libpq writes and other statements; Redis's script calls (on the store's own connection or
+    through redis-py) and other commands or pipelines."""
+    pg = hasattr(store, "_put_pq")
+    direct = "_put_pq" if pg else "_evalsha_direct"
     calls = [0]
-    orig = store._exec
+    fn_direct, fn_exec = getattr(store, direct), store._exec
 
-    def spy(*a: Any) -> Any:
+    def spy_direct(*a: Any, **kw: Any) -> Any:
         calls[0] += 1
-        return orig(*a)
+        return fn_direct(*a, **kw)
 
-    store._exec = spy
+    def spy_exec(conn: Any, req: Any) -> Any:
+        if (req[2] != "put" or not store._pq_put) if pg else req[0] != "script":
+            calls[0] += 1  # (the others reach spy_direct)
+        return fn_exec(conn, req)
+
+    setattr(store, direct, spy_direct)
+    store._exec = spy_exec
     try:
         app.invoke({"x": 0}, thread_id=f"count-{time.time_ns()}", durability="sync")
     finally:
+        delattr(store, direct)
         del store._exec
     return (calls[0] - 1) / (steps + 1)  # one read of the (empty) thread, then one write per checkpoint
 

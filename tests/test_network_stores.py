@@ -496,15 +496,24 @@ def test_postgres_writes_through_one_prepared_statement_and_prepares_it_again_wh
     app.invoke({"x": 0}, thread_id="t")
     pool = store._sync_pool()  # type: ignore[attr-defined]
     conn, _ = pool.acquire()
+    prepared = ("SELECT name FROM pg_prepared_statements WHERE name LIKE 'agentgraph_put%' ORDER BY name")
     try:
-        assert conn.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = 'agentgraph_put'"
-                            ).fetchone()[0] == 1
+        # the first write of a thread, and the others (which know the head)
+        assert [r[0] for r in conn.execute(prepared).fetchall()] == ["agentgraph_put", "agentgraph_put_next"]
         conn.execute("DEALLOCATE ALL")
     finally:
         pool.release(conn)
     app.invoke({"x": 10}, thread_id="t2")
     assert app.get_state(thread_id="t2").values["x"] == 13
     assert [s.values.get("x") for s in app.get_state_history(thread_id="t2")] == [13, 12, 11, 10]
+    conn, _ = pool.acquire()
+    try:  # only one of the two went away: the other is kept
+        conn.execute("DEALLOCATE agentgraph_put_next")
+    finally:
+        pool.release(conn)
+    app.invoke({"x": 20}, thread_id="t3")
+    assert [s.values.get("x") for s in app.get_state_history(thread_id="t3")] == [23, 22, 21, 20]
+    assert counts == {"a": 3, "b": 3, "c": 3}
     rec = store.get("t2")
     rec.parent_id, rec.step = rec.checkpoint_id, rec.step + 1  # same id again
     with pytest.raises(CheckpointError, match="already exists"):

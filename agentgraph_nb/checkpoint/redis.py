@@ -21,6 +21,7 @@ thread left alone disappears (``list_threads`` forgets it too).
 
 from __future__ import annotations
 
+import os
 import threading
 import urllib.parse
 import weakref
@@ -38,7 +39,13 @@ from agentgraph_nb.checkpoint._network import (
     loop_resource,
     typed_options,
 )
-from agentgraph_nb.checkpoint.base import CheckpointRecord, Durability, Retention
+from agentgraph_nb.checkpoint.base import (
+    NO_CHECK,
+    CheckpointRecord,
+    Durability,
+    Expected,
+    Retention,
+)
 from agentgraph_nb.checkpoint.serde import Serializer
 from agentgraph_nb.errors import CheckpointError
 
@@ -516,6 +523,33 @@ class RedisCheckpointer(NetworkCheckpointer):
                 res = await self._aexec(client, req, direct)
         except redis.exceptions.RedisError as exc:
             raise self._server_error(exc, action, thread_id) from exc
+
+    # -- writing: the common case first ------------------------------------------------------
+    def put(self, record: CheckpointRecord, *, expected: Expected = NO_CHECK) -> None:
+        """Store a checkpoint before returning (one script call: the conflict check and the write).
+
+        A step's write, once the store is set up, goes straight to the store's own connection
+        (see :meth:`_pack`); anything else takes the general path.
+
+        Raises:
+            CheckpointConflictError: ``expected`` is not the thread's newest checkpoint.
+            CheckpointError: the server cannot be reached, or refused the write.
+        """
+        direct = self._direct
+        if (direct is None or not self._ready or self._pending or self._closed
+                or self._writer_error is not None or self._pid != os.getpid()):
+            return super().put(record, expected=expected)
+        row = self._row(record, expected)
+        _, name, keys, args = self._put_request([row])
+        try:
+            res = self._evalsha_direct(direct, self._sha(name), keys, args)
+        except redis.exceptions.RedisError as exc:
+            raise self._server_error(exc, "store a checkpoint", record.thread_id) from exc
+        if res is _MISS:  # busy, script missing, connection dropped: redis-py's path
+            self._drive(self._op_put, ([row], True), "store a checkpoint", record.thread_id)
+        elif res != 1:
+            self._put_result([row], res, raise_=True)
+        return None
 
     # -- encoding ---------------------------------------------------------------------------
     def _put_request(self, rows: Sequence[Row]) -> tuple[Any, ...]:
