@@ -20,11 +20,14 @@ of two writers of one thread the second gets a :class:`~agentgraph_nb.errors.Che
 and stores nothing. One round trip and one commit per ``durability="sync"`` step.
 
 **Speed.** The sync write of a checkpoint goes straight through psycopg's libpq layer
-(``psycopg.pq``: one statement prepared per connection, text and binary parameters as libpq takes
-them, the GIL released while the server works), not through a cursor, whose adaptation machinery
-cost about 40 µs of a step's ~100 µs of client and server time here. Errors come back as
-psycopg's own exception classes (``psycopg.errors.error_from_result``); where a connection cannot
-keep prepared statements (a pooler in transaction mode), the store goes back to cursors.
+(``psycopg.pq``: two statements prepared per connection, one for a thread's first write and one,
+without the branch that creates the thread's row, for the writes that know its head; text and
+binary parameters as libpq takes them, the GIL released while the server works), not through a
+cursor, whose adaptation machinery cost about 40 µs of a step's ~100 µs of client and server time
+here. A step's write takes an idle connection of the pool and that statement directly; only what
+is not a plain success goes through the general path. Errors come back as psycopg's own exception
+classes (``psycopg.errors.error_from_result``); where a connection cannot keep prepared statements
+(a pooler in transaction mode), the store goes back to cursors.
 
 **Failures.** A server that is down or a connection that drops is a
 :class:`~agentgraph_nb.errors.CheckpointError` naming the store (its URL without the password)
