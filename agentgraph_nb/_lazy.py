@@ -28,6 +28,7 @@ EXTRA_OF: dict[str, str] = {
     "pydantic": "pydantic",
     "psycopg": "postgres",
     "redis": "redis",
+    "hiredis": "redis",
     "zstandard": "zstd",
     "cryptography": "crypto",
     "openai": "llm",

@@ -21,7 +21,9 @@ redis-server``), then measures, on a chain of ``--steps`` nodes, each run on a f
   it cannot start, on Debian's redis-server without ``RedisSaver``.
 
 It also counts what bounds each store: the requests ours send per checkpoint, and on PostgreSQL the
-WAL flushes to disk per step (``pg_stat_wal.wal_sync``) of ours and of ``PostgresSaver``.
+WAL flushes to disk per step (``pg_stat_wal.wal_sync``) of ours and of ``PostgresSaver``; and the
+bytes our stores hold per step after a run of ``--steps`` steps and after one ten times longer
+(linear: the same per step).
 
 Then the PostgreSQL cases again on a second server with fsync off (``--no-fsync-off`` skips it):
 with the disk's wait gone, what is left is each store's own code and round trips.
@@ -279,6 +281,7 @@ def measure(pg_url: str | None, redis_url: str | None, steps: int, runs: int, *,
     out: list[tuple[str, str, float | None, str]] = []
     results: dict[str, float] = {}
     trips: dict[str, float] = {}
+    growth: dict[str, tuple[float, float]] = {}
     server_us: dict[str, float] = {}
     wal: dict[str, float] = {}
     lg_overhead: float | None = None
@@ -343,6 +346,7 @@ def measure(pg_url: str | None, redis_url: str | None, steps: int, runs: int, *,
                     wal = {"ours": _pg_wal_syncs(pg_url, steps, langgraph=False),
                            "PostgresSaver": _pg_wal_syncs(pg_url, steps, langgraph=True)}
             trips[name] = _round_trips(store, app, steps)
+            growth[name] = _bytes_per_step(store, steps)
             if name == "redis":
                 server_us.update(_redis_server_time(redis_url, store, app))
             loop.run_until_complete(store.aclose())
@@ -352,8 +356,12 @@ def measure(pg_url: str | None, redis_url: str | None, steps: int, runs: int, *,
     if redis_url:
         _redis_rows(out, redis_label, results, server_us, lg_redis)
     for name, n in trips.items():
-        out.append((pg_label if name == "postgres" else redis_label, "ours: requests to the server per checkpoint", n,
-                    "one round trip per step"))
+        label = pg_label if name == "postgres" else redis_label
+        out.append((label, "ours: requests to the server per checkpoint", n, "one round trip per step"))
+        short, long_ = growth[name]
+        out.append((label, f"ours: bytes stored per step, {steps}-step run", short, "stored_bytes(thread) / steps"))
+        out.append((label, f"ours: bytes stored per step, {10 * steps}-step run", long_,
+                    f"{long_ / short:.2f}x the short run's (linear: 1.0)"))
     return out
 
 
@@ -459,6 +467,17 @@ def _pg_wal_syncs(url: str, steps: int, *, langgraph: bool) -> float:
     before = wal_syncs()
     run(f"wal{time.time_ns()}")
     return (wal_syncs() - before) / (steps + 1)
+
+
+def _bytes_per_step(store: Any, steps: int) -> tuple[float, float]:
+    """Bytes our store holds per step after a run of ``steps`` steps and after one of ten times as
+    many (``stored_bytes``: checkpoints and pending writes): equal when the cost is linear."""
+    per_step = []
+    for n in (steps, 10 * steps):
+        thread = f"bytes{n}-{time.time_ns()}"
+        _ours(n, store).invoke({"x": 0}, thread_id=thread, durability="sync")
+        per_step.append(store.stored_bytes(thread) / n)
+    return per_step[0], per_step[1]
 
 
 def _round_trips(store: Any, app: Any, steps: int) -> float:

@@ -358,6 +358,33 @@ def test_a_full_redis_pool_is_a_checkpoint_error_after_its_timeout(
     store.close()
 
 
+# -- bytes per step ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["sqlite", *NETWORK])
+def test_bytes_stored_per_step_do_not_grow_with_the_length_of_the_run(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """A step of a 300-step run is stored in as many bytes as a step of a 30-step run (full values
+    every ``snapshot_every`` steps, the writes in between): the history grows linearly."""
+    from agentgraph_nb.checkpoint import open_checkpointer
+
+    def inc(s: dict[str, Any]) -> dict[str, Any]:
+        return {"x": s["x"] + 1}
+
+    store = open_checkpointer(store_url(kind, request, tmp_path))
+    per_step = []
+    for n in (30, 300):
+        g = StateGraph(S, name="long")
+        for i in range(n):
+            g.add_node(f"n{i}", inc).add_edge(START if i == 0 else f"n{i - 1}", f"n{i}")
+        app = g.add_edge(f"n{n - 1}", END).compile(checkpointer=store)
+        app.invoke({"x": 0}, thread_id=f"run{n}")
+        assert app.get_state(f"run{n}").values["x"] == n
+        per_step.append(store.stored_bytes(f"run{n}") / n)  # type: ignore[operator]
+    assert per_step[0] > 0
+    assert per_step[1] <= 1.5 * per_step[0], per_step  # (quadratic storage would be ~10x)
+    store.close()
+
+
 # -- the extras are optional ----------------------------------------------------------------------
 def test_import_agentgraph_nb_imports_neither_driver_and_a_missing_extra_names_the_pip_install() -> None:
     code = textwrap.dedent(
