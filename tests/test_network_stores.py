@@ -90,6 +90,66 @@ async def test_ainvoke_does_not_block_the_loop_while_postgres_waits_on_a_lock(
     assert ticks >= 20, f"the loop ticked {ticks} times in 0.5 s: ainvoke blocked it"  # ...without blocking
 
 
+async def test_an_ainvoke_cancelled_while_its_postgres_write_waits_leaves_the_store_whole(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """The asyncio write goes through libpq; cancelling the run while its write waits on a lock
+    cancels the statement in the server (psycopg's way), and the pool's only connection serves
+    the next runs; the thread's history is intact and the thread runs on."""
+    import psycopg
+
+    url = store_url("postgres", request, tmp_path) + "&pool_size=1"
+    app = chain({}, ["a", "b"]).compile(checkpointer=url)
+    await app.ainvoke({"x": 0}, thread_id="t")
+    before = [h.checkpoint_id for h in app.get_state_history("t")]
+    schema = url.split("schema=", 1)[1].split("&", 1)[0]
+    server = request.getfixturevalue("postgres_server")
+    with psycopg.connect(server.url) as other:  # holds the thread's head row
+        other.execute(f'SELECT * FROM "{schema}".agentgraph_threads WHERE thread_id = %s FOR UPDATE', ("t",))
+        task = asyncio.ensure_future(app.ainvoke({"x": 10}, thread_id="t"))
+        await asyncio.sleep(0.4)
+        assert not task.done()  # its first write waits for the lock
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        other.commit()
+    assert [h.checkpoint_id for h in app.get_state_history("t")] == before  # the cancelled write left nothing
+    assert (await app.ainvoke({"x": 20}, thread_id="u"))["x"] == 22  # over the pool's one connection
+    assert (await app.ainvoke({"x": 30}, thread_id="t"))["x"] == 32
+    after = list(app.get_state_history("t"))
+    assert [h.checkpoint_id for h in after[3:]] == before  # the new run went on from the same head
+    assert [h.step for h in after] == [5, 4, 3, 2, 1, 0]
+    await app.checkpointer.aclose()  # type: ignore[union-attr]
+
+
+async def test_postgres_async_writes_use_the_prepared_statements_too(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    from agentgraph_nb.checkpoint import open_checkpointer
+
+    store = open_checkpointer(store_url("postgres", request, tmp_path) + "&pool_size=1")
+    counts: dict[str, int] = {}
+    app = chain(counts, ["a", "b", "c"]).compile(checkpointer=store)
+    await app.ainvoke({"x": 0}, thread_id="t")
+    pool = store._apools[asyncio.get_running_loop()][0]  # type: ignore[attr-defined]
+    conn, _ = await pool.acquire()
+    try:
+        names = await (await conn.execute("SELECT name FROM pg_prepared_statements "
+                                          "WHERE name LIKE 'agentgraph_put%' ORDER BY name")).fetchall()
+        assert [n for (n,) in names] == ["agentgraph_put", "agentgraph_put_next"]
+        await conn.execute("DEALLOCATE ALL")  # as a pooler's DISCARD ALL does
+    finally:
+        await pool.release(conn)
+    assert (await app.ainvoke({"x": 10}, thread_id="t2"))["x"] == 13
+    assert [s.values.get("x") for s in app.get_state_history(thread_id="t2")] == [13, 12, 11, 10]
+    assert counts == {"a": 2, "b": 2, "c": 2}
+    rec = await store.aget("t2")
+    rec.parent_id, rec.step = rec.checkpoint_id, rec.step + 1  # the same id again
+    with pytest.raises(CheckpointError, match="already exists"):
+        await store.aput(rec)
+    await store.aclose()
+
+
 async def test_ainvoke_does_not_block_the_loop_while_redis_is_paused(
     request: pytest.FixtureRequest, tmp_path: Any
 ) -> None:

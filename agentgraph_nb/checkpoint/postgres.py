@@ -38,6 +38,7 @@ the server before the drop is recognised as this writer's own, not as a conflict
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -459,48 +460,94 @@ ORDER BY chain.depth"""
             return None if row is None else row[0]
         return None
 
-    def _put_pq(self, conn: Any, row: Row, again: bool = True) -> int:
-        """The checkpoint write through libpq (see the module's docstring): rows it stored."""
+    # The checkpoint write through libpq (see the module's docstring), sync and asyncio: prepare the
+    # two statements on a connection's first write, send the one that fits, and read the outcome.
+    def _prepare_failed(self, conn: Any, res: Any) -> bool:
+        """A PREPARE refused: True when this connection cannot keep statements (then cursors from
+        now on); False when it was prepared already; raises when the connection is gone or inside
+        a transaction (put_many's)."""
         pgconn = conn.pgconn
-        enc = self._prepared.get(conn)
-        if enc is None:
-            for name, sql in ((_PUT_NAME, self._sql_put_pq), (_PUT_NEXT_NAME, self._sql_put_next_pq)):
-                res = pgconn.prepare(name, sql)
-                if res.status != _COMMAND_OK:
-                    if pgconn.status == _BAD:
-                        raise psycopg.OperationalError(_message(res) or "the connection was lost")
-                    if pgconn.transaction_status != _IDLE:  # inside put_many's transaction: report it
-                        raise psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
-                    if res.error_field(_SQLSTATE) == b"42P05":
-                        continue  # prepared already (only the other one went away): keep it
-                    self._pq_put = False  # cannot prepare here (a pooler?): cursors from now on
-                    return self._exec(conn, (self._sql_put, row, "put"))  # type: ignore[no-any-return]
-            enc = self._prepared[conn] = conn.info.encoding
+        if pgconn.status == _BAD:
+            raise psycopg.OperationalError(_message(res) or "the connection was lost")
+        if pgconn.transaction_status != _IDLE:  # inside put_many's transaction: report it
+            raise psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
+        if res.error_field(_SQLSTATE) == b"42P05":
+            return False  # prepared already (only the other one went away): keep it
+        self._pq_put = False  # cannot prepare here (a pooler?): cursors from now on
+        return True
+
+    @staticmethod
+    def _put_call(row: Row, enc: str) -> tuple[bytes, list[Any], list[int]]:
+        """The prepared statement that fits ``row`` and its parameters, as libpq takes them."""
         t, c, p, step, created, snap, meta, payload, chk, exp = row
         if chk and exp is not None:
-            res = pgconn.exec_prepared(_PUT_NEXT_NAME, [
+            return _PUT_NEXT_NAME, [
                 t.encode(enc), c.encode(enc), None if p is None else p.encode(enc), b"%d" % step,
                 created.encode(enc), b"t" if snap else b"f", meta, payload, exp.encode(enc),
-            ], _PUT_NEXT_FORMATS)
-        else:
-            res = pgconn.exec_prepared(_PUT_NAME, [
-                t.encode(enc), c.encode(enc), None if p is None else p.encode(enc), b"%d" % step,
-                created.encode(enc), b"t" if snap else b"f", meta, payload, b"%d" % chk,
-                None if exp is None else exp.encode(enc),
-            ], _PUT_FORMATS)
+            ], _PUT_NEXT_FORMATS
+        return _PUT_NAME, [
+            t.encode(enc), c.encode(enc), None if p is None else p.encode(enc), b"%d" % step,
+            created.encode(enc), b"t" if snap else b"f", meta, payload, b"%d" % chk,
+            None if exp is None else exp.encode(enc),
+        ], _PUT_FORMATS
+
+    def _put_outcome(self, conn: Any, res: Any, enc: str, again: bool) -> int | None:
+        """Rows the write stored, or None when it should be prepared and sent again."""
         if res.status == _COMMAND_OK:
             return int(res.command_tuples or 0)
+        pgconn = conn.pgconn
         if pgconn.status == _BAD:
             raise psycopg.OperationalError(_message(res) or "the connection was lost")
         if res.error_field(_SQLSTATE) == b"26000":  # the statement went away (DEALLOCATE, DISCARD ALL)
             self._prepared.pop(conn, None)
             if again and pgconn.transaction_status == _IDLE:  # nothing was written: prepare it again
-                return self._put_pq(conn, row, again=False)
+                return None
         raise psycopg.errors.error_from_result(res, encoding=enc)
+
+    def _put_pq(self, conn: Any, row: Row, again: bool = True) -> int:
+        """The sync write: rows it stored."""
+        pgconn = conn.pgconn
+        enc = self._prepared.get(conn)
+        if enc is None:
+            for name, sql in ((_PUT_NAME, self._sql_put_pq), (_PUT_NEXT_NAME, self._sql_put_next_pq)):
+                res = pgconn.prepare(name, sql)
+                if res.status != _COMMAND_OK and self._prepare_failed(conn, res):
+                    return self._exec(conn, (self._sql_put, row, "put"))  # type: ignore[no-any-return]
+            enc = self._prepared[conn] = conn.info.encoding
+        stored = self._put_outcome(conn, pgconn.exec_prepared(*self._put_call(row, enc)), enc, again)
+        return self._put_pq(conn, row, again=False) if stored is None else stored
+
+    @staticmethod
+    async def _apq(conn: Any, send: Callable[[], None]) -> Any:
+        """Send one libpq command on an asyncio connection and await its result without blocking
+        the loop (as psycopg's cursors do: ``AsyncConnection.wait`` on ``generators.execute``)."""
+        from psycopg import generators
+
+        async with conn.lock:
+            send()
+            results = await conn.wait(generators.execute(conn.pgconn))
+        return results[-1]
+
+    async def _aput_pq(self, conn: Any, row: Row, again: bool = True) -> int:
+        """The asyncio write: rows it stored."""
+        pgconn = conn.pgconn
+        enc = self._prepared.get(conn)
+        if enc is None:
+            for name, sql in ((_PUT_NAME, self._sql_put_pq), (_PUT_NEXT_NAME, self._sql_put_next_pq)):
+                res = await self._apq(conn, functools.partial(pgconn.send_prepare, name, sql))
+                if res.status != _COMMAND_OK and self._prepare_failed(conn, res):
+                    return await self._aexec(conn, (self._sql_put, row, "put"))  # type: ignore[no-any-return]
+            enc = self._prepared[conn] = conn.info.encoding
+        name, params, formats = self._put_call(row, enc)
+        res = await self._apq(conn, functools.partial(pgconn.send_query_prepared, name, params, formats))
+        stored = self._put_outcome(conn, res, enc, again)
+        return await self._aput_pq(conn, row, again=False) if stored is None else stored
 
     async def _aexec(self, conn: Any, req: tuple[str, Any, str]) -> Any:
         sql, params, kind = req
         if kind == "put":
+            if self._pq_put:
+                return await self._aput_pq(conn, params)
             return (await conn.execute(sql, self._params(params))).rowcount
         cur = await conn.execute(sql, params)
         if kind == "rowcount":
