@@ -21,7 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 __all__ = [
@@ -169,14 +169,19 @@ class PostgresServer(_Server):
 
 class RedisServer(_Server):
     """A redis-server on a free loopback port, without persistence (``persistent=True``: an
-    append-only file synced at every write, so a restart keeps the data)."""
+    append-only file synced at every write, so a restart keeps the data). ``binary``, ``modules``
+    (paths given to ``--loadmodule``) and ``env`` run another build than Debian's (the
+    benchmarks' Redis Stack)."""
 
-    def __init__(self, *, persistent: bool = False) -> None:
+    def __init__(self, *, persistent: bool = False, binary: str | None = None, modules: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.persistent = persistent
-        binary = redis_binaries()
+        binary = binary or redis_binaries()
         if binary is None:
             raise ServerUnavailableError("Redis is not installed (apt-get install -y redis-server)")
         self.binary = binary
+        self.modules = list(modules)
+        self.env = env
         self.dir = Path(tempfile.mkdtemp(prefix="agentgraph-redis-"))
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -190,10 +195,11 @@ class RedisServer(_Server):
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always",
-             "--dir", str(self.dir), "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+             "--dir", str(self.dir), "--protected-mode", "no",
+             *(arg for m in self.modules for arg in ("--loadmodule", m))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=self.env,
         )
-        _wait_port(self.port, self.proc, 30, "redis-server")
+        _wait_port(self.port, self.proc, 30, self.binary)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

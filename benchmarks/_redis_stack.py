@@ -18,16 +18,15 @@ the benchmark then measures on Debian's redis-server and prints the reason in pl
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-from agentgraph_nb._servers import ServerUnavailableError, _free_port, _wait_port
+from agentgraph_nb._servers import RedisServer, ServerUnavailableError
 
-__all__ = ["RedisStackServer"]
+__all__ = ["redis_stack_server", "redis_version"]
 
 _OPENSSL_WHEEL = "psycopg2-binary==2.9.3"  # its manylinux2014 wheel bundles libssl/libcrypto 1.1
 _CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "agentgraph_nb" / "openssl-1.1"
@@ -79,49 +78,23 @@ def _openssl11() -> Path:
     return _CACHE
 
 
-class RedisStackServer:
-    """Redis 7.4 with RedisJSON and RediSearch on a free loopback port, no persistence."""
+def redis_stack_server() -> RedisServer:
+    """Redis 7.4 with RedisJSON and RediSearch on a free loopback port, no persistence (the tests'
+    :class:`~agentgraph_nb._servers.RedisServer`, run on Redis Stack's binary and modules)."""
+    base = _stack_dir()
+    binary = base / "bin" / "redis-server"
+    env = dict(os.environ)
+    if _missing_libs(binary, env):
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(_openssl11()), env.get("LD_LIBRARY_PATH", "")) if p)
+        still = _missing_libs(binary, env)
+        if still:
+            raise ServerUnavailableError(f"Redis Stack's server still lacks {', '.join(still)}")
+    return RedisServer(binary=str(binary), env=env,
+                       modules=[str(base / "lib" / "rejson.so"), str(base / "lib" / "redisearch.so")])
 
-    def __init__(self) -> None:
-        base = _stack_dir()
-        binary = base / "bin" / "redis-server"
-        env = dict(os.environ)
-        if _missing_libs(binary, env):
-            env["LD_LIBRARY_PATH"] = os.pathsep.join(
-                p for p in (str(_openssl11()), env.get("LD_LIBRARY_PATH", "")) if p)
-            still = _missing_libs(binary, env)
-            if still:
-                raise ServerUnavailableError(f"Redis Stack's server still lacks {', '.join(still)}")
-        self.dir = Path(tempfile.mkdtemp(prefix="agentgraph-redis-stack-"))
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir), "--protected-mode", "no",
-             "--loadmodule", str(base / "lib" / "rejson.so"), "--loadmodule", str(base / "lib" / "redisearch.so")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
-        try:
-            _wait_port(self.port, self.proc, 30, "Redis Stack's redis-server")
-        except BaseException:
-            self.close()
-            raise
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+def redis_version(url: str) -> str:
+    import redis
 
-    def version(self) -> str:
-        import redis
-
-        with redis.Redis.from_url(self.url) as client:
-            return str(client.info("server")["redis_version"])
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+    with redis.Redis.from_url(url) as client:
+        return str(client.info("server")["redis_version"])

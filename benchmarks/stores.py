@@ -211,17 +211,23 @@ def _pg_afloor(url: str, rows: list[Any], loop: asyncio.AbstractEventLoop,
     return one
 
 
+def _redis_blobs(rows: list[Any]) -> list[tuple[str, bytes]]:
+    """(checkpoint id, the content our Redis store writes for it) of each sample row."""
+    import msgpack
+
+    return [(r[1], msgpack.packb([r[3], r[4], r[6], r[7]], use_bin_type=True)) for r in rows]
+
+
 def _redis_floor(url: str, rows: list[Any], stack: contextlib.ExitStack, *, wire: bool = False) -> Callable[[int], float]:
     """One HSET of the same bytes per step: through redis-py's client (``client.hset``, what a user
     writes), or with ``wire`` packed by hiredis and sent on a connection of its own, below
     redis-py's command layer (as our store sends its script calls)."""
-    import msgpack
     import redis
     from hiredis import pack_command
 
     client = redis.Redis.from_url(url)
     stack.callback(client.close)
-    blobs = [(r[1], msgpack.packb([r[3], r[4], r[6], r[7]], use_bin_type=True)) for r in rows]
+    blobs = _redis_blobs(rows)
     tag = time.time_ns()
     if wire:
         conn = client.connection_pool.make_connection()
@@ -249,12 +255,11 @@ def _redis_floor(url: str, rows: list[Any], stack: contextlib.ExitStack, *, wire
 def _redis_afloor(url: str, rows: list[Any], loop: asyncio.AbstractEventLoop,
                   stack: contextlib.ExitStack) -> Callable[[int], float]:
     """One HSET per step through redis-py's asyncio client (what ``ainvoke`` compares with)."""
-    import msgpack
     import redis.asyncio
 
     client = redis.asyncio.Redis.from_url(url)
     stack.callback(lambda: loop.run_until_complete(client.aclose()))
-    blobs = [(r[1], msgpack.packb([r[3], r[4], r[6], r[7]], use_bin_type=True)) for r in rows]
+    blobs = _redis_blobs(rows)
     tag = time.time_ns()
 
     async def run(key: str) -> None:
@@ -539,15 +544,15 @@ def main(argv: list[str] | None = None) -> int:
                          "without the disk's")
     args = ap.parse_args(argv)
     from agentgraph_nb._servers import ServerUnavailableError
-    from benchmarks._redis_stack import RedisStackServer
+    from benchmarks._redis_stack import redis_stack_server, redis_version
     from tests._servers import PostgresServer, RedisServer
 
     pg = PostgresServer(durable=True)
     try:
         no_saver = ""
         try:  # Redis Stack (7.4, RedisJSON, RediSearch): LangGraph's RedisSaver runs there too
-            rd: Any = RedisStackServer()
-            redis_label = f"redis (Redis Stack {rd.version()})"
+            rd = redis_stack_server()
+            redis_label = f"redis (Redis Stack {redis_version(rd.url)})"
         except ServerUnavailableError as exc:
             rd = RedisServer()
             redis_label = "redis"

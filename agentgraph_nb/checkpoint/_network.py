@@ -108,6 +108,7 @@ class NetworkCheckpointer(BaseCheckpointer):
     checks_conflicts = True
     inline_ok = False
     _kind = "store"
+    _ready = False  # the store's tables / keys are set up (the subclasses' drivers set it)
 
     def __init__(
         self,
@@ -227,6 +228,13 @@ class NetworkCheckpointer(BaseCheckpointer):
         if not last[4] and last[1] is not None:
             raise broken_chain_error(self, thread_id, ids[0], last[0], last[1])
         return [self._codec.decode(thread_id, f[0], f[1], f[2], f[3], f[5], f[6]) for f, _ in reversed(items)]
+
+    def _direct_write_ok(self) -> bool:
+        """Whether a step's write may take a store's direct path (its ``put``): the store is set up
+        and open, in the process that made its connections, with nothing queued in the background
+        (written first, by the general path) and no background failure to report."""
+        return (self._ready and not self._pending and not self._closed and self._writer_error is None
+                and self._pid == os.getpid())
 
     def _check_process(self) -> None:
         if self._closed:

@@ -39,7 +39,6 @@ the server before the drop is recognised as this writer's own, not as a conflict
 from __future__ import annotations
 
 import functools
-import os
 import re
 import threading
 import time
@@ -420,8 +419,7 @@ ORDER BY chain.depth"""
             CheckpointError: the server cannot be reached, or refused the write.
         """
         pool = self._pool
-        if (pool is None or not self._pq_put or not self._ready or self._pending or self._closed
-                or self._writer_error is not None or self._pid != os.getpid()):
+        if pool is None or not self._pq_put or not self._direct_write_ok():
             return super().put(record, expected=expected)
         row = self._row(record, expected)
         conn = pool.take_idle()

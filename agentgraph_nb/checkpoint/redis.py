@@ -21,7 +21,6 @@ thread left alone disappears (``list_threads`` forgets it too).
 
 from __future__ import annotations
 
-import os
 import threading
 import urllib.parse
 import weakref
@@ -536,8 +535,7 @@ class RedisCheckpointer(NetworkCheckpointer):
             CheckpointError: the server cannot be reached, or refused the write.
         """
         direct = self._direct
-        if (direct is None or not self._ready or self._pending or self._closed
-                or self._writer_error is not None or self._pid != os.getpid()):
+        if direct is None or not self._direct_write_ok():
             return super().put(record, expected=expected)
         row = self._row(record, expected)
         _, name, keys, args = self._put_request([row])
